@@ -1,0 +1,40 @@
+# opspoor — everything a new machine needs is installed from here.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test bench lint clean
+
+help:
+	@echo "make demo   - create .venv, install, build and scan the benign demo case"
+	@echo "make test   - run the test suite"
+	@echo "make bench  - run the benchmarks (fetches benign Debian photo packages into .cache/)"
+	@echo "make lint   - ruff + mypy on src/"
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+	# pdqhash (Meta's C++ PDQ, the test oracle) is built from source so it links against NumPy 2.
+	$(PIP) install -q --no-binary pdqhash -e '.[test,bench,lint]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m opspoor.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy src
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

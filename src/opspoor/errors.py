@@ -1,0 +1,103 @@
+"""Typed errors. Each carries the file or record at fault, so the CLI can print one line."""
+
+from __future__ import annotations
+
+
+class OpspoorError(Exception):
+    """Base of every error opspoor raises on purpose.
+
+    ``where`` names the file, evidence path or record at fault (may be empty).
+    """
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}" if self.where else self.message
+
+    @property
+    def reason(self) -> str:
+        """Short machine-friendly reason, used to group errors in summaries."""
+        return type(self).__name__
+
+
+# --- media -----------------------------------------------------------------
+class MediaError(OpspoorError):
+    """A file could not be read as the media it claims to be."""
+
+
+class UndecodableMedia(MediaError):
+    """Truncated, corrupt or unsupported encoding."""
+
+
+class MediaTooLarge(MediaError):
+    """Declared pixel count (or duration) is above the configured limit; refused before allocation."""
+
+
+class MediaTimeout(MediaError):
+    """Decoding took longer than the per-file time limit."""
+
+
+class UnsupportedMedia(MediaError):
+    """Not an image or video type that opspoor decodes."""
+
+
+# --- signals ---------------------------------------------------------------
+class SignalError(OpspoorError):
+    """A signal value is malformed (bad hex, wrong length) or of an unknown type."""
+
+
+# --- hash sets -------------------------------------------------------------
+class FormatError(OpspoorError):
+    """A hash-set file is malformed. ``record`` and ``line`` locate the fault (1-based)."""
+
+    def __init__(
+        self, message: str, where: str | None = None, record: int | None = None, line: int | None = None
+    ) -> None:
+        loc = []
+        if record is not None:
+            loc.append(f"record {record}")
+        if line is not None:
+            loc.append(f"line {line}")
+        full = f"{', '.join(loc)}: {message}" if loc else message
+        super().__init__(full, where)
+        self.detail = message
+        self.record = record
+        self.line = line
+
+
+class UnknownFormat(FormatError):
+    """The format could not be detected, or the named format does not exist."""
+
+
+# --- store -----------------------------------------------------------------
+class StoreError(OpspoorError):
+    """The store cannot be reached, or an operation on it failed."""
+
+
+class NotFound(StoreError):
+    """A named hash set, entry or token does not exist."""
+
+
+class AlreadyExists(StoreError):
+    """A named object already exists."""
+
+
+# --- index -----------------------------------------------------------------
+class IndexFileError(OpspoorError):
+    """An index file is missing, corrupt or of another version."""
+
+
+# --- sources and triage ----------------------------------------------------
+class SourceError(OpspoorError):
+    """An evidence source (file, folder, archive member) could not be read."""
+
+
+class ArchiveError(SourceError):
+    """An archive is corrupt, encrypted, or exceeds the bomb limits."""
+
+
+class CaseError(OpspoorError):
+    """The case directory is unusable (exists for another command, not writable)."""

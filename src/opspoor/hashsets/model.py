@@ -1,0 +1,81 @@
+"""The hash-set model: sets, entries, categories and flags (DESIGN.md §2).
+
+Categories are always a (scheme, code) pair, never a bare number: ``0`` means
+"uncategorised" in Project VIC and "known ignorable" in some other tools.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from opspoor.errors import SignalError
+
+Kind = Literal["known", "ignorable"]
+KINDS: tuple[str, ...] = ("known", "ignorable")
+DEFAULT_PDQ_DISTANCE = 31
+
+#: valid codes per category scheme
+SCHEMES: dict[str, tuple[str, ...]] = {
+    "us-cat": ("0", "1", "2", "3", "4", "5"),
+    "uk": ("A", "B", "C"),
+    "inhope": ("baseline", "national", "not-illegal"),
+    "ncmec": ("A1", "A2", "B1", "B2"),
+}
+
+#: signal names an entry may carry; photodna is opaque (stored, never computed)
+ENTRY_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "vpdq", "photodna")
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    scheme: str
+    code: str
+
+    def __post_init__(self) -> None:
+        codes = SCHEMES.get(self.scheme)
+        if codes is None:
+            raise SignalError(f"unknown category scheme {self.scheme!r}; known: {', '.join(SCHEMES)}")
+        if self.code not in codes:
+            raise SignalError(f"category {self.scheme}:{self.code} is not one of {', '.join(codes)}")
+
+    @classmethod
+    def parse(cls, text: str) -> Category:
+        """Parse ``SCHEME:CODE`` (as on the command line)."""
+        scheme, sep, code = text.partition(":")
+        if not sep:
+            raise SignalError(f"category must be SCHEME:CODE, got {text!r}")
+        return cls(scheme.strip().lower(), code.strip())
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:{self.code}"
+
+
+@dataclass(slots=True)
+class Entry:
+    """One item of a hash set. ``signals`` maps a signal name to its canonical value.
+
+    A vPDQ value is the video's vPDQ text (``frame,quality,hash,timestamp`` lines).
+    ``extra`` keeps format-specific fields (e.g. VICS MediaFiles) so nothing is lost.
+    """
+
+    signals: dict[str, str]
+    category: Category | None = None
+    victim_identified: bool | None = None
+    offender_identified: bool | None = None
+    distributed: bool | None = None
+    series: str | None = None
+    tags: tuple[str, ...] = ()
+    source: str | None = None
+    date_updated: str | None = None  # ISO 8601, as given
+    external_id: str | None = None
+    size: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HashSetInfo:
+    name: str
+    kind: Kind = "known"
+    source: str | None = None
+    distance: int = DEFAULT_PDQ_DISTANCE

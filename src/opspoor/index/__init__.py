@@ -1,0 +1,1 @@
+"""index box of opspoor (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""media box of opspoor (see DESIGN.md)."""

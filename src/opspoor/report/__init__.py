@@ -1,0 +1,1 @@
+"""report box of opspoor (see DESIGN.md)."""

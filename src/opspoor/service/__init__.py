@@ -1,0 +1,1 @@
+"""service box of opspoor (see DESIGN.md)."""

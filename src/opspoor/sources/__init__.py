@@ -1,0 +1,1 @@
+"""sources box of opspoor (see DESIGN.md)."""

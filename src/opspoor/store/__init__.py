@@ -1,0 +1,1 @@
+"""store box of opspoor (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""triage box of opspoor (see DESIGN.md)."""
