@@ -99,5 +99,41 @@ class ArchiveError(SourceError):
     """An archive is corrupt, encrypted, or exceeds the bomb limits."""
 
 
+class UnreadableSource(SourceError):
+    """A file cannot be opened or read: permission, or not a regular file (FIFO, socket, device)."""
+
+
+class VanishedSource(SourceError):
+    """A file was listed but is gone (or replaced) by the time it is read."""
+
+
+class SymlinkNotFollowed(SourceError):
+    """A symbolic or hard link that is not followed: broken, a loop, a directory, or outside the source."""
+
+
+class CorruptArchive(ArchiveError):
+    """An archive's structure is broken (truncated, bad header, bad CRC); later members may be missing."""
+
+
+class EncryptedContent(ArchiveError):
+    """An archive member (or the whole archive) is encrypted; opspoor holds no passwords."""
+
+
+class ArchiveBomb(ArchiveError):
+    """Decompression limits hit: ratio, total uncompressed size, member count, or sizes that lie."""
+
+
+class MemberTooLarge(ArchiveError):
+    """A member is larger than the per-member or in-memory limit, so it is not read."""
+
+
+class UnsafeMemberName(ArchiveError):
+    """A member name escapes the archive (``..``, absolute, backslashes); the evidence path is sanitised."""
+
+
+class DepthLimit(ArchiveError):
+    """An archive nested deeper than the configured limit is kept as one item, not opened."""
+
+
 class CaseError(OpspoorError):
     """The case directory is unusable (exists for another command, not writable)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from opspoor.cli import hash_cmd  # noqa: F401  (registers commands)
+from opspoor.cli import db_cmd, hash_cmd, hashset_cmd, match_cmd, scan_cmd  # noqa: F401  (registers commands)
 from opspoor.cli.app import app, err
 from opspoor.errors import OpspoorError
 

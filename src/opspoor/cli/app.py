@@ -16,9 +16,17 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+
+@app.callback()
+def _root() -> None:
+    """Recognise known material, bring forward the new."""
+    # A callback keeps ``opspoor`` a command group even while only one command is registered
+    # (Typer would otherwise run that command directly and read its name as an argument).
+
+
 #: human output goes to stdout; progress and errors to stderr
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line
 
 DbOption = Annotated[
     str | None,

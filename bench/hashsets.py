@@ -1,0 +1,176 @@
+"""Benchmark: import a synthetic VICS 2.0 hash set into SQLite and PostgreSQL.
+
+The file holds N benign, random entries (MD5, SHA-1 and a PDQ in AlternativeHashes, a category and
+flags); it is written once by streaming and cached under .cache/. Each import runs in a child
+process through the real path (``read_entries`` -> ``import_entries``), so its peak RSS is the
+child's own (``wait4`` rusage). The reader alone is timed too, to show where the time goes.
+
+    .venv/bin/python bench/hashsets.py --n 200000          # quick check
+    .venv/bin/python bench/hashsets.py                     # 10M entries (the issue's goal)
+
+Goal (issue 3): >= 200k entries/s into PostgreSQL, peak RSS < 1 GiB independent of file size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache"
+PG_ADMIN = os.environ.get("OPSPOOR_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Media"
+CHUNK = 100_000
+GOAL_RATE = 200_000
+GOAL_RSS = 1 << 30
+
+
+def bench_file(n: int, seed: int = 1) -> Path:
+    """The cached synthetic VICS 2.0 file of ``n`` entries (written on first use)."""
+    CACHE.mkdir(exist_ok=True)
+    path = CACHE / f"bench-vics2-{n}.json"
+    if path.exists():
+        return path
+    rng = np.random.default_rng(seed)
+    tmp = path.with_suffix(".partial")
+    with tmp.open("w", encoding="ascii") as f:
+        f.write(f'{{"@odata.context": "{CONTEXT}", "value": [\n')
+        for start in range(0, n, CHUNK):
+            k = min(CHUNK, n - start)
+            md5 = rng.bytes(16 * k).hex().upper()
+            sha1 = rng.bytes(20 * k).hex().upper()
+            pdq = rng.bytes(32 * k).hex()
+            cat = rng.integers(0, 6, k)
+            size = rng.integers(1_000, 20_000_000, k)
+            flags = rng.integers(0, 2, (k, 3))
+            tf = ("false", "true")
+            lines = [
+                f'{{"MediaID": {start + i + 1}, "Category": {cat[i]}, '
+                f'"MD5": "{md5[32 * i : 32 * i + 32]}", "SHA1": "{sha1[40 * i : 40 * i + 40]}", '
+                f'"MediaSize": {size[i]}, "VictimIdentified": "{tf[flags[i, 0]]}", '
+                f'"OffenderIdentified": "{tf[flags[i, 1]]}", "IsDistributed": "{tf[flags[i, 2]]}", '
+                f'"Series": "", "Tags": "", "IsPrecategorized": "true", "DateUpdated": "2024-01-01T00:00:00Z", '
+                f'"AlternativeHashes": [{{"HashName": "PDQ", "HashValue": "{pdq[64 * i : 64 * i + 64]}"}}]}}'
+                for i in range(k)
+            ]
+            f.write((",\n" if start else "") + ",\n".join(lines))
+        f.write("\n]}\n")
+    tmp.rename(path)
+    return path
+
+
+def child(mode: str, path: str, url: str) -> None:
+    """Runs in the child process: read only, or import; prints one JSON line."""
+    from opspoor.hashsets.formats import read_entries
+
+    t0 = time.perf_counter()
+    if mode == "read":
+        n = sum(1 for _ in read_entries(path, "vics2"))
+        out = {"entries": n}
+    else:
+        from opspoor.store import import_entries, open_store
+
+        with open_store(url) as store:
+            t0 = time.perf_counter()
+            r = import_entries(store, "bench", read_entries(path, "vics2"))
+        out = {"entries": r.added, "duplicates": r.duplicates, "rejected": r.rejected}
+    out["seconds"] = time.perf_counter() - t0
+    print(json.dumps(out))
+
+
+def run_child(mode: str, path: Path, url: str = "") -> dict[str, float]:
+    """Run one measurement in a fresh process; adds its peak RSS (bytes) from wait4."""
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", mode, str(path), url], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    text = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{mode} child failed with exit status {proc.returncode}")
+    result = json.loads(text.strip().splitlines()[-1])
+    result["peak_rss"] = usage.ru_maxrss * 1024  # Linux reports KiB
+    return result
+
+
+def setup_text(n: int, path: Path) -> str:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"CPU {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"N = {n:,} entries, file {path.stat().st_size / 2**20:,.0f} MiB ({path.name})"
+    )
+
+
+def report(label: str, n: int, r: dict[str, float], goal: bool) -> None:
+    rate = r["entries"] / r["seconds"]
+    line = (
+        f"{label:<22} {r['entries']:>12,.0f} entries  {r['seconds']:8.1f} s  {rate:>10,.0f} entries/s  "
+        f"peak RSS {r['peak_rss'] / 2**20:7.0f} MiB"
+    )
+    if goal:
+        ok = rate >= GOAL_RATE and r["peak_rss"] < GOAL_RSS
+        line += f"  [goal >= {GOAL_RATE:,}/s, < 1 GiB: {'met' if ok else 'NOT met'}]"
+    print(line, flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=10_000_000, help="entries in the synthetic file")
+    ap.add_argument("--no-sqlite", action="store_true")
+    ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--no-reader", action="store_true", help="skip timing the reader alone")
+    args = ap.parse_args()
+
+    t = time.perf_counter()
+    path = bench_file(args.n)
+    made = time.perf_counter() - t
+    print(setup_text(args.n, path) + (f"; file written in {made:.0f} s" if made > 1 else ""), flush=True)
+
+    if not args.no_reader:
+        report("read only (vics2)", args.n, run_child("read", path), goal=False)
+    if not args.no_sqlite:
+        db = CACHE / f"bench-{uuid.uuid4().hex[:8]}.sqlite"
+        try:
+            report("import -> SQLite", args.n, run_child("import", path, str(db)), goal=False)
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+    if not args.no_postgres:
+        import sqlalchemy as sa
+
+        name = f"opspoor_bench_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            version = c.execute(sa.text("SHOW server_version")).scalar_one()
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+            report(f"import -> PostgreSQL {version.split()[0]}", args.n, run_child("import", path, url), goal=True)
+        finally:
+            with admin.connect() as c:
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(*sys.argv[2:5])
+    else:
+        main()

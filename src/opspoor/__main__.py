@@ -1,0 +1,3 @@
+from opspoor.cli import main
+
+main()

@@ -1,0 +1,316 @@
+"""``opspoor hashset``: import, list, show, export, remove hash sets, and list their conflicts."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from opspoor.cli.app import DbOption, app, err, out
+from opspoor.errors import FormatError, StoreError
+from opspoor.hashsets.formats import read_entries, write_entries
+from opspoor.hashsets.model import KINDS, Entry
+from opspoor.store import (
+    entry_counts,
+    get_hashset,
+    hashset_counts,
+    import_entries,
+    iter_entries,
+    list_conflicts,
+    list_hashsets,
+    open_store,
+    remove_hashset,
+)
+
+hashset_app = typer.Typer(help="Hash sets: import, list, show, export, remove, conflicts.", no_args_is_help=True)
+app.add_typer(hashset_app, name="hashset")
+
+EXPORT_FORMATS = ("vics2", "vics13", "icse", "csv", "hma", "plain")
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} entries/s" if speed else "", style="progress.data.speed")
+
+
+class _Rejects:
+    """The rejects file, opened on the first skipped record: one JSON object per record."""
+
+    def __init__(self, path: Path, source_file: Path) -> None:
+        self.path = path
+        self.source_file = str(source_file)
+        self.count = 0
+        self._f: IO[str] | None = None
+
+    def add(self, stage: str, reason: str, record: int | None, line: int | None, entry: Entry | None) -> None:
+        if self._f is None:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            self._f = os.fdopen(fd, "w", encoding="utf-8")
+        row: dict[str, Any] = {"file": self.source_file, "record": record, "line": line, "stage": stage}
+        row["reason"] = reason
+        if entry is not None:
+            row["signals"] = entry.signals
+            row["external_id"] = entry.external_id
+        self._f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def from_reader(self, exc: FormatError) -> None:
+        self.add("read", exc.detail, exc.record, exc.line, None)
+
+    def from_store(self, record: int, entry: Entry, reason: str) -> None:
+        self.add("store", reason, record, None, entry)
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Any]:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,} entries"),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        refresh_per_second=4,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda n: progress.update(task, completed=n)
+
+
+@hashset_app.command("import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="Hash-set file (VICS, ICSE, CSV, plain list, HMA, vPDQ).")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Hash set to import into (created if missing).")],
+    kind: Annotated[str, typer.Option("--kind", help="known | ignorable")] = "known",
+    format: Annotated[str, typer.Option("--format", "-f", help="auto, or one of the format names.")] = "auto",
+    hash_type: Annotated[
+        str | None, typer.Option("--type", help="What 64-hex values are in plain lists: pdq | sha256.")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the valid records; list the others in the rejects file.")
+    ] = False,
+    rejects: Annotated[
+        Path | None,
+        typer.Option("--rejects", help="Rejects file for --skip-invalid (default: ./FILENAME.rejects.jsonl)."),
+    ] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Who categorised these entries.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Import a hash-set file. All or nothing: the first invalid record aborts the import unless
+    --skip-invalid is given."""
+    if kind not in KINDS:
+        raise StoreError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if not file.is_file():
+        raise FormatError("no such file", where=str(file))
+    rej = _Rejects(rejects or Path.cwd() / f"{file.name}.rejects.jsonl", file) if skip_invalid else None
+    store = open_store(db)
+    try:
+        entries = read_entries(
+            file, format, hash_type=hash_type, on_error=rej.from_reader if rej else None, source=source
+        )
+        with _progress(f"importing {file.name}") as progress:
+            result = import_entries(
+                store,
+                name,
+                entries,
+                kind=kind,
+                source=source,
+                progress=progress,
+                on_reject=rej.from_store if rej else None,
+            )
+    except FormatError as exc:
+        if exc.where is None:
+            exc.where = str(file)
+        raise
+    finally:
+        store.close()
+        if rej is not None:
+            rej.close()
+    skipped = rej.count if rej else 0
+    out.print(
+        f"{name}: {result.added:,} entries added, {result.duplicates:,} duplicates, "
+        f"{result.conflicts:,} conflicts, {skipped:,} rejected"
+    )
+    if rej is not None and rej.count:
+        out.print(f"rejected records are listed in {rej.path}")
+
+
+@hashset_app.command("list")
+def list_cmd(
+    json_out: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    db: DbOption = None,
+) -> None:
+    """List the hash sets with their kind and entry count."""
+    with open_store(db) as store:
+        sets = list_hashsets(store)
+        counts = entry_counts(store)
+    rows = [
+        {
+            "name": s.name,
+            "kind": s.kind,
+            "entries": counts.get(s.name, 0),
+            "distance": s.distance,
+            "source": s.source,
+            "created_at": s.created_at.isoformat(),
+        }
+        for s in sets
+    ]
+    if json_out:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print("no hash sets")
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for col in ("name", "kind", "entries", "distance", "source", "created"):
+        table.add_column(col, justify="right" if col in ("entries", "distance") else "left")
+    for r in rows:
+        table.add_row(
+            escape(r["name"]),
+            r["kind"],
+            f"{r['entries']:,}",
+            str(r["distance"]),
+            escape(r["source"] or ""),
+            r["created_at"][:19],
+        )
+    out.print(table)
+
+
+@hashset_app.command("show")
+def show_cmd(
+    name: Annotated[str, typer.Argument(help="Hash set name.")],
+    json_out: Annotated[bool, typer.Option("--json", help="JSON instead of text.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Counts of a hash set by signal type and by category."""
+    with open_store(db) as store:
+        hs = get_hashset(store, name)
+        counts = hashset_counts(store, name)
+    doc = {
+        "name": hs.name,
+        "kind": hs.kind,
+        "source": hs.source,
+        "distance": hs.distance,
+        "created_at": hs.created_at.isoformat(),
+        "entries": counts.entries,
+        "signals": counts.signals,
+        "categories": counts.categories,
+        "conflicts": counts.conflicts,
+    }
+    if json_out:
+        out.print_json(json.dumps(doc))
+        return
+    out.print(f"{escape(hs.name)} ({hs.kind}, PDQ distance {hs.distance}): {counts.entries:,} entries")
+    if hs.source:
+        out.print(f"source: {escape(hs.source)}")
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("signal")
+    table.add_column("entries", justify="right")
+    for sig, n in counts.signals.items():
+        table.add_row(sig, f"{n:,}")
+    out.print(table)
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("category")
+    table.add_column("entries", justify="right")
+    for cat, n in counts.categories.items():
+        table.add_row(cat, f"{n:,}")
+    out.print(table)
+    out.print(f"conflicts: {counts.conflicts:,}")
+
+
+@hashset_app.command("export")
+def export_cmd(
+    name: Annotated[str, typer.Argument(help="Hash set name.")],
+    format: Annotated[str, typer.Option("--format", "-f", help=" | ".join(EXPORT_FORMATS))] = "vics2",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Write a hash set in an exchange format, streamed."""
+    if format not in EXPORT_FORMATS:
+        raise FormatError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {format!r}")
+    with open_store(db) as store:
+        get_hashset(store, name)  # NotFound before any output is written
+        entries = iter_entries(store, name)
+        if output is None:
+            n = write_entries(entries, sys.stdout.buffer, format, name=name)
+            sys.stdout.buffer.flush()
+        else:
+            n = write_entries(entries, output, format, name=name)
+    err.print(f"exported {n:,} entries of {escape(name)} as {format}" + (f" to {output}" if output else ""))
+
+
+@hashset_app.command("remove")
+def remove_cmd(
+    name: Annotated[str, typer.Argument(help="Hash set name.")],
+    db: DbOption = None,
+) -> None:
+    """Remove a hash set and all its entries."""
+    with open_store(db) as store:
+        n = remove_hashset(store, name)
+    out.print(f"removed {escape(name)} ({n:,} entries)")
+
+
+@hashset_app.command("conflicts")
+def conflicts_cmd(
+    name: Annotated[str, typer.Argument(help="Hash set name.")],
+    json_out: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    db: DbOption = None,
+) -> None:
+    """Entries that share a hash but disagree on the category."""
+    with open_store(db) as store:
+        conflicts = list_conflicts(store, name)
+    rows = [
+        {
+            "signal": c.signal,
+            "value": c.value,
+            "entry": {"entry_id": c.entry.entry_id, "external_id": c.entry.external_id, "category": _cat(c.entry)},
+            "other": {"entry_id": c.other.entry_id, "external_id": c.other.external_id, "category": _cat(c.other)},
+            "recorded_at": c.recorded_at.isoformat(),
+        }
+        for c in conflicts
+    ]
+    if json_out:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print(f"{escape(name)}: no conflicts")
+        return
+    table = Table(box=box.SIMPLE_HEAD)
+    for col in ("signal", "value", "entry", "category", "other entry", "other category"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["signal"],
+            r["value"],
+            _entry_label(r["entry"]),
+            r["entry"]["category"] or "none",
+            _entry_label(r["other"]),
+            r["other"]["category"] or "none",
+        )
+    out.print(table)
+    out.print(f"{len(rows):,} conflicts")
+
+
+def _cat(ref: Any) -> str | None:
+    return None if ref.category is None else str(ref.category)
+
+
+def _entry_label(e: dict[str, Any]) -> str:
+    ext = e["external_id"]
+    return f"#{e['entry_id']}" + (f" ({escape(ext)})" if ext else "")

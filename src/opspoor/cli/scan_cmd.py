@@ -1,0 +1,117 @@
+"""``opspoor scan``: the triage scan."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from opspoor.cli.app import DbOption, app, err, out
+
+
+class RichProgress:
+    """Files/s and elapsed on stderr (the total is unknown while archives are still being opened)."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} files/s  {task.fields[mb]} MB"),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        )
+        self.t0 = time.monotonic()
+        self.files = 0
+        self.bytes = 0
+
+    def start(self, total: int | None) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("scan", total=total, rate="-", mb="0")
+
+    def advance(self, files: int, nbytes: int) -> None:
+        self.files += files
+        self.bytes += nbytes
+        rate = self.files / max(1e-6, time.monotonic() - self.t0)
+        self.bar.update(self.task, advance=files, rate=f"{rate:.1f}", mb=f"{self.bytes / 1e6:.1f}")
+
+    def finish(self) -> None:
+        self.bar.stop()
+
+
+class JsonLogProgress:
+    """Machine-readable progress: one JSON object per line on stderr, at most twice a second."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.files = 0
+        self.bytes = 0
+
+    def _emit(self, event: str) -> None:
+        el = time.monotonic() - self.t0
+        rec = {"event": event, "files": self.files, "bytes": self.bytes, "elapsed": round(el, 3),
+               "files_per_s": round(self.files / el, 2) if el > 0 else None}
+        sys.stderr.write(json.dumps(rec) + "\n")
+        sys.stderr.flush()
+
+    def start(self, total: int | None) -> None:
+        self._emit("start")
+
+    def advance(self, files: int, nbytes: int) -> None:
+        self.files += files
+        self.bytes += nbytes
+        now = time.monotonic()
+        if now - self.last >= 0.5:
+            self.last = now
+            self._emit("progress")
+
+    def finish(self) -> None:
+        self._emit("hashed")
+
+
+@app.command("scan")
+def scan(
+    sources: Annotated[list[Path], typer.Argument(help="Files, folders and archives to scan (read-only).")],
+    hashset: Annotated[list[str], typer.Option("--hashset", help="Hash set to match against (repeatable).")],
+    case: Annotated[Path, typer.Option("--case", help="Case directory for the results (created owner-only).")],
+    db: DbOption = None,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes (default: all cores).")] = 0,
+    no_thumbnails: Annotated[bool, typer.Option("--no-thumbnails", help="Write no thumbnails at all.")] = False,
+    json_log: Annotated[bool, typer.Option("--json-log", help="JSON-lines progress on stderr.")] = False,
+    max_depth: Annotated[int, typer.Option("--max-depth", help="Archive nesting limit.")] = 8,
+) -> None:
+    """Scan evidence: hash and match every file, separate known from new, group new media, write the case."""
+    from opspoor.sources import Limits
+    from opspoor.triage.scan import ScanConfig, run_scan
+
+    cfg = ScanConfig(
+        sources=sources,
+        hashsets=hashset,
+        case_dir=case,
+        db_url=db,
+        workers=workers or os.cpu_count() or 1,
+        thumbnails=not no_thumbnails,
+        limits=Limits(max_depth=max_depth),
+    )
+    progress = JsonLogProgress() if json_log else RichProgress()
+    result = run_scan(cfg, progress, log=lambda m: err.print(m))
+    s = result.summary
+    if json_log:
+        sys.stderr.write(json.dumps({"event": "done", "summary": s}) + "\n")
+    else:
+        out.print(f"files in: {s['files_in']}   accounted for: {s['files_accounted']}   "
+                  f"{'reconciled' if s['reconciled'] else 'NOT RECONCILED'}")
+        out.print("   ".join(f"{k}: {v}" for k, v in s["by_status"].items()))
+        out.print(f"new groups for review: {s['groups']['count']}")
+        out.print(f"report: {result.outputs['report']}")
+    if not result.reconciled:
+        err.print("[bold red]error:[/] the number of records does not equal the number of files in the sources")
+        raise typer.Exit(3)

@@ -1,0 +1,1 @@
+"""Benign generated demo and test material: images, videos, malformed files, and the demo case."""

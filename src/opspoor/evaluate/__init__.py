@@ -1,0 +1,1 @@
+"""Robustness evaluation of the matching methods (a face: may use signals, media and index)."""

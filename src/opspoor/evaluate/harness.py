@@ -1,0 +1,525 @@
+"""The robustness evaluation: originals into a known set, edited copies and distractors as queries.
+
+Protocol (issue 6):
+
+1. A corpus of benign photos is deduplicated (same SHA-256, or PDQ within the threshold under any
+   rotation/flip), shuffled with the seed and split into originals and distractors.
+2. Each original is hashed as a known item: its plain PDQ and its augmented hashes (tagged).
+3. Each original goes through every transform of the suite; each copy is decoded like a scanned
+   file and hashed with every query-side method (tagged). Each distractor is queried as it is
+   and after a few random transforms; distractors are never in the known set.
+4. For every query, every original and every pair of tags, the smallest Hamming distance is kept.
+   A method is a choice of tags (``methods.METHODS``), so all methods are scored on the same hashes.
+5. Per method and per transform: recall at the operating threshold; false matches (a query
+   matched to a wrong original, any match of a distractor); and recall at precision >= 99.99 %,
+   with the threshold chosen on one half of the originals (and distractors) and applied to the other.
+
+Distances are computed by vectorised brute force (XOR + popcount): corpus sizes of a few hundred
+originals and some thousand queries take seconds, and the full distance distribution is needed
+for the histograms and the threshold sweep anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from opspoor.errors import OpspoorError, SourceError
+from opspoor.evaluate.methods import KNOWN_TAGS, METHODS, QUERY_TAGS, Method, known_tag, query_tag
+from opspoor.evaluate.transforms import Transform, apply_transform, default_suite, encode_bmp, select
+from opspoor.media.image import decode_image, to_rgb
+from opspoor.media.sniff import SNIFF_BYTES, sniff
+from opspoor.signals.pdq import hex_to_words
+from opspoor.signals.robust import DEFAULT_AUGMENT, AugmentPlan, augment_variants, query_hashes
+
+#: distances are stored as uint8; "no hash of this kind" is this far (never matches)
+FAR = 255
+#: thresholds swept when choosing one for a target precision
+MAX_SWEEP = 128
+
+
+@dataclass
+class EvalConfig:
+    corpus: Path | None = None  # folder of photos; None: the benchmark corpus if cached, else generated
+    generated: bool = False  # use generated images even if the benchmark corpus is there
+    n: int = 200  # originals
+    distractors: int = 100
+    distractor_transforms: int = 3  # random transforms per distractor, besides the distractor as is
+    seed: int = 0
+    work_size: int = 1024  # originals are brought to fit work_size x work_size first
+    threshold: int = 31  # the operating threshold
+    target_precision: float = 0.9999
+    min_quality: int = 50  # extra hashes (both sides) only at or above this PDQ quality
+    transforms: tuple[str, ...] = ()  # names or families; empty = the whole suite
+    workers: int = 1
+    augment: AugmentPlan = field(default_factory=lambda: DEFAULT_AUGMENT)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One corpus item: a file, or a generated image (benign shapes, gradients, text)."""
+
+    name: str
+    path: str | None = None
+    seed: int | None = None
+
+
+@dataclass
+class Hashed:
+    """Hashes of one corpus item: as a known original, and as queries (one list per query)."""
+
+    known: list[tuple[str, int]]  # (hex, known tag)
+    queries: list[list[tuple[str, int]]]  # per query: (hex, query tag)
+    transforms: list[int]  # per query: index into the suite; -1 = the item as it is
+    quality: int
+
+
+# --------------------------------------------------------------------------------------------
+# corpus
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+def benchmark_photos() -> list[Path] | None:
+    """The benchmark corpus of ``bench/corpus.py`` if it has been built (never downloads here)."""
+    manifest = _repo_root() / ".cache" / "photos" / "manifest.json"
+    if not manifest.is_file():
+        return None
+    meta = json.loads(manifest.read_text())
+    paths = [_repo_root() / p["path"] for p in meta.get("photos", [])]
+    return [p for p in paths if p.is_file()] or None
+
+
+def folder_photos(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (by magic bytes), sorted."""
+    if not folder.is_dir():
+        raise SourceError("corpus folder not found", str(folder))
+    out = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as fh:
+                if sniff(fh.read(SNIFF_BYTES)).kind == "image":
+                    out.append(path)
+    return out
+
+
+def corpus_pictures(cfg: EvalConfig) -> tuple[list[Picture], str]:
+    """The candidate pictures and a description of where they come from."""
+    if cfg.corpus is not None:
+        paths = folder_photos(cfg.corpus)
+        return [Picture(str(p.relative_to(cfg.corpus)), str(p)) for p in paths], f"folder {cfg.corpus}"
+    photos = None if cfg.generated else benchmark_photos()
+    if photos:
+        root = _repo_root()
+        pics = [Picture(str(p.relative_to(root)), str(p)) for p in photos]
+        return pics, "benchmark photo corpus (bench/corpus.py: benign photos from Debian packages)"
+    # 40 % spare for the pictures deduplication drops
+    count = int((cfg.n + cfg.distractors) * 1.4) + 10
+    pics = [Picture(f"generated:{cfg.seed * 100_000 + i}", seed=cfg.seed * 100_000 + i) for i in range(count)]
+    why = "requested" if cfg.generated else "benchmark corpus not built (python bench/corpus.py)"
+    return pics, f"generated images (opspoor.demo.images; {why})"
+
+
+def load_picture(pic: Picture, work_size: int) -> Image.Image:
+    """The picture as RGB, brought to fit ``work_size`` (JPEGs decoded at a reduced DCT scale)."""
+    if pic.path is None:
+        from opspoor.demo.images import generate_image
+
+        rng = np.random.default_rng(pic.seed)
+        w, h = int(rng.integers(640, 1280)), int(rng.integers(480, 1024))
+        img = generate_image(int(pic.seed or 0), w, h)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                with Image.open(pic.path) as im:
+                    im.draft("RGB", (work_size, work_size))
+                    img = to_rgb(im)
+                    img.load()
+            except Exception as exc:
+                raise SourceError(f"cannot read picture: {exc}", pic.path) from None
+    if max(img.size) > work_size:
+        img.thumbnail((work_size, work_size), Image.Resampling.LANCZOS)
+    return img
+
+
+def canonical_rgb(data: bytes, where: str | None = None) -> np.ndarray:
+    """The pixels PDQ hashes, by the same decoder as a scan."""
+    return decode_image(data, where=where).rgb
+
+
+def _fingerprint(args: tuple[Picture, int]) -> tuple[str, list[str], int] | None:
+    pic, work_size = args
+    try:
+        img = load_picture(pic, work_size)
+    except OpspoorError:
+        return None
+    data = encode_bmp(img)
+    turns = query_hashes(canonical_rgb(data, pic.name), borders=False, embedded=False, min_quality=0)
+    return hashlib.sha256(data).hexdigest(), [q.hash for q in turns], turns[0].quality
+
+
+def deduplicate(
+    pictures: Sequence[Picture], fingerprints: Sequence[tuple[str, list[str], int] | None], threshold: int
+) -> tuple[list[int], dict[str, int]]:
+    """Indices of pictures kept: readable, new bytes, and no PDQ within ``threshold`` of a kept one
+    under any rotation or flip. Counts of the others by reason."""
+    kept: list[int] = []
+    kept_words = np.zeros((0, 4), dtype=np.uint64)
+    seen: set[str] = set()
+    dropped = {"unreadable": 0, "same bytes": 0, "near duplicate": 0}
+    for i, fp in enumerate(fingerprints):
+        if fp is None:
+            dropped["unreadable"] += 1
+            continue
+        sha, turns, _ = fp
+        if sha in seen:
+            dropped["same bytes"] += 1
+            continue
+        seen.add(sha)
+        words = hex_to_words(turns)
+        if len(kept_words):
+            d = np.bitwise_count(words[:, None, :] ^ kept_words[None, :, :]).sum(axis=2)
+            if d.min() <= threshold:
+                dropped["near duplicate"] += 1
+                continue
+        kept.append(i)
+        kept_words = np.concatenate([kept_words, words[:1]])
+    return kept, dropped
+
+
+# --------------------------------------------------------------------------------------------
+# hashing (runs in worker processes)
+
+
+@dataclass(frozen=True)
+class _Job:
+    picture: Picture
+    index: int  # position among originals or distractors
+    original: bool
+    cfg: EvalConfig
+
+
+def _hash_item(job: _Job) -> Hashed:
+    cfg = job.cfg
+    suite = select(default_suite(), cfg.transforms)
+    img = load_picture(job.picture, cfg.work_size)
+    rgb = canonical_rgb(encode_bmp(img), job.picture.name)
+    plain = query_hashes(rgb, dihedral=False, borders=False, embedded=False)[0]
+    known: list[tuple[str, int]] = []
+    if job.original:
+        known = [(plain.hash, 0)]
+        known += [
+            (a.hash, known_tag(a)) for a in augment_variants(rgb, cfg.augment, min_quality=cfg.min_quality)
+        ]
+        which = list(range(len(suite)))
+    else:
+        pick = np.random.default_rng([cfg.seed, 1, job.index])
+        k = min(cfg.distractor_transforms, len(suite))
+        which = [-1, *sorted(int(i) for i in pick.choice(len(suite), size=k, replace=False))]
+    queries, names = [], []
+    for j in which:
+        if j < 0:
+            q_rgb = rgb
+        else:
+            rng = np.random.default_rng([cfg.seed, 0 if job.original else 2, job.index, j])
+            q_rgb = canonical_rgb(
+                apply_transform(suite[j], img, rng), f"{job.picture.name} [{suite[j].name}]"
+            )
+        hashes = query_hashes(q_rgb, min_quality=cfg.min_quality)
+        queries.append([(q.hash, query_tag(q)) for q in hashes])
+        names.append(j)
+    return Hashed(known, queries, names, plain.quality)
+
+
+def _run_jobs(
+    fn: Callable, jobs: Sequence, workers: int, progress: Callable[[int, int], None] | None
+) -> list:
+    out = []
+    if workers <= 1:
+        for i, job in enumerate(jobs):
+            out.append(fn(job))
+            if progress:
+                progress(i + 1, len(jobs))
+        return out
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for i, res in enumerate(pool.map(fn, jobs, chunksize=1)):
+            out.append(res)
+            if progress:
+                progress(i + 1, len(jobs))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# distances
+
+
+def tag_distances(originals: Sequence[Hashed], queries: Sequence[list[tuple[str, int]]]) -> np.ndarray:
+    """(Q, query tags, known tags, N) uint8: per query and original, the smallest Hamming distance
+    between a query hash of each tag and a known hash of each tag (``FAR`` when either is absent)."""
+    n, nq, nk = len(originals), len(QUERY_TAGS), len(KNOWN_TAGS)
+    out = np.full((len(queries), nq, nk, n), FAR, dtype=np.uint8)
+    k_hex = [h for o in originals for h, _ in o.known]
+    k_owner = np.array([i for i, o in enumerate(originals) for _ in o.known], dtype=np.int64)
+    k_tag = np.array([t for o in originals for _, t in o.known], dtype=np.int64)
+    k_words = hex_to_words(k_hex)
+    q_hex = [h for q in queries for h, _ in q]
+    q_owner = np.array([i for i, q in enumerate(queries) for _ in q], dtype=np.int64)
+    q_tag = np.array([t for q in queries for _, t in q], dtype=np.int64)
+    q_words = hex_to_words(q_hex)
+    # one column block per known tag, ordered by owner, so a reduceat gives per-original minima
+    blocks = []
+    for t in range(nk):
+        sel = np.nonzero(k_tag == t)[0]
+        sel = sel[np.argsort(k_owner[sel], kind="stable")]
+        if len(sel) == 0:
+            continue
+        owners = k_owner[sel]
+        starts = np.r_[0, np.nonzero(np.diff(owners))[0] + 1]
+        blocks.append((t, k_words[sel], starts, owners[starts]))
+    step = 4096
+    for a in range(0, len(q_words), step):
+        qw = q_words[a : a + step]
+        rows_owner, rows_tag = q_owner[a : a + step], q_tag[a : a + step]
+        for t, kw, starts, owners in blocks:
+            d = np.zeros((len(qw), len(kw)), dtype=np.uint16)
+            for w in range(4):
+                d += np.bitwise_count(qw[:, w, None] ^ kw[None, :, w]).astype(np.uint16)
+            per_orig = np.minimum.reduceat(d, starts, axis=1)  # (rows, owners)
+            # min over the rows of each (query, query tag), then into out[query, tag, t, owner]
+            keys = rows_owner * nq + rows_tag
+            order = np.argsort(keys, kind="stable")
+            first = np.r_[0, np.nonzero(np.diff(keys[order]))[0] + 1]
+            reduced = np.minimum.reduceat(per_orig[order], first, axis=0).astype(np.uint8)
+            uq, ut = np.divmod(keys[order][first], nq)
+            idx = (uq[:, None], ut[:, None], np.full((1, 1), t), owners[None, :])
+            out[idx] = np.minimum(out[idx], reduced)
+    return out
+
+
+def method_distances(tags: np.ndarray, method: Method) -> np.ndarray:
+    """(Q, N): the smallest distance over the method's query and known tags."""
+    q = sorted(method.query)
+    k = sorted(method.known)
+    return tags[:, q][:, :, k].min(axis=(1, 2))
+
+
+# --------------------------------------------------------------------------------------------
+# metrics
+
+
+@dataclass
+class Scores:
+    """What a method achieves, pooled and per transform."""
+
+    method: str
+    note: str
+    hashes_per_query: float
+    hashes_per_original: float
+    recall: float  # at the operating threshold
+    true_matches: int
+    false_wrong_original: int  # (query, wrong original) pairs within the threshold
+    false_distractor: int  # (distractor query, original) pairs within the threshold
+    precision: float
+    thresholds: tuple[int, int]  # chosen on half A (applied to B), on half B (applied to A)
+    heldout_recall: float
+    heldout_precision: float
+    per_transform: dict[str, dict[str, float | int]]
+    same_histogram: list[int]  # distance of each edited copy to its own original
+    different_histogram: list[int]  # distance of each (query, other original) pair
+
+
+def _precision(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+    total = tp + fp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, tp / np.maximum(total, 1), 1.0)
+
+
+def _choose_threshold(same: np.ndarray, wrong_hist: np.ndarray, target: float) -> int:
+    """Largest threshold (<= MAX_SWEEP) whose precision on these queries reaches ``target``."""
+    t = np.arange(MAX_SWEEP + 1)
+    tp = np.searchsorted(np.sort(same), t, side="right")
+    fp = np.cumsum(wrong_hist)[t]
+    ok = np.nonzero(_precision(tp, fp) >= target)[0]
+    return int(ok.max()) if len(ok) else -1
+
+
+def score_method(
+    method: Method,
+    dist: np.ndarray,
+    truth: np.ndarray,
+    transform_of: np.ndarray,
+    half_b: np.ndarray,
+    suite: Sequence[Transform],
+    cfg: EvalConfig,
+    counts: tuple[float, float],
+) -> Scores:
+    """Scores of one method from its (Q, N) distances. ``truth`` is the original of each query
+    (-1 for distractors); ``half_b`` marks the queries of the second half."""
+    q = np.arange(len(truth))
+    edited = truth >= 0
+    wrong = np.ones(dist.shape, dtype=bool)
+    wrong[q[edited], truth[edited]] = False
+    same = np.where(edited, dist[q, np.maximum(truth, 0)], FAR).astype(np.int64)
+    wrong_d = np.where(wrong, dist, FAR)
+    thr = cfg.threshold
+    false_per_query = (wrong_d <= thr).sum(axis=1)
+    hist_wrong = [np.bincount(wrong_d[h].ravel(), minlength=FAR + 1) for h in (~half_b, half_b)]
+    # threshold from one half, applied to the other
+    t_a = _choose_threshold(same[edited & ~half_b], hist_wrong[0], cfg.target_precision)
+    t_b = _choose_threshold(same[edited & half_b], hist_wrong[1], cfg.target_precision)
+    applied = np.where(half_b, t_a, t_b)
+    held_tp = edited & (same <= applied)
+    held_fp = (wrong_d <= applied[:, None]).sum()
+    per_transform: dict[str, dict[str, float | int]] = {}
+    for j, t in enumerate(suite):
+        rows = edited & (transform_of == j)
+        if not rows.any():
+            continue
+        per_transform[t.name] = {
+            "queries": int(rows.sum()),
+            "recall": float((same[rows] <= thr).mean()),
+            "heldout_recall": float(held_tp[rows].mean()),
+            "false_matches": int(false_per_query[rows].sum()),
+            "median_distance": float(np.median(same[rows])),
+        }
+    tp = int((same[edited] <= thr).sum())
+    fp_wrong = int(false_per_query[edited].sum())
+    fp_distr = int(false_per_query[~edited].sum())
+    diff_all = wrong_d[wrong]
+    return Scores(
+        method=method.name,
+        note=method.note,
+        hashes_per_query=counts[0],
+        hashes_per_original=counts[1],
+        recall=tp / max(int(edited.sum()), 1),
+        true_matches=tp,
+        false_wrong_original=fp_wrong,
+        false_distractor=fp_distr,
+        precision=float(_precision(np.array(tp), np.array(fp_wrong + fp_distr))),
+        thresholds=(t_a, t_b),
+        heldout_recall=float(held_tp[edited].mean()) if edited.any() else 0.0,
+        heldout_precision=float(_precision(np.array(held_tp.sum()), np.array(held_fp))),
+        per_transform=per_transform,
+        same_histogram=np.bincount(same[edited], minlength=FAR + 1).tolist(),
+        different_histogram=np.bincount(diff_all, minlength=FAR + 1).tolist(),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the run
+
+
+@dataclass
+class EvalResult:
+    config: dict
+    corpus: dict
+    transforms: list[dict[str, str]]
+    methods: list[Scores]
+
+    def method(self, name: str) -> Scores:
+        return next(m for m in self.methods if m.method == name)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+
+def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
+    """The whole protocol; ``progress(stage, done, total)`` is called as items are hashed."""
+    suite = select(default_suite(), cfg.transforms)
+    if not suite:
+        raise OpspoorError(f"no transform matches {', '.join(cfg.transforms)}")
+    pictures, source = corpus_pictures(cfg)
+    rng = np.random.default_rng(cfg.seed)
+    pictures = [pictures[i] for i in rng.permutation(len(pictures))]
+
+    def stage(name: str) -> Callable[[int, int], None] | None:
+        return (lambda done, total: progress(name, done, total)) if progress else None
+
+    # fingerprint only as many as needed (with a margin for the duplicates dropped)
+    wanted = cfg.n + cfg.distractors
+    fingerprints: list = []
+    kept: list[int] = []
+    dropped: dict[str, int] = {}
+    start = 0
+    while len(kept) < wanted and start < len(pictures):
+        batch = pictures[start : start + max(wanted - len(kept), 1) + 8]
+        fingerprints += _run_jobs(
+            _fingerprint, [(p, cfg.work_size) for p in batch], cfg.workers, stage("deduplicating")
+        )
+        start += len(batch)
+        kept, dropped = deduplicate(pictures[: len(fingerprints)], fingerprints, cfg.threshold)
+    kept = kept[:wanted]
+    n_orig = min(cfg.n, len(kept))
+    n_distr = min(cfg.distractors, len(kept) - n_orig)
+    if n_orig < 2:
+        raise OpspoorError(f"corpus too small: {len(kept)} distinct pictures ({source})")
+    originals = [pictures[i] for i in kept[:n_orig]]
+    distractors = [pictures[i] for i in kept[n_orig : n_orig + n_distr]]
+    jobs = [_Job(p, i, True, cfg) for i, p in enumerate(originals)]
+    jobs += [_Job(p, i, False, cfg) for i, p in enumerate(distractors)]
+    hashed: list[Hashed] = _run_jobs(_hash_item, jobs, cfg.workers, stage("hashing"))
+    orig_h, distr_h = hashed[:n_orig], hashed[n_orig:]
+
+    queries = [q for h in hashed for q in h.queries]
+    truth = np.array(
+        [i if i < n_orig else -1 for i, h in enumerate(hashed) for _ in h.queries], dtype=np.int64
+    )
+    transform_of = np.array([j for h in hashed for j in h.transforms], dtype=np.int64)
+    # halves: by original (all copies of one original together), distractors alternately
+    half_orig = np.zeros(n_orig, dtype=bool)
+    half_orig[np.random.default_rng([cfg.seed, 3]).permutation(n_orig)[n_orig // 2 :]] = True
+    owner = np.array([i for i, h in enumerate(hashed) for _ in h.queries], dtype=np.int64)
+    half_b = np.where(truth >= 0, half_orig[np.maximum(truth, 0)], (owner - n_orig) % 2 == 1)
+
+    tags = tag_distances(orig_h, queries)
+    scores = []
+    for m in METHODS:
+        per_query = np.mean([sum(1 for _, t in q if t in m.query) for q in queries])
+        per_orig = np.mean([sum(1 for _, t in o.known if t in m.known) for o in orig_h])
+        dist = method_distances(tags, m)
+        scores.append(
+            score_method(
+                m, dist, truth, transform_of, half_b, suite, cfg, (float(per_query), float(per_orig))
+            )
+        )
+    config = asdict(cfg)
+    config["corpus"] = str(cfg.corpus) if cfg.corpus else None
+    corpus = {
+        "source": source,
+        "originals": n_orig,
+        "distractors": n_distr,
+        "edited_queries": int((truth >= 0).sum()),
+        "distractor_queries": int((truth < 0).sum()),
+        "dropped": dropped,
+        "low_quality_originals": sum(h.quality < cfg.min_quality for h in orig_h),
+        "low_quality_distractors": sum(h.quality < cfg.min_quality for h in distr_h),
+    }
+    transforms = [{"name": t.name, "family": t.family} for t in suite]
+    return EvalResult(config, corpus, transforms, scores)
+
+
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 1))
+
+
+__all__ = [
+    "EvalConfig",
+    "EvalResult",
+    "Scores",
+    "default_workers",
+    "method_distances",
+    "run_evaluation",
+    "tag_distances",
+]

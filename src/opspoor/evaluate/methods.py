@@ -1,0 +1,67 @@
+"""The matching methods compared by the harness, as sets of query-side and known-side hash kinds.
+
+Every query is hashed once with all query-side methods on and every original once with its
+augmented hashes; each hash carries a *tag* saying how it was made. A method is a choice of query
+tags and known tags, so all methods are scored on exactly the same hashes in one run, and the
+baseline (plain PDQ) is the method that uses only the first tag on both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opspoor.signals.robust import Augmented, QueryHash
+
+#: how a query hash was made: region x (plain or turned)
+QUERY_TAGS = ("pdq", "dihedral", "border", "border+dihedral", "embedded", "embedded+dihedral")
+#: how a known hash was made
+KNOWN_TAGS = ("pdq", "crop-centre", "crop-offset", "rotate")
+
+
+def query_tag(q: QueryHash) -> int:
+    turned = q.variant != "original"
+    return {"full": 0, "border": 2, "embedded": 4}[q.region] + int(turned)
+
+
+def known_tag(a: Augmented) -> int:
+    return KNOWN_TAGS.index(a.kind)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    query: frozenset[int]  # indices into QUERY_TAGS
+    known: frozenset[int]  # indices into KNOWN_TAGS
+    note: str
+
+    @property
+    def augmented(self) -> bool:
+        return self.known != frozenset({0})
+
+
+def _m(name: str, query: set[int], known: set[int], note: str) -> Method:
+    return Method(name, frozenset(query), frozenset(known), note)
+
+
+ALL_QUERY = set(range(len(QUERY_TAGS)))
+ALL_KNOWN = set(range(len(KNOWN_TAGS)))
+
+#: in table order; the first is the baseline
+METHODS = (
+    _m("pdq", {0}, {0}, "plain PDQ: one hash per original, one per query (baseline)"),
+    _m("dihedral", {0, 1}, {0}, "query: + the 7 rotations/flips of the query's pixels"),
+    _m("border", {0, 2}, {0}, "query: + the picture without uniform borders"),
+    _m("embedded", {0, 4}, {0}, "query: + pictures found inside a larger canvas"),
+    _m("query-side", ALL_QUERY, {0}, "query: all of the above, and their rotations/flips"),
+    _m("augment crops", {0}, {0, 1, 2}, "known: + crops of each original"),
+    _m("augment rotations", {0}, {0, 3}, "known: + small rotations of each original"),
+    _m("augment", {0}, ALL_KNOWN, "known: + crops and small rotations of each original"),
+    _m("both", ALL_QUERY, ALL_KNOWN, "query-side and augmented known side together"),
+)
+
+
+def method_by_name(name: str) -> Method:
+    for m in METHODS:
+        if m.name == name:
+            return m
+    raise KeyError(name)

@@ -1,0 +1,190 @@
+"""Hash-set exchange formats by short name. A new format is one module plus one line in ``FORMATS``.
+
+``read_entries`` streams entries from a file or binary stream, detecting the format from the
+content when asked (``format="auto"``); ``write_entries`` writes them as they come. See
+docs/formats.md for every format's mapping of categories and flags.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from opspoor.errors import FormatError, UnknownFormat
+from opspoor.hashsets.formats.base import (
+    AmbiguousHash,
+    CaseInfo,
+    ErrorHandler,
+    Format,
+    ReadOptions,
+    WriteOptions,
+    check_hash_type,
+    head_text,
+)
+from opspoor.hashsets.formats.hma import read_hma, sniff_hma, write_hma
+from opspoor.hashsets.formats.icse import read_icse, sniff_icse, write_icse
+from opspoor.hashsets.formats.plain import (
+    read_csv,
+    read_plain,
+    sniff_csv,
+    sniff_plain,
+    write_csv,
+    write_plain,
+)
+from opspoor.hashsets.formats.vics import read_vics, sniff_vics2, sniff_vics13, write_vics2, write_vics13
+from opspoor.hashsets.formats.vpdqfile import read_vpdq, sniff_vpdq, write_vpdq
+from opspoor.hashsets.model import Entry
+
+#: in detection order: the first whose ``sniff`` accepts the file's head wins
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("vics2", "Project VIC VICS 2.0 JSON (#Media or #Cases)", read_vics, write_vics2, sniff_vics2),
+        Format(
+            "vics13", "Project VIC VICS 1.3 JSON (#Media or #Cases)", read_vics, write_vics13, sniff_vics13
+        ),
+        Format("icse", "Interpol ICSE CSV (;-separated)", read_icse, write_icse, sniff_icse),
+        Format("vpdq", "vPDQ hash file of one video", read_vpdq, write_vpdq, sniff_vpdq),
+        Format("hma", "ThreatExchange / HMA signal list", read_hma, write_hma, sniff_hma),
+        Format("csv", "CSV/TSV with a header naming the hash columns", read_csv, write_csv, sniff_csv),
+        Format("plain", "one hash per line", read_plain, write_plain, sniff_plain),
+    )
+}
+
+#: bytes of a file's beginning that detection looks at
+HEAD_SIZE = 64 << 10
+
+
+def get_format(name: str) -> Format:
+    try:
+        return FORMATS[name.lower()]
+    except KeyError:
+        raise UnknownFormat(f"unknown format {name!r}; known: auto, {', '.join(FORMATS)}") from None
+
+
+def detect_format(head: bytes, filename: str | None = None) -> str:
+    """The name of the format whose content ``head`` (the file's first bytes) looks like."""
+    if not head_text(head).strip():
+        raise UnknownFormat("the file is empty", filename)
+    for fmt in FORMATS.values():
+        if fmt.sniff(head):
+            return fmt.name
+    raise UnknownFormat(
+        f"cannot tell the hash-set format from the content; pass --format (one of {', '.join(FORMATS)})",
+        filename,
+    )
+
+
+def read_entries(
+    path_or_stream: str | os.PathLike[str] | BinaryIO,
+    format: str = "auto",
+    *,
+    hash_type: str | None = None,
+    on_error: ErrorHandler | None = None,
+    source: str | None = None,
+) -> Iterator[Entry]:
+    """Entries of a hash-set file, one at a time, in constant memory.
+
+    ``hash_type`` says what 64-hex values without a named column are (``sha256`` or ``pdq``).
+    Without ``on_error`` the first invalid record raises ``FormatError``; with it each invalid
+    record is reported and skipped. File-level faults (syntax errors, truncation, a missing header,
+    an ambiguous 64-hex list without ``hash_type``) always raise.
+    """
+    check_hash_type(hash_type)
+    if isinstance(path_or_stream, str | os.PathLike):
+        path = Path(path_or_stream)
+        opts = ReadOptions(hash_type, str(path), on_error, source)
+        with path.open("rb") as f:
+            yield from _read(f, format, opts)
+    else:
+        name = getattr(path_or_stream, "name", None)
+        opts = ReadOptions(hash_type, name if isinstance(name, str) else None, on_error, source)
+        yield from _read(path_or_stream, format, opts)
+
+
+def _read(stream: BinaryIO, format: str, opts: ReadOptions) -> Iterator[Entry]:
+    if format == "auto":
+        head, stream = _peek(stream)
+        format = detect_format(head, opts.where)
+    yield from get_format(format).reader(stream, opts)
+
+
+def _peek(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
+    """The first ``HEAD_SIZE`` bytes, and a stream that still starts at the beginning."""
+    if stream.seekable():
+        start = stream.tell()
+        head = stream.read(HEAD_SIZE)
+        stream.seek(start)
+        return head, stream
+    parts = []
+    size = 0
+    while size < HEAD_SIZE and (part := stream.read(HEAD_SIZE - size)):  # pipes return short reads
+        parts.append(part)
+        size += len(part)
+    head = b"".join(parts)
+    return head, io.BufferedReader(_Replay(head, stream))  # type: ignore[return-value]
+
+
+class _Replay(io.RawIOBase):
+    """A non-seekable stream with its already-read head put back in front."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._head:
+            n = min(len(b), len(self._head))
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def write_entries(
+    entries: Iterable[Entry], path_or_stream: str | os.PathLike[str] | BinaryIO, format: str, **opts: Any
+) -> int:
+    """Write entries in ``format``; returns how many were written. Options: see ``WriteOptions``.
+
+    A path is written through a temporary file beside it and renamed at the end, so a failed
+    export leaves no half-written file.
+    """
+    fmt = get_format(format)
+    wopts = WriteOptions(**opts)
+    if not isinstance(path_or_stream, str | os.PathLike):
+        return fmt.writer(entries, path_or_stream, wopts)
+    path = Path(path_or_stream)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with tmp.open("wb") as f:
+            n = fmt.writer(entries, f, wopts)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return n
+
+
+__all__ = [
+    "FORMATS",
+    "HEAD_SIZE",
+    "AmbiguousHash",
+    "CaseInfo",
+    "Format",
+    "FormatError",
+    "ReadOptions",
+    "UnknownFormat",
+    "WriteOptions",
+    "detect_format",
+    "get_format",
+    "read_entries",
+    "write_entries",
+]

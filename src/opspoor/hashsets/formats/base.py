@@ -1,0 +1,326 @@
+"""What every hash-set format shares: the registry record, options, and the value parsers.
+
+Readers take a binary stream and yield :class:`~opspoor.hashsets.model.Entry` objects one at a
+time; writers take any iterable of entries and write as they go. A record that cannot be read is a
+:class:`~opspoor.errors.FormatError` naming the record (1-based) and, for text, the line; with
+``ReadOptions.on_error`` set it is reported and skipped instead of raised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from opspoor.errors import FormatError, SignalError
+from opspoor.hashsets.model import Category, Entry
+from opspoor.signals import get_signal
+
+ErrorHandler = Callable[[FormatError], None]
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    #: what a 64-hex value without a named column is: ``sha256`` or ``pdq`` (plain lists, csv ``hash``)
+    hash_type: str | None = None
+    #: file name used in errors
+    where: str | None = None
+    #: when set, invalid records are reported here and skipped; otherwise the first one is raised
+    on_error: ErrorHandler | None = None
+    #: ``Entry.source`` for entries whose format does not name one
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    """The case a VICS ``#Cases`` export is written under.
+
+    ``properties`` holds further Case properties by their VICS names (e.g. ``SourceApplicationName``).
+    Reading a ``#Cases`` file puts the case's properties in ``entry.extra["case"]``;
+    :meth:`from_vics` turns them back into a ``CaseInfo``.
+    """
+
+    case_id: int | str = 1
+    case_number: str = ""
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_vics(self) -> dict[str, Any]:
+        return {"CaseID": self.case_id, "CaseNumber": self.case_number, **self.properties}
+
+    @classmethod
+    def from_vics(cls, case: Mapping[str, Any]) -> CaseInfo:
+        rest = {k: v for k, v in case.items() if k not in ("CaseID", "CaseNumber")}
+        return cls(case.get("CaseID", 1), case.get("CaseNumber", ""), rest)
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    #: hash-set name; HMA writes it as the bank of entries that have no source
+    name: str | None = None
+    #: VICS: write a ``#Cases`` export of this one case (MediaFiles from ``entry.extra["files"]``)
+    cases: CaseInfo | None = None
+    #: plain: the signal to list (default: the first of md5, sha1, sha256, pdq the first entry has)
+    signal: str | None = None
+    #: csv: the signal columns to write (default: md5, sha1, sha256, pdq, photodna)
+    columns: tuple[str, ...] | None = None
+    #: csv: field delimiter (``","`` or ``"\t"``)
+    delimiter: str = ","
+
+
+Reader = Callable[[BinaryIO, ReadOptions], Iterator[Entry]]
+Writer = Callable[[Iterable[Entry], BinaryIO, WriteOptions], int]
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    description: str
+    reader: Reader
+    writer: Writer
+    sniff: Callable[[bytes], bool]
+
+
+# --- error routing -----------------------------------------------------------
+
+
+def report(err: FormatError, opts: ReadOptions) -> None:
+    """Raise ``err``, or hand it to ``opts.on_error`` so the reader can skip the record."""
+    if opts.on_error is None:
+        raise err
+    opts.on_error(err)
+
+
+class RecordError(ValueError):
+    """A field of one record is wrong; the reader adds file, record and line."""
+
+
+# --- values -------------------------------------------------------------------
+
+_PHOTODNA_TEXT = re.compile(r"[A-Za-z0-9+/=]+|\d{1,3}(?:,\d{1,3})+")
+_WS = re.compile(r"\s+")
+
+
+def validate_photodna(value: str) -> str:
+    """PhotoDNA is opaque: keep it as given minus whitespace; refuse only what cannot be one.
+
+    Accepted spellings are base64, hex, and comma-separated decimal bytes.
+    """
+    v = _WS.sub("", value)
+    if not v:
+        raise SignalError("photodna value is empty")
+    if not _PHOTODNA_TEXT.fullmatch(v):
+        raise SignalError(f"photodna value is not base64, hex or decimal bytes: {value[:40]!r}")
+    return v
+
+
+_HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
+
+
+def canonical_signal(name: str, value: object) -> str:
+    """The canonical text of a signal value, or ``RecordError`` saying what is wrong."""
+    if type(value) is str and len(value) == _HEX_LENGTHS.get(name):
+        # the common case, checked here without the registry's overhead; same rule as SignalType.validate
+        v = value.lower()
+        if v.isascii() and v.isalnum() and _HEX.fullmatch(v):
+            return v
+    if not isinstance(value, str):
+        raise RecordError(f"{name} value must be text, got {type(value).__name__}")
+    try:
+        if name == "photodna":
+            return validate_photodna(value)
+        return get_signal(name).validate(value)
+    except SignalError as exc:
+        raise RecordError(exc.message) from None
+
+
+#: hex length -> signal, for values whose column does not name the type
+HEX_LENGTH_TYPES = {32: "md5", 40: "sha1"}
+AMBIGUOUS_HEX = 64
+_HEX = re.compile(r"[0-9A-Fa-f]+")
+
+
+class AmbiguousHash(FormatError):
+    """A 64-hex value may be SHA-256 or PDQ; the caller must say which (``--type``)."""
+
+
+def hex_type(value: str, hash_type: str | None) -> str:
+    """The signal a bare hex value is, from its length; 64 hex needs ``hash_type``."""
+    v = value.strip()
+    if not _HEX.fullmatch(v):
+        raise RecordError(f"not a hexadecimal hash: {value[:80]!r}")
+    if len(v) == AMBIGUOUS_HEX:
+        if hash_type is None:
+            raise AmbiguousHash(
+                "64 hex characters may be SHA-256 or PDQ; pass --type sha256 or --type pdq (hash_type=...)"
+            )
+        return hash_type
+    kind = HEX_LENGTH_TYPES.get(len(v))
+    if kind is None:
+        raise RecordError(
+            f"a hash of {len(v)} hex characters is not MD5 (32), SHA-1 (40) or SHA-256/PDQ (64)"
+        )
+    return kind
+
+
+def check_hash_type(hash_type: str | None) -> None:
+    if hash_type is not None and hash_type not in ("sha256", "pdq"):
+        raise FormatError(f"hash type for 64-hex values must be sha256 or pdq, not {hash_type!r}")
+
+
+_TRUE = frozenset({"true", "yes", "y", "1", "t"})
+_FALSE = frozenset({"false", "no", "n", "0", "f"})
+
+
+_FAST_BOOL: dict[object, bool | None] = {None: None, True: True, False: False, "true": True, "false": False}
+
+
+def parse_bool(value: object, name: str) -> bool | None:
+    """JSON booleans, and true/false, yes/no, 1/0 in any case; empty or null is unknown (None)."""
+    if type(value) is bool or type(value) is str or value is None:
+        try:
+            return _FAST_BOOL[value]
+        except KeyError:
+            pass
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if not v:
+            return None
+        if v in _TRUE:
+            return True
+        if v in _FALSE:
+            return False
+    raise RecordError(f"{name}: {value!r} is not a boolean (true/false, yes/no, 1/0)")
+
+
+def parse_size(value: object, name: str) -> int | None:
+    """A non-negative integer, as a JSON number or text; empty or null is unknown."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise RecordError(f"{name}: {value!r} is not a size in bytes")
+    if isinstance(value, int):
+        n = value
+    elif isinstance(value, float) and value.is_integer():
+        n = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        n = int(value.strip())
+    else:
+        raise RecordError(f"{name}: {value!r} is not a size in bytes")
+    if n < 0:
+        raise RecordError(f"{name}: {value!r} is negative")
+    return n
+
+
+_US_CAT = re.compile(r"(?:cat[-_ ]?)?([0-5])", re.IGNORECASE)
+
+
+def parse_category(value: object, name: str = "category") -> Category | None:
+    """``SCHEME:CODE``, or a bare Project VIC number 0–5 (also ``CAT-1``) meaning ``us-cat``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise RecordError(f"{name}: {value!r} is not a category")
+    if isinstance(value, int | float):
+        text = str(int(value)) if float(value).is_integer() else str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        raise RecordError(f"{name}: {value!r} is not a category")
+    if not text:
+        return None
+    try:
+        if ":" in text:
+            return Category.parse(text)
+        m = _US_CAT.fullmatch(text)
+        if m:
+            return Category("us-cat", m.group(1))
+    except SignalError as exc:
+        raise RecordError(f"{name}: {exc.message}") from None
+    raise RecordError(f"{name}: {text[:40]!r} is not a category (SCHEME:CODE or a Project VIC number 0-5)")
+
+
+def text_or_none(value: object, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RecordError(f"{name}: {value!r} is not text")
+    text = str(value).strip()
+    return text or None
+
+
+def split_tags(value: object, sep: str | None = ",") -> tuple[str, ...]:
+    """Tags from a separated string or a list of strings; blanks dropped, order kept."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        parts: Iterable[object] = value.split(sep)
+    elif isinstance(value, list):
+        parts = value
+    else:
+        raise RecordError(f"tags: {value!r} is neither text nor a list")
+    tags = []
+    for p in parts:
+        if not isinstance(p, str):
+            raise RecordError(f"tags: {p!r} is not text")
+        if t := p.strip():
+            tags.append(t)
+    return tuple(tags)
+
+
+def check_has_signal(signals: Mapping[str, str]) -> None:
+    if not signals:
+        raise RecordError("record has no hash")
+
+
+def bool_text(value: bool | None) -> str:
+    return "" if value is None else ("true" if value else "false")
+
+
+# --- text input ----------------------------------------------------------------
+
+
+def text_lines(stream: BinaryIO, where: str | None) -> Iterator[str]:
+    """Decoded lines with their endings, UTF-8 with or without BOM; a bad byte names its line.
+
+    Each line is decoded on its own so the line number of an encoding error is exact.
+    """
+    for n, raw in enumerate(stream, 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError(
+                f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line); re-encode the file as UTF-8",
+                where,
+                line=n,
+            ) from None
+        if n == 1 and line.startswith("\ufeff"):
+            line = line[1:]
+        yield line
+
+
+def head_text(head: bytes) -> str:
+    """The sniffable text of a file head: BOM dropped, a cut multi-byte character tolerated."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    return head.decode("utf-8", errors="replace")
+
+
+def first_lines(head: bytes, n: int = 3) -> list[str]:
+    """Up to ``n`` complete non-blank, non-comment lines of a head (a cut last line is dropped
+    unless it is all there is)."""
+    text = head_text(head)
+    lines = text.splitlines()
+    if len(lines) > 1 and not text.endswith(("\n", "\r")):
+        lines = lines[:-1]
+    out = [s for line in lines if (s := line.strip()) and not s.startswith("#")]
+    return out[:n]
+
+
+def normalise_column(name: str) -> str:
+    """Header names compared without case, spaces, dashes or underscores: ``Media ID`` = ``media_id``."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())

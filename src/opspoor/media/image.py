@@ -1,0 +1,236 @@
+"""Decode an image safely and bring it to the pixels PDQ's canonical pipeline hashes.
+
+- The type comes from magic bytes (``opspoor.media.sniff``), never from a name; Pillow is told
+  which format to use, so it cannot guess another.
+- The declared pixel count is checked against ``max_pixels`` from the header, before any pixel is
+  allocated (``MediaTooLarge``). Pillow's own decompression-bomb check is switched off because
+  this check replaces it (it would otherwise warn or refuse at its fixed limit).
+- Truncated or corrupt data raises ``UndecodableMedia`` with the reason; truncated images are
+  never silently completed. Pillow's per-file warnings are caught, not printed.
+- EXIF orientation is recorded, not applied: Meta's reference tools hash the stored pixels.
+
+Canonical pipeline (see docs/pdq.md): convert to RGB, then scale down to fit within
+``target`` x ``target`` (512 for PDQ), keeping the aspect ratio, exactly as Pillow's
+``thumbnail((512, 512))`` does in Meta's Python port (same size rounding, bicubic filter,
+``reducing_gap=2.0``). JPEGs are decoded at a reduced DCT scale (Pillow ``draft``, libjpeg's
+1/2, 1/4, 1/8 scaling) at the smallest scale that leaves the image no smaller than its target size;
+``thumbnail`` itself only drafts down to twice the target, so this is the one deliberate
+difference, and the conformance tests bound its effect.
+
+Mode conversion to RGB is Pillow's ``convert("RGB")`` (RGBA and LA drop alpha, CMYK, YCbCr, LAB,
+HSV, P and 1 as Pillow maps them), done *before* scaling so palette and 1-bit images are scaled
+with the anti-aliasing filter too (Pillow's ``thumbnail`` would fall back to nearest neighbour for
+them). 16-bit images (``I;16``) are reduced to 8 bits by their high byte, as image viewers show them;
+Pillow's ``convert`` would clip every value above 255 to white.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+from PIL import Image
+
+from opspoor.errors import MediaTooLarge, OpspoorError, UndecodableMedia, UnsupportedMedia
+from opspoor.media.exif import ExifInfo, read_exif
+from opspoor.media.sniff import SNIFF_BYTES, sniff
+
+DEFAULT_MAX_PIXELS = 200_000_000
+PDQ_TARGET = 512
+
+# Our max_pixels check (from the header, before allocation) replaces Pillow's bomb check.
+Image.MAX_IMAGE_PIXELS = None
+
+#: sniffed type -> the Pillow format allowed to open it
+_PIL_FORMATS: dict[str, tuple[str, ...]] = {
+    "jpeg": ("JPEG",),
+    "png": ("PNG",),
+    "gif": ("GIF",),
+    "webp": ("WEBP",),
+    "bmp": ("BMP",),
+    "tiff": ("TIFF",),
+    "heic": ("HEIF",),
+    "heif": ("HEIF",),
+    "avif": ("AVIF", "HEIF"),
+}
+
+_heif_registered = False
+
+
+def _register_heif() -> None:
+    """Register pillow-heif's opener once (lazily: most scans never see a HEIF file)."""
+    global _heif_registered
+    if not _heif_registered:
+        from pillow_heif import register_heif_opener
+
+        register_heif_opener()
+        Image.init()
+        _heif_registered = True
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    rgb: np.ndarray  # H, W, 3 uint8, already scaled to fit PDQ's 512x512 target (canonical pipeline)
+    width: int  # original stored dimensions
+    height: int
+    format: str  # jpeg, png, gif, webp, bmp, tiff, heic, heif, avif
+    mode: str  # original PIL mode
+    orientation: int | None  # EXIF orientation, recorded, NOT applied
+    exif: ExifInfo | None
+
+
+def fit_within(width: int, height: int, target: int) -> tuple[int, int]:
+    """Size that fits within target x target keeping the aspect ratio, rounded as Pillow's thumbnail."""
+    if width <= target and height <= target:
+        return width, height
+    aspect = width / height
+    x = y = target
+    if x / y >= aspect:
+        x = _round_aspect(y * aspect, key=lambda n: abs(aspect - n / y))
+    else:
+        y = _round_aspect(x / aspect, key=lambda n: 0 if n == 0 else abs(aspect - x / n))
+    return x, y
+
+
+def _round_aspect(number: float, key: object) -> int:
+    return max(min(math.floor(number), math.ceil(number), key=key), 1)  # type: ignore[call-overload]
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB as Meta's Python port sees it (Pillow ``convert("RGB")``), except 16-bit: high byte."""
+    if img.mode == "RGB":
+        return img
+    if img.mode.startswith("I;16"):
+        high = (np.asarray(img).astype(np.uint16) >> 8).astype(np.uint8)
+        return Image.fromarray(high, "L").convert("RGB")
+    return img.convert("RGB")
+
+
+def _libjpeg_ycc_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """libjpeg's fixed-point YCbCr -> RGB tables (jdcolor.c), so our conversion matches its output."""
+    one_half, x = 1 << 15, np.arange(256, dtype=np.int64) - 128
+
+    def fix(v: float) -> int:
+        return int(v * (1 << 16) + 0.5)
+
+    cr_r = (fix(1.40200) * x + one_half) >> 16
+    cb_b = (fix(1.77200) * x + one_half) >> 16
+    cr_g = -fix(0.71414) * x
+    cb_g = -fix(0.34414) * x + one_half
+    return cr_r.astype(np.int32), cb_b.astype(np.int32), cr_g, cb_g
+
+
+_CR_R, _CB_B, _CR_G, _CB_G = _libjpeg_ycc_tables()
+
+
+@njit(cache=True, nogil=True)
+def _ycc_to_rgb(ycc: np.ndarray, cr_r, cb_b, cr_g, cb_g) -> np.ndarray:  # type: ignore[no-untyped-def]  # pragma: no cover
+    # numba: a per-pixel table lookup; NumPy would need a dozen full-size temporaries
+    h, w = ycc.shape[0], ycc.shape[1]
+    out = np.empty((h, w, 3), dtype=np.uint8)
+    for i in range(h):
+        for j in range(w):
+            y = np.int64(ycc[i, j, 0])
+            cb = ycc[i, j, 1]
+            cr = ycc[i, j, 2]
+            r = y + cr_r[cr]
+            g = y + ((cb_g[cb] + cr_g[cr]) >> 16)
+            b = y + cb_b[cb]
+            out[i, j, 0] = min(max(r, 0), 255)
+            out[i, j, 1] = min(max(g, 0), 255)
+            out[i, j, 2] = min(max(b, 0), 255)
+    return out
+
+
+def _scaled_rgb(img: Image.Image, fmt: str, target: int) -> np.ndarray:
+    width, height = img.size
+    size = fit_within(width, height, target)
+    box, drafted_ycc = None, False
+    if fmt == "jpeg" and size != (width, height):
+        # libjpeg DCT scaling, never below the target size. Colour JPEGs stay in YCbCr until
+        # they are small: libjpeg then skips its colour conversion (about a fifth of the decode
+        # time), and converting after the scale-down differs by rounding only.
+        ycc = img.mode == "RGB" and img.info.get("adobe_transform") != 0
+        drafted = img.draft("YCbCr" if ycc else None, size)
+        if drafted is not None:
+            box, drafted_ycc = drafted[1], drafted[0] == "YCbCr"
+    img.load()
+    if img.mode not in ("RGB", "L") and not drafted_ycc:  # L: converting after scaling is the same
+        img = to_rgb(img)
+    if img.size != size:
+        img = img.resize(size, Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)
+    if drafted_ycc:  # convert as libjpeg does; Pillow's conversion truncates (a -0.4 bias)
+        return _ycc_to_rgb(np.asarray(img), _CR_R, _CB_B, _CR_G, _CB_G)
+    img = to_rgb(img)
+    return np.asarray(img)
+
+
+def _open(data: bytes, fmt: str, where: str | None) -> Image.Image:
+    if fmt in ("heic", "heif", "avif"):
+        _register_heif()
+    try:
+        return Image.open(io.BytesIO(data), formats=_PIL_FORMATS[fmt])
+    except Image.DecompressionBombError as exc:  # only if someone re-enabled Pillow's limit
+        raise MediaTooLarge(str(exc), where) from None
+    except Exception as exc:
+        raise UndecodableMedia(f"cannot read {fmt} header: {_reason(exc)}", where) from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def decode_image(
+    data: bytes,
+    *,
+    where: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    target: int = PDQ_TARGET,
+) -> DecodedImage:
+    """Decode ``data`` (the whole file) to RGB scaled for PDQ, with its EXIF clues.
+
+    Raises ``UnsupportedMedia`` (not an image type we decode), ``MediaTooLarge`` (declared pixel
+    count above ``max_pixels``) or ``UndecodableMedia`` (truncated or corrupt), each naming ``where``.
+    """
+    sniffed = sniff(bytes(data[:SNIFF_BYTES]))
+    if sniffed.kind != "image" or sniffed.type not in _PIL_FORMATS:
+        raise UnsupportedMedia(f"not an image type opspoor decodes (sniffed {sniffed.type})", where)
+    fmt = sniffed.type
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        img = _open(data, fmt, where)
+        try:
+            width, height = img.size
+            if width <= 0 or height <= 0:
+                raise UndecodableMedia(f"{fmt} declares an empty image ({width}x{height})", where)
+            if width * height > max_pixels:
+                raise MediaTooLarge(
+                    f"{fmt} declares {width}x{height} = {width * height:,} pixels, above the limit "
+                    f"of {max_pixels:,}",
+                    where,
+                )
+            mode = img.mode
+            rgb = _scaled_rgb(img, fmt, target)
+            exif = read_exif(img)  # after load: PNG may keep its eXIf chunk after the pixels
+        except OpspoorError:
+            raise
+        except MemoryError:
+            raise MediaTooLarge(f"out of memory decoding {fmt} ({width}x{height})", where) from None
+        except Exception as exc:
+            raise UndecodableMedia(f"cannot decode {fmt}: {_reason(exc)}", where) from None
+        finally:
+            img.close()
+    return DecodedImage(
+        rgb=rgb,
+        width=width,
+        height=height,
+        format=fmt,
+        mode=mode,
+        orientation=exif.orientation if exif else None,
+        exif=exif,
+    )

@@ -1,0 +1,233 @@
+"""The hashing engine: one read per file, every signal of the file from that read.
+
+A file up to ``max_in_memory`` bytes is read into memory once; MD5, SHA-1 and SHA-256 are taken from
+that buffer and the image or video is decoded from the same bytes. A larger file is digested chunk by
+chunk in constant memory; if it is a video it is then decoded from the (seekable) stream, a second
+sequential read that only large videos need. A media failure never loses the cryptographic hashes:
+``FileSignals.error`` says what failed and the rest is filled in.
+
+Everything here is plain functions and dataclasses, so it pickles for a process pool.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from opspoor.errors import MediaTooLarge, OpspoorError, SourceError, UndecodableMedia
+from opspoor.media.exif import ExifInfo
+from opspoor.media.image import decode_image
+from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
+from opspoor.media.thumbs import safe_thumbnail
+from opspoor.signals.crypto import CHUNK, DigestAccumulator, Digests, digest_bytes
+from opspoor.signals.pdq import pdq_hash_image, pdq_with_dihedral
+from opspoor.signals.vpdq import VpdqFrame, vpdq_hash_video
+
+
+@dataclass(frozen=True, slots=True)
+class HashOptions:
+    pdq: bool = True  # PDQ of images
+    vpdq: bool = True  # vPDQ of videos
+    dihedral: bool = False  # also the 8 dihedral PDQ variants of images
+    every_seconds: float = 1.0  # vPDQ sampling; 0 = every frame
+    max_pixels: int = 200_000_000  # refuse images / video frames declaring more pixels
+    video_time_limit: float = 120.0  # seconds per video (decode + hash)
+    max_in_memory: int = 512 * 1024 * 1024  # larger files are digested as a stream
+    thumbnail: bool = False  # a review-safe (grayscale, blurred) thumbnail, see media.thumbs
+
+
+DEFAULT = HashOptions()
+
+
+@dataclass(slots=True)
+class FileSignals:
+    size: int
+    md5: str
+    sha1: str
+    sha256: str
+    kind: str  # image | video | archive | other  (from media.sniff)
+    type: str  # jpeg, png, mp4, zip, unknown, empty, ...
+    pdq: str | None = None
+    quality: int | None = None
+    pdq_dihedral: list[str] | None = (
+        None  # original, rot90, rot180, rot270, flipx, flipy, transpose, transverse
+    )
+    vpdq_frames: list[VpdqFrame] | None = None
+    exif: ExifInfo | None = None
+    error: OpspoorError | None = field(default=None)  # media decode failed; crypto hashes still present
+    thumbnail: bytes | None = None  # JPEG, grayscale and blurred (only with HashOptions.thumbnail)
+
+
+def hash_bytes(data: bytes, *, where: str | None = None, options: HashOptions = DEFAULT) -> FileSignals:
+    """Every signal of a file held in memory."""
+    sig = _start(digest_bytes(data), sniff(bytes(data[:SNIFF_BYTES])))
+    if sig.kind == "image" and options.pdq:
+        _add_image(sig, data, where, options)
+    elif sig.kind == "video" and options.vpdq:
+        _add_video(sig, io.BytesIO(data), where, options)
+    return sig
+
+
+def hash_stream(
+    stream: BinaryIO,
+    *,
+    where: str | None = None,
+    options: HashOptions = DEFAULT,
+    size_hint: int | None = None,
+) -> FileSignals:
+    """Every signal of the bytes left in ``stream``.
+
+    Files that fit ``options.max_in_memory`` go through :func:`hash_bytes`. A larger one is
+    digested in constant memory; only a video among them is decoded, from the stream again
+    (so the stream must then be seekable), and a large image gets ``MediaTooLarge``.
+    """
+    limit = options.max_in_memory
+    start = _tell(stream)  # where a large video's second read begins; None if it cannot seek
+    if size_hint is None or size_hint <= limit:
+        data = _read_up_to(stream, limit + 1, where, size_hint)
+        if len(data) <= limit:
+            return hash_bytes(data, where=where, options=options)
+        acc = DigestAccumulator()
+        acc.update(data)
+        head = data[:SNIFF_BYTES]
+        del data
+    else:
+        head = _read_up_to(stream, SNIFF_BYTES, where)
+        acc = DigestAccumulator()
+        acc.update(head)
+    _digest_rest(stream, acc, where)
+    sig = _start(acc.result(), sniff(head))
+    if sig.kind == "image" and options.pdq:
+        sig.error = MediaTooLarge(
+            f"image file of {sig.size:,} bytes is above the in-memory limit of {limit:,}", where
+        )
+    elif sig.kind == "video" and options.vpdq:
+        _add_large_video(sig, stream, start, where, options)
+    return sig
+
+
+def hash_path(path: Path | str, options: HashOptions = DEFAULT) -> FileSignals:
+    """Every signal of a file on disk, opened read-only. ``SourceError`` if it cannot be opened or read."""
+    where = str(path)
+    try:
+        fh = open(path, "rb")  # noqa: SIM115  (closed below; the error must name the file)
+    except OSError as exc:
+        raise SourceError(f"cannot open: {exc.strerror or exc}", where) from None
+    with fh:
+        try:
+            size = os.fstat(fh.fileno()).st_size
+        except OSError as exc:
+            raise SourceError(f"cannot stat: {exc.strerror or exc}", where) from None
+        return hash_stream(fh, where=where, options=options, size_hint=size)
+
+
+# --- parts -------------------------------------------------------------------------------------
+
+
+def _start(d: Digests, s: Sniffed) -> FileSignals:
+    return FileSignals(size=d.size, md5=d.md5, sha1=d.sha1, sha256=d.sha256, kind=s.kind, type=s.type)
+
+
+def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOptions) -> None:
+    try:
+        img = decode_image(data, where=where, max_pixels=options.max_pixels)
+        if options.dihedral:
+            h, sig.pdq_dihedral = pdq_with_dihedral(img.rgb)
+        else:
+            h = pdq_hash_image(img)
+    except OpspoorError as exc:
+        sig.error = exc
+        return
+    except Exception as exc:  # a decoder bug must not lose the file's other signals
+        sig.error = UndecodableMedia(f"image decoding failed: {type(exc).__name__}: {exc}", where)
+        return
+    sig.pdq, sig.quality, sig.exif = h.hash, h.quality, img.exif
+    if options.thumbnail:
+        sig.thumbnail = safe_thumbnail(img.rgb)
+
+
+def _add_video(sig: FileSignals, source: BinaryIO, where: str | None, options: HashOptions) -> None:
+    def thumb(rgb: np.ndarray, frame: VpdqFrame) -> None:
+        # the first frame with real content (not a black lead-in) stands for the video
+        if sig.thumbnail is None and frame.quality >= 50:
+            sig.thumbnail = safe_thumbnail(rgb)
+
+    try:
+        sig.vpdq_frames = vpdq_hash_video(
+            source,
+            every_seconds=options.every_seconds,
+            where=where,
+            max_seconds_decode=options.video_time_limit,
+            max_pixels=options.max_pixels,
+            on_frame=thumb if options.thumbnail else None,
+        )
+    except OpspoorError as exc:
+        sig.error = exc
+    except Exception as exc:
+        sig.error = UndecodableMedia(f"video decoding failed: {type(exc).__name__}: {exc}", where)
+
+
+def _add_large_video(
+    sig: FileSignals, stream: BinaryIO, start: int | None, where: str | None, options: HashOptions
+) -> None:
+    # Second sequential read, only for videos above max_in_memory: digests streamed, now decode.
+    if start is None:
+        sig.error = MediaTooLarge(
+            f"video of {sig.size:,} bytes is above the in-memory limit and its stream cannot seek", where
+        )
+        return
+    try:
+        stream.seek(start)
+    except OSError as exc:
+        sig.error = UndecodableMedia(f"cannot rewind video stream: {exc}", where)
+        return
+    _add_video(sig, stream, where, options)
+
+
+def _seekable(stream: BinaryIO) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _tell(stream: BinaryIO) -> int | None:
+    try:
+        return stream.tell() if _seekable(stream) else None
+    except OSError:
+        return None
+
+
+def _read_up_to(stream: BinaryIO, n: int, where: str | None, size_hint: int | None = None) -> bytes:
+    """Up to ``n`` bytes (fewer only at end of stream).
+
+    The first read asks for the expected size plus one byte, so a file of known size is one read
+    into one buffer (and an end-of-file check); without a hint, reads ask for at most 16 MiB.
+    """
+    parts = []
+    left = n
+    want = CHUNK if size_hint is None else size_hint + 1
+    try:
+        while left > 0:
+            chunk = stream.read(max(1, min(left, want)))
+            want = 16 * CHUNK
+            if not chunk:
+                break
+            parts.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise SourceError(f"read failed: {exc.strerror or exc}", where) from None
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _digest_rest(stream: BinaryIO, acc: DigestAccumulator, where: str | None) -> None:
+    try:
+        while chunk := stream.read(CHUNK):
+            acc.update(chunk)
+    except OSError as exc:
+        raise SourceError(f"read failed: {exc.strerror or exc}", where) from None

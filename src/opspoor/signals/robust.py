@@ -1,0 +1,473 @@
+"""Robust PDQ matching: more hashes per query (any hash list) and per known item (own originals).
+
+PDQ moves a long way under edits that people make all the time: a letterbox or a frame adds
+structure the hash sees, a 5 % crop shifts every DCT basis function, a flip permutes the bits.
+Two families of extra hashes recover such copies; docs/robustness.md has the measured effect.
+
+**Query side** (:func:`query_hashes`), useful against any list, even one PDQ per item. Each item is
+hashed several ways and every hash is looked up; a match by any of them counts:
+
+- ``dihedral``: the 8 rotations / flips, from one set of DCT coefficients (free);
+- ``border``: near-uniform rows and columns at the edges (letterbox, padding, a frame of one
+  colour, JPEG noise tolerated) are cut off and the remaining picture is hashed;
+- ``embedded``: a picture inside a larger canvas (a screenshot with window chrome, a photo on a
+  page) is found as the rectangle with straight edges whose inside is busier than its outside,
+  and hashed (after removing any uniform margin left inside it).
+
+**Known side** (:func:`augment_hashes`), for holders of the originals: extra PDQs of crops and
+small rotations of each original, stored with the same entry, so that a cropped or slightly
+rotated copy lands near one of them.
+
+Every extra hash is one more chance of a false match, so variants of a low-quality hash are not
+produced (``min_quality``): low-quality PDQs (flat, featureless pictures) are where false matches live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from opspoor.signals.pdq import pdq_from_rgb
+
+#: regions of a query hash: the whole image, without its borders, a picture embedded in it
+REGIONS = ("full", "border", "embedded")
+#: the 7 turns of the dihedral group (the 8th is the identity), applied to the query's pixels
+DIHEDRAL: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...] = (
+    ("rot90", lambda a: np.rot90(a, 1)),
+    ("rot180", lambda a: np.rot90(a, 2)),
+    ("rot270", lambda a: np.rot90(a, 3)),
+    ("mirror", lambda a: a[:, ::-1]),
+    ("flip", lambda a: a[::-1]),
+    ("transpose", lambda a: a.transpose(1, 0, 2)),
+    ("transverse", lambda a: np.rot90(a, 2).transpose(1, 0, 2)),
+)
+#: quality below which no extra hash is made (the plain PDQ of the item is always kept)
+MIN_VARIANT_QUALITY = 50
+#: a region is hashed only if at least this many pixels on each side (PDQ needs structure)
+MIN_REGION_PX = 32
+
+Box = tuple[int, int, int, int]  # left, top, right, bottom (exclusive), in pixels of the array given
+
+
+@dataclass(frozen=True, slots=True)
+class QueryHash:
+    hash: str  # 64 hex
+    quality: int
+    region: str  # full | border | embedded
+    variant: str  # original, or the turn of the pixels hashed: rot90 ... transverse (DIHEDRAL)
+    box: Box  # the region hashed, in the pixels given
+
+    @property
+    def method(self) -> str:
+        """How it was made: ``pdq`` (the plain hash), ``dihedral/rot90``, ``border``, ``embedded/flip``..."""
+        region = "dihedral" if self.region == "full" else self.region
+        if self.variant == "original":
+            return "pdq" if self.region == "full" else region
+        return f"{region}/{self.variant}"
+
+
+# ------------------------------------------------------------------------------------------------
+# query side
+
+
+def query_hashes(
+    rgb: np.ndarray,
+    *,
+    dihedral: bool = True,
+    borders: bool = True,
+    embedded: bool = True,
+    min_quality: int = MIN_VARIANT_QUALITY,
+) -> list[QueryHash]:
+    """The hashes to look up for one image (``rgb``: H, W, 3 uint8, e.g. ``DecodedImage.rgb``).
+
+    The first is always the plain PDQ of the whole image (method ``pdq``), whatever its quality;
+    the others follow without duplicates, each only when its quality is at least ``min_quality``.
+    """
+    out: list[QueryHash] = []
+    seen: set[str] = set()
+    for region, box in query_regions(rgb, borders=borders, embedded=embedded):
+        pixels = _crop(rgb, box)
+        plain = pdq_from_rgb(pixels)
+        if region != "full" and (plain.quality < min_quality or plain.hash in seen):
+            continue
+        out.append(QueryHash(plain.hash, plain.quality, region, "original", box))
+        seen.add(plain.hash)
+        if not dihedral or plain.quality < min_quality:
+            continue
+        for name, turn in DIHEDRAL:
+            # the turned pixels are hashed again: the DCT sign trick (pdq_with_dihedral) is only
+            # approximate, because PDQ's box filter and decimation are not mirror-symmetric
+            h = pdq_from_rgb(np.ascontiguousarray(turn(pixels)))
+            if h.quality >= min_quality and h.hash not in seen:
+                out.append(QueryHash(h.hash, h.quality, region, name, box))
+                seen.add(h.hash)
+    return out
+
+
+def query_regions(rgb: np.ndarray, *, borders: bool = True, embedded: bool = True) -> list[tuple[str, Box]]:
+    """The regions of an image worth hashing: the whole, without borders, embedded pictures."""
+    height, width = rgb.shape[:2]
+    regions: list[tuple[str, Box]] = [("full", (0, 0, width, height))]
+    found: list[tuple[str, Box]] = []
+    if borders:
+        box = trim_borders(rgb)
+        if box is not None:
+            found.append(("border", box))
+    if embedded:
+        for box in find_embedded(rgb):
+            inner = trim_borders(_crop(rgb, box))
+            if inner is not None:  # a uniform margin left around the picture inside the frame
+                box = (box[0] + inner[0], box[1] + inner[1], box[0] + inner[2], box[1] + inner[3])
+            found.append(("embedded", box))
+    for region, box in found:
+        if not _near_box(box, [b for _, b in regions], width, height):
+            regions.append((region, box))
+    return regions
+
+
+def _crop(rgb: np.ndarray, box: Box) -> np.ndarray:
+    return np.ascontiguousarray(rgb[box[1] : box[3], box[0] : box[2]])
+
+
+def _near_box(box: Box, others: Sequence[Box], width: int, height: int, tol: float = 0.01) -> bool:
+    """True if every side of ``box`` is within ``tol`` of the image size of one of ``others``."""
+    scale = np.array([width, height, width, height], dtype=np.float64)
+    b = np.array(box, dtype=np.float64) / scale
+    return any(np.abs(b - np.array(o) / scale).max() <= tol for o in others)
+
+
+# --- borders ------------------------------------------------------------------------------------
+
+#: a pixel belongs to a border when every channel is within this of the border's colour
+BORDER_TOLERANCE = 24
+#: share of a row's (column's) pixels that must be border-coloured for it to count as border
+BORDER_SHARE = 0.97
+#: borders thinner than this share of the side are ignored (PDQ tolerates them; saves a hash)
+MIN_BORDER = 0.02
+
+
+def trim_borders(
+    rgb: np.ndarray,
+    *,
+    tolerance: int = BORDER_TOLERANCE,
+    share: float = BORDER_SHARE,
+    min_border: float = MIN_BORDER,
+) -> Box | None:
+    """The box left after cutting near-uniform rows and columns off the four edges, or None.
+
+    Each edge has its own colour (the median of its outermost line), so a black letterbox and a
+    coloured frame are both found; ``tolerance`` absorbs JPEG and scaling noise, ``share`` lets a
+    few stray pixels (a watermark, ringing) through. None when no edge has a border of at least
+    ``min_border`` of the image, or when too little picture would remain.
+    """
+    height, width = rgb.shape[:2]
+    if height < MIN_REGION_PX or width < MIN_REGION_PX:
+        return None
+    a = rgb[:, :, :3]
+    cols = a.transpose(1, 0, 2)
+    top, bottom, left, right = (_border_depth(x, tolerance, share) for x in (a, a[::-1], cols, cols[::-1]))
+    box = (left, top, width - right, height - bottom)
+    if max(top / height, bottom / height, left / width, right / width) < min_border:
+        return None
+    if box[2] - box[0] < max(MIN_REGION_PX, 0.2 * width) or box[3] - box[1] < max(
+        MIN_REGION_PX, 0.2 * height
+    ):
+        return None
+    return box
+
+
+def _border_depth(a: np.ndarray, tolerance: int, share: float) -> int:
+    """How many leading rows of ``a`` (H, W, 3 uint8) are of the first row's colour (at most 40 %).
+
+    Rows are checked in growing blocks, so an image without a border costs one row.
+    """
+    colour = np.median(a[0], axis=0).astype(np.int16)
+    limit = max(1, int(0.4 * a.shape[0]))
+    depth, step = 0, 4
+    while depth < limit:
+        d = np.abs(a[depth : min(depth + step, limit)].astype(np.int16) - colour)
+        close = (np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2]) <= tolerance).mean(axis=1) >= share
+        if not close.all():
+            return depth + int(np.argmin(close))
+        depth += len(close)
+        step *= 2
+    return depth
+
+
+# --- embedded pictures --------------------------------------------------------------------------
+
+#: luma step (0-255) across a line for it to count as an edge of a picture
+EDGE_STEP = 5.0
+#: luma change to the right and lower neighbours (summed) up to which a pixel is flat canvas
+FLAT_STEP = 4.0
+#: share of a side that must lie on a canvas edge
+SIDE_SUPPORT = 0.6
+#: candidate lines per axis
+MAX_LINES = 16
+#: width of the strip outside each side, and its largest luma standard deviation (uniform canvas)
+STRIP = 4
+CANVAS_STD = 5.0
+
+
+def find_embedded(rgb: np.ndarray) -> list[Box]:
+    """Boxes of a picture shown inside a larger canvas (screenshot, frame, page): none, one or two.
+
+    A picture's side is a *canvas edge*: a luma step along a straight line with flat canvas on one
+    side (small gaps bridged, for where the picture's border happens to match the canvas). The
+    longest such lines are candidates; a box is valid if both sides of one axis lie on canvas edges
+    (``SIDE_SUPPORT`` of their length, uniform strip outside) and the other axis does the same or
+    spans the image (a photo across a phone screen, a letterbox). Window chrome may nest valid
+    boxes (the viewer's content area around the picture and its margin), and a picture with plain
+    areas may hold smaller ones, so the smallest and the largest valid box are both returned.
+    """
+    height, width = rgb.shape[:2]
+    if min(height, width) < 4 * MIN_REGION_PX:
+        return []
+    luma = rgb[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    flat = _flat(luma)
+    rows_edge = _canvas_edges(luma, flat)  # (H+1, W): edge between row y-1 and row y
+    cols_edge = _canvas_edges(luma.T, flat.T)  # (W+1, H)
+    ys = _candidate_lines(rows_edge, height)
+    xs = _candidate_lines(cols_edge, width)
+    if len(ys) < 3 and len(xs) < 3:  # at most the image edges plus one line: no closed box
+        return []
+    return _valid_boxes(ys, xs, rows_edge, cols_edge, _Integral(luma))
+
+
+def _flat(luma: np.ndarray) -> np.ndarray:
+    g = np.zeros(luma.shape, dtype=np.float32)
+    g[:, :-1] += np.abs(np.diff(luma, axis=1))
+    g[:-1, :] += np.abs(np.diff(luma, axis=0))
+    return g <= FLAT_STEP
+
+
+def _canvas_edges(luma: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """Boolean (H+1, W): at boundary y, a step of ``EDGE_STEP`` between the two rows above and the two
+    below, with flat pixels 3 and 4 rows away on one side (clear of the blur of scaling and JPEG)."""
+    h = luma.shape[0]
+    out = np.zeros((h + 1, luma.shape[1]), dtype=bool)
+    if h < 10:
+        return out
+    above = (luma[:-3] + luma[1:-2]) * 0.5  # rows y-2, y-1 for y = 2 .. h-2
+    below = (luma[2:-1] + luma[3:]) * 0.5  # rows y, y+1
+    out[2 : h - 1] = np.abs(below - above) >= EDGE_STEP
+    canvas = np.zeros_like(out)
+    two = flat[:-1] & flat[1:]  # two[k] = rows k and k+1 flat
+    canvas[5 : h - 3] = two[1 : h - 7] | two[7 : h - 1]  # rows y-4, y-3 or rows y+3, y+4
+    return _bridge(out & canvas, 3)
+
+
+def _bridge(mask: np.ndarray, gap: int) -> np.ndarray:
+    """Binary closing along axis 1: gaps up to ``2 * gap`` pixels between True runs are filled."""
+    return ~_dilate(~_dilate(mask, gap), gap)
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    c = np.zeros((mask.shape[0], mask.shape[1] + 1), dtype=np.int32)
+    np.cumsum(mask, axis=1, out=c[:, 1:])
+    n = mask.shape[1]
+    lo = np.clip(np.arange(n) - r, 0, n)
+    hi = np.clip(np.arange(n) + r + 1, 0, n)
+    return (c[:, hi] - c[:, lo]) > 0
+
+
+def _longest_runs(mask: np.ndarray) -> np.ndarray:
+    """Length of the longest run of True in each row."""
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    step = np.diff(padded, axis=1)
+    srow, scol = np.nonzero(step == 1)
+    _, ecol = np.nonzero(step == -1)
+    out = np.zeros(mask.shape[0], dtype=np.int64)
+    np.maximum.at(out, srow, ecol - scol)
+    return out
+
+
+def _candidate_lines(edges: np.ndarray, size: int) -> np.ndarray:
+    """Positions of the longest canvas edges (local maxima), plus the two image borders."""
+    runs = _longest_runs(edges)
+    keep = runs >= max(MIN_REGION_PX, 0.2 * edges.shape[1])
+    # non-maximum suppression over +-2 lines: a blurred edge fires on neighbouring rows
+    local_max = np.max(np.lib.stride_tricks.sliding_window_view(np.pad(runs, 2), 5), axis=1)
+    peaks = np.nonzero(keep & (runs >= local_max))[0]
+    peaks = peaks[(peaks >= 2) & (peaks <= size - 2)]
+    chosen: list[int] = []
+    for p in peaks[np.argsort(-runs[peaks], kind="stable")]:
+        if all(abs(int(p) - q) > 2 for q in chosen):
+            chosen.append(int(p))
+        if len(chosen) == MAX_LINES:
+            break
+    return np.array(sorted({0, size, *chosen}), dtype=np.int64)
+
+
+class _Integral:
+    """Integral images of luma and luma squared: standard deviation of any box in O(1)."""
+
+    def __init__(self, luma: np.ndarray) -> None:
+        self.h, self.w = luma.shape
+        v = luma.astype(np.float64)
+        self.s = np.zeros((self.h + 1, self.w + 1), dtype=np.float64)
+        self.s2 = np.zeros_like(self.s)
+        self.s[1:, 1:] = v.cumsum(axis=0).cumsum(axis=1)
+        self.s2[1:, 1:] = (v * v).cumsum(axis=0).cumsum(axis=1)
+
+    def std(self, y0: np.ndarray, y1: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
+        """Standard deviation of boxes [y0, y1) x [x0, x1) (broadcast, clipped; empty = NaN)."""
+        y0, y1 = np.clip(y0, 0, self.h), np.clip(y1, 0, self.h)
+        x0, x1 = np.clip(x0, 0, self.w), np.clip(x1, 0, self.w)
+        n = np.maximum(y1 - y0, 0) * np.maximum(x1 - x0, 0)
+
+        def box(a: np.ndarray) -> np.ndarray:
+            return a[y1, x1] - a[y0, x1] - a[y1, x0] + a[y0, x0]
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = box(self.s) / n
+            var = box(self.s2) / n - mean * mean
+            return np.where(n > 0, np.sqrt(np.maximum(var, 0.0)), np.nan)
+
+
+def _side_support(edges: np.ndarray, lines: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """(L, C, C): share of the span [cuts[i], cuts[j]) on each line that lies on an edge."""
+    c = np.zeros((edges.shape[0], edges.shape[1] + 1), dtype=np.int64)
+    np.cumsum(edges, axis=1, out=c[:, 1:])
+    on = c[lines][:, cuts]  # (L, C)
+    span = cuts[None, :] - cuts[:, None]  # (C, C)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (on[:, None, :] - on[:, :, None]) / np.where(span > 0, span, 1)[None]
+
+
+def _side(support: np.ndarray, outside_std: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return (support >= SIDE_SUPPORT) & (outside_std <= CANVAS_STD)
+
+
+def _valid_boxes(
+    ys: np.ndarray, xs: np.ndarray, rows_edge: np.ndarray, cols_edge: np.ndarray, strips: _Integral
+) -> list[Box]:
+    height, width = strips.h, strips.w
+    # indices t < b into ys and lo < r into xs, broadcast as (t, b, lo, r)
+    t, b, lo, r = np.ix_(np.arange(len(ys)), np.arange(len(ys)), np.arange(len(xs)), np.arange(len(xs)))
+    y0, y1, x0, x1 = ys[t], ys[b], xs[lo], xs[r]
+    horiz = _side_support(rows_edge, ys, xs)  # (Ly, Lx, Lx): line ys[i], span xs[l]..xs[r]
+    vert = _side_support(cols_edge, xs, ys)  # (Lx, Ly, Ly)
+    # the strip outside each side, clear of the blurred edge and of the corners
+    g, k = 2, STRIP
+    ya, yb, xa, xb = y0 + 3, y1 - 3, x0 + 3, x1 - 3
+    top = _side(horiz[t, lo, r], strips.std(y0 - g - k, y0 - g, xa, xb))
+    bottom = _side(horiz[b, lo, r], strips.std(y1 + g, y1 + g + k, xa, xb))
+    left = _side(vert[lo, t, b], strips.std(ya, yb, x0 - g - k, x0 - g))
+    right = _side(vert[r, t, b], strips.std(ya, yb, x1 + g, x1 + g + k))
+    # each axis: both sides on canvas edges, or both on the image border; never one of each,
+    # which would let a box grow from the picture into the window chrome
+    rows_real = top & bottom & (y0 > 0) & (y1 < height)
+    cols_real = left & right & (x0 > 0) & (x1 < width)
+    rows_ok = rows_real | ((y0 == 0) & (y1 == height))
+    cols_ok = cols_real | ((x0 == 0) & (x1 == width))
+    h, w = y1 - y0, x1 - x0
+    area = h * w
+    shape_ok = (h >= max(MIN_REGION_PX, 0.25 * height)) & (w >= max(MIN_REGION_PX, 0.25 * width))
+    size_ok = (area >= 0.1 * height * width) & (area <= 0.92 * height * width)
+    valid = rows_ok & cols_ok & (rows_real | cols_real) & shape_ok & size_ok
+    if not valid.any():
+        return []
+    areas = np.where(valid, area, 0)
+    picks = {int(np.argmax(areas)), int(np.argmin(np.where(valid, area, np.iinfo(np.int64).max)))}
+    out = []
+    for flat_index in sorted(picks, key=lambda i: -int(areas.flat[i])):
+        i = np.unravel_index(flat_index, valid.shape)
+        out.append((int(xs[i[2]]), int(ys[i[0]]), int(xs[i[3]]), int(ys[i[1]])))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# known side
+
+
+@dataclass(frozen=True, slots=True)
+class AugmentPlan:
+    """Which extra hashes to store per original. Crop fractions are of the width and of the height
+    removed; offset crops take the whole cut from one side or corner (8 positions)."""
+
+    centre_crops: tuple[float, ...] = (0.05, 0.1, 0.2)
+    offset_crops: tuple[float, ...] = (0.1, 0.2)
+    rotations: tuple[float, ...] = (-8.0, -3.0, 3.0, 8.0)  # degrees, uncovered corners black
+
+
+DEFAULT_AUGMENT = AugmentPlan()
+
+#: where the cut of an offset crop goes: share taken from the left and from the top
+_ANCHORS = {
+    "top-left": (0.0, 0.0),
+    "top": (0.5, 0.0),
+    "top-right": (1.0, 0.0),
+    "left": (0.0, 0.5),
+    "right": (1.0, 0.5),
+    "bottom-left": (0.0, 1.0),
+    "bottom": (0.5, 1.0),
+    "bottom-right": (1.0, 1.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Augmented:
+    hash: str
+    quality: int
+    kind: str  # crop-centre | crop-offset | rotate
+    label: str  # e.g. "crop 10% top-left", "rotate -8"
+
+
+def augment_variants(
+    rgb: np.ndarray, plan: AugmentPlan = DEFAULT_AUGMENT, *, min_quality: int = MIN_VARIANT_QUALITY
+) -> list[Augmented]:
+    """Extra PDQs of an original (crops and small rotations), to store with its entry.
+
+    ``rgb`` is the original as hashed (``DecodedImage.rgb``). Hashes equal to the plain PDQ or to
+    one another are dropped, and none is made when the original's PDQ quality is below ``min_quality``.
+    """
+    plain = pdq_from_rgb(rgb)
+    if plain.quality < min_quality:
+        return []
+    height, width = rgb.shape[:2]
+    todo: list[tuple[str, str, np.ndarray]] = []
+    for f in plan.centre_crops:
+        todo.append(
+            ("crop-centre", f"crop {f:.0%} centre", _crop(rgb, _crop_box(width, height, f, 0.5, 0.5)))
+        )
+    for f in plan.offset_crops:
+        for name, (ax, ay) in _ANCHORS.items():
+            box = _crop_box(width, height, f, ax, ay)
+            todo.append(("crop-offset", f"crop {f:.0%} {name}", _crop(rgb, box)))
+    for deg in plan.rotations:
+        todo.append(("rotate", f"rotate {deg:+g}", rotate_rgb(rgb, deg)))
+    out: list[Augmented] = []
+    seen = {plain.hash}
+    for kind, label, pixels in todo:
+        h = pdq_from_rgb(np.ascontiguousarray(pixels))
+        if h.quality >= min_quality and h.hash not in seen:
+            out.append(Augmented(h.hash, h.quality, kind, label))
+            seen.add(h.hash)
+    return out
+
+
+def augment_hashes(
+    rgb: np.ndarray, plan: AugmentPlan = DEFAULT_AUGMENT, *, min_quality: int = MIN_VARIANT_QUALITY
+) -> list[str]:
+    """The hex of :func:`augment_variants`: what ``opspoor hashset build --augment`` stores."""
+    return [a.hash for a in augment_variants(rgb, plan, min_quality=min_quality)]
+
+
+def _crop_box(width: int, height: int, fraction: float, ax: float, ay: float) -> Box:
+    """Remove ``fraction`` of each dimension; ``ax``/``ay`` = share of the cut taken from left/top."""
+    cut_w, cut_h = fraction * width, fraction * height
+    left, top = round(cut_w * ax), round(cut_h * ay)
+    return (left, top, left + round(width - cut_w), top + round(height - cut_h))
+
+
+def rotate_rgb(rgb: np.ndarray, degrees: float) -> np.ndarray:
+    """``rgb`` rotated counter-clockwise about its centre, same size, uncovered corners black."""
+    img = Image.fromarray(np.ascontiguousarray(rgb[:, :, :3]))
+    out = img.rotate(degrees, resample=Image.Resampling.BICUBIC, expand=False, fillcolor=(0, 0, 0))
+    return np.asarray(out)

@@ -1,0 +1,173 @@
+"""One piece of evidence (a file or an archive member): its evidence path and read-only access to it."""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from opspoor.errors import SourceError, SymlinkNotFollowed, UnreadableSource, VanishedSource
+
+#: separator that enters a container in an evidence path: ``dump/Photos.zip!/2019/a.jpg``
+CONTAINER_SEP = "!/"
+
+
+@dataclass(slots=True)
+class EvidenceItem:
+    """A file or archive member, named by a stable evidence path.
+
+    ``error`` says what is wrong with the item. Some errors leave the bytes readable (a traversal name,
+    an archive at the depth limit, a corrupt archive whose own bytes are intact): ``has_content`` tells.
+    Plain files are read from ``fs_path`` each time they are opened; archive members carry their bytes
+    (read once from the archive, never written to disk), so an item can be handed to another process.
+    """
+
+    path: str
+    size: int | None
+    depth: int = 0
+    container: str | None = None
+    error: SourceError | None = None
+    mtime: float | None = None
+    fs_path: str | None = field(default=None, repr=False)
+    _data: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def has_content(self) -> bool:
+        return self._data is not None or self.fs_path is not None
+
+    def read(self) -> bytes:
+        """The whole content. Raises the item's error (or a SourceError) when there is none."""
+        if self._data is not None:
+            return self._data
+        with self.open() as f:
+            try:
+                return f.read()
+            except OSError as exc:
+                raise UnreadableSource(f"read failed: {exc.strerror or exc}", self.path) from exc
+
+    def open(self) -> BinaryIO:
+        """A readable stream of the content; plain files are opened read-only."""
+        if self._data is not None:
+            return io.BytesIO(self._data)
+        if self.fs_path is not None:
+            return open_readonly(self.fs_path, self.path)
+        raise self.error or SourceError("no content", self.path)
+
+
+def _noatime() -> int:
+    return getattr(os, "O_NOATIME", 0)
+
+
+def open_readonly(fs_path: str, where: str) -> BinaryIO:
+    """Open a regular file for reading without following a final symlink or blocking on a FIFO.
+
+    The file must still be a regular file once open (it may have been swapped since listing).
+    O_NOATIME keeps access times too where the kernel allows it (owner or root).
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        try:
+            fd = os.open(fs_path, flags | _noatime())
+        except PermissionError:
+            if not _noatime():
+                raise
+            fd = os.open(fs_path, flags)
+    except FileNotFoundError as exc:
+        raise VanishedSource("file vanished before it could be read", where) from exc
+    except PermissionError as exc:
+        raise UnreadableSource(f"permission denied: {exc.strerror}", where) from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SymlinkNotFollowed("became a symlink after listing; not followed", where) from exc
+        raise UnreadableSource(f"cannot open: {exc.strerror or exc}", where) from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableSource(f"not a regular file ({file_kind(st.st_mode)})", where)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISREG, "file"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISLNK, "symlink"),
+        (stat.S_ISFIFO, "fifo"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return name
+    return "unknown type"
+
+
+# --- evidence paths ----------------------------------------------------------
+# Names are made visible and unambiguous rather than exact: undecodable bytes, control characters and
+# backslashes become %XX, a component ".." becomes %2E%2E, and a trailing "!" (which would read as
+# entering a container) becomes %21.
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\]|[\udc80-\udcff]")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = m.group(0)
+    code = ord(c) - 0xDC00 if "\udc80" <= c <= "\udcff" else ord(c)
+    return f"%{code:02X}"
+
+
+def encode_component(name: str) -> str:
+    """One path component (a file name on disk or one part of a member name) for an evidence path."""
+    if name == "..":
+        return "%2E%2E"
+    if name == ".":
+        return "%2E"
+    out = _UNSAFE_CHARS.sub(_escape_char, name)
+    if out.endswith("!"):
+        out = out[:-1] + "%21"
+    return out
+
+
+def member_parts(name: str) -> tuple[list[str], bool]:
+    """Split an archive member name into evidence-path components; the flag is True for names that try
+    to escape the archive (``..``, absolute, drive letters, backslashes, NUL)."""
+    unsafe = (
+        name.startswith("/")
+        or bool(_DRIVE.match(name))
+        or "\\" in name
+        or "\x00" in name
+        or ".." in re.split(r"[/\\]", name)
+    )
+    parts = [encode_component(p) for p in name.split("/") if p not in ("", ".")]
+    if name.startswith("/") and parts:
+        parts[0] = "%2F" + parts[0]
+    if not parts:
+        parts = ["%2F" if name.startswith("/") else "(unnamed)"]
+    return parts, unsafe
+
+
+def join_member(container_path: str, member: str) -> str:
+    return f"{container_path}{CONTAINER_SEP}{member}"
+
+
+class UniqueNames:
+    """Evidence paths must be unique (they are the resume key): a repeated name gets ``#2``, ``#3``."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, path: str) -> str:
+        candidate, n = path, 1
+        while candidate in self._seen:
+            n += 1
+            candidate = f"{path}#{n}"
+        self._seen.add(candidate)
+        return candidate

@@ -1,0 +1,222 @@
+"""Opening the store: URL resolution, engine set-up, and Alembic migrations run from the package.
+
+SQLite (the embedded default) is migrated to the newest schema whenever it is opened. PostgreSQL is
+migrated automatically only when it is empty; a database at an older revision must be upgraded on
+purpose with ``opspoor db upgrade`` (take a backup, stop the workers), so opening it fails with a
+message that says so.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from opspoor.errors import StoreError
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_MS = 30_000
+#: advisory lock key that serialises concurrent migrations on PostgreSQL ("opspoor" in ASCII)
+MIGRATION_LOCK = 0x6F7073706F6F72
+
+
+def default_url() -> str:
+    """``$OPSPOOR_DB``, else ``opspoor.sqlite`` in the user's data directory (created owner-only)."""
+    env = os.environ.get("OPSPOOR_DB")
+    if env:
+        return resolve_url(env)
+    data_dir = Path(platformdirs.user_data_dir("opspoor"))
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return f"sqlite:///{data_dir / 'opspoor.sqlite'}"
+
+
+def resolve_url(db: str | None) -> str:
+    """A store URL from what the user typed: ``None`` → default, a file path → SQLite,
+    ``postgresql://`` → the psycopg 3 driver."""
+    if not db:
+        return default_url()
+    if "://" not in db:
+        return f"sqlite:///{Path(db).expanduser().resolve()}"
+    for plain in ("postgresql://", "postgres://"):
+        if db.startswith(plain):
+            return "postgresql+psycopg://" + db[len(plain) :]
+    return db
+
+
+class Store:
+    """An open store: the engine plus the few transaction shapes the queries need."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction. On SQLite it takes the write lock at BEGIN, so it waits for other
+        writers (busy timeout) instead of failing half-way when it upgrades a read lock."""
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({make_url(self.url).render_as_string(hide_password=True)})"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # We emit BEGIN ourselves (see _sqlite_begin): pysqlite's implicit transactions defer locks.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+
+def create_store_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"not a store URL: {exc}", where=url) from None
+    if parsed.get_backend_name() == "sqlite":
+        db_path = parsed.database
+        if db_path and db_path != ":memory:":
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    raise StoreError("only SQLite and PostgreSQL stores are supported", where=url)
+
+
+def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
+    """Open (and on first use create) the store at ``url``; see the module note on migrations."""
+    resolved = resolve_url(url)
+    engine = create_store_engine(resolved)
+    store = Store(engine, resolved)
+    try:
+        if migrate:
+            _ensure_schema(store)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open the store: {_first_line(exc)}", where=repr(store)) from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return store
+
+
+# --- migrations ------------------------------------------------------------------------------
+def alembic_config(url: str) -> Any:
+    """An Alembic ``Config`` built in code, so migrations run from an installed package."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    # ConfigParser interpolation: a literal % in a password must be doubled
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(store: Store, revision: str = "head") -> tuple[str | None, str]:
+    """Run migrations up to ``revision``; returns (revision before, revision after)."""
+    from alembic import command
+
+    cfg = alembic_config(store.url)
+    with store.write() as conn:
+        if not store.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+        before = current_revision(conn)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+        after = current_revision(conn)
+    assert after is not None
+    return before, after
+
+
+def _ensure_schema(store: Store) -> None:
+    head = head_revision()
+    with store.read() as conn:
+        current = current_revision(conn)
+    if current == head:
+        return
+    if current is not None and not _is_known_revision(current):
+        raise StoreError(
+            f"the database schema is at revision {current}, which this opspoor does not know "
+            f"(written by a newer version?); it needs {head}",
+            where=repr(store),
+        )
+    if current is None or store.is_sqlite:
+        upgrade(store)  # under the migration lock: a no-op if another process just did it
+        return
+    raise StoreError(
+        f"the database schema is at revision {current}, this opspoor needs {head}: "
+        f"run `opspoor db upgrade --db URL` (after a backup)",
+        where=repr(store),
+    )
+
+
+def _is_known_revision(rev: str) -> bool:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        return ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(rev) is not None
+    except CommandError:
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    s = str(getattr(exc, "orig", None) or exc).strip()
+    return s.splitlines()[0] if s else type(exc).__name__

@@ -1,0 +1,1069 @@
+"""Hash sets in the store: create, list, count, remove, bulk import, export, and what the index loads.
+
+Bulk import (``import_entries``) runs in one transaction. Rows are formatted in the calling thread
+and written by a writer thread (COPY on PostgreSQL, executemany on SQLite), so the database stores
+one batch while Python reads the next. Entry ids are reserved in blocks (``id_blocks``) so entries
+and their signals are written together without a round trip per row. After loading, duplicates and
+conflicts are found set-wise in SQL:
+
+- an entry sharing an MD5, SHA-1, SHA-256, PDQ or PhotoDNA value with an earlier entry of the set
+  that has the same category — or any earlier entry, when it has no category itself — is a
+  **duplicate**: it is folded into the earliest such entry (signal types that entry lacks are
+  added to it; its flags are kept) and not stored;
+- an entry sharing a value with an earlier entry whose category differs (both categorised) is
+  stored, and a **conflict** row names the earlier entry, the new one, and the shared value.
+  An uncategorised entry never conflicts.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from itertools import chain, repeat
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, bindparam, func, select, text
+
+from opspoor.errors import AlreadyExists, FormatError, NotFound, SignalError, StoreError
+from opspoor.hashsets.model import DEFAULT_PDQ_DISTANCE, KINDS, Category, Entry, HashSetInfo
+from opspoor.signals.vpdq import QUALITY_THRESHOLD, parse_vpdq
+from opspoor.store.db import Store
+from opspoor.store.models import ChangeRow, ConflictRow, EntryRow, EntrySignalRow, HashSetRow
+
+DEFAULT_TENANT = "default"
+#: entries per batch written by the writer thread
+BATCH = 20_000
+#: hex length of each fixed-width signal
+HEX_LENGTH: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64, "vpdq": 64}
+#: signals whose equal values make two entries the same item (vPDQ frames do not)
+KEY_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "photodna")
+ENTRY_COLUMNS = (
+    "id",
+    "hashset_id",
+    "external_id",
+    "category_scheme",
+    "category_code",
+    "victim_identified",
+    "offender_identified",
+    "distributed",
+    "series",
+    "tags",
+    "source",
+    "date_updated",
+    "size",
+    "vpdq",
+    "extra",
+)
+SIGNAL_COLUMNS = ("entry_id", "hashset_id", "signal", "value", "derived")
+
+
+# --- records ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class HashSetRecord:
+    id: int
+    name: str
+    tenant: str
+    kind: str
+    source: str | None
+    distance: int
+    created_at: datetime
+
+    @property
+    def info(self) -> HashSetInfo:
+        return HashSetInfo(self.name, self.kind, self.source, self.distance)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class HashSetCounts:
+    entries: int
+    #: signal name -> number of entries carrying it (derived values such as vPDQ frames excluded)
+    signals: dict[str, int]
+    #: ``scheme:code`` (or ``none``) -> number of entries
+    categories: dict[str, int]
+    conflicts: int
+
+
+@dataclass(slots=True)
+class ImportResult:
+    added: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    rejected: int = 0
+
+    @property
+    def read(self) -> int:
+        return self.added + self.duplicates + self.rejected
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRef:
+    """What a match needs to say about the entry it hit."""
+
+    hashset: str
+    entry_id: int
+    external_id: str | None
+    category: Category | None
+    kind: str = "known"
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictRecord:
+    signal: str
+    value: str
+    entry: EntryRef
+    other: EntryRef
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    id: int
+    hashset_id: int
+    op: str
+    entry_id: int | None
+    entry_id_end: int | None
+    at: datetime
+
+
+RejectHandler = Callable[[int, Entry, str], None]
+
+
+# --- hash sets -------------------------------------------------------------------------------
+def _record(row: Any) -> HashSetRecord:
+    return HashSetRecord(row.id, row.name, row.tenant, row.kind, row.source, row.distance, row.created_at)
+
+
+def _check_name(name: str) -> None:
+    if not name or len(name) > 255 or name != name.strip():
+        raise StoreError(f"hash-set name must be 1-255 characters without surrounding spaces: {name!r}")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise StoreError(f"hash-set kind must be one of {', '.join(KINDS)}, not {kind!r}")
+
+
+def _find(conn: Connection, name: str, tenant: str, *, lock: bool = False) -> HashSetRecord | None:
+    q = select(HashSetRow.__table__).where(HashSetRow.tenant == tenant, HashSetRow.name == name)
+    if lock and conn.dialect.name != "sqlite":  # SQLite: the write transaction already locks all
+        q = q.with_for_update()
+    row = conn.execute(q).first()
+    return _record(row) if row else None
+
+
+def _get(conn: Connection, name: str, tenant: str, *, lock: bool = False) -> HashSetRecord:
+    found = _find(conn, name, tenant, lock=lock)
+    if found is None:
+        raise NotFound(f"no hash set named {name!r}" + (f" for tenant {tenant!r}" if tenant != DEFAULT_TENANT else ""))
+    return found
+
+
+def _insert_hashset(
+    conn: Connection, name: str, kind: str, source: str | None, distance: int, tenant: str
+) -> HashSetRecord:
+    _check_name(name)
+    _check_kind(kind)
+    if not 0 <= distance <= 256:
+        raise StoreError(f"PDQ distance must be between 0 and 256, not {distance}")
+    conn.execute(
+        HashSetRow.__table__.insert().values(
+            tenant=tenant, name=name, kind=kind, source=source, distance=distance, created_at=_now()
+        )
+    )
+    return _get(conn, name, tenant)
+
+
+def create_hashset(
+    store: Store,
+    name: str,
+    *,
+    kind: str = "known",
+    source: str | None = None,
+    distance: int = DEFAULT_PDQ_DISTANCE,
+    tenant: str = DEFAULT_TENANT,
+) -> HashSetRecord:
+    with store.write() as conn:
+        if _find(conn, name, tenant) is not None:
+            raise AlreadyExists(f"a hash set named {name!r} already exists")
+        return _insert_hashset(conn, name, kind, source, distance, tenant)
+
+
+def get_hashset(store: Store, name: str, *, tenant: str = DEFAULT_TENANT) -> HashSetRecord:
+    with store.read() as conn:
+        return _get(conn, name, tenant)
+
+
+def list_hashsets(store: Store, *, tenant: str = DEFAULT_TENANT) -> list[HashSetRecord]:
+    with store.read() as conn:
+        rows = conn.execute(
+            select(HashSetRow.__table__).where(HashSetRow.tenant == tenant).order_by(HashSetRow.name)
+        )
+        return [_record(r) for r in rows]
+
+
+def entry_counts(store: Store, *, tenant: str = DEFAULT_TENANT) -> dict[str, int]:
+    """Number of entries per hash-set name (sets without entries included)."""
+    h, e = HashSetRow.__table__, EntryRow.__table__
+    q = (
+        select(h.c.name, func.count(e.c.id))
+        .select_from(h.outerjoin(e, e.c.hashset_id == h.c.id))
+        .where(h.c.tenant == tenant)
+        .group_by(h.c.name)
+    )
+    with store.read() as conn:
+        return {name: n for name, n in conn.execute(q)}
+
+
+def hashset_counts(store: Store, name: str, *, tenant: str = DEFAULT_TENANT) -> HashSetCounts:
+    e, s, c = EntryRow.__table__, EntrySignalRow.__table__, ConflictRow.__table__
+    with store.read() as conn:
+        hs = _get(conn, name, tenant)
+        n = conn.execute(select(func.count()).select_from(e).where(e.c.hashset_id == hs.id)).scalar_one()
+        by_signal = conn.execute(
+            select(s.c.signal, func.count(func.distinct(s.c.entry_id)))
+            .where(s.c.hashset_id == hs.id, s.c.derived.is_(False))
+            .group_by(s.c.signal)
+        ).all()
+        by_cat = conn.execute(
+            select(e.c.category_scheme, e.c.category_code, func.count())
+            .where(e.c.hashset_id == hs.id)
+            .group_by(e.c.category_scheme, e.c.category_code)
+        ).all()
+        n_vpdq = conn.execute(
+            select(func.count()).select_from(e).where(e.c.hashset_id == hs.id, e.c.vpdq.is_not(None))
+        ).scalar_one()
+        n_conf = conn.execute(select(func.count()).select_from(c).where(c.c.hashset_id == hs.id)).scalar_one()
+    by_signal = [*by_signal, *([("vpdq", n_vpdq)] if n_vpdq else [])]
+    categories = {("none" if sch is None else f"{sch}:{code}"): k for sch, code, k in by_cat}
+    return HashSetCounts(
+        entries=n,
+        signals={sig: k for sig, k in sorted(by_signal)},
+        categories=dict(sorted(categories.items())),
+        conflicts=n_conf,
+    )
+
+
+def remove_hashset(store: Store, name: str, *, tenant: str = DEFAULT_TENANT) -> int:
+    """Remove a set with all its entries; returns how many entries went. Logged as ``drop``."""
+    with store.write() as conn:
+        hs = _get(conn, name, tenant, lock=True)
+        p = {"h": hs.id}
+        conn.execute(text("DELETE FROM entry_signals WHERE hashset_id = :h"), p)
+        conn.execute(text("DELETE FROM conflicts WHERE hashset_id = :h"), p)
+        n = conn.execute(text("DELETE FROM entries WHERE hashset_id = :h"), p).rowcount
+        conn.execute(text("DELETE FROM hashsets WHERE id = :h"), p)
+        _log_change(conn, hs.id, "drop")
+    return n
+
+
+def remove_entries(
+    store: Store,
+    name: str,
+    *,
+    entry_ids: Iterable[int] = (),
+    signal: str | None = None,
+    values: Iterable[str] = (),
+    tenant: str = DEFAULT_TENANT,
+) -> list[int]:
+    """Remove entries of a set by id, or those carrying any of ``values`` of ``signal``.
+    Returns the ids removed; each is logged as a ``remove`` change."""
+    ids = [int(i) for i in entry_ids]
+    vals = list(values)
+    if vals and signal is None:
+        raise StoreError("removing entries by value needs the signal type")
+    with store.write() as conn:
+        hs = _get(conn, name, tenant, lock=True)
+        found: set[int] = set()
+        for part in _chunks(ids, 1000):
+            q = text("SELECT id FROM entries WHERE hashset_id = :h AND id IN :ids").bindparams(
+                bindparam("ids", expanding=True)
+            )
+            found.update(conn.execute(q, {"h": hs.id, "ids": part}).scalars())
+        for part in _chunks(vals, 1000):
+            q = text(
+                "SELECT entry_id FROM entry_signals WHERE hashset_id = :h AND signal = :s AND value IN :v"
+            ).bindparams(bindparam("v", expanding=True))
+            found.update(conn.execute(q, {"h": hs.id, "s": signal, "v": part}).scalars())
+        gone = sorted(found)
+        for part in _chunks(gone, 1000):
+            p = {"h": hs.id, "ids": part}
+            for sql in (
+                "DELETE FROM entry_signals WHERE hashset_id = :h AND entry_id IN :ids",
+                "DELETE FROM conflicts WHERE hashset_id = :h AND (entry_id IN :ids OR other_entry_id IN :ids)",
+                "DELETE FROM entries WHERE hashset_id = :h AND id IN :ids",
+            ):
+                conn.execute(text(sql).bindparams(bindparam("ids", expanding=True)), p)
+        if gone:
+            now = _now()
+            conn.execute(
+                ChangeRow.__table__.insert(),
+                [{"hashset_id": hs.id, "op": "remove", "entry_id": i, "at": now} for i in gone],
+            )
+    return gone
+
+
+def changes_since(store: Store, after: int = 0, *, limit: int = 10_000) -> list[Change]:
+    """Changes with id > ``after``, oldest first (what service workers follow)."""
+    c = ChangeRow.__table__
+    with store.read() as conn:
+        rows = conn.execute(select(c).where(c.c.id > after).order_by(c.c.id).limit(limit))
+        return [Change(r.id, r.hashset_id, r.op, r.entry_id, r.entry_id_end, r.at) for r in rows]
+
+
+def _log_change(
+    conn: Connection, hashset_id: int, op: str, entry_id: int | None = None, entry_id_end: int | None = None
+) -> None:
+    conn.execute(
+        ChangeRow.__table__.insert().values(
+            hashset_id=hashset_id, op=op, entry_id=entry_id, entry_id_end=entry_id_end, at=_now()
+        )
+    )
+
+
+# --- bulk import -----------------------------------------------------------------------------
+def import_entries(
+    store: Store,
+    hashset_name: str,
+    entries: Iterable[Entry],
+    *,
+    kind: str = "known",
+    source: str | None = None,
+    create: bool = True,
+    tenant: str = DEFAULT_TENANT,
+    progress: Callable[[int], None] | None = None,
+    on_reject: RejectHandler | None = None,
+) -> ImportResult:
+    """Import entries into a set (created with ``kind`` and ``source`` if missing and ``create``).
+
+    All or nothing: an exception from ``entries`` (a reader's ``FormatError``) or from the database
+    leaves the store as it was. An entry the store cannot hold (no signal, a malformed value) raises
+    ``FormatError`` naming its record number, or with ``on_reject`` is reported
+    (record number, entry, reason) and skipped. ``progress`` gets the number of entries read so far.
+    """
+    _check_kind(kind)
+    result = ImportResult()
+    with store.write() as conn:
+        hs = _find(conn, hashset_name, tenant, lock=True)
+        if hs is None:
+            if not create:
+                raise NotFound(f"no hash set named {hashset_name!r}")
+            hs = _insert_hashset(conn, hashset_name, kind, source, DEFAULT_PDQ_DISTANCE, tenant)
+        elif hs.kind != kind:
+            raise StoreError(f"hash set {hashset_name!r} holds {hs.kind} material, not {kind}")
+        loader = _PgLoader(store, conn, hs.id) if not store.is_sqlite else _SqliteLoader(conn, hs.id)
+        try:
+            loaded, first_id, last_id = _load(loader, entries, hs.id, result, progress, on_reject)
+        finally:
+            loader.close()
+        if loaded:
+            _resolve(conn, hs.id, first_id, result)
+            result.added = loaded - result.duplicates
+            _log_change(conn, hs.id, "add", first_id, last_id)
+    return result
+
+
+def _load(
+    loader: _Loader,
+    entries: Iterable[Entry],
+    hashset_id: int,
+    result: ImportResult,
+    progress: Callable[[int], None] | None,
+    on_reject: RejectHandler | None,
+) -> tuple[int, int, int]:
+    """Stream entries to the writer; returns (entries loaded, first id, last id)."""
+    fmt = loader.formatter(hashset_id)
+    pipe = _Pipeline(loader.write, threaded=loader.threaded)
+    loaded = first = last = 0
+    record = 0
+    batch: list[tuple[int, Entry]] = []
+
+    def flush() -> None:
+        nonlocal loaded, first, last
+        if not batch:
+            return
+        lo = loader.reserve_ids(len(batch))
+        rows = fmt.format(batch, lo)
+        bad = rows.rejects
+        if bad:
+            for rec, entry, reason in bad:
+                if on_reject is None:
+                    raise FormatError(reason, record=rec)
+                on_reject(rec, entry, reason)
+            result.rejected += len(bad)
+        if rows.count:
+            first = first or lo
+            last = lo + len(batch) - 1
+            loaded += rows.count
+            pipe.put(rows)
+        batch.clear()
+        if progress is not None:
+            progress(record)
+
+    try:
+        for record, entry in enumerate(entries, 1):
+            batch.append((record, entry))
+            if len(batch) >= BATCH:
+                flush()
+        flush()
+    except BaseException:
+        pipe.abort()
+        raise
+    pipe.close()
+    loader.finish(last)
+    return loaded, first, last
+
+
+@dataclass(slots=True)
+class _Rows:
+    """One batch, ready for the writer: text for COPY or tuples for executemany."""
+
+    count: int = 0
+    entries: Any = None
+    signals: Any = None
+    rejects: list[tuple[int, Entry, str]] = field(default_factory=list)
+
+
+class _Pipeline:
+    """A writer thread fed through a short queue; its first error is re-raised in the caller.
+
+    Unthreaded, ``put`` writes at once: SQLite releases the GIL around every row it steps, and a
+    thread that takes the GIL back for each row waits on the reader's switch interval each time.
+    """
+
+    def __init__(self, write: Callable[[_Rows], None], *, threaded: bool, depth: int = 2) -> None:
+        self._write = write
+        self._q: queue.Queue[_Rows | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._thread = threading.Thread(target=self._run, name="opspoor-import-writer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while (rows := self._q.get()) is not None:
+            if self._error is None:
+                try:
+                    self._write(rows)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+
+    def put(self, rows: _Rows) -> None:
+        if self._thread is None:
+            self._write(rows)
+            return
+        while True:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._q.put(rows, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        self.abort()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        if self._thread is not None:
+            self._q.put(None)
+            self._thread.join()
+            self._thread = None
+
+
+class _Loader:
+    #: write from a separate thread (worth it when the database works in another process)
+    threaded = False
+
+    def formatter(self, hashset_id: int) -> _Formatter:
+        raise NotImplementedError
+
+    def reserve_ids(self, n: int) -> int:
+        raise NotImplementedError
+
+    def write(self, rows: _Rows) -> None:
+        raise NotImplementedError
+
+    def finish(self, last_id: int) -> None:
+        """Called after the last write (in the caller's thread)."""
+
+    def close(self) -> None:
+        """Release what the loader holds; called on success and on failure."""
+
+
+class _PgLoader(_Loader):
+    """COPY into the tables. Ids come from ``id_blocks`` on a separate autocommit connection, so
+    the reservation is not held by (or rolled back with) the long import transaction."""
+
+    threaded = True
+
+    def __init__(self, store: Store, conn: Connection, hashset_id: int) -> None:
+        self._raw = conn.connection.driver_connection
+        self._ids = store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")  # set-wise duplicate search
+
+    def formatter(self, hashset_id: int) -> _Formatter:
+        return _CopyFormatter(hashset_id)
+
+    def reserve_ids(self, n: int) -> int:
+        return _reserve_ids(self._ids, n)
+
+    def write(self, rows: _Rows) -> None:
+        with self._raw.cursor() as cur:  # type: ignore[union-attr]
+            with cur.copy(f"COPY entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN") as cp:
+                cp.write(rows.entries)
+            with cur.copy(f"COPY entry_signals ({', '.join(SIGNAL_COLUMNS)}) FROM STDIN") as cp:
+                for chunk in rows.signals:
+                    cp.write(chunk)
+
+    def close(self) -> None:
+        self._ids.close()
+
+
+class _SqliteLoader(_Loader):
+    """executemany in the import transaction, which holds SQLite's write lock throughout; so ids
+    are counted locally from ``id_blocks`` and the counter is written back at the end."""
+
+    def __init__(self, conn: Connection, hashset_id: int) -> None:
+        self._conn = conn
+        self._raw = conn.connection.driver_connection
+        self._next = conn.execute(text("SELECT next_id FROM id_blocks WHERE name = 'entries'")).scalar_one()
+        conn.exec_driver_sql("PRAGMA cache_size = -262144")  # 256 MiB for the index b-trees
+
+    def formatter(self, hashset_id: int) -> _Formatter:
+        return _TupleFormatter(hashset_id)
+
+    def reserve_ids(self, n: int) -> int:
+        lo = self._next
+        self._next += n
+        return int(lo)
+
+    def write(self, rows: _Rows) -> None:
+        cur = self._raw.cursor()  # type: ignore[union-attr]
+        try:
+            cur.executemany(
+                f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})",
+                rows.entries,
+            )
+            cur.executemany(
+                f"INSERT INTO entry_signals ({', '.join(SIGNAL_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", rows.signals
+            )
+        finally:
+            cur.close()
+
+    def finish(self, last_id: int) -> None:
+        self._conn.execute(text("UPDATE id_blocks SET next_id = :n WHERE name = 'entries'"), {"n": self._next})
+
+    def close(self) -> None:
+        self._conn.exec_driver_sql("PRAGMA cache_size = -2000")
+
+
+def _reserve_ids(conn: Connection, n: int) -> int:
+    """First id of a block of ``n`` fresh entry ids (the UPDATE is atomic among sessions)."""
+    hi = conn.execute(
+        text("UPDATE id_blocks SET next_id = next_id + :n WHERE name = 'entries' RETURNING next_id"), {"n": n}
+    ).scalar_one()
+    return int(hi) - n
+
+
+# --- row formatting --------------------------------------------------------------------------
+_NIBBLE = np.full(256, 255, dtype=np.uint8)
+for _c, _v in zip(b"0123456789abcdef", range(16), strict=True):
+    _NIBBLE[_c] = _v
+
+
+def _all_lower_hex(values: list[str]) -> bool:
+    joined = "".join(values)
+    if not joined.isascii():
+        return False
+    return not bool((_NIBBLE[np.frombuffer(joined.encode("ascii"), dtype=np.uint8)] == 255).any())
+
+
+def _is_lower_hex(value: str) -> bool:
+    return value.isascii() and all(c in "0123456789abcdef" for c in value)
+
+
+class _Formatter:
+    """Turns entries into rows. Hex values are checked per batch with one vectorised pass; only
+    a batch that fails is re-checked entry by entry to find (and reject) the culprits."""
+
+    def __init__(self, hashset_id: int) -> None:
+        self.h = hashset_id
+
+    def format(self, batch: list[tuple[int, Entry]], first_id: int) -> _Rows:
+        hexvals: list[str] = []
+        rows = self._format(batch, first_id, hexvals, strict=False)
+        if rows.rejects or not _all_lower_hex(hexvals):
+            rows = self._format(batch, first_id, [], strict=True)
+        return rows
+
+    def _format(self, batch: list[tuple[int, Entry]], first_id: int, hexvals: list[str], strict: bool) -> _Rows:
+        raise NotImplementedError
+
+    @staticmethod
+    def signal_rows(e: Entry, hexvals: list[str], strict: bool) -> tuple[list[tuple[str, str, bool]], str | None]:
+        """(signal, value, derived) of an entry and its vPDQ text; ``SignalError`` if one is bad."""
+        out: list[tuple[str, str, bool]] = []
+        vpdq = None
+        if not e.signals:
+            raise SignalError("the entry has no hash")
+        for name, value in e.signals.items():
+            if not isinstance(value, str):
+                raise SignalError(f"{name} value must be text, got {type(value).__name__}")
+            if name == "vpdq":
+                vpdq = value
+                frames = parse_vpdq(value)
+                good = dict.fromkeys(f.hash for f in frames if f.quality >= QUALITY_THRESHOLD)
+                out.extend(("vpdq", h, True) for h in good)
+                continue
+            if name == "photodna":
+                if not value or any(c in value for c in "\t\n\r\\"):
+                    raise SignalError("photodna value is empty or holds control characters")
+                out.append((name, value, False))
+                continue
+            length = HEX_LENGTH.get(name)
+            if length is None:
+                raise SignalError(f"unknown signal type {name!r}")
+            if len(value) != length:
+                raise SignalError(f"{name} value must be {length} hex characters, got {len(value)}")
+            if strict and not _is_lower_hex(value):
+                raise SignalError(f"{name} value is not lower-case hexadecimal: {value[:80]!r}")
+            hexvals.append(value)
+            out.append((name, value, False))
+        return out, vpdq
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
+_COPY_BOOL = {None: _NULL, True: "t", False: "f"}
+#: signals that need no more than a length check per value (hex is checked per batch)
+_PLAIN_HEX = frozenset({"md5", "sha1", "sha256", "pdq"})
+
+
+def _c(value: str | None) -> str:
+    """A COPY text field. ``isprintable`` is false for tab, newline and CR: one C-speed scan
+    decides for nearly every value that nothing needs escaping."""
+    if value is None:
+        return _NULL
+    if value.isprintable() and "\\" not in value:
+        return value
+    return value.translate(_COPY_ESCAPES)
+
+
+def _tags(e: Entry) -> str | None:
+    return json.dumps(list(e.tags), ensure_ascii=False) if e.tags else None
+
+
+def _extra(e: Entry) -> str | None:
+    return json.dumps(e.extra, ensure_ascii=False, separators=(",", ":")) if e.extra else None
+
+
+def _fixed_signal_lines(h: int, name: str, eids: list[int], values: list[str]) -> str | None:
+    """COPY lines ``id<TAB>h<TAB>name<TAB>value<TAB>f`` for the values of one fixed-width signal,
+    joined at C speed. None when a value has the wrong length or is not lower-case hex."""
+    if set(map(len, values)) != {HEX_LENGTH[name]}:
+        return None
+    joined = "".join(values)
+    if not joined.isascii() or joined.encode("ascii").translate(None, b"0123456789abcdef"):
+        return None
+    return "".join(chain.from_iterable(zip(map(str, eids), repeat(f"\t{h}\t{name}\t"), values, repeat("\tf\n"))))
+
+
+class _CopyFormatter(_Formatter):
+    """COPY text. Signal rows of the common shape (crypto and PDQ hex) are built per signal type
+    with NumPy, which also validates them; only entry rows are formatted one by one."""
+
+    def format(self, batch: list[tuple[int, Entry]], first_id: int) -> _Rows:
+        rows = self._format(batch, first_id, [], strict=False)
+        if rows.signals is None:  # a value failed the vectorised check: find it entry by entry
+            rows = self._format(batch, first_id, [], strict=True)
+        return rows
+
+    def _format(self, batch: list[tuple[int, Entry]], first_id: int, hexvals: list[str], strict: bool) -> _Rows:
+        ent: list[str] = []
+        other: list[str] = []
+        by_signal: dict[str, tuple[list[int], list[str]]] = {}
+        rows = _Rows()
+        h = self.h
+        b = _COPY_BOOL
+        for i, (record, e) in enumerate(batch):
+            eid = first_id + i
+            sigs = e.signals
+            vpdq = None
+            if not strict and sigs and sigs.keys() <= _PLAIN_HEX:
+                for n, v in sigs.items():
+                    col = by_signal.get(n)
+                    if col is None:
+                        col = by_signal[n] = ([], [])
+                    col[0].append(eid)
+                    col[1].append(v)
+            else:
+                try:
+                    srows, vpdq = self.signal_rows(e, hexvals, strict)
+                except SignalError as exc:
+                    rows.rejects.append((record, e, exc.message))
+                    continue
+                other.extend([f"{eid}\t{h}\t{n}\t{_c(v)}\t{'t' if d else 'f'}\n" for n, v, d in srows])
+            cat = e.category
+            scheme, code = (_NULL, _NULL) if cat is None else (cat.scheme, _c(cat.code))
+            ent.append(
+                f"{eid}\t{h}\t{_c(e.external_id)}\t{scheme}\t{code}\t"
+                f"{b[e.victim_identified]}\t{b[e.offender_identified]}\t{b[e.distributed]}\t"
+                f"{_c(e.series)}\t{_c(_tags(e)) if e.tags else _NULL}\t{_c(e.source)}\t{_c(e.date_updated)}\t"
+                f"{_NULL if e.size is None else int(e.size)}\t{_c(vpdq)}\t"
+                f"{_c(_extra(e)) if e.extra else _NULL}\n"
+            )
+            rows.count += 1
+        if not _all_lower_hex(hexvals):
+            return rows  # signals None: the caller re-runs strictly
+        chunks = ["".join(other)]
+        for name, (eids, values) in by_signal.items():
+            lines = _fixed_signal_lines(h, name, eids, values)
+            if lines is None:
+                return rows
+            chunks.append(lines)
+        rows.entries = "".join(ent)
+        rows.signals = chunks
+        return rows
+
+
+class _TupleFormatter(_Formatter):
+    def _format(self, batch: list[tuple[int, Entry]], first_id: int, hexvals: list[str], strict: bool) -> _Rows:
+        ent: list[tuple[Any, ...]] = []
+        sig: list[tuple[Any, ...]] = []
+        rows = _Rows()
+        h = self.h
+        for i, (record, e) in enumerate(batch):
+            eid = first_id + i
+            try:
+                srows, vpdq = self.signal_rows(e, hexvals, strict)
+            except SignalError as exc:
+                rows.rejects.append((record, e, exc.message))
+                continue
+            sig.extend((eid, h, n, v, d) for n, v, d in srows)
+            cat = e.category
+            ent.append(
+                (
+                    eid,
+                    h,
+                    e.external_id,
+                    None if cat is None else cat.scheme,
+                    None if cat is None else cat.code,
+                    e.victim_identified,
+                    e.offender_identified,
+                    e.distributed,
+                    e.series,
+                    _tags(e),
+                    e.source,
+                    e.date_updated,
+                    e.size,
+                    vpdq,
+                    _extra(e),
+                )
+            )
+            rows.count += 1
+        rows.entries = ent
+        rows.signals = sig
+        return rows
+
+
+# --- duplicates and conflicts, set-wise ------------------------------------------------------
+_TEMP_TABLES = ("_imp_keys", "_imp_rows", "_imp_flags", "_imp_dup", "_imp_merge")
+_KEYS_IN = "(" + ", ".join(f"'{s}'" for s in KEY_SIGNALS) + ")"
+
+
+def _resolve(conn: Connection, h: int, lo: int, result: ImportResult) -> None:
+    """Find this import's duplicates and conflicts (entries of set ``h`` with id >= ``lo`` are new),
+    record the conflicts, fold the duplicates into the entries they repeat."""
+    pg = conn.dialect.name == "postgresql"
+    temp = "CREATE TEMP TABLE {} " + ("ON COMMIT DROP " if pg else "")
+    p = {"h": h, "lo": lo}
+    for t in _TEMP_TABLES:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {t}")
+    # values that occur more than once in the set, at least once in a new entry
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE _imp_keys (signal VARCHAR(16), value TEXT, PRIMARY KEY (signal, value))"
+        + (" ON COMMIT DROP" if pg else "")
+    )
+    if pg:  # one-core hash aggregation: sorting text or parallel workers are slower here
+        conn.exec_driver_sql("SET LOCAL enable_sort = off")
+        conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+    found = conn.execute(
+        text(
+            f"""INSERT INTO _imp_keys (signal, value) SELECT signal, value FROM entry_signals
+            WHERE hashset_id = :h AND NOT derived AND signal IN {_KEYS_IN}
+            GROUP BY signal, value HAVING count(*) > 1 AND max(entry_id) >= :lo"""
+        ),
+        p,
+    ).rowcount
+    if pg:
+        conn.exec_driver_sql("SET LOCAL enable_sort = on")
+    if not found:
+        return
+    if pg:
+        conn.exec_driver_sql("ANALYZE _imp_keys")
+    conn.execute(
+        text(
+            temp.format("_imp_rows")
+            + """AS SELECT s.signal, s.value, s.entry_id, e.category_scheme AS scheme, e.category_code AS code
+            FROM entry_signals s
+            JOIN _imp_keys k ON k.signal = s.signal AND k.value = s.value
+            JOIN entries e ON e.id = s.entry_id
+            WHERE s.hashset_id = :h AND NOT s.derived"""
+        ),
+        p,
+    )
+    # per value of a new entry: the earlier entry it repeats, and the earlier one it contradicts
+    conn.execute(
+        text(
+            temp.format("_imp_flags")
+            + """AS SELECT entry_id, signal, value,
+              CASE WHEN scheme IS NULL THEN CASE WHEN first_any < entry_id THEN first_any END
+                   WHEN first_same < entry_id THEN first_same END AS dup_of,
+              CASE WHEN scheme IS NOT NULL AND first_cat < entry_id
+                    AND NOT (first_cat_scheme = scheme AND first_cat_code = code)
+                   THEN first_cat END AS conflicts_with
+            FROM (SELECT r.*,
+                min(entry_id) OVER (PARTITION BY signal, value) AS first_any,
+                min(entry_id) OVER (PARTITION BY signal, value, scheme, code) AS first_same,
+                min(CASE WHEN scheme IS NOT NULL THEN entry_id END) OVER (PARTITION BY signal, value)
+                    AS first_cat,
+                first_value(scheme) OVER (PARTITION BY signal, value
+                    ORDER BY CASE WHEN scheme IS NULL THEN 1 ELSE 0 END, entry_id) AS first_cat_scheme,
+                first_value(code) OVER (PARTITION BY signal, value
+                    ORDER BY CASE WHEN scheme IS NULL THEN 1 ELSE 0 END, entry_id) AS first_cat_code
+              FROM _imp_rows r) w
+            WHERE entry_id >= :lo"""
+        ),
+        p,
+    )
+    conn.exec_driver_sql(
+        ("CREATE TEMP TABLE _imp_dup (new_id BIGINT PRIMARY KEY, keep_id BIGINT NOT NULL)")
+        + (" ON COMMIT DROP" if pg else "")
+    )
+    conn.execute(
+        text(
+            """INSERT INTO _imp_dup (new_id, keep_id)
+            SELECT entry_id, min(dup_of) FROM _imp_flags WHERE dup_of IS NOT NULL GROUP BY entry_id"""
+        )
+    )
+    # an entry may repeat one that is itself a repeat: point every duplicate at the entry kept
+    while (
+        conn.execute(
+            text(
+                """UPDATE _imp_dup SET keep_id = (SELECT d.keep_id FROM _imp_dup d WHERE d.new_id = _imp_dup.keep_id)
+                WHERE keep_id IN (SELECT new_id FROM _imp_dup)"""
+            )
+        ).rowcount
+        > 0
+    ):
+        pass
+    now = _now()
+    result.conflicts = conn.execute(
+        text(
+            """INSERT INTO conflicts (hashset_id, signal, value, entry_id, other_entry_id, recorded_at)
+            SELECT :h, f.signal, f.value, COALESCE(d.keep_id, f.conflicts_with), f.entry_id, :now
+            FROM _imp_flags f LEFT JOIN _imp_dup d ON d.new_id = f.conflicts_with
+            WHERE f.conflicts_with IS NOT NULL AND f.entry_id NOT IN (SELECT new_id FROM _imp_dup)"""
+        ),
+        {**p, "now": now},
+    ).rowcount
+    result.duplicates = conn.execute(text("SELECT count(*) FROM _imp_dup")).scalar_one()
+    if result.duplicates:
+        # signal types a kept entry lacks come from its duplicates (one value per type)
+        conn.execute(
+            text(
+                temp.format("_imp_merge")
+                + """AS SELECT d.keep_id AS entry_id, s.signal, min(s.value) AS value
+                FROM entry_signals s JOIN _imp_dup d ON d.new_id = s.entry_id
+                WHERE s.hashset_id = :h AND NOT s.derived AND NOT EXISTS (
+                    SELECT 1 FROM entry_signals k
+                    WHERE k.hashset_id = :h AND k.entry_id = d.keep_id AND k.signal = s.signal)
+                GROUP BY d.keep_id, s.signal"""
+            ),
+            p,
+        )
+        conn.execute(
+            text(
+                """INSERT INTO entry_signals (entry_id, hashset_id, signal, value, derived)
+                SELECT entry_id, :h, signal, value, false FROM _imp_merge"""
+            ),
+            p,
+        )
+        # older entries that gained values are announced to index followers one by one
+        conn.execute(
+            text(
+                """INSERT INTO changes (hashset_id, op, entry_id, entry_id_end, at)
+                SELECT DISTINCT :h, 'add', entry_id, entry_id, :now FROM _imp_merge WHERE entry_id < :lo"""
+            ),
+            {**p, "now": now},
+        )
+        conn.execute(
+            text("DELETE FROM entry_signals WHERE hashset_id = :h AND entry_id IN (SELECT new_id FROM _imp_dup)"),
+            p,
+        )
+        conn.execute(text("DELETE FROM entries WHERE id IN (SELECT new_id FROM _imp_dup)"))
+    if not pg:
+        for t in _TEMP_TABLES:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {t}")
+
+
+# --- reading back ----------------------------------------------------------------------------
+def iter_entries(
+    store: Store, name: str, *, tenant: str = DEFAULT_TENANT, chunk: int = 10_000
+) -> Iterator[Entry]:
+    """The set's entries in import order, streamed in chunks (for export). Derived values
+    (vPDQ frames) are not listed; the vPDQ text is."""
+    e, s = EntryRow.__table__, EntrySignalRow.__table__
+    with store.read() as conn:
+        hs = _get(conn, name, tenant)
+        after = -1
+        while True:
+            rows = conn.execute(
+                select(e).where(e.c.hashset_id == hs.id, e.c.id > after).order_by(e.c.id).limit(chunk)
+            ).all()
+            if not rows:
+                return
+            lo, hi = rows[0].id, rows[-1].id
+            signals: dict[int, dict[str, str]] = {}
+            for eid, sig, value in conn.execute(
+                select(s.c.entry_id, s.c.signal, s.c.value).where(
+                    s.c.hashset_id == hs.id, s.c.entry_id.between(lo, hi), s.c.derived.is_(False)
+                )
+            ):
+                signals.setdefault(eid, {})[sig] = value
+            for r in rows:
+                sigs = signals.get(r.id, {})
+                if r.vpdq is not None:
+                    sigs["vpdq"] = r.vpdq
+                yield _entry(r, sigs)
+            after = hi
+
+
+def _order_signals(sigs: dict[str, str]) -> dict[str, str]:
+    order = {n: i for i, n in enumerate(("md5", "sha1", "sha256", "photodna", "pdq", "vpdq"))}
+    return dict(sorted(sigs.items(), key=lambda kv: order.get(kv[0], 99)))
+
+
+def _entry(r: Any, signals: dict[str, str]) -> Entry:
+    return Entry(
+        signals=_order_signals(signals),
+        category=_category(r.category_scheme, r.category_code),
+        victim_identified=r.victim_identified,
+        offender_identified=r.offender_identified,
+        distributed=r.distributed,
+        series=r.series,
+        tags=tuple(json.loads(r.tags)) if r.tags else (),
+        source=r.source,
+        date_updated=r.date_updated,
+        external_id=r.external_id,
+        size=r.size,
+        extra=r.extra or {},
+    )
+
+
+def _category(scheme: str | None, code: str | None) -> Category | None:
+    return None if scheme is None or code is None else Category(scheme, code)
+
+
+def list_conflicts(store: Store, name: str, *, tenant: str = DEFAULT_TENANT) -> list[ConflictRecord]:
+    c, e1, e2 = ConflictRow.__table__, EntryRow.__table__.alias("e1"), EntryRow.__table__.alias("e2")
+    q = (
+        select(
+            c.c.signal,
+            c.c.value,
+            c.c.recorded_at,
+            e1.c.id,
+            e1.c.external_id,
+            e1.c.category_scheme,
+            e1.c.category_code,
+            e2.c.id,
+            e2.c.external_id,
+            e2.c.category_scheme,
+            e2.c.category_code,
+        )
+        .select_from(c.join(e1, e1.c.id == c.c.entry_id).join(e2, e2.c.id == c.c.other_entry_id))
+        .order_by(c.c.id)
+    )
+    with store.read() as conn:
+        hs = _get(conn, name, tenant)
+        rows = conn.execute(q.where(c.c.hashset_id == hs.id)).all()
+    return [
+        ConflictRecord(
+            sig,
+            value,
+            EntryRef(hs.name, id1, x1, _category(s1, k1), hs.kind),
+            EntryRef(hs.name, id2, x2, _category(s2, k2), hs.kind),
+            at,
+        )
+        for sig, value, at, id1, x1, s1, k1, id2, x2, s2, k2 in rows
+    ]
+
+
+# --- what the index loads --------------------------------------------------------------------
+def load_signal_arrays(
+    store: Store,
+    hashset_names: Sequence[str],
+    signal: str,
+    *,
+    tenant: str = DEFAULT_TENANT,
+    chunk: int = 200_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every value of ``signal`` in the named sets, derived ones (vPDQ frames, augmentation hashes)
+    included: ``(entry_ids int64 (N,), values uint8 (N, bytes))`` — the bytes of the hex, in order,
+    which is what the indexes take. Streamed in chunks; an entry id repeats when it has several values.
+    """
+    length = HEX_LENGTH.get(signal)
+    if length is None:
+        raise SignalError(f"{signal!r} values are not matchable hashes; one of {', '.join(HEX_LENGTH)}")
+    s = EntrySignalRow.__table__
+    id_parts: list[np.ndarray] = [np.zeros(0, np.int64)]
+    value_parts: list[np.ndarray] = [np.zeros((0, length // 2), np.uint8)]
+    with store.read() as conn:
+        ids = [_get(conn, n, tenant).id for n in hashset_names]
+        if not ids:
+            return id_parts[0], value_parts[0]
+        q = select(s.c.entry_id, s.c.value).where(s.c.hashset_id.in_(ids), s.c.signal == signal)
+        result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q)
+        for part in result.partitions():
+            entry_ids, values = zip(*part, strict=True)
+            id_parts.append(np.fromiter(entry_ids, np.int64, len(entry_ids)))
+            value_parts.append(_hex_rows(values, length))
+    return np.concatenate(id_parts), np.concatenate(value_parts)
+
+
+def _hex_rows(values: Sequence[str], length: int) -> np.ndarray:
+    nib = _NIBBLE[np.frombuffer("".join(values).encode("ascii"), dtype=np.uint8)].reshape(len(values), length)
+    return (nib[:, 0::2] << 4) | nib[:, 1::2]
+
+
+def entry_details(store: Store, entry_ids: Iterable[int]) -> dict[int, EntryRef]:
+    """Set name, external id, category and set kind of each entry id (unknown ids are left out)."""
+    e, h = EntryRow.__table__, HashSetRow.__table__
+    q = (
+        select(h.c.name, h.c.kind, e.c.id, e.c.external_id, e.c.category_scheme, e.c.category_code)
+        .select_from(e.join(h, h.c.id == e.c.hashset_id))
+        .where(e.c.id.in_(bindparam("ids", expanding=True)))
+    )
+    out: dict[int, EntryRef] = {}
+    with store.read() as conn:
+        for part in _chunks(sorted({int(i) for i in entry_ids}), 1000):
+            for name, kind, eid, ext, sch, code in conn.execute(q, {"ids": part}):
+                out[eid] = EntryRef(name, eid, ext, _category(sch, code), kind)
+    return out
+
+
+# --- small helpers ---------------------------------------------------------------------------
+def _chunks(items: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

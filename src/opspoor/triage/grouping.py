@@ -1,0 +1,104 @@
+"""Group new media into series candidates.
+
+Links (union-find): near-duplicate images by PDQ (within the set distance), videos that share
+frames (vPDQ), stills that appear as frames of a video, and media that share a camera serial.
+Only hashes of quality >= 50 take part: below that PDQ is unreliable and flat images would
+chain unrelated files together.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from opspoor.index.hamming import HammingIndex
+from opspoor.signals.pdq import hex_to_words
+
+MIN_QUALITY = 50
+#: two videos are linked when this share of the shorter one's unique frames have partners
+VIDEO_SHARE = 0.2
+
+
+@dataclass(slots=True)
+class Member:
+    path: str
+    pdq: str | None = None
+    quality: int | None = None
+    frames: list[str] = field(default_factory=list)  # unique vPDQ frame hashes, quality >= 50
+    serial: str | None = None
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n)
+
+    def find(self, i: int) -> int:
+        p = self.parent
+        root = i
+        while p[root] != root:
+            root = p[root]
+        while p[i] != root:  # path compression
+            p[i], i = root, p[i]
+        return int(root)
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def near_pairs(words: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs (i < j) of rows of ``words`` (N, 4 uint64) within ``radius`` bits, via the Hamming index."""
+    n = len(words)
+    if n < 2:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
+    index = HammingIndex.build(words, np.arange(n, dtype=np.int64))
+    found = index.search(words, radius=radius)
+    keep = found.query_idx < found.ids
+    return found.query_idx[keep].astype(np.int64), found.ids[keep].astype(np.int64)
+
+
+def group_members(members: Sequence[Member], radius: int = 31) -> list[list[int]]:
+    """Return groups as lists of member indexes; every member is in exactly one group."""
+    uf = _UnionFind(len(members))
+    # one row per image hash and per video frame hash, remembering which member it belongs to
+    owners: list[int] = []
+    hashes: list[str] = []
+    for i, m in enumerate(members):
+        if m.pdq and (m.quality or 0) >= MIN_QUALITY:
+            owners.append(i)
+            hashes.append(m.pdq)
+        for h in m.frames:
+            owners.append(i)
+            hashes.append(h)
+    if hashes:
+        owner = np.asarray(owners, dtype=np.int64)
+        a, b = near_pairs(hex_to_words(hashes), radius)
+        oa, ob = owner[a], owner[b]
+        cross = oa != ob
+        oa, ob = oa[cross], ob[cross]
+        shared: dict[tuple[int, int], int] = defaultdict(int)
+        for x, y in zip(oa.tolist(), ob.tolist(), strict=True):
+            shared[(min(x, y), max(x, y))] += 1
+        for (x, y), count in shared.items():
+            fx, fy = len(members[x].frames), len(members[y].frames)
+            if fx and fy:  # video-video: require a real share of frames, not one generic frame
+                if count < max(1, VIDEO_SHARE * min(fx, fy)):
+                    continue
+            uf.union(x, y)
+    by_serial: dict[str, int] = {}
+    for i, m in enumerate(members):
+        if m.serial:
+            key = m.serial.strip().lower()
+            if key in by_serial:
+                uf.union(by_serial[key], i)
+            else:
+                by_serial[key] = i
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(members)):
+        groups[uf.find(i)].append(i)
+    return list(groups.values())

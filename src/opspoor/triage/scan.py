@@ -1,0 +1,221 @@
+"""``opspoor scan``: every file hashed and matched, known separated from new, new grouped, nothing lost.
+
+Flow: the main process walks the sources (``opspoor.sources``) and feeds a process pool that
+hashes each file in one read (``opspoor.signals.engine``); results are matched in batches
+(``Matcher``) and committed to the case database, keyed by evidence path. A killed scan is
+resumed by running the same command again: finished paths are skipped. When every file is
+accounted for, the outputs (files.jsonl, summary.json, export-vics.json, report.html) are
+written from the case database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from opspoor.errors import CaseError, OpspoorError
+from opspoor.signals.engine import HashOptions
+from opspoor.sources import EvidenceItem, Limits, iter_evidence
+from opspoor.triage.case import CaseDB
+from opspoor.triage.matching import Matcher
+from opspoor.triage.records import EMPTY_FILE, error_record, new_record, verdict
+from opspoor.triage.worker import Task, run_task
+
+BATCH = 256
+BATCH_SECONDS = 2.0
+
+
+class Progress(Protocol):
+    def start(self, total: int | None) -> None: ...
+    def advance(self, files: int, nbytes: int) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int | None) -> None:
+        pass
+
+    def advance(self, files: int, nbytes: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class ScanConfig:
+    sources: list[Path]
+    hashsets: list[str]
+    case_dir: Path
+    db_url: str | None = None
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    thumbnails: bool = True
+    limits: Limits = field(default_factory=Limits)
+    options: HashOptions = field(default_factory=HashOptions)
+
+    def identity(self) -> dict[str, Any]:
+        """What must be equal for a re-run to resume this case rather than mix two scans."""
+        return {
+            "sources": [str(p.resolve()) for p in self.sources],
+            "hashsets": sorted(self.hashsets),
+        }
+
+
+@dataclass(slots=True)
+class ScanResult:
+    case_dir: Path
+    summary: dict[str, Any]
+    reconciled: bool
+    outputs: dict[str, Path]
+
+
+class _UniquePaths:
+    """Evidence paths are the resume key: a repeated path (two sources with one name, a zip
+    holding the same member name twice) gets a ``#2``, ``#3`` suffix, deterministically."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, path: str) -> str:
+        n = self.seen.get(path, 0) + 1
+        self.seen[path] = n
+        return path if n == 1 else f"{path}#{n}"
+
+
+def _task_for(seq: int, path: str, item: EvidenceItem) -> Task:
+    err = item.error
+    extra = {"size": item.size, "source_error": err.message if err else None, "source_reason": err.reason if err else None}
+    if item.fs_path is not None:
+        return Task(seq, path, item.fs_path, None, **extra)
+    return Task(seq, path, None, item.read(), **extra)
+
+
+def run_scan(cfg: ScanConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None) -> ScanResult:
+    from opspoor.store import open_store
+    from opspoor.triage.outputs import write_outputs
+
+    progress = progress or NoProgress()
+    options = dataclasses.replace(cfg.options, thumbnail=cfg.thumbnails)
+    started = time.time()
+    case = CaseDB(cfg.case_dir)
+    ident = cfg.identity()
+    previous = case.get_meta("identity")
+    if previous is not None and previous != ident:
+        raise CaseError(
+            "case directory holds another scan (different sources or hash sets); use a new --case DIR",
+            str(cfg.case_dir),
+        )
+    case.set_meta("identity", ident)
+    if case.get_meta("started") is None:
+        case.set_meta("started", started)
+    store = open_store(cfg.db_url)
+    matcher = Matcher.from_store(store, cfg.hashsets)
+    done = case.done_paths()
+    resumed = len(done)
+    if log and resumed:
+        log(f"resuming: {resumed} files already done")
+
+    progress.start(None)
+    files_in = 0
+    unique = _UniquePaths()
+    batch: list[tuple[int, dict[str, Any], bytes | None]] = []
+    hashed: list[tuple[int, str, dict[str, Any], bytes | None]] = []
+    last_flush = time.monotonic()
+
+    def flush() -> None:
+        nonlocal last_flush
+        if hashed:
+            results = matcher.match_batch([r for _, _, r, _ in hashed])
+            for (seq, path, sig, thumb), matches in zip(hashed, results, strict=True):
+                batch.append((seq, _record(path, sig, matches), thumb))
+            hashed.clear()
+        case.add_files(batch)
+        progress.advance(len(batch), sum(r.get("size") or 0 for _, r, _ in batch))
+        batch.clear()
+        last_flush = time.monotonic()
+
+    workers = max(1, cfg.workers)
+    max_inflight = workers * 4
+    pool = ProcessPoolExecutor(max_workers=workers)
+    inflight: dict[Future[Any], Task] = {}
+
+    def collect(block: bool) -> None:
+        nonlocal pool
+        if not inflight:
+            return
+        ready, _ = wait(list(inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for fut in ready:
+            task = inflight.pop(fut)
+            try:
+                hashed.append(fut.result())
+            except BrokenProcessPool:
+                # a decoder crashed a worker: record this file, restart the pool, retry the others
+                hashed.append((task.seq, task.path, {"error": "worker crashed while decoding", "error_reason": "crash"}, None))
+                others = list(inflight.values())
+                inflight.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = ProcessPoolExecutor(max_workers=workers)
+                for t in others:
+                    inflight[pool.submit(run_task, t, options)] = t
+                return
+
+    try:
+        for seq, item in enumerate(_evidence(cfg)):
+            files_in += 1
+            path = unique(item.path)
+            if path in done:
+                progress.advance(1, 0)
+                continue
+            if item.error is not None and not item.has_content:
+                batch.append((seq, error_record(path, item.size, item.error.message, item.error.reason, item.container), None))
+            else:
+                try:
+                    task = _task_for(seq, path, item)
+                except Exception as exc:  # vanished or unreadable between listing and reading
+                    msg, reason = (exc.message, exc.reason) if isinstance(exc, OpspoorError) else (str(exc), type(exc).__name__)
+                    batch.append((seq, error_record(path, item.size, msg, reason), None))
+                else:
+                    inflight[pool.submit(run_task, task, options)] = task
+            while len(inflight) >= max_inflight:
+                collect(block=True)
+            collect(block=False)
+            if len(hashed) + len(batch) >= BATCH or time.monotonic() - last_flush > BATCH_SECONDS:
+                flush()
+        while inflight:
+            collect(block=True)
+            if len(hashed) >= BATCH:
+                flush()
+        flush()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        progress.finish()
+
+    case.set_meta("files_in", files_in)
+    summary, outputs = write_outputs(case, cfg, matcher, files_in=files_in, started=case.get_meta("started"))
+    case.close()
+    return ScanResult(cfg.case_dir, summary, bool(summary["reconciled"]), outputs)
+
+
+def _evidence(cfg: ScanConfig) -> Iterator[EvidenceItem]:
+    return iter_evidence(cfg.sources, cfg.limits)
+
+
+def _record(path: str, sig: dict[str, Any], matches: list[dict[str, Any]]) -> dict[str, Any]:
+    rec = new_record(path, size=sig.get("size"), type_=sig.get("type"))
+    for k in ("md5", "sha1", "sha256", "pdq", "pdq_quality", "vpdq_frames", "exif", "error"):
+        rec[k] = sig.get(k)
+    if rec["size"] == 0 and not rec["error"]:
+        # an empty file is evidence too (a wiped or failed copy): report it, do not call it "other"
+        rec["error"], sig["error_reason"] = "empty file (0 bytes)", EMPTY_FILE
+    rec["matches"] = matches
+    rec["status"] = verdict(sig.get("kind") or "other", matches, failed=rec["error"] is not None)
+    if sig.get("error_reason"):
+        rec["error_reason"] = sig["error_reason"]
+    return rec

@@ -1,0 +1,65 @@
+"""Per-file work, run in the process pool: one read, every signal, a blurred thumbnail.
+
+Results cross the process boundary as plain dicts (exceptions become their message) so that
+nothing depends on pickling exception classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from opspoor.errors import OpspoorError
+from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes, hash_stream
+from opspoor.sources import open_readonly
+from opspoor.triage.records import exif_json
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    seq: int
+    path: str  # evidence path
+    fs_path: str | None  # plain file on disk: the worker reads it itself
+    data: bytes | None  # archive member: its bytes, read by the source iterator
+    size: int | None = None
+    source_error: str | None = None  # the source flagged the item (unsafe name, depth limit) but it is readable
+    source_reason: str | None = None
+
+
+def signals_json(sig: FileSignals) -> dict[str, Any]:
+    from opspoor.signals.vpdq import format_vpdq
+
+    return {
+        "size": sig.size,
+        "kind": sig.kind,
+        "type": sig.type,
+        "md5": sig.md5,
+        "sha1": sig.sha1,
+        "sha256": sig.sha256,
+        "pdq": sig.pdq,
+        "pdq_quality": sig.quality,
+        "pdq_dihedral": sig.pdq_dihedral,
+        "vpdq_frames": format_vpdq(sig.vpdq_frames).splitlines() if sig.vpdq_frames else None,
+        "exif": exif_json(sig.exif),
+        "error": str(sig.error.message) if sig.error else None,
+        "error_reason": sig.error.reason if sig.error else None,
+    }
+
+
+def run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any], bytes | None]:
+    """Hash one file. Never raises: failures come back as an ``error`` in the result."""
+    try:
+        if task.fs_path is not None:
+            with open_readonly(task.fs_path, task.path) as fh:
+                sig = hash_stream(fh, where=task.path, options=options, size_hint=task.size)
+        else:
+            assert task.data is not None
+            sig = hash_bytes(task.data, where=task.path, options=options)
+        out = signals_json(sig)
+        if task.source_error and not out.get("error"):
+            out["error"], out["error_reason"] = task.source_error, task.source_reason
+        return task.seq, task.path, out, getattr(sig, "thumbnail", None)
+    except OpspoorError as exc:
+        return task.seq, task.path, {"error": exc.message, "error_reason": exc.reason}, None
+    except Exception as exc:  # a bug or a decoder fault must not stop the scan: record it
+        return task.seq, task.path, {"error": f"internal error: {type(exc).__name__}: {exc}", "error_reason": "internal"}, None

@@ -1,0 +1,164 @@
+"""``opspoor hashset`` and ``opspoor db`` end to end through ``main()``. Synthetic hashes only."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from opspoor.cli import main
+from opspoor.hashsets.formats import read_entries, write_entries
+from opspoor.hashsets.model import Category, Entry
+from opspoor.store import iter_entries, list_hashsets, open_store
+
+
+def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["opspoor", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def make_entries(n: int, seed: int = 0) -> list[Entry]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        out.append(
+            Entry(
+                {"md5": rng.randbytes(16).hex(), "sha1": rng.randbytes(20).hex()},
+                category=Category("us-cat", str(i % 3)),
+                victim_identified=i % 2 == 0,
+                distributed=True if i % 3 == 0 else None,
+                series=f"series {i % 4}" if i % 4 else None,
+                tags=("t1", "t2") if i % 5 == 0 else (),
+                date_updated="2024-05-06T07:08:09Z",
+                external_id=str(100 + i),
+                size=1000 + i,
+            )
+        )
+    return out
+
+
+def vics_file(tmp_path: Path, entries: list[Entry], name: str = "list.json") -> Path:
+    path = tmp_path / name
+    write_entries(entries, path, "vics2")
+    return path
+
+
+def fields(e: Entry) -> tuple[object, ...]:
+    return (e.signals, e.category, e.victim_identified, e.distributed, e.series, e.tags, e.external_id, e.size)
+
+
+@pytest.mark.parametrize("fmt", ["vics2", "vics13", "csv"])
+def test_import_show_export_roundtrip(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    if fmt != "vics2" and "postgres" in db_url:
+        pytest.skip("the other formats are covered on SQLite; the store path is the same")
+    entries = make_entries(40)
+    src = vics_file(tmp_path, entries)
+    code, out, _ = run(monkeypatch, capsys, "hashset", "import", str(src), "--name", "hl", "--db", db_url)
+    assert code == 0 and "40 entries added" in out
+    code, out, _ = run(monkeypatch, capsys, "hashset", "show", "hl", "--json", "--db", db_url)
+    doc = json.loads(out)
+    assert (doc["entries"], doc["kind"], doc["signals"]) == (40, "known", {"md5": 40, "sha1": 40})
+    assert doc["categories"] == {"us-cat:0": 14, "us-cat:1": 13, "us-cat:2": 13}
+    exported = tmp_path / f"out.{fmt}"
+    code, _, err = run(monkeypatch, capsys, "hashset", "export", "hl", "--format", fmt, "-o", str(exported), "--db", db_url)
+    assert code == 0 and "exported 40 entries" in err
+    back = list(read_entries(exported, fmt))
+    if fmt == "csv":  # CSV keeps hashes, category and ids; flags are not columns of it
+        assert [(e.signals, e.category, e.external_id) for e in back] == [
+            (e.signals, e.category, e.external_id) for e in entries
+        ]
+    else:
+        assert [fields(e) for e in back] == [fields(e) for e in entries]
+    # and the export imports again as the same set
+    code, out, _ = run(monkeypatch, capsys, "hashset", "import", str(exported), "--name", "again", "--db", db_url)
+    assert code == 0
+    with open_store(db_url) as s:
+        assert [e.signals for e in iter_entries(s, "again")] == [e.signals for e in entries]
+
+
+def test_first_invalid_record_aborts_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "s.sqlite")
+    doc = json.loads(vics_file(tmp_path, make_entries(30)).read_text())
+    doc["value"][24]["MD5"] = "not-a-hash"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc, indent=1))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(monkeypatch, capsys, "hashset", "import", str(bad), "--name", "x", "--db", db)
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1
+    assert str(bad) in lines[0] and "record 25" in lines[0] and "line " in lines[0] and "md5" in lines[0].lower()
+    with open_store(db) as s:
+        assert list_hashsets(s) == []
+    assert not list(tmp_path.glob("*.rejects.jsonl"))
+
+
+def test_skip_invalid_writes_rejects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "s.sqlite")
+    doc = json.loads(vics_file(tmp_path, make_entries(30)).read_text())
+    doc["value"][4]["MD5"] = "abc"
+    doc["value"][9]["Category"] = 9
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc, indent=1))
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(monkeypatch, capsys, "hashset", "import", str(bad), "-n", "x", "--skip-invalid", "--db", db)
+    assert code == 0 and "28 entries added" in out and "2 rejected" in out
+    rejects = tmp_path / "bad.json.rejects.jsonl"
+    assert str(rejects) in out
+    rows = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [r["record"] for r in rows] == [5, 10]
+    assert all(r["file"] == str(bad) and r["line"] and r["reason"] for r in rows)
+    assert "Category" in rows[1]["reason"]
+    assert rejects.stat().st_mode & 0o777 == 0o600
+    own = tmp_path / "mine.jsonl"
+    code, out, _ = run(
+        monkeypatch, capsys, "hashset", "import", str(bad), "-n", "y", "--skip-invalid", "--rejects", str(own), "--db", db
+    )
+    assert code == 0 and len(own.read_text().splitlines()) == 2
+
+
+def test_list_conflicts_remove_and_db_upgrade(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "s.sqlite")
+    code, out, _ = run(monkeypatch, capsys, "db", "upgrade", "--db", db)
+    assert code == 0 and "upgraded from empty" in out
+    code, out, _ = run(monkeypatch, capsys, "db", "upgrade", "--db", db)
+    assert code == 0 and "up to date" in out
+    entries = make_entries(6)
+    other = Entry(dict(entries[0].signals), category=Category("us-cat", "5"), external_id="dissent")
+    run(monkeypatch, capsys, "hashset", "import", str(vics_file(tmp_path, entries)), "-n", "a", "--db", db)
+    code, out, _ = run(
+        monkeypatch, capsys, "hashset", "import", str(vics_file(tmp_path, [other], "b.json")), "-n", "a", "--db", db
+    )
+    assert "2 conflicts" in out  # md5 and sha1 both disagree
+    code, out, _ = run(monkeypatch, capsys, "hashset", "conflicts", "a", "--json", "--db", db)
+    rows = json.loads(out)
+    assert {r["signal"] for r in rows} == {"md5", "sha1"}
+    assert {(r["entry"]["external_id"], r["entry"]["category"], r["other"]["external_id"], r["other"]["category"]) for r in rows} == {
+        ("100", "us-cat:0", "dissent", "us-cat:5")
+    }
+    code, out, _ = run(monkeypatch, capsys, "hashset", "conflicts", "a", "--db", db)
+    assert code == 0 and "dissent" in out and "us-cat:5" in out
+    run(monkeypatch, capsys, "hashset", "import", str(vics_file(tmp_path, make_entries(3, 1), "c.json")), "-n", "ign", "--kind", "ignorable", "--db", db)
+    code, out, _ = run(monkeypatch, capsys, "hashset", "list", "--json", "--db", db)
+    assert [(r["name"], r["kind"], r["entries"]) for r in json.loads(out)] == [("a", "known", 7), ("ign", "ignorable", 3)]
+    code, out, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "--db", db)
+    assert code == 0 and "7 entries" in out
+    code, _, err = run(monkeypatch, capsys, "hashset", "show", "a", "--db", db)
+    assert code == 2 and "no hash set named 'a'" in err
