@@ -71,7 +71,7 @@ def queries_for(rng: np.random.Generator, hay: np.ndarray, radius: int, n: int) 
     return np.concatenate(parts)
 
 
-def reference(queries: np.ndarray, hay: np.ndarray, ids: np.ndarray, radius: int) -> Counter:
+def brute_matches(queries: np.ndarray, hay: np.ndarray, ids: np.ndarray, radius: int) -> Counter:
     q, pos, d = brute_force_hamming(queries, hay, radius)
     return Counter(zip(q.tolist(), ids[pos].tolist(), d.tolist(), strict=True))
 
@@ -109,7 +109,7 @@ def test_mih_segment_equals_brute_force(
     for method in ("mih", "scan"):
         r = seg.search(queries, radius, threads=2, method=method)
         got = Counter(zip(r.query.tolist(), seg.ids[r.pos].tolist(), r.distance.tolist(), strict=True))
-        assert got == reference(queries, hay, ids, radius), method
+        assert got == brute_matches(queries, hay, ids, radius), method
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda lay: f"m{lay.m}b{lay.b}a{lay.addr_bits}")
@@ -250,7 +250,7 @@ def test_updates_equal_a_fresh_build(small_segments: None, seed: int, n0: int, o
         assert len(index) == len(ids)
     queries = queries_for(rng, hashes, 31, 40)
     for radius in (0, 31):
-        assert as_counter(index.search(queries, radius)) == reference(queries, hashes, ids, radius)
+        assert as_counter(index.search(queries, radius)) == brute_matches(queries, hashes, ids, radius)
     fresh = HammingIndex.build(hashes, ids)
     assert as_counter(index.search(queries, 31)) == as_counter(fresh.search(queries, 31))
 

@@ -268,7 +268,7 @@ def mih_search(
                 for j in range(lo[p], hi[p]):
                     e = np.uint64(perms[row, j])
                     cand[c] = np.int64(e & pos_mask)
-                    c += np.int64(np.int64(popcount64((e >> low_shift) ^ ql)) < budget)
+                    c += np.int64(np.int64(popcount64((e >> low_shift) ^ ql)) <= budget)
         # pass 4: distances, appended without a branch
         found = _grow(found, c + 1)
         q0 = queries[qi, 0]

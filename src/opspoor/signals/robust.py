@@ -30,19 +30,19 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from opspoor.signals.pdq import pdq_from_rgb
+from opspoor.signals.pdq import pdq_from_luma, pdq_from_rgb
 
 #: regions of a query hash: the whole image, without its borders, a picture embedded in it
 REGIONS = ("full", "border", "embedded")
-#: the 7 turns of the dihedral group (the 8th is the identity), applied to the query's pixels
+#: the 7 turns of the dihedral group (the 8th is the identity), applied to the query's pixels (H, W, ...)
 DIHEDRAL: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...] = (
     ("rot90", lambda a: np.rot90(a, 1)),
     ("rot180", lambda a: np.rot90(a, 2)),
     ("rot270", lambda a: np.rot90(a, 3)),
     ("mirror", lambda a: a[:, ::-1]),
     ("flip", lambda a: a[::-1]),
-    ("transpose", lambda a: a.transpose(1, 0, 2)),
-    ("transverse", lambda a: np.rot90(a, 2).transpose(1, 0, 2)),
+    ("transpose", lambda a: a.swapaxes(0, 1)),
+    ("transverse", lambda a: np.rot90(a, 2).swapaxes(0, 1)),
 )
 #: quality below which no extra hash is made (the plain PDQ of the item is always kept)
 MIN_VARIANT_QUALITY = 50
@@ -89,8 +89,8 @@ def query_hashes(
     out: list[QueryHash] = []
     seen: set[str] = set()
     for region, box in query_regions(rgb, borders=borders, embedded=embedded):
-        pixels = _crop(rgb, box)
-        plain = pdq_from_rgb(pixels)
+        luma = pdq_luma(_crop(rgb, box))
+        plain = pdq_from_luma(luma)
         if region != "full" and (plain.quality < min_quality or plain.hash in seen):
             continue
         out.append(QueryHash(plain.hash, plain.quality, region, "original", box))
@@ -100,11 +100,17 @@ def query_hashes(
         for name, turn in DIHEDRAL:
             # the turned pixels are hashed again: the DCT sign trick (pdq_with_dihedral) is only
             # approximate, because PDQ's box filter and decimation are not mirror-symmetric
-            h = pdq_from_rgb(np.ascontiguousarray(turn(pixels)))
+            h = pdq_from_luma(np.ascontiguousarray(turn(luma)))
             if h.quality >= min_quality and h.hash not in seen:
                 out.append(QueryHash(h.hash, h.quality, region, name, box))
                 seen.add(h.hash)
     return out
+
+
+def pdq_luma(rgb: np.ndarray) -> np.ndarray:
+    """PDQ's luma (float32), bit for bit: 0.299 R + 0.587 G + 0.114 B summed in double in this order."""
+    f = rgb[:, :, :3].astype(np.float64)
+    return ((f[:, :, 0] * 0.299 + f[:, :, 1] * 0.587) + f[:, :, 2] * 0.114).astype(np.float32)
 
 
 def query_regions(rgb: np.ndarray, *, borders: bool = True, embedded: bool = True) -> list[tuple[str, Box]]:
