@@ -85,6 +85,16 @@ def _log(msg: str) -> None:
     print(f"[corpus] {msg}", flush=True)
 
 
+_apt_updated = False
+
+
+def _apt_update() -> None:
+    global _apt_updated
+    _apt_updated = True
+    _log("apt-get update (package lists are missing or stale)")
+    subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
+
+
 def _fetch(package: str) -> Path | None:
     """Download and unpack one package (cached); None when apt cannot get it."""
     target = PKGS / package
@@ -97,6 +107,9 @@ def _fetch(package: str) -> Path | None:
             raise RuntimeError("apt-get not found: the benchmark corpus is built from Debian packages")
         _log(f"apt-get download {package}")
         res = subprocess.run(["apt-get", "download", package], cwd=DEBS, capture_output=True, text=True)
+        if res.returncode != 0 and not _apt_updated:
+            _apt_update()  # a fresh machine has no package lists yet
+            res = subprocess.run(["apt-get", "download", package], cwd=DEBS, capture_output=True, text=True)
         if res.returncode != 0:
             _log(f"  could not download {package}: {res.stderr.strip().splitlines()[-1:]}")
             return None
@@ -162,13 +175,19 @@ def _crops(kept: list[Photo], wanted: int) -> list[Photo]:
                 region.save(buf, "JPEG", quality=90)
                 data = buf.getvalue()
                 h = pdq_hash_image(decode_image(data))
-                if h.quality < 50 or any(PDQ.distance(h.hash, k.pdq) <= NEAR_DUPLICATE_BITS for k in kept + out):
+                if h.quality < 50 or any(
+                    PDQ.distance(h.hash, k.pdq) <= NEAR_DUPLICATE_BITS for k in kept + out
+                ):
                     continue
                 stem = src.source.replace("/", "__").rsplit(".", 1)[0]
                 dest = PHOTOS / f"{src.package}__{stem}__crop{box[0]}x{box[1]}.jpg"
                 dest.write_bytes(data)
                 sha = hashlib.sha256(data).hexdigest()
-                out.append(Photo(str(dest.relative_to(ROOT)), src.package, src.source, sha, cw, ch, h.hash, True, box))
+                out.append(
+                    Photo(
+                        str(dest.relative_to(ROOT)), src.package, src.source, sha, cw, ch, h.hash, True, box
+                    )
+                )
                 done += 1
         if len(out) >= wanted:
             break
@@ -199,7 +218,8 @@ def photo_corpus(min_count: int = 300, min_size: tuple[int, int] = (1024, 768)) 
         if root is None:
             continue
         cands = _candidates(package, root, min_size)
-        _log(f"{package}: {sum(c[1] == 'jpeg' for c in cands)} JPEG, {sum(c[1] != 'jpeg' for c in cands)} other")
+        jpegs = sum(c[1] == "jpeg" for c in cands)
+        _log(f"{package}: {jpegs} JPEG, {len(cands) - jpegs} other")
         found += [(package, *c) for c in cands]
     # largest first, so that each family of resolutions keeps its largest member
     found.sort(key=lambda c: (c[2] != "jpeg", -c[3] * c[4], str(c[1])))

@@ -21,9 +21,13 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from opspoor.hashsets.model import Category, Entry
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
@@ -58,7 +62,8 @@ def bench_file(n: int, seed: int = 1) -> Path:
                 f'"MD5": "{md5[32 * i : 32 * i + 32]}", "SHA1": "{sha1[40 * i : 40 * i + 40]}", '
                 f'"MediaSize": {size[i]}, "VictimIdentified": "{tf[flags[i, 0]]}", '
                 f'"OffenderIdentified": "{tf[flags[i, 1]]}", "IsDistributed": "{tf[flags[i, 2]]}", '
-                f'"Series": "", "Tags": "", "IsPrecategorized": "true", "DateUpdated": "2024-01-01T00:00:00Z", '
+                f'"Series": "", "Tags": "", "IsPrecategorized": "true", '
+                f'"DateUpdated": "2024-01-01T00:00:00Z", '
                 f'"AlternativeHashes": [{{"HashName": "PDQ", "HashValue": "{pdq[64 * i : 64 * i + 64]}"}}]}}'
                 for i in range(k)
             ]
@@ -68,26 +73,50 @@ def bench_file(n: int, seed: int = 1) -> Path:
     return path
 
 
-def child(mode: str, path: str, url: str) -> None:
-    """Runs in the child process: read only, or import; prints one JSON line."""
+def synthetic_entries(n: int, seed: int = 2) -> Iterator[Entry]:
+    """Entries like the file's, made in memory: the store's own rate, without the reader."""
+    rng = np.random.default_rng(seed)
+    cats = [Category("us-cat", str(c)) for c in range(6)]
+    for start in range(0, n, CHUNK):
+        k = min(CHUNK, n - start)
+        md5, sha1, pdq = rng.bytes(16 * k).hex(), rng.bytes(20 * k).hex(), rng.bytes(32 * k).hex()
+        cat = rng.integers(0, 6, k).tolist()
+        size = rng.integers(1_000, 20_000_000, k).tolist()
+        for i in range(k):
+            signals = {"md5": md5[32 * i : 32 * i + 32], "sha1": sha1[40 * i : 40 * i + 40]}
+            signals["pdq"] = pdq[64 * i : 64 * i + 64]
+            yield Entry(
+                signals,
+                category=cats[cat[i]],
+                victim_identified=bool(i & 1),
+                offender_identified=bool(i & 2),
+                distributed=bool(i & 4),
+                date_updated="2024-01-01T00:00:00Z",
+                external_id=str(start + i + 1),
+                size=size[i],
+                extra={"vics": {"IsPrecategorized": "true"}},
+            )
+
+
+def child(mode: str, arg: str, url: str) -> None:
+    """Runs in the child process: read the file, import it, or import in-memory entries."""
     from opspoor.hashsets.formats import read_entries
+    from opspoor.store import import_entries, open_store
 
     t0 = time.perf_counter()
     if mode == "read":
-        n = sum(1 for _ in read_entries(path, "vics2"))
-        out = {"entries": n}
+        out = {"entries": sum(1 for _ in read_entries(arg, "vics2"))}
     else:
-        from opspoor.store import import_entries, open_store
-
+        entries = read_entries(arg, "vics2") if mode == "import" else synthetic_entries(int(arg))
         with open_store(url) as store:
             t0 = time.perf_counter()
-            r = import_entries(store, "bench", read_entries(path, "vics2"))
+            r = import_entries(store, "bench", entries)
         out = {"entries": r.added, "duplicates": r.duplicates, "rejected": r.rejected}
     out["seconds"] = time.perf_counter() - t0
     print(json.dumps(out))
 
 
-def run_child(mode: str, path: Path, url: str = "") -> dict[str, float]:
+def run_child(mode: str, path: Path | int, url: str = "") -> dict[str, float]:
     """Run one measurement in a fresh process; adds its peak RSS (bytes) from wait4."""
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", mode, str(path), url], stdout=subprocess.PIPE, text=True
@@ -121,7 +150,7 @@ def setup_text(n: int, path: Path) -> str:
 def report(label: str, n: int, r: dict[str, float], goal: bool) -> None:
     rate = r["entries"] / r["seconds"]
     line = (
-        f"{label:<22} {r['entries']:>12,.0f} entries  {r['seconds']:8.1f} s  {rate:>10,.0f} entries/s  "
+        f"{label:<27} {r['entries']:>12,.0f} entries  {r['seconds']:8.1f} s  {rate:>10,.0f} entries/s  "
         f"peak RSS {r['peak_rss'] / 2**20:7.0f} MiB"
     )
     if goal:
@@ -136,6 +165,7 @@ def main() -> None:
     ap.add_argument("--no-sqlite", action="store_true")
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-reader", action="store_true", help="skip timing the reader alone")
+    ap.add_argument("--no-store-only", action="store_true", help="skip importing in-memory entries")
     args = ap.parse_args()
 
     t = time.perf_counter()
@@ -153,20 +183,29 @@ def main() -> None:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
     if not args.no_postgres:
-        import sqlalchemy as sa
+        with pg_database() as (url, version):
+            report(f"import -> PostgreSQL {version}", args.n, run_child("import", path, url), goal=True)
+        if not args.no_store_only:
+            with pg_database() as (url, _):
+                report("  store only (in memory)", args.n, run_child("store", args.n, url), goal=False)
 
-        name = f"opspoor_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+
+@contextmanager
+def pg_database() -> Iterator[tuple[str, str]]:
+    """A fresh PostgreSQL database for one measurement, dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"opspoor_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        version = str(c.execute(sa.text("SHOW server_version")).scalar_one()).split()[0]
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name, version
+    finally:
         with admin.connect() as c:
-            version = c.execute(sa.text("SHOW server_version")).scalar_one()
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        try:
-            url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-            report(f"import -> PostgreSQL {version.split()[0]}", args.n, run_child("import", path, url), goal=True)
-        finally:
-            with admin.connect() as c:
-                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 if __name__ == "__main__":

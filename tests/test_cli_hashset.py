@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from opspoor.hashsets.model import Category, Entry
 from opspoor.store import iter_entries, list_hashsets, open_store
 
 
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
     monkeypatch.setattr(sys, "argv", ["opspoor", *args])
     try:
         main()
@@ -53,15 +56,34 @@ def vics_file(tmp_path: Path, entries: list[Entry], name: str = "list.json") -> 
 
 
 def fields(e: Entry) -> tuple[object, ...]:
-    return (e.signals, e.category, e.victim_identified, e.distributed, e.series, e.tags, e.external_id, e.size)
+    return (
+        e.signals,
+        e.category,
+        e.victim_identified,
+        e.distributed,
+        e.series,
+        e.tags,
+        e.external_id,
+        e.size,
+    )
 
 
-@pytest.mark.parametrize("fmt", ["vics2", "vics13", "csv"])
 def test_import_show_export_roundtrip(
-    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fmt: str
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if fmt != "vics2" and "postgres" in db_url:
-        pytest.skip("the other formats are covered on SQLite; the store path is the same")
+    roundtrip(db_url, "vics2", tmp_path, monkeypatch, capsys)
+
+
+@pytest.mark.parametrize("fmt", ["vics13", "csv"])
+def test_export_other_formats_roundtrip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    roundtrip(f"sqlite:///{tmp_path / 's.sqlite'}", fmt, tmp_path, monkeypatch, capsys)
+
+
+def roundtrip(
+    db_url: str, fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     entries = make_entries(40)
     src = vics_file(tmp_path, entries)
     code, out, _ = run(monkeypatch, capsys, "hashset", "import", str(src), "--name", "hl", "--db", db_url)
@@ -71,7 +93,9 @@ def test_import_show_export_roundtrip(
     assert (doc["entries"], doc["kind"], doc["signals"]) == (40, "known", {"md5": 40, "sha1": 40})
     assert doc["categories"] == {"us-cat:0": 14, "us-cat:1": 13, "us-cat:2": 13}
     exported = tmp_path / f"out.{fmt}"
-    code, _, err = run(monkeypatch, capsys, "hashset", "export", "hl", "--format", fmt, "-o", str(exported), "--db", db_url)
+    code, _, err = run(
+        monkeypatch, capsys, "hashset", "export", "hl", "--format", fmt, "-o", str(exported), "--db", db_url
+    )
     assert code == 0 and "exported 40 entries" in err
     back = list(read_entries(exported, fmt))
     if fmt == "csv":  # CSV keeps hashes, category and ids; flags are not columns of it
@@ -81,7 +105,9 @@ def test_import_show_export_roundtrip(
     else:
         assert [fields(e) for e in back] == [fields(e) for e in entries]
     # and the export imports again as the same set
-    code, out, _ = run(monkeypatch, capsys, "hashset", "import", str(exported), "--name", "again", "--db", db_url)
+    code, out, _ = run(
+        monkeypatch, capsys, "hashset", "import", str(exported), "--name", "again", "--db", db_url
+    )
     assert code == 0
     with open_store(db_url) as s:
         assert [e.signals for e in iter_entries(s, "again")] == [e.signals for e in entries]
@@ -100,7 +126,9 @@ def test_first_invalid_record_aborts_with_one_line(
     assert code == 2
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1
-    assert str(bad) in lines[0] and "record 25" in lines[0] and "line " in lines[0] and "md5" in lines[0].lower()
+    assert (
+        str(bad) in lines[0] and "record 25" in lines[0] and "line " in lines[0] and "md5" in lines[0].lower()
+    )
     with open_store(db) as s:
         assert list_hashsets(s) == []
     assert not list(tmp_path.glob("*.rejects.jsonl"))
@@ -116,7 +144,9 @@ def test_skip_invalid_writes_rejects(
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(doc, indent=1))
     monkeypatch.chdir(tmp_path)
-    code, out, _ = run(monkeypatch, capsys, "hashset", "import", str(bad), "-n", "x", "--skip-invalid", "--db", db)
+    code, out, _ = run(
+        monkeypatch, capsys, "hashset", "import", str(bad), "-n", "x", "--skip-invalid", "--db", db
+    )
     assert code == 0 and "28 entries added" in out and "2 rejected" in out
     rejects = tmp_path / "bad.json.rejects.jsonl"
     assert str(rejects) in out
@@ -127,7 +157,18 @@ def test_skip_invalid_writes_rejects(
     assert rejects.stat().st_mode & 0o777 == 0o600
     own = tmp_path / "mine.jsonl"
     code, out, _ = run(
-        monkeypatch, capsys, "hashset", "import", str(bad), "-n", "y", "--skip-invalid", "--rejects", str(own), "--db", db
+        monkeypatch,
+        capsys,
+        "hashset",
+        "import",
+        str(bad),
+        "-n",
+        "y",
+        "--skip-invalid",
+        "--rejects",
+        str(own),
+        "--db",
+        db,
     )
     assert code == 0 and len(own.read_text().splitlines()) == 2
 
@@ -144,21 +185,75 @@ def test_list_conflicts_remove_and_db_upgrade(
     other = Entry(dict(entries[0].signals), category=Category("us-cat", "5"), external_id="dissent")
     run(monkeypatch, capsys, "hashset", "import", str(vics_file(tmp_path, entries)), "-n", "a", "--db", db)
     code, out, _ = run(
-        monkeypatch, capsys, "hashset", "import", str(vics_file(tmp_path, [other], "b.json")), "-n", "a", "--db", db
+        monkeypatch,
+        capsys,
+        "hashset",
+        "import",
+        str(vics_file(tmp_path, [other], "b.json")),
+        "-n",
+        "a",
+        "--db",
+        db,
     )
     assert "2 conflicts" in out  # md5 and sha1 both disagree
     code, out, _ = run(monkeypatch, capsys, "hashset", "conflicts", "a", "--json", "--db", db)
     rows = json.loads(out)
     assert {r["signal"] for r in rows} == {"md5", "sha1"}
-    assert {(r["entry"]["external_id"], r["entry"]["category"], r["other"]["external_id"], r["other"]["category"]) for r in rows} == {
-        ("100", "us-cat:0", "dissent", "us-cat:5")
-    }
+    assert {
+        (r["entry"]["external_id"], r["entry"]["category"], r["other"]["external_id"], r["other"]["category"])
+        for r in rows
+    } == {("100", "us-cat:0", "dissent", "us-cat:5")}
     code, out, _ = run(monkeypatch, capsys, "hashset", "conflicts", "a", "--db", db)
     assert code == 0 and "dissent" in out and "us-cat:5" in out
-    run(monkeypatch, capsys, "hashset", "import", str(vics_file(tmp_path, make_entries(3, 1), "c.json")), "-n", "ign", "--kind", "ignorable", "--db", db)
+    run(
+        monkeypatch,
+        capsys,
+        "hashset",
+        "import",
+        str(vics_file(tmp_path, make_entries(3, 1), "c.json")),
+        "-n",
+        "ign",
+        "--kind",
+        "ignorable",
+        "--db",
+        db,
+    )
     code, out, _ = run(monkeypatch, capsys, "hashset", "list", "--json", "--db", db)
-    assert [(r["name"], r["kind"], r["entries"]) for r in json.loads(out)] == [("a", "known", 7), ("ign", "ignorable", 3)]
+    assert [(r["name"], r["kind"], r["entries"]) for r in json.loads(out)] == [
+        ("a", "known", 7),
+        ("ign", "ignorable", 3),
+    ]
     code, out, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "--db", db)
     assert code == 0 and "7 entries" in out
     code, _, err = run(monkeypatch, capsys, "hashset", "show", "a", "--db", db)
     assert code == 2 and "no hash set named 'a'" in err
+
+
+def test_store_refusals_are_reported_under_their_file_record(tmp_path: Path) -> None:
+    from opspoor.cli.hashset_cmd import _Rejects
+    from opspoor.errors import FormatError
+
+    rej = _Rejects(tmp_path / "r.jsonl", Path("list.csv"))
+    pending = [Entry({"md5": f"{i:032x}"}, external_id=str(i)) for i in range(6)]
+
+    def reader() -> Iterator[Entry]:  # file records 1-8; 2 and 5 are invalid
+        for rec in range(1, 9):
+            if rec in (2, 5):
+                rej.from_reader(FormatError("bad", record=rec, line=rec + 1))
+                continue
+            yield pending.pop(0)
+
+    given = list(rej.track(reader()))
+    # the store refuses the 4th, 6th and 1st entries it was given: file records 6, 8 and 1
+    for position in (4, 6, 1):
+        rej.from_store(position, given[position - 1], "refused")
+    rej.close()
+    rows = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["record"]) for r in rows] == [
+        ("read", 2),
+        ("read", 5),
+        ("store", 6),
+        ("store", 8),
+        ("store", 1),
+    ]
+    assert rows[2]["external_id"] == "3" and rows[2]["signals"] == {"md5": f"{3:032x}"}

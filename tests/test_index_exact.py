@@ -122,7 +122,9 @@ def test_updates_equal_a_fresh_build(seed: int, n0: int, ops: list) -> None:
         else:
             index.merge()
         assert len(index) == len(ids)
-    queries = np.concatenate([keys[rng.integers(0, len(keys), 60)] if len(keys) else keys, digests(rng, 10, 20)])
+    queries = np.concatenate(
+        [keys[rng.integers(0, len(keys), 60)] if len(keys) else keys, digests(rng, 10, 20)]
+    )
     assert as_counter(index.lookup(queries)) == reference(queries, keys, ids)
     assert as_counter(index.lookup(queries)) == as_counter(ExactIndex.build(keys, ids).lookup(queries))
 

@@ -136,7 +136,9 @@ def test_vectorised_brute_force_agrees_with_the_signal_reference() -> None:
     pdq = get_signal("pdq")
     hay_hex = words_to_hex(hay)
     expect = {
-        (qi, i, dist) for qi, qh in enumerate(words_to_hex(queries)) for i, dist in pdq.brute_force_match(qh, hay_hex, 31)
+        (qi, i, dist)
+        for qi, qh in enumerate(words_to_hex(queries))
+        for i, dist in pdq.brute_force_match(qh, hay_hex, 31)
     }
     assert set(zip(q.tolist(), pos.tolist(), d.tolist(), strict=True)) == expect
     assert len(expect) > 12  # the clustered data really has matches
@@ -195,7 +197,9 @@ def test_search_dihedral_reports_each_entry_once_with_its_closest_variant(small_
     for qi, p, dist in zip(q.tolist(), pos.tolist(), d.tolist(), strict=True):
         key = (qi // 8, int(ids[p]))
         best[key] = min(best.get(key, 999), dist)
-    assert {(a, b): c for a, b, c in zip(m.query_idx.tolist(), m.ids.tolist(), m.distances.tolist(), strict=True)} == best
+    assert {
+        (a, b): c for a, b, c in zip(m.query_idx.tolist(), m.ids.tolist(), m.distances.tolist(), strict=True)
+    } == best
     assert len(m) == len(best)
     assert m.variants is not None
     dist_by_variant = np.bitwise_count(variants[m.query_idx, m.variants] ^ hay[m.ids]).sum(axis=1)
@@ -225,7 +229,12 @@ OPS = st.lists(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**32 - 1), n0=st.integers(0, 1500), ops=OPS, kind=st.sampled_from(["random", "clustered"]))
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n0=st.integers(0, 1500),
+    ops=OPS,
+    kind=st.sampled_from(["random", "clustered"]),
+)
 def test_updates_equal_a_fresh_build(small_segments: None, seed: int, n0: int, ops: list, kind: str) -> None:
     rng = np.random.default_rng(seed)
     make = random_hashes if kind == "random" else clustered_hashes
@@ -235,7 +244,11 @@ def test_updates_equal_a_fresh_build(small_segments: None, seed: int, n0: int, o
     for op, size, s in ops:
         r = np.random.default_rng(s)
         if op == "add":
-            new = make(r, size) if len(hashes) == 0 or r.random() < 0.5 else flip_bits(r, hashes[r.integers(0, len(hashes), size)], 2)
+            new = (
+                make(r, size)
+                if len(hashes) == 0 or r.random() < 0.5
+                else flip_bits(r, hashes[r.integers(0, len(hashes), size)], 2)
+            )
             new_ids = r.integers(0, 500, size=size)
             index.add(new, new_ids)
             hashes, ids = np.concatenate([hashes, new]), np.concatenate([ids, new_ids])

@@ -50,7 +50,7 @@ def oracle(rgb: np.ndarray) -> tuple[str, int]:
     """pdqhash.compute, turned into hex exactly as python-threatexchange does."""
     vector, quality = pdqhash.compute(np.ascontiguousarray(rgb))
     bits = "".join(str(int(x)) for x in vector)
-    return ("%0*X" % ((len(bits) + 3) // 4, int(bits, 2))).lower(), int(quality)
+    return ("%0*X" % ((len(bits) + 3) // 4, int(bits, 2))).lower(), int(quality)  # noqa: UP031
 
 
 def python_port_pixels(data: bytes) -> np.ndarray:
@@ -111,16 +111,23 @@ def _make_case(n: int, folder: Path) -> Case:
     else:
         img = img.convert(mode)
     path = folder / f"{n:03d}.{fmt.lower()}"
-    options = {"JPEG": {"quality": 90}, "WEBP": {"quality": 90, "method": 1}, "PNG": {"compress_level": 0}}.get(fmt, {})
+    options = {
+        "JPEG": {"quality": 90},
+        "WEBP": {"quality": 90, "method": 1},
+        "PNG": {"compress_level": 0},
+    }.get(fmt, {})
     img.save(path, fmt, **options)
     return Case(path, fmt, mode, w, h)
 
 
 @pytest.fixture(scope="session")
-def conformance_corpus(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> list[Case]:
+def conformance_corpus(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> list[Case]:
     """Generated once per session, shared by xdist workers through a lock file."""
     base = tmp_path_factory.getbasetemp()
-    root = (base if worker_id == "master" else base.parent) / "pdq-conformance"
+    under_xdist = hasattr(request.config, "workerinput")  # workers' temp dirs share a parent
+    root = (base.parent if under_xdist else base) / "pdq-conformance"
     root.mkdir(exist_ok=True)
     manifest = root / "manifest.json"
     with (root / ".lock").open("w") as lock:
@@ -261,7 +268,8 @@ def test_meta_dihedral_files(reference: Path) -> None:
 
 @pytest.mark.parametrize("size", [(320, 576), (576, 576), (1600, 1088)])
 def test_dihedral_variants_equal_hash_of_transformed_pixels(size: tuple[int, int]) -> None:
-    # sizes whose 64x64 sampling grid is mirror-symmetric (cells of 5, 9, 25, 17 px: odd Jarosz windows, samples at cell centres)
+    # sizes whose 64x64 sampling grid is mirror-symmetric: cells of 5, 9, 25, 17 px give odd
+    # Jarosz windows and samples at the cell centres
     rgb = np.asarray(generate_image(7, *size, "mixed"))
     first, variants = pdq_with_dihedral(rgb)
     assert first.quality >= 80

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -223,7 +224,9 @@ def test_a_reader_error_mid_file_leaves_nothing(
     else:
         assert list_hashsets(store) == []
     with store.read() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM entry_signals")).scalar_one() == (30 if existing else 0)
+        assert conn.execute(sa.text("SELECT count(*) FROM entry_signals")).scalar_one() == (
+            30 if existing else 0
+        )
     # the store is usable afterwards, and ids are not handed out twice
     r = import_entries(store, "s", synthetic(250, seed=3))
     assert r.added == 250
@@ -322,7 +325,9 @@ def test_load_signal_arrays_and_entry_details(store: Store) -> None:
         assert ref.category == by_ext[ref.external_id].category
     b_md5 = by_ext_md5 = {e.signals["md5"]: e for e in b}
     assert all(details.get(got[m]) is None for m in b_md5)  # only asked for set a's ids
-    assert entry_details(store, [got[next(iter(by_ext_md5))]])[got[next(iter(by_ext_md5))]].kind == "ignorable"
+    assert (
+        entry_details(store, [got[next(iter(by_ext_md5))]])[got[next(iter(by_ext_md5))]].kind == "ignorable"
+    )
     with pytest.raises(NotFound):
         load_signal_arrays(store, ["nope"], "md5")
 
@@ -349,3 +354,11 @@ def test_iter_entries_streams_in_chunks(store: Store) -> None:
     import_entries(store, "s", entries)
     back = list(iter_entries(store, "s", chunk=10))
     assert [comparable(e) for e in back] == [comparable(e) for e in entries]
+
+
+def test_timestamps_are_utc(store: Store) -> None:
+    import_entries(store, "s", synthetic(1))
+    hs = get_hashset(store, "s")
+    assert hs.created_at.tzinfo is not None
+    assert abs((hs.created_at - datetime.now(UTC)).total_seconds()) < 600
+    assert all(c.at.tzinfo is not None for c in changes_since(store))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -33,7 +34,9 @@ from opspoor.store import (
     remove_hashset,
 )
 
-hashset_app = typer.Typer(help="Hash sets: import, list, show, export, remove, conflicts.", no_args_is_help=True)
+hashset_app = typer.Typer(
+    help="Hash sets: import, list, show, export, remove, conflicts.", no_args_is_help=True
+)
 app.add_typer(hashset_app, name="hashset")
 
 EXPORT_FORMATS = ("vics2", "vics13", "icse", "csv", "hma", "plain")
@@ -46,13 +49,24 @@ class _RateColumn(ProgressColumn):
 
 
 class _Rejects:
-    """The rejects file, opened on the first skipped record: one JSON object per record."""
+    """The rejects file, opened on the first skipped record: one JSON object per record.
+
+    The store numbers the entries it was given; ``track`` remembers where the reader skipped
+    records, so a record the store refuses is reported under its number in the file.
+    """
 
     def __init__(self, path: Path, source_file: Path) -> None:
         self.path = path
         self.source_file = str(source_file)
         self.count = 0
         self._f: IO[str] | None = None
+        self._yielded = 0
+        self._shifts: list[tuple[int, int]] = [(0, 0)]  # (first entry position, records skipped before it)
+
+    def track(self, entries: Iterable[Entry]) -> Iterator[Entry]:
+        for e in entries:
+            self._yielded += 1
+            yield e
 
     def add(self, stage: str, reason: str, record: int | None, line: int | None, entry: Entry | None) -> None:
         if self._f is None:
@@ -67,10 +81,12 @@ class _Rejects:
         self.count += 1
 
     def from_reader(self, exc: FormatError) -> None:
+        self._shifts.append((self._yielded + 1, self._shifts[-1][1] + 1))
         self.add("read", exc.detail, exc.record, exc.line, None)
 
-    def from_store(self, record: int, entry: Entry, reason: str) -> None:
-        self.add("store", reason, record, None, entry)
+    def from_store(self, position: int, entry: Entry, reason: str) -> None:
+        skipped = self._shifts[bisect.bisect_right(self._shifts, (position, float("inf"))) - 1][1]
+        self.add("store", reason, position + skipped, None, entry)
 
     def close(self) -> None:
         if self._f is not None:
@@ -103,11 +119,14 @@ def import_cmd(
         str | None, typer.Option("--type", help="What 64-hex values are in plain lists: pdq | sha256.")
     ] = None,
     skip_invalid: Annotated[
-        bool, typer.Option("--skip-invalid", help="Import the valid records; list the others in the rejects file.")
+        bool,
+        typer.Option("--skip-invalid", help="Import the valid records; list the others in the rejects file."),
     ] = False,
     rejects: Annotated[
         Path | None,
-        typer.Option("--rejects", help="Rejects file for --skip-invalid (default: ./FILENAME.rejects.jsonl)."),
+        typer.Option(
+            "--rejects", help="Rejects file for --skip-invalid (default: ./FILENAME.rejects.jsonl)."
+        ),
     ] = None,
     source: Annotated[str | None, typer.Option("--source", help="Who categorised these entries.")] = None,
     db: DbOption = None,
@@ -121,9 +140,11 @@ def import_cmd(
     rej = _Rejects(rejects or Path.cwd() / f"{file.name}.rejects.jsonl", file) if skip_invalid else None
     store = open_store(db)
     try:
-        entries = read_entries(
+        entries: Iterable[Entry] = read_entries(
             file, format, hash_type=hash_type, on_error=rej.from_reader if rej else None, source=source
         )
+        if rej is not None:
+            entries = rej.track(entries)
         with _progress(f"importing {file.name}") as progress:
             result = import_entries(
                 store,
@@ -160,7 +181,7 @@ def list_cmd(
     with open_store(db) as store:
         sets = list_hashsets(store)
         counts = entry_counts(store)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": s.name,
             "kind": s.kind,
@@ -238,7 +259,9 @@ def show_cmd(
 def export_cmd(
     name: Annotated[str, typer.Argument(help="Hash set name.")],
     format: Annotated[str, typer.Option("--format", "-f", help=" | ".join(EXPORT_FORMATS))] = "vics2",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Write a hash set in an exchange format, streamed."""
@@ -275,12 +298,20 @@ def conflicts_cmd(
     """Entries that share a hash but disagree on the category."""
     with open_store(db) as store:
         conflicts = list_conflicts(store, name)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "signal": c.signal,
             "value": c.value,
-            "entry": {"entry_id": c.entry.entry_id, "external_id": c.entry.external_id, "category": _cat(c.entry)},
-            "other": {"entry_id": c.other.entry_id, "external_id": c.other.external_id, "category": _cat(c.other)},
+            "entry": {
+                "entry_id": c.entry.entry_id,
+                "external_id": c.entry.external_id,
+                "category": _cat(c.entry),
+            },
+            "other": {
+                "entry_id": c.other.entry_id,
+                "external_id": c.other.external_id,
+                "category": _cat(c.other),
+            },
             "recorded_at": c.recorded_at.isoformat(),
         }
         for c in conflicts

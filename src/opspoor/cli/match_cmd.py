@@ -67,15 +67,22 @@ def _match_json(m: Match) -> dict[str, Any]:
 
 @app.command("match")
 def match(
-    inputs: Annotated[list[str] | None, typer.Argument(help="Hash values (MD5, SHA-1, SHA-256, PDQ) or files.")] = None,
-    hashset: Annotated[list[str] | None, typer.Option("--hashset", help="Hash set to match (repeatable).")] = None,
+    inputs: Annotated[
+        list[str] | None, typer.Argument(help="Hash values (MD5, SHA-1, SHA-256, PDQ) or files.")
+    ] = None,
+    hashset: Annotated[
+        list[str] | None, typer.Option("--hashset", help="Hash set to match (repeatable).")
+    ] = None,
     input_list: Annotated[
         Path | None, typer.Option("--input", help="A file with one hash value or file path per line.")
     ] = None,
     distance: Annotated[
-        int | None, typer.Option("--distance", min=0, max=64, help="PDQ distance (default: each set's own, 31).")
+        int | None,
+        typer.Option("--distance", min=0, max=64, help="PDQ distance (default: each set's own, 31)."),
     ] = None,
-    dihedral: Annotated[bool, typer.Option("--dihedral", help="Also match rotated and flipped copies of image files.")] = False,
+    dihedral: Annotated[
+        bool, typer.Option("--dihedral", help="Also match rotated and flipped copies of image files.")
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per input.")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Processes for hashing files.")] = 0,
     db: DbOption = None,
@@ -105,10 +112,14 @@ def match(
         n = workers or None
         with ProcessPoolExecutor(max_workers=n) as pool:
             paths = [Path(items[i]) for i in files]
-            for i, (q, e) in zip(files, pool.map(query_for_file, paths, [dihedral] * len(paths), chunksize=8), strict=True):
+            for i, (q, e) in zip(
+                files, pool.map(query_for_file, paths, [dihedral] * len(paths), chunksize=8), strict=True
+            ):
                 queries[i], errors[i] = q, e
     live = [i for i, q in enumerate(queries) if q is not None]
-    results: dict[int, list[Match]] = dict(zip(live, matcher.match_queries([queries[i] for i in live]), strict=True))
+    results: dict[int, list[Match]] = dict(
+        zip(live, matcher.match_queries([queries[i] for i in live]), strict=True)
+    )
     failed = False
     if json_out:
         for i, text in enumerate(items):
@@ -131,7 +142,15 @@ def match(
             for m in ms:
                 cat = f"{m.category.scheme}:{m.category.code}" if m.category else ""
                 sig = m.signal + (f" ({m.method})" if m.method else "")
-                table.add_row(escape(text), m.hashset, str(m.entry_id), escape(m.external_id or ""), cat, sig, str(m.distance))
+                table.add_row(
+                    escape(text),
+                    m.hashset,
+                    str(m.entry_id),
+                    escape(m.external_id or ""),
+                    cat,
+                    sig,
+                    str(m.distance),
+                )
         out.print(table)
         matched = sum(1 for i in results if results[i])
         err.print(f"{matched} of {len(items)} inputs matched")

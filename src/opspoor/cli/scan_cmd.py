@@ -57,8 +57,13 @@ class JsonLogProgress:
 
     def _emit(self, event: str) -> None:
         el = time.monotonic() - self.t0
-        rec = {"event": event, "files": self.files, "bytes": self.bytes, "elapsed": round(el, 3),
-               "files_per_s": round(self.files / el, 2) if el > 0 else None}
+        rec = {
+            "event": event,
+            "files": self.files,
+            "bytes": self.bytes,
+            "elapsed": round(el, 3),
+            "files_per_s": round(self.files / el, 2) if el > 0 else None,
+        }
         sys.stderr.write(json.dumps(rec) + "\n")
         sys.stderr.flush()
 
@@ -81,10 +86,14 @@ class JsonLogProgress:
 def scan(
     sources: Annotated[list[Path], typer.Argument(help="Files, folders and archives to scan (read-only).")],
     hashset: Annotated[list[str], typer.Option("--hashset", help="Hash set to match against (repeatable).")],
-    case: Annotated[Path, typer.Option("--case", help="Case directory for the results (created owner-only).")],
+    case: Annotated[
+        Path, typer.Option("--case", help="Case directory for the results (created owner-only).")
+    ],
     db: DbOption = None,
     workers: Annotated[int, typer.Option("--workers", help="Worker processes (default: all cores).")] = 0,
-    no_thumbnails: Annotated[bool, typer.Option("--no-thumbnails", help="Write no thumbnails at all.")] = False,
+    no_thumbnails: Annotated[
+        bool, typer.Option("--no-thumbnails", help="Write no thumbnails at all.")
+    ] = False,
     json_log: Annotated[bool, typer.Option("--json-log", help="JSON-lines progress on stderr.")] = False,
     max_depth: Annotated[int, typer.Option("--max-depth", help="Archive nesting limit.")] = 8,
 ) -> None:
@@ -107,11 +116,15 @@ def scan(
     if json_log:
         sys.stderr.write(json.dumps({"event": "done", "summary": s}) + "\n")
     else:
-        out.print(f"files in: {s['files_in']}   accounted for: {s['files_accounted']}   "
-                  f"{'reconciled' if s['reconciled'] else 'NOT RECONCILED'}")
+        out.print(
+            f"files in: {s['files_in']}   accounted for: {s['files_accounted']}   "
+            f"{'reconciled' if s['reconciled'] else 'NOT RECONCILED'}"
+        )
         out.print("   ".join(f"{k}: {v}" for k, v in s["by_status"].items()))
         out.print(f"new groups for review: {s['groups']['count']}")
         out.print(f"report: {result.outputs['report']}")
     if not result.reconciled:
-        err.print("[bold red]error:[/] the number of records does not equal the number of files in the sources")
+        err.print(
+            "[bold red]error:[/] the number of records does not equal the number of files in the sources"
+        )
         raise typer.Exit(3)

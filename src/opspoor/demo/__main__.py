@@ -39,14 +39,45 @@ def main() -> None:
     print(f"built in {time.time() - t0:.1f} s", flush=True)
     db = str(root / "store.sqlite")
     run(["hashset", "import", str(sets / "demo-known.vics.json"), "--name", "demo-known", "--db", db])
-    run(["hashset", "import", str(sets / "demo-icons.vics.json"), "--name", "demo-icons", "--kind", "ignorable",
-         "--db", db])
+    run(
+        [
+            "hashset",
+            "import",
+            str(sets / "demo-icons.vics.json"),
+            "--name",
+            "demo-icons",
+            "--kind",
+            "ignorable",
+            "--db",
+            db,
+        ]
+    )
     case = root / "case"
-    run(["scan", str(demo.evidence), "--hashset", "demo-known", "--hashset", "demo-icons",
-         "--case", str(case), "--db", db])
+    run(
+        [
+            "scan",
+            str(demo.evidence),
+            "--hashset",
+            "demo-known",
+            "--hashset",
+            "demo-icons",
+            "--case",
+            str(case),
+            "--db",
+            db,
+        ]
+    )
     summary = json.loads((case / "summary.json").read_text())
-    print("\nsummary.json:", json.dumps({k: summary[k] for k in ("files_in", "files_accounted", "reconciled",
-                                                                 "by_status", "by_category", "groups")}, indent=1))
+    print(
+        "\nsummary.json:",
+        json.dumps(
+            {
+                k: summary[k]
+                for k in ("files_in", "files_accounted", "reconciled", "by_status", "by_category", "groups")
+            },
+            indent=1,
+        ),
+    )
     print(f"\nreport: {case / 'report.html'}")
 
 

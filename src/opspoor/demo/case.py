@@ -24,7 +24,12 @@ from opspoor.demo.videos import generate_video
 from opspoor.hashsets.model import Category, Entry
 from opspoor.signals.engine import hash_bytes
 
-KNOWN_CATEGORIES = (Category("us-cat", "1"), Category("us-cat", "2"), Category("us-cat", "3"), Category("us-cat", "4"))
+KNOWN_CATEGORIES = (
+    Category("us-cat", "1"),
+    Category("us-cat", "2"),
+    Category("us-cat", "3"),
+    Category("us-cat", "4"),
+)
 #: styles whose PDQ quality is high (flat gradients and clouds are below PDQ's reliable range)
 PHOTO_STYLES = ("shapes", "mixed", "mixed", "text")
 CAMERAS = (
@@ -56,7 +61,9 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _camera_exif(make: str, model: str, serial: str | None, gps: tuple[float, float] | None, when: str) -> Image.Exif:
+def _camera_exif(
+    make: str, model: str, serial: str | None, gps: tuple[float, float] | None, when: str
+) -> Image.Exif:
     exif = Image.Exif()
     exif[0x010F] = make
     exif[0x0110] = model
@@ -171,7 +178,9 @@ def build_demo_case(
     with zipfile.ZipFile(inner, "w") as z:
         for k in range(6):
             z.writestr(f"nested/new_{k}.jpg", _jpeg(generate_image(80_000 + k, 640, 480), 85))
-        z.writestr("nested/known_copy.jpg", _jpeg(generate_image(50_000, 800, 600, style=PHOTO_STYLES[0]), 92))
+        z.writestr(
+            "nested/known_copy.jpg", _jpeg(generate_image(50_000, 800, 600, style=PHOTO_STYLES[0]), 92)
+        )
     with zipfile.ZipFile(ev / "Archives/holiday.zip", "w") as z:
         for k in range(8):
             z.writestr(f"2019/IMG_{k:03d}.jpg", _jpeg(generate_image(81_000 + k, 640, 480), 85))
@@ -182,8 +191,12 @@ def build_demo_case(
     # corrupt files: each must become an error record, and the scan must go on
     good = _jpeg(generate_image(99_000, 640, 480))
     (ev / "Broken/truncated.jpg").write_bytes(good[: len(good) // 3])
-    (ev / "Broken/garbage.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(rnd.randrange(256) for _ in range(4000)))
-    (ev / "Broken/broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(rnd.randrange(256) for _ in range(4000)))
+    (ev / "Broken/garbage.jpg").write_bytes(
+        b"\xff\xd8\xff\xe0" + bytes(rnd.randrange(256) for _ in range(4000))
+    )
+    (ev / "Broken/broken.mp4").write_bytes(
+        b"\x00\x00\x00\x18ftypmp42" + bytes(rnd.randrange(256) for _ in range(4000))
+    )
     bomb = io.BytesIO()
     Image.new("L", (1, 1)).save(bomb, "PNG")
     b = bytearray(bomb.getvalue())

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from opspoor.signals.robust import Augmented, QueryHash
 
 #: how a query hash was made: region x (plain or turned)
-QUERY_TAGS = ("pdq", "dihedral", "border", "border+dihedral", "embedded", "embedded+dihedral")
+QUERY_TAGS = ("pdq", "dihedral", "border", "border+dihedral", "embedded", "embedded+dihedral", "band")
 #: how a known hash was made
-KNOWN_TAGS = ("pdq", "crop-centre", "crop-offset", "rotate")
+KNOWN_TAGS = ("pdq", "crop-centre", "crop-offset", "rotate", "band")
 
 
 def query_tag(q: QueryHash) -> int:
     turned = q.variant != "original"
-    return {"full": 0, "border": 2, "embedded": 4}[q.region] + int(turned)
+    return {"full": 0, "border": 2, "embedded": 4, "band": 6}[q.region] + int(turned)
 
 
 def known_tag(a: Augmented) -> int:
@@ -43,6 +43,9 @@ def _m(name: str, query: set[int], known: set[int], note: str) -> Method:
     return Method(name, frozenset(query), frozenset(known), note)
 
 
+BAND_Q, BAND_K = QUERY_TAGS.index("band"), KNOWN_TAGS.index("band")
+#: the query-side methods that help against any list (the band only meets augmented sets)
+PLAIN_QUERY = set(range(len(QUERY_TAGS))) - {BAND_Q}
 ALL_QUERY = set(range(len(QUERY_TAGS)))
 ALL_KNOWN = set(range(len(KNOWN_TAGS)))
 
@@ -52,11 +55,12 @@ METHODS = (
     _m("dihedral", {0, 1}, {0}, "query: + the 7 rotations/flips of the query's pixels"),
     _m("border", {0, 2}, {0}, "query: + the picture without uniform borders"),
     _m("embedded", {0, 4}, {0}, "query: + pictures found inside a larger canvas"),
-    _m("query-side", ALL_QUERY, {0}, "query: all of the above, and their rotations/flips"),
-    _m("augment crops", {0}, {0, 1, 2}, "known: + crops of each original"),
+    _m("query-side", PLAIN_QUERY, {0}, "query: all of the above, and their rotations/flips"),
+    _m("augment crops", {0}, {0, 1, 2}, "known: + centre crops of each original"),
     _m("augment rotations", {0}, {0, 3}, "known: + small rotations of each original"),
-    _m("augment", {0}, ALL_KNOWN, "known: + crops and small rotations of each original"),
-    _m("both", ALL_QUERY, ALL_KNOWN, "query-side and augmented known side together"),
+    _m("augment band", {0, BAND_Q}, {0, BAND_K}, "known and query: + the middle band (captions, logos)"),
+    _m("augment", {0, BAND_Q}, ALL_KNOWN, "known: crops, rotations, band; query: + band"),
+    _m("both", ALL_QUERY, ALL_KNOWN, "all query-side methods against the augmented known side"),
 )
 
 

@@ -93,5 +93,7 @@ def read_manifest(directory: Path, kind: str, version: int) -> dict[str, Any]:
 
 def check_shape(arr: np.ndarray, shape: tuple[int, ...], dtype: Any, where: Path) -> np.ndarray:
     if arr.shape != shape or arr.dtype != np.dtype(dtype):
-        raise IndexFileError(f"expected {shape} {np.dtype(dtype)}, found {arr.shape} {arr.dtype}", where=str(where))
+        raise IndexFileError(
+            f"expected {shape} {np.dtype(dtype)}, found {arr.shape} {arr.dtype}", where=str(where)
+        )
     return arr

@@ -9,6 +9,8 @@ Arithmetic note: numba turns ``uint64 op int64`` into float64, so mixed expressi
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -16,7 +18,7 @@ from numba.extending import intrinsic
 
 
 @intrinsic
-def popcount64(typingctx, x):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+def _popcount64(typingctx, x):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     """LLVM's ctpop: one POPCNT instruction on the host CPU."""
     sig = types.uint64(types.uint64)
 
@@ -29,7 +31,7 @@ def popcount64(typingctx, x):  # type: ignore[no-untyped-def]  # pragma: no cove
 
 
 @intrinsic
-def prefetch(typingctx, arr, idx):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+def _prefetch(typingctx, arr, idx):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     """Hint the CPU to fetch element ``idx`` of contiguous ``arr`` (flat index) into cache.
 
     The search loses most of its time waiting for memory; issuing the loads of a pass ahead of
@@ -51,14 +53,21 @@ def prefetch(typingctx, arr, idx):  # type: ignore[no-untyped-def]  # pragma: no
     return sig, codegen
 
 
+# plain names for the jitted code (typed Any: mypy cannot see through numba's intrinsic wrapper)
+popcount64: Any = _popcount64
+prefetch: Any = _prefetch
+
 #: how many candidates ahead the verification pass prefetches (measured: 8..16 is best)
 PREFETCH_AHEAD = 16
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _distance(h: np.ndarray, i: int, q0: np.uint64, q1: np.uint64, q2: np.uint64, q3: np.uint64) -> int:
+def _distance(h: np.ndarray, i: int, q0: np.uint64, q1: np.uint64, q2: np.uint64, q3: np.uint64) -> np.int64:
     return np.int64(
-        popcount64(h[i, 0] ^ q0) + popcount64(h[i, 1] ^ q1) + popcount64(h[i, 2] ^ q2) + popcount64(h[i, 3] ^ q3)
+        popcount64(h[i, 0] ^ q0)
+        + popcount64(h[i, 1] ^ q1)
+        + popcount64(h[i, 2] ^ q2)
+        + popcount64(h[i, 3] ^ q3)
     )
 
 
@@ -109,7 +118,9 @@ def gather_rows(src: np.ndarray, order: np.ndarray, dst: np.ndarray, start: int,
 
 
 @njit(nogil=True, cache=True)
-def bucket_table(keys: np.ndarray, low_bits: int, pack_low: bool, entries: np.ndarray, offsets: np.ndarray) -> None:
+def bucket_table(
+    keys: np.ndarray, low_bits: int, pack_low: bool, entries: np.ndarray, offsets: np.ndarray
+) -> None:
     """Stable counting sort of positions by ``keys >> low_bits`` into ``entries`` and ``offsets``.
 
     Bucket ``a`` is ``entries[offsets[a]:offsets[a + 1]]`` (``len(offsets)`` = buckets + 1). With
@@ -122,8 +133,8 @@ def bucket_table(keys: np.ndarray, low_bits: int, pack_low: bool, entries: np.nd
     offsets[:] = 0
     for i in range(n):
         offsets[(np.int64(keys[i]) >> low_bits) + 1] += 1
-    for a in range(n_buckets):
-        offsets[a + 1] += offsets[a]
+    for b in range(n_buckets):
+        offsets[b + 1] += offsets[b]
     cursor = offsets[:-1].copy()
     low_mask = (np.int64(1) << low_bits) - 1
     shift = 32 - low_bits
@@ -207,7 +218,7 @@ def mih_search(
     n_probes = 0
     for t in range(m):
         if table_radius[t] >= 0:
-            n_probes += np.int64(masks_upto[table_radius[t]])
+            n_probes += int(masks_upto[table_radius[t]])
     lo = np.empty(n_probes, dtype=np.int64)
     hi = np.empty(n_probes, dtype=np.int64)
     probe_table = np.empty(n_probes, dtype=np.int64)
@@ -251,7 +262,7 @@ def mih_search(
                 prefetch(hashes, a * 4)
             else:
                 prefetch(perms, (t - 1) * n_hash + a)
-            total += b - a
+            total += int(b - a)
         # pass 3: candidates (entries whose low bits are within the flips left)
         cand = _grow(cand, total)
         c = 0
@@ -268,7 +279,7 @@ def mih_search(
                 for j in range(lo[p], hi[p]):
                     e = np.uint64(perms[row, j])
                     cand[c] = np.int64(e & pos_mask)
-                    c += np.int64(np.int64(popcount64((e >> low_shift) ^ ql)) <= budget)
+                    c += int(np.int64(popcount64((e >> low_shift) ^ ql)) <= budget)
         # pass 4: distances, appended without a branch
         found = _grow(found, c + 1)
         q0 = queries[qi, 0]
@@ -284,7 +295,7 @@ def mih_search(
             pos = cand[c2]
             d = _distance(hashes, pos, q0, q1, q2, q3)
             found[n] = (pos << 8) | d
-            n += np.int64(d <= radius)
+            n += int(d <= radius)
         if n:
             out_q, out_packed, n_out = _emit_unique(found, n, qi, out_q, out_packed, n_out)
     return out_q, out_packed, n_out

@@ -24,6 +24,7 @@ from opspoor.index import _files as F
 from opspoor.index import _kernels as K
 from opspoor.index._threads import default_threads, run_chunks
 from opspoor.index.live import LiveIndex, Snapshot
+from opspoor.index.mih import gather_rows
 
 MAX_BUCKET_BITS = 26
 
@@ -46,7 +47,9 @@ def bucket_bits(n: int) -> int:
 
 def split_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(prefix uint64 of the first 8 bytes, big-endian; the remaining bytes)."""
-    return np.ascontiguousarray(keys[:, :8]).view(">u8")[:, 0].astype(np.uint64), np.ascontiguousarray(keys[:, 8:])
+    return np.ascontiguousarray(keys[:, :8]).view(">u8")[:, 0].astype(np.uint64), np.ascontiguousarray(
+        keys[:, 8:]
+    )
 
 
 class ExactSegment:
@@ -79,7 +82,7 @@ class ExactSegment:
         return int(self.prefix.nbytes + self.rest.nbytes + self.ids.nbytes + self.offsets.nbytes)
 
     @classmethod
-    def build(cls, keys: np.ndarray, ids: np.ndarray) -> ExactSegment:
+    def build(cls, keys: np.ndarray, ids: np.ndarray, threads: int) -> ExactSegment:
         n = keys.shape[0]
         bits = bucket_bits(n)
         prefix, rest = split_keys(keys)
@@ -87,7 +90,7 @@ class ExactSegment:
         order = np.empty(n, dtype=np.uint32)
         offsets = np.empty((1 << bits) + 1, dtype=np.uint32)
         K.bucket_table(buckets, 0, False, order, offsets)
-        return cls(prefix[order], rest[order], np.ascontiguousarray(ids[order]), offsets)
+        return cls(prefix[order], gather_rows(rest, order, threads), ids[order], offsets)
 
     def stored_keys(self) -> np.ndarray:
         head = self.prefix.astype(">u8").view(np.uint8).reshape(-1, 8)
@@ -121,7 +124,9 @@ class ExactSegment:
     @classmethod
     def load(cls, directory: Path, token: str, meta: dict[str, Any], mmap: bool) -> ExactSegment:
         n, width, bits = int(meta["n"]), int(meta["width"]), int(meta["bits"])
-        arr = {name: F.read_array(directory, token, name, mmap) for name in ("prefix", "rest", "ids", "offsets")}
+        arr = {
+            name: F.read_array(directory, token, name, mmap) for name in ("prefix", "rest", "ids", "offsets")
+        }
         F.check_shape(arr["prefix"], (n,), np.uint64, directory)
         F.check_shape(arr["rest"], (n, width - 8), np.uint8, directory)
         F.check_shape(arr["ids"], (n,), np.int64, directory)
@@ -172,7 +177,7 @@ class ExactIndex(LiveIndex[ExactSegment]):
 
     # --- LiveIndex hooks -----------------------------------------------------------------------
     def _build_segment(self, keys: np.ndarray, ids: np.ndarray, *, base: bool) -> ExactSegment:
-        return ExactSegment.build(keys, ids)
+        return ExactSegment.build(keys, ids, self.threads)
 
     def _check_keys(self, keys: np.ndarray) -> np.ndarray:
         a = np.asarray(keys)

@@ -144,7 +144,9 @@ class HammingIndex(LiveIndex[MihSegment]):
         if lay is None:
             return {"layout": None}
         if not np.array_equal(lay.bit_order, default_bit_order()):
-            raise ValueError("only layouts with the default bit order can be saved as the index's fixed layout")
+            raise ValueError(
+                "only layouts with the default bit order can be saved as the index's fixed layout"
+            )
         return {"layout": {"m": lay.m, "b": lay.b, "addr_bits": lay.addr_bits}}
 
     @classmethod

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Protocol, Self, TypeVar
@@ -92,7 +93,8 @@ class LiveIndex(ABC, Generic[S]):
         self._snap = snapshot
         self._write_lock = threading.Lock()
         self._merge_lock = threading.Lock()
-        self._replay: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None
+        # writes made while a merge builds, replayed on its result (None: no merge running)
+        self._replay: list[Callable[[Snapshot[S]], Snapshot[S]]] | None = None
 
     # --- what a subclass provides ------------------------------------------------------------
     @abstractmethod
@@ -145,7 +147,7 @@ class LiveIndex(ABC, Generic[S]):
         with self._write_lock:
             self._snap = self._with_added(self._snap, keys, ids)
             if self._replay is not None:
-                self._replay.append(("add", keys, ids))
+                self._replay.append(lambda s: self._with_added(s, keys, ids))
 
     def remove(self, ids: np.ndarray) -> None:
         """Stop matching every entry that has one of these ids (unknown ids are ignored)."""
@@ -153,7 +155,7 @@ class LiveIndex(ABC, Generic[S]):
         with self._write_lock:
             self._snap = self._with_removed(self._snap, ids)
             if self._replay is not None:
-                self._replay.append(("remove", ids, None))
+                self._replay.append(lambda s: self._with_removed(s, ids))
 
     def merge(self) -> None:
         """Fold the delta and tombstones into a new base. Safe to call from a background thread."""
@@ -171,10 +173,16 @@ class LiveIndex(ABC, Generic[S]):
                     self._replay = None
                 raise
             with self._write_lock:
-                for op, a, b in self._replay:
-                    fresh = self._with_added(fresh, a, b) if op == "add" else self._with_removed(fresh, a)
+                for replay in self._replay:
+                    fresh = replay(fresh)
                 self._replay = None
                 self._snap = fresh
+
+    def start_merge(self) -> threading.Thread:
+        """Run :meth:`merge` in a background thread (searches and writes go on meanwhile)."""
+        thread = threading.Thread(target=self.merge, name=f"{self.kind}-index-merge", daemon=True)
+        thread.start()
+        return thread
 
     def _empty_delta(self) -> S:
         return self._build_segment(self._check_keys(self._no_keys()), np.zeros(0, np.int64), base=False)

@@ -52,10 +52,12 @@ class MihLayout:
     bit_order: np.ndarray  # (256,) int16, a permutation of 0..255
 
     def __post_init__(self) -> None:
-        if not (1 <= self.m and 1 <= self.addr_bits <= self.b and self.m * self.b <= 256):
+        if not (self.m >= 1 and 1 <= self.addr_bits <= self.b and self.m * self.b <= 256):
             raise ValueError(f"bad MIH layout m={self.m} b={self.b} addr_bits={self.addr_bits}")
         if self.addr_bits > 28 or self.low_bits > 16:
-            raise ValueError(f"bad MIH layout: addr_bits={self.addr_bits} (<= 28), low_bits={self.low_bits} (<= 16)")
+            raise ValueError(
+                f"bad MIH layout: addr_bits={self.addr_bits} (<= 28), low_bits={self.low_bits} (<= 16)"
+            )
         if sorted(self.bit_order.tolist()) != list(range(256)):
             raise ValueError("bit_order must be a permutation of 0..255")
 
@@ -167,7 +169,9 @@ def choose_layout(n: int, radius: int = 31) -> MihLayout:
                 continue
             lay = MihLayout(m, b, addr, order)
             table_bytes = 4 * m * 2**addr / max(n, 1)
-            if addr > 8 and (table_bytes > TABLE_BYTES_PER_HASH or bytes_per_hash(lay, n) > MAX_BYTES_PER_HASH):
+            if addr > 8 and (
+                table_bytes > TABLE_BYTES_PER_HASH or bytes_per_hash(lay, n) > MAX_BYTES_PER_HASH
+            ):
                 continue
             ns = lay.expected_ns(n, radius)
             if best is None or ns < best[0]:
@@ -259,7 +263,7 @@ class MihSegment:
         # table 0 orders the hashes themselves; the other tables list positions in that order
         order = np.empty(n, dtype=np.uint32)
         K.bucket_table(_substring_keys(hashes, lut, 1, layout.b, threads)[0], low, False, order, offsets[0])
-        hashes = _gather_rows(hashes, order, threads)
+        hashes = gather_rows(hashes, order, threads)
         ids = ids[order]
         del order
         keys = _substring_keys(hashes, lut, m, layout.b, threads)
@@ -297,7 +301,19 @@ class MihSegment:
         masks, weights, upto = flip_masks(lay.addr_bits, max(0, int(radii.max())))
         parts = run_chunks(
             lambda a, b: K.mih_search(
-                queries, qkeys, a, b, radii, lay.low_bits, hashes, perms, offsets, masks, weights, upto, radius
+                queries,
+                qkeys,
+                a,
+                b,
+                radii,
+                lay.low_bits,
+                hashes,
+                perms,
+                offsets,
+                masks,
+                weights,
+                upto,
+                radius,
             ),
             nq,
             threads,
@@ -340,9 +356,12 @@ def _chunk(n: int, threads: int) -> int:
     return max(1, min(256, -(-n // (4 * threads))))
 
 
-def _gather_rows(a: np.ndarray, order: np.ndarray, threads: int) -> np.ndarray:
+def gather_rows(a: np.ndarray, order: np.ndarray, threads: int) -> np.ndarray:
+    """``a[order]`` for 2-D ``a``, on threads (NumPy's fancy indexing of rows is 3x slower)."""
     out = np.empty_like(a)
-    run_chunks(lambda s, e: K.gather_rows(a, order, out, s, e), len(a), threads, max(1, -(-len(a) // (4 * threads))))
+    run_chunks(
+        lambda s, e: K.gather_rows(a, order, out, s, e), len(a), threads, max(1, -(-len(a) // (4 * threads)))
+    )
     return out
 
 

@@ -11,8 +11,16 @@ MediaClass = Literal["image", "video", "archive", "other"]
 SNIFF_BYTES = 512
 
 _HEIF_BRANDS = {
-    b"heic": "heic", b"heix": "heic", b"heim": "heic", b"heis": "heic", b"hevc": "heic", b"hevx": "heic",
-    b"mif1": "heif", b"msf1": "heif", b"avif": "avif", b"avis": "avif",
+    b"heic": "heic",
+    b"heix": "heic",
+    b"heim": "heic",
+    b"heis": "heic",
+    b"hevc": "heic",
+    b"hevx": "heic",
+    b"mif1": "heif",
+    b"msf1": "heif",
+    b"avif": "avif",
+    b"avis": "avif",
 }
 
 

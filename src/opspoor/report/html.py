@@ -60,7 +60,9 @@ def render_report(data: ReportData) -> str:
     charts = {
         "status": bar_chart(list(s.get("by_status", {}).items()), title="files by status"),
         "category": bar_chart(by_category, title="known by category"),
-        "types": bar_chart(sorted(s.get("by_type", {}).items(), key=lambda kv: -kv[1])[:12], title="file types"),
+        "types": bar_chart(
+            sorted(s.get("by_type", {}).items(), key=lambda kv: -kv[1])[:12], title="file types"
+        ),
         "timeline": timeline(list(data.exif_months)),
     }
     groups = []
@@ -72,7 +74,9 @@ def render_report(data: ReportData) -> str:
                 "size": g.size,
                 "paths": g.paths[:MAX_PATHS],
                 "more": max(0, len(g.paths) - MAX_PATHS),
-                "thumbs": [base64.b64encode(t).decode() for t in g.thumbs[:MAX_THUMBS]] if data.thumbnails else [],
+                "thumbs": [base64.b64encode(t).decode() for t in g.thumbs[:MAX_THUMBS]]
+                if data.thumbnails
+                else [],
                 "cameras": g.cameras,
                 "serials": g.serials,
                 "gps": g.gps,

@@ -356,6 +356,8 @@ _HEXCHARS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 def hex_to_words(hashes: Sequence[str] | np.ndarray) -> np.ndarray:
     """(N, 4) uint64 words of N 64-hex PDQ values; raises ``SignalError`` on a malformed value."""
+    if isinstance(hashes, str):
+        hashes = [hashes]
     n = len(hashes)
     if n == 0:
         return np.zeros((0, 4), dtype=np.uint64)

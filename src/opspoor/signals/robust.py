@@ -32,8 +32,12 @@ from PIL import Image
 
 from opspoor.signals.pdq import pdq_from_luma, pdq_from_rgb
 
-#: regions of a query hash: the whole image, without its borders, a picture embedded in it
-REGIONS = ("full", "border", "embedded")
+#: regions of a query hash: the whole image, without its borders, a picture embedded in it, and
+#: the middle band (matches the band stored by ``augment_variants``: survives captions and logos)
+REGIONS = ("full", "border", "embedded", "band")
+#: the middle band: rows from 20 % to 80 % of the height, full width; meme captions and corner
+#: watermarks sit above or below it
+MIDDLE_BAND = (0.2, 0.8)
 #: the 7 turns of the dihedral group (the 8th is the identity), applied to the query's pixels (H, W, ...)
 DIHEDRAL: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...] = (
     ("rot90", lambda a: np.rot90(a, 1)),
@@ -79,23 +83,27 @@ def query_hashes(
     dihedral: bool = True,
     borders: bool = True,
     embedded: bool = True,
+    band: bool = True,
     min_quality: int = MIN_VARIANT_QUALITY,
 ) -> list[QueryHash]:
     """The hashes to look up for one image (``rgb``: H, W, 3 uint8, e.g. ``DecodedImage.rgb``).
 
     The first is always the plain PDQ of the whole image (method ``pdq``), whatever its quality;
-    the others follow without duplicates, each only when its quality is at least ``min_quality``.
+    the others follow without duplicates, each only when its quality is at least ``min_quality``:
+    the 7 rotations/flips (``dihedral``) of the whole image and of each region found, the region
+    without uniform borders (``borders``), pictures embedded in a larger canvas (``embedded``), and
+    the middle band (``band``; it can only match sets augmented by :func:`augment_variants`).
     """
     out: list[QueryHash] = []
     seen: set[str] = set()
-    for region, box in query_regions(rgb, borders=borders, embedded=embedded):
+    for region, box in query_regions(rgb, borders=borders, embedded=embedded, band=band):
         luma = pdq_luma(_crop(rgb, box))
         plain = pdq_from_luma(luma)
         if region != "full" and (plain.quality < min_quality or plain.hash in seen):
             continue
         out.append(QueryHash(plain.hash, plain.quality, region, "original", box))
         seen.add(plain.hash)
-        if not dihedral or plain.quality < min_quality:
+        if not dihedral or plain.quality < min_quality or region == "band":
             continue
         for name, turn in DIHEDRAL:
             # the turned pixels are hashed again: the DCT sign trick (pdq_with_dihedral) is only
@@ -113,8 +121,10 @@ def pdq_luma(rgb: np.ndarray) -> np.ndarray:
     return ((f[:, :, 0] * 0.299 + f[:, :, 1] * 0.587) + f[:, :, 2] * 0.114).astype(np.float32)
 
 
-def query_regions(rgb: np.ndarray, *, borders: bool = True, embedded: bool = True) -> list[tuple[str, Box]]:
-    """The regions of an image worth hashing: the whole, without borders, embedded pictures."""
+def query_regions(
+    rgb: np.ndarray, *, borders: bool = True, embedded: bool = True, band: bool = True
+) -> list[tuple[str, Box]]:
+    """The regions of an image worth hashing: the whole, without borders, embedded pictures, band."""
     height, width = rgb.shape[:2]
     regions: list[tuple[str, Box]] = [("full", (0, 0, width, height))]
     found: list[tuple[str, Box]] = []
@@ -131,7 +141,13 @@ def query_regions(rgb: np.ndarray, *, borders: bool = True, embedded: bool = Tru
     for region, box in found:
         if not _near_box(box, [b for _, b in regions], width, height):
             regions.append((region, box))
+    if band:
+        regions.append(("band", middle_band(width, height)))
     return regions
+
+
+def middle_band(width: int, height: int) -> Box:
+    return (0, round(MIDDLE_BAND[0] * height), width, round(MIDDLE_BAND[1] * height))
 
 
 def _crop(rgb: np.ndarray, box: Box) -> np.ndarray:
@@ -397,9 +413,10 @@ class AugmentPlan:
     """Which extra hashes to store per original. Crop fractions are of the width and of the height
     removed; offset crops take the whole cut from one side or corner (8 positions)."""
 
-    centre_crops: tuple[float, ...] = (0.05, 0.1, 0.2)
-    offset_crops: tuple[float, ...] = (0.1, 0.2)
-    rotations: tuple[float, ...] = (-8.0, -3.0, 3.0, 8.0)  # degrees, uncovered corners black
+    centre_crops: tuple[float, ...] = (0.04, 0.08, 0.12, 0.16, 0.2)
+    offset_crops: tuple[float, ...] = ()
+    rotations: tuple[float, ...] = (-8.0, -6.0, -4.0, -2.0, 2.0, 4.0, 6.0, 8.0)  # degrees, corners black
+    band: bool = True  # the middle band, to meet the query's band
 
 
 DEFAULT_AUGMENT = AugmentPlan()
@@ -421,7 +438,7 @@ _ANCHORS = {
 class Augmented:
     hash: str
     quality: int
-    kind: str  # crop-centre | crop-offset | rotate
+    kind: str  # crop-centre | crop-offset | rotate | band
     label: str  # e.g. "crop 10% top-left", "rotate -8"
 
 
@@ -448,6 +465,8 @@ def augment_variants(
             todo.append(("crop-offset", f"crop {f:.0%} {name}", _crop(rgb, box)))
     for deg in plan.rotations:
         todo.append(("rotate", f"rotate {deg:+g}", rotate_rgb(rgb, deg)))
+    if plan.band:
+        todo.append(("band", "middle band", _crop(rgb, middle_band(width, height))))
     out: list[Augmented] = []
     seen = {plain.hash}
     for kind, label, pixels in todo:

@@ -67,18 +67,27 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        """A connection for reading. Database errors become ``StoreError``."""
+        with self._errors(), self.engine.connect() as conn:
             yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction. On SQLite it takes the write lock at BEGIN, so it waits for other
-        writers (busy timeout) instead of failing half-way when it upgrades a read lock."""
-        with self.engine.connect() as conn:
+        """A write transaction, rolled back on any exception. On SQLite it takes the write lock at
+        BEGIN, so it waits for other writers (busy timeout) instead of failing half-way when it
+        upgrades a read lock."""
+        with self._errors(), self.engine.connect() as conn:
             if self.is_sqlite:
                 conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except _db_errors() as exc:
+            raise StoreError(_first_line(exc), where=repr(self)) from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -117,7 +126,9 @@ def create_store_engine(url: str) -> Engine:
         db_path = parsed.database
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000}
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -205,6 +216,15 @@ def _ensure_schema(store: Store) -> None:
         f"run `opspoor db upgrade --db URL` (after a backup)",
         where=repr(store),
     )
+
+
+def _db_errors() -> tuple[type[BaseException], ...]:
+    """Errors of the database layers (SQLAlchemy, and the drivers used directly for bulk writes)."""
+    import sqlite3
+
+    import psycopg
+
+    return (SQLAlchemyError, sqlite3.Error, psycopg.Error)
 
 
 def _is_known_revision(rev: str) -> bool:

@@ -20,20 +20,27 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from itertools import chain, repeat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from itertools import chain, repeat
+from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, func, select, text
+from sqlalchemy import Connection, Table, bindparam, func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from opspoor.errors import AlreadyExists, FormatError, NotFound, SignalError, StoreError
 from opspoor.hashsets.model import DEFAULT_PDQ_DISTANCE, KINDS, Category, Entry, HashSetInfo
 from opspoor.signals.vpdq import QUALITY_THRESHOLD, parse_vpdq
 from opspoor.store.db import Store
 from opspoor.store.models import ChangeRow, ConflictRow, EntryRow, EntrySignalRow, HashSetRow
+
+HASHSETS = cast(Table, HashSetRow.__table__)
+ENTRIES = cast(Table, EntryRow.__table__)
+SIGNALS = cast(Table, EntrySignalRow.__table__)
+CONFLICTS = cast(Table, ConflictRow.__table__)
+CHANGES = cast(Table, ChangeRow.__table__)
 
 DEFAULT_TENANT = "default"
 #: entries per batch written by the writer thread
@@ -135,7 +142,9 @@ RejectHandler = Callable[[int, Entry, str], None]
 
 # --- hash sets -------------------------------------------------------------------------------
 def _record(row: Any) -> HashSetRecord:
-    return HashSetRecord(row.id, row.name, row.tenant, row.kind, row.source, row.distance, row.created_at)
+    return HashSetRecord(
+        row.id, row.name, row.tenant, row.kind, row.source, row.distance, _utc(row.created_at)
+    )
 
 
 def _check_name(name: str) -> None:
@@ -149,7 +158,7 @@ def _check_kind(kind: str) -> None:
 
 
 def _find(conn: Connection, name: str, tenant: str, *, lock: bool = False) -> HashSetRecord | None:
-    q = select(HashSetRow.__table__).where(HashSetRow.tenant == tenant, HashSetRow.name == name)
+    q = select(HASHSETS).where(HASHSETS.c.tenant == tenant, HASHSETS.c.name == name)
     if lock and conn.dialect.name != "sqlite":  # SQLite: the write transaction already locks all
         q = q.with_for_update()
     row = conn.execute(q).first()
@@ -159,7 +168,9 @@ def _find(conn: Connection, name: str, tenant: str, *, lock: bool = False) -> Ha
 def _get(conn: Connection, name: str, tenant: str, *, lock: bool = False) -> HashSetRecord:
     found = _find(conn, name, tenant, lock=lock)
     if found is None:
-        raise NotFound(f"no hash set named {name!r}" + (f" for tenant {tenant!r}" if tenant != DEFAULT_TENANT else ""))
+        raise NotFound(
+            f"no hash set named {name!r}" + (f" for tenant {tenant!r}" if tenant != DEFAULT_TENANT else "")
+        )
     return found
 
 
@@ -170,11 +181,15 @@ def _insert_hashset(
     _check_kind(kind)
     if not 0 <= distance <= 256:
         raise StoreError(f"PDQ distance must be between 0 and 256, not {distance}")
-    conn.execute(
-        HashSetRow.__table__.insert().values(
-            tenant=tenant, name=name, kind=kind, source=source, distance=distance, created_at=_now()
-        )
-    )
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                HASHSETS.insert().values(
+                    tenant=tenant, name=name, kind=kind, source=source, distance=distance, created_at=_now()
+                )
+            )
+    except IntegrityError:
+        raise AlreadyExists(f"a hash set named {name!r} already exists (created meanwhile?)") from None
     return _get(conn, name, tenant)
 
 
@@ -200,15 +215,13 @@ def get_hashset(store: Store, name: str, *, tenant: str = DEFAULT_TENANT) -> Has
 
 def list_hashsets(store: Store, *, tenant: str = DEFAULT_TENANT) -> list[HashSetRecord]:
     with store.read() as conn:
-        rows = conn.execute(
-            select(HashSetRow.__table__).where(HashSetRow.tenant == tenant).order_by(HashSetRow.name)
-        )
+        rows = conn.execute(select(HASHSETS).where(HASHSETS.c.tenant == tenant).order_by(HASHSETS.c.name))
         return [_record(r) for r in rows]
 
 
 def entry_counts(store: Store, *, tenant: str = DEFAULT_TENANT) -> dict[str, int]:
     """Number of entries per hash-set name (sets without entries included)."""
-    h, e = HashSetRow.__table__, EntryRow.__table__
+    h, e = HASHSETS, ENTRIES
     q = (
         select(h.c.name, func.count(e.c.id))
         .select_from(h.outerjoin(e, e.c.hashset_id == h.c.id))
@@ -220,7 +233,7 @@ def entry_counts(store: Store, *, tenant: str = DEFAULT_TENANT) -> dict[str, int
 
 
 def hashset_counts(store: Store, name: str, *, tenant: str = DEFAULT_TENANT) -> HashSetCounts:
-    e, s, c = EntryRow.__table__, EntrySignalRow.__table__, ConflictRow.__table__
+    e, s, c = ENTRIES, SIGNALS, CONFLICTS
     with store.read() as conn:
         hs = _get(conn, name, tenant)
         n = conn.execute(select(func.count()).select_from(e).where(e.c.hashset_id == hs.id)).scalar_one()
@@ -238,11 +251,13 @@ def hashset_counts(store: Store, name: str, *, tenant: str = DEFAULT_TENANT) -> 
             select(func.count()).select_from(e).where(e.c.hashset_id == hs.id, e.c.vpdq.is_not(None))
         ).scalar_one()
         n_conf = conn.execute(select(func.count()).select_from(c).where(c.c.hashset_id == hs.id)).scalar_one()
-    by_signal = [*by_signal, *([("vpdq", n_vpdq)] if n_vpdq else [])]
+    signals: dict[str, int] = {sig: k for sig, k in by_signal}
+    if n_vpdq:
+        signals["vpdq"] = n_vpdq
     categories = {("none" if sch is None else f"{sch}:{code}"): k for sch, code, k in by_cat}
     return HashSetCounts(
         entries=n,
-        signals={sig: k for sig, k in sorted(by_signal)},
+        signals=dict(sorted(signals.items())),
         categories=dict(sorted(categories.items())),
         conflicts=n_conf,
     )
@@ -294,14 +309,15 @@ def remove_entries(
             p = {"h": hs.id, "ids": part}
             for sql in (
                 "DELETE FROM entry_signals WHERE hashset_id = :h AND entry_id IN :ids",
-                "DELETE FROM conflicts WHERE hashset_id = :h AND (entry_id IN :ids OR other_entry_id IN :ids)",
+                "DELETE FROM conflicts WHERE hashset_id = :h"
+                " AND (entry_id IN :ids OR other_entry_id IN :ids)",
                 "DELETE FROM entries WHERE hashset_id = :h AND id IN :ids",
             ):
                 conn.execute(text(sql).bindparams(bindparam("ids", expanding=True)), p)
         if gone:
             now = _now()
             conn.execute(
-                ChangeRow.__table__.insert(),
+                CHANGES.insert(),
                 [{"hashset_id": hs.id, "op": "remove", "entry_id": i, "at": now} for i in gone],
             )
     return gone
@@ -309,17 +325,17 @@ def remove_entries(
 
 def changes_since(store: Store, after: int = 0, *, limit: int = 10_000) -> list[Change]:
     """Changes with id > ``after``, oldest first (what service workers follow)."""
-    c = ChangeRow.__table__
+    c = CHANGES
     with store.read() as conn:
         rows = conn.execute(select(c).where(c.c.id > after).order_by(c.c.id).limit(limit))
-        return [Change(r.id, r.hashset_id, r.op, r.entry_id, r.entry_id_end, r.at) for r in rows]
+        return [Change(r.id, r.hashset_id, r.op, r.entry_id, r.entry_id_end, _utc(r.at)) for r in rows]
 
 
 def _log_change(
     conn: Connection, hashset_id: int, op: str, entry_id: int | None = None, entry_id_end: int | None = None
 ) -> None:
     conn.execute(
-        ChangeRow.__table__.insert().values(
+        CHANGES.insert().values(
             hashset_id=hashset_id, op=op, entry_id=entry_id, entry_id_end=entry_id_end, at=_now()
         )
     )
@@ -548,17 +564,20 @@ class _SqliteLoader(_Loader):
         cur = self._raw.cursor()  # type: ignore[union-attr]
         try:
             cur.executemany(
-                f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})",
+                f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})",  # noqa: E501
                 rows.entries,
             )
             cur.executemany(
-                f"INSERT INTO entry_signals ({', '.join(SIGNAL_COLUMNS)}) VALUES (?, ?, ?, ?, ?)", rows.signals
+                f"INSERT INTO entry_signals ({', '.join(SIGNAL_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                rows.signals,
             )
         finally:
             cur.close()
 
     def finish(self, last_id: int) -> None:
-        self._conn.execute(text("UPDATE id_blocks SET next_id = :n WHERE name = 'entries'"), {"n": self._next})
+        self._conn.execute(
+            text("UPDATE id_blocks SET next_id = :n WHERE name = 'entries'"), {"n": self._next}
+        )
 
     def close(self) -> None:
         self._conn.exec_driver_sql("PRAGMA cache_size = -2000")
@@ -574,8 +593,8 @@ def _reserve_ids(conn: Connection, n: int) -> int:
 
 # --- row formatting --------------------------------------------------------------------------
 _NIBBLE = np.full(256, 255, dtype=np.uint8)
-for _c, _v in zip(b"0123456789abcdef", range(16), strict=True):
-    _NIBBLE[_c] = _v
+for _digit, _value in zip(b"0123456789abcdef", range(16), strict=True):
+    _NIBBLE[_digit] = _value
 
 
 def _all_lower_hex(values: list[str]) -> bool:
@@ -603,11 +622,15 @@ class _Formatter:
             rows = self._format(batch, first_id, [], strict=True)
         return rows
 
-    def _format(self, batch: list[tuple[int, Entry]], first_id: int, hexvals: list[str], strict: bool) -> _Rows:
+    def _format(
+        self, batch: list[tuple[int, Entry]], first_id: int, hexvals: list[str], strict: bool
+    ) -> _Rows:
         raise NotImplementedError
 
     @staticmethod
-    def signal_rows(e: Entry, hexvals: list[str], strict: bool) -> tuple[list[tuple[str, str, bool]], str | None]:
+    def signal_rows(
+        e: Entry, hexvals: list[str], strict: bool
+    ) -> tuple[list[tuple[str, str, bool]], str | None]:
         """(signal, value, derived) of an entry and its vPDQ text; ``SignalError`` if one is bad."""
         out: list[tuple[str, str, bool]] = []
         vpdq = None
@@ -672,7 +695,9 @@ def _fixed_signal_lines(h: int, name: str, eids: list[int], values: list[str]) -
     joined = "".join(values)
     if not joined.isascii() or joined.encode("ascii").translate(None, b"0123456789abcdef"):
         return None
-    return "".join(chain.from_iterable(zip(map(str, eids), repeat(f"\t{h}\t{name}\t"), values, repeat("\tf\n"))))
+    return "".join(
+        chain.from_iterable(zip(map(str, eids), repeat(f"\t{h}\t{name}\t"), values, repeat("\tf\n")))
+    )
 
 
 class _CopyFormatter(_Formatter):
@@ -685,7 +710,9 @@ class _CopyFormatter(_Formatter):
             rows = self._format(batch, first_id, [], strict=True)
         return rows
 
-    def _format(self, batch: list[tuple[int, Entry]], first_id: int, hexvals: list[str], strict: bool) -> _Rows:
+    def _format(
+        self, batch: list[tuple[int, Entry]], first_id: int, hexvals: list[str], strict: bool
+    ) -> _Rows:
         ent: list[str] = []
         other: list[str] = []
         by_signal: dict[str, tuple[list[int], list[str]]] = {}
@@ -734,7 +761,9 @@ class _CopyFormatter(_Formatter):
 
 
 class _TupleFormatter(_Formatter):
-    def _format(self, batch: list[tuple[int, Entry]], first_id: int, hexvals: list[str], strict: bool) -> _Rows:
+    def _format(
+        self, batch: list[tuple[int, Entry]], first_id: int, hexvals: list[str], strict: bool
+    ) -> _Rows:
         ent: list[tuple[Any, ...]] = []
         sig: list[tuple[Any, ...]] = []
         rows = _Rows()
@@ -857,7 +886,8 @@ def _resolve(conn: Connection, h: int, lo: int, result: ImportResult) -> None:
     while (
         conn.execute(
             text(
-                """UPDATE _imp_dup SET keep_id = (SELECT d.keep_id FROM _imp_dup d WHERE d.new_id = _imp_dup.keep_id)
+                """UPDATE _imp_dup
+                SET keep_id = (SELECT d.keep_id FROM _imp_dup d WHERE d.new_id = _imp_dup.keep_id)
                 WHERE keep_id IN (SELECT new_id FROM _imp_dup)"""
             )
         ).rowcount
@@ -905,7 +935,10 @@ def _resolve(conn: Connection, h: int, lo: int, result: ImportResult) -> None:
             {**p, "now": now},
         )
         conn.execute(
-            text("DELETE FROM entry_signals WHERE hashset_id = :h AND entry_id IN (SELECT new_id FROM _imp_dup)"),
+            text(
+                "DELETE FROM entry_signals"
+                " WHERE hashset_id = :h AND entry_id IN (SELECT new_id FROM _imp_dup)"
+            ),
             p,
         )
         conn.execute(text("DELETE FROM entries WHERE id IN (SELECT new_id FROM _imp_dup)"))
@@ -920,7 +953,7 @@ def iter_entries(
 ) -> Iterator[Entry]:
     """The set's entries in import order, streamed in chunks (for export). Derived values
     (vPDQ frames) are not listed; the vPDQ text is."""
-    e, s = EntryRow.__table__, EntrySignalRow.__table__
+    e, s = ENTRIES, SIGNALS
     with store.read() as conn:
         hs = _get(conn, name, tenant)
         after = -1
@@ -973,7 +1006,7 @@ def _category(scheme: str | None, code: str | None) -> Category | None:
 
 
 def list_conflicts(store: Store, name: str, *, tenant: str = DEFAULT_TENANT) -> list[ConflictRecord]:
-    c, e1, e2 = ConflictRow.__table__, EntryRow.__table__.alias("e1"), EntryRow.__table__.alias("e2")
+    c, e1, e2 = CONFLICTS, ENTRIES.alias("e1"), ENTRIES.alias("e2")
     q = (
         select(
             c.c.signal,
@@ -1000,7 +1033,7 @@ def list_conflicts(store: Store, name: str, *, tenant: str = DEFAULT_TENANT) -> 
             value,
             EntryRef(hs.name, id1, x1, _category(s1, k1), hs.kind),
             EntryRef(hs.name, id2, x2, _category(s2, k2), hs.kind),
-            at,
+            _utc(at),
         )
         for sig, value, at, id1, x1, s1, k1, id2, x2, s2, k2 in rows
     ]
@@ -1022,7 +1055,7 @@ def load_signal_arrays(
     length = HEX_LENGTH.get(signal)
     if length is None:
         raise SignalError(f"{signal!r} values are not matchable hashes; one of {', '.join(HEX_LENGTH)}")
-    s = EntrySignalRow.__table__
+    s = SIGNALS
     id_parts: list[np.ndarray] = [np.zeros(0, np.int64)]
     value_parts: list[np.ndarray] = [np.zeros((0, length // 2), np.uint8)]
     with store.read() as conn:
@@ -1045,7 +1078,7 @@ def _hex_rows(values: Sequence[str], length: int) -> np.ndarray:
 
 def entry_details(store: Store, entry_ids: Iterable[int]) -> dict[int, EntryRef]:
     """Set name, external id, category and set kind of each entry id (unknown ids are left out)."""
-    e, h = EntryRow.__table__, HashSetRow.__table__
+    e, h = ENTRIES, HASHSETS
     q = (
         select(h.c.name, h.c.kind, e.c.id, e.c.external_id, e.c.category_scheme, e.c.category_code)
         .select_from(e.join(h, h.c.id == e.c.hashset_id))
@@ -1067,3 +1100,8 @@ def _chunks(items: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _utc(t: datetime) -> datetime:
+    """SQLite hands timestamps back without a zone; they were written in UTC."""
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t

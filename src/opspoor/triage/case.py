@@ -87,7 +87,9 @@ class CaseDB:
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
-            raise CaseError(f"case database has schema {version}, this opspoor writes {SCHEMA_VERSION}", str(self.path))
+            raise CaseError(
+                f"case database has schema {version}, this opspoor writes {SCHEMA_VERSION}", str(self.path)
+            )
 
     # --- meta ----------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
@@ -103,7 +105,10 @@ class CaseDB:
 
     def add_files(self, rows: Iterable[tuple[int, dict[str, Any], bytes | None]]) -> None:
         """Write a batch of (seq, record, thumbnail) in one transaction."""
-        data = [(rec["path"], seq, rec["status"], json.dumps(rec, sort_keys=False), thumb) for seq, rec, thumb in rows]
+        data = [
+            (rec["path"], seq, rec["status"], json.dumps(rec, sort_keys=False), thumb)
+            for seq, rec, thumb in rows
+        ]
         if not data:
             return
         with self._tx():

@@ -43,7 +43,9 @@ def case_entries(case: CaseDB) -> list[Entry]:
             signals = {k: r[k] for k in ("md5", "sha1", "sha256") if r.get(k)}
             if r.get("pdq"):
                 signals["pdq"] = r["pdq"]
-            e = Entry(signals=signals, category=_category(r), size=r.get("size"), external_id=str(len(by_md5) + 1))
+            e = Entry(
+                signals=signals, category=_category(r), size=r.get("size"), external_id=str(len(by_md5) + 1)
+            )
             if r.get("group"):  # a series candidate, not an analyst's series name: a tag
                 e.tags = (f"opspoor-group:{r['group']}",)
             e.extra["files"] = []

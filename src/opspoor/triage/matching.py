@@ -47,7 +47,9 @@ class Match:
             "external_id": self.external_id,
             "signal": self.signal,
             "distance": self.distance,
-            "category": {"scheme": self.category.scheme, "code": self.category.code} if self.category else None,
+            "category": {"scheme": self.category.scheme, "code": self.category.code}
+            if self.category
+            else None,
         }
         if self.method:
             out["method"] = self.method
@@ -107,13 +109,19 @@ class Matcher:
             ids, keys = load_signal_arrays(store, names, sig)
             self.exact[sig] = ExactIndex.build(keys, ids) if len(ids) else None
         ids, vals = load_signal_arrays(store, names, "pdq")
-        self.pdq = HammingIndex.build(np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4), ids) if len(ids) else None
+        self.pdq = (
+            HammingIndex.build(np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4), ids)
+            if len(ids)
+            else None
+        )
         ids, vals = load_signal_arrays(store, names, "vpdq")
         # frames are indexed by row, so a hit says which frame of which video it found
         self.frame_entry = ids
         self.frame_count = dict(zip(*np.unique(ids, return_counts=True), strict=True)) if len(ids) else {}
         self.frames = (
-            HammingIndex.build(np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4), np.arange(len(ids), dtype=np.int64))
+            HammingIndex.build(
+                np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4), np.arange(len(ids), dtype=np.int64)
+            )
             if len(ids)
             else None
         )
@@ -167,7 +175,9 @@ class Matcher:
                     methods.append(m)
             if hashes:
                 found = self.pdq.search(pdq_words(hashes), radius=self.pdq_radius)
-                for a, eid, d in zip(found.query_idx.tolist(), found.ids.tolist(), found.distances.tolist(), strict=True):
+                for a, eid, d in zip(
+                    found.query_idx.tolist(), found.ids.tolist(), found.distances.tolist(), strict=True
+                ):
                     hit(owner[a], int(eid), "pdq", int(d), None if methods[a] == "pdq" else methods[a])
 
         if self.frames is not None:
@@ -178,7 +188,9 @@ class Matcher:
                 entries = self.frame_entry[found.ids]
                 matched_q: dict[int, set[int]] = defaultdict(set)
                 matched_t: dict[int, set[int]] = defaultdict(set)
-                for a, row, eid in zip(found.query_idx.tolist(), found.ids.tolist(), entries.tolist(), strict=True):
+                for a, row, eid in zip(
+                    found.query_idx.tolist(), found.ids.tolist(), entries.tolist(), strict=True
+                ):
                     matched_q[eid].add(a)
                     matched_t[eid].add(row)
                 for eid, qs in matched_q.items():
@@ -197,10 +209,14 @@ class Matcher:
                     continue  # removed from the store since the index was loaded
                 if signal == "pdq" and dist > self.distance[ref.hashset]:
                     continue
-                ms.append(Match(ref.hashset, ref.kind, eid, ref.external_id, signal, dist, ref.category, method))
+                ms.append(
+                    Match(ref.hashset, ref.kind, eid, ref.external_id, signal, dist, ref.category, method)
+                )
             out.append(ms)
         return out
 
     def match_batch(self, signals: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """Scan records in, JSON match lists out."""
-        return [[m.to_json() for m in ms] for ms in self.match_queries([Query.from_signals(s) for s in signals])]
+        return [
+            [m.to_json() for m in ms] for ms in self.match_queries([Query.from_signals(s) for s in signals])
+        ]

@@ -78,7 +78,9 @@ def assign_groups(case: CaseDB, radius: int) -> list[Group]:
     return groups
 
 
-def build_summary(case: CaseDB, cfg: ScanConfig, files_in: int, started: float, groups: list[Group]) -> dict[str, Any]:
+def build_summary(
+    case: CaseDB, cfg: ScanConfig, files_in: int, started: float, groups: list[Group]
+) -> dict[str, Any]:
     by_status: Counter[str] = Counter({s: 0 for s in STATUSES})
     by_category: Counter[str] = Counter()
     by_type: Counter[str] = Counter()
@@ -138,7 +140,9 @@ def write_files_jsonl(case: CaseDB, path: Path) -> None:
             fh.write(json.dumps(f.record, ensure_ascii=False) + "\n")
 
 
-def write_report(case: CaseDB, cfg: ScanConfig, summary: dict[str, Any], groups: list[Group], path: Path) -> None:
+def write_report(
+    case: CaseDB, cfg: ScanConfig, summary: dict[str, Any], groups: list[Group], path: Path
+) -> None:
     months: Counter[str] = Counter()
     errors = []
     for f in case.iter_files():

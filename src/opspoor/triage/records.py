@@ -54,7 +54,12 @@ def error_record(
 
 
 def new_record(
-    path: str, *, size: int | None = None, type_: str | None = None, status: Status = "other", error: str | None = None
+    path: str,
+    *,
+    size: int | None = None,
+    type_: str | None = None,
+    status: Status = "other",
+    error: str | None = None,
 ) -> dict[str, Any]:
     return {
         "path": path,

@@ -26,7 +26,7 @@ from opspoor.sources import EvidenceItem, Limits, iter_evidence
 from opspoor.triage.case import CaseDB
 from opspoor.triage.matching import Matcher
 from opspoor.triage.records import EMPTY_FILE, error_record, new_record, verdict
-from opspoor.triage.worker import Task, run_task
+from opspoor.triage.worker import Task, run_task, warm_up
 
 BATCH = 256
 BATCH_SECONDS = 2.0
@@ -91,13 +91,19 @@ class _UniquePaths:
 
 def _task_for(seq: int, path: str, item: EvidenceItem) -> Task:
     err = item.error
-    extra = {"size": item.size, "source_error": err.message if err else None, "source_reason": err.reason if err else None}
+    extra = {
+        "size": item.size,
+        "source_error": err.message if err else None,
+        "source_reason": err.reason if err else None,
+    }
     if item.fs_path is not None:
         return Task(seq, path, item.fs_path, None, **extra)
     return Task(seq, path, None, item.read(), **extra)
 
 
-def run_scan(cfg: ScanConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None) -> ScanResult:
+def run_scan(
+    cfg: ScanConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None
+) -> ScanResult:
     from opspoor.store import open_store
     from opspoor.triage.outputs import write_outputs
 
@@ -112,11 +118,20 @@ def run_scan(cfg: ScanConfig, progress: Progress | None = None, log: Callable[[s
             "case directory holds another scan (different sources or hash sets); use a new --case DIR",
             str(cfg.case_dir),
         )
-    case.set_meta("identity", ident)
+    workers = max(1, cfg.workers)
+    # start the workers first: they load their kernels while the hash sets are being loaded
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=warm_up)
+    for _ in range(workers):
+        pool.submit(time.sleep, 0)
+    try:
+        store = open_store(cfg.db_url)
+        matcher = Matcher.from_store(store, cfg.hashsets)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    case.set_meta("identity", ident)  # only once the hash sets are known to load
     if case.get_meta("started") is None:
         case.set_meta("started", started)
-    store = open_store(cfg.db_url)
-    matcher = Matcher.from_store(store, cfg.hashsets)
     done = case.done_paths()
     resumed = len(done)
     if log and resumed:
@@ -141,9 +156,7 @@ def run_scan(cfg: ScanConfig, progress: Progress | None = None, log: Callable[[s
         batch.clear()
         last_flush = time.monotonic()
 
-    workers = max(1, cfg.workers)
     max_inflight = workers * 4
-    pool = ProcessPoolExecutor(max_workers=workers)
     inflight: dict[Future[Any], Task] = {}
 
     def collect(block: bool) -> None:
@@ -157,11 +170,18 @@ def run_scan(cfg: ScanConfig, progress: Progress | None = None, log: Callable[[s
                 hashed.append(fut.result())
             except BrokenProcessPool:
                 # a decoder crashed a worker: record this file, restart the pool, retry the others
-                hashed.append((task.seq, task.path, {"error": "worker crashed while decoding", "error_reason": "crash"}, None))
+                hashed.append(
+                    (
+                        task.seq,
+                        task.path,
+                        {"error": "worker crashed while decoding", "error_reason": "crash"},
+                        None,
+                    )
+                )
                 others = list(inflight.values())
                 inflight.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
-                pool = ProcessPoolExecutor(max_workers=workers)
+                pool = ProcessPoolExecutor(max_workers=workers, initializer=warm_up)
                 for t in others:
                     inflight[pool.submit(run_task, t, options)] = t
                 return
@@ -174,12 +194,22 @@ def run_scan(cfg: ScanConfig, progress: Progress | None = None, log: Callable[[s
                 progress.advance(1, 0)
                 continue
             if item.error is not None and not item.has_content:
-                batch.append((seq, error_record(path, item.size, item.error.message, item.error.reason, item.container), None))
+                batch.append(
+                    (
+                        seq,
+                        error_record(path, item.size, item.error.message, item.error.reason, item.container),
+                        None,
+                    )
+                )
             else:
                 try:
                     task = _task_for(seq, path, item)
                 except Exception as exc:  # vanished or unreadable between listing and reading
-                    msg, reason = (exc.message, exc.reason) if isinstance(exc, OpspoorError) else (str(exc), type(exc).__name__)
+                    msg, reason = (
+                        (exc.message, exc.reason)
+                        if isinstance(exc, OpspoorError)
+                        else (str(exc), type(exc).__name__)
+                    )
                     batch.append((seq, error_record(path, item.size, msg, reason), None))
                 else:
                     inflight[pool.submit(run_task, task, options)] = task

@@ -22,7 +22,9 @@ class Task:
     fs_path: str | None  # plain file on disk: the worker reads it itself
     data: bytes | None  # archive member: its bytes, read by the source iterator
     size: int | None = None
-    source_error: str | None = None  # the source flagged the item (unsafe name, depth limit) but it is readable
+    source_error: str | None = (
+        None  # the source flagged the item (unsafe name, depth limit) but it is readable
+    )
     source_reason: str | None = None
 
 
@@ -46,6 +48,19 @@ def signals_json(sig: FileSignals) -> dict[str, Any]:
     }
 
 
+def warm_up() -> None:
+    """Pool initializer: load the compiled kernels (numba cache) before the first real file arrives,
+    while the main process is still loading the hash sets."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    hash_bytes(buf.getvalue(), options=HashOptions(thumbnail=True))
+
+
 def run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any], bytes | None]:
     """Hash one file. Never raises: failures come back as an ``error`` in the result."""
     try:
@@ -62,4 +77,9 @@ def run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any]
     except OpspoorError as exc:
         return task.seq, task.path, {"error": exc.message, "error_reason": exc.reason}, None
     except Exception as exc:  # a bug or a decoder fault must not stop the scan: record it
-        return task.seq, task.path, {"error": f"internal error: {type(exc).__name__}: {exc}", "error_reason": "internal"}, None
+        return (
+            task.seq,
+            task.path,
+            {"error": f"internal error: {type(exc).__name__}: {exc}", "error_reason": "internal"},
+            None,
+        )

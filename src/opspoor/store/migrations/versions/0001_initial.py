@@ -74,7 +74,11 @@ def upgrade() -> None:
         postgresql_using="brin",
     )
     op.create_index(
-        op.f("ix_entry_signals_entry_id"), "entry_signals", ["entry_id"], unique=False, postgresql_using="brin"
+        op.f("ix_entry_signals_entry_id"),
+        "entry_signals",
+        ["entry_id"],
+        unique=False,
+        postgresql_using="brin",
     )
     op.create_table(
         "conflicts",

@@ -1,0 +1,149 @@
+"""``opspoor hashset build``: hash a folder of categorised media into a hash set.
+
+For organisations that hold the material themselves (hotlines, police databases): each media file
+becomes one entry (external id = its path relative to the folder) with MD5, SHA-1, SHA-256, PDQ
+(images) and vPDQ (videos). With ``--augment`` each image also gets the extra PDQs of
+:func:`opspoor.signals.robust.augment_hashes` (crops, small rotations, the middle band), stored
+as *derived* values of the same entry: used for matching, never exported.
+
+Files are hashed by the engine in a process pool; the set is written in one transaction by the
+store's ``import_entries`` (all or nothing). A file whose picture cannot be decoded keeps its
+cryptographic hashes; files that are not media are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from opspoor.cli.app import DbOption, err, out
+from opspoor.cli.hash_cmd import expand_paths
+from opspoor.cli.hashset_cmd import hashset_app
+from opspoor.errors import SourceError, StoreError
+from opspoor.hashsets.model import KINDS, Category, Entry
+from opspoor.signals.pdq import ZERO_HASH
+from opspoor.signals.vpdq import format_vpdq
+
+
+@dataclass(frozen=True)
+class Hashed:
+    """One file of the folder, hashed (what a worker sends back)."""
+
+    relpath: str
+    kind: str  # image | video | archive | other
+    signals: dict[str, str]
+    size: int | None
+    augmented: tuple[str, ...]
+    error: str | None  # media decoding failed (crypto hashes kept), or the file could not be read
+
+
+def store_takes_derived() -> bool:
+    """Whether ``Entry`` can carry derived (matching-only) signal values to the store."""
+    return "derived" in {f.name for f in fields(Entry)}
+
+
+def hash_for_set(args: tuple[str, str, bool]) -> Hashed:
+    """Hash one file (runs in a worker process)."""
+    from opspoor.media.image import decode_image
+    from opspoor.signals.engine import hash_bytes
+    from opspoor.signals.robust import augment_hashes
+
+    path, relpath, augment = args
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return Hashed(relpath, "other", {}, None, (), f"cannot read: {exc.strerror or exc}")
+    sig = hash_bytes(data, where=relpath)
+    signals = {"md5": sig.md5, "sha1": sig.sha1, "sha256": sig.sha256}
+    if sig.pdq is not None and sig.pdq != ZERO_HASH:  # the zero hash: too small to hash
+        signals["pdq"] = sig.pdq
+    if sig.vpdq_frames:
+        signals["vpdq"] = format_vpdq(sig.vpdq_frames)
+    extra: tuple[str, ...] = ()
+    if augment and sig.kind == "image" and sig.error is None:
+        extra = tuple(augment_hashes(decode_image(data, where=relpath).rgb))
+    error = str(sig.error) if sig.error is not None else None
+    return Hashed(relpath, sig.kind, signals, sig.size, extra, error)
+
+
+def _entry(h: Hashed, category: Category | None) -> Entry:
+    fields_: dict[str, Any] = {
+        "signals": h.signals,
+        "category": category,
+        "external_id": h.relpath,
+        "size": h.size,
+    }
+    if h.augmented:
+        fields_["derived"] = {"pdq": list(h.augmented)}  # matching-only values (store_takes_derived)
+    return Entry(**fields_)
+
+
+@hashset_app.command("build")
+def build_cmd(
+    folder: Annotated[Path, typer.Argument(help="Folder of media files (read recursively, never modified).")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Hash set to add to (created if missing).")],
+    kind: Annotated[str, typer.Option("--kind", help="known | ignorable")] = "known",
+    category: Annotated[
+        str | None, typer.Option("--category", help="SCHEME:CODE for every entry, e.g. us-cat:1.")
+    ] = None,
+    augment: Annotated[
+        bool, typer.Option("--augment", help="Also store PDQs of crops and small rotations of each image.")
+    ] = False,
+    source: Annotated[str | None, typer.Option("--source", help="Who categorised these files.")] = None,
+    workers: Annotated[int, typer.Option(help="Hashing processes (default: all cores).")] = 0,
+    db: DbOption = None,
+) -> None:
+    """Hash every media file of FOLDER into a hash set; entries keep the relative path as external id."""
+    from opspoor.store import import_entries, open_store
+
+    if kind not in KINDS:
+        raise StoreError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if not folder.is_dir():
+        raise SourceError("no such folder", str(folder))
+    cat = Category.parse(category) if category else None
+    if augment and not store_takes_derived():
+        raise StoreError(
+            "this store cannot hold augmentation hashes yet (hash sets need Entry.derived); "
+            "build without --augment"
+        )
+    files = list(expand_paths([folder]))
+    jobs = [(str(p), p.relative_to(folder).as_posix(), augment) for p in files]
+    hashed = _hash_all(jobs, workers or os.cpu_count() or 1)
+    media = [h for h in hashed if h.kind in ("image", "video") or (h.error is not None and not h.signals)]
+    unreadable = [h for h in media if not h.signals]
+    entries = [_entry(h, cat) for h in media if h.signals]
+    if not entries:
+        raise SourceError(f"no media file among {len(files):,} files", str(folder))
+    store = open_store(db)
+    try:
+        result = import_entries(store, name, entries, kind=kind, source=source)
+    finally:
+        store.close()
+    undecoded = sum(1 for h in media if h.signals and h.error is not None)
+    images = sum(1 for h in media if h.kind == "image")
+    extra = sum(len(h.augmented) for h in media)
+    out.print(
+        f"{name}: {result.added:,} entries added ({images:,} images, {len(entries) - images:,} videos), "
+        f"{result.duplicates:,} duplicates, {result.conflicts:,} conflicts"
+    )
+    if augment:
+        out.print(f"{extra:,} augmentation hashes stored with the images")
+    out.print(f"{len(files) - len(media):,} files skipped (not media)")
+    if undecoded:
+        out.print(f"{undecoded:,} media files could not be decoded; their cryptographic hashes were kept")
+    for h in unreadable:
+        err.print(f"{h.relpath}: {h.error}", markup=False, highlight=False)
+    if unreadable:
+        raise typer.Exit(1)
+
+
+def _hash_all(jobs: list[tuple[str, str, bool]], workers: int) -> list[Hashed]:
+    if workers <= 1 or len(jobs) < 4:
+        return [hash_for_set(j) for j in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(hash_for_set, jobs, chunksize=8))

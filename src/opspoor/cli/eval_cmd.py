@@ -1,0 +1,73 @@
+"""``opspoor eval robustness``: how well each matching method finds edited copies, against plain PDQ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from opspoor.cli.app import app, err, out
+
+eval_app = typer.Typer(help="Measure opspoor on benign corpora.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("robustness")
+def robustness(
+    corpus: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of benign photos (default: the benchmark corpus if built, else generated)."
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", help="Originals in the known set.")] = 200,
+    distractors: Annotated[int, typer.Option(help="Distractor pictures, never in the known set.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the split and of every transform.")] = 0,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for report.md, results.json, histograms.png.")
+    ] = Path("robustness"),
+    generated: Annotated[
+        bool, typer.Option(help="Use generated images even if the benchmark corpus is built.")
+    ] = False,
+    transforms: Annotated[
+        list[str] | None, typer.Option("--transform", help="Only these transforms or families (repeatable).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Hashing processes (default: all cores).")] = 0,
+    work_size: Annotated[
+        int, typer.Option(help="Pictures are brought to fit this many pixels first.")
+    ] = 1024,
+    min_quality: Annotated[int, typer.Option(help="Extra hashes only at or above this PDQ quality.")] = 50,
+) -> None:
+    """Originals into a known set; edited copies and distractors as queries; tables and histograms."""
+    from opspoor.evaluate.harness import EvalConfig, default_workers, run_evaluation
+    from opspoor.evaluate.report import goals, write_report
+
+    cfg = EvalConfig(
+        corpus=corpus,
+        generated=generated,
+        n=n,
+        distractors=distractors,
+        seed=seed,
+        work_size=work_size,
+        min_quality=min_quality,
+        transforms=tuple(transforms or ()),
+        workers=workers or default_workers(),
+    )
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if done == total or done % 10 == 0:
+            err.print(f"{stage}: {done}/{total}", highlight=False)
+
+    result = run_evaluation(cfg, progress)
+    paths = write_report(result, out_dir)
+    out.print(f"corpus: {result.corpus['source']}")
+    out.print(f"{result.corpus['originals']} originals, {result.corpus['distractors']} distractors")
+    out.print(f"{'method':<18} {'recall@' + str(cfg.threshold):>10} {'false':>7} {'held-out recall':>16}")
+    for s in result.methods:
+        false = s.false_wrong_original + s.false_distractor
+        out.print(f"{s.method:<18} {100 * s.recall:>9.1f}% {false:>7} {100 * s.heldout_recall:>15.1f}%")
+    missed = [g for g in goals(result) if not g.met]
+    out.print(f"goals not met: {len(missed)}")
+    for name, path in paths.items():
+        out.print(f"{name}: {path}")

@@ -1,0 +1,246 @@
+"""Tables, goal checks and distance histograms of an evaluation run (Markdown, JSON, PNG).
+
+The histogram is drawn with Pillow (no plotting library in the core): one panel per method, the
+distance of each edited copy to its own original ("same") against the distance of every query to
+every other original ("different"), on a log scale, with the operating threshold marked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from opspoor.evaluate.harness import EvalResult, Scores
+
+BASELINE = "pdq"
+AUGMENTED = "both"  # augmented known side, all query-side methods
+PLAIN_LISTS = "query-side"  # single-hash lists, all query-side methods
+
+
+@dataclass(frozen=True)
+class Goal:
+    text: str
+    method: str
+    measured: float
+    target: float
+    met: bool
+    kind: str  # "recall" (at the operating threshold), "heldout" (at P >= target) or "precision"
+
+
+def _transforms(s: Scores, *names: str) -> list[str]:
+    return [t for t in s.per_transform if any(t == n or t.startswith(n + " ") for n in names)]
+
+
+def goals(result: EvalResult) -> list[Goal]:
+    """The goals of issue 6, as measured in this run (only those whose transforms were run)."""
+    out: list[Goal] = []
+    thr = result.config["threshold"]
+    names = {m.method for m in result.methods}
+
+    def per_transform(method: str, prefixes: tuple[str, ...], target: float, what: str) -> None:
+        if method not in names:
+            return
+        s = result.method(method)
+        for t in _transforms(s, *prefixes):
+            r = float(s.per_transform[t]["recall"])
+            out.append(
+                Goal(f"{what}: {t} >= {target:.0%} at {thr}", method, r, target, r >= target, "recall")
+            )
+
+    if AUGMENTED in names:
+        s = result.method(AUGMENTED)
+        p = result.config["target_precision"]
+        out.append(
+            Goal(
+                f"augmented sets: pooled recall >= 97 % at precision >= {p:.2%} (held-out threshold)",
+                AUGMENTED,
+                s.heldout_recall,
+                0.97,
+                s.heldout_recall >= 0.97,
+                "heldout",
+            )
+        )
+    per_transform(AUGMENTED, ("crop 10%", "pad 20%"), 0.95, "augmented sets")
+    per_transform(AUGMENTED, ("flip", "rotate 90", "rotate 180", "rotate 270"), 1.0, "augmented sets")
+    per_transform(PLAIN_LISTS, ("pad", "letterbox", "screenshot"), 0.95, "single-hash lists")
+    per_transform(PLAIN_LISTS, ("flip", "rotate 90", "rotate 180", "rotate 270"), 1.0, "single-hash lists")
+    if BASELINE in names:
+        base = result.method(BASELINE).precision
+        for s in result.methods:
+            if s.method != BASELINE:
+                out.append(
+                    Goal(
+                        f"precision at {thr} at least plain PDQ's ({base:.4%})",
+                        s.method,
+                        s.precision,
+                        base,
+                        s.precision >= base,
+                        "precision",
+                    )
+                )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def markdown(result: EvalResult, histogram: str | None = "histograms.png") -> str:
+    cfg, corpus = result.config, result.corpus
+    thr = cfg["threshold"]
+    p = cfg["target_precision"]
+    lines = [
+        "# Robustness of matching: opspoor methods against plain PDQ",
+        "",
+        f"Corpus: {corpus['source']}; {corpus['originals']} originals (known set), "
+        f"{corpus['distractors']} distractors (never in the known set); "
+        f"{corpus['edited_queries']} edited copies and {corpus['distractor_queries']} distractor queries "
+        f"(each distractor as it is and after {cfg['distractor_transforms']} random transforms). "
+        f"Dropped before the split: {', '.join(f'{v} {k}' for k, v in corpus['dropped'].items())}. "
+        f"Originals with PDQ quality < {cfg['min_quality']}: {corpus['low_quality_originals']}. "
+        f"Seed {cfg['seed']}, pictures brought to fit {cfg['work_size']} px first.",
+        "",
+        f"Operating threshold: Hamming distance <= {thr}. A false match is a query matched to a wrong "
+        "original, or any match of a distractor (counted per pair). *Held-out* columns: the largest "
+        f"threshold with precision >= {p:.2%} is chosen on one half of the originals and distractors "
+        "and applied to the other half (both ways; no per-transform thresholds).",
+        "",
+        "## Summary",
+        "",
+        "| method | hashes / query | hashes / original | recall @"
+        f"{thr} % | false matches @{thr} (wrong original / distractor) | precision @{thr} % "
+        "| threshold A→B / B→A | held-out recall % | held-out precision % |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in result.methods:
+        lines.append(
+            f"| {s.method} | {s.hashes_per_query:.1f} | {s.hashes_per_original:.1f} | {_pct(s.recall)} "
+            f"| {s.false_wrong_original} / {s.false_distractor} | {100 * s.precision:.3f} "
+            f"| {s.thresholds[0]} / {s.thresholds[1]} | {_pct(s.heldout_recall)} "
+            f"| {100 * s.heldout_precision:.3f} |"
+        )
+    lines += ["", "Methods:", ""]
+    lines += [f"- **{s.method}**: {s.note}" for s in result.methods]
+    for key, title in (
+        ("recall", f"Recall per transform at distance <= {thr} (%)"),
+        ("heldout_recall", f"Recall per transform at precision >= {p:.2%}, held-out threshold (%)"),
+    ):
+        lines += ["", f"## {title}", ""]
+        lines.append("| transform | " + " | ".join(s.method for s in result.methods) + " |")
+        lines.append("| --- |" + " ---: |" * len(result.methods))
+        for t in result.transforms:
+            name = t["name"]
+            cells = [
+                _pct(float(s.per_transform[name][key])) if name in s.per_transform else "–"
+                for s in result.methods
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        pooled = [_pct(s.recall if key == "recall" else s.heldout_recall) for s in result.methods]
+        lines.append("| **pooled** | " + " | ".join(f"**{c}**" for c in pooled) + " |")
+    lines += ["", "## Goals (issue 6)", ""]
+    for g in goals(result):
+        mark = "met" if g.met else "NOT met"
+        lines.append(f"- [{mark}] {g.text} — {g.method}: {100 * g.measured:.2f} %")
+    if histogram:
+        lines += [
+            "",
+            "## Distance histograms",
+            "",
+            f"![distance histograms, same vs different, per method]({histogram})",
+            "",
+            "Green: each edited copy to its own original (smallest distance over the method's hashes). "
+            "Red: each query to every other original. Log scale; the dashed line is the threshold.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# PNG
+
+_PANEL = (440, 230)
+_MARGIN = (44, 26, 12, 30)  # left, top, right, bottom
+_MAX_D = 128
+_LOG_MIN = -6.0
+
+
+def histogram_png(result: EvalResult, path: Path, columns: int = 3) -> None:
+    """Distance histograms (same vs different) per method, one panel each, as a PNG."""
+    n = len(result.methods)
+    rows = math.ceil(n / columns)
+    img = Image.new("RGB", (columns * _PANEL[0], rows * _PANEL[1]), "white")
+    draw = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=12)
+    for i, s in enumerate(result.methods):
+        ox, oy = (i % columns) * _PANEL[0], (i // columns) * _PANEL[1]
+        _panel(draw, font, ox, oy, s, int(result.config["threshold"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, "PNG", optimize=True)
+
+
+def _panel(
+    draw: ImageDraw.ImageDraw,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    ox: int,
+    oy: int,
+    s: Scores,
+    thr: int,
+) -> None:
+    left, top, right, bottom = _MARGIN
+    x0, y0 = ox + left, oy + top
+    x1, y1 = ox + _PANEL[0] - right, oy + _PANEL[1] - bottom
+    draw.rectangle((x0, y0, x1, y1), outline=(160, 160, 160))
+
+    def fx(d: float) -> float:
+        return x0 + (x1 - x0) * d / (_MAX_D + 1)
+
+    def fy(v: float) -> float:
+        return y1 - (y1 - y0) * (v - _LOG_MIN) / (0 - _LOG_MIN)
+
+    for e in range(int(_LOG_MIN), 1):
+        y = fy(e)
+        draw.line((x0, y, x1, y), fill=(232, 232, 232))
+        draw.text((ox + 4, y - 7), f"1e{e}", fill=(90, 90, 90), font=font)
+    for d in range(0, _MAX_D + 1, 16):
+        draw.text((fx(d) - 6, y1 + 4), str(d), fill=(90, 90, 90), font=font)
+    for hist, colour in ((s.different_histogram, (200, 40, 40)), (s.same_histogram, (30, 140, 60))):
+        h = np.asarray(hist[: _MAX_D + 1], dtype=np.float64)
+        total = max(float(np.sum(hist)), 1.0)
+        with np.errstate(divide="ignore"):
+            logf = np.log10(h / total)
+        for d in range(_MAX_D + 1):
+            if np.isfinite(logf[d]):
+                v = max(float(logf[d]), _LOG_MIN)
+                draw.rectangle((fx(d), fy(v), fx(d + 1) - 1, y1), fill=colour)
+    for y in range(int(y0), int(y1), 6):
+        draw.line((fx(thr + 0.5), y, fx(thr + 0.5), y + 3), fill=(0, 0, 0))
+    same_n, diff_n = int(np.sum(s.same_histogram)), int(np.sum(s.different_histogram))
+    draw.text(
+        (x0 + 4, oy + 6),
+        f"{s.method}: same n={same_n:,} (green), different n={diff_n:,} (red)",
+        fill=(0, 0, 0),
+        font=font,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def write_report(result: EvalResult, out: Path) -> dict[str, Path]:
+    """``report.md``, ``results.json`` and ``histograms.png`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": out / "report.md", "json": out / "results.json", "png": out / "histograms.png"}
+    histogram_png(result, paths["png"])
+    paths["markdown"].write_text(markdown(result, paths["png"].name))
+    data = asdict(result)
+    data["goals"] = [asdict(g) for g in goals(result)]
+    paths["json"].write_text(json.dumps(data, indent=1))
+    return paths
