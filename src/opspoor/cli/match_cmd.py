@@ -87,7 +87,10 @@ def match(
     workers: Annotated[int, typer.Option("--workers", help="Processes for hashing files.")] = 0,
     db: DbOption = None,
 ) -> None:
-    """Match hash values or files against hash sets: set, entry, category and distance of each hit."""
+    """Match hash values or files against hash sets.
+
+    Prints each input's matches: hash set, entry, category and distance. The index is loaded once.
+    """
     from opspoor.store import open_store
 
     if not hashset:

@@ -97,7 +97,11 @@ def scan(
     json_log: Annotated[bool, typer.Option("--json-log", help="JSON-lines progress on stderr.")] = False,
     max_depth: Annotated[int, typer.Option("--max-depth", help="Archive nesting limit.")] = 8,
 ) -> None:
-    """Scan evidence: hash and match every file, separate known from new, group new media, write the case."""
+    """Triage evidence: hash, match and group every file into a case.
+
+    Known material is separated from new; new media are grouped into series candidates and put
+    in review order. Writes case.sqlite, files.jsonl, summary.json, report.html and a VICS export.
+    """
     from opspoor.sources import Limits
     from opspoor.triage.scan import ScanConfig, run_scan
 

@@ -45,6 +45,8 @@ from opspoor.signals.robust import DEFAULT_AUGMENT, AugmentPlan, augment_variant
 FAR = 255
 #: thresholds swept when choosing one for a target precision
 MAX_SWEEP = 128
+#: false matches listed per method
+MAX_EXAMPLES = 50
 
 
 @dataclass
@@ -159,44 +161,78 @@ def canonical_rgb(data: bytes, where: str | None = None) -> np.ndarray:
     return decode_image(data, where=where).rgb
 
 
-def _fingerprint(args: tuple[Picture, int]) -> tuple[str, list[str], int] | None:
-    pic, work_size = args
+@dataclass(frozen=True)
+class Fingerprint:
+    """What deduplication needs of a picture: its bytes' SHA-256, the hashes it would be looked up
+    with (every query-side method) and the hashes it would be known by (plain and augmented)."""
+
+    sha256: str
+    probe: list[str]
+    known: list[str]
+
+
+def _fingerprint(args: tuple[Picture, EvalConfig]) -> Fingerprint | None:
+    pic, cfg = args
     try:
-        img = load_picture(pic, work_size)
+        img = load_picture(pic, cfg.work_size)
     except OpspoorError:
         return None
     data = encode_bmp(img)
-    turns = query_hashes(canonical_rgb(data, pic.name), borders=False, embedded=False, min_quality=0)
-    return hashlib.sha256(data).hexdigest(), [q.hash for q in turns], turns[0].quality
+    rgb = canonical_rgb(data, pic.name)
+    probe = [q.hash for q in query_hashes(rgb, min_quality=cfg.min_quality)]
+    known = [probe[0], *(a.hash for a in augment_variants(rgb, cfg.augment, min_quality=cfg.min_quality))]
+    return Fingerprint(hashlib.sha256(data).hexdigest(), probe, known)
 
 
 def deduplicate(
-    pictures: Sequence[Picture], fingerprints: Sequence[tuple[str, list[str], int] | None], threshold: int
-) -> tuple[list[int], dict[str, int]]:
-    """Indices of pictures kept: readable, new bytes, and no PDQ within ``threshold`` of a kept one
-    under any rotation or flip. Counts of the others by reason."""
+    pictures: Sequence[Picture], fingerprints: Sequence[Fingerprint | None], threshold: int
+) -> tuple[list[int], dict[str, int], list[dict[str, str | int]]]:
+    """Indices of the pictures kept, counts of the others by reason, and the near-duplicate pairs.
+
+    A picture is dropped when unreadable, when its bytes were seen, or when it matches a kept
+    picture within ``threshold`` by any of the methods compared (its probe hashes against the
+    other's known hashes, either way): such pairs are versions of one picture (a wallpaper in
+    light and dark, at two aspect ratios), and a match between them is no false match.
+    """
     kept: list[int] = []
-    kept_words = np.zeros((0, 4), dtype=np.uint64)
+    probes: list[np.ndarray] = []
+    knowns: list[np.ndarray] = []
     seen: set[str] = set()
     dropped = {"unreadable": 0, "same bytes": 0, "near duplicate": 0}
+    pairs: list[dict[str, str | int]] = []
     for i, fp in enumerate(fingerprints):
         if fp is None:
             dropped["unreadable"] += 1
             continue
-        sha, turns, _ = fp
-        if sha in seen:
+        if fp.sha256 in seen:
             dropped["same bytes"] += 1
             continue
-        seen.add(sha)
-        words = hex_to_words(turns)
-        if len(kept_words):
-            d = np.bitwise_count(words[:, None, :] ^ kept_words[None, :, :]).sum(axis=2)
-            if d.min() <= threshold:
+        seen.add(fp.sha256)
+        probe, known = hex_to_words(fp.probe), hex_to_words(fp.known)
+        if kept:
+            all_known, all_probe = np.concatenate(knowns), np.concatenate(probes)
+            owner_k = np.repeat(np.arange(len(kept)), [len(k) for k in knowns])
+            owner_p = np.repeat(np.arange(len(kept)), [len(p) for p in probes])
+            d1 = np.bitwise_count(probe[:, None, :] ^ all_known[None, :, :]).sum(axis=2).min(axis=0)
+            d2 = np.bitwise_count(all_probe[:, None, :] ^ known[None, :, :]).sum(axis=2).min(axis=1)
+            per_kept = np.full(len(kept), 256)
+            np.minimum.at(per_kept, owner_k, d1)
+            np.minimum.at(per_kept, owner_p, d2)
+            j = int(np.argmin(per_kept))
+            if per_kept[j] <= threshold:
                 dropped["near duplicate"] += 1
+                pairs.append(
+                    {
+                        "dropped": pictures[i].name,
+                        "kept": pictures[kept[j]].name,
+                        "distance": int(per_kept[j]),
+                    }
+                )
                 continue
         kept.append(i)
-        kept_words = np.concatenate([kept_words, words[:1]])
-    return kept, dropped
+        probes.append(probe)
+        knowns.append(known)
+    return kept, dropped, pairs
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,6 +372,7 @@ class Scores:
     heldout_recall: float
     heldout_precision: float
     per_transform: dict[str, dict[str, float | int]]
+    false_matches: list[dict[str, str | int]]  # the first MAX_EXAMPLES false matches at the threshold
     same_histogram: list[int]  # distance of each edited copy to its own original
     different_histogram: list[int]  # distance of each (query, other original) pair
 
@@ -364,9 +401,11 @@ def score_method(
     suite: Sequence[Transform],
     cfg: EvalConfig,
     counts: tuple[float, float],
+    names: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> Scores:
     """Scores of one method from its (Q, N) distances. ``truth`` is the original of each query
-    (-1 for distractors); ``half_b`` marks the queries of the second half."""
+    (-1 for distractors); ``half_b`` marks the queries of the second half; ``names`` labels the
+    queries and the originals for the list of false matches."""
     q = np.arange(len(truth))
     edited = truth >= 0
     wrong = np.ones(dist.shape, dtype=bool)
@@ -394,6 +433,17 @@ def score_method(
             "false_matches": int(false_per_query[rows].sum()),
             "median_distance": float(np.median(same[rows])),
         }
+    false_pairs = []
+    for qi, oi in zip(*np.nonzero(wrong_d <= thr), strict=True):
+        if len(false_pairs) >= MAX_EXAMPLES:
+            break
+        false_pairs.append(
+            {
+                "query": names[0][qi] if names else str(qi),
+                "original": names[1][oi] if names else str(oi),
+                "distance": int(wrong_d[qi, oi]),
+            }
+        )
     tp = int((same[edited] <= thr).sum())
     fp_wrong = int(false_per_query[edited].sum())
     fp_distr = int(false_per_query[~edited].sum())
@@ -412,6 +462,7 @@ def score_method(
         heldout_recall=float(held_tp[edited].mean()) if edited.any() else 0.0,
         heldout_precision=float(_precision(np.array(held_tp.sum()), np.array(held_fp))),
         per_transform=per_transform,
+        false_matches=false_pairs,
         same_histogram=np.bincount(same[edited], minlength=FAR + 1).tolist(),
         different_histogram=np.bincount(diff_all, minlength=FAR + 1).tolist(),
     )
@@ -449,17 +500,18 @@ def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | 
 
     # fingerprint only as many as needed (with a margin for the duplicates dropped)
     wanted = cfg.n + cfg.distractors
-    fingerprints: list = []
+    fingerprints: list[Fingerprint | None] = []
     kept: list[int] = []
     dropped: dict[str, int] = {}
+    pairs: list[dict[str, str | int]] = []
     start = 0
     while len(kept) < wanted and start < len(pictures):
         batch = pictures[start : start + max(wanted - len(kept), 1) + 8]
         fingerprints += _run_jobs(
-            _fingerprint, [(p, cfg.work_size) for p in batch], cfg.workers, stage("deduplicating")
+            _fingerprint, [(p, cfg) for p in batch], cfg.workers, stage("deduplicating")
         )
         start += len(batch)
-        kept, dropped = deduplicate(pictures[: len(fingerprints)], fingerprints, cfg.threshold)
+        kept, dropped, pairs = deduplicate(pictures[: len(fingerprints)], fingerprints, cfg.threshold)
     kept = kept[:wanted]
     n_orig = min(cfg.n, len(kept))
     n_distr = min(cfg.distractors, len(kept) - n_orig)
@@ -483,6 +535,12 @@ def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | 
     owner = np.array([i for i, h in enumerate(hashed) for _ in h.queries], dtype=np.int64)
     half_b = np.where(truth >= 0, half_orig[np.maximum(truth, 0)], (owner - n_orig) % 2 == 1)
 
+    items = originals + distractors
+    labels = [
+        f"{items[i].name} [{suite[j].name if j >= 0 else 'as is'}]"
+        for i, h in enumerate(hashed)
+        for j in h.transforms
+    ]
     tags = tag_distances(orig_h, queries)
     scores = []
     for m in METHODS:
@@ -491,7 +549,15 @@ def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | 
         dist = method_distances(tags, m)
         scores.append(
             score_method(
-                m, dist, truth, transform_of, half_b, suite, cfg, (float(per_query), float(per_orig))
+                m,
+                dist,
+                truth,
+                transform_of,
+                half_b,
+                suite,
+                cfg,
+                (float(per_query), float(per_orig)),
+                (labels, [p.name for p in originals]),
             )
         )
     config = asdict(cfg)
@@ -503,6 +569,7 @@ def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | 
         "edited_queries": int((truth >= 0).sum()),
         "distractor_queries": int((truth < 0).sum()),
         "dropped": dropped,
+        "near_duplicate_pairs": pairs,
         "low_quality_originals": sum(h.quality < cfg.min_quality for h in orig_h),
         "low_quality_distractors": sum(h.quality < cfg.min_quality for h in distr_h),
     }

@@ -382,3 +382,26 @@ def exact_lookup(
                     out_pos[n_out] = pos
                     n_out += 1
     return out_q, out_pos, n_out
+
+
+@njit(nogil=True, cache=True)
+def positions_of_ids(ids: np.ndarray, order: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions ``p`` with ``ids[p]`` in ``wanted``; ``order`` sorts ``ids`` (binary search each)."""
+    out = np.empty(16, dtype=np.int64)
+    n_out = 0
+    n = ids.shape[0]
+    for k in range(wanted.shape[0]):
+        w = wanted[k]
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if ids[np.int64(order[mid])] < w:
+                lo = mid + 1
+            else:
+                hi = mid
+        while lo < n and ids[np.int64(order[lo])] == w:
+            out = _grow(out, n_out + 1)
+            out[n_out] = order[lo]
+            n_out += 1
+            lo += 1
+    return out[:n_out]

@@ -17,6 +17,7 @@ entries (property-tested).
 from __future__ import annotations
 
 import threading
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import numpy as np
 
 from opspoor.errors import IndexFileError
 from opspoor.index import _files as F
+from opspoor.index import _kernels as K
 
 
 class Segment(Protocol):
@@ -200,7 +202,7 @@ class LiveIndex(ABC, Generic[S]):
 
     def _with_removed(self, snap: Snapshot[S], ids: np.ndarray) -> Snapshot[S]:
         removed = snap.removed
-        hit = np.flatnonzero(np.isin(snap.base.ids, ids))
+        hit = _positions_of_ids(snap.base, ids)
         if len(hit):
             removed = (
                 np.zeros((len(snap.base) + 7) // 8, dtype=np.uint8) if removed is None else removed.copy()
@@ -264,6 +266,19 @@ class LiveIndex(ABC, Generic[S]):
         delta = index._build_segment(index._check_keys(dkeys), _check_ids(dids, len(dkeys)), base=False)
         index._snap = Snapshot(base, removed, delta)
         return index
+
+
+#: per base segment, the permutation that sorts its ids (uint32, 4 bytes a hash), made at the
+#: first removal: then a removal costs a binary search per id instead of a pass over all ids
+_ID_ORDER: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
+
+
+def _positions_of_ids(segment: Segment, ids: np.ndarray) -> np.ndarray:
+    order = _ID_ORDER.get(segment)
+    if order is None:
+        order = np.argsort(segment.ids).astype(np.uint32)
+        _ID_ORDER[segment] = order
+    return np.sort(K.positions_of_ids(segment.ids, order, ids))
 
 
 def _check_ids(ids: np.ndarray, n: int) -> np.ndarray:

@@ -38,11 +38,14 @@ FLAT_BELOW = 4096
 BIT_ORDER_SEED = 0x0D5F_0042
 
 
+@lru_cache(maxsize=1)
 def default_bit_order() -> np.ndarray:
-    return np.random.default_rng(BIT_ORDER_SEED).permutation(256).astype(np.int16)
+    order = np.random.default_rng(BIT_ORDER_SEED).permutation(256).astype(np.int16)
+    order.flags.writeable = False
+    return order
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MihLayout:
     """``m`` substrings of ``b`` bits, taken in ``bit_order``; tables address ``addr_bits`` of them."""
 
@@ -251,9 +254,10 @@ class MihSegment:
         n = hashes.shape[0]
         if hashes.ndim != 2 or ids.shape != (n,):
             raise ValueError(f"hashes (n, 4) and ids (n,) must match: {hashes.shape} vs {ids.shape}")
+        if n < FLAT_BELOW:  # scanned linearly: the layout is only recorded
+            flat_layout = layout or MihLayout(1, 8, 8, default_bit_order())
+            return cls(hashes.copy(), ids.copy(), flat_layout, None, None)
         layout = layout or choose_layout(n)
-        if n < FLAT_BELOW:
-            return cls(hashes.copy(), ids.copy(), layout, None, None)
         if n > layout.max_hashes:
             raise ValueError(f"{n} hashes do not fit one segment of layout m={layout.m} b={layout.b}")
         threads = threads or default_threads()

@@ -97,24 +97,27 @@ def pdq_words(values: Sequence[str]) -> np.ndarray:
 
 
 class Matcher:
-    def __init__(self, store: Store, hashsets: Sequence[str], distance: int | None = None) -> None:
-        """``distance`` overrides every set's own PDQ distance."""
+    def __init__(
+        self, store: Store, hashsets: Sequence[str], distance: int | None = None, *, tenant: str = "default"
+    ) -> None:
+        """``distance`` overrides every set's own PDQ distance; the sets are ``tenant``'s."""
         self.store = store
-        self.sets = {name: get_hashset(store, name) for name in hashsets}
+        self.tenant = tenant
+        self.sets = {name: get_hashset(store, name, tenant=tenant) for name in hashsets}
         self.distance = {n: distance if distance is not None else s.distance for n, s in self.sets.items()}
         self.pdq_radius = max(self.distance.values(), default=31)
         names = list(self.sets)
         self.exact: dict[str, ExactIndex | None] = {}
         for sig in EXACT_SIGNALS:
-            ids, keys = load_signal_arrays(store, names, sig)
+            ids, keys = load_signal_arrays(store, names, sig, tenant=tenant)
             self.exact[sig] = ExactIndex.build(keys, ids) if len(ids) else None
-        ids, vals = load_signal_arrays(store, names, "pdq")
+        ids, vals = load_signal_arrays(store, names, "pdq", tenant=tenant)
         self.pdq = (
             HammingIndex.build(np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4), ids)
             if len(ids)
             else None
         )
-        ids, vals = load_signal_arrays(store, names, "vpdq")
+        ids, vals = load_signal_arrays(store, names, "vpdq", tenant=tenant)
         # frames are indexed by row, so a hit says which frame of which video it found
         self.frame_entry = ids
         self.frame_count = dict(zip(*np.unique(ids, return_counts=True), strict=True)) if len(ids) else {}
@@ -128,8 +131,10 @@ class Matcher:
         self._details: dict[int, EntryRef] = {}
 
     @classmethod
-    def from_store(cls, store: Store, hashsets: Sequence[str], distance: int | None = None) -> Matcher:
-        return cls(store, hashsets, distance)
+    def from_store(
+        cls, store: Store, hashsets: Sequence[str], distance: int | None = None, *, tenant: str = "default"
+    ) -> Matcher:
+        return cls(store, hashsets, distance, tenant=tenant)
 
     @property
     def size(self) -> dict[str, int]:

@@ -1,0 +1,147 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``).
+
+Every error answer has ``type`` (``urn:opspoor:problem:<slug>``), ``title``, ``status`` and a
+``detail`` that says what was wrong in words a client developer can act on. Internal errors say
+only that they happened; the server log has the rest (never a token).
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from opspoor.errors import (
+    AlreadyExists,
+    FormatError,
+    MediaError,
+    NotFound,
+    OpspoorError,
+    SignalError,
+    StoreError,
+)
+
+log = logging.getLogger("opspoor.service")
+MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemModel(BaseModel):
+    """RFC 9457 problem details, as documented in the OpenAPI schema."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+
+
+class Problem(Exception):
+    """An error answer. ``slug`` names the problem type; ``extra`` adds members."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug or _slug(status)
+        self.headers = headers
+        self.extra = extra
+
+
+def _slug(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
+    except ValueError:
+        return "error"
+
+
+def problem_response(request: Request | None, p: Problem) -> JSONResponse:
+    try:
+        title = HTTPStatus(p.status).phrase
+    except ValueError:
+        title = "Error"
+    body: dict[str, Any] = {
+        "type": f"urn:opspoor:problem:{p.slug}",
+        "title": title,
+        "status": p.status,
+        "detail": p.detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    if p.extra:
+        body.update(p.extra)
+    return JSONResponse(body, status_code=p.status, headers=p.headers, media_type=MEDIA_TYPE)
+
+
+def problem_for(exc: BaseException) -> Problem:
+    """The answer an exception becomes."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        errors = [
+            {"location": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"location": "", "message": "invalid request"}
+        detail = f"{first['location']}: {first['message']}" if first["location"] else first["message"]
+        return Problem(422, detail, slug="invalid-request", extra={"errors": errors[:50]})
+    if isinstance(exc, StarletteHTTPException):
+        return Problem(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}) or None)
+    if isinstance(exc, OpspoorError):
+        return _opspoor_problem(exc)
+    return Problem(500, "internal error; the server log has the details", slug="internal-error")
+
+
+def _opspoor_problem(exc: OpspoorError) -> Problem:
+    text = str(exc)
+    if isinstance(exc, NotFound):
+        return Problem(404, text, slug="not-found")
+    if isinstance(exc, AlreadyExists):
+        return Problem(409, text, slug="already-exists")
+    if isinstance(exc, FormatError):
+        return Problem(422, text, slug="invalid-hashset-file")
+    if isinstance(exc, SignalError):
+        return Problem(422, text, slug="invalid-signal")
+    if isinstance(exc, MediaError):
+        return Problem(422, text, slug="invalid-media")
+    if isinstance(exc, StoreError) and exc.__cause__ is not None:
+        return Problem(503, "the store is unavailable; try again later", slug="store-unavailable")
+    return Problem(422, text, slug="invalid-request")
+
+
+def status_for(exc: BaseException) -> int:
+    return problem_for(exc).status
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error with problem details."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        p = problem_for(exc)
+        if p.status >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, exc, exc_info=exc)
+        return problem_response(request, p)
+
+    for kind in (Problem, RequestValidationError, StarletteHTTPException, OpspoorError, Exception):
+        app.add_exception_handler(kind, handle)
+
+
+#: the error answers every authenticated route may give, for the OpenAPI schema
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        s: {"model": ProblemModel, "description": HTTPStatus(s).phrase, "content": {MEDIA_TYPE: {}}}
+        for s in statuses
+    }

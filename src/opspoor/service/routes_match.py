@@ -1,0 +1,261 @@
+"""Hashing and matching: ``POST /v1/hash`` and ``POST /v1/match``.
+
+Uploads are held in memory only (see :mod:`opspoor.service.limits`), hashed on the worker's
+hashing threads with a time limit, and dropped; only their signals are answered and matched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from opspoor.service.auth import ANALYST, PLATFORM, Call, require
+from opspoor.service.limits import Upload, body_chunks, check_declared_length, multipart_boundary, read_upload
+from opspoor.service.metrics import MATCH_HITS, MATCH_INPUTS
+from opspoor.service.problems import Problem
+from opspoor.service.routing import api_router, service_of
+from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes
+from opspoor.signals.vpdq import format_vpdq
+from opspoor.triage.matching import MIN_PDQ_QUALITY, Match, Query
+
+router = api_router(401, 403, 413, 415, 422, 429, 503, tags=["matching"])
+
+MAX_SIGNALS = 1000
+#: match requests up to this many values run on the event loop; larger ones on a thread
+INLINE_QUERIES = 16
+
+
+# --- schemas (documented in the OpenAPI) -------------------------------------------------------
+class SignalIn(BaseModel):
+    type: Literal["md5", "sha1", "sha256", "pdq"]
+    value: Annotated[str, Field(pattern=r"^[0-9a-fA-F]+$", min_length=32, max_length=64)]
+
+
+class MatchRequest(BaseModel):
+    signals: Annotated[list[SignalIn], Field(min_length=1, max_length=MAX_SIGNALS)]
+
+
+class CategoryOut(BaseModel):
+    scheme: str
+    code: str
+
+
+class MatchOut(BaseModel):
+    hashset: str
+    kind: str
+    entry_id: int
+    external_id: str | None
+    category: CategoryOut | None
+    signal: str
+    distance: int
+    method: str | None = None
+
+
+class ErrorOut(BaseModel):
+    reason: str
+    message: str
+
+
+class FileSignalsOut(BaseModel):
+    filename: str | None
+    size: int
+    md5: str
+    sha1: str
+    sha256: str
+    kind: str
+    type: str
+    pdq: str | None
+    pdq_quality: int | None
+    vpdq: str | None
+    error: ErrorOut | None = Field(
+        description="why the media could not be decoded; the digests are still valid"
+    )
+
+
+class MatchResult(BaseModel):
+    input: int
+    type: str | None = None
+    value: str | None = None
+    file: FileSignalsOut | None = None
+    matches: list[MatchOut]
+
+
+class MatchResponse(BaseModel):
+    results: list[MatchResult]
+
+
+def _multipart_body(extra_json: type[BaseModel] | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        }
+    }
+    if extra_json is not None:
+        content["application/json"] = {"schema": {"$ref": f"#/components/schemas/{extra_json.__name__}"}}
+    return {"requestBody": {"required": True, "content": content}}
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def signals_json(upload: Upload, sig: FileSignals) -> dict[str, Any]:
+    return {
+        "filename": upload.filename,
+        "size": sig.size,
+        "md5": sig.md5,
+        "sha1": sig.sha1,
+        "sha256": sig.sha256,
+        "kind": sig.kind,
+        "type": sig.type,
+        "pdq": sig.pdq,
+        "pdq_quality": sig.quality,
+        "vpdq": format_vpdq(sig.vpdq_frames) if sig.vpdq_frames else None,
+        "error": {"reason": sig.error.reason, "message": sig.error.message} if sig.error else None,
+    }
+
+
+def query_for_file(sig: FileSignals) -> Query:
+    """What a hashed file is matched by: its digests, its PDQ when reliable, its good video frames."""
+    q = Query(md5=sig.md5, sha1=sig.sha1, sha256=sig.sha256)
+    if sig.pdq and (sig.quality or 0) >= MIN_PDQ_QUALITY:
+        q.pdq.append((sig.pdq, "pdq"))
+    if sig.vpdq_frames:
+        q.vpdq_frames = list(dict.fromkeys(f.hash for f in sig.vpdq_frames if f.quality >= MIN_PDQ_QUALITY))
+    return q
+
+
+def query_for_value(s: SignalIn) -> Query:
+    v = s.value.lower()
+    if s.type == "pdq":
+        if len(v) != 64:
+            raise Problem(422, f"a pdq value is 64 hex characters, not {len(v)}", slug="invalid-signal")
+        return Query(pdq=[(v, "pdq")])
+    length = {"md5": 32, "sha1": 40, "sha256": 64}[s.type]
+    if len(v) != length:
+        raise Problem(
+            422, f"a {s.type} value is {length} hex characters, not {len(v)}", slug="invalid-signal"
+        )
+    return Query(**{s.type: v})
+
+
+def match_json(m: Match) -> dict[str, Any]:
+    return {
+        "hashset": m.hashset,
+        "kind": m.kind,
+        "entry_id": m.entry_id,
+        "external_id": m.external_id,
+        "category": {"scheme": m.category.scheme, "code": m.category.code} if m.category else None,
+        "signal": m.signal,
+        "distance": m.distance,
+        "method": m.method,
+    }
+
+
+async def hash_upload(request: Request, upload: Upload) -> FileSignals:
+    """Hash on the worker's hashing threads; 422 when it takes longer than the decode limit."""
+    svc = service_of(request)
+    s = svc.settings
+    options = HashOptions(video_time_limit=s.decode_seconds, max_pixels=s.max_pixels)
+    where = upload.filename or "upload"
+    future = svc.hashing.submit(hash_bytes, upload.data, where=where, options=options)
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(future), timeout=s.decode_seconds)
+    except TimeoutError:
+        future.cancel()
+        raise Problem(
+            422,
+            f"decoding the upload took longer than the limit of {s.decode_seconds:g} s",
+            slug="decode-timeout",
+        ) from None
+
+
+async def _match(request: Request, call: Call, queries: list[Query]) -> list[list[Match]]:
+    index = service_of(request).index
+    if not index.loaded:
+        raise Problem(
+            503,
+            "the match index is still loading; retry shortly",
+            slug="not-ready",
+            headers={"Retry-After": "2"},
+        )
+    matcher = index.matcher(call.principal.tenant)
+    if len(queries) <= INLINE_QUERIES:
+        results = matcher.match_queries(queries)
+    else:
+        results = await asyncio.to_thread(matcher.match_queries, queries)
+    for ms in results:
+        for m in ms:
+            MATCH_HITS.labels(m.signal).inc()
+    return results
+
+
+# --- routes ----------------------------------------------------------------------------------------
+@router.post("/v1/hash", response_model=FileSignalsOut, openapi_extra=_multipart_body())
+async def hash_file(
+    request: Request, call: Annotated[Call, Depends(require("hash", PLATFORM))]
+) -> JSONResponse:
+    """Signals of an uploaded file (multipart field ``file``): MD5, SHA-1, SHA-256, and PDQ of an
+    image or vPDQ of a video. A file that is not media, or cannot be decoded, still gets its digests
+    (``error`` says why there is no PDQ). The file is not stored."""
+    svc = service_of(request)
+    async with svc.upload_slots:
+        upload = await read_upload(request, svc.settings.max_upload_bytes)
+        sig = await hash_upload(request, upload)
+    call.object = f"sha256:{sig.sha256}"
+    return JSONResponse(signals_json(upload, sig))
+
+
+@router.post("/v1/match", response_model=MatchResponse, openapi_extra=_multipart_body(MatchRequest))
+async def match(
+    request: Request, call: Annotated[Call, Depends(require("match", PLATFORM, ANALYST))]
+) -> JSONResponse:
+    """Matches of an uploaded file (multipart field ``file``), or of up to 1,000 hash values
+    (JSON ``{"signals": [{"type": "pdq", "value": "…"}]}``), against the tenant's hash sets."""
+    svc = service_of(request)
+    if multipart_boundary(request) is not None:
+        async with svc.upload_slots:
+            upload = await read_upload(request, svc.settings.max_upload_bytes)
+            sig = await hash_upload(request, upload)
+        call.object = f"sha256:{sig.sha256}"
+        MATCH_INPUTS.labels("file").inc()
+        (found,) = await _match(request, call, [query_for_file(sig)])
+        result = {"input": 0, "file": signals_json(upload, sig), "matches": [match_json(m) for m in found]}
+        return JSONResponse({"results": [result]})
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise Problem(
+            415,
+            "send hash values as application/json, or a file as multipart/form-data",
+            slug="unsupported-media-type",
+        )
+    limit = svc.settings.max_json_bytes
+    check_declared_length(request, limit, "the JSON body")
+    body = b"".join([c async for c in body_chunks(request, limit, "the JSON body")])
+    try:
+        req = MatchRequest.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [
+            {"location": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()[:50]
+        ]
+        first = errors[0]
+        raise Problem(
+            422,
+            f"{first['location']}: {first['message']}" if first["location"] else first["message"],
+            slug="invalid-request",
+            extra={"errors": errors},
+        ) from None
+    queries = [query_for_value(s) for s in req.signals]
+    call.object = f"values:{len(queries)}"
+    MATCH_INPUTS.labels("value").inc(len(queries))
+    found_all = await _match(request, call, queries)
+    results = [
+        {"input": i, "type": s.type, "value": s.value.lower(), "matches": [match_json(m) for m in found]}
+        for i, (s, found) in enumerate(zip(req.signals, found_all, strict=True))
+    ]
+    return JSONResponse({"results": results})

@@ -1,0 +1,65 @@
+"""The service's settings. ``opspoor serve`` passes them to its workers through the environment
+(``OPSPOOR_SERVICE_*``), since uvicorn starts each worker from an import string."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+ENV_PREFIX = "OPSPOOR_SERVICE_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    db: str | None = None  # store URL; None: $OPSPOOR_DB or the default SQLite file
+    #: uploads to /v1/hash and /v1/match (413 above)
+    max_upload_bytes: int = 100 * 1024 * 1024
+    #: hash-set files to /v1/hashsets/{name}/import, which are streamed, never held whole
+    max_import_bytes: int = 4 * 1024 * 1024 * 1024
+    #: JSON request bodies
+    max_json_bytes: int = 16 * 1024 * 1024
+    #: decoding and hashing one upload (images and video); 422 when it takes longer
+    decode_seconds: float = 30.0
+    #: refuse images declaring more pixels than this before decoding them
+    max_pixels: int = 100_000_000
+    #: requests per second per token, in each worker (0: no limit); ``rate_burst`` may come at once
+    rate_per_second: float = 100.0
+    rate_burst: int = 200
+    #: a token lookup is cached this long per worker: a revoked token is refused within it
+    token_cache_seconds: float = 5.0
+    #: how often each worker reads the change log
+    poll_seconds: float = 0.5
+    #: /v1/ready answers 503 when the change log was last read longer ago than this
+    fresh_seconds: float = 5.0
+    #: threads hashing uploads, and uploads read into memory at once, per worker
+    hash_threads: int = 2
+    upload_slots: int = 8
+    #: audit rows of reads are written in batches this often (writes wait for theirs)
+    audit_flush_seconds: float = 0.2
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        s = cls()
+        changes: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            default = getattr(s, f.name)
+            if f.name == "db":
+                changes[f.name] = raw or None
+            elif isinstance(default, bool):
+                changes[f.name] = raw.lower() in ("1", "true", "yes")
+            elif isinstance(default, int):
+                changes[f.name] = int(raw)
+            else:
+                changes[f.name] = float(raw)
+        return replace(s, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            ENV_PREFIX + f.name.upper(): "" if getattr(self, f.name) is None else str(getattr(self, f.name))
+            for f in fields(self)
+        }

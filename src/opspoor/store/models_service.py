@@ -1,0 +1,54 @@
+"""The service's tables: API tokens and the hash-chained audit log (migration 0002).
+
+They share ``Base`` with :mod:`opspoor.store.models`, so one metadata describes the whole schema.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from opspoor.store.models import Base, BigId
+
+ROLES: tuple[str, ...] = ("platform", "curator", "analyst", "admin")
+
+
+class TokenRow(Base):
+    """A bearer token. Only the SHA-256 of the secret is kept; the secret is shown once."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (
+        CheckConstraint("role IN ('platform', 'curator', 'analyst', 'admin')", name="role"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str | None] = mapped_column(Text)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by: Mapped[int | None] = mapped_column(Integer)  # the admin token's id; NULL from the CLI
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRow(Base):
+    """One audited request. Ids are given by the writer, contiguous from 1, so a gap is a deleted
+    row; ``row_hash`` = SHA-256(``prev_hash`` + the row's canonical text) chains each row to the
+    one before it (see :mod:`opspoor.store.audit`)."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index(None, "tenant", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    token_id: Mapped[int | None] = mapped_column(Integer)
+    tenant: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    object: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int] = mapped_column(Integer)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
