@@ -8,7 +8,8 @@ happen) sits in a SQLite store. In one run, on the same files, it measures:
   anchor: single-core hashing only (read + PDQ + MD5 + SHA-1 + SHA-256 from one read), times 2;
   scan:   ``run_scan`` with 2 workers, end to end (walk, archives, EXIF, matching, case db, outputs).
 
-Goal: scan rate >= 0.7 x the anchor. Usage: ``python bench/scan.py [--n 300] [--entries 1000000] [--out FILE]``.
+Goal: scan rate >= 0.7 x the anchor.
+Usage: ``python bench/scan.py [--n 300] [--entries 1000000] [--out FILE]``.
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from opspoor.signals.engine import HashOptions, hash_path
 from opspoor.triage.matching import MIN_PDQ_QUALITY, Match, Matcher, Query
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
-_BY_LENGTH = {32: "md5", 40: "sha1"}
 
 
 def query_for_value(text: str) -> Query:
@@ -30,7 +29,7 @@ def query_for_value(text: str) -> Query:
         raise SignalError(f"not a file and not an MD5/SHA-1/SHA-256/PDQ hex value: {text[:80]!r}")
     if len(v) == 64:
         return Query(sha256=v, pdq=[(v, "pdq")])
-    return Query(**{_BY_LENGTH[len(v)]: v})
+    return Query(md5=v) if len(v) == 32 else Query(sha1=v)
 
 
 def query_for_file(path: Path, dihedral: bool) -> tuple[Query | None, str | None]:
@@ -119,10 +118,9 @@ def match(
                 files, pool.map(query_for_file, paths, [dihedral] * len(paths), chunksize=8), strict=True
             ):
                 queries[i], errors[i] = q, e
-    live = [i for i, q in enumerate(queries) if q is not None]
-    results: dict[int, list[Match]] = dict(
-        zip(live, matcher.match_queries([queries[i] for i in live]), strict=True)
-    )
+    live = [(i, q) for i, q in enumerate(queries) if q is not None]
+    found = matcher.match_queries([q for _, q in live])
+    results: dict[int, list[Match]] = {i: ms for (i, _), ms in zip(live, found, strict=True)}
     failed = False
     if json_out:
         for i, text in enumerate(items):

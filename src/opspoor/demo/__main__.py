@@ -30,8 +30,7 @@ def main() -> None:
     root = a.dir.resolve()
     t0 = time.time()
     print(f"building the benign demo case in {root}/evidence ...", flush=True)
-    sizes = dict(n_camera=40, n_known=16, n_icons=6) if a.small else {}
-    demo = build_demo_case(root, **sizes)
+    demo = build_demo_case(root, n_camera=40, n_known=16, n_icons=6) if a.small else build_demo_case(root)
     sets = root / "hashsets"
     sets.mkdir(exist_ok=True)
     write_entries(demo.known_entries, sets / "demo-known.vics.json", "vics2")

@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+
 import anyio
 from fastapi import FastAPI
 
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problems(app)
     from opspoor.service import routes_hashsets, routes_health, routes_match, routes_tokens
 
+    app.include_router(routes_health.public)
     for module in (routes_health, routes_match, routes_hashsets, routes_tokens):
         app.include_router(module.router)
     app.add_middleware(JsonBodyLimit, limit=settings.max_json_bytes, streamed=STREAMED)

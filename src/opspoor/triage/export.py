@@ -5,7 +5,7 @@ match; new media go out uncategorised (``us-cat:0``), ready for an analyst to ca
 from __future__ import annotations
 
 import posixpath
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from opspoor.hashsets.formats import write_entries
 from opspoor.hashsets.formats.base import CaseInfo
@@ -54,6 +54,6 @@ def case_entries(case: CaseDB) -> list[Entry]:
     return list(by_md5.values())
 
 
-def write_vics_export(case: CaseDB, cfg: ScanConfig, fh: IO[bytes]) -> int:
+def write_vics_export(case: CaseDB, cfg: ScanConfig, fh: BinaryIO) -> int:
     info = CaseInfo(case_id=1, case_number=cfg.case_dir.name, properties={"SourceApplicationName": "opspoor"})
     return write_entries(case_entries(case), fh, "vics2", cases=info)

@@ -86,9 +86,9 @@ def group_members(members: Sequence[Member], radius: int = 31) -> list[list[int]
             shared[(min(x, y), max(x, y))] += 1
         for (x, y), count in shared.items():
             fx, fy = len(members[x].frames), len(members[y].frames)
-            if fx and fy:  # video-video: require a real share of frames, not one generic frame
-                if count < max(1, VIDEO_SHARE * min(fx, fy)):
-                    continue
+            # video-video: require a real share of frames, not one generic frame
+            if fx and fy and count < max(1, VIDEO_SHARE * min(fx, fy)):
+                continue
             uf.union(x, y)
     by_serial: dict[str, int] = {}
     for i, m in enumerate(members):

@@ -69,7 +69,7 @@ class Query:
 
     @classmethod
     def from_signals(cls, sig: dict[str, Any]) -> Query:
-        """From a scan/hash JSON record (keys md5, sha1, sha256, pdq, pdq_quality, vpdq_frames, pdq_variants)."""
+        """From a scan/hash JSON record (md5, sha1, sha256, pdq, pdq_quality, vpdq_frames, pdq_variants)."""
         q = cls(md5=sig.get("md5"), sha1=sig.get("sha1"), sha256=sig.get("sha256"))
         if sig.get("pdq") and (sig.get("pdq_quality") or 0) >= MIN_PDQ_QUALITY:
             q.pdq.append((sig["pdq"], "pdq"))
@@ -167,17 +167,17 @@ class Matcher:
             if not rows:
                 continue
             qidx = np.array([r[0] for r in rows], np.int64)
-            found = index.lookup(_hex_rows([r[1] for r in rows], nbytes))
-            for a, eid in zip(found.query_idx.tolist(), found.ids.tolist(), strict=True):
+            exact = index.lookup(_hex_rows([r[1] for r in rows], nbytes))
+            for a, eid in zip(exact.query_idx.tolist(), exact.ids.tolist(), strict=True):
                 hit(int(qidx[a]), int(eid), sig, 0)
 
         if self.pdq is not None:
             owner, hashes, methods = [], [], []
             for qi, q in enumerate(queries):
-                for h, m in q.pdq:
+                for value, method in q.pdq:
                     owner.append(qi)
-                    hashes.append(h)
-                    methods.append(m)
+                    hashes.append(value)
+                    methods.append(method)
             if hashes:
                 found = self.pdq.search(pdq_words(hashes), radius=self.pdq_radius)
                 for a, eid, d in zip(
@@ -204,18 +204,18 @@ class Matcher:
                         t_share = len(matched_t[eid]) / self.frame_count[eid]
                         hit(qi, eid, "vpdq", round(100 * (1 - min(q_share, t_share))))
 
-        refs = self._refs({eid for h in hits for eid, _ in h})
+        refs = self._refs({eid for per_query in hits for eid, _ in per_query})
         out: list[list[Match]] = []
-        for h in hits:
+        for per_query in hits:
             ms = []
-            for (eid, signal), (dist, method) in sorted(h.items(), key=lambda kv: (kv[1][0], kv[0])):
+            for (eid, signal), (dist, how) in sorted(per_query.items(), key=lambda kv: (kv[1][0], kv[0])):
                 ref = refs.get(eid)
                 if ref is None:
                     continue  # removed from the store since the index was loaded
                 if signal == "pdq" and dist > self.distance[ref.hashset]:
                     continue
                 ms.append(
-                    Match(ref.hashset, ref.kind, eid, ref.external_id, signal, dist, ref.category, method)
+                    Match(ref.hashset, ref.kind, eid, ref.external_id, signal, dist, ref.category, how)
                 )
             out.append(ms)
         return out

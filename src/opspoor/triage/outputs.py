@@ -199,7 +199,7 @@ def write_outputs(
     }
     write_files_jsonl(case, out["files"])
     with atomic_write(out["export"], "wb") as fh:
-        write_vics_export(case, cfg, fh)
+        write_vics_export(case, cfg, fh)  # type: ignore[arg-type]
     write_report(case, cfg, summary, groups, out["report"])
     with atomic_write(out["summary"]) as fh:
         json.dump(summary, fh, indent=2)

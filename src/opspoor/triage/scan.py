@@ -91,14 +91,10 @@ class _UniquePaths:
 
 def _task_for(seq: int, path: str, item: EvidenceItem) -> Task:
     err = item.error
-    extra = {
-        "size": item.size,
-        "source_error": err.message if err else None,
-        "source_reason": err.reason if err else None,
-    }
+    message, reason = (err.message, err.reason) if err else (None, None)
     if item.fs_path is not None:
-        return Task(seq, path, item.fs_path, None, **extra)
-    return Task(seq, path, None, item.read(), **extra)
+        return Task(seq, path, item.fs_path, None, item.size, message, reason)
+    return Task(seq, path, None, item.read(), item.size, message, reason)
 
 
 def run_scan(

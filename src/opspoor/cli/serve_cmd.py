@@ -1,0 +1,172 @@
+"""``opspoor serve``, ``opspoor token`` and ``opspoor audit``: the HTTP service, its tokens, and
+verification of its audit log."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from opspoor.cli.app import DbOption, app, err, out
+from opspoor.errors import StoreError
+from opspoor.store import open_store, resolve_url
+from opspoor.store.audit import verify_audit
+from opspoor.store.models_service import ROLES
+from opspoor.store.tokens import create_token, list_tokens, revoke_token
+
+token_app = typer.Typer(help="API tokens of the service.", no_args_is_help=True)
+audit_app = typer.Typer(help="The service's audit log.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(audit_app, name="audit")
+
+
+@app.command("serve")
+def serve(
+    db: DbOption = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8080,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", help="Largest upload to /v1/hash and /v1/match (413 above).")
+    ] = 100,
+    decode_seconds: Annotated[
+        float, typer.Option("--decode-seconds", help="Time limit for decoding and hashing one upload.")
+    ] = 30,
+    rate: Annotated[
+        float, typer.Option("--rate", help="Requests per second per token, in each worker (0: no limit).")
+    ] = 100,
+    burst: Annotated[int, typer.Option("--burst", help="Requests a token may send at once.")] = 200,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (method, path, status).")
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="critical, error, warning, info, debug.")
+    ] = "info",
+) -> None:
+    """Run the HTTP API (FastAPI on uvicorn). See docs/service.md."""
+    import uvicorn
+
+    from opspoor.service.settings import Settings
+
+    url = resolve_url(db)
+    with open_store(url):  # migrate (or refuse) once, before the workers start
+        pass
+    settings = Settings(
+        db=url,
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        decode_seconds=decode_seconds,
+        rate_per_second=rate,
+        rate_burst=burst,
+    )
+    os.environ.update(settings.to_env())
+    # every worker writes its metrics here and /metrics adds them up (see service.metrics)
+    metrics_dir = tempfile.mkdtemp(prefix="opspoor-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "opspoor.service.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=access_log,
+            server_header=False,
+            proxy_headers=False,
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@token_app.command("create")
+def token_create(
+    role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(ROLES)}.")],
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant whose data the token may reach.")],
+    label: Annotated[str | None, typer.Option("--label", help="What the token is for.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Create a token. The secret is printed alone on the last line, once: it is stored only hashed."""
+    with open_store(db) as store:
+        rec, secret = create_token(store, role, tenant, label=label)
+    err.print(
+        f"token {rec.id} created: role {rec.role}, tenant {rec.tenant}. "
+        "Keep the secret below: it is not shown again."
+    )
+    print(secret)
+
+
+@token_app.command("list")
+def token_list(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's tokens.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    db: DbOption = None,
+) -> None:
+    """List tokens (never their secrets)."""
+    with open_store(db) as store:
+        tokens = list_tokens(store, tenant=tenant)
+    if json_out:
+        out.print_json(json.dumps([t.to_json() for t in tokens]))
+        return
+    if not tokens:
+        out.print("no tokens")
+        return
+    table = Table(box=box.SIMPLE)
+    for col in ("id", "tenant", "role", "label", "created", "revoked"):
+        table.add_column(col)
+    for t in tokens:
+        table.add_row(
+            str(t.id),
+            t.tenant,
+            t.role,
+            t.label or "",
+            t.created_at.strftime("%Y-%m-%d %H:%M"),
+            t.revoked_at.strftime("%Y-%m-%d %H:%M") if t.revoked_at else "",
+        )
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="Id of the token (see `opspoor token list`).")],
+    db: DbOption = None,
+) -> None:
+    """Revoke a token. Running services refuse it within their token cache time (5 s)."""
+    with open_store(db) as store:
+        rec = revoke_token(store, token_id)
+    out.print(f"token {rec.id} ({rec.role}, tenant {rec.tenant}) revoked")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    anchor: Annotated[
+        str | None,
+        typer.Option("--anchor", help="ID:HASH of a row noted earlier, to catch deleted newest rows."),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Check the audit log's hash chain. Exits 1 and names the first altered or missing row."""
+    expect: tuple[int, str] | None = None
+    if anchor is not None:
+        row, sep, digest = anchor.partition(":")
+        if not sep or not row.isdigit() or len(digest) != 64:
+            raise StoreError(f"--anchor must be ID:HASH (a row id and its 64-hex hash), not {anchor!r}")
+        expect = (int(row), digest.lower())
+    with open_store(db) as store:
+        verdict = verify_audit(store, anchor=expect)
+    if not verdict.ok:
+        err.print(
+            f"audit log BROKEN: {verdict.problem}; the {verdict.rows:,} rows before it are intact",
+            markup=False,
+        )
+        raise typer.Exit(1)
+    out.print(
+        f"audit log intact: {verdict.rows:,} rows; newest row {verdict.last_id} hash {verdict.last_hash}"
+    )

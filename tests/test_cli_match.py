@@ -1,0 +1,122 @@
+"""``opspoor match``: hash values and files against hash sets, through both indexes."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from opspoor.cli import app
+from opspoor.demo.images import generate_image
+from opspoor.hashsets.model import Category, Entry
+from opspoor.signals.engine import hash_bytes
+from opspoor.signals.pdq import PDQ
+from opspoor.store import import_entries, open_store
+
+runner = CliRunner()
+
+
+def _jpeg(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    root = tmp_path_factory.mktemp("match")
+    db = str(root / "store.sqlite")
+    originals = [generate_image(300 + k, 640, 480, style="shapes") for k in range(3)]
+    datas = [_jpeg(im) for im in originals]
+    sigs = [hash_bytes(d) for d in datas]
+    entries = [
+        Entry({"md5": s.md5, "sha256": s.sha256, "pdq": s.pdq}, Category("uk", "B"), external_id=f"orig-{k}")
+        for k, s in enumerate(sigs)
+    ]
+    import_entries(open_store(db), "known", entries, kind="known")
+    (root / "copy.png").write_bytes(_png(originals[1].resize((320, 240))))
+    (root / "rotated.jpg").write_bytes(_jpeg(originals[2].transpose(Image.Transpose.ROTATE_90)))
+    (root / "other.jpg").write_bytes(_jpeg(generate_image(999, 640, 480, style="shapes")))
+    return {"root": root, "db": db, "sigs": sigs}
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _json(args: list[str]) -> tuple[int, list[dict]]:
+    res = runner.invoke(app, ["match", *args, "--json"])
+    lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
+    return res.exit_code, lines
+
+
+def test_values_match_through_both_indexes(setup: dict) -> None:
+    s0 = setup["sigs"][0]
+    near = format(int(s0.pdq, 16) ^ ((1 << 31) - 1), "064x")  # 31 bits away: still a match
+    far = format(int(s0.pdq, 16) ^ ((1 << 32) - 1), "064x")  # 32 bits away: not
+    code, out = _json(["--hashset", "known", "--db", setup["db"], s0.md5, s0.sha256, near, far])
+    assert code == 0
+    assert [o["input"] for o in out] == [s0.md5, s0.sha256, near, far]
+    assert [(m["signal"], m["distance"]) for m in out[0]["matches"]] == [("md5", 0)]
+    assert {m["signal"] for m in out[1]["matches"]} == {"sha256"}  # looked up as PDQ too, but far
+    assert [(m["signal"], m["distance"]) for m in out[2]["matches"]] == [("pdq", 31)]
+    assert PDQ.distance(near, s0.pdq) == 31 and PDQ.distance(far, s0.pdq) == 32
+    assert out[3]["matches"] == []
+    m = out[0]["matches"][0]
+    assert set(m) == {"hashset", "entry_id", "external_id", "signal", "distance", "category"}
+    assert m["hashset"] == "known" and m["external_id"] == "orig-0"
+    assert m["category"] == {"scheme": "uk", "code": "B"}
+
+
+def test_files_input_list_and_distance(setup: dict) -> None:
+    root: Path = setup["root"]
+    listing = root / "inputs.txt"
+    listing.write_text(f"# queries\n{root / 'copy.png'}\n{root / 'other.jpg'}\n{setup['sigs'][1].md5}\n")
+    code, out = _json(["--hashset", "known", "--db", setup["db"], "--input", str(listing)])
+    assert code == 0
+    assert len(out) == 3
+    copy = out[0]["matches"]
+    assert [m["external_id"] for m in copy] == ["orig-1"] and copy[0]["signal"] == "pdq"
+    assert out[1]["matches"] == []
+    assert out[2]["matches"][0]["external_id"] == "orig-1"
+    d = copy[0]["distance"]
+    _, strict = _json(
+        ["--hashset", "known", "--db", setup["db"], str(root / "copy.png"), "--distance", str(d - 1)]
+    )
+    assert strict[0]["matches"] == []
+
+
+def test_dihedral_finds_rotated_copies(setup: dict) -> None:
+    rotated = str(setup["root"] / "rotated.jpg")
+    _, plain = _json(["--hashset", "known", "--db", setup["db"], rotated])
+    assert plain[0]["matches"] == []
+    _, dih = _json(["--hashset", "known", "--db", setup["db"], rotated, "--dihedral"])
+    assert [m["external_id"] for m in dih[0]["matches"]] == ["orig-2"]
+    assert dih[0]["matches"][0]["method"].startswith("dihedral:")
+
+
+def test_bad_input_is_reported_and_others_go_on(setup: dict) -> None:
+    code, out = _json(["--hashset", "known", "--db", setup["db"], "nothex", setup["sigs"][0].md5])
+    assert code == 1
+    assert "error" in out[0] and out[0]["matches"] == []
+    assert out[1]["matches"]
+
+
+def test_unknown_hashset_is_one_line_error(setup: dict) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "opspoor", "match", "--hashset", "nope", "--db", setup["db"], "0" * 32],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "nope" in proc.stderr
