@@ -10,13 +10,21 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from opspoor.cli.app import DbOption, app, err, out
 
 
 class RichProgress:
-    """Files/s and elapsed on stderr (the total is unknown while archives are still being opened)."""
+    """Files/s, elapsed and ETA on stderr. The total is an estimate (files on disk plus top-level zip
+    members); members of nested archives are counted as they are found."""
 
     def __init__(self) -> None:
         self.bar = Progress(
@@ -25,6 +33,8 @@ class RichProgress:
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} files/s  {task.fields[mb]} MB"),
             TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
             console=err,
             transient=False,
         )
@@ -40,6 +50,9 @@ class RichProgress:
         self.files += files
         self.bytes += nbytes
         rate = self.files / max(1e-6, time.monotonic() - self.t0)
+        total = self.bar.tasks[0].total
+        if total is not None and self.files > total:  # more nested members than estimated
+            self.bar.update(self.task, total=self.files)
         self.bar.update(self.task, advance=files, rate=f"{rate:.1f}", mb=f"{self.bytes / 1e6:.1f}")
 
     def finish(self) -> None:
@@ -54,20 +67,26 @@ class JsonLogProgress:
         self.last = 0.0
         self.files = 0
         self.bytes = 0
+        self.total: int | None = None
 
     def _emit(self, event: str) -> None:
         el = time.monotonic() - self.t0
+        rate = self.files / el if el > 0 else 0.0
+        left = max(0, (self.total or 0) - self.files)
         rec = {
             "event": event,
             "files": self.files,
+            "total_estimate": self.total,
             "bytes": self.bytes,
             "elapsed": round(el, 3),
-            "files_per_s": round(self.files / el, 2) if el > 0 else None,
+            "files_per_s": round(rate, 2),
+            "eta_s": round(left / rate, 1) if rate > 0 and self.total else None,
         }
         sys.stderr.write(json.dumps(rec) + "\n")
         sys.stderr.flush()
 
     def start(self, total: int | None) -> None:
+        self.total = total
         self._emit("start")
 
     def advance(self, files: int, nbytes: int) -> None:

@@ -81,6 +81,8 @@ def serve(
             access_log=access_log,
             server_header=False,
             proxy_headers=False,
+            # a worker importing NumPy/Numba on a busy machine can take longer than uvicorn's 5 s
+            timeout_worker_healthcheck=60,
         )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)

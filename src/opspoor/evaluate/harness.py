@@ -433,7 +433,7 @@ def score_method(
             "false_matches": int(false_per_query[rows].sum()),
             "median_distance": float(np.median(same[rows])),
         }
-    false_pairs = []
+    false_pairs: list[dict[str, str | int]] = []
     for qi, oi in zip(*np.nonzero(wrong_d <= thr), strict=True):
         if len(false_pairs) >= MAX_EXAMPLES:
             break

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from opspoor.errors import CaseError, OpspoorError
 from opspoor.signals.engine import HashOptions
-from opspoor.sources import EvidenceItem, Limits, iter_evidence
+from opspoor.sources import EvidenceItem, Limits, count_evidence, iter_evidence
 from opspoor.triage.case import CaseDB
 from opspoor.triage.matching import Matcher
 from opspoor.triage.records import EMPTY_FILE, error_record, new_record, verdict
@@ -133,7 +133,8 @@ def run_scan(
     if log and resumed:
         log(f"resuming: {resumed} files already done")
 
-    progress.start(None)
+    # an estimate for the ETA: files on disk plus top-level zip members (nested members come on top)
+    progress.start(count_evidence(cfg.sources, cfg.limits, zip_members=True))
     files_in = 0
     unique = _UniquePaths()
     batch: list[tuple[int, dict[str, Any], bytes | None]] = []
