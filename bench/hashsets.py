@@ -19,21 +19,23 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
 
-from opspoor.hashsets.model import Category, Entry
+from opspoor.hashsets.formats import EntryBatch
+from opspoor.hashsets.model import Category
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache"
 PG_ADMIN = os.environ.get("OPSPOOR_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Media"
-CHUNK = 100_000
+CHUNK = 10_000
 GOAL_RATE = 200_000
 GOAL_RSS = 1 << 30
 
@@ -73,63 +75,137 @@ def bench_file(n: int, seed: int = 1) -> Path:
     return path
 
 
-def synthetic_entries(n: int, seed: int = 2) -> Iterator[Entry]:
-    """Entries like the file's, made in memory: the store's own rate, without the reader."""
+def synthetic_batches(n: int, seed: int = 2) -> Iterator[EntryBatch]:
+    """Batches like the file's, made in memory: the store's own rate, without the reader."""
     rng = np.random.default_rng(seed)
     cats = [Category("us-cat", str(c)) for c in range(6)]
+    flag = (False, True)
     for start in range(0, n, CHUNK):
         k = min(CHUNK, n - start)
         md5, sha1, pdq = rng.bytes(16 * k).hex(), rng.bytes(20 * k).hex(), rng.bytes(32 * k).hex()
-        cat = rng.integers(0, 6, k).tolist()
-        size = rng.integers(1_000, 20_000_000, k).tolist()
-        for i in range(k):
-            signals = {"md5": md5[32 * i : 32 * i + 32], "sha1": sha1[40 * i : 40 * i + 40]}
-            signals["pdq"] = pdq[64 * i : 64 * i + 64]
-            yield Entry(
-                signals,
-                category=cats[cat[i]],
-                victim_identified=bool(i & 1),
-                offender_identified=bool(i & 2),
-                distributed=bool(i & 4),
-                date_updated="2024-01-01T00:00:00Z",
-                external_id=str(start + i + 1),
-                size=size[i],
-                extra={"vics": {"IsPrecategorized": "true"}},
-            )
+        bits = rng.integers(0, 2, (3, k)).tolist()
+        yield EntryBatch(
+            {
+                "md5": [md5[i : i + 32] for i in range(0, 32 * k, 32)],
+                "sha1": [sha1[i : i + 40] for i in range(0, 40 * k, 40)],
+                "pdq": [pdq[i : i + 64] for i in range(0, 64 * k, 64)],
+            },
+            [cats[c] for c in rng.integers(0, 6, k).tolist()],
+            *([flag[b] for b in row] for row in bits),
+            [None] * k,
+            [()] * k,
+            [None] * k,
+            ["2024-01-01T00:00:00Z"] * k,
+            list(map(str, range(start + 1, start + k + 1))),
+            rng.integers(1_000, 20_000_000, k).tolist(),
+            [{"vics": {"IsPrecategorized": "true"}} for _ in range(k)],
+        )
 
 
 def child(mode: str, arg: str, url: str) -> None:
     """Runs in the child process: read the file, import it, or import in-memory entries."""
-    from opspoor.hashsets.formats import read_entries
-    from opspoor.store import import_entries, open_store
+    import logging
 
-    t0 = time.perf_counter()
-    if mode == "read":
+    from opspoor.hashsets.formats import read_entries
+
+    logging.basicConfig(level=logging.WARNING, format="    %(message)s", stream=sys.stderr)
+    logging.getLogger("opspoor.store.hashsets").setLevel(logging.DEBUG)  # phase timings
+    from opspoor.store import import_entries, open_store
+    from opspoor.store.hashsets import import_batches
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    if mode == "read":  # as the import reads: in batches of columns
+        out = {"entries": sum(len(b) for b in read_entries(arg, "vics2").batches())}
+    elif mode == "read-entries":  # one Entry object at a time
         out = {"entries": sum(1 for _ in read_entries(arg, "vics2"))}
     else:
-        entries = read_entries(arg, "vics2") if mode == "import" else synthetic_entries(int(arg))
         with open_store(url) as store:
-            t0 = time.perf_counter()
-            r = import_entries(store, "bench", entries)
+            t0, c0 = time.perf_counter(), time.process_time()
+            if mode == "import":
+                r = import_entries(store, "bench", read_entries(arg, "vics2"))
+            else:
+                r = import_batches(store, "bench", synthetic_batches(int(arg)))
         out = {"entries": r.added, "duplicates": r.duplicates, "rejected": r.rejected}
     out["seconds"] = time.perf_counter() - t0
+    out["cpu"] = time.process_time() - c0
     print(json.dumps(out))
 
 
 def run_child(mode: str, path: Path | int, url: str = "") -> dict[str, float]:
-    """Run one measurement in a fresh process; adds its peak RSS (bytes) from wait4."""
+    """Run one measurement in a fresh process; adds its peak RSS (bytes) from wait4 and, for
+    PostgreSQL, the CPU seconds of the server processes serving it."""
+    server = ServerCpu(url.rsplit("/", 1)[1]) if url.startswith("postgresql") else None
     proc = subprocess.Popen(
         [sys.executable, __file__, "--child", mode, str(path), url], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     text = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
+    if server is not None:
+        server.stop()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{mode} child failed with exit status {proc.returncode}")
     result = json.loads(text.strip().splitlines()[-1])
     result["peak_rss"] = usage.ru_maxrss * 1024  # Linux reports KiB
+    if server is not None:
+        result["server_cpu"], result["server_bg_cpu"] = server.seconds()
     return result
+
+
+class ServerCpu:
+    """CPU seconds of the PostgreSQL backends serving one database (found by their process title,
+    ``postgres: USER DB ...``), and of the server's background writers (WAL writer, checkpointer,
+    background writer: shared with whatever else the server does meanwhile). Polled from /proc,
+    since backends exit with their connection."""
+
+    BACKGROUND = ("walwriter", "checkpointer", "background writer")
+
+    def __init__(self, db: str) -> None:
+        self.db = db
+        self.seen: dict[int, float] = {}
+        self.bg_start = self._background()
+        self.bg_end = self.bg_start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _cpu(pid: str) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _titles(self) -> Iterator[tuple[str, str]]:
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    yield pid, Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                except OSError:
+                    continue
+
+    def _background(self) -> float:
+        total = 0.0
+        for pid, title in self._titles():
+            name = title.rstrip("\x00 ").rsplit(": ", 1)[-1]
+            if title.startswith("postgres: ") and name in self.BACKGROUND:
+                with suppress(OSError, IndexError, ValueError):
+                    total += self._cpu(pid)
+        return total
+
+    def _poll(self) -> None:
+        while not self._stop.wait(0.2):
+            for pid, title in self._titles():
+                if title.startswith("postgres: ") and f" {self.db} " in title:
+                    with suppress(OSError, IndexError, ValueError):
+                        self.seen[int(pid)] = self._cpu(pid)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.bg_end = self._background()
+
+    def seconds(self) -> tuple[float, float]:
+        return sum(self.seen.values()), self.bg_end - self.bg_start
 
 
 def setup_text(n: int, path: Path) -> str:
@@ -149,10 +225,13 @@ def setup_text(n: int, path: Path) -> str:
 
 def report(label: str, n: int, r: dict[str, float], goal: bool) -> None:
     rate = r["entries"] / r["seconds"]
+    per = 1e6 / max(r["entries"], 1)
     line = (
-        f"{label:<27} {r['entries']:>12,.0f} entries  {r['seconds']:8.1f} s  {rate:>10,.0f} entries/s  "
-        f"peak RSS {r['peak_rss'] / 2**20:7.0f} MiB"
+        f"{label:<27} {r['entries']:>11,.0f} entries {r['seconds']:7.1f} s {rate:>9,.0f} entries/s  "
+        f"peak RSS {r['peak_rss'] / 2**20:5.0f} MiB  CPU us/entry: client {r['cpu'] * per:5.1f}"
     )
+    if "server_cpu" in r:
+        line += f" server {r['server_cpu'] * per:5.1f} (+ WAL/ckpt {r['server_bg_cpu'] * per:4.1f})"
     if goal:
         ok = rate >= GOAL_RATE and r["peak_rss"] < GOAL_RSS
         line += f"  [goal >= {GOAL_RATE:,}/s, < 1 GiB: {'met' if ok else 'NOT met'}]"
@@ -174,7 +253,8 @@ def main() -> None:
     print(setup_text(args.n, path) + (f"; file written in {made:.0f} s" if made > 1 else ""), flush=True)
 
     if not args.no_reader:
-        report("read only (vics2)", args.n, run_child("read", path), goal=False)
+        report("read only (batches)", args.n, run_child("read", path), goal=False)
+        report("read only (Entry objects)", args.n, run_child("read-entries", path), goal=False)
     if not args.no_sqlite:
         db = CACHE / f"bench-{uuid.uuid4().hex[:8]}.sqlite"
         try:

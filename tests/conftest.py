@@ -18,7 +18,9 @@ PG_ADMIN_URL = os.environ.get("OPSPOOR_TEST_PG", "postgresql+psycopg://postgres@
 def reference() -> Path:
     """Meta's PDQ/vPDQ reference data; skipped (with the reason printed by -ra) when absent."""
     if not REFERENCE.is_dir():
-        pytest.skip(f"reference data not found at {REFERENCE} (../shared/reference is not beside the project)")
+        pytest.skip(
+            f"reference data not found at {REFERENCE} (../shared/reference is not beside the project)"
+        )
     return REFERENCE
 
 

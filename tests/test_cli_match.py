@@ -42,6 +42,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     import_entries(open_store(db), "known", entries, kind="known")
     (root / "copy.png").write_bytes(_png(originals[1].resize((320, 240))))
     (root / "rotated.jpg").write_bytes(_jpeg(originals[2].transpose(Image.Transpose.ROTATE_90)))
+    boxed = Image.new("RGB", (640, 640), (0, 0, 0))
+    boxed.paste(originals[0], (0, 80))  # letterboxed: black bars above and below
+    (root / "boxed.jpg").write_bytes(_jpeg(boxed))
     (root / "other.jpg").write_bytes(_jpeg(generate_image(999, 640, 480, style="shapes")))
     return {"root": root, "db": db, "sigs": sigs}
 
@@ -94,13 +97,17 @@ def test_files_input_list_and_distance(setup: dict) -> None:
     assert strict[0]["matches"] == []
 
 
-def test_dihedral_finds_rotated_copies(setup: dict) -> None:
-    rotated = str(setup["root"] / "rotated.jpg")
-    _, plain = _json(["--hashset", "known", "--db", setup["db"], rotated])
-    assert plain[0]["matches"] == []
-    _, dih = _json(["--hashset", "known", "--db", setup["db"], rotated, "--dihedral"])
-    assert [m["external_id"] for m in dih[0]["matches"]] == ["orig-2"]
-    assert dih[0]["matches"][0]["method"].startswith("dihedral:")
+def test_robust_methods_find_rotated_and_letterboxed_copies(setup: dict) -> None:
+    """On by default; ``--no-dihedral --plain`` gives plain PDQ, which misses both copies."""
+    rotated, boxed = str(setup["root"] / "rotated.jpg"), str(setup["root"] / "boxed.jpg")
+    base = ["--hashset", "known", "--db", setup["db"]]
+    _, plain = _json([*base, rotated, boxed, "--no-dihedral", "--plain"])
+    assert plain[0]["matches"] == [] and plain[1]["matches"] == []
+    _, robust = _json([*base, rotated, boxed])
+    assert [m["external_id"] for m in robust[0]["matches"]] == ["orig-2"]
+    assert robust[0]["matches"][0]["method"].startswith("dihedral/")
+    assert [m["external_id"] for m in robust[1]["matches"]] == ["orig-0"]
+    assert robust[1]["matches"][0]["method"].startswith("border")
 
 
 def test_bad_input_is_reported_and_others_go_on(setup: dict) -> None:

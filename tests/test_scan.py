@@ -72,6 +72,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         )
         (ev / "dl" / f"exact_{k}.jpg").write_bytes(data)  # exact copy: MD5
         (ev / "dl" / f"small_{k}.png").write_bytes(_png(img.resize((320, 240))))  # resized: PDQ
+    mirrored = generate_image(500, 640, 480, style=STYLE).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    (ev / "dl" / "mirrored_0.jpg").write_bytes(jpeg(mirrored))  # found by the robust query hashes
     icon = _png(generate_image(900, 64, 64, style=STYLE))
     ignorable.append(Entry({"md5": hash_bytes(icon).md5}, Category("us-cat", "5"), external_id="icon"))
     (ev / "sys" / "icon.png").write_bytes(icon)
@@ -139,6 +141,8 @@ def test_verdicts(scanned: tuple[Path, dict]) -> None:
         assert small["status"] == "known", small
         assert [m["signal"] for m in small["matches"]] == ["pdq"]
         assert 0 < small["matches"][0]["distance"] <= 31
+    mirrored = recs["dump/dl/mirrored_0.jpg"]
+    assert mirrored["status"] == "known" and mirrored["matches"][0]["method"].startswith("dihedral/")
     assert recs["dump/sys/icon.png"]["status"] == "ignorable"
     assert recs["dump/bundle.zip!/inner/exact_0.jpg"]["status"] == "known"
     assert recs["dump/notes.txt"]["status"] == "other"
@@ -243,6 +247,14 @@ def test_no_thumbnails(corpus: dict[str, object], tmp_path: Path) -> None:
     assert "data:image/jpeg" not in html
     con = sqlite3.connect(tmp_path / "c" / "case.sqlite")
     assert con.execute("select count(*) from files where thumb is not null").fetchone()[0] == 0
+
+
+def test_robust_off_is_plain_pdq(corpus: dict[str, object], tmp_path: Path) -> None:
+    from opspoor.signals.engine import HashOptions
+
+    recs = _scan(corpus, tmp_path / "c", options=HashOptions(robust=frozenset()))
+    assert recs["dump/dl/mirrored_0.jpg"]["status"] == "new"
+    assert recs["dump/dl/small_0.png"]["status"] == "known"
 
 
 def test_sources_are_not_changed(corpus: dict[str, object], tmp_path: Path) -> None:

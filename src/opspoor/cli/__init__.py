@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from opspoor.cli import db_cmd, hash_cmd, hashset_cmd, match_cmd, scan_cmd  # noqa: F401  (registers commands)
-from opspoor.cli import build_cmd, eval_cmd, serve_cmd  # noqa: F401  (registers commands)
+# each module registers its commands on ``app``
+from opspoor.cli import (  # noqa: F401
+    build_cmd,
+    db_cmd,
+    eval_cmd,
+    hash_cmd,
+    hashset_cmd,
+    match_cmd,
+    scan_cmd,
+    serve_cmd,
+)
 from opspoor.cli.app import app, err
 from opspoor.errors import OpspoorError
 

@@ -32,17 +32,15 @@ def query_for_value(text: str) -> Query:
     return Query(md5=v) if len(v) == 32 else Query(sha1=v)
 
 
-def query_for_file(path: Path, dihedral: bool) -> tuple[Query | None, str | None]:
+def query_for_file(path: Path, robust: frozenset[str]) -> tuple[Query | None, str | None]:
     try:
-        sig = hash_path(path, HashOptions(dihedral=dihedral))
+        sig = hash_path(path, HashOptions(robust=robust))
     except OpspoorError as exc:
         return None, f"{exc.reason}: {exc.message}"
     q = Query(md5=sig.md5, sha1=sig.sha1, sha256=sig.sha256)
     if sig.pdq and (sig.quality or 0) >= MIN_PDQ_QUALITY:
         q.pdq.append((sig.pdq, "pdq"))
-        names = ("rot90", "rot180", "rot270", "flipx", "flipy", "transpose", "transverse")
-        for h, name in zip((sig.pdq_dihedral or [])[1:], names, strict=False):
-            q.pdq.append((h, f"dihedral:{name}"))
+        q.pdq.extend(sig.pdq_variants or [])
     if sig.vpdq_frames:
         q.vpdq_frames = list(dict.fromkeys(f.hash for f in sig.vpdq_frames if f.quality >= MIN_PDQ_QUALITY))
     error = f"{sig.error.reason}: {sig.error.message}" if sig.error else None
@@ -80,8 +78,18 @@ def match(
         typer.Option("--distance", min=0, max=64, help="PDQ distance (default: each set's own, 31)."),
     ] = None,
     dihedral: Annotated[
-        bool, typer.Option("--dihedral", help="Also match rotated and flipped copies of image files.")
-    ] = False,
+        bool,
+        typer.Option(
+            "--dihedral/--no-dihedral", help="Also match rotated and flipped copies of image files."
+        ),
+    ] = True,
+    robust: Annotated[
+        bool,
+        typer.Option(
+            "--robust/--plain",
+            help="Also match image files without their borders and pictures inside a larger canvas.",
+        ),
+    ] = True,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per input.")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Processes for hashing files.")] = 0,
     db: DbOption = None,
@@ -110,12 +118,16 @@ def match(
             queries[i] = query_for_value(text)
         except OpspoorError as exc:
             errors[i] = str(exc)
+    # robust query hashes (signals.robust); --no-dihedral --plain gives plain PDQ
+    mode = frozenset({"dihedral"} if dihedral else set()) | frozenset(
+        {"borders", "embedded"} if robust else set()
+    )
     if files:
         n = workers or None
         with ProcessPoolExecutor(max_workers=n) as pool:
             paths = [Path(items[i]) for i in files]
             for i, (q, e) in zip(
-                files, pool.map(query_for_file, paths, [dihedral] * len(paths), chunksize=8), strict=True
+                files, pool.map(query_for_file, paths, [mode] * len(paths), chunksize=8), strict=True
             ):
                 queries[i], errors[i] = q, e
     live = [(i, q) for i, q in enumerate(queries) if q is not None]

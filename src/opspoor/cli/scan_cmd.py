@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,12 @@ from rich.progress import (
 )
 
 from opspoor.cli.app import DbOption, app, err, out
+
+
+class Robust(StrEnum):
+    off = "off"
+    fast = "fast"
+    full = "full"
 
 
 class RichProgress:
@@ -115,12 +122,21 @@ def scan(
     ] = False,
     json_log: Annotated[bool, typer.Option("--json-log", help="JSON-lines progress on stderr.")] = False,
     max_depth: Annotated[int, typer.Option("--max-depth", help="Archive nesting limit.")] = 8,
+    robust: Annotated[
+        Robust,
+        typer.Option(
+            "--robust",
+            help="Extra query hashes per image: fast = rotations, flips, borders removed; "
+            "full = also pictures inside a larger canvas; off = plain PDQ.",
+        ),
+    ] = Robust.fast,
 ) -> None:
     """Triage evidence: hash, match and group every file into a case.
 
     Known material is separated from new; new media are grouped into series candidates and put
     in review order. Writes case.sqlite, files.jsonl, summary.json, report.html and a VICS export.
     """
+    from opspoor.signals.engine import ROBUST_PRESETS, HashOptions
     from opspoor.sources import Limits
     from opspoor.triage.scan import ScanConfig, run_scan
 
@@ -132,6 +148,7 @@ def scan(
         workers=workers or os.cpu_count() or 1,
         thumbnails=not no_thumbnails,
         limits=Limits(max_depth=max_depth),
+        options=HashOptions(robust=ROBUST_PRESETS[robust.value]),
     )
     progress = JsonLogProgress() if json_log else RichProgress()
     result = run_scan(cfg, progress, log=lambda m: err.print(m))

@@ -7,7 +7,8 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Annotated
+from dataclasses import replace
+from typing import Annotated, Any
 
 import typer
 from rich import box
@@ -35,15 +36,26 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8080,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
     max_upload_mb: Annotated[
-        float, typer.Option("--max-upload-mb", help="Largest upload to /v1/hash and /v1/match (413 above).")
-    ] = 100,
+        float | None,
+        typer.Option(
+            "--max-upload-mb", help="Largest upload to /v1/hash and /v1/match, 413 above. [default: 100]"
+        ),
+    ] = None,
     decode_seconds: Annotated[
-        float, typer.Option("--decode-seconds", help="Time limit for decoding and hashing one upload.")
-    ] = 30,
+        float | None,
+        typer.Option(
+            "--decode-seconds", help="Time limit for decoding and hashing one upload. [default: 30]"
+        ),
+    ] = None,
     rate: Annotated[
-        float, typer.Option("--rate", help="Requests per second per token, in each worker (0: no limit).")
-    ] = 100,
-    burst: Annotated[int, typer.Option("--burst", help="Requests a token may send at once.")] = 200,
+        float | None,
+        typer.Option(
+            "--rate", help="Requests per second per token, in each worker; 0: no limit. [default: 100]"
+        ),
+    ] = None,
+    burst: Annotated[
+        int | None, typer.Option("--burst", help="Requests a token may send at once. [default: 200]")
+    ] = None,
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every request (method, path, status).")
     ] = False,
@@ -56,16 +68,23 @@ def serve(
 
     from opspoor.service.settings import Settings
 
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(
+            f"warning: listening on {host}, beyond this machine; put the service behind a TLS proxy",
+            markup=False,
+        )
     url = resolve_url(db)
     with open_store(url):  # migrate (or refuse) once, before the workers start
         pass
-    settings = Settings(
-        db=url,
-        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
-        decode_seconds=decode_seconds,
-        rate_per_second=rate,
-        rate_burst=burst,
-    )
+    # every setting can come from OPSPOOR_SERVICE_* (see service.settings); options win
+    settings = Settings.from_env()
+    given: dict[str, Any] = {
+        "max_upload_bytes": None if max_upload_mb is None else int(max_upload_mb * 1024 * 1024),
+        "decode_seconds": decode_seconds,
+        "rate_per_second": rate,
+        "rate_burst": burst,
+    }
+    settings = replace(settings, db=url, workers=workers, **{k: v for k, v in given.items() if v is not None})
     os.environ.update(settings.to_env())
     # every worker writes its metrics here and /metrics adds them up (see service.metrics)
     metrics_dir = tempfile.mkdtemp(prefix="opspoor-metrics-")

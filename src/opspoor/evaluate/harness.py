@@ -59,6 +59,7 @@ class EvalConfig:
     seed: int = 0
     work_size: int = 1024  # originals are brought to fit work_size x work_size first
     threshold: int = 31  # the operating threshold
+    dedup_margin: int = 10  # corpus pictures within threshold + margin (any method) are one picture
     target_precision: float = 0.9999
     min_quality: int = 50  # extra hashes (both sides) only at or above this PDQ quality
     transforms: tuple[str, ...] = ()  # names or families; empty = the whole suite
@@ -179,7 +180,7 @@ def _fingerprint(args: tuple[Picture, EvalConfig]) -> Fingerprint | None:
         return None
     data = encode_bmp(img)
     rgb = canonical_rgb(data, pic.name)
-    probe = [q.hash for q in query_hashes(rgb, min_quality=cfg.min_quality)]
+    probe = [q.hash for q in query_hashes(rgb, band=True, min_quality=cfg.min_quality)]
     known = [probe[0], *(a.hash for a in augment_variants(rgb, cfg.augment, min_quality=cfg.min_quality))]
     return Fingerprint(hashlib.sha256(data).hexdigest(), probe, known)
 
@@ -192,7 +193,8 @@ def deduplicate(
     A picture is dropped when unreadable, when its bytes were seen, or when it matches a kept
     picture within ``threshold`` by any of the methods compared (its probe hashes against the
     other's known hashes, either way): such pairs are versions of one picture (a wallpaper in
-    light and dark, at two aspect ratios), and a match between them is no false match.
+    light and dark, at two aspect ratios), and a match between them is no false match. The
+    threshold has a margin over the operating one, as an edited copy moves a few bits further.
     """
     kept: list[int] = []
     probes: list[np.ndarray] = []
@@ -273,7 +275,7 @@ def _hash_item(job: _Job) -> Hashed:
             q_rgb = canonical_rgb(
                 apply_transform(suite[j], img, rng), f"{job.picture.name} [{suite[j].name}]"
             )
-        hashes = query_hashes(q_rgb, min_quality=cfg.min_quality)
+        hashes = query_hashes(q_rgb, band=True, min_quality=cfg.min_quality)
         queries.append([(q.hash, query_tag(q)) for q in hashes])
         names.append(j)
     return Hashed(known, queries, names, plain.quality)
@@ -511,7 +513,9 @@ def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | 
             _fingerprint, [(p, cfg) for p in batch], cfg.workers, stage("deduplicating")
         )
         start += len(batch)
-        kept, dropped, pairs = deduplicate(pictures[: len(fingerprints)], fingerprints, cfg.threshold)
+        kept, dropped, pairs = deduplicate(
+            pictures[: len(fingerprints)], fingerprints, cfg.threshold + cfg.dedup_margin
+        )
     kept = kept[:wanted]
     n_orig = min(cfg.n, len(kept))
     n_distr = min(cfg.distractors, len(kept) - n_orig)

@@ -15,7 +15,7 @@ from opspoor.signals.robust import Augmented, QueryHash
 #: how a query hash was made: region x (plain or turned)
 QUERY_TAGS = ("pdq", "dihedral", "border", "border+dihedral", "embedded", "embedded+dihedral", "band")
 #: how a known hash was made
-KNOWN_TAGS = ("pdq", "crop-centre", "crop-offset", "rotate", "band")
+KNOWN_TAGS = ("pdq", "crop-centre", "crop-offset", "rotate", "band", "border")
 
 
 def query_tag(q: QueryHash) -> int:
@@ -59,7 +59,7 @@ METHODS = (
     _m("augment crops", {0}, {0, 1, 2}, "known: + centre crops of each original"),
     _m("augment rotations", {0}, {0, 3}, "known: + small rotations of each original"),
     _m("augment band", {0, BAND_Q}, {0, BAND_K}, "known and query: + the middle band (captions, logos)"),
-    _m("augment", {0, BAND_Q}, ALL_KNOWN, "known: crops, rotations, band; query: + band"),
+    _m("augment", {0, BAND_Q}, ALL_KNOWN, "known: crops, rotations, band, own border removed; query: + band"),
     _m("both", ALL_QUERY, ALL_KNOWN, "all query-side methods against the augmented known side"),
 )
 

@@ -248,18 +248,23 @@ def _ui_colours(rng: np.random.Generator) -> tuple[tuple[int, int, int], ...]:
 
 
 def _text_lines(
-    draw: ImageDraw.ImageDraw,
+    canvas: Image.Image,
     rng: np.random.Generator,
     box: tuple[int, int, int, int],
-    colour: tuple,
+    background: tuple[int, int, int],
+    colour: tuple[int, int, int],
     size: int,
 ) -> None:
+    """Lines of text in ``box``, clipped to it as a user interface clips a list."""
     x0, y0, x1, y1 = box
+    panel = Image.new("RGB", (x1 - x0, y1 - y0), background)
+    draw = ImageDraw.Draw(panel)
     font = _font(size)
-    y = y0 + size // 2
-    while y + size < y1:
-        draw.text((x0 + size // 2, y), _phrase(rng, int(rng.integers(1, 4))).lower(), font=font, fill=colour)
+    y = size // 2
+    while y + size < panel.height:
+        draw.text((size // 2, y), _phrase(rng, int(rng.integers(1, 4))).lower(), font=font, fill=colour)
         y += round(1.8 * size)
+    canvas.paste(panel, (x0, y0))
 
 
 def screenshot_desktop(img: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -288,7 +293,9 @@ def screenshot_desktop(img: Image.Image, rng: np.random.Generator) -> Image.Imag
         x = title + i * round(1.5 * tools)
         draw.rectangle((x, title + tools // 4, x + tools // 2, title + 3 * tools // 4), outline=text, width=2)
     draw.rectangle((px, title + tools, px + side, height - status), fill=panel)
-    _text_lines(draw, rng, (px, title + tools, px + side, height - status), text, max(8, round(0.35 * tools)))
+    _text_lines(
+        canvas, rng, (px, title + tools, px + side, height - status), panel, text, max(8, round(0.35 * tools))
+    )
     draw.rectangle((0, height - status, width, height), fill=bar)
     draw.text(
         (status, height - status + status // 5),
@@ -323,7 +330,7 @@ def screenshot_phone(img: Image.Image, rng: np.random.Generator) -> Image.Image:
     for i in range(4):
         x = round(0.04 * width) + i * round(0.1 * width)
         draw.ellipse((x, y, x + round(0.06 * width), y + round(0.06 * width)), outline=text, width=3)
-    _text_lines(draw, rng, (0, y + round(0.09 * width), width, height), text, round(0.04 * width))
+    _text_lines(canvas, rng, (0, y + round(0.09 * width), width, height), bg, text, round(0.04 * width))
     return canvas
 
 
@@ -378,13 +385,13 @@ def default_suite() -> list[Transform]:
         _t("rotate +5", "rotate", rotate(5)),
         _t("rotate +8", "rotate", rotate(8)),
         # combinations of two
-        _t("crop 10% + jpeg q50", "combo", crop(0.1, True), jpeg(50)),
+        _t("crop 10% off-centre + jpeg q50", "combo", crop(0.1, True), jpeg(50)),
         _t("flip h + pad 20% colour", "combo", flip(True), pad(0.2, True)),
         _t("screenshot + jpeg q75", "combo", screenshot_desktop, jpeg(75)),
         _t("rotate 90 + letterbox 20%", "combo", rotate_right_angle(90), pad(0.2, False, "letterbox")),
         _t("caption + resize 0.5", "combo", caption, resize(0.5)),
         _t("rotate +3 + jpeg q50", "combo", rotate(3), jpeg(50)),
-        _t("grayscale + crop 5%", "combo", grayscale, crop(0.05, True)),
+        _t("grayscale + crop 5% off-centre", "combo", grayscale, crop(0.05, True)),
         _t("watermark + flip h", "combo", watermark, flip(True)),
     ]
     return suite

@@ -18,6 +18,8 @@ from fastapi import FastAPI
 
 from opspoor.service.auditing import AuditWriter
 from opspoor.service.auth import TokenCache
+from opspoor.service.batching import MatchBatcher
+from opspoor.service.fastpath import FastMatch
 from opspoor.service.limits import JsonBodyLimit, RateLimiter
 from opspoor.service.live import IndexFollower
 from opspoor.service.metrics import RequestMetrics
@@ -40,7 +42,10 @@ class Service:
         self.tokens = TokenCache(self.store, settings.token_cache_seconds)
         self.rate = RateLimiter(settings.rate_per_second, settings.rate_burst)
         self.audit = AuditWriter(self.store, settings.audit_flush_seconds)
-        self.index = IndexFollower(self.store, poll_seconds=settings.poll_seconds)
+        self.index = IndexFollower(
+            self.store, poll_seconds=settings.poll_seconds, threads=search_threads(settings)
+        )
+        self.batcher = MatchBatcher()
         self.hashing = ThreadPoolExecutor(
             max_workers=settings.hash_threads, thread_name_prefix="opspoor-hash"
         )
@@ -56,6 +61,13 @@ class Service:
         self.hashing.shutdown(wait=True, cancel_futures=True)
         self.audit.close()
         self.store.close()
+
+
+def search_threads(settings: Settings) -> int:
+    if settings.search_threads > 0:
+        return settings.search_threads
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cpus // max(1, settings.workers))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -91,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (routes_health, routes_match, routes_hashsets, routes_tokens):
         app.include_router(module.router)
     app.add_middleware(JsonBodyLimit, limit=settings.max_json_bytes, streamed=STREAMED)
+    app.add_middleware(FastMatch)
     app.add_middleware(RequestMetrics)
     return app
 

@@ -42,7 +42,8 @@ class AuditWriter:
         fut: Future[None] | None = Future() if wait else None
         with self._cv:
             self._pending.append((event, fut))
-            if wait or len(self._pending) >= MAX_BATCH:
+            # the first row wakes the writer, which then gathers rows for ``flush_seconds``
+            if wait or len(self._pending) in (1, MAX_BATCH):
                 self._cv.notify()
         return fut
 

@@ -10,15 +10,17 @@ are neither kept nor logged.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 from fastapi import Request
 
+from opspoor.service.auditing import AuditWriter
 from opspoor.service.limits import RateLimiter
 from opspoor.service.metrics import AUTH_FAILURES
 from opspoor.service.problems import Problem
@@ -30,6 +32,7 @@ from opspoor.store.tokens import SECRET_PREFIX, find_token, secret_digest
 PLATFORM, CURATOR, ANALYST, ADMIN = "platform", "curator", "analyst", "admin"
 ANY_ROLE: tuple[str, ...] = ()
 CACHE_LIMIT = 10_000
+log = logging.getLogger("opspoor.service")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +51,11 @@ class Call:
     object: str | None
     changes: bool  # the request changes data: its audit row is written before the answer
     audit: bool = True
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))  # when the request was admitted
 
     def event(self, result: str, status: int) -> AuditEvent:
         p = self.principal
-        return AuditEvent(datetime.now(UTC), p.token_id, p.tenant, self.action, self.object, result, status)
+        return AuditEvent(self.at, p.token_id, p.tenant, self.action, self.object, result, status)
 
 
 class TokenCache:
@@ -85,8 +89,8 @@ class TokenCache:
         self._entries.clear()
 
 
-async def authenticate(request: Request) -> Principal:
-    header = request.headers.get("authorization")
+async def authenticate(tokens: TokenCache, header: str | None) -> Principal:
+    """The caller named by an ``Authorization`` header; 401 without a valid, unrevoked token."""
     if not header:
         AUTH_FAILURES.labels("missing").inc()
         raise _unauthorized("this route needs a bearer token: send 'Authorization: Bearer <token>'")
@@ -95,10 +99,9 @@ async def authenticate(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not secret.startswith(SECRET_PREFIX):
         AUTH_FAILURES.labels("malformed").inc()
         raise _unauthorized("the Authorization header must be 'Bearer <token>' with an opspoor token")
-    cache: TokenCache = request.app.state.service.tokens
-    found, principal = cache.cached(secret_digest(secret))
+    found, principal = tokens.cached(secret_digest(secret))
     if not found:
-        principal = await anyio.to_thread.run_sync(cache.lookup, secret)
+        principal = await anyio.to_thread.run_sync(tokens.lookup, secret)
     if principal is None:
         AUTH_FAILURES.labels("invalid").inc()
         raise _unauthorized("the token is unknown or revoked")
@@ -109,35 +112,60 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(401, detail, slug="unauthorized", headers={"WWW-Authenticate": 'Bearer realm="opspoor"'})
 
 
+def admit(call: Call, roles: tuple[str, ...], limiter: RateLimiter) -> None:
+    """403 when the caller's role is not among ``roles`` (if any are named); 429 past its rate."""
+    role = call.principal.role
+    if roles and role not in roles:
+        raise Problem(
+            403,
+            f"{call.action} needs a token of role {' or '.join(roles)}; this token's role is {role}",
+            slug="forbidden",
+        )
+    wait = limiter.take(call.principal.token_id)
+    if wait > 0:
+        call.audit = False  # refused before it read or changed anything
+        raise Problem(
+            429,
+            f"too many requests for this token; retry in {wait:.1f} s",
+            slug="rate-limited",
+            headers={"Retry-After": str(max(1, round(wait + 0.5)))},
+        )
+
+
 def require(
     action: str, *roles: str, changes: bool = False, audit: bool = True
 ) -> Callable[[Request], Coroutine[Any, Any, Call]]:
-    """The dependency of a route that ``roles`` may call (any role when none are named)."""
+    """The dependency of a route that ``roles`` may call (any role when none are named). The
+    route's :class:`Call` is left on ``request.state`` for the audit row (see ``routing``)."""
 
     async def dependency(request: Request) -> Call:
-        principal = await authenticate(request)
+        service = request.app.state.service
+        principal = await authenticate(service.tokens, request.headers.get("authorization"))
         call = Call(principal, action, _object_of(request), changes, audit)
         request.state.call = call
-        if roles and principal.role not in roles:
-            raise Problem(
-                403,
-                f"a {principal.role} token may not {action.replace('.', ' ')}; "
-                f"this needs the role {' or '.join(roles)}",
-                slug="forbidden",
-            )
-        limiter: RateLimiter = request.app.state.service.rate
-        wait = limiter.take(principal.token_id)
-        if wait > 0:
-            call.audit = False  # refused before it read anything
-            raise Problem(
-                429,
-                f"too many requests for this token; retry in {wait:.1f} s",
-                slug="rate-limited",
-                headers={"Retry-After": str(max(1, round(wait + 0.5)))},
-            )
+        admit(call, roles, service.rate)
         return call
 
     return dependency
+
+
+async def record(audit: AuditWriter, call: Call, status: int) -> None:
+    """Write the call's audit row with the status it ended in (writes wait for the commit)."""
+    if not call.audit:
+        return
+    result = (
+        "ok"
+        if status < 400
+        else "denied"
+        if status in (401, 403)
+        else "rejected"
+        if status < 500
+        else "error"
+    )
+    try:
+        await audit.record(call.event(result, status), wait=call.changes)
+    except Exception as exc:  # the row stays queued and is retried; the change itself is done
+        log.error("audit row of %s queued but not yet written: %s", call.action, exc)
 
 
 def _object_of(request: Request) -> str | None:

@@ -140,7 +140,7 @@ async def multipart_file_chunks(
 ) -> AsyncIterator[bytes]:
     """The bytes of multipart field ``field``, as they arrive; 413 past ``limit`` bytes of it."""
     part = part or _FilePart(field)
-    parser = MultipartParser(boundary, part.callbacks())
+    parser = MultipartParser(boundary, part.callbacks())  # type: ignore[arg-type]
     size = 0
     body = 0
     try:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from opspoor.index import ExactIndex, HammingIndex
-from opspoor.store import Change, Store, changes_since
+from opspoor.store import Change, EntryRef, Store, changes_since, entry_details
 from opspoor.store.follow import (
     all_hashsets,
     changes_with_ids,
@@ -55,7 +55,9 @@ class LiveMatcher(Matcher):
     Only the follower thread calls the update methods; any thread may match meanwhile.
     """
 
-    def __init__(self, store: Store, tenant: str, hashsets: Sequence[HashSetRecord]) -> None:
+    def __init__(
+        self, store: Store, tenant: str, hashsets: Sequence[HashSetRecord], *, threads: int | None = None
+    ) -> None:
         super().__init__(store, [h.name for h in hashsets], tenant=tenant)
         for sig in EXACT_SIGNALS:  # empty indexes, so later adds have somewhere to go
             if self.exact[sig] is None:
@@ -64,11 +66,23 @@ class LiveMatcher(Matcher):
             self.pdq = HammingIndex()
         if self.frames is None:
             self.frames = HammingIndex()
+        if threads:  # several workers share the CPUs: each search uses its share
+            for index in (*self.exact.values(), self.pdq, self.frames):
+                assert index is not None
+                index.threads = threads
         self.by_id: dict[int, HashSetRecord] = {h.id: h for h in self.sets.values()}
         #: sorted entry ids of each set, so dropping a set can remove them
         self.members: dict[int, np.ndarray] = {
             h.id: np.unique(entry_ids_of(store, h.id)) for h in self.by_id.values()
         }
+
+    def _refs(self, ids: set[int]) -> dict[int, EntryRef]:
+        # as Matcher's, but the follower may drop an id from the cache meanwhile
+        missing = [i for i in ids if i not in self._details]
+        if missing:
+            self._details.update(entry_details(self.store, missing))
+        found = {i: self._details.get(i) for i in ids}
+        return {i: r for i, r in found.items() if r is not None}
 
     # --- updates (follower thread) -------------------------------------------------------------
     def add_set(self, rec: HashSetRecord) -> None:
@@ -158,9 +172,10 @@ class FollowerState:
 class IndexFollower:
     """Every tenant's :class:`LiveMatcher` in this worker, kept current by a background thread."""
 
-    def __init__(self, store: Store, *, poll_seconds: float = 0.5) -> None:
+    def __init__(self, store: Store, *, poll_seconds: float = 0.5, threads: int | None = None) -> None:
         self.store = store
         self.poll_seconds = poll_seconds
+        self.threads = threads
         self.matchers: dict[str, LiveMatcher] = {}
         self.tenant_of: dict[int, str] = {}  # hash-set id -> tenant
         self.last_change = 0
@@ -200,7 +215,9 @@ class IndexFollower:
         by_tenant: dict[str, list[HashSetRecord]] = {}
         for rec in all_hashsets(self.store):
             by_tenant.setdefault(rec.tenant, []).append(rec)
-        matchers = {t: LiveMatcher(self.store, t, recs) for t, recs in by_tenant.items()}
+        matchers = {
+            t: LiveMatcher(self.store, t, recs, threads=self.threads) for t, recs in by_tenant.items()
+        }
         with self._lock:
             self.matchers = matchers
             self.tenant_of = {rec.id: t for t, recs in by_tenant.items() for rec in recs}
@@ -216,7 +233,7 @@ class IndexFollower:
             with self._lock:
                 m = self.matchers.get(tenant)
                 if m is None:
-                    m = self.matchers[tenant] = LiveMatcher(self.store, tenant, [])
+                    m = self.matchers[tenant] = LiveMatcher(self.store, tenant, [], threads=self.threads)
         return m
 
     def state(self) -> FollowerState:
@@ -224,7 +241,7 @@ class IndexFollower:
         return FollowerState(self.loaded, self.last_change, age, self.error)
 
     def index_sizes(self) -> dict[str, int]:
-        total: dict[str, int] = {}
+        total = dict.fromkeys((*EXACT_SIGNALS, "pdq", "vpdq_frames"), 0)
         for m in list(self.matchers.values()):
             for sig, n in m.size.items():
                 total[sig] = total.get(sig, 0) + n

@@ -68,7 +68,7 @@ def _slug(status: int) -> str:
         return "error"
 
 
-def problem_response(request: Request | None, p: Problem) -> JSONResponse:
+def problem_response(request: Request | None, p: Problem, instance: str | None = None) -> JSONResponse:
     try:
         title = HTTPStatus(p.status).phrase
     except ValueError:
@@ -79,8 +79,8 @@ def problem_response(request: Request | None, p: Problem) -> JSONResponse:
         "status": p.status,
         "detail": p.detail,
     }
-    if request is not None:
-        body["instance"] = request.url.path
+    if request is not None or instance is not None:
+        body["instance"] = instance or request.url.path  # type: ignore[union-attr]
     if p.extra:
         body.update(p.extra)
     return JSONResponse(body, status_code=p.status, headers=p.headers, media_type=MEDIA_TYPE)

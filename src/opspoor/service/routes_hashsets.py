@@ -101,7 +101,7 @@ class EntriesIn(BaseModel):
 class EntriesDelete(BaseModel):
     """Remove by entry id, or by value of one signal type."""
 
-    entry_ids: Annotated[list[int], Field(max_length=MAX_ENTRIES)] = []
+    entry_ids: Annotated[list[Annotated[int, Field(ge=1, le=2**63 - 1)]], Field(max_length=MAX_ENTRIES)] = []
     signal: Literal["md5", "sha1", "sha256", "pdq", "photodna"] | None = None
     values: Annotated[list[str], Field(max_length=MAX_ENTRIES)] = []
 

@@ -7,7 +7,7 @@ hashing threads with a time limit, and dropped; only their signals are answered 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
@@ -18,6 +18,9 @@ from opspoor.service.limits import Upload, body_chunks, check_declared_length, m
 from opspoor.service.metrics import MATCH_HITS, MATCH_INPUTS
 from opspoor.service.problems import Problem
 from opspoor.service.routing import api_router, service_of
+
+if TYPE_CHECKING:
+    from opspoor.service.app import Service
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes
 from opspoor.signals.vpdq import format_vpdq
 from opspoor.triage.matching import MIN_PDQ_QUALITY, Match, Query
@@ -25,8 +28,6 @@ from opspoor.triage.matching import MIN_PDQ_QUALITY, Match, Query
 router = api_router(401, 403, 413, 415, 422, 429, 503, tags=["matching"])
 
 MAX_SIGNALS = 1000
-#: match requests up to this many values run on the event loop; larger ones on a thread
-INLINE_QUERIES = 16
 
 
 # --- schemas (documented in the OpenAPI) -------------------------------------------------------
@@ -141,7 +142,9 @@ def query_for_value(s: SignalIn) -> Query:
         raise Problem(
             422, f"a {s.type} value is {length} hex characters, not {len(v)}", slug="invalid-signal"
         )
-    return Query(**{s.type: v})
+    q = Query()
+    setattr(q, s.type, v)
+    return q
 
 
 def match_json(m: Match) -> dict[str, Any]:
@@ -175,8 +178,9 @@ async def hash_upload(request: Request, upload: Upload) -> FileSignals:
         ) from None
 
 
-async def _match(request: Request, call: Call, queries: list[Query]) -> list[list[Match]]:
-    index = service_of(request).index
+async def match_queries(service: Service, call: Call, queries: list[Query]) -> list[list[Match]]:
+    """The queries matched against the caller's tenant's sets (in this worker's batch)."""
+    index = service.index
     if not index.loaded:
         raise Problem(
             503,
@@ -185,10 +189,7 @@ async def _match(request: Request, call: Call, queries: list[Query]) -> list[lis
             headers={"Retry-After": "2"},
         )
     matcher = index.matcher(call.principal.tenant)
-    if len(queries) <= INLINE_QUERIES:
-        results = matcher.match_queries(queries)
-    else:
-        results = await asyncio.to_thread(matcher.match_queries, queries)
+    results = await service.batcher.match(matcher, queries)
     for ms in results:
         for m in ms:
             MATCH_HITS.labels(m.signal).inc()
@@ -224,7 +225,7 @@ async def match(
             sig = await hash_upload(request, upload)
         call.object = f"sha256:{sig.sha256}"
         MATCH_INPUTS.labels("file").inc()
-        (found,) = await _match(request, call, [query_for_file(sig)])
+        (found,) = await match_queries(svc, call, [query_for_file(sig)])
         result = {"input": 0, "file": signals_json(upload, sig), "matches": [match_json(m) for m in found]}
         return JSONResponse({"results": [result]})
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -237,6 +238,11 @@ async def match(
     limit = svc.settings.max_json_bytes
     check_declared_length(request, limit, "the JSON body")
     body = b"".join([c async for c in body_chunks(request, limit, "the JSON body")])
+    return JSONResponse(await match_values(svc, call, body))
+
+
+async def match_values(service: Service, call: Call, body: bytes) -> dict[str, Any]:
+    """The answer to a JSON match request (also served by ``fastpath`` without FastAPI's layers)."""
     try:
         req = MatchRequest.model_validate_json(body)
     except ValidationError as exc:
@@ -253,9 +259,10 @@ async def match(
     queries = [query_for_value(s) for s in req.signals]
     call.object = f"values:{len(queries)}"
     MATCH_INPUTS.labels("value").inc(len(queries))
-    found_all = await _match(request, call, queries)
-    results = [
-        {"input": i, "type": s.type, "value": s.value.lower(), "matches": [match_json(m) for m in found]}
-        for i, (s, found) in enumerate(zip(req.signals, found_all, strict=True))
-    ]
-    return JSONResponse({"results": results})
+    found_all = await match_queries(service, call, queries)
+    return {
+        "results": [
+            {"input": i, "type": s.type, "value": s.value.lower(), "matches": [match_json(m) for m in found]}
+            for i, (s, found) in enumerate(zip(req.signals, found_all, strict=True))
+        ]
+    }

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from opspoor.service.auth import ADMIN, Call, require
@@ -15,6 +15,8 @@ from opspoor.service.routing import api_router, service_of
 from opspoor.store.audit import list_audit
 from opspoor.store.tokens import create_token, get_token, list_tokens, revoke_token
 
+#: ids are 32-bit in the database; larger ones cannot exist
+TokenId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = api_router(401, 403, 404, 422, 429, 503, tags=["tokens"])
 
 
@@ -84,7 +86,7 @@ async def create(
 
 @router.get("/v1/tokens/{token_id}", response_model=TokenOut)
 async def show(
-    token_id: int, request: Request, call: Annotated[Call, Depends(require("token.show", ADMIN))]
+    token_id: TokenId, request: Request, call: Annotated[Call, Depends(require("token.show", ADMIN))]
 ) -> dict[str, Any]:
     store, tenant = service_of(request).store, call.principal.tenant
     rec = await anyio.to_thread.run_sync(lambda: get_token(store, token_id, tenant=tenant))
@@ -93,7 +95,7 @@ async def show(
 
 @router.delete("/v1/tokens/{token_id}", response_model=TokenOut)
 async def revoke(
-    token_id: int,
+    token_id: TokenId,
     request: Request,
     call: Annotated[Call, Depends(require("token.revoke", ADMIN, changes=True))],
 ) -> dict[str, Any]:
@@ -109,7 +111,7 @@ async def revoke(
 async def audit(
     request: Request,
     call: Annotated[Call, Depends(require("audit.read", ADMIN))],
-    after: Annotated[int, Query(ge=0, description="rows with a larger id")] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1, description="rows with a larger id")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """The tenant's audit rows, oldest first."""

@@ -32,6 +32,9 @@ class Settings:
     poll_seconds: float = 0.5
     #: /v1/ready answers 503 when the change log was last read longer ago than this
     fresh_seconds: float = 5.0
+    #: threads one index search may use in a worker (0: the CPUs divided by ``workers``)
+    search_threads: int = 0
+    workers: int = 1
     #: threads hashing uploads, and uploads read into memory at once, per worker
     hash_threads: int = 2
     upload_slots: int = 8

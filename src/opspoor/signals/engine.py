@@ -26,6 +26,7 @@ from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
 from opspoor.media.thumbs import safe_thumbnail
 from opspoor.signals.crypto import CHUNK, DigestAccumulator, Digests, digest_bytes
 from opspoor.signals.pdq import pdq_hash_image, pdq_with_dihedral
+from opspoor.signals.robust import query_hashes
 from opspoor.signals.vpdq import VpdqFrame, vpdq_hash_video
 
 
@@ -39,9 +40,19 @@ class HashOptions:
     video_time_limit: float = 120.0  # seconds per video (decode + hash)
     max_in_memory: int = 512 * 1024 * 1024  # larger files are digested as a stream
     thumbnail: bool = False  # a review-safe (grayscale, blurred) thumbnail, see media.thumbs
+    #: extra PDQ query hashes of images (signals.robust), any of "dihedral" (rotations and flips,
+    #: ~16 ms per image), "borders" (borders removed, ~9 ms), "embedded" (pictures inside a larger
+    #: canvas, ~30 ms); see ROBUST_PRESETS
+    robust: frozenset[str] = frozenset()
 
 
 DEFAULT = HashOptions()
+#: named sets of robust query methods, as the CLI offers them
+ROBUST_PRESETS: dict[str, frozenset[str]] = {
+    "off": frozenset(),
+    "fast": frozenset({"dihedral", "borders"}),
+    "full": frozenset({"dihedral", "borders", "embedded"}),
+}
 
 
 @dataclass(slots=True)
@@ -61,6 +72,7 @@ class FileSignals:
     exif: ExifInfo | None = None
     error: OpspoorError | None = field(default=None)  # media decode failed; crypto hashes still present
     thumbnail: bytes | None = None  # JPEG, grayscale and blurred (only with HashOptions.thumbnail)
+    pdq_variants: list[tuple[str, str]] | None = None  # (hash, method) query hashes (HashOptions.robust)
 
 
 def hash_bytes(data: bytes, *, where: str | None = None, options: HashOptions = DEFAULT) -> FileSignals:
@@ -147,6 +159,12 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
         sig.error = UndecodableMedia(f"image decoding failed: {type(exc).__name__}: {exc}", where)
         return
     sig.pdq, sig.quality, sig.exif = h.hash, h.quality, img.exif
+    if options.robust:
+        r = options.robust
+        variants = query_hashes(
+            img.rgb, dihedral="dihedral" in r, borders="borders" in r, embedded="embedded" in r
+        )
+        sig.pdq_variants = [(q.hash, q.method) for q in variants[1:]]
     if options.thumbnail:
         sig.thumbnail = safe_thumbnail(img.rgb)
 

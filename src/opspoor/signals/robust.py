@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from opspoor.signals.pdq import pdq_from_luma, pdq_from_rgb
+from opspoor.signals.pdq import pdq_from_luma
 
 #: regions of a query hash: the whole image, without its borders, a picture embedded in it, and
 #: the middle band (matches the band stored by ``augment_variants``: survives captions and logos)
@@ -83,16 +83,17 @@ def query_hashes(
     dihedral: bool = True,
     borders: bool = True,
     embedded: bool = True,
-    band: bool = True,
+    band: bool = False,
     min_quality: int = MIN_VARIANT_QUALITY,
 ) -> list[QueryHash]:
     """The hashes to look up for one image (``rgb``: H, W, 3 uint8, e.g. ``DecodedImage.rgb``).
 
-    The first is always the plain PDQ of the whole image (method ``pdq``), whatever its quality;
-    the others follow without duplicates, each only when its quality is at least ``min_quality``:
-    the 7 rotations/flips (``dihedral``) of the whole image and of each region found, the region
-    without uniform borders (``borders``), pictures embedded in a larger canvas (``embedded``), and
-    the middle band (``band``; it can only match sets augmented by :func:`augment_variants`).
+    The first is always the plain PDQ of the whole image (method ``pdq``), then its 7 rotations
+    and flips (``dihedral``), both whatever the quality (they hold the same pixels); then, without
+    duplicates and only when their own quality is at least ``min_quality``: the image without
+    uniform borders (``borders``), pictures embedded in a larger canvas (``embedded``), each with
+    its rotations and flips, and the middle band (``band``, off by default: it can only match sets
+    augmented by :func:`augment_variants`, so turn it on when such a set is loaded).
     """
     out: list[QueryHash] = []
     seen: set[str] = set()
@@ -103,13 +104,13 @@ def query_hashes(
             continue
         out.append(QueryHash(plain.hash, plain.quality, region, "original", box))
         seen.add(plain.hash)
-        if not dihedral or plain.quality < min_quality or region == "band":
+        if not dihedral or region == "band":
             continue
         for name, turn in DIHEDRAL:
             # the turned pixels are hashed again: the DCT sign trick (pdq_with_dihedral) is only
             # approximate, because PDQ's box filter and decimation are not mirror-symmetric
             h = pdq_from_luma(np.ascontiguousarray(turn(luma)))
-            if h.quality >= min_quality and h.hash not in seen:
+            if h.hash not in seen:
                 out.append(QueryHash(h.hash, h.quality, region, name, box))
                 seen.add(h.hash)
     return out
@@ -122,7 +123,7 @@ def pdq_luma(rgb: np.ndarray) -> np.ndarray:
 
 
 def query_regions(
-    rgb: np.ndarray, *, borders: bool = True, embedded: bool = True, band: bool = True
+    rgb: np.ndarray, *, borders: bool = True, embedded: bool = True, band: bool = False
 ) -> list[tuple[str, Box]]:
     """The regions of an image worth hashing: the whole, without borders, embedded pictures, band."""
     height, width = rgb.shape[:2]
@@ -132,6 +133,7 @@ def query_regions(
         box = trim_borders(rgb)
         if box is not None:
             found.append(("border", box))
+            found.append(("border", centred_trim(box, width, height)))
     if embedded:
         found += [("embedded", box) for box in find_embedded(rgb)]
     for region, box in found:
@@ -146,8 +148,8 @@ def middle_band(width: int, height: int) -> Box:
     return (0, round(MIDDLE_BAND[0] * height), width, round(MIDDLE_BAND[1] * height))
 
 
-def _crop(rgb: np.ndarray, box: Box) -> np.ndarray:
-    return np.ascontiguousarray(rgb[box[1] : box[3], box[0] : box[2]])
+def _crop(a: np.ndarray, box: Box) -> np.ndarray:
+    return np.ascontiguousarray(a[box[1] : box[3], box[0] : box[2]])
 
 
 def _near_box(box: Box, others: Sequence[Box], width: int, height: int, tol: float = 0.01) -> bool:
@@ -197,6 +199,19 @@ def trim_borders(
     return box
 
 
+def centred_trim(box: Box, width: int, height: int) -> Box:
+    """The trim of a centred pad: as much off each side as off its opposite side, the smaller.
+
+    A black letterbox around a picture whose own top is black (a night sky) trims deeper at the
+    top than at the bottom; pads and letterboxes are nearly always centred, so the smaller cut is
+    the pad.
+    """
+    left, top, right, bottom = box
+    dy = min(top, height - bottom)
+    dx = min(left, width - right)
+    return (dx, dy, width - dx, height - dy)
+
+
 def _border_depth(a: np.ndarray, tolerance: int, share: float) -> int:
     """How many leading rows of ``a`` (H, W, 3 uint8) are of the first row's colour (at most 40 %).
 
@@ -228,6 +243,8 @@ MAX_LINES = 16
 #: width of the strip outside each side, and its largest luma standard deviation (uniform canvas)
 STRIP = 4
 CANVAS_STD = 5.0
+#: differences in mean luma between the strips outside a box's sides below this count as equal
+CANVAS_SPREAD_STEP = 2.0
 
 
 def find_embedded(rgb: np.ndarray) -> list[Box]:
@@ -355,8 +372,10 @@ class _Integral:
         self.s[1:, 1:] = v.cumsum(axis=0).cumsum(axis=1)
         self.s2[1:, 1:] = (v * v).cumsum(axis=0).cumsum(axis=1)
 
-    def std(self, y0: np.ndarray, y1: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
-        """Standard deviation of boxes [y0, y1) x [x0, x1) (broadcast, clipped; empty = NaN)."""
+    def stats(
+        self, y0: np.ndarray, y1: np.ndarray, x0: np.ndarray, x1: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of boxes [y0, y1) x [x0, x1) (broadcast, clipped; empty = NaN)."""
         y0, y1 = np.clip(y0, 0, self.h), np.clip(y1, 0, self.h)
         x0, x1 = np.clip(x0, 0, self.w), np.clip(x1, 0, self.w)
         n = np.maximum(y1 - y0, 0) * np.maximum(x1 - x0, 0)
@@ -365,9 +384,9 @@ class _Integral:
             return a[y1, x1] - a[y0, x1] - a[y1, x0] + a[y0, x0]
 
         with np.errstate(divide="ignore", invalid="ignore"):
-            mean = box(self.s) / n
+            mean = np.where(n > 0, box(self.s) / n, np.nan)
             var = box(self.s2) / n - mean * mean
-            return np.where(n > 0, np.sqrt(np.maximum(var, 0.0)), np.nan)
+            return mean, np.where(n > 0, np.sqrt(np.maximum(var, 0.0)), np.nan)
 
 
 def _side_support(edges: np.ndarray, lines: np.ndarray, cuts: np.ndarray) -> np.ndarray:
@@ -397,10 +416,16 @@ def _valid_boxes(
     # the strip outside each side, clear of the blurred edge and of the corners
     g, k = 2, STRIP
     ya, yb, xa, xb = y0 + 3, y1 - 3, x0 + 3, x1 - 3
-    top = _side(horiz[t, lo, r], strips.std(y0 - g - k, y0 - g, xa, xb))
-    bottom = _side(horiz[b, lo, r], strips.std(y1 + g, y1 + g + k, xa, xb))
-    left = _side(vert[lo, t, b], strips.std(ya, yb, x0 - g - k, x0 - g))
-    right = _side(vert[r, t, b], strips.std(ya, yb, x1 + g, x1 + g + k))
+    outside = (
+        strips.stats(y0 - g - k, y0 - g, xa, xb),
+        strips.stats(y1 + g, y1 + g + k, xa, xb),
+        strips.stats(ya, yb, x0 - g - k, x0 - g),
+        strips.stats(ya, yb, x1 + g, x1 + g + k),
+    )
+    top = _side(horiz[t, lo, r], outside[0][1])
+    bottom = _side(horiz[b, lo, r], outside[1][1])
+    left = _side(vert[lo, t, b], outside[2][1])
+    right = _side(vert[r, t, b], outside[3][1])
     # each axis: both sides on canvas edges, or both on the image border; never one of each,
     # which would let a box grow from the picture into the window chrome
     rows_real = top & bottom & (y0 > 0) & (y1 < height)
@@ -414,12 +439,25 @@ def _valid_boxes(
     valid = rows_ok & cols_ok & (rows_real | cols_real) & shape_ok & size_ok
     if not valid.any():
         return []
-    areas = np.where(valid, area, 0)
-    picks = {int(np.argmax(areas)), int(np.argmin(np.where(valid, area, np.iinfo(np.int64).max)))}
-    out = []
-    for flat_index in sorted(picks, key=lambda i: -int(areas.flat[i])):
-        i = np.unravel_index(flat_index, valid.shape)
-        out.append((int(xs[i[2]]), int(ys[i[0]]), int(xs[i[3]]), int(ys[i[1]])))
+    # one canvas around the picture: the strips outside its sides have the same colour. The box
+    # whose outside strips agree best wins (a viewer's content area is bounded by toolbar, status
+    # bar and side panel, each of its own shade); among equals, the one with more sides on the
+    # canvas (not stretched to the image border across a side panel), then the largest
+    shape = valid.shape
+    means = np.stack([np.broadcast_to(m, shape) for m, _ in outside])
+    nan = np.isnan(means)
+    spread = np.where(nan, -np.inf, means).max(axis=0) - np.where(nan, np.inf, means).min(axis=0)
+    sides = 2 * (rows_real.astype(np.int64) + cols_real)  # 2 or 4 sides on the canvas
+    bucket = np.floor(np.where(valid, spread, np.inf) / CANVAS_SPREAD_STEP)
+    key = (bucket * 8 - sides) * (height * width + 1) - area
+    largest = np.where(valid, -key, -np.inf)
+    smallest = np.where(valid, area, np.iinfo(np.int64).max)
+    out: list[Box] = []
+    for flat_index in (int(np.argmax(largest)), int(np.argmin(smallest))):
+        i = np.unravel_index(flat_index, shape)
+        box = (int(xs[i[2]]), int(ys[i[0]]), int(xs[i[3]]), int(ys[i[1]]))
+        if box not in out:
+            out.append(box)
     return out
 
 
@@ -432,10 +470,11 @@ class AugmentPlan:
     """Which extra hashes to store per original. Crop fractions are of the width and of the height
     removed; offset crops take the whole cut from one side or corner (8 positions)."""
 
-    centre_crops: tuple[float, ...] = (0.04, 0.08, 0.12, 0.16, 0.2)
+    centre_crops: tuple[float, ...] = (0.04, 0.07, 0.1, 0.13, 0.16, 0.19, 0.22)
     offset_crops: tuple[float, ...] = ()
     rotations: tuple[float, ...] = (-8.0, -6.0, -4.0, -2.0, 2.0, 4.0, 6.0, 8.0)  # degrees, corners black
     band: bool = True  # the middle band, to meet the query's band
+    border: bool = True  # the original without its own uniform border, if it has one
 
 
 DEFAULT_AUGMENT = AugmentPlan()
@@ -457,7 +496,7 @@ _ANCHORS = {
 class Augmented:
     hash: str
     quality: int
-    kind: str  # crop-centre | crop-offset | rotate | band
+    kind: str  # crop-centre | crop-offset | rotate | band | border
     label: str  # e.g. "crop 10% top-left", "rotate -8"
 
 
@@ -469,27 +508,33 @@ def augment_variants(
     ``rgb`` is the original as hashed (``DecodedImage.rgb``). Hashes equal to the plain PDQ or to
     one another are dropped, and none is made when the original's PDQ quality is below ``min_quality``.
     """
-    plain = pdq_from_rgb(rgb)
+    luma = pdq_luma(rgb)
+    plain = pdq_from_luma(luma)
     if plain.quality < min_quality:
         return []
-    height, width = rgb.shape[:2]
+    height, width = luma.shape
     todo: list[tuple[str, str, np.ndarray]] = []
     for f in plan.centre_crops:
         todo.append(
-            ("crop-centre", f"crop {f:.0%} centre", _crop(rgb, _crop_box(width, height, f, 0.5, 0.5)))
+            ("crop-centre", f"crop {f:.0%} centre", _crop(luma, _crop_box(width, height, f, 0.5, 0.5)))
         )
     for f in plan.offset_crops:
         for name, (ax, ay) in _ANCHORS.items():
             box = _crop_box(width, height, f, ax, ay)
-            todo.append(("crop-offset", f"crop {f:.0%} {name}", _crop(rgb, box)))
+            todo.append(("crop-offset", f"crop {f:.0%} {name}", _crop(luma, box)))
     for deg in plan.rotations:
-        todo.append(("rotate", f"rotate {deg:+g}", rotate_rgb(rgb, deg)))
+        todo.append(("rotate", f"rotate {deg:+g}", rotate_luma(luma, deg)))
     if plan.band:
-        todo.append(("band", "middle band", _crop(rgb, middle_band(width, height))))
+        todo.append(("band", "middle band", _crop(luma, middle_band(width, height))))
+    own_border = trim_borders(rgb) if plan.border else None
+    if own_border is not None:
+        # a black pad around a picture with black edges (a night sky) is cut off together with
+        # them by the query side; this hash is what such a query then finds
+        todo.append(("border", "without border", _crop(luma, own_border)))
     out: list[Augmented] = []
     seen = {plain.hash}
     for kind, label, pixels in todo:
-        h = pdq_from_rgb(np.ascontiguousarray(pixels))
+        h = pdq_from_luma(pixels)
         if h.quality >= min_quality and h.hash not in seen:
             out.append(Augmented(h.hash, h.quality, kind, label))
             seen.add(h.hash)
@@ -510,8 +555,12 @@ def _crop_box(width: int, height: int, fraction: float, ax: float, ay: float) ->
     return (left, top, left + round(width - cut_w), top + round(height - cut_h))
 
 
-def rotate_rgb(rgb: np.ndarray, degrees: float) -> np.ndarray:
-    """``rgb`` rotated counter-clockwise about its centre, same size, uncovered corners black."""
-    img = Image.fromarray(np.ascontiguousarray(rgb[:, :, :3]))
-    out = img.rotate(degrees, resample=Image.Resampling.BICUBIC, expand=False, fillcolor=(0, 0, 0))
-    return np.asarray(out)
+def rotate_luma(luma: np.ndarray, degrees: float) -> np.ndarray:
+    """PDQ luma rotated counter-clockwise about its centre, same size, uncovered corners black.
+
+    Rotating the luma equals rotating the pixels and taking their luma (the filter is linear),
+    at a third of the cost.
+    """
+    img = Image.fromarray(np.ascontiguousarray(luma, dtype=np.float32), "F")
+    out = img.rotate(degrees, resample=Image.Resampling.BICUBIC, expand=False, fillcolor=0.0)
+    return np.asarray(out, dtype=np.float32)

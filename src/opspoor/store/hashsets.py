@@ -18,19 +18,25 @@ conflicts are found set-wise in SQL:
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain, repeat
+from functools import partial
+from itertools import chain, compress, islice, repeat
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Connection, Table, bindparam, func, select, text
+import orjson
+import psycopg
+from sqlalchemy import Connection, Index, Table, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from opspoor.errors import AlreadyExists, FormatError, NotFound, SignalError, StoreError
+from opspoor.hashsets.formats.base import EntryBatch, paused_gc
 from opspoor.hashsets.model import DEFAULT_PDQ_DISTANCE, KINDS, Category, Entry, HashSetInfo
 from opspoor.signals.vpdq import QUALITY_THRESHOLD, parse_vpdq
 from opspoor.store.db import Store
@@ -41,6 +47,13 @@ ENTRIES = cast(Table, EntryRow.__table__)
 SIGNALS = cast(Table, EntrySignalRow.__table__)
 CONFLICTS = cast(Table, ConflictRow.__table__)
 CHANGES = cast(Table, ChangeRow.__table__)
+
+
+def _index(name: str) -> Index:
+    return next(ix for ix in SIGNALS.indexes if ix.name == name)
+
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TENANT = "default"
 #: entries per batch written by the writer thread
@@ -360,9 +373,52 @@ def import_entries(
     leaves the store as it was. An entry the store cannot hold (no signal, a malformed value) raises
     ``FormatError`` naming its record number, or with ``on_reject`` is reported
     (record number, entry, reason) and skipped. ``progress`` gets the number of entries read so far.
+
+    ``entries`` that offer ``batches()`` (what ``read_entries`` returns) are taken as columns, which
+    is the fast path; any other iterable of entries is grouped into batches here.
     """
+    batches = getattr(entries, "batches", None)
+    if callable(batches):
+        return import_batches(
+            store,
+            hashset_name,
+            batches(),
+            kind=kind,
+            source=source,
+            create=create,
+            tenant=tenant,
+            progress=progress,
+            on_reject=on_reject,
+        )
+    return import_batches(
+        store,
+        hashset_name,
+        _batched(entries),
+        kind=kind,
+        source=source,
+        create=create,
+        tenant=tenant,
+        progress=progress,
+        on_reject=on_reject,
+    )
+
+
+def import_batches(
+    store: Store,
+    hashset_name: str,
+    batches: Iterable[EntryBatch],
+    *,
+    kind: str = "known",
+    source: str | None = None,
+    create: bool = True,
+    tenant: str = DEFAULT_TENANT,
+    progress: Callable[[int], None] | None = None,
+    on_reject: RejectHandler | None = None,
+) -> ImportResult:
+    """:func:`import_entries` for entries given as columns (batches of any size)."""
     _check_kind(kind)
     result = ImportResult()
+    pg = not store.is_sqlite
     with store.write() as conn:
         hs = _find(conn, hashset_name, tenant, lock=True)
         if hs is None:
@@ -371,61 +427,109 @@ def import_entries(
             hs = _insert_hashset(conn, hashset_name, kind, source, DEFAULT_PDQ_DISTANCE, tenant)
         elif hs.kind != kind:
             raise StoreError(f"hash set {hashset_name!r} holds {hs.kind} material, not {kind}")
-        loader = _PgLoader(store, conn, hs.id) if not store.is_sqlite else _SqliteLoader(conn, hs.id)
+        empty = conn.execute(
+            text("SELECT 1 FROM entries WHERE hashset_id = :h LIMIT 1"), {"h": hs.id}
+        ).first()
+        dups = None
+        if empty is None:  # a set filled by this import: candidates for duplicates are picked as it loads
+            dups = _DuplicateFilter()
+            _candidate_table(conn)
+        loader = _PgLoader(store, conn) if pg else _SqliteLoader(conn)
         try:
-            loaded, first_id, last_id = _load(loader, entries, hs.id, result, progress, on_reject)
+            t0 = time.perf_counter()
+            loaded, first_id, last_id = _load(loader, batches, hs.id, result, progress, on_reject, dups)
+            t1 = time.perf_counter()
+            if loaded:
+                loader.rebuild_indexes()
+                t2 = time.perf_counter()
+                _resolve(conn, hs.id, first_id, result, candidates=dups is not None and not dups.saturated)
+                result.added = loaded - result.duplicates
+                _log_change(conn, hs.id, "add", first_id, last_id)
+                log.debug(
+                    "import into %r: %d entries loaded in %.2f s, indexes %.2f s, duplicates %.2f s%s",
+                    hashset_name,
+                    loaded,
+                    t1 - t0,
+                    t2 - t1,
+                    time.perf_counter() - t2,
+                    "" if dups is None else f" ({dups.found} candidate values of {dups.values})",
+                )
         finally:
             loader.close()
-        if loaded:
-            _resolve(conn, hs.id, first_id, result)
-            result.added = loaded - result.duplicates
-            _log_change(conn, hs.id, "add", first_id, last_id)
+            if dups is not None and not pg:
+                conn.exec_driver_sql("DROP TABLE IF EXISTS _imp_cand")
     return result
+
+
+def _candidate_table(conn: Connection) -> None:
+    conn.exec_driver_sql("DROP TABLE IF EXISTS _imp_cand")
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE _imp_cand (signal VARCHAR(16), value TEXT)"
+        + (" ON COMMIT DROP" if conn.dialect.name == "postgresql" else "")
+    )
+
+
+def _batched(entries: Iterable[Entry]) -> Iterator[EntryBatch]:
+    it = iter(entries)
+    while chunk := list(islice(it, BATCH)):
+        yield EntryBatch.from_entries(chunk)
 
 
 def _load(
     loader: _Loader,
-    entries: Iterable[Entry],
+    batches: Iterable[EntryBatch],
     hashset_id: int,
     result: ImportResult,
     progress: Callable[[int], None] | None,
     on_reject: RejectHandler | None,
+    dups: _DuplicateFilter | None,
 ) -> tuple[int, int, int]:
-    """Stream entries to the writer; returns (entries loaded, first id, last id)."""
+    """Stream batches to the writer; returns (entries loaded, first id, last id)."""
     fmt = loader.formatter(hashset_id)
     pipe = _Pipeline(loader.write, threaded=loader.threaded)
     loaded = first = last = 0
-    record = 0
-    batch: list[tuple[int, Entry]] = []
+    read = 0  # entries taken so far (their positions number rejects)
+    pending = EntryBatch.empty()
 
     def flush() -> None:
-        nonlocal loaded, first, last
-        if not batch:
+        nonlocal pending, loaded, first, last
+        batch, pending = pending, EntryBatch.empty()
+        if not len(batch):
             return
-        lo = loader.reserve_ids(len(batch))
-        rows = fmt.format(batch, lo)
-        bad = rows.rejects
+        bad = _refused(batch)
         if bad:
-            for rec, entry, reason in bad:
+            base = read - len(batch)
+            entries = list(batch.entries())
+            for i, reason in bad:
                 if on_reject is None:
-                    raise FormatError(reason, record=rec)
-                on_reject(rec, entry, reason)
+                    raise FormatError(reason, record=base + i + 1)
+                on_reject(base + i + 1, entries[i], reason)
             result.rejected += len(bad)
-        if rows.count:
-            first = first or lo
-            last = lo + len(batch) - 1
-            loaded += rows.count
-            pipe.put(rows)
-        batch.clear()
-        if progress is not None:
-            progress(record)
+            refused = {i for i, _ in bad}
+            batch = batch.select([i not in refused for i in range(len(batch))])
+            if not len(batch):
+                return
+        lo = loader.reserve_ids(len(batch))
+        with paused_gc():
+            rows = fmt(batch, lo)
+            if dups is not None:
+                rows.candidates = dups.candidates(batch)
+        first = first or lo
+        last = lo + len(batch) - 1
+        loaded += len(batch)
+        pipe.put(rows)
 
     try:
-        for record, entry in enumerate(entries, 1):
-            batch.append((record, entry))
-            if len(batch) >= BATCH:
+        for batch in batches:
+            pending.extend(batch)
+            read += len(batch)
+            if len(pending) >= BATCH:
                 flush()
+                if progress is not None:
+                    progress(read)
         flush()
+        if progress is not None:
+            progress(read)
     except BaseException:
         pipe.abort()
         raise
@@ -438,10 +542,12 @@ def _load(
 class _Rows:
     """One batch, ready for the writer: text for COPY or tuples for executemany."""
 
-    count: int = 0
     entries: Any = None
-    signals: Any = None
-    rejects: list[tuple[int, Entry, str]] = field(default_factory=list)
+    signals: list[Any] = field(default_factory=list)
+    #: number of signal rows in ``signals``
+    signal_rows: int = 0
+    #: (signal, value) that may repeat an earlier value of the load (see ``_DuplicateFilter``)
+    candidates: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _Pipeline:
@@ -493,11 +599,35 @@ class _Pipeline:
             self._thread = None
 
 
+Formatter = Callable[[EntryBatch, int], _Rows]
+
+#: signal rows a load brings before the ``entry_signals`` indexes are built after it rather than
+#: kept up to date row by row
+REBUILD_MIN_ROWS = 100_000
+
+
 class _Loader:
+    """Writes batches into the import transaction.
+
+    A load that brings more signal rows than the table already holds (and at least
+    ``REBUILD_MIN_ROWS``) drops the indexes in ``deferred`` when it gets there and builds them
+    again before the duplicate search: an index on values takes each row at a random page, which
+    costs two to five times its build from the finished table (measured in docs/store.md).
+    """
+
     #: write from a separate thread (worth it when the database works in another process)
     threaded = False
+    #: ``entry_signals`` indexes a large load builds afterwards
+    deferred: tuple[Index, ...] = ()
 
-    def formatter(self, hashset_id: int) -> _Formatter:
+    def __init__(self, conn: Connection, held_rows: int) -> None:
+        self._conn = conn
+        self._raw: Any = conn.connection.driver_connection
+        self._rebuild_after = max(REBUILD_MIN_ROWS, held_rows)
+        self._signal_rows = 0
+        self._dropped = False
+
+    def formatter(self, hashset_id: int) -> Formatter:
         raise NotImplementedError
 
     def reserve_ids(self, n: int) -> int:
@@ -505,6 +635,23 @@ class _Loader:
 
     def write(self, rows: _Rows) -> None:
         raise NotImplementedError
+
+    def _count(self, rows: _Rows, cur: Any) -> None:
+        """Before a batch's signal rows are written: drop the deferred indexes once the load is large."""
+        self._signal_rows += rows.signal_rows
+        if self._signal_rows > self._rebuild_after:
+            self._rebuild_after = 2**62  # decided once: dropped, or (PostgreSQL, table busy) kept
+            self._dropped = self.drop_indexes(cur)
+
+    def drop_indexes(self, cur: Any) -> bool:
+        for ix in self.deferred:
+            cur.execute(f"DROP INDEX {ix.name}")
+        return True
+
+    def rebuild_indexes(self) -> None:
+        if self._dropped:
+            for ix in self.deferred:
+                ix.create(self._conn)
 
     def finish(self, last_id: int) -> None:
         """Called after the last write (in the caller's thread)."""
@@ -514,46 +661,85 @@ class _Loader:
 
 
 class _PgLoader(_Loader):
-    """COPY into the tables. Ids come from ``id_blocks`` on a separate autocommit connection, so
-    the reservation is not held by (or rolled back with) the long import transaction."""
+    """COPY into the tables, from a writer thread: the server parses and indexes one batch while
+    Python formats the next. Ids come from ``id_blocks`` on a separate autocommit connection, so
+    the reservation is not held by (or rolled back with) the long import transaction.
+
+    Only the hash index on values is deferred (BRIN indexes cost little row by row). Dropping it
+    takes the table's exclusive lock until the import commits, so readers of ``entry_signals``
+    wait; the load goes on with the index if another session holds the table for two seconds.
+    """
 
     threaded = True
 
-    def __init__(self, store: Store, conn: Connection, hashset_id: int) -> None:
-        self._raw = conn.connection.driver_connection
+    def __init__(self, store: Store, conn: Connection) -> None:
+        held = conn.execute(text("SELECT pg_relation_size('entry_signals')")).scalar_one()
+        super().__init__(conn, held // SIGNAL_ROW_BYTES)
         self._ids = store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")  # set-wise duplicate search
+        conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")  # index builds
 
-    def formatter(self, hashset_id: int) -> _Formatter:
-        return _CopyFormatter(hashset_id)
+    deferred = (_index("ix_entry_signals_value"),)
+
+    def formatter(self, hashset_id: int) -> Formatter:
+        return partial(_copy_rows, hashset_id)
 
     def reserve_ids(self, n: int) -> int:
         return _reserve_ids(self._ids, n)
 
     def write(self, rows: _Rows) -> None:
-        with self._raw.cursor() as cur:  # type: ignore[union-attr]
+        with self._raw.cursor() as cur:
             with cur.copy(f"COPY entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN") as cp:
                 cp.write(rows.entries)
+            self._count(rows, cur)
             with cur.copy(f"COPY entry_signals ({', '.join(SIGNAL_COLUMNS)}) FROM STDIN") as cp:
                 for chunk in rows.signals:
                     cp.write(chunk)
+            if rows.candidates:
+                with cur.copy("COPY _imp_cand (signal, value) FROM STDIN") as cp:
+                    cp.write("".join([f"{s}\t{v}\n" for s, v in rows.candidates]))
+
+    def drop_indexes(self, cur: Any) -> bool:
+        cur.execute("SAVEPOINT opspoor_drop_index")
+        cur.execute("SET LOCAL lock_timeout = '2s'")
+        try:
+            super().drop_indexes(cur)
+            dropped = True
+        except psycopg.errors.LockNotAvailable:
+            cur.execute("ROLLBACK TO SAVEPOINT opspoor_drop_index")
+            dropped = False
+        cur.execute("SET LOCAL lock_timeout = DEFAULT")
+        cur.execute("RELEASE SAVEPOINT opspoor_drop_index")
+        return dropped
 
     def close(self) -> None:
         self._ids.close()
 
 
+#: bytes an ``entry_signals`` row takes on disk, roughly (to estimate the rows the table holds)
+SIGNAL_ROW_BYTES = 110
+
+
 class _SqliteLoader(_Loader):
     """executemany in the import transaction, which holds SQLite's write lock throughout; so ids
-    are counted locally from ``id_blocks`` and the counter is written back at the end."""
+    are counted locally from ``id_blocks`` and the counter is written back at the end. All three
+    ``entry_signals`` b-trees are deferred for a large load (readers keep seeing the last commit)."""
 
-    def __init__(self, conn: Connection, hashset_id: int) -> None:
-        self._conn = conn
-        self._raw = conn.connection.driver_connection
+    deferred = (
+        _index("ix_entry_signals_value"),
+        _index("ix_entry_signals_hashset_id_signal"),
+        _index("ix_entry_signals_entry_id"),
+    )
+
+    def __init__(self, conn: Connection) -> None:
+        held = conn.execute(text("SELECT coalesce(max(rowid), 0) FROM entry_signals")).scalar_one()
+        super().__init__(conn, held)
         self._next = conn.execute(text("SELECT next_id FROM id_blocks WHERE name = 'entries'")).scalar_one()
-        conn.exec_driver_sql("PRAGMA cache_size = -262144")  # 256 MiB for the index b-trees
+        # 128 MiB of page cache for the b-trees; SQLite sorts an index build in as much again
+        conn.exec_driver_sql("PRAGMA cache_size = -131072")
 
-    def formatter(self, hashset_id: int) -> _Formatter:
-        return _TupleFormatter(hashset_id)
+    def formatter(self, hashset_id: int) -> Formatter:
+        return partial(_tuple_rows, hashset_id)
 
     def reserve_ids(self, n: int) -> int:
         lo = self._next
@@ -561,16 +747,19 @@ class _SqliteLoader(_Loader):
         return int(lo)
 
     def write(self, rows: _Rows) -> None:
-        cur = self._raw.cursor()  # type: ignore[union-attr]
+        cur = self._raw.cursor()
         try:
             cur.executemany(
                 f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)}) VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})",  # noqa: E501
                 rows.entries,
             )
+            self._count(rows, cur)
             cur.executemany(
                 f"INSERT INTO entry_signals ({', '.join(SIGNAL_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
-                rows.signals,
+                chain.from_iterable(rows.signals),
             )
+            if rows.candidates:
+                cur.executemany("INSERT INTO _imp_cand (signal, value) VALUES (?, ?)", rows.candidates)
         finally:
             cur.close()
 
@@ -583,6 +772,67 @@ class _SqliteLoader(_Loader):
         self._conn.exec_driver_sql("PRAGMA cache_size = -2000")
 
 
+class _DuplicateFilter:
+    """Which values of a load into an empty set may repeat an earlier value of the load.
+
+    A blocked Bloom filter (two bits of one 64-bit word per value; 64 MiB whatever the load)
+    over Python's string hash, plus an exact check for repeats within a batch. It errs only
+    towards too many candidates, which the duplicate search then rules out, so the search looks
+    at the candidates (about 1 % of the values at 10 million entries) instead of grouping every
+    value of the set. Once candidates pass ``MAX_SHARE`` of the values it stops: the search
+    groups the whole set as it does for imports into a set that has entries.
+    """
+
+    WORDS = 1 << 23
+    MAX_SHARE = 0.05
+    MIN_CANDIDATES = 10_000
+
+    def __init__(self) -> None:
+        self._words = np.zeros(self.WORDS, np.uint64)
+        self.values = 0
+        self.found = 0
+        self.saturated = False
+
+    def candidates(self, batch: EntryBatch) -> list[tuple[str, str]]:
+        """(signal, value) of the batch's key values that may have been seen before (and records them)."""
+        if self.saturated:
+            return []
+        out: list[tuple[str, str]] = []
+        for name, values in batch.signals.items():
+            if name not in KEY_SIGNALS:
+                continue
+            given = values if None not in values else [v for v in values if v is not None]
+            if not given:
+                continue
+            self.values += len(given)
+            hit = self._seen(given)
+            if hit.any():
+                out.extend((name, v) for v in compress(given, hit.tolist()))  # type: ignore[misc]
+        self.found += len(out)
+        if self.found > max(self.MIN_CANDIDATES, self.MAX_SHARE * self.values):
+            self.saturated = True
+            self._words = np.zeros(0, np.uint64)
+            return []
+        return out
+
+    def _seen(self, values: Sequence[Any]) -> np.ndarray:
+        h = np.fromiter(map(hash, values), np.int64, len(values)).view(np.uint64)
+        word = h >> np.uint64(64 - self.WORDS.bit_length() + 1)
+        one = np.uint64(1)
+        bits = (one << (h & np.uint64(63))) | (one << ((h >> np.uint64(6)) & np.uint64(63)))
+        hit = (self._words[word] & bits) == bits
+        order = np.argsort(h)
+        sh = h[order]
+        again = sh[1:] == sh[:-1]  # a value repeated within the batch (or a hash collision)
+        if again.any():
+            hit[order[1:][again]] = True
+        # set the bits; words are sorted with the hashes, so equal words are neighbours
+        sw, sb = word[order], bits[order]
+        starts = np.flatnonzero(np.concatenate(([True], sw[1:] != sw[:-1])))
+        self._words[sw[starts]] |= np.bitwise_or.reduceat(sb, starts)
+        return hit
+
+
 def _reserve_ids(conn: Connection, n: int) -> int:
     """First id of a block of ``n`` fresh entry ids (the UPDATE is atomic among sessions)."""
     hi = conn.execute(
@@ -591,82 +841,88 @@ def _reserve_ids(conn: Connection, n: int) -> int:
     return int(hi) - n
 
 
-# --- row formatting --------------------------------------------------------------------------
+# --- checking a batch ------------------------------------------------------------------------
 _NIBBLE = np.full(256, 255, dtype=np.uint8)
 for _digit, _value in zip(b"0123456789abcdef", range(16), strict=True):
     _NIBBLE[_digit] = _value
+_LOWER_HEX = b"0123456789abcdef"
+_CONTROL = frozenset("\t\n\r\\")
 
 
-def _all_lower_hex(values: list[str]) -> bool:
-    joined = "".join(values)
-    if not joined.isascii():
+def _refused(batch: EntryBatch) -> list[tuple[int, str]]:
+    """(index, reason) of the entries the store cannot hold. Each signal column is checked in one
+    C-speed pass; only a column that fails is looked at value by value."""
+    bad: dict[int, str] = {}
+    for name, values in batch.signals.items():
+        if not _column_ok(name, values):
+            for i, v in enumerate(values):
+                if v is not None and i not in bad and (reason := _signal_problem(name, v)):
+                    bad[i] = reason
+    if not batch.signals or all(None in v for v in batch.signals.values()):
+        for i, row in enumerate(
+            zip(*batch.signals.values(), strict=True) if batch.signals else [()] * len(batch)
+        ):
+            if all(v is None for v in row) and i not in bad:
+                bad[i] = "the entry has no hash"
+    return sorted(bad.items())
+
+
+def _column_ok(name: str, values: list[str | None]) -> bool:
+    given = values if None not in values else [v for v in values if v is not None]
+    if not given:
+        return True
+    try:
+        joined = "".join(given)  # type: ignore[arg-type]
+    except TypeError:
         return False
-    return not bool((_NIBBLE[np.frombuffer(joined.encode("ascii"), dtype=np.uint8)] == 255).any())
+    length = HEX_LENGTH.get(name)
+    if name == "vpdq":
+        return False  # parsed one by one
+    if length is not None:
+        return (
+            len(joined) == length * len(given)
+            and set(map(len, given)) == {length}  # type: ignore[arg-type]
+            and joined.isascii()
+            and not joined.encode("ascii").translate(None, _LOWER_HEX)
+        )
+    if name == "photodna":
+        return "" not in given and not _CONTROL.intersection(joined)
+    return False
 
 
-def _is_lower_hex(value: str) -> bool:
-    return value.isascii() and all(c in "0123456789abcdef" for c in value)
+def _signal_problem(name: str, value: object) -> str | None:
+    """Why the store cannot hold ``value`` as ``name``, or None."""
+    if not isinstance(value, str):
+        return f"{name} value must be text, got {type(value).__name__}"
+    if name == "vpdq":
+        try:
+            parse_vpdq(value)
+        except SignalError as exc:
+            return exc.message
+        return None
+    if name == "photodna":
+        if not value or _CONTROL.intersection(value):
+            return "photodna value is empty or holds control characters"
+        return None
+    length = HEX_LENGTH.get(name)
+    if length is None:
+        return f"unknown signal type {name!r}"
+    if len(value) != length:
+        return f"{name} value must be {length} hex characters, got {len(value)}"
+    if not (value.isascii() and not value.encode("ascii").translate(None, _LOWER_HEX)):
+        return f"{name} value is not lower-case hexadecimal: {value[:80]!r}"
+    return None
 
 
-class _Formatter:
-    """Turns entries into rows. Hex values are checked per batch with one vectorised pass; only
-    a batch that fails is re-checked entry by entry to find (and reject) the culprits."""
-
-    def __init__(self, hashset_id: int) -> None:
-        self.h = hashset_id
-
-    def format(self, batch: list[tuple[int, Entry]], first_id: int) -> _Rows:
-        hexvals: list[str] = []
-        rows = self._format(batch, first_id, hexvals, strict=False)
-        if rows.rejects or not _all_lower_hex(hexvals):
-            rows = self._format(batch, first_id, [], strict=True)
-        return rows
-
-    def _format(
-        self, batch: list[tuple[int, Entry]], first_id: int, hexvals: list[str], strict: bool
-    ) -> _Rows:
-        raise NotImplementedError
-
-    @staticmethod
-    def signal_rows(
-        e: Entry, hexvals: list[str], strict: bool
-    ) -> tuple[list[tuple[str, str, bool]], str | None]:
-        """(signal, value, derived) of an entry and its vPDQ text; ``SignalError`` if one is bad."""
-        out: list[tuple[str, str, bool]] = []
-        vpdq = None
-        if not e.signals:
-            raise SignalError("the entry has no hash")
-        for name, value in e.signals.items():
-            if not isinstance(value, str):
-                raise SignalError(f"{name} value must be text, got {type(value).__name__}")
-            if name == "vpdq":
-                vpdq = value
-                frames = parse_vpdq(value)
-                good = dict.fromkeys(f.hash for f in frames if f.quality >= QUALITY_THRESHOLD)
-                out.extend(("vpdq", h, True) for h in good)
-                continue
-            if name == "photodna":
-                if not value or any(c in value for c in "\t\n\r\\"):
-                    raise SignalError("photodna value is empty or holds control characters")
-                out.append((name, value, False))
-                continue
-            length = HEX_LENGTH.get(name)
-            if length is None:
-                raise SignalError(f"unknown signal type {name!r}")
-            if len(value) != length:
-                raise SignalError(f"{name} value must be {length} hex characters, got {len(value)}")
-            if strict and not _is_lower_hex(value):
-                raise SignalError(f"{name} value is not lower-case hexadecimal: {value[:80]!r}")
-            hexvals.append(value)
-            out.append((name, value, False))
-        return out, vpdq
+def _vpdq_frames(value: str) -> list[str]:
+    """The distinct frame hashes of a vPDQ text that are good enough to match on."""
+    return list(dict.fromkeys(f.hash for f in parse_vpdq(value) if f.quality >= QUALITY_THRESHOLD))
 
 
+# --- row formatting --------------------------------------------------------------------------
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _NULL = "\\N"
 _COPY_BOOL = {None: _NULL, True: "t", False: "f"}
-#: signals that need no more than a length check per value (hex is checked per batch)
-_PLAIN_HEX = frozenset({"md5", "sha1", "sha256", "pdq"})
 
 
 def _c(value: str | None) -> str:
@@ -679,127 +935,155 @@ def _c(value: str | None) -> str:
     return value.translate(_COPY_ESCAPES)
 
 
-def _tags(e: Entry) -> str | None:
-    return json.dumps(list(e.tags), ensure_ascii=False) if e.tags else None
+def _copy_texts(values: Sequence[str | None]) -> Iterable[str]:
+    """A column of COPY text fields, checked for escapes in one pass over the whole column."""
+    if values.count(None) == len(values):
+        return repeat(_NULL)
+    joined = "".join(filter(None, values))
+    if joined.isprintable() and "\\" not in joined:
+        return [_NULL if v is None else v for v in values]
+    return list(map(_c, values))
 
 
-def _extra(e: Entry) -> str | None:
-    return json.dumps(e.extra, ensure_ascii=False, separators=(",", ":")) if e.extra else None
-
-
-def _fixed_signal_lines(h: int, name: str, eids: list[int], values: list[str]) -> str | None:
-    """COPY lines ``id<TAB>h<TAB>name<TAB>value<TAB>f`` for the values of one fixed-width signal,
-    joined at C speed. None when a value has the wrong length or is not lower-case hex."""
-    if set(map(len, values)) != {HEX_LENGTH[name]}:
+def _tags_json(tags: Sequence[tuple[str, ...]]) -> list[str | None] | None:
+    """Tags as JSON lists (None without tags), or None when no entry has any."""
+    if not any(tags):
         return None
-    joined = "".join(values)
-    if not joined.isascii() or joined.encode("ascii").translate(None, b"0123456789abcdef"):
+    return [json.dumps(list(t), ensure_ascii=False) if t else None for t in tags]
+
+
+#: put between the ``extra`` objects of a batch serialised in one call; orjson writes it as
+#: ``,"\u0000split",``, which no object's own JSON holds outside a list of exactly that text
+_SPLIT = "\x00split"
+_SPLIT_JSON = ',"\\u0000split",'
+
+
+def _extra_json(extras: Sequence[dict[str, Any]]) -> list[str | None] | None:
+    """``extra`` as JSON text (None when empty), or None when no entry has any.
+
+    One orjson call for the whole batch, split afterwards: called once per object, orjson spends
+    most of its time allocating each result."""
+    if not any(extras):
         return None
-    return "".join(
-        chain.from_iterable(zip(map(str, eids), repeat(f"\t{h}\t{name}\t"), values, repeat("\tf\n")))
-    )
+    try:
+        joined = orjson.dumps(list(chain.from_iterable(zip(extras, repeat(_SPLIT))))).decode()
+        texts: list[str | None] = joined[1 : -len(_SPLIT_JSON)].split(_SPLIT_JSON)  # type: ignore[assignment]
+    except (TypeError, orjson.JSONEncodeError):  # integers beyond 64 bits, keys that are not text
+        texts = []
+    if len(texts) != len(extras):
+        return [json.dumps(d, ensure_ascii=False, separators=(",", ":")) if d else None for d in extras]
+    if not all(extras):
+        texts = [t if d else None for t, d in zip(texts, extras, strict=True)]
+    return texts
 
 
-class _CopyFormatter(_Formatter):
-    """COPY text. Signal rows of the common shape (crypto and PDQ hex) are built per signal type
-    with NumPy, which also validates them; only entry rows are formatted one by one."""
-
-    def format(self, batch: list[tuple[int, Entry]], first_id: int) -> _Rows:
-        rows = self._format(batch, first_id, [], strict=False)
-        if rows.signals is None:  # a value failed the vectorised check: find it entry by entry
-            rows = self._format(batch, first_id, [], strict=True)
-        return rows
-
-    def _format(
-        self, batch: list[tuple[int, Entry]], first_id: int, hexvals: list[str], strict: bool
-    ) -> _Rows:
-        ent: list[str] = []
-        other: list[str] = []
-        by_signal: dict[str, tuple[list[int], list[str]]] = {}
-        rows = _Rows()
-        h = self.h
-        b = _COPY_BOOL
-        for i, (record, e) in enumerate(batch):
-            eid = first_id + i
-            sigs = e.signals
-            vpdq = None
-            if not strict and sigs and sigs.keys() <= _PLAIN_HEX:
-                for n, v in sigs.items():
-                    col = by_signal.get(n)
-                    if col is None:
-                        col = by_signal[n] = ([], [])
-                    col[0].append(eid)
-                    col[1].append(v)
-            else:
-                try:
-                    srows, vpdq = self.signal_rows(e, hexvals, strict)
-                except SignalError as exc:
-                    rows.rejects.append((record, e, exc.message))
-                    continue
-                other.extend([f"{eid}\t{h}\t{n}\t{_c(v)}\t{'t' if d else 'f'}\n" for n, v, d in srows])
-            cat = e.category
-            scheme, code = (_NULL, _NULL) if cat is None else (cat.scheme, _c(cat.code))
-            ent.append(
-                f"{eid}\t{h}\t{_c(e.external_id)}\t{scheme}\t{code}\t"
-                f"{b[e.victim_identified]}\t{b[e.offender_identified]}\t{b[e.distributed]}\t"
-                f"{_c(e.series)}\t{_c(_tags(e)) if e.tags else _NULL}\t{_c(e.source)}\t{_c(e.date_updated)}\t"
-                f"{_NULL if e.size is None else int(e.size)}\t{_c(vpdq)}\t"
-                f"{_c(_extra(e)) if e.extra else _NULL}\n"
-            )
-            rows.count += 1
-        if not _all_lower_hex(hexvals):
-            return rows  # signals None: the caller re-runs strictly
-        chunks = ["".join(other)]
-        for name, (eids, values) in by_signal.items():
-            lines = _fixed_signal_lines(h, name, eids, values)
-            if lines is None:
-                return rows
-            chunks.append(lines)
-        rows.entries = "".join(ent)
-        rows.signals = chunks
-        return rows
+def _signal_columns(
+    batch: EntryBatch, ids: Sequence[Any]
+) -> Iterator[tuple[str, Sequence[Any], list[str], bool]]:
+    """(signal, entry ids, values, derived) per signal of a batch: the ids and values of the entries
+    that carry it; vPDQ gives its frame hashes as derived values."""
+    for name, values in batch.signals.items():
+        if name == "vpdq":
+            eids: list[Any] = []
+            frames: list[str] = []
+            for eid, v in zip(ids, values, strict=True):
+                if v is not None:
+                    hashes = _vpdq_frames(v)
+                    eids.extend([eid] * len(hashes))
+                    frames.extend(hashes)
+            yield name, eids, frames, True
+        elif None not in values:
+            yield name, ids, values, False  # type: ignore[misc]
+        else:
+            keep = [v is not None for v in values]
+            yield name, list(compress(ids, keep)), list(compress(values, keep)), False  # type: ignore[arg-type]
 
 
-class _TupleFormatter(_Formatter):
-    def _format(
-        self, batch: list[tuple[int, Entry]], first_id: int, hexvals: list[str], strict: bool
-    ) -> _Rows:
-        ent: list[tuple[Any, ...]] = []
-        sig: list[tuple[Any, ...]] = []
-        rows = _Rows()
-        h = self.h
-        for i, (record, e) in enumerate(batch):
-            eid = first_id + i
-            try:
-                srows, vpdq = self.signal_rows(e, hexvals, strict)
-            except SignalError as exc:
-                rows.rejects.append((record, e, exc.message))
-                continue
-            sig.extend((eid, h, n, v, d) for n, v, d in srows)
-            cat = e.category
-            ent.append(
-                (
-                    eid,
-                    h,
-                    e.external_id,
-                    None if cat is None else cat.scheme,
-                    None if cat is None else cat.code,
-                    e.victim_identified,
-                    e.offender_identified,
-                    e.distributed,
-                    e.series,
-                    _tags(e),
-                    e.source,
-                    e.date_updated,
-                    e.size,
-                    vpdq,
-                    _extra(e),
+def _category_columns(categories: Sequence[Category | None]) -> tuple[list[str | None], list[str | None]]:
+    """Scheme and code columns. Categories are looked up by identity: readers share a few objects,
+    and a dataclass ``__hash__`` would cost more than the rest of the row."""
+    keys = list(map(id, categories))
+    split = {
+        k: (None, None) if c is None else (c.scheme, c.code)
+        for k, c in dict(zip(keys, categories, strict=True)).items()
+    }
+    pairs = list(map(split.__getitem__, keys))
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _copy_rows(h: int, batch: EntryBatch, lo: int) -> _Rows:
+    """COPY text of a batch, built column by column with C-speed joins."""
+    n = len(batch)
+    ids = list(map(str, range(lo, lo + n)))
+    scheme, code = _category_columns(batch.category)
+    tags = _tags_json(batch.tags)
+    extra = _extra_json(batch.extra)
+    vpdq = batch.signals.get("vpdq")
+    flag = _COPY_BOOL.__getitem__
+    sizes = batch.size
+    columns: list[Iterable[str]] = [
+        ids,
+        repeat(str(h)),
+        _copy_texts(batch.external_id),
+        _copy_texts(scheme),
+        _copy_texts(code),
+        map(flag, batch.victim_identified),
+        map(flag, batch.offender_identified),
+        map(flag, batch.distributed),
+        _copy_texts(batch.series),
+        repeat(_NULL) if tags is None else _copy_texts(tags),
+        _copy_texts(batch.source),
+        _copy_texts(batch.date_updated),
+        map(str, sizes) if None not in sizes else [_NULL if s is None else str(int(s)) for s in sizes],
+        repeat(_NULL) if vpdq is None else _copy_texts(vpdq),
+        repeat(_NULL) if extra is None else _copy_texts(extra),
+    ]
+    rows = _Rows("\n".join(map("\t".join, zip(*columns, strict=False))) + "\n")
+    for name, eids, values, derived in _signal_columns(batch, ids):
+        rows.signal_rows += len(values)
+        if values:
+            rows.signals.append(
+                "".join(
+                    chain.from_iterable(
+                        zip(eids, repeat(f"\t{h}\t{name}\t"), values, repeat("\tt\n" if derived else "\tf\n"))
+                    )
                 )
             )
-            rows.count += 1
-        rows.entries = ent
-        rows.signals = sig
-        return rows
+    return rows
+
+
+def _tuple_rows(h: int, batch: EntryBatch, lo: int) -> _Rows:
+    """executemany parameters of a batch."""
+    n = len(batch)
+    ids = range(lo, lo + n)
+    scheme, code = _category_columns(batch.category)
+    tags = _tags_json(batch.tags)
+    extra = _extra_json(batch.extra)
+    vpdq = batch.signals.get("vpdq")
+    entries = list(
+        zip(
+            ids,
+            repeat(h),
+            batch.external_id,
+            scheme,
+            code,
+            batch.victim_identified,
+            batch.offender_identified,
+            batch.distributed,
+            batch.series,
+            repeat(None) if tags is None else tags,
+            batch.source,
+            batch.date_updated,
+            batch.size,
+            repeat(None) if vpdq is None else vpdq,
+            repeat(None) if extra is None else extra,
+        )
+    )
+    rows = _Rows(entries)
+    for name, eids, values, derived in _signal_columns(batch, ids):
+        rows.signal_rows += len(values)
+        rows.signals.append(list(zip(eids, repeat(h), repeat(name), values, repeat(derived))))
+    return rows
 
 
 # --- duplicates and conflicts, set-wise ------------------------------------------------------
@@ -807,9 +1091,10 @@ _TEMP_TABLES = ("_imp_keys", "_imp_rows", "_imp_flags", "_imp_dup", "_imp_merge"
 _KEYS_IN = "(" + ", ".join(f"'{s}'" for s in KEY_SIGNALS) + ")"
 
 
-def _resolve(conn: Connection, h: int, lo: int, result: ImportResult) -> None:
+def _resolve(conn: Connection, h: int, lo: int, result: ImportResult, *, candidates: bool = False) -> None:
     """Find this import's duplicates and conflicts (entries of set ``h`` with id >= ``lo`` are new),
-    record the conflicts, fold the duplicates into the entries they repeat."""
+    record the conflicts, fold the duplicates into the entries they repeat. With ``candidates``
+    only the values in ``_imp_cand`` can repeat (see ``_DuplicateFilter``)."""
     pg = conn.dialect.name == "postgresql"
     temp = "CREATE TEMP TABLE {} " + ("ON COMMIT DROP " if pg else "")
     p = {"h": h, "lo": lo}
@@ -820,19 +1105,35 @@ def _resolve(conn: Connection, h: int, lo: int, result: ImportResult) -> None:
         "CREATE TEMP TABLE _imp_keys (signal VARCHAR(16), value TEXT, PRIMARY KEY (signal, value))"
         + (" ON COMMIT DROP" if pg else "")
     )
-    if pg:  # one-core hash aggregation: sorting text or parallel workers are slower here
-        conn.exec_driver_sql("SET LOCAL enable_sort = off")
-        conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
-    found = conn.execute(
-        text(
-            f"""INSERT INTO _imp_keys (signal, value) SELECT signal, value FROM entry_signals
-            WHERE hashset_id = :h AND NOT derived AND signal IN {_KEYS_IN}
-            GROUP BY signal, value HAVING count(*) > 1 AND max(entry_id) >= :lo"""
-        ),
-        p,
-    ).rowcount
-    if pg:
-        conn.exec_driver_sql("SET LOCAL enable_sort = on")
+    if candidates:
+        if pg:
+            conn.exec_driver_sql("ANALYZE _imp_cand")
+        # the candidates drive, each probing the index on values (SQLite, without statistics,
+        # would rather scan the set by its (hashset_id, signal) index)
+        signals = "entry_signals s" if pg else "entry_signals s INDEXED BY ix_entry_signals_value"
+        found = conn.execute(
+            text(
+                f"""INSERT INTO _imp_keys (signal, value) SELECT s.signal, s.value
+                FROM (SELECT DISTINCT signal, value FROM _imp_cand) c CROSS JOIN {signals}
+                WHERE s.value = c.value AND s.signal = c.signal AND s.hashset_id = :h AND NOT s.derived
+                GROUP BY s.signal, s.value HAVING count(*) > 1 AND max(s.entry_id) >= :lo"""
+            ),
+            p,
+        ).rowcount
+    else:
+        if pg:  # one-core hash aggregation: sorting text or parallel workers are slower here
+            conn.exec_driver_sql("SET LOCAL enable_sort = off")
+            conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+        found = conn.execute(
+            text(
+                f"""INSERT INTO _imp_keys (signal, value) SELECT signal, value FROM entry_signals
+                WHERE hashset_id = :h AND NOT derived AND signal IN {_KEYS_IN}
+                GROUP BY signal, value HAVING count(*) > 1 AND max(entry_id) >= :lo"""
+            ),
+            p,
+        ).rowcount
+        if pg:
+            conn.exec_driver_sql("SET LOCAL enable_sort = on")
     if not found:
         return
     if pg:

@@ -214,9 +214,7 @@ class Matcher:
                     continue  # removed from the store since the index was loaded
                 if signal == "pdq" and dist > self.distance[ref.hashset]:
                     continue
-                ms.append(
-                    Match(ref.hashset, ref.kind, eid, ref.external_id, signal, dist, ref.category, how)
-                )
+                ms.append(Match(ref.hashset, ref.kind, eid, ref.external_id, signal, dist, ref.category, how))
             out.append(ms)
         return out
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from opspoor.errors import CaseError, OpspoorError
-from opspoor.signals.engine import HashOptions
+from opspoor.signals.engine import ROBUST_PRESETS, HashOptions
 from opspoor.sources import EvidenceItem, Limits, count_evidence, iter_evidence
 from opspoor.triage.case import CaseDB
 from opspoor.triage.matching import Matcher
@@ -58,7 +58,8 @@ class ScanConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     thumbnails: bool = True
     limits: Limits = field(default_factory=Limits)
-    options: HashOptions = field(default_factory=HashOptions)
+    #: hashing options; the default adds the fast robust query hashes (rotations, flips, borders)
+    options: HashOptions = field(default_factory=lambda: HashOptions(robust=ROBUST_PRESETS["fast"]))
 
     def identity(self) -> dict[str, Any]:
         """What must be equal for a re-run to resume this case rather than mix two scans."""

@@ -1,7 +1,8 @@
 """Hash-set exchange formats by short name. A new format is one module plus one line in ``FORMATS``.
 
 ``read_entries`` streams entries from a file or binary stream, detecting the format from the
-content when asked (``format="auto"``); ``write_entries`` writes them as they come. See
+content when asked (``format="auto"``), one by one or (``.batches()``) as columns, which is how
+the store imports them; ``write_entries`` writes them as they come. See
 docs/formats.md for every format's mapping of categories and flags.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterable, Iterator
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -17,6 +19,7 @@ from opspoor.errors import FormatError, UnknownFormat
 from opspoor.hashsets.formats.base import (
     AmbiguousHash,
     CaseInfo,
+    EntryBatch,
     ErrorHandler,
     Format,
     ReadOptions,
@@ -34,7 +37,14 @@ from opspoor.hashsets.formats.plain import (
     write_csv,
     write_plain,
 )
-from opspoor.hashsets.formats.vics import read_vics, sniff_vics2, sniff_vics13, write_vics2, write_vics13
+from opspoor.hashsets.formats.vics import (
+    read_vics,
+    read_vics_batches,
+    sniff_vics2,
+    sniff_vics13,
+    write_vics2,
+    write_vics13,
+)
 from opspoor.hashsets.formats.vpdqfile import read_vpdq, sniff_vpdq, write_vpdq
 from opspoor.hashsets.model import Entry
 
@@ -42,9 +52,21 @@ from opspoor.hashsets.model import Entry
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format("vics2", "Project VIC VICS 2.0 JSON (#Media or #Cases)", read_vics, write_vics2, sniff_vics2),
         Format(
-            "vics13", "Project VIC VICS 1.3 JSON (#Media or #Cases)", read_vics, write_vics13, sniff_vics13
+            "vics2",
+            "Project VIC VICS 2.0 JSON (#Media or #Cases)",
+            read_vics,
+            write_vics2,
+            sniff_vics2,
+            read_vics_batches,
+        ),
+        Format(
+            "vics13",
+            "Project VIC VICS 1.3 JSON (#Media or #Cases)",
+            read_vics,
+            write_vics13,
+            sniff_vics13,
+            read_vics_batches,
         ),
         Format("icse", "Interpol ICSE CSV (;-separated)", read_icse, write_icse, sniff_icse),
         Format("vpdq", "vPDQ hash file of one video", read_vpdq, write_vpdq, sniff_vpdq),
@@ -85,31 +107,96 @@ def read_entries(
     hash_type: str | None = None,
     on_error: ErrorHandler | None = None,
     source: str | None = None,
-) -> Iterator[Entry]:
+) -> EntryStream:
     """Entries of a hash-set file, one at a time, in constant memory.
 
     ``hash_type`` says what 64-hex values without a named column are (``sha256`` or ``pdq``).
     Without ``on_error`` the first invalid record raises ``FormatError``; with it each invalid
     record is reported and skipped. File-level faults (syntax errors, truncation, a missing header,
     an ambiguous 64-hex list without ``hash_type``) always raise.
+
+    The result is an iterator of :class:`Entry`; its ``batches()`` gives the same entries as
+    :class:`EntryBatch` columns instead, which is several times faster for VICS.
     """
-    check_hash_type(hash_type)
-    if isinstance(path_or_stream, str | os.PathLike):
-        path = Path(path_or_stream)
-        opts = ReadOptions(hash_type, str(path), on_error, source)
-        with path.open("rb") as f:
-            yield from _read(f, format, opts)
-    else:
-        name = getattr(path_or_stream, "name", None)
-        opts = ReadOptions(hash_type, name if isinstance(name, str) else None, on_error, source)
-        yield from _read(path_or_stream, format, opts)
+    return EntryStream(path_or_stream, format, hash_type, on_error, source)
 
 
-def _read(stream: BinaryIO, format: str, opts: ReadOptions) -> Iterator[Entry]:
+#: entries per batch when a format's per-entry reader is grouped into batches
+BATCH_SIZE = 10_000
+
+
+class EntryStream(Iterator[Entry]):
+    """The entries of one hash-set file: iterate for :class:`Entry` objects, or call
+    :meth:`batches` once for columns. The file is opened on first use and closed at its end."""
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        format: str,
+        hash_type: str | None,
+        on_error: ErrorHandler | None,
+        entry_source: str | None,
+    ) -> None:
+        self._source = source
+        self._format = format
+        self._args = (hash_type, on_error, entry_source)
+        self._entries: Iterator[Entry] | None = None
+        self._batches: Iterator[EntryBatch] | None = None
+
+    def __next__(self) -> Entry:
+        if self._entries is None:
+            if self._batches is not None:
+                raise RuntimeError("this EntryStream is being read as batches")
+            self._entries = self._read(batched=False)  # type: ignore[assignment]
+        return next(self._entries)  # type: ignore[arg-type]
+
+    def batches(self, size: int = BATCH_SIZE) -> Iterator[EntryBatch]:
+        """The entries as columns. A format without a column reader is grouped ``size`` at a time."""
+        if self._entries is not None or self._batches is not None:
+            raise RuntimeError("this EntryStream is already being read")
+        self._batches = self._read(batched=True, size=size)  # type: ignore[assignment]
+        return self._batches  # type: ignore[return-value]
+
+    def close(self) -> None:
+        for it in (self._entries, self._batches):
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    def _read(self, *, batched: bool, size: int = BATCH_SIZE) -> Iterator[Entry | EntryBatch]:
+        hash_type, on_error, entry_source = self._args
+        check_hash_type(hash_type)
+        src = self._source
+        if isinstance(src, str | os.PathLike):
+            path = Path(src)
+            opts = ReadOptions(hash_type, str(path), on_error, entry_source)
+            with path.open("rb") as f:
+                yield from _read(f, self._format, opts, batched, size)
+        else:
+            name = getattr(src, "name", None)
+            opts = ReadOptions(hash_type, name if isinstance(name, str) else None, on_error, entry_source)
+            yield from _read(src, self._format, opts, batched, size)
+
+
+def _read(
+    stream: BinaryIO, format: str, opts: ReadOptions, batched: bool, size: int
+) -> Iterator[Entry | EntryBatch]:
     if format == "auto":
         head, stream = _peek(stream)
         format = detect_format(head, opts.where)
-    yield from get_format(format).reader(stream, opts)
+    fmt = get_format(format)
+    if fmt.batch_reader is not None:
+        batches = fmt.batch_reader(stream, opts)
+        if batched:
+            yield from batches
+        else:
+            yield from chain.from_iterable(b.entries() for b in batches)
+    elif batched:
+        entries = fmt.reader(stream, opts)
+        while chunk := list(islice(entries, size)):
+            yield EntryBatch.from_entries(chunk)
+    else:
+        yield from fmt.reader(stream, opts)
 
 
 def _peek(stream: BinaryIO) -> tuple[bytes, BinaryIO]:
@@ -178,6 +265,8 @@ __all__ = [
     "HEAD_SIZE",
     "AmbiguousHash",
     "CaseInfo",
+    "EntryBatch",
+    "EntryStream",
     "Format",
     "FormatError",
     "ReadOptions",

@@ -18,6 +18,8 @@ from typing import Any, BinaryIO
 from opspoor.errors import FormatError
 
 _WS = re.compile(r"[ \t\n\r]*")
+#: how an object element begins: the brace and its first key, as written
+_LEAD = re.compile(r'\{[ \t\n\r]*"(?:[^"\\]|\\.)*"[ \t\n\r]*:')
 _NUMBER_TAIL = re.compile(r"[0-9.eE+-]*")
 CHUNK = 1 << 20
 #: a single value larger than this is refused rather than buffered
@@ -151,6 +153,33 @@ class JsonReader:
             raise self.error(f"a single JSON value is larger than {MAX_VALUE >> 20} MiB")
         # read at least as much again as is pending, so a huge value is re-scanned only log(n) times
         self._fill(max(self._chunk, pending))
+
+    def run_end(self, size: int) -> int | None:
+        """Where a run of several whole elements of the array being walked ends, the read position
+        being at the first one (an object): the buffer index of the ``,`` before the last buffered
+        element that begins like this one (same first key), searching about ``size`` characters.
+
+        A guess (the match may lie inside an element), so the caller decodes ``buf[pos:end]`` and,
+        only if that works, moves ``pos`` to the end. None when no such element is buffered.
+        """
+        while len(self.buf) - self.pos < size and self._fill():
+            pass
+        m = _LEAD.match(self.buf, self.pos)
+        if m is None:
+            return None
+        marker = m.group()
+        hi = min(len(self.buf), self.pos + size)
+        for _ in range(4):  # a marker inside an element: try the one before it
+            k = self.buf.rfind(marker, self.pos + 1, hi)
+            if k < 0:
+                return None
+            j = k - 1
+            while self.buf[j] in " \t\n\r":
+                j -= 1
+            if self.buf[j] == ",":
+                return j
+            hi = k
+        return None
 
     # --- containers ----------------------------------------------------------------
 

@@ -18,11 +18,16 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
+from operator import itemgetter, methodcaller
 from typing import Any, BinaryIO
+
+import orjson
 
 from opspoor.errors import FormatError
 from opspoor.hashsets.formats.base import (
+    EntryBatch,
     ReadOptions,
     RecordError,
     WriteOptions,
@@ -32,6 +37,7 @@ from opspoor.hashsets.formats.base import (
     parse_bool,
     parse_category,
     parse_size,
+    paused_gc,
     report,
     split_tags,
     text_or_none,
@@ -139,16 +145,44 @@ def sniff_vics13(head: bytes) -> bool:
 
 # --- reading -------------------------------------------------------------------
 
+#: characters of Media records decoded at once on the fast path
+RUN = 256 << 10
+#: entries per batch of records read one by one
+SLOW_BATCH = 2_000
+
 
 def read_vics(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
     """Entries of a VICS 2.0 or 1.3 file, flat or ``#Cases``, one at a time."""
+    for batch in read_vics_batches(stream, opts):
+        yield from batch.entries()
+
+
+def read_vics_batches(stream: BinaryIO, opts: ReadOptions) -> Iterator[EntryBatch]:
+    """Entries of a VICS 2.0 or 1.3 file, flat or ``#Cases``, as columns, a run of records at a time.
+
+    Runs of Media records of the usual shape are decoded with orjson and turned into columns
+    (:func:`media_batch`); a run that fails either step is read again record by record
+    (:func:`media_entry`), which decodes like ``json`` and names the record and line at fault.
+    """
+    state = _State()
+    try:
+        yield from _read_batches(stream, opts, state)
+    except FormatError:
+        if state.pending:  # what was read before the fault, as a per-entry reader would have yielded
+            yield EntryBatch.from_entries(state.pending)
+            state.pending = []
+        raise
+    if state.pending:
+        yield EntryBatch.from_entries(state.pending)
+
+
+def _read_batches(stream: BinaryIO, opts: ReadOptions, state: _State) -> Iterator[EntryBatch]:
     jr = JsonReader(stream, opts.where)
     first = jr.peek()
     if not first:
         raise FormatError("the file is empty", opts.where)
     if first != "{":
         raise jr.error("not a VICS file: expected a JSON object '{'")
-    state = _State()
     seen_value = False
     for key in jr.members():
         if key in CONTEXT_KEYS:
@@ -174,17 +208,23 @@ def read_vics(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
 
 
 class _State:
-    __slots__ = ("mode", "n")
+    __slots__ = ("mode", "n", "pending", "slow_until")
 
     def __init__(self) -> None:
         self.mode: str | None = None  # "media" | "cases" | None (not yet known)
         self.n = 0  # records (Media) read so far
+        self.pending: list[Entry] = []  # entries read one by one, not yet yielded
+        self.slow_until = -1  # offset before which records are read one by one
 
 
-def _element(jr: JsonReader, state: _State, opts: ReadOptions) -> Iterator[Entry]:
-    """One element of ``value``: a Media record, or a Case holding ``Media``."""
-    if state.mode == "media" or jr.peek() != "{":
-        yield from _media(jr, state, opts, jr.value, None)
+def _element(jr: JsonReader, state: _State, opts: ReadOptions) -> Iterator[EntryBatch]:
+    """One element of ``value``: a Media record (with the ones after it, on the fast path), or a
+    Case holding ``Media``."""
+    if state.mode == "media":
+        yield from _media_run(jr, state, opts, None)
+        return
+    if jr.peek() != "{":
+        yield from _slow(jr, state, opts, jr.value, None)
         return
     # a case, or (mode unknown) possibly a Media record: walk its properties one by one
     fields: dict[str, Any] = {}
@@ -196,7 +236,7 @@ def _element(jr: JsonReader, state: _State, opts: ReadOptions) -> Iterator[Entry
             state.mode = "cases"
             case = dict(fields)
             for _ in jr.elements():
-                yield from _media(jr, state, opts, jr.value, case)
+                yield from _media_run(jr, state, opts, case)
         else:
             jr.record = state.n + 1
             fields[key] = jr.value()
@@ -204,17 +244,53 @@ def _element(jr: JsonReader, state: _State, opts: ReadOptions) -> Iterator[Entry
         if state.mode == "cases":
             return  # a case without media
         state.mode = "media"
-        yield from _media(jr, state, opts, lambda: fields, None, start)
+        yield from _slow(jr, state, opts, lambda: fields, None, start)
 
 
-def _media(
+def _media_run(
+    jr: JsonReader, state: _State, opts: ReadOptions, case: dict[str, Any] | None
+) -> Iterator[EntryBatch]:
+    """The Media record at the read position, with as many following ones as the fast path takes."""
+    if jr.peek() == "{" and jr.tell() >= state.slow_until:
+        batch = _fast_run(jr, state, opts, case)
+        if batch is not None:
+            if state.pending:
+                yield EntryBatch.from_entries(state.pending)
+                state.pending = []
+            yield batch
+            return
+    yield from _slow(jr, state, opts, jr.value, case)
+
+
+def _fast_run(
+    jr: JsonReader, state: _State, opts: ReadOptions, case: dict[str, Any] | None
+) -> EntryBatch | None:
+    end = jr.run_end(RUN)
+    if end is None:
+        return None
+    with paused_gc():
+        try:
+            records = orjson.loads("[" + jr.buf[jr.pos : end] + "]")
+            batch = media_batch(records, case, opts.source)
+        except (ValueError, TypeError):  # orjson's JSONDecodeError, RecordError, an unhashable value
+            batch = None
+    if batch is None:  # read these records one by one: the careful path says what is wrong
+        state.slow_until = jr.tell() + (end - jr.pos)
+        return None
+    jr.pos = end
+    state.n += len(batch)
+    return batch
+
+
+def _slow(
     jr: JsonReader,
     state: _State,
     opts: ReadOptions,
     decode: Any,
     case: dict[str, Any] | None,
     start: int | None = None,
-) -> Iterator[Entry]:
+) -> Iterator[EntryBatch]:
+    """One Media record, decoded by ``decode`` (json's decoder) and checked by :func:`media_entry`."""
     state.n += 1
     jr.record = state.n
     if start is None:
@@ -222,9 +298,12 @@ def _media(
         start = jr.tell()
     record = decode()
     try:
-        yield media_entry(record, case, opts.source)
+        state.pending.append(media_entry(record, case, opts.source))
     except RecordError as exc:
         report(FormatError(str(exc), opts.where, record=state.n, line=jr.line_col(start)[0]), opts)
+    if len(state.pending) >= SLOW_BATCH:
+        yield EntryBatch.from_entries(state.pending)
+        state.pending = []
 
 
 _US_CAT = {str(n): Category("us-cat", str(n)) for n in range(6)} | {
@@ -331,6 +410,300 @@ def _alternative_hashes(alt: object, signals: dict[str, str]) -> list[Any]:
             raise RecordError(f"two different {item['HashName']} values in one Media record")
         signals[name] = value
     return unknown
+
+
+# --- the fast path: Media records as columns -------------------------------------
+
+_NONE = type(None)
+#: Category values taken as they are (bool is excluded by type before the lookup: True == 1)
+_CATEGORY_OF: dict[object, Category | None] = {None: None, "": None, **_US_CAT}
+#: flag values taken as they are (an int 0/1 hashes like False/True, as parse_bool reads it)
+_FLAG_OF: dict[object, bool | None] = {
+    None: None,
+    "": None,
+    True: True,
+    False: False,
+    "true": True,
+    "false": False,
+    "True": True,
+    "False": False,
+    "TRUE": True,
+    "FALSE": False,
+}
+#: AlternativeHashes names as usually spelled -> signal
+_ALT_SPELLED = {"PhotoDNA": "photodna", "PDQ": "pdq", "vPDQ": "vpdq", "MD5": "md5", "SHA1": "sha1"} | {
+    "SHA256": "sha256"
+}
+_HEX_SIGNALS = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
+_HEX_DIGITS = b"0123456789abcdef"
+#: a float this large may be an integer orjson could not hold (beyond 64 bits): json's path keeps it
+_BIG = float(1 << 63)
+
+
+def media_batch(records: list[Any], case: dict[str, Any] | None, source: str | None) -> EntryBatch | None:
+    """Media records (decoded) as columns, the same entries :func:`media_entry` makes of them, when
+    every record has the usual shape: usual spellings and value types, hex that needs no more than
+    lower-casing. None otherwise (or ``RecordError``): the caller takes the careful path.
+    """
+    n = len(records)
+    if not n or set(map(type, records)) != {dict}:
+        return None
+    keys = set().union(*records)
+    unknown = [k for k in dict.fromkeys(chain(records[0], keys)) if k not in _SPELLED]
+    if any(k.lower() in _KNOWN for k in unknown):
+        return None  # a property opspoor knows, spelled unusually
+
+    uniform = set(map(len, records)) == {len(keys)}  # every record has every key
+    if uniform:  # all columns in one C-speed pass
+        order = list(keys)
+        by_key = dict(zip(order, map(list, zip(*map(itemgetter(*order), records), strict=True)), strict=True))
+        if len(order) == 1:
+            by_key = {order[0]: [r[order[0]] for r in records]}
+
+    def column(key: str) -> list[Any] | None:
+        if key not in keys:
+            return None
+        return by_key[key] if uniform else [r.get(key) for r in records]
+
+    signals: dict[str, list[str | None]] = {}
+    for key, name in _TOP_SIGNALS:
+        values = column(key.upper() if key != "photodna" else "PhotoDNA")
+        if values is not None and not _take_signal(signals, name, values):
+            return None
+    alt = column("AlternativeHashes")
+    if alt is not None:
+        found = _alternative_columns(alt, n)
+        if found is None:
+            return None
+        for name, values in found.items():
+            if name in signals or not _take_signal(signals, name, values):
+                return None
+    if not signals or (
+        all(None in v for v in signals.values())
+        and not all(any(row) for row in zip(*signals.values(), strict=True))
+    ):
+        return None  # a record without a hash
+
+    category = _mapped(column("Category"), _CATEGORY_OF, {int, str, _NONE}, n)
+    if category is None:
+        return None
+    exact = column("OpspoorCategory")
+    if exact is not None:
+        for i, v in enumerate(exact):
+            if v is not None and v != "":
+                category[i] = parse_category(v, "OpspoorCategory")
+    flags = [_mapped(column(k), _FLAG_OF, {bool, str, int, _NONE}, n) for k in _FLAG_KEYS]
+    media_id = column("MediaID")
+    if media_id is None:
+        external_id: list[str | None] = [None] * n
+    elif (id_types := set(map(type, media_id))) <= {int, str, _NONE}:
+        external_id = (
+            list(map(str, media_id))
+            if id_types == {int}
+            else [None if v is None or v == "" else str(v) for v in media_id]
+        )
+    else:
+        return None
+    series = _texts(column("Series"), n)
+    tags = _tags(column("Tags"), n)
+    date = column("DateUpdated")
+    if date is not None and not set(map(type, date)) <= {str, _NONE}:
+        return None
+    size = column("MediaSize")
+    if size is not None and not (
+        set(map(type, size)) <= {int, _NONE} and min((v for v in size if v is not None), default=0) >= 0
+    ):
+        return None
+    extra = _extras(records, unknown, column if uniform else None, column("MediaFiles"), case, n)
+    if None in flags or series is None or tags is None or extra is None:
+        return None
+    victim, offender, distributed = flags
+    return EntryBatch(
+        signals,
+        category,
+        victim,  # type: ignore[arg-type]
+        offender,  # type: ignore[arg-type]
+        distributed,  # type: ignore[arg-type]
+        series,
+        tags,
+        [source] * n,
+        [None] * n if date is None else [v or None for v in date],
+        external_id,
+        [None] * n if size is None else size,
+        extra,
+    )
+
+
+_FLAG_KEYS = ("VictimIdentified", "OffenderIdentified", "IsDistributed")
+
+
+def _take_signal(signals: dict[str, list[str | None]], name: str, values: list[Any]) -> bool:
+    """Canonical values of one signal into ``signals`` (absent: None or ""); False if one needs the
+    careful path."""
+    n = len(values)
+    missing = values.count(None) + values.count("")
+    if missing == n:
+        return True
+    given = values if not missing else [v for v in values if v is not None and v != ""]
+    length = _HEX_SIGNALS.get(name)
+    if length is None:  # PhotoDNA, vPDQ: checked one by one
+        try:
+            canon = [canonical_signal(name, v) for v in given]
+        except RecordError:
+            return False
+    else:
+        try:
+            joined = "".join(given)
+        except TypeError:
+            return False
+        if len(joined) != length * len(given) or set(map(len, given)) != {length}:
+            return False
+        low = joined.lower()
+        if not low.isascii() or low.encode("ascii").translate(None, _HEX_DIGITS):
+            return False
+        canon = given if low == joined else [low[i : i + length] for i in range(0, len(low), length)]
+    if missing:
+        it = iter(canon)
+        signals[name] = [None if v is None or v == "" else next(it) for v in values]
+    else:
+        signals[name] = canon
+    return True
+
+
+def _alternative_columns(alt: list[Any], n: int) -> dict[str, list[Any]] | None:
+    """AlternativeHashes values by signal, or None for anything but known names with text values."""
+    if set(map(type, alt)) == {list} and len(lengths := set(map(len, alt))) == 1:
+        uniform = _uniform_alternatives(alt, lengths.pop())
+        if uniform is not None:
+            return uniform
+    out: dict[str, list[Any]] = {}
+    for i, items in enumerate(alt):
+        if items is None:
+            continue
+        if type(items) is not list:
+            return None
+        for item in items:
+            if type(item) is not dict:
+                return None
+            name = _ALT_SPELLED.get(item.get("HashName"))  # type: ignore[arg-type]
+            value = item.get("HashValue")
+            if name is None or type(value) is not str or not value:
+                return None
+            col = out.get(name)
+            if col is None:
+                col = out[name] = [None] * n
+            elif col[i] is not None:
+                return None  # two values of one type
+            col[i] = value
+    return out
+
+
+def _uniform_alternatives(alt: list[list[Any]], length: int) -> dict[str, list[Any]] | None:
+    """The common case at C speed: every record lists the same hash names in the same order."""
+    out: dict[str, list[Any]] = {}
+    for j in range(length):
+        items = list(map(itemgetter(j), alt))
+        if set(map(type, items)) != {dict}:
+            return None
+        names = set(map(_HASH_NAME, items))
+        if len(names) != 1:
+            return None
+        name = _ALT_SPELLED.get(names.pop())
+        if name is None or name in out:
+            return None
+        values = list(map(_HASH_VALUE, items))
+        if set(map(type, values)) != {str} or "" in values:
+            return None
+        out[name] = values
+    return out
+
+
+_HASH_NAME = methodcaller("get", "HashName")
+_HASH_VALUE = methodcaller("get", "HashValue")
+
+
+def _mapped(values: list[Any] | None, table: dict[object, Any], types: set[type], n: int) -> list[Any] | None:
+    if values is None:
+        return [None] * n
+    if not set(map(type, values)) <= types:
+        return None
+    try:
+        return list(map(table.__getitem__, values))
+    except KeyError:
+        return None
+
+
+def _texts(values: list[Any] | None, n: int) -> list[str | None] | None:
+    if values is None:
+        return [None] * n
+    if not set(map(type, values)) <= {str, _NONE}:
+        return None
+    return [v.strip() or None if v else None for v in values]
+
+
+def _tags(values: list[Any] | None, n: int) -> list[tuple[str, ...]] | None:
+    if values is None or values.count("") + values.count(None) == n:
+        return [()] * n
+    if not set(map(type, values)) <= {str, list, _NONE}:
+        return None
+    return [split_tags(v, ",") for v in values]
+
+
+def _extras(
+    records: list[dict[str, Any]],
+    unknown: list[str],
+    column: Callable[[str], list[Any] | None] | None,
+    files: list[Any] | None,
+    case: dict[str, Any] | None,
+    n: int,
+) -> list[dict[str, Any]] | None:
+    """``extra`` of each record: MediaFiles, the case, and the properties opspoor does not map
+    (``unknown``; ``column`` gives them when every record has every property)."""
+    if files is not None and (not set(map(type, files)) <= {list, _NONE} or _has_big_float(files)):
+        return None
+    rest: list[dict[str, Any]] | None = None
+    if unknown and column is not None:
+        cols: list[list[Any]] = [column(k) for k in unknown]  # type: ignore[misc]
+        if any(_has_big_float(c) for c in cols):
+            return None
+        if files is None and case is None and len(unknown) == 1:  # the usual shape
+            k = unknown[0]
+            return [{"vics": {k: v}} for v in cols[0]]
+        rest = [dict(zip(unknown, row, strict=True)) for row in zip(*cols, strict=True)]
+    elif unknown:
+        rest = [{k: r[k] for k in unknown if k in r} for r in records]
+        if _has_big_float(rest):
+            return None
+    if files is None and case is None:
+        return [{} for _ in range(n)] if rest is None else [{"vics": v} if v else {} for v in rest]
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        e: dict[str, Any] = {}
+        if files is not None and files[i] is not None:
+            e["files"] = files[i]
+        if case is not None:
+            e["case"] = dict(case)
+        if rest is not None and rest[i]:
+            e["vics"] = rest[i]
+        out.append(e)
+    return out
+
+
+def _has_big_float(values: list[Any]) -> bool:
+    """Whether kept values hold a float of 2**63 or more: orjson reads integers beyond 64 bits as
+    floats, where json keeps them exact."""
+    types = set(map(type, values))
+    if float in types and any(type(v) is float and abs(v) >= _BIG for v in values):
+        return True
+    if dict in types:
+        inner = [x for v in values if type(v) is dict for x in v.values()]
+        if inner and _has_big_float(inner):
+            return True
+    if list in types:
+        inner = [x for v in values if type(v) is list for x in v]
+        if inner and _has_big_float(inner):
+            return True
+    return False
 
 
 # --- writing -------------------------------------------------------------------

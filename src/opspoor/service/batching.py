@@ -1,0 +1,81 @@
+"""Matching requests of one worker are searched together.
+
+An index search has a fixed cost per call (setting up the search, the kernel call, collecting the
+hits) next to its cost per query; under load it dominates single-value requests. The batcher queues
+the queries of concurrent requests and runs them as one ``match_queries`` call per tenant on a
+thread, so the event loop keeps reading requests (they form the next batch) while the compiled
+kernels search without the GIL. A request alone waits for nothing: its batch starts at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from opspoor.service.live import LiveMatcher
+from opspoor.triage.matching import Match, Query
+
+#: queries per search call; larger batches wait for the next call
+MAX_BATCH = 512
+
+
+class MatchBatcher:
+    def __init__(self) -> None:
+        self._pending: list[tuple[LiveMatcher, list[Query], asyncio.Future[list[list[Match]]]]] = []
+        self._running = False
+
+    async def match(self, matcher: LiveMatcher, queries: list[Query]) -> list[list[Match]]:
+        fut: asyncio.Future[list[list[Match]]] = asyncio.get_running_loop().create_future()
+        self._pending.append((matcher, queries, fut))
+        if not self._running:
+            self._running = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                await asyncio.sleep(0)  # requests already readable join this batch
+                batch = self._take()
+                try:
+                    results = await asyncio.to_thread(_run, batch)
+                except Exception as exc:
+                    for _, _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for (_, _, fut), found in zip(batch, results, strict=True):
+                    if not fut.done():
+                        fut.set_result(found)
+        finally:
+            self._running = False
+
+    def _take(self) -> list[tuple[LiveMatcher, list[Query], asyncio.Future[list[list[Match]]]]]:
+        n = 0
+        for i, (_, queries, _) in enumerate(self._pending):
+            n += len(queries)
+            if n > MAX_BATCH and i > 0:
+                batch, self._pending = self._pending[:i], self._pending[i:]
+                return batch
+        batch, self._pending = self._pending, []
+        return batch
+
+
+def _run(
+    batch: list[tuple[LiveMatcher, list[Query], asyncio.Future[list[list[Match]]]]],
+) -> list[list[list[Match]]]:
+    """One ``match_queries`` call per matcher (tenant); results split back per request."""
+    by_matcher: dict[int, list[int]] = defaultdict(list)
+    for i, (m, _, _) in enumerate(batch):
+        by_matcher[id(m)].append(i)
+    out: list[list[list[Match]]] = [[] for _ in batch]
+    for members in by_matcher.values():
+        matcher = batch[members[0]][0]
+        queries = [q for i in members for q in batch[i][1]]
+        found = matcher.match_queries(queries)
+        at = 0
+        for i in members:
+            k = len(batch[i][1])
+            out[i] = found[at : at + k]
+            at += k
+    return out

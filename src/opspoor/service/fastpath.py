@@ -1,0 +1,106 @@
+"""The hot path, served without FastAPI's routing and dependency layers: ``POST /v1/match`` with a
+JSON body, which is what a platform checking every upload by hash calls.
+
+It does exactly what the FastAPI route does, with the same functions (authentication, role and
+rate checks, :func:`routes_match.match_values`, audit, problem details); it only skips the
+framework's per-request machinery, which costs more than the search itself. The route stays in the
+OpenAPI schema, and multipart uploads to it go through FastAPI as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import SimpleNamespace
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opspoor.errors import OpspoorError
+from opspoor.service.auth import ANALYST, PLATFORM, Call, admit, authenticate, record
+from opspoor.service.limits import too_large
+from opspoor.service.problems import Problem, problem_for, problem_response
+from opspoor.service.routes_match import match_values
+
+log = logging.getLogger("opspoor.service")
+PATH = "/v1/match"
+ROLES = (PLATFORM, ANALYST)
+#: what the metrics middleware reads as the route template
+ROUTE = SimpleNamespace(path=PATH)
+
+
+class FastMatch:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] != PATH
+            or scope["method"] != "POST"
+            or not _is_json(scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = ROUTE
+        service = scope["app"].state.service
+        headers = _headers(scope)
+        call: Call | None = None
+        try:
+            principal = await authenticate(
+                service.tokens, headers.get(b"authorization", b"").decode("latin-1")
+            )
+            call = Call(principal, "match", None, changes=False)
+            admit(call, ROLES, service.rate)
+            body = await _read_body(receive, headers, service.settings.max_json_bytes)
+            answer = json.dumps(await match_values(service, call, body), separators=(",", ":")).encode()
+        except Exception as exc:
+            if not isinstance(exc, Problem | OpspoorError):
+                log.error("POST %s: %s", PATH, exc, exc_info=exc)
+            p = problem_for(exc)
+            if call is not None:
+                await record(service.audit, call, p.status)
+            await problem_response(None, p, instance=PATH)(scope, receive, send)
+            return
+        await record(service.audit, call, 200)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(answer)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer})
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return {k.lower(): v for k, v in scope["headers"]}
+
+
+def _is_json(scope: Scope) -> bool:
+    for k, v in scope["headers"]:
+        if k.lower() == b"content-type":
+            return bool(v.split(b";")[0].strip().lower() == b"application/json")
+    return False
+
+
+async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large("the JSON body", limit)
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Problem(400, "the client went away before sending the whole body", slug="incomplete-body")
+        chunk: Any = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large("the JSON body", limit)
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
