@@ -17,14 +17,13 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opspoor.errors import OpspoorError
-from opspoor.service.auth import ANALYST, PLATFORM, Call, admit, authenticate, record
+from opspoor.service.auth import Call, admit, authenticate, record
 from opspoor.service.limits import too_large
 from opspoor.service.problems import Problem, problem_for, problem_response
-from opspoor.service.routes_match import match_values
+from opspoor.service.routes_match import MATCH_ROLES, match_values
 
 log = logging.getLogger("opspoor.service")
 PATH = "/v1/match"
-ROLES = (PLATFORM, ANALYST)
 #: what the metrics middleware reads as the route template
 ROUTE = SimpleNamespace(path=PATH)
 
@@ -51,7 +50,7 @@ class FastMatch:
                 service.tokens, headers.get(b"authorization", b"").decode("latin-1")
             )
             call = Call(principal, "match", None, changes=False)
-            admit(call, ROLES, service.rate)
+            admit(call, MATCH_ROLES, service.rate)
             body = await _read_body(receive, headers, service.settings.max_json_bytes)
             answer = json.dumps(await match_values(service, call, body), separators=(",", ":")).encode()
         except Exception as exc:

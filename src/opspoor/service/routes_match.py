@@ -28,6 +28,8 @@ from opspoor.triage.matching import MIN_PDQ_QUALITY, Match, Query
 router = api_router(401, 403, 413, 415, 422, 429, 503, tags=["matching"])
 
 MAX_SIGNALS = 1000
+#: who may match (the JSON fast path admits the same roles)
+MATCH_ROLES = (PLATFORM, ANALYST)
 
 
 # --- schemas (documented in the OpenAPI) -------------------------------------------------------
@@ -214,7 +216,7 @@ async def hash_file(
 
 @router.post("/v1/match", response_model=MatchResponse, openapi_extra=_multipart_body(MatchRequest))
 async def match(
-    request: Request, call: Annotated[Call, Depends(require("match", PLATFORM, ANALYST))]
+    request: Request, call: Annotated[Call, Depends(require("match", *MATCH_ROLES))]
 ) -> JSONResponse:
     """Matches of an uploaded file (multipart field ``file``), or of up to 1,000 hash values
     (JSON ``{"signals": [{"type": "pdq", "value": "…"}]}``), against the tenant's hash sets."""

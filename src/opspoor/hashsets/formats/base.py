@@ -144,7 +144,8 @@ class EntryBatch:
         for name, values in other.signals.items():
             mine = self.signals.get(name)
             if mine is None:
-                self.signals[name] = [None] * n + values
+                pad: list[str | None] = [None] * n
+                self.signals[name] = pad + values
             else:
                 mine.extend(values)
         for name, mine in self.signals.items():

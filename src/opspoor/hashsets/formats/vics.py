@@ -306,7 +306,7 @@ def _slow(
         state.pending = []
 
 
-_US_CAT = {str(n): Category("us-cat", str(n)) for n in range(6)} | {
+_US_CAT: dict[object, Category] = {str(n): Category("us-cat", str(n)) for n in range(6)} | {
     n: Category("us-cat", str(n)) for n in range(6)
 }
 
@@ -548,7 +548,7 @@ def _take_signal(signals: dict[str, list[str | None]], name: str, values: list[A
     length = _HEX_SIGNALS.get(name)
     if length is None:  # PhotoDNA, vPDQ: checked one by one
         try:
-            canon = [canonical_signal(name, v) for v in given]
+            canon: list[Any] = [canonical_signal(name, v) for v in given]
         except RecordError:
             return False
     else:
