@@ -3,7 +3,14 @@
 The file holds N benign, random entries (MD5, SHA-1 and a PDQ in AlternativeHashes, a category and
 flags); it is written once by streaming and cached under .cache/. Each import runs in a child
 process through the real path (``read_entries`` -> ``import_entries``), so its peak RSS is the
-child's own (``wait4`` rusage). The reader alone is timed too, to show where the time goes.
+child's own (``wait4`` rusage). The reader alone is timed too (as batches of columns, which is what
+the import reads, and as Entry objects), and the store alone on in-memory batches.
+
+Each line gives the CPU time per entry of the importing process (``client``) and, for PostgreSQL,
+of the server backends serving the benchmark's database (``server``, polled from /proc; the
+server's WAL writer and checkpointer are shown apart, as they also serve others). The import
+logs how long its phases took: loading the rows, building the deferred indexes, and the
+duplicate search. On a shared machine, compare CPU per entry rather than wall-clock rates.
 
     .venv/bin/python bench/hashsets.py --n 200000          # quick check
     .venv/bin/python bench/hashsets.py                     # 10M entries (the goal)

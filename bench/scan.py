@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from corpus import CACHE, describe, photo_corpus  # noqa: E402
 from opspoor.hashsets.model import Category, Entry  # noqa: E402
-from opspoor.signals.engine import HashOptions, hash_bytes  # noqa: E402
+from opspoor.signals.engine import ROBUST_PRESETS, HashOptions, hash_bytes  # noqa: E402
 from opspoor.store import import_entries, list_hashsets, open_store  # noqa: E402
 from opspoor.triage.scan import ScanConfig, run_scan  # noqa: E402
 from setup_info import setup_line  # noqa: E402
@@ -113,6 +113,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300, help="photos (default 300)")
     ap.add_argument("--entries", type=int, default=1_000_000, help="entries in the known set")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--robust",
+        choices=sorted(ROBUST_PRESETS),
+        default="off",
+        help="robust query hashes in the scan (the CLI default is fast; off isolates the machinery)",
+    )
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     photos = photo_corpus(min_count=a.n)[: a.n]
@@ -127,7 +133,10 @@ def main() -> None:
     if case.exists():
         shutil.rmtree(case)
     t = time.perf_counter()
-    result = run_scan(ScanConfig([evidence], ["bench-known"], case, db_url=db, workers=a.workers))
+    opts = HashOptions(robust=ROBUST_PRESETS[a.robust])
+    result = run_scan(
+        ScanConfig([evidence], ["bench-known"], case, db_url=db, workers=a.workers, options=opts)
+    )
     dt = time.perf_counter() - t
     s = result.summary
     scan_fps, scan_mbs = s["files_accounted"] / dt, nbytes / dt / 1e6
@@ -141,7 +150,8 @@ def main() -> None:
         "| --- | ---: | ---: |",
         f"| hashing only, 1 core (read + PDQ + MD5 + SHA-1 + SHA-256) | {one_fps:.1f} | {one_mbs:.1f} |",
         f"| anchor: {a.workers} x hashing only | {anchor:.1f} | {a.workers * one_mbs:.1f} |",
-        f"| opspoor scan, {a.workers} workers, end to end | {scan_fps:.1f} | {scan_mbs:.1f} |",
+        f"| opspoor scan, {a.workers} workers, end to end, --robust {a.robust} "
+        f"| {scan_fps:.1f} | {scan_mbs:.1f} |",
         "",
         f"ratio scan / anchor: **{scan_fps / anchor:.2f}** (goal >= {GOAL}); scan took {dt:.1f} s for "
         f"{s['files_accounted']} records, statuses {s['by_status']}, reconciled={s['reconciled']}",

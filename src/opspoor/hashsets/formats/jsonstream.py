@@ -4,7 +4,9 @@ A VICS file is one object whose ``value`` array may hold millions of records. Wa
 object and arrays here and handing each record to ``json.JSONDecoder.raw_decode`` keeps memory to
 one buffer (about a megabyte, more only for a record larger than that) and decodes records at C
 speed, about twice as fast as building them from ijson events. Syntax errors carry the exact line
-and column.
+and column. For speed, :meth:`JsonReader.run_end` finds where a run of many array elements ends,
+so a caller can decode the whole run in one call (the VICS reader uses orjson) and fall back to
+element-by-element reading when that fails.
 """
 
 from __future__ import annotations
