@@ -129,17 +129,19 @@ def main() -> None:
     known_set(db, photos, a.entries)
 
     one_fps, one_mbs = hashing_only_rate(photos)
-    case = WORK / "case"
-    if case.exists():
-        shutil.rmtree(case)
-    t = time.perf_counter()
     opts = HashOptions(robust=ROBUST_PRESETS[a.robust])
-    result = run_scan(
-        ScanConfig([evidence], ["bench-known"], case, db_url=db, workers=a.workers, options=opts)
-    )
-    dt = time.perf_counter() - t
-    s = result.summary
-    scan_fps, scan_mbs = s["files_accounted"] / dt, nbytes / dt / 1e6
+    runs = []
+    # twice: the first run builds the index from the store (and caches it), the second maps the cache
+    for label in ("first scan after an import (index built from the store)", "next scan (cached index)"):
+        case = WORK / "case"
+        if case.exists():
+            shutil.rmtree(case)
+        t = time.perf_counter()
+        result = run_scan(
+            ScanConfig([evidence], ["bench-known"], case, db_url=db, workers=a.workers, options=opts)
+        )
+        runs.append((label, time.perf_counter() - t, result.summary))
+    s = runs[-1][2]
     anchor = a.workers * one_fps
     lines = [
         f"setup: {setup_line()}",
@@ -150,10 +152,17 @@ def main() -> None:
         "| --- | ---: | ---: |",
         f"| hashing only, 1 core (read + PDQ + MD5 + SHA-1 + SHA-256) | {one_fps:.1f} | {one_mbs:.1f} |",
         f"| anchor: {a.workers} x hashing only | {anchor:.1f} | {a.workers * one_mbs:.1f} |",
-        f"| opspoor scan, {a.workers} workers, end to end, --robust {a.robust} "
-        f"| {scan_fps:.1f} | {scan_mbs:.1f} |",
+        *(
+            f"| opspoor scan, {a.workers} workers, --robust {a.robust}, {label} "
+            f"| {s['files_accounted'] / dt:.1f} | {nbytes / dt / 1e6:.1f} |"
+            for label, dt, _ in runs
+        ),
         "",
-        f"ratio scan / anchor: **{scan_fps / anchor:.2f}** (goal >= {GOAL}); scan took {dt:.1f} s for "
+        *(
+            f"ratio scan / anchor, {label}: **{s['files_accounted'] / dt / anchor:.2f}** (goal >= {GOAL}); "
+            f"{dt:.1f} s"
+            for label, dt, _ in runs
+        ),
         f"{s['files_accounted']} records, statuses {s['by_status']}, reconciled={s['reconciled']}",
     ]
     text = "\n".join(lines)

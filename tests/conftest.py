@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT.parent / "shared" / "reference" / "threatexchange"
+# index caches of the tests go to a folder of their own, never the user's cache
+os.environ.setdefault("OPSPOOR_CACHE", tempfile.mkdtemp(prefix="opspoor-test-cache-"))
 PG_ADMIN_URL = os.environ.get("OPSPOOR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 

@@ -105,7 +105,7 @@ def match(
     items = list(_inputs(inputs or [], input_list))
     if not items:
         raise SignalError("give hash values or files, or --input LIST")
-    matcher = Matcher.from_store(open_store(db), hashset, distance)
+    matcher = Matcher.from_store(open_store(db), hashset, distance, cache=True)
     queries: list[Query | None] = [None] * len(items)
     errors: list[str | None] = [None] * len(items)
     files = []

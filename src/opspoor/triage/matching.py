@@ -9,17 +9,27 @@ unique frames that find a partner reaches ``video_share``.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from platformdirs import user_cache_dir
+from sqlalchemy import func, select
 
+from opspoor.errors import IndexFileError
 from opspoor.hashsets.model import Category
 from opspoor.index import ExactIndex, HammingIndex
 from opspoor.signals.vpdq import QUALITY_THRESHOLD
-from opspoor.store import EntryRef, Store, entry_details, get_hashset, load_signal_arrays
+from opspoor.store import EntryRef, HashSetRecord, Store, entry_details, get_hashset, load_signal_arrays
+from opspoor.store.models import ChangeRow
+from opspoor.triage.case import owner_only
 
 EXACT_SIGNALS = ("md5", "sha1", "sha256")
 #: a PDQ of lower quality is unreliable (flat images match each other); it is not matched
@@ -96,45 +106,116 @@ def pdq_words(values: Sequence[str]) -> np.ndarray:
     return np.ascontiguousarray(_hex_rows(values, 32)).view(np.uint64).reshape(-1, 4)
 
 
+#: bump when the cached index layout changes
+CACHE_VERSION = 1
+
+
+def index_cache_dir(store: Store, sets: dict[str, HashSetRecord], tenant: str) -> Path:
+    """Where the indexes of these sets, in the store's current state, are cached."""
+    with store.read() as conn:
+        last = conn.execute(select(func.max(ChangeRow.id))).scalar() or 0
+    key = json.dumps(
+        [
+            CACHE_VERSION,
+            store.url,
+            tenant,
+            sorted((s.id, s.name, str(s.created_at)) for s in sets.values()),
+            last,
+        ]
+    )
+    root = Path(os.environ.get("OPSPOOR_CACHE") or user_cache_dir("opspoor"))
+    return root / "index" / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 class Matcher:
     def __init__(
-        self, store: Store, hashsets: Sequence[str], distance: int | None = None, *, tenant: str = "default"
+        self,
+        store: Store,
+        hashsets: Sequence[str],
+        distance: int | None = None,
+        *,
+        tenant: str = "default",
+        cache: bool = False,
     ) -> None:
-        """``distance`` overrides every set's own PDQ distance; the sets are ``tenant``'s."""
+        """``distance`` overrides every set's own PDQ distance; the sets are ``tenant``'s.
+
+        With ``cache``, the built indexes are kept as flat files in the user's cache folder, keyed
+        by the store, the sets and the last change in the store's change log, and memory-mapped by
+        the next command instead of being read from the store again.
+        """
         self.store = store
         self.tenant = tenant
         self.sets = {name: get_hashset(store, name, tenant=tenant) for name in hashsets}
         self.distance = {n: distance if distance is not None else s.distance for n, s in self.sets.items()}
         self.pdq_radius = max(self.distance.values(), default=31)
-        names = list(self.sets)
         self.exact: dict[str, ExactIndex | None] = {}
-        for sig in EXACT_SIGNALS:
-            ids, keys = load_signal_arrays(store, names, sig, tenant=tenant)
-            self.exact[sig] = ExactIndex.build(keys, ids) if len(ids) else None
-        ids, vals = load_signal_arrays(store, names, "pdq", tenant=tenant)
-        self.pdq = (
-            HammingIndex.build(np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4), ids)
-            if len(ids)
-            else None
-        )
-        ids, vals = load_signal_arrays(store, names, "vpdq", tenant=tenant)
+        self.pdq: HammingIndex | None = None
+        self.frames: HammingIndex | None = None
+        self.frame_entry = np.zeros(0, np.int64)
+        folder = index_cache_dir(store, self.sets, tenant) if cache else None
+        if folder is None or not self._load_cached(folder):
+            self._build(list(self.sets), tenant)
+            if folder is not None:
+                self._save_cached(folder)
         # frames are indexed by row, so a hit says which frame of which video it found
-        self.frame_entry = ids
+        ids = self.frame_entry
         self.frame_count = dict(zip(*np.unique(ids, return_counts=True), strict=True)) if len(ids) else {}
-        self.frames = (
-            HammingIndex.build(
-                np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4), np.arange(len(ids), dtype=np.int64)
-            )
-            if len(ids)
-            else None
-        )
         self._details: dict[int, EntryRef] = {}
 
     @classmethod
     def from_store(
-        cls, store: Store, hashsets: Sequence[str], distance: int | None = None, *, tenant: str = "default"
+        cls,
+        store: Store,
+        hashsets: Sequence[str],
+        distance: int | None = None,
+        *,
+        tenant: str = "default",
+        cache: bool = False,
     ) -> Matcher:
-        return cls(store, hashsets, distance, tenant=tenant)
+        return cls(store, hashsets, distance, tenant=tenant, cache=cache)
+
+    def _build(self, names: list[str], tenant: str) -> None:
+        for sig in EXACT_SIGNALS:
+            ids, keys = load_signal_arrays(self.store, names, sig, tenant=tenant)
+            self.exact[sig] = ExactIndex.build(keys, ids) if len(ids) else None
+        ids, vals = load_signal_arrays(self.store, names, "pdq", tenant=tenant)
+        if len(ids):
+            self.pdq = HammingIndex.build(np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4), ids)
+        ids, vals = load_signal_arrays(self.store, names, "vpdq", tenant=tenant)
+        self.frame_entry = ids
+        if len(ids):
+            words = np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4)
+            self.frames = HammingIndex.build(words, np.arange(len(ids), dtype=np.int64))
+
+    def _parts(self) -> dict[str, ExactIndex | HammingIndex | None]:
+        return {**self.exact, "pdq": self.pdq, "frames": self.frames}
+
+    def _save_cached(self, folder: Path) -> None:
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        try:
+            with owner_only():
+                tmp.mkdir(parents=True, exist_ok=True)
+                for name, index in self._parts().items():
+                    if index is not None:
+                        index.save(tmp / name)
+                np.save(tmp / "frame_entry.npy", self.frame_entry)
+            os.replace(tmp, folder)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # a cache that cannot be written is only slower
+
+    def _load_cached(self, folder: Path) -> bool:
+        if not (folder / "frame_entry.npy").exists():
+            return False
+        try:
+            for sig in EXACT_SIGNALS:
+                self.exact[sig] = ExactIndex.load(folder / sig) if (folder / sig).exists() else None
+            self.pdq = HammingIndex.load(folder / "pdq") if (folder / "pdq").exists() else None
+            self.frames = HammingIndex.load(folder / "frames") if (folder / "frames").exists() else None
+            self.frame_entry = np.load(folder / "frame_entry.npy")
+        except (OSError, ValueError, IndexFileError):
+            shutil.rmtree(folder, ignore_errors=True)
+            return False
+        return True
 
     @property
     def size(self) -> dict[str, int]:

@@ -122,7 +122,7 @@ def run_scan(
         pool.submit(time.sleep, 0)
     try:
         store = open_store(cfg.db_url)
-        matcher = Matcher.from_store(store, cfg.hashsets)
+        matcher = Matcher.from_store(store, cfg.hashsets, cache=True)
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
