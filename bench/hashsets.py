@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,6 +107,7 @@ def synthetic_batches(n: int, seed: int = 2) -> Iterator[EntryBatch]:
             list(map(str, range(start + 1, start + k + 1))),
             rng.integers(1_000, 20_000_000, k).tolist(),
             [{"vics": {"IsPrecategorized": "true"}} for _ in range(k)],
+            [{} for _ in range(k)],
         )
 
 
@@ -245,6 +247,23 @@ def report(label: str, n: int, r: dict[str, float], goal: bool) -> None:
     print(line, flush=True)
 
 
+class _Tee:
+    """Print to the terminal and to the --out file."""
+
+    def __init__(self, *streams: Any) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for st in self.streams:
+            st.write(text)
+            st.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        for st in self.streams:
+            st.flush()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=10_000_000, help="entries in the synthetic file")
@@ -252,7 +271,10 @@ def main() -> None:
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-reader", action="store_true", help="skip timing the reader alone")
     ap.add_argument("--no-store-only", action="store_true", help="skip importing in-memory entries")
+    ap.add_argument("--out", type=Path, help="also write what is printed to this file")
     args = ap.parse_args()
+    if args.out is not None:
+        sys.stdout = _Tee(sys.stdout, open(args.out, "w", encoding="utf-8"))  # noqa: SIM115
 
     t = time.perf_counter()
     path = bench_file(args.n)

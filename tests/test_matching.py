@@ -62,3 +62,22 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     again = Matcher.from_store(store, ["a"], cache=True)
     got = again.match_queries([Query(pdq=[(entries[0].signals["pdq"], "pdq")])])
     assert [x.external_id for x in got[0]] == ["e3-0"]
+
+
+def test_derived_values_match_their_entry_and_are_not_exported(tmp_path: Path) -> None:
+    from opspoor.errors import FormatError, SignalError
+    from opspoor.store import iter_entries
+
+    store = open_store(str(tmp_path / "s.sqlite"))
+    e = _entries(1, 4)[0]
+    extra_pdq = "ab" * 32
+    e.derived = {"pdq": [extra_pdq]}
+    import_entries(store, "a", [e])
+    got = Matcher.from_store(store, ["a"]).match_queries([Query(pdq=[(extra_pdq, "pdq")])])
+    assert [(x.external_id, x.distance) for x in got[0]] == [("e4-0", 0)]
+    (back,) = iter_entries(store, "a")
+    assert back.signals == e.signals and not back.derived
+    bad = _entries(1, 5)[0]
+    bad.derived = {"pdq": ["not hex"]}
+    with pytest.raises((SignalError, FormatError)):
+        import_entries(store, "b", [bad])

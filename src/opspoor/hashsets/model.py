@@ -71,6 +71,9 @@ class Entry:
     external_id: str | None = None
     size: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: matching-only values tied to this entry (e.g. augmentation PDQs of crops and rotations):
+    #: stored and indexed, never exported, counted or used for conflicts
+    derived: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

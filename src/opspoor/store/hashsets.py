@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from opspoor.errors import AlreadyExists, FormatError, NotFound, SignalError, StoreError
 from opspoor.hashsets.formats.base import EntryBatch, paused_gc
 from opspoor.hashsets.model import DEFAULT_PDQ_DISTANCE, KINDS, Category, Entry, HashSetInfo
+from opspoor.signals import get_signal
 from opspoor.signals.vpdq import QUALITY_THRESHOLD, parse_vpdq
 from opspoor.store.db import Store
 from opspoor.store.models import ChangeRow, ConflictRow, EntryRow, EntrySignalRow, HashSetRow
@@ -79,6 +80,8 @@ ENTRY_COLUMNS = (
     "vpdq",
     "extra",
 )
+#: signals an entry may carry matching-only (derived) values of
+_DERIVABLE = ("pdq",)
 SIGNAL_COLUMNS = ("entry_id", "hashset_id", "signal", "value", "derived")
 
 
@@ -997,6 +1000,18 @@ def _signal_columns(
         else:
             keep = [v is not None for v in values]
             yield name, list(compress(ids, keep)), list(compress(values, keep)), False  # type: ignore[arg-type]
+    # matching-only values (augmentation hashes): checked here, one by one, as few entries carry them
+    extra_ids: dict[str, list[Any]] = {}
+    extra_values: dict[str, list[str]] = {}
+    for eid, derived in zip(ids, batch.derived, strict=True):
+        for sig, raw in derived.items():
+            if sig not in _DERIVABLE:
+                raise SignalError(f"derived {sig!r} values are not supported; only {', '.join(_DERIVABLE)}")
+            checked = [get_signal(sig).validate(v) for v in raw]
+            extra_ids.setdefault(sig, []).extend([eid] * len(checked))
+            extra_values.setdefault(sig, []).extend(checked)
+    for sig, vals in extra_values.items():
+        yield sig, extra_ids[sig], vals, True
 
 
 def _category_columns(categories: Sequence[Category | None]) -> tuple[list[str | None], list[str | None]]:

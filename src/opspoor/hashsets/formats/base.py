@@ -93,13 +93,14 @@ class EntryBatch:
     external_id: list[str | None]
     size: list[int | None]
     extra: list[dict[str, Any]]
+    derived: list[dict[str, list[str]]]  # Entry.derived of each entry ({} for none)
 
     def __len__(self) -> int:
         return len(self.category)
 
     @classmethod
     def empty(cls) -> EntryBatch:
-        return cls({}, [], [], [], [], [], [], [], [], [], [], [])
+        return cls({}, [], [], [], [], [], [], [], [], [], [], [], [])
 
     @classmethod
     def from_entries(cls, entries: Sequence[Entry]) -> EntryBatch:
@@ -117,6 +118,7 @@ class EntryBatch:
             [e.external_id for e in entries],
             [e.size for e in entries],
             [e.extra for e in entries],
+            [e.derived for e in entries],
         )
 
     def entries(self) -> Iterator[Entry]:
@@ -134,6 +136,7 @@ class EntryBatch:
             self.external_id,
             self.size,
             self.extra,
+            self.derived,
             strict=True,
         ):
             yield Entry({n: v for n, v in zip(names, values, strict=True) if v is not None}, *fields)
@@ -174,6 +177,7 @@ _BATCH_FIELDS = (
     "external_id",
     "size",
     "extra",
+    "derived",
 )
 
 Reader = Callable[[BinaryIO, ReadOptions], Iterator[Entry]]

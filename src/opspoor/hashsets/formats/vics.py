@@ -531,6 +531,7 @@ def media_batch(records: list[Any], case: dict[str, Any] | None, source: str | N
         external_id,
         [None] * n if size is None else size,
         extra,
+        [{} for _ in range(n)],
     )
 
 
