@@ -14,7 +14,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +101,7 @@ def _task_for(seq: int, path: str, item: EvidenceItem) -> Task:
 def run_scan(
     cfg: ScanConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None
 ) -> ScanResult:
-    from opspoor.store import open_store
+    from opspoor.store import get_hashset, open_store
     from opspoor.triage.outputs import write_outputs
 
     progress = progress or NoProgress()
@@ -122,10 +122,18 @@ def run_scan(
         pool.submit(time.sleep, 0)
     try:
         store = open_store(cfg.db_url)
-        matcher = Matcher.from_store(store, cfg.hashsets, cache=True)
+        for name in cfg.hashsets:  # a wrong name fails now, before any work
+            get_hashset(store, name)
+        store.close()
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
+    # the indexes load in a thread while the workers hash: results wait in memory until it is ready
+    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opspoor-index-load")
+    # (a store of its own: a SQLite connection belongs to the thread that opened it)
+    matcher_ready = loader.submit(
+        lambda: Matcher.from_store(open_store(cfg.db_url), cfg.hashsets, cache=True)
+    )
     case.set_meta("identity", ident)  # only once the hash sets are known to load
     if case.get_meta("started") is None:
         case.set_meta("started", started)
@@ -142,10 +150,10 @@ def run_scan(
     hashed: list[tuple[int, str, dict[str, Any], bytes | None]] = []
     last_flush = time.monotonic()
 
-    def flush() -> None:
+    def flush(final: bool = False) -> None:
         nonlocal last_flush
-        if hashed:
-            results = matcher.match_batch([r for _, _, r, _ in hashed])
+        if hashed and (final or matcher_ready.done()):
+            results = matcher_ready.result().match_batch([r for _, _, r, _ in hashed])
             for (seq, path, sig, thumb), matches in zip(hashed, results, strict=True):
                 batch.append((seq, _record(path, sig, matches), thumb))
             hashed.clear()
@@ -220,10 +228,12 @@ def run_scan(
             collect(block=True)
             if len(hashed) >= BATCH:
                 flush()
-        flush()
+        flush(final=True)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        loader.shutdown(wait=True)
         progress.finish()
+    matcher = matcher_ready.result()
 
     case.set_meta("files_in", files_in)
     summary, outputs = write_outputs(case, cfg, matcher, files_in=files_in, started=case.get_meta("started"))
