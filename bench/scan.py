@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import shutil
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -130,6 +132,7 @@ def main() -> None:
 
     one_fps, one_mbs = hashing_only_rate(photos)
     opts = HashOptions(robust=ROBUST_PRESETS[a.robust])
+    os.environ["OPSPOOR_CACHE"] = tempfile.mkdtemp(prefix="opspoor-bench-cache-")  # first run is cold
     runs = []
     # twice: the first run builds the index from the store (and caches it), the second maps the cache
     for label in ("first scan after an import (index built from the store)", "next scan (cached index)"):
