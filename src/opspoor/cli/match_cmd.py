@@ -17,7 +17,7 @@ from rich.table import Table
 from opspoor.cli.app import DbOption, app, err, out
 from opspoor.errors import OpspoorError, SignalError
 from opspoor.signals.engine import HashOptions, hash_path
-from opspoor.triage.matching import MIN_PDQ_QUALITY, Match, Matcher, Query
+from opspoor.triage.matching import Match, Matcher, Query
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
@@ -37,12 +37,7 @@ def query_for_file(path: Path, robust: frozenset[str]) -> tuple[Query | None, st
         sig = hash_path(path, HashOptions(robust=robust))
     except OpspoorError as exc:
         return None, f"{exc.reason}: {exc.message}"
-    q = Query(md5=sig.md5, sha1=sig.sha1, sha256=sig.sha256)
-    if sig.pdq and (sig.quality or 0) >= MIN_PDQ_QUALITY:
-        q.pdq.append((sig.pdq, "pdq"))
-        q.pdq.extend(sig.pdq_variants or [])
-    if sig.vpdq_frames:
-        q.vpdq_frames = list(dict.fromkeys(f.hash for f in sig.vpdq_frames if f.quality >= MIN_PDQ_QUALITY))
+    q = Query.from_file_signals(sig)
     error = f"{sig.error.reason}: {sig.error.message}" if sig.error else None
     return q, error
 

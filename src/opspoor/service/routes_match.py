@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from opspoor.service.app import Service
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes
 from opspoor.signals.vpdq import format_vpdq
-from opspoor.triage.matching import MIN_PDQ_QUALITY, Match, Query
+from opspoor.triage.matching import Match, Query
 
 router = api_router(401, 403, 413, 415, 422, 429, 503, tags=["matching"])
 
@@ -124,13 +124,7 @@ def signals_json(upload: Upload, sig: FileSignals) -> dict[str, Any]:
 
 
 def query_for_file(sig: FileSignals) -> Query:
-    """What a hashed file is matched by: its digests, its PDQ when reliable, its good video frames."""
-    q = Query(md5=sig.md5, sha1=sig.sha1, sha256=sig.sha256)
-    if sig.pdq and (sig.quality or 0) >= MIN_PDQ_QUALITY:
-        q.pdq.append((sig.pdq, "pdq"))
-    if sig.vpdq_frames:
-        q.vpdq_frames = list(dict.fromkeys(f.hash for f in sig.vpdq_frames if f.quality >= MIN_PDQ_QUALITY))
-    return q
+    return Query.from_file_signals(sig)
 
 
 def query_for_value(s: SignalIn) -> Query:

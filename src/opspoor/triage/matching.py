@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from opspoor.errors import IndexFileError
 from opspoor.hashsets.model import Category
 from opspoor.index import ExactIndex, HammingIndex
+from opspoor.signals.engine import FileSignals
 from opspoor.signals.vpdq import QUALITY_THRESHOLD
 from opspoor.store import EntryRef, HashSetRecord, Store, entry_details, get_hashset, load_signal_arrays
 from opspoor.store.models import ChangeRow
@@ -76,6 +77,20 @@ class Query:
     sha256: str | None = None
     pdq: list[tuple[str, str]] = field(default_factory=list)  # (hash, method)
     vpdq_frames: list[str] = field(default_factory=list)  # unique frame hashes of quality >= 50
+
+    @classmethod
+    def from_file_signals(cls, sig: FileSignals) -> Query:
+        """What a hashed file is matched by: its digests, its PDQ (and robust variants) when
+        reliable, its video's good frames."""
+        q = cls(md5=sig.md5, sha1=sig.sha1, sha256=sig.sha256)
+        if sig.pdq and (sig.quality or 0) >= MIN_PDQ_QUALITY:
+            q.pdq.append((sig.pdq, "pdq"))
+            q.pdq.extend(sig.pdq_variants or [])
+        if sig.vpdq_frames:
+            q.vpdq_frames = list(
+                dict.fromkeys(f.hash for f in sig.vpdq_frames if f.quality >= QUALITY_THRESHOLD)
+            )
+        return q
 
     @classmethod
     def from_signals(cls, sig: dict[str, Any]) -> Query:
