@@ -381,22 +381,11 @@ def import_entries(
     is the fast path; any other iterable of entries is grouped into batches here.
     """
     batches = getattr(entries, "batches", None)
-    if callable(batches):
-        return import_batches(
-            store,
-            hashset_name,
-            batches(),
-            kind=kind,
-            source=source,
-            create=create,
-            tenant=tenant,
-            progress=progress,
-            on_reject=on_reject,
-        )
+    columns = batches() if callable(batches) else _batched(entries)
     return import_batches(
         store,
         hashset_name,
-        _batched(entries),
+        columns,
         kind=kind,
         source=source,
         create=create,
