@@ -1367,13 +1367,35 @@ def load_signal_arrays(
         ids = [_get(conn, n, tenant).id for n in hashset_names]
         if not ids:
             return id_parts[0], value_parts[0]
-        q = select(s.c.entry_id, s.c.value).where(s.c.hashset_id.in_(ids), s.c.signal == signal)
-        result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q)
-        for part in result.partitions():
-            entry_ids, values = zip(*part, strict=True)
-            id_parts.append(np.fromiter(entry_ids, np.int64, len(entry_ids)))
-            value_parts.append(_hex_rows(values, length))
+        if store.is_sqlite:
+            # the raw sqlite3 cursor hands out plain tuples: about twice as fast as Row objects
+            # for the millions of rows an index load reads (PostgreSQL keeps its server-side cursor)
+            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            marks = ",".join("?" * len(ids))
+            cur.execute(
+                f"SELECT entry_id, value FROM entry_signals WHERE signal = ? AND hashset_id IN ({marks})",
+                (signal, *ids),
+            )
+            while part := cur.fetchmany(chunk):
+                _take_signal_rows(part, length, id_parts, value_parts)
+            cur.close()
+        else:
+            q = select(s.c.entry_id, s.c.value).where(s.c.hashset_id.in_(ids), s.c.signal == signal)
+            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q)
+            for part in result.partitions():
+                _take_signal_rows(part, length, id_parts, value_parts)
     return np.concatenate(id_parts), np.concatenate(value_parts)
+
+
+def _take_signal_rows(
+    part: Sequence[Any], length: int, id_parts: list[np.ndarray], value_parts: list[np.ndarray]
+) -> None:
+    """Append one chunk of (entry_id, hex value) rows as arrays. Stored values are canonical
+    lower-case hex, so ``bytes.fromhex`` of the joined column is the fast, exact conversion
+    (and list comprehensions beat ``zip(*rows)`` by 20x on 200k-row chunks)."""
+    id_parts.append(np.fromiter((r[0] for r in part), np.int64, len(part)))
+    joined = "".join([r[1] for r in part])
+    value_parts.append(np.frombuffer(bytes.fromhex(joined), np.uint8).reshape(len(part), length // 2))
 
 
 def _hex_rows(values: Sequence[str], length: int) -> np.ndarray:
