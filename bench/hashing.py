@@ -36,6 +36,7 @@ from corpus import describe, photo_corpus  # noqa: E402
 from opspoor.media.image import decode_image  # noqa: E402
 from opspoor.signals.crypto import digest_bytes  # noqa: E402
 from opspoor.signals.pdq import PDQ, pdq_from_rgb, pdq_hash_image  # noqa: E402
+from setup_info import cpu_model  # noqa: E402
 
 GOALS = {"c/a": 8.0, "c/b": 1.5, "d/a": 6.0}
 
@@ -102,16 +103,6 @@ def timed(label: str, fn: Callable[[Path], str], paths: list[Path]) -> Timing:
 def distances(a: list[str], b: list[str]) -> tuple[float, int]:
     d = [PDQ.distance(x, y) for x, y in zip(a, b, strict=True)]
     return statistics.fmean(d), max(d)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run(n: int) -> str:

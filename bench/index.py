@@ -28,7 +28,6 @@ import ctypes
 import gc
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from numba import njit  # noqa: E402
 from opspoor.index import ExactIndex, HammingIndex  # noqa: E402
 from opspoor.index.mih import bytes_per_hash  # noqa: E402
 from opspoor.signals.pdq import hex_to_words, pdq_from_rgb  # noqa: E402
+from setup_info import cpu_model  # noqa: E402
 
 T = TypeVar("T")
 THREADS = 2
@@ -60,16 +60,6 @@ GOAL_BYTES = 100.0
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def rss() -> int:

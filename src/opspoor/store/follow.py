@@ -15,9 +15,9 @@ from opspoor.store.hashsets import (
     SIGNALS,
     Change,
     HashSetRecord,
-    _hex_rows,
     _record,
     _utc,
+    hex_rows,
 )
 
 
@@ -61,7 +61,7 @@ def signals_between(
             ids.append(eid)
             values.append(value)
     return {
-        sig: (np.asarray(ids, dtype=np.int64), _hex_rows(values, HEX_LENGTH[sig]))
+        sig: (np.asarray(ids, dtype=np.int64), hex_rows(values, HEX_LENGTH[sig] // 2))
         for sig, (ids, values) in by_signal.items()
     }
 

@@ -834,9 +834,6 @@ def _reserve_ids(conn: Connection, n: int) -> int:
 
 
 # --- checking a batch ------------------------------------------------------------------------
-_NIBBLE = np.full(256, 255, dtype=np.uint8)
-for _digit, _value in zip(b"0123456789abcdef", range(16), strict=True):
-    _NIBBLE[_digit] = _value
 _LOWER_HEX = b"0123456789abcdef"
 _CONTROL = frozenset("\t\n\r\\")
 
@@ -1394,13 +1391,14 @@ def _take_signal_rows(
     lower-case hex, so ``bytes.fromhex`` of the joined column is the fast, exact conversion
     (and list comprehensions beat ``zip(*rows)`` by 20x on 200k-row chunks)."""
     id_parts.append(np.fromiter((r[0] for r in part), np.int64, len(part)))
-    joined = "".join([r[1] for r in part])
-    value_parts.append(np.frombuffer(bytes.fromhex(joined), np.uint8).reshape(len(part), length // 2))
+    value_parts.append(hex_rows([r[1] for r in part], length // 2))
 
 
-def _hex_rows(values: Sequence[str], length: int) -> np.ndarray:
-    nib = _NIBBLE[np.frombuffer("".join(values).encode("ascii"), dtype=np.uint8)].reshape(len(values), length)
-    return (nib[:, 0::2] << 4) | nib[:, 1::2]
+def hex_rows(values: Sequence[str], nbytes: int) -> np.ndarray:
+    """Canonical (lower-case) hex values -> an (N, nbytes) uint8 array, as the indexes take them."""
+    if not values:
+        return np.zeros((0, nbytes), np.uint8)
+    return np.frombuffer(bytes.fromhex("".join(values)), np.uint8).reshape(len(values), nbytes)
 
 
 def entry_details(store: Store, entry_ids: Iterable[int]) -> dict[int, EntryRef]:

@@ -29,6 +29,7 @@ from opspoor.index import ExactIndex, HammingIndex
 from opspoor.signals.engine import FileSignals
 from opspoor.signals.vpdq import QUALITY_THRESHOLD
 from opspoor.store import EntryRef, HashSetRecord, Store, entry_details, get_hashset, load_signal_arrays
+from opspoor.store.hashsets import hex_rows
 from opspoor.store.models import ChangeRow
 from opspoor.triage.case import owner_only
 
@@ -109,16 +110,10 @@ class Query:
         return q
 
 
-def _hex_rows(values: Sequence[str], nbytes: int) -> np.ndarray:
-    if not values:
-        return np.zeros((0, nbytes), np.uint8)
-    return np.frombuffer(bytes.fromhex("".join(values)), np.uint8).reshape(len(values), nbytes)
-
-
 def pdq_words(values: Sequence[str]) -> np.ndarray:
     """PDQ hex → (N, 4) uint64 in the byte layout the store hands the index (any fixed layout keeps
     Hamming distances; both sides must use the same one)."""
-    return np.ascontiguousarray(_hex_rows(values, 32)).view(np.uint64).reshape(-1, 4)
+    return np.ascontiguousarray(hex_rows(values, 32)).view(np.uint64).reshape(-1, 4)
 
 
 #: bump when the cached index layout changes
@@ -263,7 +258,7 @@ class Matcher:
             if not rows:
                 continue
             qidx = np.array([r[0] for r in rows], np.int64)
-            exact = index.lookup(_hex_rows([r[1] for r in rows], nbytes))
+            exact = index.lookup(hex_rows([r[1] for r in rows], nbytes))
             for a, eid in zip(exact.query_idx.tolist(), exact.ids.tolist(), strict=True):
                 hit(int(qidx[a]), int(eid), sig, 0)
 
