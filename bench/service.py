@@ -2,20 +2,22 @@
 
 Starts the real server (``opspoor serve``, 2 workers) on a fresh PostgreSQL database holding one
 hash set of N benign, random PDQ values (imported through the store's import path), then runs 64
-concurrent async httpx clients for S seconds against each of:
+concurrent async clients for S seconds (``--seconds``/``--duration``, default 60) against each of:
 
   (a) ``POST /v1/match`` with one PDQ value (JSON); one query in 16 is 8 bits from a stored value,
       so matches are found and reported too;
   (b) ``POST /v1/match`` with a 1024x768 JPEG upload (generated gradients, shapes and text),
       hashed (PDQ) and matched by the server.
 
-It prints requests/s, p50 and p99 latency and errors for each, and the server's RSS (parent plus
-workers) at the start and the end.
+It prints requests/s, p50 and p99 latency (each request timed from its send to its whole response)
+and errors for each, the CPU per request of the server and of the load generator itself, and the
+server's RSS (parent plus workers) at the start and the end.
 
-The clients are asyncio tasks, each with its own keep-alive HTTP/1.1 connection, written directly
-on asyncio streams (``--client raw``, the default): on this 2-core machine httpx's AsyncClient
-spends 2-4 ms of CPU per request itself, so with it the benchmark would measure the client, not
-the server (``--client httpx`` runs it that way all the same).
+The clients are asyncio tasks (on uvloop when installed), each with its own keep-alive HTTP/1.1
+connection, written directly on asyncio streams with the requests' bytes made before the clock
+starts (``--client raw``, the default): the load generator shares the 2 cores with the server, and
+httpx's AsyncClient spends 2-4 ms of CPU per request itself, so with it the benchmark would measure
+the client, not the server (``--client httpx`` runs it that way all the same).
 
     .venv/bin/python bench/service.py --entries 10000 --seconds 5     # quick check
     .venv/bin/python bench/service.py                                 # 1M entries, 60 s each
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import io
 import json
 import os
@@ -36,10 +39,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -170,6 +174,8 @@ class Load:
     errors: int = 0
     first_error: str | None = None
     matched: int = 0
+    #: server worker (pid) -> connections it accepted (raw client only)
+    connections: dict[int | None, int] = field(default_factory=dict)
 
     def done(self, started: float, status: int, body: bytes) -> None:
         self.latencies.append(time.perf_counter() - started)
@@ -235,22 +241,31 @@ async def raw_load(
     """``clients`` connections, each sending requests one after another for ``seconds``."""
     load = Load()
     stop = time.perf_counter() + seconds
+    # whole requests, head and body, made before the clock starts
+    wire = [
+        (
+            f"POST /v1/match HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: {req.content_type}\r\nContent-Length: {len(req.body)}\r\n\r\n"
+        ).encode()
+        + req.body
+        for req in requests
+    ]
+
+    ready = f"GET /v1/ready HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
 
     async def one(worker: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         i = worker
         try:
+            # which worker accepted this connection (it keeps it): the split shapes the p99
+            writer.write(ready.encode())
+            pid = json.loads((await _read_response(reader))[1]).get("worker")
+            load.connections[pid] = load.connections.get(pid, 0) + 1
             while time.perf_counter() < stop:
-                req = requests[i % len(requests)]
+                data = wire[i % len(wire)]
                 i += clients
                 t = time.perf_counter()
-                writer.write(
-                    (
-                        f"POST /v1/match HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
-                        f"Content-Type: {req.content_type}\r\nContent-Length: {len(req.body)}\r\n\r\n"
-                    ).encode()
-                    + req.body
-                )
+                writer.write(data)
                 status, body = await _read_response(reader)
                 load.done(t, status, body)
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -296,22 +311,35 @@ async def httpx_load(
         return load, time.perf_counter() - start
 
 
-def summarise(label: str, load: Load, elapsed: float, cpu: float) -> dict[str, float]:
-    """``cpu``: the server's CPU seconds over the run."""
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when installed (the server runs on it too), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def summarise(label: str, load: Load, elapsed: float, cpu: float, client_cpu: float) -> dict[str, Any]:
+    """``cpu``, ``client_cpu``: the server's and the load generator's CPU seconds over the run."""
     lat = np.array(load.latencies) * 1000 if load.latencies else np.zeros(1)
     r = {
         "cpu_ms": cpu / max(1, len(load.latencies)) * 1000,
+        "client_cpu_ms": client_cpu / max(1, len(load.latencies)) * 1000,
         "requests": len(load.latencies),
         "rps": len(load.latencies) / elapsed,
         "p50_ms": float(np.percentile(lat, 50)),
         "p99_ms": float(np.percentile(lat, 99)),
         "errors": load.errors,
         "matched": load.matched,
+        "connections": sorted(load.connections.values()),
     }
     print(
         f"{label}: {r['rps']:,.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
-        f"{load.errors} errors, {load.matched:,} with matches, server CPU {r['cpu_ms']:.2f} ms/request"
-        + (f" (first error: {load.first_error})" if load.first_error else ""),
+        f"{load.errors} errors, {load.matched:,} with matches, server CPU {r['cpu_ms']:.2f} ms/request, "
+        f"client CPU {r['client_cpu_ms']:.2f} ms/request"
+        + (f" (first error: {load.first_error})" if load.first_error else "")
+        + (f"; connections per worker {split(r)}" if load.connections else ""),
         flush=True,
     )
     return r
@@ -320,7 +348,7 @@ def summarise(label: str, load: Load, elapsed: float, cpu: float) -> dict[str, f
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=1_000_000)
-    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--seconds", "--duration", type=float, default=60.0, help="of each load (default 60)")
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator (see above)")
@@ -350,15 +378,22 @@ def main() -> None:
             load = raw_load if args.client == "raw" else httpx_load
 
             def run(requests: list[Request], seconds: float, clients: int) -> tuple[Load, float]:
-                return asyncio.run(load(port, token, seconds, clients, requests))
+                with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+                    return runner.run(load(port, token, seconds, clients, requests))
 
             run(by_value, 3.0, 16)  # warm-up: compiled kernels, caches, connections
             run(uploads, 3.0, 4)
 
-            def measure(label: str, requests: list[Request]) -> dict[str, float]:
-                cpu = server_cpu(server.pid)
+            # the load generator's own full collections would stall every client at once
+            gc.collect()
+            gc.freeze()
+
+            def measure(label: str, requests: list[Request]) -> dict[str, Any]:
+                cpu, own = server_cpu(server.pid), time.process_time()
                 load, elapsed = run(requests, args.seconds, args.clients)
-                return summarise(label, load, elapsed, server_cpu(server.pid) - cpu)
+                return summarise(
+                    label, load, elapsed, server_cpu(server.pid) - cpu, time.process_time() - own
+                )
 
             rss_start = server_rss(server.pid)
             a = measure("(a) match by PDQ value", by_value)
@@ -392,12 +427,14 @@ def main() -> None:
             "",
             setup_line(),
             "",
-            "| load | requests/s | p50 ms | p99 ms | errors | server CPU ms/request |",
-            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            "| load | requests/s | p50 ms | p99 ms | errors | server CPU ms/req | client CPU ms/req |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
             table_row("(a) match by PDQ value", a),
             table_row("(b) upload 1024x768 JPEG, hash, match", b),
             "",
-            f"Server RSS {rss}. Hashing one upload alone takes {floor:.1f} ms of one core.",
+            f"Server RSS {rss}. Hashing one upload alone takes {floor:.1f} ms of one core. "
+            f"Connections per worker: (a) {split(a)}, (b) {split(b)}. Load average of the machine "
+            f"at the end: {os.getloadavg()[0]:.1f}.",
             "",
             "Goals: " + ", ".join(f"{g} {'met' if m else 'MISSED'}" for g, m in verdict.items()) + ".",
             "",
@@ -405,10 +442,14 @@ def main() -> None:
         args.out.write_text("\n".join(lines), encoding="utf-8")
 
 
-def table_row(label: str, r: dict[str, float]) -> str:
+def split(r: dict[str, Any]) -> str:
+    return "/".join(str(n) for n in r["connections"]) or "?"
+
+
+def table_row(label: str, r: dict[str, Any]) -> str:
     return (
         f"| {label} | {r['rps']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']:.0f} "
-        f"| {r['cpu_ms']:.2f} |"
+        f"| {r['cpu_ms']:.2f} | {r['client_cpu_ms']:.2f} |"
     )
 
 

@@ -67,6 +67,7 @@ def serve(
     import uvicorn
 
     from opspoor.service.settings import Settings
+    from opspoor.service.transport import HTTP_PROTOCOL
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(
@@ -98,6 +99,7 @@ def serve(
             workers=workers,
             log_level=log_level,
             access_log=access_log,
+            http=HTTP_PROTOCOL,
             server_header=False,
             proxy_headers=False,
             # a worker importing NumPy/Numba on a busy machine can take longer than uvicorn's 5 s

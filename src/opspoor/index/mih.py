@@ -209,6 +209,15 @@ def _collect(parts: list[tuple[np.ndarray, np.ndarray, int]]) -> RawMatches:
     return RawMatches(q, packed >> 8, (packed & 0xFF).astype(np.int16))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A segment's search at one radius: scan or probe, each table's radius, the probe masks."""
+
+    scan: bool
+    radii: np.ndarray
+    masks: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 class MihSegment:
     """Immutable hashes + ids + MIH tables. Build with :meth:`build`, or :meth:`load` saved arrays."""
 
@@ -228,6 +237,7 @@ class MihSegment:
         self.offsets = offsets  # (m, 2**addr_bits + 1) uint32, or None
         self.token = token or F.new_token()
         self._lut = layout.key_lut() if offsets is not None else None
+        self._plans: dict[int, _Plan] = {}
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -293,7 +303,8 @@ class MihSegment:
             return _collect([])
         threads = threads or default_threads()
         hashes = self.hashes
-        scan = method == "scan" or (method == "auto" and self._scan_is_cheaper(radius))
+        plan = self._plan(radius)
+        scan = method == "scan" or (method == "auto" and plan.scan)
         if self.perms is None or self.offsets is None or self._lut is None or scan:
             parts = run_chunks(
                 lambda a, b: K.flat_search(queries, a, b, hashes, radius), nq, threads, _chunk(nq, threads)
@@ -301,8 +312,7 @@ class MihSegment:
             return _collect(parts)
         lay, perms, offsets = self.layout, self.perms, self.offsets
         qkeys = _substring_keys(queries, self._lut, lay.m, lay.b, 1)
-        radii = lay.table_radii(radius)
-        masks, weights, upto = flip_masks(lay.addr_bits, max(0, int(radii.max())))
+        radii, (masks, weights, upto) = plan.radii, plan.masks
         parts = run_chunks(
             lambda a, b: K.mih_search(
                 queries,
@@ -325,8 +335,17 @@ class MihSegment:
         )
         return _collect(parts)
 
-    def _scan_is_cheaper(self, radius: int) -> bool:
-        return self.layout.expected_ns(len(self), radius) >= len(self) * FLAT_NS
+    def _plan(self, radius: int) -> _Plan:
+        """What a search at ``radius`` needs that depends only on the layout and the size: worked
+        out once per radius (the cost model alone took a third of a one-query search over 1M)."""
+        plan = self._plans.get(radius)
+        if plan is None:
+            lay = self.layout
+            radii = lay.table_radii(radius)
+            scan = lay.expected_ns(len(self), radius) >= len(self) * FLAT_NS
+            plan = _Plan(scan, radii, flip_masks(lay.addr_bits, max(0, int(radii.max()))))
+            self._plans[radius] = plan
+        return plan
 
     # --- persistence -------------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
@@ -356,7 +375,10 @@ class MihSegment:
 
 
 def _chunk(n: int, threads: int) -> int:
-    """Small enough to balance the threads, large enough to amortise a kernel call."""
+    """Small enough to balance the threads, large enough to amortise a kernel call (one thread:
+    one call)."""
+    if threads <= 1:
+        return max(1, n)
     return max(1, min(256, -(-n // (4 * threads))))
 
 

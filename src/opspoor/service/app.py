@@ -15,11 +15,13 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
+from opspoor.service import heap
 from opspoor.service.auditing import AuditWriter
 from opspoor.service.auth import TokenCache
 from opspoor.service.batching import MatchBatcher
-from opspoor.service.fastpath import FastMatch
+from opspoor.service.fastpath import is_fast, serve_fast
 from opspoor.service.limits import JsonBodyLimit, RateLimiter
 from opspoor.service.live import IndexFollower
 from opspoor.service.metrics import RequestMetrics
@@ -36,14 +38,19 @@ STREAMED = ("/v1/hash", "/v1/match")
 class Service:
     """What one worker holds while it serves."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, freeze: bool = False) -> None:
+        """``freeze``: tune the garbage collector for serving (see :mod:`opspoor.service.heap`)."""
         self.settings = settings
+        self.freeze = freeze
         self.store: Store = open_store(settings.db)
         self.tokens = TokenCache(self.store, settings.token_cache_seconds)
         self.rate = RateLimiter(settings.rate_per_second, settings.rate_burst)
         self.audit = AuditWriter(self.store, settings.audit_flush_seconds)
         self.index = IndexFollower(
-            self.store, poll_seconds=settings.poll_seconds, threads=search_threads(settings)
+            self.store,
+            poll_seconds=settings.poll_seconds,
+            threads=search_threads(settings),
+            on_loaded=heap.freeze_heap if freeze else None,
         )
         self.batcher = MatchBatcher()
         self.hashing = ThreadPoolExecutor(
@@ -53,6 +60,9 @@ class Service:
         self.pid = os.getpid()
 
     def start(self) -> None:
+        if self.freeze:
+            heap.tune_collector()
+            heap.freeze_heap()
         self.audit.start()
         self.index.start()
 
@@ -70,13 +80,28 @@ def search_threads(settings: Settings) -> int:
     return max(1, cpus // max(1, settings.workers))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The service application. Store, index and audit writer start with the app's lifespan."""
+class ServiceApp(FastAPI):
+    """FastAPI, with the hot path (a JSON ``POST /v1/match``, see :mod:`opspoor.service.fastpath`)
+    answered before FastAPI's own layers."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if is_fast(scope):
+            await serve_fast(self.state.service, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -> FastAPI:
+    """The service application. Store, index and audit writer start with the app's lifespan.
+
+    ``freeze_heap``: the serving process's garbage-collector tuning (:mod:`opspoor.service.heap`);
+    ``opspoor serve`` sets it, an app made in a test does not.
+    """
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = Service(settings)
+        service = Service(settings, freeze=freeze_heap)
         app.state.service = service
         service.start()
         try:
@@ -84,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await anyio.to_thread.run_sync(service.close)
 
-    app = FastAPI(
+    app = ServiceApp(
         title="opspoor",
         summary="Hash and match media against known hash sets.",
         description=(
@@ -103,11 +128,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (routes_health, routes_match, routes_hashsets, routes_tokens):
         app.include_router(module.router)
     app.add_middleware(JsonBodyLimit, limit=settings.max_json_bytes, streamed=STREAMED)
-    app.add_middleware(FastMatch)
     app.add_middleware(RequestMetrics)
     return app
 
 
 def app_from_env() -> FastAPI:
     """The factory ``opspoor serve`` gives uvicorn: settings come from ``OPSPOOR_SERVICE_*``."""
-    return create_app(Settings.from_env())
+    return create_app(Settings.from_env(), freeze_heap=True)

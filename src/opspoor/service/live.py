@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +34,7 @@ from opspoor.store.follow import (
     signals_between,
 )
 from opspoor.store.hashsets import HashSetRecord
-from opspoor.triage.matching import EXACT_SIGNALS, Matcher
+from opspoor.triage.matching import EXACT_SIGNALS, Matcher, Query
 
 log = logging.getLogger("opspoor.service")
 
@@ -75,6 +75,14 @@ class LiveMatcher(Matcher):
         self.members: dict[int, np.ndarray] = {
             h.id: np.unique(entry_ids_of(store, h.id)) for h in self.by_id.values()
         }
+
+    def warm_up(self) -> None:
+        """One search of every index, so that the first request does not wait for the compiled
+        kernels to load."""
+        zero = "0" * 64
+        self.match_queries(
+            [Query(md5=zero[:32], sha1=zero[:40], sha256=zero, pdq=[(zero, "pdq")], vpdq_frames=[zero])]
+        )
 
     def _refs(self, ids: set[int]) -> dict[int, EntryRef]:
         # as Matcher's, but the follower may drop an id from the cache meanwhile
@@ -172,10 +180,19 @@ class FollowerState:
 class IndexFollower:
     """Every tenant's :class:`LiveMatcher` in this worker, kept current by a background thread."""
 
-    def __init__(self, store: Store, *, poll_seconds: float = 0.5, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        poll_seconds: float = 0.5,
+        threads: int | None = None,
+        on_loaded: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_loaded`` is called in the follower thread once the sets are loaded and searched once."""
         self.store = store
         self.poll_seconds = poll_seconds
         self.threads = threads
+        self.on_loaded = on_loaded
         self.matchers: dict[str, LiveMatcher] = {}
         self.tenant_of: dict[int, str] = {}  # hash-set id -> tenant
         self.last_change = 0
@@ -218,6 +235,10 @@ class IndexFollower:
         matchers = {
             t: LiveMatcher(self.store, t, recs, threads=self.threads) for t, recs in by_tenant.items()
         }
+        for m in matchers.values():
+            m.warm_up()
+        if self.on_loaded is not None:
+            self.on_loaded()
         with self._lock:
             self.matchers = matchers
             self.tenant_of = {rec.id: t for t, recs in by_tenant.items() for rec in recs}

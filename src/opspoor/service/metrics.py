@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -55,6 +56,20 @@ def render() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
+_answered: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def observe(route: str, method: str, status: int, seconds: float) -> None:
+    """Count one answer of ``route`` (a template) and time it. The labelled samples are kept, as
+    looking them up again costs more than the update on the fast path."""
+    key = (route, method, status)
+    samples = _answered.get(key)
+    if samples is None:
+        samples = _answered[key] = (REQUESTS.labels(route, method, str(status)), LATENCY.labels(route))
+    samples[0].inc()
+    samples[1].observe(seconds)
+
+
 class RequestMetrics:
     """ASGI middleware counting answers by route template (never the raw path) and timing them."""
 
@@ -79,5 +94,4 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            REQUESTS.labels(template, scope["method"], str(status)).inc()
-            LATENCY.labels(template).observe(time.perf_counter() - start)
+            observe(template, scope["method"], status, time.perf_counter() - start)
