@@ -101,6 +101,7 @@ def _fetch(package: str) -> Path | None:
     if target.is_dir():
         return target
     DEBS.mkdir(parents=True, exist_ok=True)
+    PKGS.mkdir(parents=True, exist_ok=True)  # dpkg-deb -x does not create parent folders
     debs = sorted(DEBS.glob(f"{package}_*.deb"))
     if not debs:
         if shutil.which("apt-get") is None:

@@ -257,3 +257,74 @@ def test_store_refusals_are_reported_under_their_file_record(tmp_path: Path) -> 
         ("store", 1),
     ]
     assert rows[2]["external_id"] == "3" and rows[2]["signals"] == {"md5": f"{3:032x}"}
+
+
+def _set_cache(db: str, name: str) -> list[Path]:
+    """The cache folders of a set's states that exist on disk."""
+    from opspoor.store import get_hashset
+    from opspoor.triage.matching import set_cache_dir
+
+    store = open_store(db)
+    folder = set_cache_dir(store, get_hashset(store, name))
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def test_import_caches_the_match_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After an import the next match maps the set's index cache; a second import replaces it."""
+    from opspoor.store import get_hashset
+    from opspoor.triage.matching import Matcher, Query, index_cache_dir, set_cache_dir
+
+    monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
+    db = str(tmp_path / "s.sqlite")
+    entries = make_entries(5)
+    code, _, err = run(
+        monkeypatch, capsys, "hashset", "import", str(vics_file(tmp_path, entries)), "-n", "a", "--db", db
+    )
+    assert code == 0 and "a: match index cached" in err and "5 MD5" in err
+    store = open_store(db)
+    (folder,) = _set_cache(db, "a")
+    assert folder == index_cache_dir(store, get_hashset(store, "a"))
+    files = {f: f.stat().st_mtime_ns for f in folder.rglob("*")}
+    got = Matcher.from_store(store, ["a"], cache=True).match_queries([Query(md5=entries[2].signals["md5"])])
+    assert [m.external_id for m in got[0]] == ["102"]
+    assert {f: f.stat().st_mtime_ns for f in folder.rglob("*")} == files  # mapped, not rebuilt
+
+    more = vics_file(tmp_path, make_entries(2, 9), "more.json")
+    code, _, err = run(monkeypatch, capsys, "hashset", "import", str(more), "-n", "a", "--db", db)
+    (replaced,) = _set_cache(db, "a")  # the old state's folder is gone
+    assert code == 0 and replaced != folder and replaced == index_cache_dir(store, get_hashset(store, "a"))
+
+    code, _, err = run(
+        monkeypatch, capsys, "hashset", "import", str(vics_file(tmp_path, make_entries(2, 3), "b.json")),
+        "-n", "b", "--no-index-cache", "--db", db,
+    )  # fmt: skip
+    assert code == 0 and "match index" not in err and not _set_cache(db, "b")
+
+    gone = set_cache_dir(store, get_hashset(store, "a"))
+    code, _, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "--db", db)
+    assert code == 0 and not gone.exists()
+
+
+def test_build_caches_the_match_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from opspoor.demo.images import generate_image
+    from opspoor.store import get_hashset
+    from opspoor.triage.matching import IndexGroup, index_cache_dir
+
+    monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "media"
+    folder.mkdir()
+    for k in range(2):
+        generate_image(40 + k, 320, 240, style="shapes").save(folder / f"{k}.jpg", "JPEG")
+    db = str(tmp_path / "s.sqlite")
+    code, _, err = run(
+        monkeypatch, capsys, "hashset", "build", str(folder), "-n", "own", "--workers", "1", "--db", db
+    )
+    assert code == 0 and "own: match index cached" in err
+    store = open_store(db)
+    (cached,) = _set_cache(db, "own")
+    assert cached == index_cache_dir(store, get_hashset(store, "own"))
+    assert IndexGroup.load(cached).sizes()["pdq"] == 2

@@ -1,14 +1,23 @@
-"""The matcher: cached indexes are used again until the store changes, and give the same matches."""
+"""The matcher: each set's cached indexes are used again until that set changes, and give the same
+matches as indexes built from the store."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from opspoor.hashsets.model import Category, Entry
-from opspoor.store import import_entries, open_store
-from opspoor.triage.matching import Matcher, Query, index_cache_dir
+from opspoor.store import Store, get_hashset, import_entries, open_store, remove_entries
+from opspoor.triage.matching import (
+    IndexGroup,
+    Matcher,
+    Query,
+    build_index_cache,
+    index_cache_dir,
+    set_cache_dir,
+)
 
 
 def _entries(n: int, seed: int) -> list[Entry]:
@@ -25,7 +34,17 @@ def _entries(n: int, seed: int) -> list[Entry]:
     ]
 
 
-def test_cache_is_reused_until_the_store_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _cache_dirs(store: Store, name: str) -> list[Path]:
+    """The cache folders of a set's states that exist on disk."""
+    folder = set_cache_dir(store, get_hashset(store, name))
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def _external_ids(matcher: Matcher, queries: list[Query]) -> list[list[tuple[str | None, int]]]:
+    return [[(m.external_id, m.distance) for m in ms] for ms in matcher.match_queries(queries)]
+
+
+def test_cache_is_reused_until_the_set_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
     store = open_store(str(tmp_path / "s.sqlite"))
     first = _entries(50, 1)
@@ -33,21 +52,75 @@ def test_cache_is_reused_until_the_store_changes(tmp_path: Path, monkeypatch: py
     q = [Query(md5=first[3].signals["md5"]), Query(pdq=[(first[7].signals["pdq"], "pdq")])]
 
     built = Matcher.from_store(store, ["a"], cache=True)
-    folder = index_cache_dir(store, built.sets, "default")
-    assert folder.is_dir() and (folder.stat().st_mode & 0o077) == 0
+    (folder,) = _cache_dirs(store, "a")
+    assert folder == index_cache_dir(store, built.sets["a"])
+    assert (folder.stat().st_mode & 0o077) == 0
+    assert all((f.stat().st_mode & 0o077) == 0 for f in folder.rglob("*"))
     cached = Matcher.from_store(store, ["a"], cache=True)
     plain = Matcher.from_store(store, ["a"])
     for m in (built, cached, plain):
-        got = m.match_queries(q)
-        assert [x.external_id for x in got[0]] == ["e1-3"]
-        assert [(x.external_id, x.distance) for x in got[1]] == [("e1-7", 0)]
+        assert _external_ids(m, q) == [[("e1-3", 0)], [("e1-7", 0)]]
+    assert cached.size == plain.size
 
     more = _entries(5, 2)
-    import_entries(store, "a", more)  # a change: the old cache no longer describes the store
+    import_entries(store, "a", more)  # a change: the old cache no longer describes the set
     fresh = Matcher.from_store(store, ["a"], cache=True)
-    assert index_cache_dir(store, fresh.sets, "default") != folder
-    hit = fresh.match_queries([Query(md5=more[0].signals["md5"])])
-    assert [x.external_id for x in hit[0]] == ["e2-0"]
+    (replaced,) = _cache_dirs(store, "a")  # the folder of the old state is gone
+    assert replaced != folder and replaced == index_cache_dir(store, fresh.sets["a"])
+    assert _external_ids(fresh, [Query(md5=more[0].signals["md5"])]) == [[("e2-0", 0)]]
+
+
+def _mtimes(store: Store, name: str) -> dict[Path, int]:
+    return {f: f.stat().st_mtime_ns for d in _cache_dirs(store, name) for f in d.rglob("*")}
+
+
+def test_each_set_is_cached_on_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A set's cache serves every combination of sets that names it; a change to one set leaves
+    the others' caches as they are."""
+    monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
+    store = open_store(str(tmp_path / "s.sqlite"))
+    ea, eb = _entries(30, 6), _entries(30, 7)
+    import_entries(store, "a", ea)
+    import_entries(store, "b", eb)
+    q = [Query(md5=ea[0].signals["md5"]), Query(pdq=[(eb[1].signals["pdq"], "pdq")])]
+
+    only_a = Matcher.from_store(store, ["a"], cache=True)
+    assert _external_ids(only_a, q) == [[("e6-0", 0)], []]
+    a_files = _mtimes(store, "a")
+    assert a_files and not _cache_dirs(store, "b")
+
+    both = Matcher.from_store(store, ["a", "b"], cache=True)
+    assert _mtimes(store, "a") == a_files  # a's cache mapped, not written again
+    assert _external_ids(both, q) == [[("e6-0", 0)], [("e7-1", 0)]]
+    assert _external_ids(both, q) == _external_ids(Matcher.from_store(store, ["a", "b"]), q)
+    b_files = _mtimes(store, "b")
+
+    extra = _entries(3, 8)
+    import_entries(store, "b", extra)  # only b changes
+    again = Matcher.from_store(store, ["b", "a"], cache=True)
+    assert _mtimes(store, "a") == a_files
+    assert _mtimes(store, "b").keys().isdisjoint(b_files)  # b rebuilt, its old state removed
+    assert _external_ids(again, [Query(md5=extra[2].signals["md5"])]) == [[("e8-2", 0)]]
+
+
+def test_each_set_is_searched_at_its_own_distance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
+    store = open_store(str(tmp_path / "s.sqlite"))
+    ea, eb = _entries(5, 9), _entries(5, 10)
+    import_entries(store, "a", ea)
+    import_entries(store, "b", eb)
+    with store.write() as conn:  # a strict set next to a loose one
+        conn.execute(text("UPDATE hashsets SET distance = 4 WHERE name = 'a'"))
+    near_a, near_b = _flip_bits(ea[0].signals["pdq"], 10), _flip_bits(eb[0].signals["pdq"], 10)
+    q = [Query(pdq=[(near_a, "pdq")]), Query(pdq=[(near_b, "pdq")])]
+    for cache in (True, False):
+        m = Matcher.from_store(store, ["a", "b"], cache=cache)
+        assert _external_ids(m, q) == [[], [("e10-0", 10)]]
+
+
+def _flip_bits(pdq: str, n: int) -> str:
+    value = int(pdq, 16) ^ ((1 << n) - 1)
+    return f"{value:064x}"
 
 
 def test_damaged_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,12 +129,37 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     entries = _entries(20, 3)
     import_entries(store, "a", entries)
     m = Matcher.from_store(store, ["a"], cache=True)
-    folder = index_cache_dir(store, m.sets, "default")
+    folder = index_cache_dir(store, m.sets["a"])
     for f in (folder / "pdq").iterdir():
         f.write_bytes(b"damaged")
+    (folder / "md5" / "manifest.json").write_text("{}")
     again = Matcher.from_store(store, ["a"], cache=True)
-    got = again.match_queries([Query(pdq=[(entries[0].signals["pdq"], "pdq")])])
-    assert [x.external_id for x in got[0]] == ["e3-0"]
+    q = [Query(pdq=[(entries[0].signals["pdq"], "pdq")]), Query(md5=entries[1].signals["md5"])]
+    assert _external_ids(again, q) == [[("e3-0", 0)], [("e3-1", 0)]]
+    IndexGroup.load(folder)  # the rebuilt cache is whole again
+    assert _external_ids(Matcher.from_store(store, ["a"], cache=True), q) == _external_ids(again, q)
+
+
+def test_build_index_cache_caches_the_set_as_it_is_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
+    store = open_store(str(tmp_path / "s.sqlite"))
+    entries = _entries(10, 11)
+    import_entries(store, "a", entries)
+    build_index_cache(store, "a")
+    (folder,) = _cache_dirs(store, "a")
+    built = _mtimes(store, "a")
+    m = Matcher.from_store(store, ["a"], cache=True)
+    assert _mtimes(store, "a") == built  # mapped, not built again
+    assert _external_ids(m, [Query(md5=entries[4].signals["md5"])]) == [[("e11-4", 0)]]
+    remove_entries(
+        store, "a", entry_ids=[m.match_queries([Query(md5=entries[4].signals["md5"])])[0][0].entry_id]
+    )
+    build_index_cache(store, "a")
+    (now,) = _cache_dirs(store, "a")
+    assert now != folder
+    assert IndexGroup.load(now).sizes()["md5"] == 9
 
 
 def test_derived_values_match_their_entry_and_are_not_exported(tmp_path: Path) -> None:

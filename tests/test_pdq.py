@@ -288,6 +288,82 @@ def test_pdq_from_luma_equals_rgb_path() -> None:
     assert pdq_from_luma(luma) == pdq_from_rgb(rgb)
 
 
+def _box1d_reference(line: np.ndarray, window: int) -> np.ndarray:
+    """Meta's box1DFloat, one line at a time, in NumPy float32 scalars (the C++ loop as written)."""
+    n = len(line)
+    half = (window + 2) // 2
+    out = np.full(n, np.nan, np.float32)
+    s, cw, li, ri, oi = np.float32(0), 0, 0, 0, 0
+    for _ in range(half - 1):
+        s, cw, ri = s + line[ri], cw + 1, ri + 1
+    for _ in range(window - half + 1):
+        s, cw = s + line[ri], cw + 1
+        out[oi] = s / np.float32(cw)
+        ri, oi = ri + 1, oi + 1
+    for _ in range(n - window):
+        s = s + line[ri]
+        s = s - line[li]
+        out[oi] = s / np.float32(cw)
+        li, ri, oi = li + 1, ri + 1, oi + 1
+    for _ in range(half - 1):
+        s, cw = s - line[li], cw - 1
+        out[oi] = s / np.float32(cw)
+        li, oi = li + 1, oi + 1
+    return out
+
+
+@pytest.mark.parametrize("shape", [(13, 70), (4, 5), (9, 129), (1, 33)])
+@pytest.mark.parametrize("window", [1, 2, 3, 5])
+def test_box_filter_kernels_are_metas_float32_running_sums(shape: tuple[int, int], window: int) -> None:
+    """The row kernel filters several rows side by side; each must still get Meta's exact bits."""
+    from opspoor.signals.pdq import _box_cols, _box_rows
+
+    rng = np.random.default_rng(window * 100 + shape[0])
+    src = (rng.random(shape) * 255).astype(np.float32)
+    keep = rng.random(shape[1]) < 0.5
+    keep[0] = True
+    rows = np.full(shape, -1.0, np.float32)
+    _box_rows(src, rows, window, keep)
+    cols = np.empty_like(src)
+    _box_cols(src, cols, window if window <= shape[0] else 1)
+    for r in range(shape[0]):
+        want = _box1d_reference(src[r], window)
+        assert rows[r, keep].tobytes() == want[keep].tobytes()
+        assert (rows[r, ~keep] == -1).all()  # columns not kept are left alone
+    for c in range(shape[1]):
+        want = _box1d_reference(src[:, c], window if window <= shape[0] else 1)
+        assert cols[:, c].tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("shape", [(341, 512), (512, 288), (200, 200), (64, 64), (64, 70), (4, 30)])
+def test_turned_pdqs_equal_hashing_the_turned_pixels(shape: tuple[int, int]) -> None:
+    """pdq_of_turns shares filter passes between turns; every hash must be the turned pixels' own."""
+    from opspoor.signals.pdq import TURNS, pdq_of_turns
+    from opspoor.signals.robust import DIHEDRAL, pdq_luma
+
+    rgb = np.asarray(generate_image(shape[0] + shape[1], shape[1], shape[0], "mixed"))
+    luma = pdq_luma(rgb)
+    turned = pdq_of_turns(luma)
+    assert list(turned) == list(TURNS) == [name for name, _ in DIHEDRAL]
+    for name, turn in DIHEDRAL:
+        assert turned[name] == pdq_from_luma(np.ascontiguousarray(turn(luma))), name
+    if min(shape) >= 64:
+        assert len({h.hash for h in turned.values()} | {pdq_from_luma(luma).hash}) == 8
+
+
+def test_robust_query_hashes_keep_the_plain_pdq() -> None:
+    """With robust query hashes the engine takes the plain PDQ from them: the same value."""
+    from opspoor.signals.engine import ROBUST_PRESETS, HashOptions, hash_bytes
+
+    buf = io.BytesIO()
+    generate_image(11, 640, 400, "mixed").save(buf, "JPEG", quality=90)
+    plain = hash_bytes(buf.getvalue())
+    robust = hash_bytes(buf.getvalue(), options=HashOptions(robust=ROBUST_PRESETS["fast"]))
+    assert plain.pdq is not None and plain.quality
+    assert (robust.pdq, robust.quality) == (plain.pdq, plain.quality)
+    assert robust.pdq_variants and plain.pdq not in {h for h, _ in robust.pdq_variants}
+
+
 def test_tiny_and_flat_images() -> None:
     tiny = np.full((4, 40, 3), 200, np.uint8)
     assert pdq_from_rgb(tiny) == PdqHash("0" * 64, 0) == PdqHash(*oracle(tiny))

@@ -347,3 +347,23 @@ def test_kill_and_resume(corpus: dict[str, object], tmp_path: Path) -> None:
         got = _records(case)
         assert len(got) == len({r["path"] for r in got}), "no duplicate records after resume"
         assert got == expected, f"kill point {point} ({done_before} rows done before the kill)"
+
+
+def test_scan_maps_the_index_cached_at_import(
+    corpus: dict[str, object], scanned: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A set cached at import is mapped by the scan, next to a set the scan caches itself."""
+    from opspoor.store import get_hashset
+    from opspoor.triage.matching import build_index_cache, set_cache_dir
+
+    monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
+    store = open_store(corpus["db"])  # type: ignore[arg-type]
+    build_index_cache(store, "known")  # what `opspoor hashset import` does after the import
+    known_dir, icons_dir = (set_cache_dir(store, get_hashset(store, n)) for n in ("known", "icons"))
+    files = {f: f.stat().st_mtime_ns for f in known_dir.rglob("*")}
+    assert files and not icons_dir.exists()
+    records = _scan(corpus, tmp_path / "case")
+    assert {f: f.stat().st_mtime_ns for f in known_dir.rglob("*")} == files  # mapped, not rebuilt
+    assert icons_dir.is_dir()
+    _, first = scanned
+    assert {p: r["status"] for p, r in records.items()} == {p: r["status"] for p, r in first.items()}

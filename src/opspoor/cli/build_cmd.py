@@ -23,7 +23,7 @@ import typer
 
 from opspoor.cli.app import DbOption, err, out
 from opspoor.cli.hash_cmd import expand_paths
-from opspoor.cli.hashset_cmd import hashset_app
+from opspoor.cli.hashset_cmd import NoIndexCacheOption, cache_match_index, hashset_app
 from opspoor.errors import SourceError, StoreError
 from opspoor.hashsets.model import KINDS, Category, Entry
 from opspoor.signals.pdq import ZERO_HASH
@@ -96,6 +96,7 @@ def build_cmd(
     ] = False,
     source: Annotated[str | None, typer.Option("--source", help="Who categorised these files.")] = None,
     workers: Annotated[int, typer.Option(help="Hashing processes (default: all cores).")] = 0,
+    no_index_cache: NoIndexCacheOption = False,
     db: DbOption = None,
 ) -> None:
     """Hash every media file of FOLDER into a hash set; entries keep the relative path as external id."""
@@ -136,6 +137,9 @@ def build_cmd(
     out.print(f"{len(files) - len(media):,} files skipped (not media)")
     if undecoded:
         out.print(f"{undecoded:,} media files could not be decoded; their cryptographic hashes were kept")
+    if not no_index_cache:
+        with open_store(db) as store:
+            cache_match_index(store, name)
     for h in unreadable:
         err.print(f"{h.relpath}: {h.error}", markup=False, highlight=False)
     if unreadable:

@@ -6,6 +6,7 @@ import bisect
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,10 +20,11 @@ from rich.table import Table
 from rich.text import Text
 
 from opspoor.cli.app import DbOption, app, err, out
-from opspoor.errors import FormatError, StoreError
+from opspoor.errors import FormatError, OpspoorError, StoreError
 from opspoor.hashsets.formats import read_entries, write_entries
 from opspoor.hashsets.model import KINDS, Entry
 from opspoor.store import (
+    Store,
     entry_counts,
     get_hashset,
     hashset_counts,
@@ -40,6 +42,14 @@ hashset_app = typer.Typer(
 app.add_typer(hashset_app, name="hashset")
 
 EXPORT_FORMATS = ("vics2", "vics13", "icse", "csv", "hma", "plain")
+
+NoIndexCacheOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-index-cache",
+        help="Do not build the set's match index now (the next scan or match builds it from the store).",
+    ),
+]
 
 
 class _RateColumn(ProgressColumn):
@@ -129,10 +139,11 @@ def import_cmd(
         ),
     ] = None,
     source: Annotated[str | None, typer.Option("--source", help="Who categorised these entries.")] = None,
+    no_index_cache: NoIndexCacheOption = False,
     db: DbOption = None,
 ) -> None:
     """Import a hash-set file. All or nothing: the first invalid record aborts the import unless
-    --skip-invalid is given."""
+    --skip-invalid is given. Then the set's match index is built and cached for scan and match."""
     if kind not in KINDS:
         raise StoreError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if not file.is_file():
@@ -155,6 +166,15 @@ def import_cmd(
                 progress=progress,
                 on_reject=rej.from_store if rej else None,
             )
+        skipped = rej.count if rej else 0
+        out.print(
+            f"{name}: {result.added:,} entries added, {result.duplicates:,} duplicates, "
+            f"{result.conflicts:,} conflicts, {skipped:,} rejected"
+        )
+        if rej is not None and rej.count:
+            out.print(f"rejected records are listed in {rej.path}")
+        if not no_index_cache:
+            cache_match_index(store, name)
     except FormatError as exc:
         if exc.where is None:
             exc.where = str(file)
@@ -163,13 +183,27 @@ def import_cmd(
         store.close()
         if rej is not None:
             rej.close()
-    skipped = rej.count if rej else 0
-    out.print(
-        f"{name}: {result.added:,} entries added, {result.duplicates:,} duplicates, "
-        f"{result.conflicts:,} conflicts, {skipped:,} rejected"
-    )
-    if rej is not None and rej.count:
-        out.print(f"rejected records are listed in {rej.path}")
+
+
+#: what the match index counts, as the summary line names it
+_INDEXED = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256", "pdq": "PDQ", "vpdq_frames": "video frames"}
+
+
+def cache_match_index(store: Store, name: str) -> None:
+    """Build the set's match index into the index cache right after the set changed, so the next
+    scan or match maps it instead of reading the whole set from the store. The import is done by
+    now: a failure here only warns (the next scan builds the index itself)."""
+    from opspoor.triage.matching import build_index_cache
+
+    t = time.perf_counter()
+    try:
+        with err.status(f"building the match index of {escape(name)}"):
+            sizes = build_index_cache(store, name).sizes()
+    except (OpspoorError, OSError) as exc:
+        err.print(f"{escape(name)}: match index not cached ({escape(str(exc))}); the next scan builds it")
+        return
+    counts = ", ".join(f"{n:,} {_INDEXED[sig]}" for sig, n in sizes.items() if n)
+    err.print(f"{escape(name)}: match index cached in {time.perf_counter() - t:.1f} s ({counts or 'empty'})")
 
 
 @hashset_app.command("list")
@@ -283,9 +317,13 @@ def remove_cmd(
     name: Annotated[str, typer.Argument(help="Hash set name.")],
     db: DbOption = None,
 ) -> None:
-    """Remove a hash set and all its entries."""
+    """Remove a hash set and all its entries (and its cached match index)."""
+    from opspoor.triage.matching import drop_index_cache
+
     with open_store(db) as store:
+        rec = get_hashset(store, name)
         n = remove_hashset(store, name)
+        drop_index_cache(store, rec)
     out.print(f"removed {escape(name)} ({n:,} entries)")
 
 

@@ -25,7 +25,7 @@ from opspoor.media.image import decode_image
 from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
 from opspoor.media.thumbs import safe_thumbnail
 from opspoor.signals.crypto import CHUNK, DigestAccumulator, Digests, digest_bytes
-from opspoor.signals.pdq import pdq_hash_image, pdq_with_dihedral
+from opspoor.signals.pdq import PdqHash, pdq_hash_image, pdq_with_dihedral
 from opspoor.signals.robust import query_hashes
 from opspoor.signals.vpdq import VpdqFrame, vpdq_hash_video
 
@@ -41,8 +41,8 @@ class HashOptions:
     max_in_memory: int = 512 * 1024 * 1024  # larger files are digested as a stream
     thumbnail: bool = False  # a review-safe (grayscale, blurred) thumbnail, see media.thumbs
     #: extra PDQ query hashes of images (signals.robust), any of "dihedral" (rotations and flips,
-    #: ~16 ms per image), "borders" (borders removed, ~9 ms), "embedded" (pictures inside a larger
-    #: canvas, ~30 ms); see ROBUST_PRESETS
+    #: ~5 ms per image), "borders" (borders removed, ~2 ms), "embedded" (pictures inside a larger
+    #: canvas, ~30 ms); see ROBUST_PRESETS (bench/scan_profile.py measures them in a scan)
     robust: frozenset[str] = frozenset()
 
 
@@ -150,7 +150,7 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
         img = decode_image(data, where=where, max_pixels=options.max_pixels)
         if options.dihedral:
             h, sig.pdq_dihedral = pdq_with_dihedral(img.rgb)
-        else:
+        elif not options.robust:  # (with robust query hashes, the first of them is the plain PDQ)
             h = pdq_hash_image(img)
     except OpspoorError as exc:
         sig.error = exc
@@ -158,13 +158,15 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
     except Exception as exc:  # a decoder bug must not lose the file's other signals
         sig.error = UndecodableMedia(f"image decoding failed: {type(exc).__name__}: {exc}", where)
         return
-    sig.pdq, sig.quality, sig.exif = h.hash, h.quality, img.exif
     if options.robust:
         r = options.robust
         variants = query_hashes(
             img.rgb, dihedral="dihedral" in r, borders="borders" in r, embedded="embedded" in r
         )
+        if not options.dihedral:
+            h = PdqHash(variants[0].hash, variants[0].quality)
         sig.pdq_variants = [(q.hash, q.method) for q in variants[1:]]
+    sig.pdq, sig.quality, sig.exif = h.hash, h.quality, img.exif
     if options.thumbnail:
         sig.thumbnail = safe_thumbnail(img.rgb)
 

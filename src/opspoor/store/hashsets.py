@@ -1430,3 +1430,23 @@ def _now() -> datetime:
 def _utc(t: datetime) -> datetime:
     """SQLite hands timestamps back without a zone; they were written in UTC."""
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t
+
+
+# --- per-set change positions (index caches) ---------------------------------------------------
+def last_changes(store: Store, hashset_ids: Iterable[int]) -> dict[int, int]:
+    """The newest change-log id of each of these sets (0 for a set that has none): an index built
+    from a set is current while this number stays the same."""
+    ids = sorted({int(i) for i in hashset_ids})
+    out = dict.fromkeys(ids, 0)
+    if not ids:
+        return out
+    c = CHANGES
+    q = (
+        select(c.c.hashset_id, func.max(c.c.id))
+        .where(c.c.hashset_id.in_(bindparam("ids", expanding=True)))
+        .group_by(c.c.hashset_id)
+    )
+    with store.read() as conn:
+        for hashset_id, last in conn.execute(q, {"ids": ids}):
+            out[int(hashset_id)] = int(last)
+    return out

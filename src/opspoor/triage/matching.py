@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from platformdirs import user_cache_dir
-from sqlalchemy import func, select
 
 from opspoor.errors import IndexFileError
 from opspoor.hashsets.model import Category
@@ -29,15 +29,15 @@ from opspoor.index import ExactIndex, HammingIndex
 from opspoor.signals.engine import FileSignals
 from opspoor.signals.vpdq import QUALITY_THRESHOLD
 from opspoor.store import EntryRef, HashSetRecord, Store, entry_details, get_hashset, load_signal_arrays
-from opspoor.store.hashsets import hex_rows
-from opspoor.store.models import ChangeRow
-from opspoor.triage.case import owner_only
+from opspoor.store.hashsets import hex_rows, last_changes
 
 EXACT_SIGNALS = ("md5", "sha1", "sha256")
 #: a PDQ of lower quality is unreliable (flat images match each other); it is not matched
 MIN_PDQ_QUALITY = 50
 VIDEO_SHARE = 0.8
 VIDEO_FRAME_DISTANCE = 31
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,24 +117,259 @@ def pdq_words(values: Sequence[str]) -> np.ndarray:
 
 
 #: bump when the cached index layout changes
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+#: the file of a cached group that maps frame rows to entries (written last: the group is whole)
+FRAME_ENTRY = "frame_entry.npy"
 
 
-def index_cache_dir(store: Store, sets: dict[str, HashSetRecord], tenant: str) -> Path:
-    """Where the indexes of these sets, in the store's current state, are cached."""
-    with store.read() as conn:
-        last = conn.execute(select(func.max(ChangeRow.id))).scalar() or 0
-    key = json.dumps(
-        [
-            CACHE_VERSION,
-            store.url,
-            tenant,
-            sorted((s.id, s.name, str(s.created_at)) for s in sets.values()),
-            last,
-        ]
-    )
-    root = Path(os.environ.get("OPSPOOR_CACHE") or user_cache_dir("opspoor"))
-    return root / "index" / hashlib.sha256(key.encode()).hexdigest()[:32]
+@dataclass(slots=True)
+class _Prepared:
+    """A batch of queries as index keys, converted once for every index group."""
+
+    exact: dict[str, tuple[np.ndarray, np.ndarray]]  # signal -> (query number, keys)
+    pdq_owner: list[int]
+    pdq_methods: list[str]
+    pdq: np.ndarray  # (N, 4) uint64 words
+    frames: list[tuple[int, np.ndarray]]  # (query number, words of its unique frames)
+
+    @classmethod
+    def of(cls, queries: Sequence[Query]) -> _Prepared:
+        exact = {}
+        for sig, nbytes in (("md5", 16), ("sha1", 20), ("sha256", 32)):
+            rows = [(qi, getattr(q, sig)) for qi, q in enumerate(queries) if getattr(q, sig)]
+            if rows:
+                qidx = np.array([r[0] for r in rows], np.int64)
+                exact[sig] = (qidx, hex_rows([r[1] for r in rows], nbytes))
+        owner = [qi for qi, q in enumerate(queries) for _ in q.pdq]
+        values = [value for q in queries for value, _ in q.pdq]
+        methods = [method for q in queries for _, method in q.pdq]
+        frames = [(qi, pdq_words(q.vpdq_frames)) for qi, q in enumerate(queries) if q.vpdq_frames]
+        return cls(exact, owner, methods, pdq_words(values), frames)
+
+
+#: ``hit(query number, entry id, signal, distance, method)``
+HitFn = Callable[[int, int, str, int, str | None], None]
+
+
+@dataclass(slots=True)
+class IndexGroup:
+    """The indexes over the values of one or more hash sets: an exact index per cryptographic
+    signal, a Hamming index over every PDQ value, and one over the video frames (indexed by row:
+    ``frame_entry[row]`` is the entry whose frame it is)."""
+
+    exact: dict[str, ExactIndex | None] = field(default_factory=lambda: dict.fromkeys(EXACT_SIGNALS))
+    pdq: HammingIndex | None = None
+    frames: HammingIndex | None = None
+    frame_entry: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    frame_count: dict[int, int] = field(default_factory=dict)  # entry id -> its frame rows
+
+    @classmethod
+    def build(cls, store: Store, names: Sequence[str], tenant: str) -> IndexGroup:
+        """Read the sets' values from the store and index them."""
+        group = cls()
+        for sig in EXACT_SIGNALS:
+            ids, keys = load_signal_arrays(store, names, sig, tenant=tenant)
+            group.exact[sig] = ExactIndex.build(keys, ids) if len(ids) else None
+        ids, vals = load_signal_arrays(store, names, "pdq", tenant=tenant)
+        if len(ids):
+            group.pdq = HammingIndex.build(np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4), ids)
+        ids, vals = load_signal_arrays(store, names, "vpdq", tenant=tenant)
+        if len(ids):
+            words = np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4)
+            group.frames = HammingIndex.build(words, np.arange(len(ids), dtype=np.int64))
+        group._set_frame_entry(ids)
+        return group
+
+    def _set_frame_entry(self, ids: np.ndarray) -> None:
+        self.frame_entry = ids
+        self.frame_count = (
+            {int(e): int(n) for e, n in zip(*np.unique(ids, return_counts=True), strict=True)}
+            if len(ids)
+            else {}
+        )
+
+    def parts(self) -> dict[str, ExactIndex | HammingIndex | None]:
+        return {**self.exact, "pdq": self.pdq, "frames": self.frames}
+
+    def sizes(self) -> dict[str, int]:
+        out = {s: len(ix) if ix is not None else 0 for s, ix in self.exact.items()}
+        out["pdq"] = len(self.pdq) if self.pdq is not None else 0
+        out["vpdq_frames"] = len(self.frame_entry)
+        return out
+
+    def save(self, folder: Path) -> None:
+        """Write the indexes as flat files into ``folder`` (which must not exist yet), owner-only
+        and all at once: they are written beside it and the finished folder is renamed into place.
+
+        (Modes are set file by file, not by the umask: the umask belongs to the whole process,
+        and a scan loads its indexes in a thread while the main thread writes the case.)
+        """
+        tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            _private_dirs(tmp)
+            for name, index in self.parts().items():
+                if index is not None:
+                    index.save(tmp / name)
+            np.save(tmp / FRAME_ENTRY, self.frame_entry)
+            for path in tmp.rglob("*"):
+                path.chmod(0o700 if path.is_dir() else 0o600)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def load(cls, folder: Path) -> IndexGroup:
+        """Memory-map a saved group. Raises ``IndexFileError`` when it is missing or damaged."""
+        if not (folder / FRAME_ENTRY).is_file():
+            raise IndexFileError("no cached index here", where=str(folder))
+        try:
+            group = cls()
+            for sig in EXACT_SIGNALS:
+                group.exact[sig] = ExactIndex.load(folder / sig) if (folder / sig).exists() else None
+            group.pdq = HammingIndex.load(folder / "pdq") if (folder / "pdq").exists() else None
+            group.frames = HammingIndex.load(folder / "frames") if (folder / "frames").exists() else None
+            frame_entry = np.load(folder / FRAME_ENTRY, allow_pickle=False)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # a damaged manifest or array
+            raise IndexFileError(f"cached index unreadable: {exc}", where=str(folder)) from None
+        if frame_entry.dtype != np.int64 or frame_entry.ndim != 1:
+            raise IndexFileError("cached index: frame_entry is not int64 (N,)", where=str(folder))
+        if len(frame_entry) != (len(group.frames) if group.frames is not None else 0):
+            raise IndexFileError("cached index: frame rows do not match the frame index", where=str(folder))
+        group._set_frame_entry(frame_entry)
+        return group
+
+    def find(self, prepared: _Prepared, radius: int, hit: HitFn) -> None:
+        """Report every hit of the prepared queries in this group (PDQ within ``radius``)."""
+        for sig, (qidx, keys) in prepared.exact.items():
+            index = self.exact[sig]
+            if index is None:
+                continue
+            exact = index.lookup(keys)
+            for a, eid in zip(exact.query_idx.tolist(), exact.ids.tolist(), strict=True):
+                hit(int(qidx[a]), int(eid), sig, 0, None)
+
+        if self.pdq is not None and len(prepared.pdq):
+            found = self.pdq.search(prepared.pdq, radius=radius)
+            owner, methods = prepared.pdq_owner, prepared.pdq_methods
+            for a, eid, d in zip(
+                found.query_idx.tolist(), found.ids.tolist(), found.distances.tolist(), strict=True
+            ):
+                hit(owner[a], int(eid), "pdq", int(d), None if methods[a] == "pdq" else methods[a])
+
+        if self.frames is not None:
+            for qi, words in prepared.frames:
+                self._find_video(qi, words, hit)
+
+    def _find_video(self, qi: int, words: np.ndarray, hit: HitFn) -> None:
+        assert self.frames is not None
+        found = self.frames.search(words, radius=VIDEO_FRAME_DISTANCE)
+        # read after the search: the service adds a video's rows to frame_entry before its frames
+        entries = self.frame_entry[found.ids]
+        matched_q: dict[int, set[int]] = defaultdict(set)
+        matched_t: dict[int, set[int]] = defaultdict(set)
+        for a, row, eid in zip(found.query_idx.tolist(), found.ids.tolist(), entries.tolist(), strict=True):
+            matched_q[eid].add(a)
+            matched_t[eid].add(row)
+        for eid, qs in matched_q.items():
+            q_share = len(qs) / len(words)
+            if q_share >= VIDEO_SHARE:
+                t_share = len(matched_t[eid]) / self.frame_count[eid]
+                hit(qi, eid, "vpdq", round(100 * (1 - min(q_share, t_share))), None)
+
+
+def _private_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, owner-only (folders that exist are left alone)."""
+    for folder in reversed([path, *path.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=0o700, exist_ok=True)
+
+
+# --- the index cache: one folder per hash set, one subfolder per state of the set ------------------
+def cache_root() -> Path:
+    """``$OPSPOOR_CACHE/index``, else the user's cache folder."""
+    return Path(os.environ.get("OPSPOOR_CACHE") or user_cache_dir("opspoor")) / "index"
+
+
+def set_cache_dir(store: Store, rec: HashSetRecord) -> Path:
+    """The folder of one hash set's cached indexes: the set is named by the store, its tenant, id
+    and creation time (a set removed and created again under its name gets a new folder)."""
+    key = json.dumps([CACHE_VERSION, store.url, rec.tenant, rec.id, str(rec.created_at)])
+    return cache_root() / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def index_cache_dir(store: Store, rec: HashSetRecord, last_change: int | None = None) -> Path:
+    """Where the indexes of the set are cached in the state after its change ``last_change``
+    (by default its newest change in the store's change log)."""
+    if last_change is None:
+        last_change = last_changes(store, [rec.id])[rec.id]
+    return set_cache_dir(store, rec) / str(last_change)
+
+
+def _remove_older(folder: Path) -> None:
+    """Delete the set's cache folders of earlier states, and unfinished ones of processes gone.
+    (A process still mapping a deleted file keeps reading it.)"""
+    for other in folder.parent.iterdir():
+        if _stale(other.name, int(folder.name)):
+            shutil.rmtree(other, ignore_errors=True)
+
+
+def _stale(name: str, current: int) -> bool:
+    """Whether a set's cache folder ``STATE`` or ``STATE.tmpPID`` (unfinished) can go."""
+    state, _, pid = name.partition(".tmp")
+    if not state.isdigit():
+        return False
+    if pid:
+        return pid.isdigit() and not _alive(int(pid))
+    return int(state) < current
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process
+    return True
+
+
+def load_set_index(store: Store, rec: HashSetRecord, last_change: int) -> IndexGroup:
+    """The set's indexes: mapped from its cache folder, or built from the store and cached.
+
+    ``last_change`` must be read before the values (a change made meanwhile then only makes this
+    cache stale, never wrong). A damaged cache is deleted and rebuilt; a cache that cannot be
+    written only costs the next command the build again.
+    """
+    folder = index_cache_dir(store, rec, last_change)
+    try:
+        return IndexGroup.load(folder)
+    except IndexFileError as exc:
+        if folder.exists():
+            log.warning("rebuilding the cached index of %r: %s", rec.name, exc)
+            shutil.rmtree(folder, ignore_errors=True)
+    group = IndexGroup.build(store, [rec.name], rec.tenant)
+    try:
+        group.save(folder)
+    except OSError as exc:
+        if not folder.is_dir():  # (another process may have cached the same state first)
+            log.warning("index cache of %r not written: %s", rec.name, exc)
+        return group
+    _remove_older(folder)
+    return group
+
+
+def build_index_cache(store: Store, name: str, *, tenant: str = "default") -> IndexGroup:
+    """Cache the indexes of a set as it is now (right after an import), so that the next scan or
+    match maps them instead of reading the set from the store."""
+    rec = get_hashset(store, name, tenant=tenant)
+    return load_set_index(store, rec, last_changes(store, [rec.id])[rec.id])
+
+
+def drop_index_cache(store: Store, rec: HashSetRecord) -> None:
+    """Delete every cached index of a set (it was removed from the store)."""
+    shutil.rmtree(set_cache_dir(store, rec), ignore_errors=True)
 
 
 class Matcher:
@@ -149,27 +384,24 @@ class Matcher:
     ) -> None:
         """``distance`` overrides every set's own PDQ distance; the sets are ``tenant``'s.
 
-        With ``cache``, the built indexes are kept as flat files in the user's cache folder, keyed
-        by the store, the sets and the last change in the store's change log, and memory-mapped by
-        the next command instead of being read from the store again.
+        With ``cache``, each set has its own index group, kept as flat files in the user's cache
+        folder (keyed by the store, the set and the set's last change in the change log) and
+        memory-mapped by the next command that names the set, with any other sets. Without, one
+        group holds every set, built from the store (the service's live matcher grows it in place).
         """
         self.store = store
         self.tenant = tenant
         self.sets = {name: get_hashset(store, name, tenant=tenant) for name in hashsets}
         self.distance = {n: distance if distance is not None else s.distance for n, s in self.sets.items()}
         self.pdq_radius = max(self.distance.values(), default=31)
-        self.exact: dict[str, ExactIndex | None] = {}
-        self.pdq: HammingIndex | None = None
-        self.frames: HammingIndex | None = None
-        self.frame_entry = np.zeros(0, np.int64)
-        folder = index_cache_dir(store, self.sets, tenant) if cache else None
-        if folder is None or not self._load_cached(folder):
-            self._build(list(self.sets), tenant)
-            if folder is not None:
-                self._save_cached(folder)
-        # frames are indexed by row, so a hit says which frame of which video it found
-        ids = self.frame_entry
-        self.frame_count = dict(zip(*np.unique(ids, return_counts=True), strict=True)) if len(ids) else {}
+        #: set name -> its group; the key ``None`` when one group holds every set
+        self.groups: dict[str | None, IndexGroup] = {}
+        if cache:
+            last = last_changes(store, [s.id for s in self.sets.values()])
+            for name, rec in self.sets.items():
+                self.groups[name] = load_set_index(store, rec, last[rec.id])
+        else:
+            self.groups[None] = IndexGroup.build(store, list(self.sets), tenant)
         self._details: dict[int, EntryRef] = {}
 
     @classmethod
@@ -184,54 +416,53 @@ class Matcher:
     ) -> Matcher:
         return cls(store, hashsets, distance, tenant=tenant, cache=cache)
 
-    def _build(self, names: list[str], tenant: str) -> None:
-        for sig in EXACT_SIGNALS:
-            ids, keys = load_signal_arrays(self.store, names, sig, tenant=tenant)
-            self.exact[sig] = ExactIndex.build(keys, ids) if len(ids) else None
-        ids, vals = load_signal_arrays(self.store, names, "pdq", tenant=tenant)
-        if len(ids):
-            self.pdq = HammingIndex.build(np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4), ids)
-        ids, vals = load_signal_arrays(self.store, names, "vpdq", tenant=tenant)
-        self.frame_entry = ids
-        if len(ids):
-            words = np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4)
-            self.frames = HammingIndex.build(words, np.arange(len(ids), dtype=np.int64))
+    # the indexes of the one all-sets group (uncached), which the service's live matcher updates
+    @property
+    def _all(self) -> IndexGroup:
+        return self.groups[None]
 
-    def _parts(self) -> dict[str, ExactIndex | HammingIndex | None]:
-        return {**self.exact, "pdq": self.pdq, "frames": self.frames}
+    @property
+    def exact(self) -> dict[str, ExactIndex | None]:
+        return self._all.exact
 
-    def _save_cached(self, folder: Path) -> None:
-        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-        try:
-            with owner_only():
-                tmp.mkdir(parents=True, exist_ok=True)
-                for name, index in self._parts().items():
-                    if index is not None:
-                        index.save(tmp / name)
-                np.save(tmp / "frame_entry.npy", self.frame_entry)
-            os.replace(tmp, folder)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)  # a cache that cannot be written is only slower
+    @property
+    def pdq(self) -> HammingIndex | None:
+        return self._all.pdq
 
-    def _load_cached(self, folder: Path) -> bool:
-        if not (folder / "frame_entry.npy").exists():
-            return False
-        try:
-            for sig in EXACT_SIGNALS:
-                self.exact[sig] = ExactIndex.load(folder / sig) if (folder / sig).exists() else None
-            self.pdq = HammingIndex.load(folder / "pdq") if (folder / "pdq").exists() else None
-            self.frames = HammingIndex.load(folder / "frames") if (folder / "frames").exists() else None
-            self.frame_entry = np.load(folder / "frame_entry.npy")
-        except (OSError, ValueError, IndexFileError):
-            shutil.rmtree(folder, ignore_errors=True)
-            return False
-        return True
+    @pdq.setter
+    def pdq(self, index: HammingIndex | None) -> None:
+        self._all.pdq = index
+
+    @property
+    def frames(self) -> HammingIndex | None:
+        return self._all.frames
+
+    @frames.setter
+    def frames(self, index: HammingIndex | None) -> None:
+        self._all.frames = index
+
+    @property
+    def frame_entry(self) -> np.ndarray:
+        return self._all.frame_entry
+
+    @frame_entry.setter
+    def frame_entry(self, rows: np.ndarray) -> None:
+        self._all.frame_entry = rows
+
+    @property
+    def frame_count(self) -> dict[int, int]:
+        return self._all.frame_count
+
+    @frame_count.setter
+    def frame_count(self, counts: dict[int, int]) -> None:
+        self._all.frame_count = counts
 
     @property
     def size(self) -> dict[str, int]:
-        out = {s: len(ix) if ix is not None else 0 for s, ix in self.exact.items()}
-        out["pdq"] = len(self.pdq) if self.pdq is not None else 0
-        out["vpdq_frames"] = len(self.frame_entry)
+        out = dict.fromkeys((*EXACT_SIGNALS, "pdq", "vpdq_frames"), 0)
+        for group in self.groups.values():
+            for sig, n in group.sizes().items():
+                out[sig] += n
         return out
 
     def _refs(self, ids: set[int]) -> dict[int, EntryRef]:
@@ -244,56 +475,15 @@ class Matcher:
         # hits[qi] -> {(entry_id, signal): (distance, method)}
         hits: list[dict[tuple[int, str], tuple[int, str | None]]] = [{} for _ in queries]
 
-        def hit(qi: int, eid: int, signal: str, dist: int, method: str | None = None) -> None:
+        def hit(qi: int, eid: int, signal: str, dist: int, method: str | None) -> None:
             key = (eid, signal)
             old = hits[qi].get(key)
             if old is None or dist < old[0]:
                 hits[qi][key] = (dist, method)
 
-        for sig, nbytes in (("md5", 16), ("sha1", 20), ("sha256", 32)):
-            index = self.exact[sig]
-            if index is None:
-                continue
-            rows = [(qi, getattr(q, sig)) for qi, q in enumerate(queries) if getattr(q, sig)]
-            if not rows:
-                continue
-            qidx = np.array([r[0] for r in rows], np.int64)
-            exact = index.lookup(hex_rows([r[1] for r in rows], nbytes))
-            for a, eid in zip(exact.query_idx.tolist(), exact.ids.tolist(), strict=True):
-                hit(int(qidx[a]), int(eid), sig, 0)
-
-        if self.pdq is not None:
-            owner, hashes, methods = [], [], []
-            for qi, q in enumerate(queries):
-                for value, method in q.pdq:
-                    owner.append(qi)
-                    hashes.append(value)
-                    methods.append(method)
-            if hashes:
-                found = self.pdq.search(pdq_words(hashes), radius=self.pdq_radius)
-                for a, eid, d in zip(
-                    found.query_idx.tolist(), found.ids.tolist(), found.distances.tolist(), strict=True
-                ):
-                    hit(owner[a], int(eid), "pdq", int(d), None if methods[a] == "pdq" else methods[a])
-
-        if self.frames is not None:
-            for qi, q in enumerate(queries):
-                if not q.vpdq_frames:
-                    continue
-                found = self.frames.search(pdq_words(q.vpdq_frames), radius=VIDEO_FRAME_DISTANCE)
-                entries = self.frame_entry[found.ids]
-                matched_q: dict[int, set[int]] = defaultdict(set)
-                matched_t: dict[int, set[int]] = defaultdict(set)
-                for a, row, eid in zip(
-                    found.query_idx.tolist(), found.ids.tolist(), entries.tolist(), strict=True
-                ):
-                    matched_q[eid].add(a)
-                    matched_t[eid].add(row)
-                for eid, qs in matched_q.items():
-                    q_share = len(qs) / len(q.vpdq_frames)
-                    if q_share >= VIDEO_SHARE:
-                        t_share = len(matched_t[eid]) / self.frame_count[eid]
-                        hit(qi, eid, "vpdq", round(100 * (1 - min(q_share, t_share))))
+        prepared = _Prepared.of(queries)
+        for key, group in list(self.groups.items()):
+            group.find(prepared, self.pdq_radius if key is None else self.distance[key], hit)
 
         refs = self._refs({eid for per_query in hits for eid, _ in per_query})
         out: list[list[Match]] = []
