@@ -328,7 +328,7 @@ def test_a_failing_large_load_keeps_the_index(store: Store, monkeypatch: pytest.
     assert value_index_present(store)
     assert len(outcome(store, "kept")[0]) == 50
     with store.read() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM entry_signals")).scalar_one() == 100
+        assert conn.execute(sa.text("SELECT count(*) FROM entries")).scalar_one() == 50
 
 
 def test_a_busy_table_keeps_its_index_during_the_load(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -103,6 +103,62 @@ def test_alembic_upgrade_head_on_an_empty_database(db_url: str) -> None:
         assert [h.name for h in list_hashsets(s)] == ["a"]
 
 
+def test_migration_0003_moves_hashes_to_columns_and_back(db_url: str) -> None:
+    """A store written at revision 0002 (every hash an ``entry_signals`` row) reads the same after
+    the upgrade (hashes in ``entries`` columns), and the downgrade puts the rows back."""
+    from alembic import command
+
+    rng = random.Random(11)
+    md5, sha1, pdq, frame = rhex(rng, 16), rhex(rng, 20), rhex(rng, 32), rhex(rng, 32)
+    url = resolve_url(db_url)
+    command.upgrade(alembic_config(url), "0002")
+    engine = sa.create_engine(url)
+    old_rows = {
+        (1, "md5", md5, False),
+        (1, "sha1", sha1, False),
+        (1, "photodna", "QUJD", False),
+        (2, "pdq", pdq, False),
+        (2, "pdq", frame, True),  # a derived (augmentation) value stays a row
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO hashsets (id, tenant, name, kind, distance) VALUES (1, 'default', 's', 'known', 31)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO entries (id, hashset_id, external_id, category_scheme, category_code) VALUES (:i, 1, :x, 'us-cat', '1')"
+            ),
+            [{"i": 1, "x": "a"}, {"i": 2, "x": "b"}],
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO entry_signals (entry_id, hashset_id, signal, value, derived) VALUES (:e, 1, :s, :v, :d)"
+            ),
+            [{"e": e, "s": sig, "v": v, "d": d} for e, sig, v, d in old_rows],
+        )
+    command.upgrade(alembic_config(url), "head")
+    with open_store(db_url) as store:
+        assert [(e.external_id, e.signals) for e in iter_entries(store, "s")] == [
+            ("a", {"md5": md5, "sha1": sha1, "photodna": "QUJD"}),
+            ("b", {"pdq": pdq}),
+        ]
+        ids, values = load_signal_arrays(store, ["s"], "pdq")
+        assert sorted(zip(ids.tolist(), (bytes(v).hex() for v in values), strict=True)) == sorted(
+            [(2, pdq), (2, frame)]
+        )
+        assert hashset_counts(store, "s").signals == {"md5": 1, "pdq": 1, "photodna": 1, "sha1": 1}
+        with store.read() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM entry_signals")).scalar_one() == 2
+    command.downgrade(alembic_config(url), "0002")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT entry_id, signal, value, derived FROM entry_signals")).all()
+        assert {(e, sig, v, bool(d)) for e, sig, v, d in rows} == old_rows
+        assert "md5" not in {c["name"] for c in sa.inspect(conn).get_columns("entries")}
+    engine.dispose()
+
+
 def test_unknown_schema_revision_is_refused(db_url: str) -> None:
     with open_store(db_url) as s, s.write() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
@@ -224,9 +280,7 @@ def test_a_reader_error_mid_file_leaves_nothing(
     else:
         assert list_hashsets(store) == []
     with store.read() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM entry_signals")).scalar_one() == (
-            30 if existing else 0
-        )
+        assert conn.execute(sa.text("SELECT count(*) FROM entries")).scalar_one() == (10 if existing else 0)
     # the store is usable afterwards, and ids are not handed out twice
     r = import_entries(store, "s", synthetic(250, seed=3))
     assert r.added == 250
