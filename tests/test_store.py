@@ -349,6 +349,38 @@ def test_duplicates_fold_and_conflicts_keep_both(store: Store) -> None:
     assert (a_id, a_id) in adds
 
 
+@pytest.mark.parametrize("in_one_import", [True, False])
+def test_sha256_and_photodna_repeats_fold_and_conflict(store: Store, in_one_import: bool) -> None:
+    """Repeats of a hash column (SHA-256) and of an ``entry_signals`` value (PhotoDNA), found by
+    the candidate search of a load into an empty set or by grouping a set that has entries."""
+    rng = random.Random(9)
+    sha, dna, dna2, md5 = rhex(rng, 32), "QUJD" + rhex(rng, 6), "WFla" + rhex(rng, 6), rhex(rng, 16)
+    first = [
+        Entry({"sha256": sha}, category=US1, external_id="a"),
+        Entry({"photodna": dna}, category=US1, external_id="b"),
+    ]
+    second = [
+        Entry({"sha256": sha, "photodna": dna2}, category=US1, external_id="a2"),  # dup of a
+        Entry({"photodna": dna, "md5": md5}, category=US2, external_id="b2"),  # conflicts with b
+    ]
+    if in_one_import:
+        r = import_entries(store, "s", first + second)
+    else:
+        import_entries(store, "s", first)
+        r = import_entries(store, "s", second)
+    assert (r.duplicates, r.conflicts) == (1, 1)
+    kept = {e.external_id: e.signals for e in iter_entries(store, "s")}
+    assert kept == {
+        "a": {"sha256": sha, "photodna": dna2},
+        "b": {"photodna": dna},
+        "b2": {"md5": md5, "photodna": dna},
+    }
+    conflicts = [
+        (c.signal, c.value, c.entry.external_id, c.other.external_id) for c in list_conflicts(store, "s")
+    ]
+    assert conflicts == [("photodna", dna, "b", "b2")]
+
+
 def test_conflicts_are_per_set(store: Store) -> None:
     e = synthetic(1)[0]
     import_entries(store, "one", [e])
