@@ -546,6 +546,8 @@ class _Rows:
     """One batch, ready for the writer: text for COPY or tuples for executemany."""
 
     entries: Any = None
+    #: the ``entries`` columns ``entries`` gives, in order (COPY leaves out those NULL throughout)
+    entry_columns: tuple[str, ...] = ENTRY_COLUMNS
     signals: list[Any] = field(default_factory=list)
     #: number of signal rows in ``signals``
     signal_rows: int = 0
@@ -692,7 +694,7 @@ class _PgLoader(_Loader):
 
     def write(self, rows: _Rows) -> None:
         with self._raw.cursor() as cur:
-            with cur.copy(f"COPY entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN") as cp:
+            with cur.copy(f"COPY entries ({', '.join(rows.entry_columns)}) FROM STDIN") as cp:
                 cp.write(rows.entries)
             self._count(rows, cur)
             with cur.copy(f"COPY entry_signals ({', '.join(SIGNAL_COLUMNS)}) FROM STDIN") as cp:
@@ -948,10 +950,11 @@ def _c(value: str | None) -> str:
     return value.translate(_COPY_ESCAPES)
 
 
-def _copy_texts(values: Sequence[str | None]) -> Iterable[str]:
-    """A column of COPY text fields, checked for escapes in one pass over the whole column."""
+def _copy_texts(values: Sequence[str | None]) -> Iterable[str] | None:
+    """A column of COPY text fields, checked for escapes in one pass over the whole column; None
+    when every value is None."""
     if values.count(None) == len(values):
-        return repeat(_NULL)
+        return None
     joined = "".join(filter(None, values))
     if joined.isprintable() and "\\" not in joined:
         return [_NULL if v is None else v for v in values]
@@ -1042,10 +1045,10 @@ def _category_columns(categories: Sequence[Category | None]) -> tuple[list[str |
 _BYTEA = "\\\\x"
 
 
-def _copy_hashes(values: Sequence[str | None] | None) -> Iterable[str]:
-    """A hash column (checked lower-case hex) as COPY text of bytea."""
-    if values is None:
-        return repeat(_NULL)
+def _copy_hashes(values: Sequence[str | None] | None) -> Iterable[str] | None:
+    """A hash column (checked lower-case hex) as COPY text of bytea; None when no entry has one."""
+    if values is None or values.count(None) == len(values):
+        return None
     if None not in values:
         return map(_BYTEA.__add__, values)  # type: ignore[arg-type]
     return [_NULL if v is None else _BYTEA + v for v in values]
@@ -1071,25 +1074,29 @@ def _copy_rows(h: int, batch: EntryBatch, lo: int) -> _Rows:
     vpdq = batch.signals.get("vpdq")
     flag = _COPY_BOOL.__getitem__
     sizes = batch.size
-    columns: list[Iterable[str]] = [
-        ids,
-        repeat(str(h)),
-        _copy_texts(batch.external_id),
-        _copy_texts(scheme),
-        _copy_texts(code),
-        map(flag, batch.victim_identified),
-        map(flag, batch.offender_identified),
-        map(flag, batch.distributed),
-        _copy_texts(batch.series),
-        repeat(_NULL) if tags is None else _copy_texts(tags),
-        _copy_texts(batch.source),
-        _copy_texts(batch.date_updated),
-        map(str, sizes) if None not in sizes else [_NULL if s is None else str(int(s)) for s in sizes],
-        repeat(_NULL) if vpdq is None else _copy_texts(vpdq),
-        repeat(_NULL) if extra is None else _copy_texts(extra),
-        *(_copy_hashes(batch.signals.get(name)) for name in HASH_COLUMNS),
-    ]
-    rows = _Rows("\n".join(map("\t".join, zip(*columns, strict=False))) + "\n")
+    columns: dict[str, Iterable[str] | None] = {
+        "id": ids,
+        "hashset_id": repeat(str(h)),
+        "external_id": _copy_texts(batch.external_id),
+        "category_scheme": _copy_texts(scheme),
+        "category_code": _copy_texts(code),
+        "victim_identified": map(flag, batch.victim_identified),
+        "offender_identified": map(flag, batch.offender_identified),
+        "distributed": map(flag, batch.distributed),
+        "series": _copy_texts(batch.series),
+        "tags": None if tags is None else _copy_texts(tags),
+        "source": _copy_texts(batch.source),
+        "date_updated": _copy_texts(batch.date_updated),
+        "size": map(str, sizes)
+        if None not in sizes
+        else [_NULL if s is None else str(int(s)) for s in sizes],
+        "vpdq": None if vpdq is None else _copy_texts(vpdq),
+        "extra": None if extra is None else _copy_texts(extra),
+        **{name: _copy_hashes(batch.signals.get(name)) for name in HASH_COLUMNS},
+    }
+    # columns NULL throughout the batch are left out of the COPY (fewer fields to join and parse)
+    given = {k: c for k, c in columns.items() if c is not None}
+    rows = _Rows("\n".join(map("\t".join, zip(*given.values(), strict=False))) + "\n", tuple(given))
     for name, eids, values, derived in _signal_columns(batch, ids):
         rows.signal_rows += len(values)
         if values:
