@@ -103,6 +103,18 @@ def test_alembic_upgrade_head_on_an_empty_database(db_url: str) -> None:
         assert [h.name for h in list_hashsets(s)] == ["a"]
 
 
+def index_method(conn: sa.Connection) -> str | None:
+    """The access method of the (hashset_id, id) index of entries on PostgreSQL (None on SQLite)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    return conn.execute(
+        sa.text(
+            "SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
+            " WHERE c.relname = 'ix_entries_hashset_id_id'"
+        )
+    ).scalar_one()
+
+
 def test_migration_0003_moves_hashes_to_columns_and_back(db_url: str) -> None:
     """A store written at revision 0002 (every hash an ``entry_signals`` row) reads the same after
     the upgrade (hashes in ``entries`` columns), and the downgrade puts the rows back."""
@@ -123,18 +135,21 @@ def test_migration_0003_moves_hashes_to_columns_and_back(db_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO hashsets (id, tenant, name, kind, distance) VALUES (1, 'default', 's', 'known', 31)"
+                "INSERT INTO hashsets (id, tenant, name, kind, distance)"
+                " VALUES (1, 'default', 's', 'known', 31)"
             )
         )
         conn.execute(
             sa.text(
-                "INSERT INTO entries (id, hashset_id, external_id, category_scheme, category_code) VALUES (:i, 1, :x, 'us-cat', '1')"
+                "INSERT INTO entries (id, hashset_id, external_id, category_scheme, category_code)"
+                " VALUES (:i, 1, :x, 'us-cat', '1')"
             ),
             [{"i": 1, "x": "a"}, {"i": 2, "x": "b"}],
         )
         conn.execute(
             sa.text(
-                "INSERT INTO entry_signals (entry_id, hashset_id, signal, value, derived) VALUES (:e, 1, :s, :v, :d)"
+                "INSERT INTO entry_signals (entry_id, hashset_id, signal, value, derived)"
+                " VALUES (:e, 1, :s, :v, :d)"
             ),
             [{"e": e, "s": sig, "v": v, "d": d} for e, sig, v, d in old_rows],
         )
@@ -151,11 +166,13 @@ def test_migration_0003_moves_hashes_to_columns_and_back(db_url: str) -> None:
         assert hashset_counts(store, "s").signals == {"md5": 1, "pdq": 1, "photodna": 1, "sha1": 1}
         with store.read() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM entry_signals")).scalar_one() == 2
+            assert index_method(conn) == ("brin" if db_url.startswith("postgres") else None)
     command.downgrade(alembic_config(url), "0002")
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT entry_id, signal, value, derived FROM entry_signals")).all()
         assert {(e, sig, v, bool(d)) for e, sig, v, d in rows} == old_rows
         assert "md5" not in {c["name"] for c in sa.inspect(conn).get_columns("entries")}
+        assert index_method(conn) == ("btree" if db_url.startswith("postgres") else None)
     engine.dispose()
 
 
