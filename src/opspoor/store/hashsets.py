@@ -2,9 +2,10 @@
 
 Bulk import (``import_entries``) runs in one transaction. Rows are formatted in the calling thread
 and written by a writer thread (COPY on PostgreSQL, executemany on SQLite), so the database stores
-one batch while Python reads the next. Entry ids are reserved in blocks (``id_blocks``) so entries
-and their signals are written together without a round trip per row. After loading, duplicates and
-conflicts are found set-wise in SQL:
+one batch while Python reads the next. An entry's MD5, SHA-1, SHA-256 and PDQ are columns of its
+``entries`` row (``HASH_COLUMNS``); only PhotoDNA and derived values are ``entry_signals`` rows.
+Entry ids are reserved in blocks (``id_blocks``) so entries and their signals are written together
+without a round trip per row. After loading, duplicates and conflicts are found set-wise in SQL:
 
 - an entry sharing an MD5, SHA-1, SHA-256, PDQ or PhotoDNA value with an earlier entry of the set
   that has the same category — or any earlier entry, when it has no category itself — is a
