@@ -103,6 +103,79 @@ def test_alembic_upgrade_head_on_an_empty_database(db_url: str) -> None:
         assert [h.name for h in list_hashsets(s)] == ["a"]
 
 
+def index_method(conn: sa.Connection) -> str | None:
+    """The access method of the (hashset_id, id) index of entries on PostgreSQL (None on SQLite)."""
+    if conn.dialect.name != "postgresql":
+        return None
+    return conn.execute(
+        sa.text(
+            "SELECT a.amname FROM pg_class c JOIN pg_am a ON a.oid = c.relam"
+            " WHERE c.relname = 'ix_entries_hashset_id_id'"
+        )
+    ).scalar_one()
+
+
+def test_migration_0003_moves_hashes_to_columns_and_back(db_url: str) -> None:
+    """A store written at revision 0002 (every hash an ``entry_signals`` row) reads the same after
+    the upgrade (hashes in ``entries`` columns), and the downgrade puts the rows back."""
+    from alembic import command
+
+    rng = random.Random(11)
+    md5, sha1, pdq, frame = rhex(rng, 16), rhex(rng, 20), rhex(rng, 32), rhex(rng, 32)
+    url = resolve_url(db_url)
+    command.upgrade(alembic_config(url), "0002")
+    engine = sa.create_engine(url)
+    old_rows = {
+        (1, "md5", md5, False),
+        (1, "sha1", sha1, False),
+        (1, "photodna", "QUJD", False),
+        (2, "pdq", pdq, False),
+        (2, "pdq", frame, True),  # a derived (augmentation) value stays a row
+    }
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO hashsets (id, tenant, name, kind, distance)"
+                " VALUES (1, 'default', 's', 'known', 31)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO entries (id, hashset_id, external_id, category_scheme, category_code)"
+                " VALUES (:i, 1, :x, 'us-cat', '1')"
+            ),
+            [{"i": 1, "x": "a"}, {"i": 2, "x": "b"}],
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO entry_signals (entry_id, hashset_id, signal, value, derived)"
+                " VALUES (:e, 1, :s, :v, :d)"
+            ),
+            [{"e": e, "s": sig, "v": v, "d": d} for e, sig, v, d in old_rows],
+        )
+    command.upgrade(alembic_config(url), "head")
+    with open_store(db_url) as store:
+        assert [(e.external_id, e.signals) for e in iter_entries(store, "s")] == [
+            ("a", {"md5": md5, "sha1": sha1, "photodna": "QUJD"}),
+            ("b", {"pdq": pdq}),
+        ]
+        ids, values = load_signal_arrays(store, ["s"], "pdq")
+        assert sorted(zip(ids.tolist(), (bytes(v).hex() for v in values), strict=True)) == sorted(
+            [(2, pdq), (2, frame)]
+        )
+        assert hashset_counts(store, "s").signals == {"md5": 1, "pdq": 1, "photodna": 1, "sha1": 1}
+        with store.read() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM entry_signals")).scalar_one() == 2
+            assert index_method(conn) == ("brin" if db_url.startswith("postgres") else None)
+    command.downgrade(alembic_config(url), "0002")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT entry_id, signal, value, derived FROM entry_signals")).all()
+        assert {(e, sig, v, bool(d)) for e, sig, v, d in rows} == old_rows
+        assert "md5" not in {c["name"] for c in sa.inspect(conn).get_columns("entries")}
+        assert index_method(conn) == ("btree" if db_url.startswith("postgres") else None)
+    engine.dispose()
+
+
 def test_unknown_schema_revision_is_refused(db_url: str) -> None:
     with open_store(db_url) as s, s.write() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'ffff'"))
@@ -224,9 +297,7 @@ def test_a_reader_error_mid_file_leaves_nothing(
     else:
         assert list_hashsets(store) == []
     with store.read() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM entry_signals")).scalar_one() == (
-            30 if existing else 0
-        )
+        assert conn.execute(sa.text("SELECT count(*) FROM entries")).scalar_one() == (10 if existing else 0)
     # the store is usable afterwards, and ids are not handed out twice
     r = import_entries(store, "s", synthetic(250, seed=3))
     assert r.added == 250
@@ -293,6 +364,38 @@ def test_duplicates_fold_and_conflicts_keep_both(store: Store) -> None:
     adds = [(c.entry_id, c.entry_id_end) for c in changes_since(store) if c.op == "add"]
     a_id = next(e for e in entry_details(store, range(1, 50)).values() if e.external_id == "a").entry_id
     assert (a_id, a_id) in adds
+
+
+@pytest.mark.parametrize("in_one_import", [True, False])
+def test_sha256_and_photodna_repeats_fold_and_conflict(store: Store, in_one_import: bool) -> None:
+    """Repeats of a hash column (SHA-256) and of an ``entry_signals`` value (PhotoDNA), found by
+    the candidate search of a load into an empty set or by grouping a set that has entries."""
+    rng = random.Random(9)
+    sha, dna, dna2, md5 = rhex(rng, 32), "QUJD" + rhex(rng, 6), "WFla" + rhex(rng, 6), rhex(rng, 16)
+    first = [
+        Entry({"sha256": sha}, category=US1, external_id="a"),
+        Entry({"photodna": dna}, category=US1, external_id="b"),
+    ]
+    second = [
+        Entry({"sha256": sha, "photodna": dna2}, category=US1, external_id="a2"),  # dup of a
+        Entry({"photodna": dna, "md5": md5}, category=US2, external_id="b2"),  # conflicts with b
+    ]
+    if in_one_import:
+        r = import_entries(store, "s", first + second)
+    else:
+        import_entries(store, "s", first)
+        r = import_entries(store, "s", second)
+    assert (r.duplicates, r.conflicts) == (1, 1)
+    kept = {e.external_id: e.signals for e in iter_entries(store, "s")}
+    assert kept == {
+        "a": {"sha256": sha, "photodna": dna2},
+        "b": {"photodna": dna},
+        "b2": {"md5": md5, "photodna": dna},
+    }
+    conflicts = [
+        (c.signal, c.value, c.entry.external_id, c.other.external_id) for c in list_conflicts(store, "s")
+    ]
+    assert conflicts == [("photodna", dna, "b", "b2")]
 
 
 def test_conflicts_are_per_set(store: Store) -> None:

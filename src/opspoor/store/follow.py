@@ -10,14 +10,15 @@ from opspoor.store.db import Store
 from opspoor.store.hashsets import (
     CHANGES,
     ENTRIES,
+    HASH_COLUMNS,
     HASHSETS,
     HEX_LENGTH,
     SIGNALS,
     Change,
     HashSetRecord,
     _record,
+    _take_signal_rows,
     _utc,
-    hex_rows,
 )
 
 
@@ -50,20 +51,30 @@ def signals_between(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Matchable values of the set's entries with ids in ``lo..hi``, derived ones included, by signal:
     ``(entry ids int64, value bytes uint8 (N, bytes))`` as :func:`load_signal_arrays` gives them."""
-    s = SIGNALS
-    q = select(s.c.signal, s.c.entry_id, s.c.value).where(
-        s.c.hashset_id == hashset_id, s.c.entry_id.between(lo, hi), s.c.signal.in_(list(HEX_LENGTH))
-    )
-    by_signal: dict[str, tuple[list[int], list[str]]] = {}
+    e, s = ENTRIES, SIGNALS
+    p = {"h": hashset_id, "lo": lo, "hi": hi}
+    by_signal: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
     with store.read() as conn:
+        rows = conn.execute(
+            select(e.c.id, *(e.c[c] for c in HASH_COLUMNS)).where(
+                e.c.hashset_id == p["h"], e.c.id.between(lo, hi)
+            )
+        ).all()
+        for j, (sig, nbytes) in enumerate(HASH_COLUMNS.items(), 1):
+            held = [(r[0], r[j]) for r in rows if r[j] is not None]
+            if held:
+                ids, values = by_signal.setdefault(sig, ([], []))
+                _take_signal_rows(held, 2 * nbytes, ids, values)
+        q = select(s.c.signal, s.c.entry_id, s.c.value).where(
+            s.c.hashset_id == hashset_id, s.c.entry_id.between(lo, hi), s.c.signal.in_(list(HEX_LENGTH))
+        )
+        texts: dict[str, list[tuple[int, str]]] = {}
         for sig, eid, value in conn.execute(q):
+            texts.setdefault(sig, []).append((eid, value))
+        for sig, part in texts.items():
             ids, values = by_signal.setdefault(sig, ([], []))
-            ids.append(eid)
-            values.append(value)
-    return {
-        sig: (np.asarray(ids, dtype=np.int64), hex_rows(values, HEX_LENGTH[sig] // 2))
-        for sig, (ids, values) in by_signal.items()
-    }
+            _take_signal_rows(part, HEX_LENGTH[sig], ids, values)
+    return {sig: (np.concatenate(ids), np.concatenate(values)) for sig, (ids, values) in by_signal.items()}
 
 
 def changes_with_ids(store: Store, ids: list[int]) -> list[Change]:

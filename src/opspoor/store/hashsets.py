@@ -2,9 +2,10 @@
 
 Bulk import (``import_entries``) runs in one transaction. Rows are formatted in the calling thread
 and written by a writer thread (COPY on PostgreSQL, executemany on SQLite), so the database stores
-one batch while Python reads the next. Entry ids are reserved in blocks (``id_blocks``) so entries
-and their signals are written together without a round trip per row. After loading, duplicates and
-conflicts are found set-wise in SQL:
+one batch while Python reads the next. An entry's MD5, SHA-1, SHA-256 and PDQ are columns of its
+``entries`` row (``HASH_COLUMNS``); only PhotoDNA and derived values are ``entry_signals`` rows.
+Entry ids are reserved in blocks (``id_blocks``) so entries and their signals are written together
+without a round trip per row. After loading, duplicates and conflicts are found set-wise in SQL:
 
 - an entry sharing an MD5, SHA-1, SHA-256, PDQ or PhotoDNA value with an earlier entry of the set
   that has the same category — or any earlier entry, when it has no category itself — is a
@@ -61,6 +62,8 @@ DEFAULT_TENANT = "default"
 BATCH = 20_000
 #: hex length of each fixed-width signal
 HEX_LENGTH: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64, "vpdq": 64}
+#: signals stored as binary columns of ``entries`` (bytes per value); the others are ``entry_signals`` rows
+HASH_COLUMNS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32, "pdq": 32}
 #: signals whose equal values make two entries the same item (vPDQ frames do not)
 KEY_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "photodna")
 ENTRY_COLUMNS = (
@@ -79,6 +82,7 @@ ENTRY_COLUMNS = (
     "size",
     "vpdq",
     "extra",
+    *HASH_COLUMNS,
 )
 #: signals an entry may carry matching-only (derived) values of
 _DERIVABLE = ("pdq",)
@@ -252,7 +256,10 @@ def hashset_counts(store: Store, name: str, *, tenant: str = DEFAULT_TENANT) -> 
     e, s, c = ENTRIES, SIGNALS, CONFLICTS
     with store.read() as conn:
         hs = _get(conn, name, tenant)
-        n = conn.execute(select(func.count()).select_from(e).where(e.c.hashset_id == hs.id)).scalar_one()
+        columns = ("vpdq", *HASH_COLUMNS)
+        n, *per_column = conn.execute(
+            select(func.count(), *(func.count(e.c[col]) for col in columns)).where(e.c.hashset_id == hs.id)
+        ).one()
         by_signal = conn.execute(
             select(s.c.signal, func.count(func.distinct(s.c.entry_id)))
             .where(s.c.hashset_id == hs.id, s.c.derived.is_(False))
@@ -263,13 +270,9 @@ def hashset_counts(store: Store, name: str, *, tenant: str = DEFAULT_TENANT) -> 
             .where(e.c.hashset_id == hs.id)
             .group_by(e.c.category_scheme, e.c.category_code)
         ).all()
-        n_vpdq = conn.execute(
-            select(func.count()).select_from(e).where(e.c.hashset_id == hs.id, e.c.vpdq.is_not(None))
-        ).scalar_one()
         n_conf = conn.execute(select(func.count()).select_from(c).where(c.c.hashset_id == hs.id)).scalar_one()
     signals: dict[str, int] = {sig: k for sig, k in by_signal}
-    if n_vpdq:
-        signals["vpdq"] = n_vpdq
+    signals.update({col: k for col, k in zip(columns, per_column, strict=True) if k})
     categories = {("none" if sch is None else f"{sch}:{code}"): k for sch, code, k in by_cat}
     return HashSetCounts(
         entries=n,
@@ -315,11 +318,18 @@ def remove_entries(
                 bindparam("ids", expanding=True)
             )
             found.update(conn.execute(q, {"h": hs.id, "ids": part}).scalars())
-        for part in _chunks(vals, 1000):
-            q = text(
-                "SELECT entry_id FROM entry_signals WHERE hashset_id = :h AND signal = :s AND value IN :v"
-            ).bindparams(bindparam("v", expanding=True))
-            found.update(conn.execute(q, {"h": hs.id, "s": signal, "v": part}).scalars())
+        if signal in HASH_COLUMNS:  # a scan of the set's rows: the hash columns have no index
+            raw = [b for v in vals if (b := _hex_bytes(v, HASH_COLUMNS[signal])) is not None]
+            col = ENTRIES.c[signal]
+            for part in _chunks(raw, 1000):
+                by_value = select(ENTRIES.c.id).where(ENTRIES.c.hashset_id == hs.id, col.in_(part))
+                found.update(conn.execute(by_value).scalars())
+        else:
+            for part in _chunks(vals, 1000):
+                q = text(
+                    "SELECT entry_id FROM entry_signals WHERE hashset_id = :h AND signal = :s AND value IN :v"
+                ).bindparams(bindparam("v", expanding=True))
+                found.update(conn.execute(q, {"h": hs.id, "s": signal, "v": part}).scalars())
         gone = sorted(found)
         for part in _chunks(gone, 1000):
             p = {"h": hs.id, "ids": part}
@@ -454,10 +464,12 @@ def import_batches(
 
 
 def _candidate_table(conn: Connection) -> None:
+    """Candidate values: ``raw`` bytes for the hash columns, ``value`` text for the others."""
+    pg = conn.dialect.name == "postgresql"
     conn.exec_driver_sql("DROP TABLE IF EXISTS _imp_cand")
     conn.exec_driver_sql(
-        "CREATE TEMP TABLE _imp_cand (signal VARCHAR(16), value TEXT)"
-        + (" ON COMMIT DROP" if conn.dialect.name == "postgresql" else "")
+        f"CREATE TEMP TABLE _imp_cand (signal VARCHAR(16), value TEXT, raw {'BYTEA' if pg else 'BLOB'})"
+        + (" ON COMMIT DROP" if pg else "")
     )
 
 
@@ -535,6 +547,8 @@ class _Rows:
     """One batch, ready for the writer: text for COPY or tuples for executemany."""
 
     entries: Any = None
+    #: the ``entries`` columns ``entries`` gives, in order (COPY leaves out those NULL throughout)
+    entry_columns: tuple[str, ...] = ENTRY_COLUMNS
     signals: list[Any] = field(default_factory=list)
     #: number of signal rows in ``signals``
     signal_rows: int = 0
@@ -681,15 +695,22 @@ class _PgLoader(_Loader):
 
     def write(self, rows: _Rows) -> None:
         with self._raw.cursor() as cur:
-            with cur.copy(f"COPY entries ({', '.join(ENTRY_COLUMNS)}) FROM STDIN") as cp:
+            with cur.copy(f"COPY entries ({', '.join(rows.entry_columns)}) FROM STDIN") as cp:
                 cp.write(rows.entries)
             self._count(rows, cur)
             with cur.copy(f"COPY entry_signals ({', '.join(SIGNAL_COLUMNS)}) FROM STDIN") as cp:
                 for chunk in rows.signals:
                     cp.write(chunk)
             if rows.candidates:
-                with cur.copy("COPY _imp_cand (signal, value) FROM STDIN") as cp:
-                    cp.write("".join([f"{s}\t{v}\n" for s, v in rows.candidates]))
+                with cur.copy("COPY _imp_cand (signal, value, raw) FROM STDIN") as cp:
+                    cp.write(
+                        "".join(
+                            [
+                                f"{s}\t\\N\t\\\\x{v}\n" if s in HASH_COLUMNS else f"{s}\t{v}\t\\N\n"
+                                for s, v in rows.candidates
+                            ]
+                        )
+                    )
 
     def drop_indexes(self, cur: Any) -> bool:
         cur.execute("SAVEPOINT opspoor_drop_index")
@@ -751,7 +772,13 @@ class _SqliteLoader(_Loader):
                 chain.from_iterable(rows.signals),
             )
             if rows.candidates:
-                cur.executemany("INSERT INTO _imp_cand (signal, value) VALUES (?, ?)", rows.candidates)
+                cur.executemany(
+                    "INSERT INTO _imp_cand (signal, value, raw) VALUES (?, ?, ?)",
+                    [
+                        (s, None, bytes.fromhex(v)) if s in HASH_COLUMNS else (s, v, None)
+                        for s, v in rows.candidates
+                    ],
+                )
         finally:
             cur.close()
 
@@ -924,10 +951,11 @@ def _c(value: str | None) -> str:
     return value.translate(_COPY_ESCAPES)
 
 
-def _copy_texts(values: Sequence[str | None]) -> Iterable[str]:
-    """A column of COPY text fields, checked for escapes in one pass over the whole column."""
+def _copy_texts(values: Sequence[str | None]) -> Iterable[str] | None:
+    """A column of COPY text fields, checked for escapes in one pass over the whole column; None
+    when every value is None."""
     if values.count(None) == len(values):
-        return repeat(_NULL)
+        return None
     joined = "".join(filter(None, values))
     if joined.isprintable() and "\\" not in joined:
         return [_NULL if v is None else v for v in values]
@@ -969,9 +997,11 @@ def _extra_json(extras: Sequence[dict[str, Any]]) -> list[str | None] | None:
 def _signal_columns(
     batch: EntryBatch, ids: Sequence[Any]
 ) -> Iterator[tuple[str, Sequence[Any], list[str], bool]]:
-    """(signal, entry ids, values, derived) per signal of a batch: the ids and values of the entries
-    that carry it; vPDQ gives its frame hashes as derived values."""
+    """(signal, entry ids, values, derived) per ``entry_signals`` signal of a batch: the ids and
+    values of the entries that carry it; vPDQ gives its frame hashes as derived values."""
     for name, values in batch.signals.items():
+        if name in HASH_COLUMNS:
+            continue  # columns of the entry row
         if name == "vpdq":
             eids: list[Any] = []
             frames: list[str] = []
@@ -1012,6 +1042,29 @@ def _category_columns(categories: Sequence[Category | None]) -> tuple[list[str |
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+#: COPY text of a bytea in hex form: the field ``\\x`` unescapes to the ``\x`` prefix
+_BYTEA = "\\\\x"
+
+
+def _copy_hashes(values: Sequence[str | None] | None) -> Iterable[str] | None:
+    """A hash column (checked lower-case hex) as COPY text of bytea; None when no entry has one."""
+    if values is None or values.count(None) == len(values):
+        return None
+    if None not in values:
+        return map(_BYTEA.__add__, values)  # type: ignore[arg-type]
+    return [_NULL if v is None else _BYTEA + v for v in values]
+
+
+def _blob_column(values: Sequence[str | None] | None, nbytes: int) -> Iterable[bytes | None]:
+    """A hash column (checked lower-case hex) as bytes, decoded in one call when all are there."""
+    if values is None:
+        return repeat(None)
+    if None not in values:
+        raw = bytes.fromhex("".join(values))  # type: ignore[arg-type]
+        return [raw[i : i + nbytes] for i in range(0, len(raw), nbytes)]
+    return [None if v is None else bytes.fromhex(v) for v in values]
+
+
 def _copy_rows(h: int, batch: EntryBatch, lo: int) -> _Rows:
     """COPY text of a batch, built column by column with C-speed joins."""
     n = len(batch)
@@ -1022,24 +1075,29 @@ def _copy_rows(h: int, batch: EntryBatch, lo: int) -> _Rows:
     vpdq = batch.signals.get("vpdq")
     flag = _COPY_BOOL.__getitem__
     sizes = batch.size
-    columns: list[Iterable[str]] = [
-        ids,
-        repeat(str(h)),
-        _copy_texts(batch.external_id),
-        _copy_texts(scheme),
-        _copy_texts(code),
-        map(flag, batch.victim_identified),
-        map(flag, batch.offender_identified),
-        map(flag, batch.distributed),
-        _copy_texts(batch.series),
-        repeat(_NULL) if tags is None else _copy_texts(tags),
-        _copy_texts(batch.source),
-        _copy_texts(batch.date_updated),
-        map(str, sizes) if None not in sizes else [_NULL if s is None else str(int(s)) for s in sizes],
-        repeat(_NULL) if vpdq is None else _copy_texts(vpdq),
-        repeat(_NULL) if extra is None else _copy_texts(extra),
-    ]
-    rows = _Rows("\n".join(map("\t".join, zip(*columns, strict=False))) + "\n")
+    columns: dict[str, Iterable[str] | None] = {
+        "id": ids,
+        "hashset_id": repeat(str(h)),
+        "external_id": _copy_texts(batch.external_id),
+        "category_scheme": _copy_texts(scheme),
+        "category_code": _copy_texts(code),
+        "victim_identified": map(flag, batch.victim_identified),
+        "offender_identified": map(flag, batch.offender_identified),
+        "distributed": map(flag, batch.distributed),
+        "series": _copy_texts(batch.series),
+        "tags": None if tags is None else _copy_texts(tags),
+        "source": _copy_texts(batch.source),
+        "date_updated": _copy_texts(batch.date_updated),
+        "size": map(str, sizes)
+        if None not in sizes
+        else [_NULL if s is None else str(int(s)) for s in sizes],
+        "vpdq": None if vpdq is None else _copy_texts(vpdq),
+        "extra": None if extra is None else _copy_texts(extra),
+        **{name: _copy_hashes(batch.signals.get(name)) for name in HASH_COLUMNS},
+    }
+    # columns NULL throughout the batch are left out of the COPY (fewer fields to join and parse)
+    given = {k: c for k, c in columns.items() if c is not None}
+    rows = _Rows("\n".join(map("\t".join, zip(*given.values(), strict=False))) + "\n", tuple(given))
     for name, eids, values, derived in _signal_columns(batch, ids):
         rows.signal_rows += len(values)
         if values:
@@ -1078,6 +1136,7 @@ def _tuple_rows(h: int, batch: EntryBatch, lo: int) -> _Rows:
             batch.size,
             repeat(None) if vpdq is None else vpdq,
             repeat(None) if extra is None else extra,
+            *(_blob_column(batch.signals.get(name), nbytes) for name, nbytes in HASH_COLUMNS.items()),
         )
     )
     rows = _Rows(entries)
@@ -1088,8 +1147,24 @@ def _tuple_rows(h: int, batch: EntryBatch, lo: int) -> _Rows:
 
 
 # --- duplicates and conflicts, set-wise ------------------------------------------------------
-_TEMP_TABLES = ("_imp_keys", "_imp_rows", "_imp_flags", "_imp_dup", "_imp_merge")
-_KEYS_IN = "(" + ", ".join(f"'{s}'" for s in KEY_SIGNALS) + ")"
+_TEMP_TABLES = ("_imp_keys", "_imp_hits", "_imp_held", "_imp_rows", "_imp_flags", "_imp_dup", "_imp_merge")
+_HASHES = ", ".join(HASH_COLUMNS)
+
+
+def _hex_sql(pg: bool, column: str) -> str:
+    """SQL of a bytes column as lower-case hex text (SQLite has no ``unhex`` before 3.41, so the
+    conversions go this way)."""
+    return f"encode({column}, 'hex')" if pg else f"lower(hex({column}))"
+
+
+def _holds_any(alias: str, table: str) -> str:
+    """SQL condition: one of the hashes of entry row ``alias`` is among ``table``'s ``raw`` values of
+    its signal (one pass over the rows, each column probing a hashed list)."""
+    return (
+        "("
+        + " OR ".join(f"{alias}.{c} IN (SELECT raw FROM {table} WHERE signal = '{c}')" for c in HASH_COLUMNS)
+        + ")"
+    )
 
 
 def _resolve(conn: Connection, h: int, lo: int, result: ImportResult, *, candidates: bool = False) -> None:
@@ -1097,63 +1172,121 @@ def _resolve(conn: Connection, h: int, lo: int, result: ImportResult, *, candida
     record the conflicts, fold the duplicates into the entries they repeat. With ``candidates``
     only the values in ``_imp_cand`` can repeat (see ``_DuplicateFilter``)."""
     pg = conn.dialect.name == "postgresql"
-    temp = "CREATE TEMP TABLE {} " + ("ON COMMIT DROP " if pg else "")
-    p = {"h": h, "lo": lo}
     for t in _TEMP_TABLES:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {t}")
-    # values that occur more than once in the set, at least once in a new entry
+    try:
+        if _repeated_keys(conn, h, lo, pg, candidates=candidates):
+            _fold_and_record(conn, h, lo, result, pg)
+    finally:
+        if not pg:
+            for t in _TEMP_TABLES:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {t}")
+
+
+def _temp(pg: bool, name: str) -> str:
+    return f"CREATE TEMP TABLE {name} " + ("ON COMMIT DROP " if pg else "")
+
+
+def _repeated_keys(conn: Connection, h: int, lo: int, pg: bool, *, candidates: bool) -> int:
+    """Fill ``_imp_keys`` with the key values that occur more than once in the set, at least once in
+    a new entry: (signal, value as text, raw bytes of a hash column). Returns how many."""
+    p = {"h": h, "lo": lo}
     conn.exec_driver_sql(
-        "CREATE TEMP TABLE _imp_keys (signal VARCHAR(16), value TEXT, PRIMARY KEY (signal, value))"
-        + (" ON COMMIT DROP" if pg else "")
+        f"CREATE TEMP TABLE _imp_keys (signal VARCHAR(16), value TEXT, raw {'BYTEA' if pg else 'BLOB'},"
+        " PRIMARY KEY (signal, value))" + (" ON COMMIT DROP" if pg else "")
     )
     if candidates:
         if pg:
             conn.exec_driver_sql("ANALYZE _imp_cand")
-        # the candidates drive, each probing the index on values (SQLite, without statistics,
+        # the set's rows holding a candidate hash, in one pass
+        conn.execute(
+            text(
+                _temp(pg, "_imp_hits")
+                + f"AS SELECT id, {_HASHES} FROM entries e"
+                + f" WHERE hashset_id = :h AND {_holds_any('e', '_imp_cand')}"
+            ),
+            p,
+        )
+        rows, where = "_imp_hits", "1 = 1"
+    else:
+        rows, where = "entries", "hashset_id = :h"
+        if pg:  # one-core hash aggregation: sorting or parallel workers are slower here
+            conn.exec_driver_sql("SET LOCAL enable_sort = off")
+            conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+    found = 0
+    for c in HASH_COLUMNS:
+        among = f" AND {c} IN (SELECT raw FROM _imp_cand WHERE signal = '{c}')" if candidates else ""
+        found += conn.execute(
+            text(
+                f"""INSERT INTO _imp_keys (signal, value, raw) SELECT '{c}', {_hex_sql(pg, c)}, {c}
+                FROM {rows} WHERE {where} AND {c} IS NOT NULL{among}
+                GROUP BY {c} HAVING count(*) > 1 AND max(id) >= :lo"""
+            ),
+            p,
+        ).rowcount
+    if candidates:
+        # PhotoDNA candidates drive, each probing the index on values (SQLite, without statistics,
         # would rather scan the set by its (hashset_id, signal) index)
         signals = "entry_signals s" if pg else "entry_signals s INDEXED BY ix_entry_signals_value"
-        found = conn.execute(
+        found += conn.execute(
             text(
                 f"""INSERT INTO _imp_keys (signal, value) SELECT s.signal, s.value
-                FROM (SELECT DISTINCT signal, value FROM _imp_cand) c CROSS JOIN {signals}
-                WHERE s.value = c.value AND s.signal = c.signal AND s.hashset_id = :h AND NOT s.derived
+                FROM (SELECT DISTINCT value FROM _imp_cand WHERE signal = 'photodna') c CROSS JOIN {signals}
+                WHERE s.value = c.value AND s.signal = 'photodna' AND s.hashset_id = :h AND NOT s.derived
                 GROUP BY s.signal, s.value HAVING count(*) > 1 AND max(s.entry_id) >= :lo"""
             ),
             p,
         ).rowcount
     else:
-        if pg:  # one-core hash aggregation: sorting text or parallel workers are slower here
-            conn.exec_driver_sql("SET LOCAL enable_sort = off")
-            conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
-        found = conn.execute(
+        found += conn.execute(
             text(
-                f"""INSERT INTO _imp_keys (signal, value) SELECT signal, value FROM entry_signals
-                WHERE hashset_id = :h AND NOT derived AND signal IN {_KEYS_IN}
+                """INSERT INTO _imp_keys (signal, value) SELECT signal, value FROM entry_signals
+                WHERE hashset_id = :h AND NOT derived AND signal = 'photodna'
                 GROUP BY signal, value HAVING count(*) > 1 AND max(entry_id) >= :lo"""
             ),
             p,
         ).rowcount
         if pg:
             conn.exec_driver_sql("SET LOCAL enable_sort = on")
-    if not found:
-        return
+    return found
+
+
+def _fold_and_record(conn: Connection, h: int, lo: int, result: ImportResult, pg: bool) -> None:
+    """Given ``_imp_keys``: record the conflicts, fold the duplicates into the entries they repeat."""
+    temp = partial(_temp, pg)
+    p = {"h": h, "lo": lo}
     if pg:
         conn.exec_driver_sql("ANALYZE _imp_keys")
+    # every entry of the set holding a repeated value, one row per (value, entry)
     conn.execute(
         text(
-            temp.format("_imp_rows")
+            temp("_imp_held")
+            + f"""AS SELECT id, category_scheme AS scheme, category_code AS code, {_HASHES}
+            FROM entries e WHERE hashset_id = :h AND {_holds_any("e", "_imp_keys")}"""
+        ),
+        p,
+    )
+    conn.execute(
+        text(
+            temp("_imp_rows")
             + """AS SELECT s.signal, s.value, s.entry_id, e.category_scheme AS scheme, e.category_code AS code
             FROM entry_signals s
             JOIN _imp_keys k ON k.signal = s.signal AND k.value = s.value
             JOIN entries e ON e.id = s.entry_id
-            WHERE s.hashset_id = :h AND NOT s.derived"""
+            WHERE s.hashset_id = :h AND NOT s.derived AND s.signal = 'photodna'"""
         ),
         p,
     )
+    for c in HASH_COLUMNS:
+        conn.exec_driver_sql(
+            f"""INSERT INTO _imp_rows (signal, value, entry_id, scheme, code)
+            SELECT '{c}', k.value, e.id, e.scheme, e.code
+            FROM _imp_held e JOIN _imp_keys k ON k.signal = '{c}' AND k.raw = e.{c}"""
+        )
     # per value of a new entry: the earlier entry it repeats, and the earlier one it contradicts
     conn.execute(
         text(
-            temp.format("_imp_flags")
+            temp("_imp_flags")
             + """AS SELECT entry_id, signal, value,
               CASE WHEN scheme IS NULL THEN CASE WHEN first_any < entry_id THEN first_any END
                    WHEN first_same < entry_id THEN first_same END AS dup_of,
@@ -1207,46 +1340,73 @@ def _resolve(conn: Connection, h: int, lo: int, result: ImportResult, *, candida
         {**p, "now": now},
     ).rowcount
     result.duplicates = conn.execute(text("SELECT count(*) FROM _imp_dup")).scalar_one()
-    if result.duplicates:
-        # signal types a kept entry lacks come from its duplicates (one value per type)
+    if not result.duplicates:
+        return
+    # signal types a kept entry lacks come from its duplicates (one value per type)
+    gained = _fold_hashes(conn)
+    conn.execute(
+        text(
+            temp("_imp_merge")
+            + """AS SELECT d.keep_id AS entry_id, s.signal, min(s.value) AS value
+            FROM entry_signals s JOIN _imp_dup d ON d.new_id = s.entry_id
+            WHERE s.hashset_id = :h AND NOT s.derived AND NOT EXISTS (
+                SELECT 1 FROM entry_signals k
+                WHERE k.hashset_id = :h AND k.entry_id = d.keep_id AND k.signal = s.signal)
+            GROUP BY d.keep_id, s.signal"""
+        ),
+        p,
+    )
+    conn.execute(
+        text(
+            """INSERT INTO entry_signals (entry_id, hashset_id, signal, value, derived)
+            SELECT entry_id, :h, signal, value, false FROM _imp_merge"""
+        ),
+        p,
+    )
+    gained.update(conn.execute(text("SELECT entry_id FROM _imp_merge")).scalars())
+    # older entries that gained values are announced to index followers one by one
+    older = sorted(i for i in gained if i < lo)
+    if older:
+        conn.execute(
+            CHANGES.insert(),
+            [{"hashset_id": h, "op": "add", "entry_id": i, "entry_id_end": i, "at": now} for i in older],
+        )
+    conn.execute(
+        text("DELETE FROM entry_signals WHERE hashset_id = :h AND entry_id IN (SELECT new_id FROM _imp_dup)"),
+        p,
+    )
+    conn.execute(text("DELETE FROM entries WHERE id IN (SELECT new_id FROM _imp_dup)"))
+
+
+def _fold_hashes(conn: Connection) -> set[int]:
+    """Give each kept entry the hash columns it lacks from its duplicates (the least value when
+    several bring one); returns the ids of the entries that gained one. Few entries gain anything,
+    so only theirs are read."""
+    cols = list(HASH_COLUMNS)
+    lacks = " OR ".join(f"(k.{c} IS NULL AND n.{c} IS NOT NULL)" for c in cols)
+    rows = conn.execute(
+        text(
+            f"""SELECT d.keep_id, {", ".join(f"k.{c}" for c in cols)}, {", ".join(f"n.{c}" for c in cols)}
+            FROM _imp_dup d JOIN entries n ON n.id = d.new_id JOIN entries k ON k.id = d.keep_id
+            WHERE {lacks}"""
+        )
+    ).all()
+    gains: dict[int, dict[str, bytes]] = {}
+    for keep, *values in rows:
+        got = gains.setdefault(keep, {})
+        for c, have, new in zip(cols, values[: len(cols)], values[len(cols) :], strict=True):
+            if have is None and new is not None and (c not in got or bytes(new) < got[c]):
+                got[c] = bytes(new)
+    if gains:
         conn.execute(
             text(
-                temp.format("_imp_merge")
-                + """AS SELECT d.keep_id AS entry_id, s.signal, min(s.value) AS value
-                FROM entry_signals s JOIN _imp_dup d ON d.new_id = s.entry_id
-                WHERE s.hashset_id = :h AND NOT s.derived AND NOT EXISTS (
-                    SELECT 1 FROM entry_signals k
-                    WHERE k.hashset_id = :h AND k.entry_id = d.keep_id AND k.signal = s.signal)
-                GROUP BY d.keep_id, s.signal"""
+                "UPDATE entries SET "
+                + ", ".join(f"{c} = COALESCE({c}, :{c})" for c in cols)
+                + " WHERE id = :id"
             ),
-            p,
+            [{"id": keep, **dict.fromkeys(cols), **got} for keep, got in gains.items()],
         )
-        conn.execute(
-            text(
-                """INSERT INTO entry_signals (entry_id, hashset_id, signal, value, derived)
-                SELECT entry_id, :h, signal, value, false FROM _imp_merge"""
-            ),
-            p,
-        )
-        # older entries that gained values are announced to index followers one by one
-        conn.execute(
-            text(
-                """INSERT INTO changes (hashset_id, op, entry_id, entry_id_end, at)
-                SELECT DISTINCT :h, 'add', entry_id, entry_id, :now FROM _imp_merge WHERE entry_id < :lo"""
-            ),
-            {**p, "now": now},
-        )
-        conn.execute(
-            text(
-                "DELETE FROM entry_signals"
-                " WHERE hashset_id = :h AND entry_id IN (SELECT new_id FROM _imp_dup)"
-            ),
-            p,
-        )
-        conn.execute(text("DELETE FROM entries WHERE id IN (SELECT new_id FROM _imp_dup)"))
-    if not pg:
-        for t in _TEMP_TABLES:
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {t}")
+    return set(gains)
 
 
 # --- reading back ----------------------------------------------------------------------------
@@ -1275,6 +1435,10 @@ def iter_entries(
                 signals.setdefault(eid, {})[sig] = value
             for r in rows:
                 sigs = signals.get(r.id, {})
+                for col in HASH_COLUMNS:
+                    raw = getattr(r, col)
+                    if raw is not None:
+                        sigs[col] = bytes(raw).hex()
                 if r.vpdq is not None:
                     sigs["vpdq"] = r.vpdq
                 yield _entry(r, sigs)
@@ -1357,41 +1521,66 @@ def load_signal_arrays(
     length = HEX_LENGTH.get(signal)
     if length is None:
         raise SignalError(f"{signal!r} values are not matchable hashes; one of {', '.join(HEX_LENGTH)}")
-    s = SIGNALS
     id_parts: list[np.ndarray] = [np.zeros(0, np.int64)]
     value_parts: list[np.ndarray] = [np.zeros((0, length // 2), np.uint8)]
     with store.read() as conn:
         ids = [_get(conn, n, tenant).id for n in hashset_names]
         if not ids:
             return id_parts[0], value_parts[0]
-        if store.is_sqlite:
-            # the raw sqlite3 cursor hands out plain tuples: about twice as fast as Row objects
-            # for the millions of rows an index load reads (PostgreSQL keeps its server-side cursor)
-            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            marks = ",".join("?" * len(ids))
-            cur.execute(
-                f"SELECT entry_id, value FROM entry_signals WHERE signal = ? AND hashset_id IN ({marks})",
-                (signal, *ids),
+        marks = ", ".join(map(str, ids))  # ints from the database
+        queries = [
+            f"SELECT entry_id, value FROM entry_signals WHERE signal = '{signal}' AND hashset_id IN ({marks})"
+        ]
+        if signal in HASH_COLUMNS:
+            queries.insert(
+                0, f"SELECT id, {signal} FROM entries WHERE {signal} IS NOT NULL AND hashset_id IN ({marks})"
             )
-            while part := cur.fetchmany(chunk):
-                _take_signal_rows(part, length, id_parts, value_parts)
-            cur.close()
-        else:
-            q = select(s.c.entry_id, s.c.value).where(s.c.hashset_id.in_(ids), s.c.signal == signal)
-            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q)
-            for part in result.partitions():
+        for sql in queries:
+            for part in _stream_rows(store, conn, sql, chunk):
                 _take_signal_rows(part, length, id_parts, value_parts)
     return np.concatenate(id_parts), np.concatenate(value_parts)
+
+
+def _stream_rows(store: Store, conn: Connection, sql: str, chunk: int) -> Iterator[Sequence[Any]]:
+    """The rows of a query in chunks of plain tuples: the raw sqlite3 cursor is about twice as fast
+    as Row objects for the millions of rows an index load reads; PostgreSQL keeps a server-side
+    cursor."""
+    if store.is_sqlite:
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cur.execute(sql)
+            while part := cur.fetchmany(chunk):
+                yield part
+        finally:
+            cur.close()
+    else:
+        result = conn.execution_options(stream_results=True, yield_per=chunk).exec_driver_sql(sql)
+        yield from result.partitions()
 
 
 def _take_signal_rows(
     part: Sequence[Any], length: int, id_parts: list[np.ndarray], value_parts: list[np.ndarray]
 ) -> None:
-    """Append one chunk of (entry_id, hex value) rows as arrays. Stored values are canonical
-    lower-case hex, so ``bytes.fromhex`` of the joined column is the fast, exact conversion
-    (and list comprehensions beat ``zip(*rows)`` by 20x on 200k-row chunks)."""
+    """Append one chunk of (entry_id, value) rows as arrays: values are bytes (a hash column) or
+    canonical lower-case hex (``entry_signals``), so one join and ``bytes.fromhex`` of the
+    joined column is the fast, exact conversion (list comprehensions beat ``zip(*rows)`` by 20x
+    on 200k-row chunks)."""
     id_parts.append(np.fromiter((r[0] for r in part), np.int64, len(part)))
-    value_parts.append(hex_rows([r[1] for r in part], length // 2))
+    values = [r[1] for r in part]
+    if isinstance(values[0], str):
+        value_parts.append(hex_rows(values, length // 2))
+    else:
+        raw = b"".join(values)
+        value_parts.append(np.frombuffer(raw, np.uint8).reshape(len(values), length // 2))
+
+
+def _hex_bytes(value: str, nbytes: int) -> bytes | None:
+    """The bytes of a hex value of ``nbytes``, or None when it is not one."""
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        return None
+    return raw if len(raw) == nbytes else None
 
 
 def hex_rows(values: Sequence[str], nbytes: int) -> np.ndarray:
