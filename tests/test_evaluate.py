@@ -61,6 +61,53 @@ def test_tag_distances_equal_brute_force() -> None:
     assert np.array_equal(method_distances(got, m), got[:, 0, 0, :])
 
 
+def test_low_quality_pairs_count_only_within_their_tighter_distance() -> None:
+    from opspoor.evaluate.methods import LOW_K, LOW_Q
+
+    tags = np.full((3, len(QUERY_TAGS), len(KNOWN_TAGS), 2), FAR, dtype=np.uint8)
+    tags[0, LOW_Q, 0, 0] = 10  # a low-quality query hash 10 bits from original 0's plain hash
+    tags[1, 0, LOW_K, 1] = 20  # the plain query hash 20 bits from a low-quality augmented hash
+    tags[2, 2, 0, 0] = 25  # an ordinary border hash
+    penalty = 31 - 12
+    plain, plain_lq = method_by_name("query-side"), method_by_name("query-side +lq")
+    both, both_lq = method_by_name("both"), method_by_name("both +lq")
+    assert method_distances(tags, plain_lq, penalty)[0, 0] == 10 + penalty  # within 12: matches at 31
+    assert method_distances(tags, plain, penalty)[0, 0] == FAR  # not made without +lq
+    assert method_distances(tags, plain_lq, penalty)[1, 1] == FAR  # plain lists hold no augmented hash
+    assert method_distances(tags, both_lq, penalty)[1, 1] == 20 + penalty > 31  # beyond 12: no match
+    assert method_distances(tags, both, penalty)[1, 1] == FAR
+    assert method_distances(tags, both_lq, penalty)[2, 0] == method_distances(tags, both)[2, 0] == 25
+
+
+def test_random_rotation_draws_an_angle_per_seed() -> None:
+    from opspoor.evaluate.transforms import rotate_random
+
+    img = generate_image(11, 200, 150)
+    step = rotate_random(1, 8)
+    a, b = step(img, np.random.default_rng(1)), step(img, np.random.default_rng(2))
+    assert np.array_equal(np.asarray(a), np.asarray(step(img, np.random.default_rng(1))))
+    assert not np.array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(a), np.asarray(img))
+
+
+def test_deduplication_counts_low_quality_pairs_only_within_their_distance() -> None:
+    from opspoor.evaluate.harness import Fingerprint, Picture, deduplicate
+
+    rng = np.random.default_rng(3)
+    a, b, c = _random_hex(rng, 3)
+    near = f"{int(a, 16) ^ ((1 << 24) - 1):064x}"  # 24 bits from a
+    pics = [Picture(f"p{i}") for i in range(3)]
+    fps = [
+        Fingerprint("s0", [a], [a], [False], [False]),
+        Fingerprint("s1", [b, near], [b], [False, True], [False]),  # a low-quality hash 24 bits from p0
+        Fingerprint("s2", [c, near], [c], [False, False], [False]),  # the same hash, of good quality
+    ]
+    kept, dropped, pairs = deduplicate(pics, fps, 41, low_penalty=31 - 12)
+    assert kept == [0, 1] and dropped["near duplicate"] == 1 and pairs[0]["dropped"] == "p2"
+    kept, _, _ = deduplicate(pics, fps, 41)
+    assert kept == [0]  # without the penalty the low-quality pair counts at 41 too
+
+
 def test_threshold_choice_stops_before_the_first_false_match() -> None:
     same = np.array([3, 10, 20, 29, 40])
     wrong = np.zeros(FAR + 1, dtype=np.int64)

@@ -2,14 +2,17 @@
 
 Protocol (issue 6):
 
-1. A corpus of benign photos is deduplicated (same SHA-256, or PDQ within the threshold under any
-   rotation/flip), shuffled with the seed and split into originals and distractors.
+1. A corpus of benign photos is deduplicated (same SHA-256, or any method's hashes within the
+   threshold plus a margin; low-quality hashes within their tighter distance plus the margin),
+   shuffled with the seed and split into originals and distractors.
 2. Each original is hashed as a known item: its plain PDQ and its augmented hashes (tagged).
 3. Each original goes through every transform of the suite; each copy is decoded like a scanned
    file and hashed with every query-side method (tagged). Each distractor is queried as it is
    and after a few random transforms; distractors are never in the known set.
 4. For every query, every original and every pair of tags, the smallest Hamming distance is kept.
-   A method is a choice of tags (``methods.METHODS``), so all methods are scored on the same hashes.
+   A method is a choice of tags (``methods.METHODS``), so all methods are scored on the same hashes;
+   the ``+lq`` methods count pairs with a low-quality hash ``threshold - low_quality_distance``
+   bits further, so that those match only within their tighter distance.
 5. Per method and per transform: recall at the operating threshold; false matches (a query
    matched to a wrong original, any match of a distractor); and recall at precision >= 99.99 %,
    with the threshold chosen on one half of the originals (and distractors) and applied to the other.
@@ -34,12 +37,27 @@ import numpy as np
 from PIL import Image
 
 from opspoor.errors import OpspoorError, SourceError
-from opspoor.evaluate.methods import KNOWN_TAGS, METHODS, QUERY_TAGS, Method, known_tag, query_tag
+from opspoor.evaluate.methods import (
+    KNOWN_TAGS,
+    LOW_K,
+    LOW_Q,
+    METHODS,
+    QUERY_TAGS,
+    Method,
+    known_tag,
+    query_tag,
+)
 from opspoor.evaluate.transforms import Transform, apply_transform, default_suite, encode_bmp, select
 from opspoor.media.image import decode_image, to_rgb
 from opspoor.media.sniff import SNIFF_BYTES, sniff
 from opspoor.signals.pdq import hex_to_words
-from opspoor.signals.robust import DEFAULT_AUGMENT, AugmentPlan, augment_variants, query_hashes
+from opspoor.signals.robust import (
+    DEFAULT_AUGMENT,
+    LOW_QUALITY_DISTANCE,
+    AugmentPlan,
+    augment_variants,
+    query_hashes,
+)
 
 #: distances are stored as uint8; "no hash of this kind" is this far (never matches)
 FAR = 255
@@ -61,7 +79,8 @@ class EvalConfig:
     threshold: int = 31  # the operating threshold
     dedup_margin: int = 10  # corpus pictures within threshold + margin (any method) are one picture
     target_precision: float = 0.9999
-    min_quality: int = 50  # extra hashes (both sides) only at or above this PDQ quality
+    min_quality: int = 50  # extra hashes (both sides) only at or above this PDQ quality ...
+    low_quality_distance: int = LOW_QUALITY_DISTANCE  # ... or within this distance (methods "+lq")
     transforms: tuple[str, ...] = ()  # names or families; empty = the whole suite
     workers: int = 1
     augment: AugmentPlan = field(default_factory=lambda: DEFAULT_AUGMENT)
@@ -170,6 +189,9 @@ class Fingerprint:
     sha256: str
     probe: list[str]
     known: list[str]
+    #: per probe (known) hash: made below min_quality, so it counts only within the tighter distance
+    probe_low: list[bool] = field(default_factory=list)
+    known_low: list[bool] = field(default_factory=list)
 
 
 def _fingerprint(args: tuple[Picture, EvalConfig]) -> Fingerprint | None:
@@ -180,13 +202,30 @@ def _fingerprint(args: tuple[Picture, EvalConfig]) -> Fingerprint | None:
         return None
     data = encode_bmp(img)
     rgb = canonical_rgb(data, pic.name)
-    probe = [q.hash for q in query_hashes(rgb, band=True, min_quality=cfg.min_quality)]
-    known = [probe[0], *(a.hash for a in augment_variants(rgb, cfg.augment, min_quality=cfg.min_quality))]
-    return Fingerprint(hashlib.sha256(data).hexdigest(), probe, known)
+    q = query_hashes(
+        rgb, band=True, min_quality=cfg.min_quality, low_quality_distance=cfg.low_quality_distance
+    )
+    a = augment_variants(
+        rgb, cfg.augment, min_quality=cfg.min_quality, low_quality_distance=cfg.low_quality_distance
+    )
+    return Fingerprint(
+        hashlib.sha256(data).hexdigest(),
+        [h.hash for h in q],
+        [q[0].hash, *(h.hash for h in a)],
+        [h.max_distance is not None for h in q],
+        [False, *(h.max_distance is not None for h in a)],
+    )
+
+
+def _flags(values: list[bool], n: int) -> np.ndarray:
+    return np.array(values, dtype=bool) if values else np.zeros(n, dtype=bool)
 
 
 def deduplicate(
-    pictures: Sequence[Picture], fingerprints: Sequence[Fingerprint | None], threshold: int
+    pictures: Sequence[Picture],
+    fingerprints: Sequence[Fingerprint | None],
+    threshold: int,
+    low_penalty: int = 0,
 ) -> tuple[list[int], dict[str, int], list[dict[str, str | int]]]:
     """Indices of the pictures kept, counts of the others by reason, and the near-duplicate pairs.
 
@@ -195,10 +234,14 @@ def deduplicate(
     other's known hashes, either way): such pairs are versions of one picture (a wallpaper in
     light and dark, at two aspect ratios), and a match between them is no false match. The
     threshold has a margin over the operating one, as an edited copy moves a few bits further.
+    Pairs with a low-quality hash on either side count ``low_penalty`` bits further (as the
+    methods "+lq" count them).
     """
     kept: list[int] = []
     probes: list[np.ndarray] = []
     knowns: list[np.ndarray] = []
+    probes_low: list[np.ndarray] = []
+    knowns_low: list[np.ndarray] = []
     seen: set[str] = set()
     dropped = {"unreadable": 0, "same bytes": 0, "near duplicate": 0}
     pairs: list[dict[str, str | int]] = []
@@ -211,12 +254,16 @@ def deduplicate(
             continue
         seen.add(fp.sha256)
         probe, known = hex_to_words(fp.probe), hex_to_words(fp.known)
+        probe_low, known_low = _flags(fp.probe_low, len(probe)), _flags(fp.known_low, len(known))
         if kept:
             all_known, all_probe = np.concatenate(knowns), np.concatenate(probes)
+            all_known_low, all_probe_low = np.concatenate(knowns_low), np.concatenate(probes_low)
             owner_k = np.repeat(np.arange(len(kept)), [len(k) for k in knowns])
             owner_p = np.repeat(np.arange(len(kept)), [len(p) for p in probes])
-            d1 = np.bitwise_count(probe[:, None, :] ^ all_known[None, :, :]).sum(axis=2).min(axis=0)
-            d2 = np.bitwise_count(all_probe[:, None, :] ^ known[None, :, :]).sum(axis=2).min(axis=1)
+            d1 = np.bitwise_count(probe[:, None, :] ^ all_known[None, :, :]).sum(axis=2)
+            d1 = (d1 + low_penalty * (probe_low[:, None] | all_known_low[None, :])).min(axis=0)
+            d2 = np.bitwise_count(all_probe[:, None, :] ^ known[None, :, :]).sum(axis=2)
+            d2 = (d2 + low_penalty * (all_probe_low[:, None] | known_low[None, :])).min(axis=1)
             per_kept = np.full(len(kept), 256)
             np.minimum.at(per_kept, owner_k, d1)
             np.minimum.at(per_kept, owner_p, d2)
@@ -234,6 +281,8 @@ def deduplicate(
         kept.append(i)
         probes.append(probe)
         knowns.append(known)
+        probes_low.append(probe_low)
+        knowns_low.append(known_low)
     return kept, dropped, pairs
 
 
@@ -259,7 +308,10 @@ def _hash_item(job: _Job) -> Hashed:
     if job.original:
         known = [(plain.hash, 0)]
         known += [
-            (a.hash, known_tag(a)) for a in augment_variants(rgb, cfg.augment, min_quality=cfg.min_quality)
+            (a.hash, known_tag(a))
+            for a in augment_variants(
+                rgb, cfg.augment, min_quality=cfg.min_quality, low_quality_distance=cfg.low_quality_distance
+            )
         ]
         which = list(range(len(suite)))
     else:
@@ -275,7 +327,9 @@ def _hash_item(job: _Job) -> Hashed:
             q_rgb = canonical_rgb(
                 apply_transform(suite[j], img, rng), f"{job.picture.name} [{suite[j].name}]"
             )
-        hashes = query_hashes(q_rgb, band=True, min_quality=cfg.min_quality)
+        hashes = query_hashes(
+            q_rgb, band=True, min_quality=cfg.min_quality, low_quality_distance=cfg.low_quality_distance
+        )
         queries.append([(q.hash, query_tag(q)) for q in hashes])
         names.append(j)
     return Hashed(known, queries, names, plain.quality)
@@ -346,11 +400,23 @@ def tag_distances(originals: Sequence[Hashed], queries: Sequence[list[tuple[str,
     return out
 
 
-def method_distances(tags: np.ndarray, method: Method) -> np.ndarray:
-    """(Q, N): the smallest distance over the method's query and known tags."""
+def method_distances(tags: np.ndarray, method: Method, low_quality_penalty: int = 0) -> np.ndarray:
+    """(Q, N): the smallest distance over the method's query and known tags.
+
+    A method with ``low_quality`` also counts the pairs with a low-quality hash on either side
+    (the known side's only when the method is augmented), ``low_quality_penalty`` bits further:
+    at the operating threshold they match only within their tighter distance, and the held-out
+    threshold sweep sees them at the same offset."""
     q = sorted(method.query)
     k = sorted(method.known)
-    return tags[:, q][:, :, k].min(axis=(1, 2))
+    best = tags[:, q][:, :, k].min(axis=(1, 2))
+    if not method.low_quality:
+        return best
+    low = tags[:, [LOW_Q]][:, :, k + ([LOW_K] if method.augmented else [])].min(axis=(1, 2))
+    if method.augmented:
+        low = np.minimum(low, tags[:, q][:, :, [LOW_K]].min(axis=(1, 2)))
+    shifted = np.minimum(low.astype(np.int64) + low_quality_penalty, FAR).astype(np.uint8)
+    return np.minimum(best, shifted)
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,7 +580,10 @@ def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | 
         )
         start += len(batch)
         kept, dropped, pairs = deduplicate(
-            pictures[: len(fingerprints)], fingerprints, cfg.threshold + cfg.dedup_margin
+            pictures[: len(fingerprints)],
+            fingerprints,
+            cfg.threshold + cfg.dedup_margin,
+            cfg.threshold - cfg.low_quality_distance,
         )
     kept = kept[:wanted]
     n_orig = min(cfg.n, len(kept))
@@ -548,9 +617,11 @@ def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | 
     tags = tag_distances(orig_h, queries)
     scores = []
     for m in METHODS:
-        per_query = np.mean([sum(1 for _, t in q if t in m.query) for q in queries])
-        per_orig = np.mean([sum(1 for _, t in o.known if t in m.known) for o in orig_h])
-        dist = method_distances(tags, m)
+        q_tags = m.query | ({LOW_Q} if m.low_quality else set())
+        k_tags = m.known | ({LOW_K} if m.low_quality and m.augmented else set())
+        per_query = np.mean([sum(1 for _, t in q if t in q_tags) for q in queries])
+        per_orig = np.mean([sum(1 for _, t in o.known if t in k_tags) for o in orig_h])
+        dist = method_distances(tags, m, cfg.threshold - cfg.low_quality_distance)
         scores.append(
             score_method(
                 m,

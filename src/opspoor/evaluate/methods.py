@@ -12,19 +12,25 @@ from dataclasses import dataclass
 
 from opspoor.signals.robust import Augmented, QueryHash
 
-#: how a query hash was made: region x (plain or turned)
-QUERY_TAGS = ("pdq", "dihedral", "border", "border+dihedral", "embedded", "embedded+dihedral", "band")
+#: how a query hash was made: region x (plain or turned; the pad ladder counts as border); any
+#: region hash of low quality (made with a tighter ``max_distance``) is ``low-quality``
+QUERY_TAGS = (
+    "pdq", "dihedral", "border", "border+dihedral", "embedded", "embedded+dihedral", "band", "low-quality",
+)  # fmt: skip
 #: how a known hash was made
-KNOWN_TAGS = ("pdq", "crop-centre", "crop-offset", "rotate", "band", "border")
+KNOWN_TAGS = ("pdq", "crop-centre", "crop-offset", "rotate", "band", "border", "low-quality")
+LOW_Q, LOW_K = QUERY_TAGS.index("low-quality"), KNOWN_TAGS.index("low-quality")
 
 
 def query_tag(q: QueryHash) -> int:
+    if q.max_distance is not None:
+        return LOW_Q
     turned = q.variant != "original"
-    return {"full": 0, "border": 2, "embedded": 4, "band": 6}[q.region] + int(turned)
+    return {"full": 0, "border": 2, "pad": 2, "embedded": 4, "band": 6}[q.region] + int(turned)
 
 
 def known_tag(a: Augmented) -> int:
-    return KNOWN_TAGS.index(a.kind)
+    return LOW_K if a.max_distance is not None else KNOWN_TAGS.index(a.kind)
 
 
 @dataclass(frozen=True)
@@ -33,21 +39,24 @@ class Method:
     query: frozenset[int]  # indices into QUERY_TAGS
     known: frozenset[int]  # indices into KNOWN_TAGS
     note: str
+    #: also the low-quality hashes (query side, and known side when augmented), counted only
+    #: within their tighter distance
+    low_quality: bool = False
 
     @property
     def augmented(self) -> bool:
         return self.known != frozenset({0})
 
 
-def _m(name: str, query: set[int], known: set[int], note: str) -> Method:
-    return Method(name, frozenset(query), frozenset(known), note)
+def _m(name: str, query: set[int], known: set[int], note: str, low_quality: bool = False) -> Method:
+    return Method(name, frozenset(query), frozenset(known), note, low_quality)
 
 
 BAND_Q, BAND_K = QUERY_TAGS.index("band"), KNOWN_TAGS.index("band")
 #: the query-side methods that help against any list (the band only meets augmented sets)
-PLAIN_QUERY = set(range(len(QUERY_TAGS))) - {BAND_Q}
-ALL_QUERY = set(range(len(QUERY_TAGS)))
-ALL_KNOWN = set(range(len(KNOWN_TAGS)))
+PLAIN_QUERY = set(range(len(QUERY_TAGS))) - {BAND_Q, LOW_Q}
+ALL_QUERY = set(range(len(QUERY_TAGS))) - {LOW_Q}
+ALL_KNOWN = set(range(len(KNOWN_TAGS))) - {LOW_K}
 
 #: in table order; the first is the baseline
 METHODS = (
@@ -61,6 +70,20 @@ METHODS = (
     _m("augment band", {0, BAND_Q}, {0, BAND_K}, "known and query: + the middle band (captions, logos)"),
     _m("augment", {0, BAND_Q}, ALL_KNOWN, "known: crops, rotations, band, own border removed; query: + band"),
     _m("both", ALL_QUERY, ALL_KNOWN, "all query-side methods against the augmented known side"),
+    _m(
+        "query-side +lq",
+        PLAIN_QUERY,
+        {0},
+        "query-side, plus region hashes of quality < 50, matched only within the low-quality distance",
+        True,
+    ),
+    _m(
+        "both +lq",
+        ALL_QUERY,
+        ALL_KNOWN,
+        "both, plus hashes of quality < 50 on either side, matched only within the low-quality distance",
+        True,
+    ),
 )
 
 

@@ -237,6 +237,17 @@ def rotate(degrees: float) -> Step:
     return step
 
 
+def rotate_random(low: float, high: float) -> Step:
+    """Rotate by an angle drawn uniformly from ``low``..``high`` degrees, either way: angles off
+    any grid, so that a grid of stored rotations is not measured only at its own angles."""
+
+    def step(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+        degrees = float(rng.uniform(low, high)) * (1 if rng.random() < 0.5 else -1)
+        return img.rotate(degrees, resample=Image.Resampling.BICUBIC, expand=False, fillcolor=(0, 0, 0))
+
+    return step
+
+
 # --- screenshots ------------------------------------------------------------------------------------
 
 
@@ -384,6 +395,7 @@ def default_suite() -> list[Transform]:
         _t("rotate +3", "rotate", rotate(3)),
         _t("rotate +5", "rotate", rotate(5)),
         _t("rotate +8", "rotate", rotate(8)),
+        _t("rotate ±1–8° random", "rotate", rotate_random(1, 8)),
         # combinations of two
         _t("crop 10% off-centre + jpeg q50", "combo", crop(0.1, True), jpeg(50)),
         _t("flip h + pad 20% colour", "combo", flip(True), pad(0.2, True)),

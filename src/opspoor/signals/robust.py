@@ -7,30 +7,33 @@ Two families of extra hashes recover such copies; docs/robustness.md has the mea
 **Query side** (:func:`query_hashes`), useful against any list, even one PDQ per item. Each item is
 hashed several ways and every hash is looked up; a match by any of them counts:
 
-- ``dihedral``: the 8 rotations / flips, from one set of DCT coefficients (free);
+- ``dihedral``: the 7 rotations / flips of the pixels, each hashed again;
 - ``border``: near-uniform rows and columns at the edges (letterbox, padding, a frame of one
-  colour, JPEG noise tolerated) are cut off and the remaining picture is hashed;
+  colour, JPEG noise tolerated) are cut off and the remaining picture is hashed; when the
+  picture's own edges have the border's colour, a ladder of centred cuts (``pad``) stands in
+  for the unknown pad depth;
 - ``embedded``: a picture inside a larger canvas (a screenshot with window chrome, a photo on a
-  page) is found as the rectangle with straight edges whose inside is busier than its outside,
-  and hashed (after removing any uniform margin left inside it).
+  page) is found as the rectangle bounded by straight canvas edges, and hashed.
 
 **Known side** (:func:`augment_hashes`), for holders of the originals: extra PDQs of crops and
 small rotations of each original, stored with the same entry, so that a cropped or slightly
 rotated copy lands near one of them.
 
-Every extra hash is one more chance of a false match, so variants of a low-quality hash are not
-produced (``min_quality``): low-quality PDQs (flat, featureless pictures) are where false matches live.
+Every extra hash is one more chance of a false match, so extra hashes of quality below
+``min_quality`` are not made: low-quality PDQs (flat, featureless pictures) are where false matches
+live. With ``low_quality_distance`` they are made, carrying that tighter ``max_distance``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
 
-from opspoor.signals.pdq import pdq_from_luma
+from opspoor.signals.pdq import PDQ, pdq_from_luma, pdq_of_turns
 
 #: regions of a query hash: the whole image, without its borders, a picture embedded in it, and
 #: the middle band (matches the band stored by ``augment_variants``: survives captions and logos)
@@ -48,8 +51,19 @@ DIHEDRAL: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...] = (
     ("transpose", lambda a: a.swapaxes(0, 1)),
     ("transverse", lambda a: np.rot90(a, 2).swapaxes(0, 1)),
 )
-#: quality below which no extra hash is made (the plain PDQ of the item is always kept)
+#: quality below which no extra hash is made (the plain PDQ of the item is always kept), unless
+#: asked for with a tighter distance (``low_quality_distance``)
 MIN_VARIANT_QUALITY = 50
+#: the distance within which an extra hash of quality below ``MIN_VARIANT_QUALITY`` may match,
+#: when such hashes are made: flat pictures hash alike, so they need to be much closer
+LOW_QUALITY_DISTANCE = 12
+#: quality below which a region is flat: its hash is the signs of near-zero coefficients (noise),
+#: never made, whatever the distance allowed
+FLAT_QUALITY = 10
+#: a rotated original's hash is stored only if further than this from the hash of a *flat*
+#: picture rotated alike: the black corners alone make that hash, so a variant close to it would
+#: match any plain picture an editor rotated by the same angle (the operating threshold + 10)
+CORNER_MARGIN = 41
 #: a region is hashed only if at least this many pixels on each side (PDQ needs structure)
 MIN_REGION_PX = 32
 
@@ -60,9 +74,12 @@ Box = tuple[int, int, int, int]  # left, top, right, bottom (exclusive), in pixe
 class QueryHash:
     hash: str  # 64 hex
     quality: int
-    region: str  # full | border | embedded
+    region: str  # full | border | pad | embedded | band
     variant: str  # original, or the turn of the pixels hashed: rot90 ... transverse (DIHEDRAL)
     box: Box  # the region hashed, in the pixels given
+    #: the largest distance at which this hash may match; None: the list's own threshold. Set for
+    #: region hashes of quality below ``min_quality`` (made only with ``low_quality_distance``)
+    max_distance: int | None = None
 
     @property
     def method(self) -> str:
@@ -85,33 +102,44 @@ def query_hashes(
     embedded: bool = True,
     band: bool = False,
     min_quality: int = MIN_VARIANT_QUALITY,
+    low_quality_distance: int | None = None,
 ) -> list[QueryHash]:
     """The hashes to look up for one image (``rgb``: H, W, 3 uint8, e.g. ``DecodedImage.rgb``).
 
     The first is always the plain PDQ of the whole image (method ``pdq``), then its 7 rotations
-    and flips (``dihedral``), both whatever the quality (they hold the same pixels); then, without
+    and flips (``dihedral``) unless the image is flat (quality below ``FLAT_QUALITY``); then, without
     duplicates and only when their own quality is at least ``min_quality``: the image without
     uniform borders (``borders``), pictures embedded in a larger canvas (``embedded``), each with
     its rotations and flips, and the middle band (``band``, off by default: it can only match sets
     augmented by :func:`augment_variants`, so turn it on when such a set is loaded).
+
+    With ``low_quality_distance``, region hashes below ``min_quality`` are made too, with that
+    ``max_distance``: a flat picture's pad or screenshot is then found when its hash is that close.
     """
     out: list[QueryHash] = []
     seen: set[str] = set()
+    whole = pdq_luma(rgb)  # per pixel, so a region's luma is the same slice of it
     for region, box in query_regions(rgb, borders=borders, embedded=embedded, band=band):
-        luma = pdq_luma(_crop(rgb, box))
+        luma = _crop(whole, box)
         plain = pdq_from_luma(luma)
-        if region != "full" and (plain.quality < min_quality or plain.hash in seen):
+        limit = None
+        if region != "full" and plain.quality < min_quality:
+            if low_quality_distance is None or plain.quality < FLAT_QUALITY:
+                continue
+            limit = low_quality_distance
+        if region != "full" and plain.hash in seen:
             continue
-        out.append(QueryHash(plain.hash, plain.quality, region, "original", box))
+        out.append(QueryHash(plain.hash, plain.quality, region, "original", box, limit))
         seen.add(plain.hash)
-        if not dihedral or region == "band":
-            continue
-        for name, turn in DIHEDRAL:
+        if not dihedral or region in ("band", "pad") or plain.quality < FLAT_QUALITY:
+            continue  # a flat picture's turns are more noise hashes, not the picture turned
+        turned = pdq_of_turns(luma)  # the PDQ of each turned picture (DIHEDRAL), sharing filter work
+        for name, _ in DIHEDRAL:
             # the turned pixels are hashed again: the DCT sign trick (pdq_with_dihedral) is only
             # approximate, because PDQ's box filter and decimation are not mirror-symmetric
-            h = pdq_from_luma(np.ascontiguousarray(turn(luma)))
+            h = turned[name]
             if h.hash not in seen:
-                out.append(QueryHash(h.hash, h.quality, region, name, box))
+                out.append(QueryHash(h.hash, h.quality, region, name, box, limit))
                 seen.add(h.hash)
     return out
 
@@ -134,6 +162,7 @@ def query_regions(
         if box is not None:
             found.append(("border", box))
             found.append(("border", centred_trim(box, width, height)))
+            found += [("pad", b) for b in pad_ladder(box, width, height)]
     if embedded:
         found += [("embedded", box) for box in find_embedded(rgb)]
     for region, box in found:
@@ -210,6 +239,38 @@ def centred_trim(box: Box, width: int, height: int) -> Box:
     dy = min(top, height - bottom)
     dx = min(left, width - right)
     return (dx, dy, width - dx, height - dy)
+
+
+#: step of the pad ladder, as a share of each side: PDQ keeps a copy within about 1.5 % of
+#: centred cut, so one cut every 3 % meets any pad depth
+PAD_STEP = 0.03
+#: deepest cut of the pad ladder per side (a pad of 30 % of the picture in all)
+MAX_PAD = 0.13
+
+
+def pad_ladder(box: Box, width: int, height: int, *, step: float = PAD_STEP) -> list[Box]:
+    """Centred cuts every ``step`` of the side into a uniform border: all four sides alike (a pad
+    of the same share of both dimensions), top and bottom only (letterbox), left and right only.
+
+    When the picture's own edges have the border's colour (a night sky in a black pad, a product
+    shot in a white frame), neither the trim nor the centred trim knows where the pad ends and
+    the picture begins; a pad is nearly always centred and sized in proportion to the picture, so
+    one of these cuts lands within PDQ's tolerance of it. Each cut stays inside the border on both
+    sides it touches.
+    """
+    left, top, right, bottom = box[0], box[1], width - box[2], height - box[3]
+    room_x, room_y = min(left, right) + 1, min(top, bottom) + 1
+    out: list[Box] = []
+    for cut_x, cut_y in ((True, True), (False, True), (True, False)):
+        k = 1
+        while k * step <= MAX_PAD + 1e-9:
+            dx = round(k * step * width) if cut_x else 0
+            dy = round(k * step * height) if cut_y else 0
+            if dx > room_x or dy > room_y:
+                break
+            out.append((dx, dy, width - dx, height - dy))
+            k += 1
+    return out
 
 
 def _border_depth(a: np.ndarray, tolerance: int, share: float) -> int:
@@ -472,7 +533,8 @@ class AugmentPlan:
 
     centre_crops: tuple[float, ...] = (0.04, 0.07, 0.1, 0.13, 0.16, 0.19, 0.22)
     offset_crops: tuple[float, ...] = ()
-    rotations: tuple[float, ...] = (-8.0, -6.0, -4.0, -2.0, 2.0, 4.0, 6.0, 8.0)  # degrees, corners black
+    #: degrees, corners black: every degree up to 8 either way
+    rotations: tuple[float, ...] = tuple(float(d) for d in range(-8, 9) if d)
     band: bool = True  # the middle band, to meet the query's band
     border: bool = True  # the original without its own uniform border, if it has one
 
@@ -498,19 +560,26 @@ class Augmented:
     quality: int
     kind: str  # crop-centre | crop-offset | rotate | band | border
     label: str  # e.g. "crop 10% top-left", "rotate -8"
+    max_distance: int | None = None  # as QueryHash.max_distance: set for low-quality hashes
 
 
 def augment_variants(
-    rgb: np.ndarray, plan: AugmentPlan = DEFAULT_AUGMENT, *, min_quality: int = MIN_VARIANT_QUALITY
+    rgb: np.ndarray,
+    plan: AugmentPlan = DEFAULT_AUGMENT,
+    *,
+    min_quality: int = MIN_VARIANT_QUALITY,
+    low_quality_distance: int | None = None,
 ) -> list[Augmented]:
     """Extra PDQs of an original (crops and small rotations), to store with its entry.
 
     ``rgb`` is the original as hashed (``DecodedImage.rgb``). Hashes equal to the plain PDQ or to
-    one another are dropped, and none is made when the original's PDQ quality is below ``min_quality``.
+    one another are dropped, and none is made when the original's PDQ quality is below
+    ``min_quality`` (nor any variant below it), unless ``low_quality_distance`` is given: then
+    they are made with that ``max_distance``.
     """
     luma = pdq_luma(rgb)
     plain = pdq_from_luma(luma)
-    if plain.quality < min_quality:
+    if plain.quality < min_quality and low_quality_distance is None:
         return []
     height, width = luma.shape
     todo: list[tuple[str, str, np.ndarray]] = []
@@ -523,7 +592,9 @@ def augment_variants(
             box = _crop_box(width, height, f, ax, ay)
             todo.append(("crop-offset", f"crop {f:.0%} {name}", _crop(luma, box)))
     for deg in plan.rotations:
-        todo.append(("rotate", f"rotate {deg:+g}", rotate_luma(luma, deg)))
+        turned = rotate_luma(luma, deg)
+        if PDQ.distance(pdq_from_luma(turned).hash, corner_hash(height, width, deg)) > CORNER_MARGIN:
+            todo.append(("rotate", f"rotate {deg:+g}", turned))
     if plan.band:
         todo.append(("band", "middle band", _crop(luma, middle_band(width, height))))
     own_border = trim_borders(rgb) if plan.border else None
@@ -535,10 +606,20 @@ def augment_variants(
     seen = {plain.hash}
     for kind, label, pixels in todo:
         h = pdq_from_luma(pixels)
-        if h.quality >= min_quality and h.hash not in seen:
-            out.append(Augmented(h.hash, h.quality, kind, label))
-            seen.add(h.hash)
+        low = h.quality < min_quality
+        if h.hash in seen or (low and (low_quality_distance is None or h.quality < FLAT_QUALITY)):
+            continue
+        limit = low_quality_distance if h.quality < min_quality else None
+        out.append(Augmented(h.hash, h.quality, kind, label, limit))
+        seen.add(h.hash)
     return out
+
+
+@lru_cache(maxsize=512)
+def corner_hash(height: int, width: int, degrees: float) -> str:
+    """The PDQ of a flat picture rotated by ``degrees``: the black corners alone (the same for any
+    shade, as PDQ's signs do not change with the scale of the pixels; cached per size)."""
+    return pdq_from_luma(rotate_luma(np.full((height, width), 128.0, dtype=np.float32), degrees)).hash
 
 
 def augment_hashes(
