@@ -179,3 +179,20 @@ def test_derived_values_match_their_entry_and_are_not_exported(tmp_path: Path) -
     bad.derived = {"pdq": ["not hex"]}
     with pytest.raises((SignalError, FormatError)):
         import_entries(store, "b", [bad])
+
+
+def test_region_variants_are_looked_up_when_the_whole_image_is_flat(tmp_path: Path) -> None:
+    """A flat pad lowers the whole image's PDQ quality; the trimmed picture's hash (gated on its
+    own quality when it was made) is still looked up, the whole image's hash and turns are not."""
+    store = open_store(str(tmp_path / "s.sqlite"))
+    (e,) = _entries(1, 6)
+    import_entries(store, "a", [e])
+    picture = e.signals["pdq"]
+    other = "0f" * 32
+    variants = [(other, "dihedral/rot90"), (picture, "border")]
+    flat = Query.from_signals({"pdq": other, "pdq_quality": 20, "pdq_variants": variants})
+    assert flat.pdq == [(picture, "border")]
+    sharp = Query.from_signals({"pdq": other, "pdq_quality": 90, "pdq_variants": variants})
+    assert [m for _, m in sharp.pdq] == ["pdq", "dihedral/rot90", "border"]
+    got = Matcher.from_store(store, ["a"]).match_queries([flat])
+    assert [(x.external_id, x.distance, x.method) for x in got[0]] == [("e6-0", 0, "border")]

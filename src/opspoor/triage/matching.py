@@ -84,9 +84,8 @@ class Query:
         """What a hashed file is matched by: its digests, its PDQ (and robust variants) when
         reliable, its video's good frames."""
         q = cls(md5=sig.md5, sha1=sig.sha1, sha256=sig.sha256)
-        if sig.pdq and (sig.quality or 0) >= MIN_PDQ_QUALITY:
-            q.pdq.append((sig.pdq, "pdq"))
-            q.pdq.extend(sig.pdq_variants or [])
+        if sig.pdq:
+            q.pdq = pdq_lookups(sig.pdq, sig.quality or 0, sig.pdq_variants or [])
         if sig.vpdq_frames:
             q.vpdq_frames = list(
                 dict.fromkeys(f.hash for f in sig.vpdq_frames if f.quality >= QUALITY_THRESHOLD)
@@ -97,10 +96,9 @@ class Query:
     def from_signals(cls, sig: dict[str, Any]) -> Query:
         """From a scan/hash JSON record (md5, sha1, sha256, pdq, pdq_quality, vpdq_frames, pdq_variants)."""
         q = cls(md5=sig.get("md5"), sha1=sig.get("sha1"), sha256=sig.get("sha256"))
-        if sig.get("pdq") and (sig.get("pdq_quality") or 0) >= MIN_PDQ_QUALITY:
-            q.pdq.append((sig["pdq"], "pdq"))
-            for h, method in sig.get("pdq_variants") or []:
-                q.pdq.append((h, method))
+        if sig.get("pdq"):
+            variants = [(h, method) for h, method in sig.get("pdq_variants") or []]
+            q.pdq = pdq_lookups(sig["pdq"], sig.get("pdq_quality") or 0, variants)
         frames = []
         for line in sig.get("vpdq_frames") or []:
             parts = line.split(",")
@@ -108,6 +106,19 @@ class Query:
                 frames.append(parts[2])
         q.vpdq_frames = list(dict.fromkeys(frames))
         return q
+
+
+def pdq_lookups(pdq: str, quality: int, variants: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The PDQ hashes one image is looked up by, as (hash, method).
+
+    The image's own hash and its turns (``dihedral/...``) hold the same pixels, so they are looked
+    up only when its quality is reliable. Region variants (a border-trimmed or embedded picture)
+    were gated on their own quality when they were made, so they count even when the whole
+    image's hash does not: a flat pad around a picture lowers the whole image's quality.
+    """
+    if quality >= MIN_PDQ_QUALITY:
+        return [(pdq, "pdq"), *variants]
+    return [(h, m) for h, m in variants if not m.startswith("dihedral")]
 
 
 def pdq_words(values: Sequence[str]) -> np.ndarray:
