@@ -335,9 +335,14 @@ def test_box_filter_kernels_are_metas_float32_running_sums(shape: tuple[int, int
         assert cols[:, c].tobytes() == want.tobytes()
 
 
-@pytest.mark.parametrize("shape", [(341, 512), (512, 288), (200, 200), (64, 64), (64, 70), (4, 30)])
+@pytest.mark.parametrize(
+    "shape", [(341, 512), (512, 288), (200, 200), (64, 64), (64, 70), (4, 30), (127, 513), (400, 131)]
+)
 def test_turned_pdqs_equal_hashing_the_turned_pixels(shape: tuple[int, int]) -> None:
-    """pdq_of_turns shares filter passes between turns; every hash must be the turned pixels' own."""
+    """pdq_of_turns shares filter passes between turns and takes a transposed turn's 64x64 picture
+    from an upright one's (windows and sample positions differ per axis in these shapes): every
+    hash must be the turned pixels' own, up to float32 rounding (the transposed filter adds in
+    another order; of 5187 turned corpus pictures, 3 hashes of quality >= 10 differed, by 2 bits)."""
     from opspoor.signals.pdq import TURNS, pdq_of_turns
     from opspoor.signals.robust import DIHEDRAL, pdq_luma
 
@@ -346,9 +351,25 @@ def test_turned_pdqs_equal_hashing_the_turned_pixels(shape: tuple[int, int]) -> 
     turned = pdq_of_turns(luma)
     assert list(turned) == list(TURNS) == [name for name, _ in DIHEDRAL]
     for name, turn in DIHEDRAL:
-        assert turned[name] == pdq_from_luma(np.ascontiguousarray(turn(luma))), name
+        own = pdq_from_luma(np.ascontiguousarray(turn(luma)))
+        assert PDQ.distance(turned[name].hash, own.hash) <= 2, name
+        assert abs(turned[name].quality - own.quality) <= 1, name
     if min(shape) >= 64:
         assert len({h.hash for h in turned.values()} | {pdq_from_luma(luma).hash}) == 8
+
+
+@pytest.mark.parametrize("shape", [(341, 512), (64, 64), (4, 30), (70, 5)])
+def test_hash_luma_keeps_the_plain_pdq_and_its_turns(shape: tuple[int, int]) -> None:
+    """hash_luma is pdq_from_luma bit for bit (incl. the small and 64x64 cases without a filter)."""
+    from opspoor.signals.pdq import hash_luma, pdq_of_turns
+    from opspoor.signals.robust import pdq_luma
+
+    luma = pdq_luma(np.asarray(generate_image(7 + shape[0], shape[1], shape[0], "mixed")))
+    wide = np.zeros((shape[0], 2 * shape[1]), dtype=np.float32)
+    wide[:, ::2] = luma
+    hashed = hash_luma(wide[:, ::2])  # a strided view: hashed as its own pixels
+    assert hashed.hash == pdq_from_luma(luma)
+    assert hashed.turns() == pdq_of_turns(luma)
 
 
 def test_robust_query_hashes_keep_the_plain_pdq() -> None:

@@ -69,12 +69,14 @@ def pictures() -> list[Image.Image]:
 
 
 def test_pdq_luma_is_bit_exact() -> None:
+    """pdqhash's luma: 0.299 R + 0.587 G + 0.114 B summed in double in this order, stored float32."""
     rng = np.random.default_rng(0)
-    for shape in ((37, 53, 3), (512, 384, 3)):
+    for shape in ((37, 53, 3), (512, 384, 3), (20, 30, 4)):
         rgb = rng.integers(0, 256, size=shape, dtype=np.uint8)
-        from opspoor.signals.pdq import pdq_from_luma
-
-        assert pdq_from_luma(pdq_luma(rgb)) == pdq_from_rgb(rgb)
+        f = rgb[:, :, :3].astype(np.float64)
+        want = ((f[:, :, 0] * 0.299 + f[:, :, 1] * 0.587) + f[:, :, 2] * 0.114).astype(np.float32)
+        assert pdq_luma(rgb).tobytes() == want.tobytes()
+        assert pdq_luma(rgb[::-1, 1:]).tobytes() == want[::-1, 1:].tobytes()  # a view, not a copy
 
 
 def test_first_hash_is_plain_pdq_and_methods_are_named(pictures: list[Image.Image]) -> None:

@@ -27,8 +27,9 @@ function of odd index changes sign under a flip), so they cost no re-hashing.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -291,9 +292,13 @@ def _window(size: int) -> int:
     return (size + 2 * 64 - 1) // (2 * 64)
 
 
+@lru_cache(maxsize=2048)
 def _centres(size: int) -> np.ndarray:
-    """Meta's decimateFloat sample positions (cell centres), computed in double as in the C++."""
-    return np.array([int(((i + 0.5) * size) / 64) for i in range(64)], dtype=np.intp)
+    """Meta's decimateFloat sample positions (cell centres), computed in double as in the C++
+    (cached per size: read-only)."""
+    out = np.array([int(((i + 0.5) * size) / 64) for i in range(64)], dtype=np.intp)
+    out.flags.writeable = False
+    return out
 
 
 def _downsample_64(luma: np.ndarray) -> np.ndarray:
@@ -390,12 +395,17 @@ def pdq_from_luma(luma: np.ndarray) -> PdqHash:
     return PdqHash(_coefs_to_hex(coefs), quality)
 
 
+def pdq_luma(rgb: np.ndarray) -> np.ndarray:
+    """PDQ's luma (float32, H x W) of RGB pixels (H, W, 3 uint8), bit for bit as ``pdqhash``."""
+    return _luma_from_rgb(np.ascontiguousarray(_check_rgb(rgb)[:, :, :3]))
+
+
 def pdq_from_rgb(rgb: np.ndarray) -> PdqHash:
     """PDQ core on the given pixels (H, W, 3 uint8), no rescale: equals ``pdqhash.compute``."""
     _check_rgb(rgb)
     if _too_small(rgb.shape):
         return PdqHash(ZERO_HASH, 0)
-    return pdq_from_luma(_luma_from_rgb(np.ascontiguousarray(rgb[:, :, :3])))
+    return pdq_from_luma(pdq_luma(rgb))
 
 
 def dihedral_coefficients(coefs: np.ndarray) -> list[np.ndarray]:
@@ -421,41 +431,80 @@ def dihedral_coefficients(coefs: np.ndarray) -> list[np.ndarray]:
     ]
 
 
-#: the turns of a picture besides itself, as :func:`pdq_of_turns` (and ``signals.robust``) name them
-TURNS = ("rot90", "rot180", "rot270", "mirror", "flip", "transpose", "transverse")
+#: the 7 turns of a picture besides itself (the dihedral group), applied to its pixels (H, W, ...),
+#: as :func:`pdq_of_turns` and ``signals.robust`` name them
+TURN_OF: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "rot90": lambda a: np.rot90(a, 1),
+    "rot180": lambda a: np.rot90(a, 2),
+    "rot270": lambda a: np.rot90(a, 3),
+    "mirror": lambda a: a[:, ::-1],
+    "flip": lambda a: a[::-1],
+    "transpose": lambda a: a.swapaxes(0, 1),
+    "transverse": lambda a: np.rot90(a, 2).swapaxes(0, 1),
+}
+TURNS = tuple(TURN_OF)
+#: each transposed turn's 64x64 picture is the transpose of an upright one's:
+#: rot90 = mirror.T, rot270 = flip.T, transverse = rot180.T
+_TRANSPOSED = (("transpose", "original"), ("rot90", "mirror"), ("rot270", "flip"), ("transverse", "rot180"))
+
+
+@dataclass(frozen=True, slots=True)
+class LumaPdq:
+    """The PDQ of a luma picture (``hash``), keeping the filter work its turns (:meth:`turns`)
+    can share: its first row pass and its DCT coefficients."""
+
+    luma: np.ndarray
+    first: np.ndarray | None  # the first row pass; None if the filter is skipped (small, 64x64)
+    coefs: np.ndarray | None  # the 16x16 DCT coefficients
+    hash: PdqHash
+
+    def turns(self) -> dict[str, PdqHash]:
+        """The PDQ of the picture turned each of the 7 ways of :data:`TURNS` (``rot90`` is
+        ``np.rot90(luma)``, ``mirror`` left-right, ``flip`` upside down, ``transverse`` the flip
+        about the anti-diagonal), as :func:`pdq_from_luma` gives on the turned pixels.
+
+        PDQ's box windows and sample positions belong to each axis, so the 64x64 picture of a
+        transposed turn is the transpose of an upright turn's, and so are its DCT coefficients
+        (B = D A D^T), with the same quality: equal up to float32 rounding, as the transposed
+        filter adds in another order (of 5187 turned corpus pictures, 3 hashes of quality >= 10
+        differed, by 2 bits; flat pictures' bits are rounding noise either way, and
+        ``signals.robust`` makes no turns of them). The upright turns share first passes: a
+        picture and itself upside down have the same row pass (rows are filtered one by one). So
+        the 7 turns take one more first pass (of the mirror) and three rest-of-filter passes, not
+        4 and 7 as hashing each turned picture would.
+        """
+        if self.first is None or self.coefs is None:
+            return {t: pdq_from_luma(np.ascontiguousarray(TURN_OF[t](self.luma))) for t in TURNS}
+        mirror_first = _first_pass(np.ascontiguousarray(self.luma[:, ::-1]))
+        upright = {
+            "flip": _after_first_pass(self.first, upside_down=True),
+            "mirror": _after_first_pass(mirror_first, upside_down=False),
+            "rot180": _after_first_pass(mirror_first, upside_down=True),
+        }
+        found = {"original": (self.coefs, self.hash.quality)}
+        found |= {t: (_dct64_to_16(a, _DCT), _quality(a)) for t, a in upright.items()}
+        for turned, source in _TRANSPOSED:
+            coefs, quality = found[source]
+            found[turned] = (np.ascontiguousarray(coefs.T), quality)
+        return {t: PdqHash(_coefs_to_hex(found[t][0]), found[t][1]) for t in TURNS}
+
+
+def hash_luma(luma: np.ndarray) -> LumaPdq:
+    """:func:`pdq_from_luma` keeping the filter work its turns can share (:meth:`LumaPdq.turns`)."""
+    if luma.ndim != 2:
+        raise SignalError(f"PDQ luma must be 2-D, got shape {luma.shape}")
+    x = np.ascontiguousarray(luma, dtype=np.float32)
+    if _too_small(x.shape) or x.shape == (64, 64):  # no filter pass to share
+        return LumaPdq(x, None, None, pdq_from_luma(x))
+    first = _first_pass(x)
+    grid = _after_first_pass(first, upside_down=False)
+    coefs = _dct64_to_16(grid, _DCT)
+    return LumaPdq(x, first, coefs, PdqHash(_coefs_to_hex(coefs), _quality(grid)))
 
 
 def pdq_of_turns(luma: np.ndarray) -> dict[str, PdqHash]:
-    """The PDQ of ``luma`` turned each of the 7 ways of :data:`TURNS`, bit for bit what
-    :func:`pdq_from_luma` gives on the turned pixels (which the DCT sign patterns of
-    :func:`dihedral_coefficients` only approximate). ``rot90`` is ``np.rot90(luma)``, ``mirror``
-    left-right, ``flip`` upside down, ``transverse`` the flip about the anti-diagonal.
-
-    A picture and the picture upside down share the first pass of the filter (it runs along the
-    rows, one by one, so their order does not matter): the 7 hashes take 4 first passes. Each
-    is ``mirror``, ``transpose`` or ``rot270``, or the picture itself, paired with its flip.
-    """
-    if luma.ndim != 2:
-        raise SignalError(f"PDQ luma must be 2-D, got shape {luma.shape}")
-    out: dict[str, PdqHash] = {}
-    pairs = (
-        (None, "flip", luma),
-        ("mirror", "rot180", luma[:, ::-1]),
-        ("transpose", "rot90", luma.T),
-        ("rot270", "transverse", luma.T[:, ::-1]),
-    )
-    for name, upside_down, pixels in pairs:
-        x = np.ascontiguousarray(pixels, dtype=np.float32)
-        if _too_small(x.shape) or x.shape == (64, 64):  # no filter pass to share
-            if name is not None:
-                out[name] = pdq_from_luma(x)
-            out[upside_down] = pdq_from_luma(np.ascontiguousarray(x[::-1]))
-            continue
-        first = _first_pass(x)
-        if name is not None:
-            out[name] = _hash_64(_after_first_pass(first, upside_down=False))
-        out[upside_down] = _hash_64(_after_first_pass(first, upside_down=True))
-    return {t: out[t] for t in TURNS}
+    """The PDQ of ``luma`` turned each of the 7 ways of :data:`TURNS` (see :meth:`LumaPdq.turns`)."""
+    return hash_luma(luma).turns()
 
 
 def pdq_with_dihedral(rgb: np.ndarray) -> tuple[PdqHash, list[str]]:

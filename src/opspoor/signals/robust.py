@@ -33,7 +33,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from opspoor.signals.pdq import PDQ, pdq_from_luma, pdq_of_turns
+from opspoor.signals.pdq import PDQ, TURN_OF, hash_luma, pdq_from_luma, pdq_luma
 
 #: regions of a query hash: the whole image, without its borders, a picture embedded in it, and
 #: the middle band (matches the band stored by ``augment_variants``: survives captions and logos)
@@ -42,15 +42,7 @@ REGIONS = ("full", "border", "embedded", "band")
 #: watermarks sit above or below it
 MIDDLE_BAND = (0.2, 0.8)
 #: the 7 turns of the dihedral group (the 8th is the identity), applied to the query's pixels (H, W, ...)
-DIHEDRAL: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...] = (
-    ("rot90", lambda a: np.rot90(a, 1)),
-    ("rot180", lambda a: np.rot90(a, 2)),
-    ("rot270", lambda a: np.rot90(a, 3)),
-    ("mirror", lambda a: a[:, ::-1]),
-    ("flip", lambda a: a[::-1]),
-    ("transpose", lambda a: a.swapaxes(0, 1)),
-    ("transverse", lambda a: np.rot90(a, 2).swapaxes(0, 1)),
-)
+DIHEDRAL: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...] = tuple(TURN_OF.items())
 #: quality below which no extra hash is made (the plain PDQ of the item is always kept), unless
 #: asked for with a tighter distance (``low_quality_distance``)
 MIN_VARIANT_QUALITY = 50
@@ -120,8 +112,8 @@ def query_hashes(
     seen: set[str] = set()
     whole = pdq_luma(rgb)  # per pixel, so a region's luma is the same slice of it
     for region, box in query_regions(rgb, borders=borders, embedded=embedded, band=band):
-        luma = _crop(whole, box)
-        plain = pdq_from_luma(luma)
+        hashed = hash_luma(_crop(whole, box))
+        plain = hashed.hash
         limit = None
         if region != "full" and plain.quality < min_quality:
             if low_quality_distance is None or plain.quality < FLAT_QUALITY:
@@ -133,21 +125,16 @@ def query_hashes(
         seen.add(plain.hash)
         if not dihedral or region in ("band", "pad") or plain.quality < FLAT_QUALITY:
             continue  # a flat picture's turns are more noise hashes, not the picture turned
-        turned = pdq_of_turns(luma)  # the PDQ of each turned picture (DIHEDRAL), sharing filter work
+        # the turned pixels' own PDQs, sharing the filter work: the DCT sign trick
+        # (pdq_with_dihedral) is only approximate, as PDQ's box filter and decimation are not
+        # mirror-symmetric
+        turned = hashed.turns()
         for name, _ in DIHEDRAL:
-            # the turned pixels are hashed again: the DCT sign trick (pdq_with_dihedral) is only
-            # approximate, because PDQ's box filter and decimation are not mirror-symmetric
             h = turned[name]
             if h.hash not in seen:
                 out.append(QueryHash(h.hash, h.quality, region, name, box, limit))
                 seen.add(h.hash)
     return out
-
-
-def pdq_luma(rgb: np.ndarray) -> np.ndarray:
-    """PDQ's luma (float32), bit for bit: 0.299 R + 0.587 G + 0.114 B summed in double in this order."""
-    f = rgb[:, :, :3].astype(np.float64)
-    return ((f[:, :, 0] * 0.299 + f[:, :, 1] * 0.587) + f[:, :, 2] * 0.114).astype(np.float32)
 
 
 def query_regions(
