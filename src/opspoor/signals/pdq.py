@@ -99,6 +99,14 @@ def _luma_from_rgb(rgb: np.ndarray) -> np.ndarray:  # pragma: no cover - compile
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _box_phases(n: int, window: int) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
+    """Meta's box1DFloat phases over ``n`` values: fill the window's first half, widen it to the
+    full window while writing, slide it, shrink it at the end (Meta's integer arithmetic)."""
+    half = (window + 2) // 2
+    return half - 1, window - half + 1, n - window, half - 1
+
+
 @njit(cache=True, nogil=True)
 def _box_cols(
     src: np.ndarray, dst: np.ndarray, window: int, upside_down: bool = False
@@ -108,11 +116,7 @@ def _box_cols(
     ``upside_down`` filters ``src[::-1]`` (without copying it): row ``k`` is read as row ``n - 1 - k``.
     """
     n, cols = src.shape
-    half = (window + 2) // 2
-    p1 = half - 1
-    p2 = window - half + 1
-    p3 = n - window
-    p4 = half - 1
+    p1, p2, p3, p4 = _box_phases(n, window)
     first, step = (n - 1, -1) if upside_down else (0, 1)
     s = np.zeros(cols, dtype=np.float32)
     cw = 0
@@ -164,11 +168,7 @@ def _box_rows(src: np.ndarray, dst: np.ndarray, window: int, keep: np.ndarray) -
     Each row still sees exactly Meta's sequence of float32 operations: the same bits.
     """
     rows, n = src.shape
-    half = (window + 2) // 2
-    p1 = half - 1
-    p2 = window - half + 1
-    p3 = n - window
-    p4 = half - 1
+    p1, p2, p3, p4 = _box_phases(n, window)
     r = 0
     while r + 4 <= rows:
         a, b, c, e = src[r], src[r + 1], src[r + 2], src[r + 3]
