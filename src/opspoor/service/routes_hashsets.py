@@ -26,6 +26,7 @@ from opspoor.service.limits import (
 from opspoor.service.routing import api_router, service_of
 from opspoor.store import (
     HashSetRecord,
+    ImportResult,
     create_hashset,
     entry_counts,
     get_hashset,
@@ -132,6 +133,10 @@ class ImportOut(BaseModel):
     rejects: list[Reject] = []
 
 
+def _import_json(r: ImportResult, rejected: int) -> dict[str, Any]:
+    return {"added": r.added, "duplicates": r.duplicates, "conflicts": r.conflicts, "rejected": rejected}
+
+
 def _set_json(h: HashSetRecord, entries: int) -> dict[str, Any]:
     return {
         "name": h.name,
@@ -234,12 +239,7 @@ async def add_entries(
     def run() -> dict[str, Any]:
         h = get_hashset(store, name, tenant=tenant)
         r = import_entries(store, name, entries, kind=h.kind, create=False, tenant=tenant)
-        return {
-            "added": r.added,
-            "duplicates": r.duplicates,
-            "conflicts": r.conflicts,
-            "rejected": r.rejected,
-        }
+        return _import_json(r, r.rejected)
 
     return await anyio.to_thread.run_sync(run)
 
@@ -341,13 +341,7 @@ async def import_file(
             tenant=tenant,
             on_reject=on_store_reject if skip_invalid else None,
         )
-        return {
-            "added": r.added,
-            "duplicates": r.duplicates,
-            "conflicts": r.conflicts,
-            "rejected": count[0],
-            "rejects": rejects,
-        }
+        return {**_import_json(r, count[0]), "rejects": rejects}
 
     try:
         return await anyio.to_thread.run_sync(run)
