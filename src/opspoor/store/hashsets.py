@@ -2,8 +2,10 @@
 
 Bulk import (``import_entries``) runs in one transaction. Rows are formatted in the calling thread
 and written by a writer thread (COPY on PostgreSQL, executemany on SQLite), so the database stores
-one batch while Python reads the next. An entry's MD5, SHA-1, SHA-256 and PDQ are columns of its
-``entries`` row (``HASH_COLUMNS``); only PhotoDNA and derived values are ``entry_signals`` rows.
+one batch while Python reads the next. Entries come as ``EntryBatch`` lists or, from the compiled
+VICS reader, as ``ArrayBatch`` arrays, which PostgreSQL takes as COPY BINARY (``copybinary``).
+An entry's MD5, SHA-1, SHA-256 and PDQ are columns of its ``entries`` row (``HASH_COLUMNS``);
+only PhotoDNA and derived values are ``entry_signals`` rows.
 Entry ids are reserved in blocks (``id_blocks``) so entries and their signals are written together
 without a round trip per row. After loading, duplicates and conflicts are found set-wise in SQL:
 
@@ -37,10 +39,12 @@ from sqlalchemy import Connection, Index, Table, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from opspoor.errors import AlreadyExists, FormatError, NotFound, SignalError, StoreError
+from opspoor.hashsets.formats.arrays import ARRAY_HASHES, TEXT_FIELDS, ArrayBatch
 from opspoor.hashsets.formats.base import EntryBatch, paused_gc
 from opspoor.hashsets.model import DEFAULT_PDQ_DISTANCE, KINDS, Category, Entry, HashSetInfo
 from opspoor.signals import get_signal
 from opspoor.signals.vpdq import QUALITY_THRESHOLD, parse_vpdq
+from opspoor.store.copybinary import BINARY_COLUMNS, copy_binary
 from opspoor.store.db import Store
 from opspoor.store.models import ChangeRow, ConflictRow, EntryRow, EntrySignalRow, HashSetRow
 
@@ -408,7 +412,7 @@ def import_entries(
 def import_batches(
     store: Store,
     hashset_name: str,
-    batches: Iterable[EntryBatch],
+    batches: Iterable[EntryBatch | ArrayBatch],
     *,
     kind: str = "known",
     source: str | None = None,
@@ -417,7 +421,11 @@ def import_batches(
     progress: Callable[[int], None] | None = None,
     on_reject: RejectHandler | None = None,
 ) -> ImportResult:
-    """:func:`import_entries` for entries given as columns (batches of any size)."""
+    """:func:`import_entries` for entries given as columns (batches of any size).
+
+    ``batches`` may mix :class:`EntryBatch` and :class:`ArrayBatch` items (what the compiled VICS
+    reader yields). An ArrayBatch is taken as its reader made it: its hashes are not checked again.
+    """
     _check_kind(kind)
     result = ImportResult()
     pg = not store.is_sqlite
@@ -481,22 +489,41 @@ def _batched(entries: Iterable[Entry]) -> Iterator[EntryBatch]:
 
 def _load(
     loader: _Loader,
-    batches: Iterable[EntryBatch],
+    batches: Iterable[EntryBatch | ArrayBatch],
     hashset_id: int,
     result: ImportResult,
     progress: Callable[[int], None] | None,
     on_reject: RejectHandler | None,
     dups: _DuplicateFilter | None,
 ) -> tuple[int, int, int]:
-    """Stream batches to the writer; returns (entries loaded, first id, last id)."""
+    """Stream batches to the writer; returns (entries loaded, first id, last id).
+
+    Consecutive batches of one kind are gathered to ``BATCH`` entries (readers yield smaller
+    ones, and each write costs a round of statements); EntryBatches are checked, ArrayBatches
+    (checked by their reader) are not. Entries keep their order: a batch of the other kind
+    writes what was gathered first."""
     fmt = loader.formatter(hashset_id)
+    fmt_arrays = loader.array_formatter(hashset_id)
     pipe = _Pipeline(loader.write, threaded=loader.threaded)
     loaded = first = last = 0
     read = 0  # entries taken so far (their positions number rejects)
     pending = EntryBatch.empty()
+    arrays: list[ArrayBatch] = []  # gathered ArrayBatches, all of one source
+
+    def put(batch: EntryBatch | ArrayBatch, format_rows: Callable[[Any, int], _Rows]) -> None:
+        nonlocal loaded, first, last
+        lo = loader.reserve_ids(len(batch))
+        with paused_gc():
+            rows = format_rows(batch, lo)
+            if dups is not None:
+                rows.candidates = dups.candidates(batch)
+        first = first or lo
+        last = lo + len(batch) - 1
+        loaded += len(batch)
+        pipe.put(rows)
 
     def flush() -> None:
-        nonlocal pending, loaded, first, last
+        nonlocal pending
         batch, pending = pending, EntryBatch.empty()
         if not len(batch):
             return
@@ -513,24 +540,36 @@ def _load(
             batch = batch.select([i not in refused for i in range(len(batch))])
             if not len(batch):
                 return
-        lo = loader.reserve_ids(len(batch))
-        with paused_gc():
-            rows = fmt(batch, lo)
-            if dups is not None:
-                rows.candidates = dups.candidates(batch)
-        first = first or lo
-        last = lo + len(batch) - 1
-        loaded += len(batch)
-        pipe.put(rows)
+        put(batch, fmt)
+
+    def flush_arrays() -> None:
+        if arrays:
+            put(_concat_arrays(arrays), fmt_arrays)
+            arrays.clear()
 
     try:
         for batch in batches:
+            if isinstance(batch, ArrayBatch):
+                if not len(batch):
+                    continue
+                flush()  # before ``read`` moves on: rejects in ``pending`` are numbered from it
+                if arrays and arrays[0].source != batch.source:
+                    flush_arrays()
+                arrays.append(batch)
+                read += len(batch)
+                if sum(map(len, arrays)) >= BATCH:
+                    flush_arrays()
+                    if progress is not None:
+                        progress(read)
+                continue
+            flush_arrays()
             pending.extend(batch)
             read += len(batch)
             if len(pending) >= BATCH:
                 flush()
                 if progress is not None:
                     progress(read)
+        flush_arrays()
         flush()
         if progress is not None:
             progress(read)
@@ -542,13 +581,37 @@ def _load(
     return loaded, first, last
 
 
+def _concat_arrays(batches: Sequence[ArrayBatch]) -> ArrayBatch:
+    """One ArrayBatch of several of the same source (text spans moved to the joined buffer)."""
+    if len(batches) == 1:
+        return batches[0]
+    starts = np.cumsum([0] + [len(b.text) for b in batches[:-1]])
+    spans = []
+    for b, at in zip(batches, starts, strict=True):
+        moved = b.spans + at
+        moved[b.spans[:, :, 0] < 0] = -1
+        spans.append(moved)
+    return ArrayBatch(
+        np.concatenate([b.text for b in batches]),
+        {name: np.concatenate([b.hashes[name] for b in batches]) for name in ARRAY_HASHES},
+        np.concatenate([b.has for b in batches]),
+        np.concatenate([b.category for b in batches]),
+        np.concatenate([b.flags for b in batches]),
+        np.concatenate([b.size for b in batches]),
+        np.concatenate(spans),
+        batches[0].source,
+    )
+
+
 @dataclass(slots=True)
 class _Rows:
-    """One batch, ready for the writer: text for COPY or tuples for executemany."""
+    """One batch, ready for the writer: text or binary for COPY, or tuples for executemany."""
 
     entries: Any = None
     #: the ``entries`` columns ``entries`` gives, in order (COPY leaves out those NULL throughout)
     entry_columns: tuple[str, ...] = ENTRY_COLUMNS
+    #: ``entries`` is a COPY BINARY payload (see ``copybinary``), not COPY text
+    binary: bool = False
     signals: list[Any] = field(default_factory=list)
     #: number of signal rows in ``signals``
     signal_rows: int = 0
@@ -606,6 +669,7 @@ class _Pipeline:
 
 
 Formatter = Callable[[EntryBatch, int], _Rows]
+ArrayFormatter = Callable[[ArrayBatch, int], _Rows]
 
 #: signal rows a load brings before the ``entry_signals`` indexes are built after it rather than
 #: kept up to date row by row
@@ -635,6 +699,15 @@ class _Loader:
 
     def formatter(self, hashset_id: int) -> Formatter:
         raise NotImplementedError
+
+    def array_formatter(self, hashset_id: int) -> ArrayFormatter:
+        """Rows of an ArrayBatch; by default those of the same entries as an EntryBatch."""
+        fmt = self.formatter(hashset_id)
+
+        def rows(batch: ArrayBatch, lo: int) -> _Rows:
+            return fmt(batch.to_entry_batch(), lo)
+
+        return rows
 
     def reserve_ids(self, n: int) -> int:
         raise NotImplementedError
@@ -690,12 +763,18 @@ class _PgLoader(_Loader):
     def formatter(self, hashset_id: int) -> Formatter:
         return partial(_copy_rows, hashset_id)
 
+    def array_formatter(self, hashset_id: int) -> ArrayFormatter:
+        if self._raw.info.encoding != "utf-8":  # binary text fields are taken in the client encoding
+            return super().array_formatter(hashset_id)
+        return partial(_binary_rows, hashset_id)
+
     def reserve_ids(self, n: int) -> int:
         return _reserve_ids(self._ids, n)
 
     def write(self, rows: _Rows) -> None:
         with self._raw.cursor() as cur:
-            with cur.copy(f"COPY entries ({', '.join(rows.entry_columns)}) FROM STDIN") as cp:
+            binary = " (FORMAT BINARY)" if rows.binary else ""
+            with cur.copy(f"COPY entries ({', '.join(rows.entry_columns)}) FROM STDIN{binary}") as cp:
                 cp.write(rows.entries)
             self._count(rows, cur)
             with cur.copy(f"COPY entry_signals ({', '.join(SIGNAL_COLUMNS)}) FROM STDIN") as cp:
@@ -754,6 +833,9 @@ class _SqliteLoader(_Loader):
     def formatter(self, hashset_id: int) -> Formatter:
         return partial(_tuple_rows, hashset_id)
 
+    def array_formatter(self, hashset_id: int) -> ArrayFormatter:
+        return partial(_array_tuple_rows, hashset_id)
+
     def reserve_ids(self, n: int) -> int:
         lo = self._next
         self._next += n
@@ -795,11 +877,15 @@ class _DuplicateFilter:
     """Which values of a load into an empty set may repeat an earlier value of the load.
 
     A blocked Bloom filter (two bits of one 64-bit word per value; 64 MiB whatever the load)
-    over Python's string hash, plus an exact check for repeats within a batch. It errs only
+    over a 64-bit key per value, plus an exact check for repeats within a batch. It errs only
     towards too many candidates, which the duplicate search then rules out, so the search looks
     at the candidates (about 1 % of the values at 10 million entries) instead of grouping every
     value of the set. Once candidates pass ``MAX_SHARE`` of the values it stops: the search
     groups the whole set as it does for imports into a set that has entries.
+
+    A hash column's key is computed from its bytes (``_hash_keys``), so a value gets the same key
+    whether it comes as hex in an EntryBatch or as bytes in an ArrayBatch; PhotoDNA, text only,
+    is keyed by Python's string hash.
     """
 
     WORDS = 1 << 23
@@ -812,21 +898,18 @@ class _DuplicateFilter:
         self.found = 0
         self.saturated = False
 
-    def candidates(self, batch: EntryBatch) -> list[tuple[str, str]]:
-        """(signal, value) of the batch's key values that may have been seen before (and records them)."""
+    def candidates(self, batch: EntryBatch | ArrayBatch) -> list[tuple[str, str]]:
+        """(signal, lower-case hex or PhotoDNA text) of the batch's key values that may have been
+        seen before (and records them)."""
         if self.saturated:
             return []
         out: list[tuple[str, str]] = []
-        for name, values in batch.signals.items():
-            if name not in KEY_SIGNALS:
-                continue
-            given = values if None not in values else [v for v in values if v is not None]
-            if not given:
-                continue
-            self.values += len(given)
-            hit = self._seen(given)
+        columns = _array_keys(batch) if isinstance(batch, ArrayBatch) else _entry_keys(batch)
+        for name, keys, values_at in columns:
+            self.values += len(keys)
+            hit = self._seen(keys)
             if hit.any():
-                out.extend((name, v) for v in compress(given, hit.tolist()))  # type: ignore[misc]
+                out.extend((name, v) for v in values_at(hit))
         self.found += len(out)
         if self.found > max(self.MIN_CANDIDATES, self.MAX_SHARE * self.values):
             self.saturated = True
@@ -834,22 +917,86 @@ class _DuplicateFilter:
             return []
         return out
 
-    def _seen(self, values: Sequence[Any]) -> np.ndarray:
-        h = np.fromiter(map(hash, values), np.int64, len(values)).view(np.uint64)
+    def _seen(self, h: np.ndarray) -> np.ndarray:
         word = h >> np.uint64(64 - self.WORDS.bit_length() + 1)
         one = np.uint64(1)
         bits = (one << (h & np.uint64(63))) | (one << ((h >> np.uint64(6)) & np.uint64(63)))
         hit = (self._words[word] & bits) == bits
         order = np.argsort(h)
         sh = h[order]
-        again = sh[1:] == sh[:-1]  # a value repeated within the batch (or a hash collision)
+        again = sh[1:] == sh[:-1]  # a value repeated within the batch (or a key collision)
         if again.any():
             hit[order[1:][again]] = True
-        # set the bits; words are sorted with the hashes, so equal words are neighbours
+        # set the bits; words are sorted with the keys, so equal words are neighbours
         sw, sb = word[order], bits[order]
         starts = np.flatnonzero(np.concatenate(([True], sw[1:] != sw[:-1])))
         self._words[sw[starts]] |= np.bitwise_or.reduceat(sb, starts)
         return hit
+
+
+#: a key column: (signal, uint64 key per value, the values (as candidates give them) where a mask is true)
+_KeyColumn = tuple[str, np.ndarray, Callable[[np.ndarray], list[str]]]
+
+
+def _entry_keys(batch: EntryBatch) -> Iterator[_KeyColumn]:
+    """Key columns of an EntryBatch (checked, lower-case values)."""
+    for name, values in batch.signals.items():
+        if name not in KEY_SIGNALS:
+            continue
+        given: list[str] = values if None not in values else [v for v in values if v is not None]  # type: ignore[assignment]
+        if not given:
+            continue
+        if name in HASH_COLUMNS:
+            keys = _hash_keys(name, hex_rows(given, HASH_COLUMNS[name]))
+        else:
+            keys = np.fromiter(map(hash, given), np.int64, len(given)).view(np.uint64)
+        yield name, keys, partial(_values_at, given)
+
+
+def _values_at(values: list[str], hit: np.ndarray) -> list[str]:
+    return list(compress(values, hit.tolist()))
+
+
+def _array_keys(batch: ArrayBatch) -> Iterator[_KeyColumn]:
+    """Key columns of an ArrayBatch: the hash rows of the entries that have each hash."""
+    for k, name in enumerate(ARRAY_HASHES):
+        given = batch.has[:, k]
+        if not given.any():
+            continue
+        rows = batch.hashes[name][given]
+        yield name, _hash_keys(name, rows), partial(_hex_of, rows)
+
+
+def _hex_of(rows: np.ndarray, hit: np.ndarray) -> list[str]:
+    """Lower-case hex of the rows where ``hit``."""
+    picked = rows[hit]
+    width = 2 * picked.shape[1]
+    joined = picked.tobytes().hex()
+    return [joined[i : i + width] for i in range(0, len(joined), width)]
+
+
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+#: per signal, so that equal bytes of two signal types do not share a key
+_KEY_SEEDS = {name: np.uint64(0x9E3779B97F4A7C15 * (k + 1) % 2**64) for k, name in enumerate(HASH_COLUMNS)}
+
+
+def _hash_keys(name: str, rows: np.ndarray) -> np.ndarray:
+    """A 64-bit key per row of hash bytes (uint8[n, width]): every 8 bytes (the last ones
+    zero-padded) folded in with splitmix64's mixing, vectorised over the rows."""
+    n, width = rows.shape
+    padded = np.zeros((n, -(-width // 8) * 8), np.uint8)
+    padded[:, :width] = rows
+    words = padded.view(np.uint64)
+    h = np.full(n, _KEY_SEEDS[name], np.uint64)
+    for k in range(words.shape[1]):
+        h ^= words[:, k]
+        h ^= h >> np.uint64(30)
+        h *= _MIX1
+        h ^= h >> np.uint64(27)
+        h *= _MIX2
+        h ^= h >> np.uint64(31)
+    return h
 
 
 def _reserve_ids(conn: Connection, n: int) -> int:
@@ -1109,6 +1256,44 @@ def _copy_rows(h: int, batch: EntryBatch, lo: int) -> _Rows:
                 )
             )
     return rows
+
+
+def _binary_rows(h: int, batch: ArrayBatch, lo: int) -> _Rows:
+    """COPY BINARY of an ArrayBatch: it carries no ``entry_signals`` values."""
+    return _Rows(copy_binary(batch, h, lo).data, BINARY_COLUMNS, binary=True)
+
+
+def _array_tuple_rows(h: int, batch: ArrayBatch, lo: int) -> _Rows:
+    """executemany parameters of an ArrayBatch: hashes as bytes straight from the arrays, ``extra``
+    as the JSON text the reader wrote."""
+    n = len(batch)
+    codes = batch.category.tolist()
+    flags = [[None if f < 0 else bool(f) for f in col] for col in batch.flags.T.tolist()]
+    hashes = []
+    for k, (name, width) in enumerate(ARRAY_HASHES.items()):
+        raw = batch.hashes[name].tobytes()
+        given = batch.has[:, k].tolist()
+        hashes.append([raw[i * width : (i + 1) * width] if g else None for i, g in enumerate(given)])
+    external_id, series, date_updated, extra = batch.texts(*TEXT_FIELDS)
+    entries = list(
+        zip(
+            range(lo, lo + n),
+            repeat(h),
+            external_id,
+            [None if c < 0 else "us-cat" for c in codes],
+            [None if c < 0 else str(c) for c in codes],
+            *flags,
+            series,
+            repeat(None),  # tags
+            repeat(batch.source),
+            date_updated,
+            [None if v < 0 else v for v in batch.size.tolist()],
+            repeat(None),  # vpdq
+            extra,
+            *hashes,
+        )
+    )
+    return _Rows(entries)
 
 
 def _tuple_rows(h: int, batch: EntryBatch, lo: int) -> _Rows:

@@ -181,7 +181,8 @@ _BATCH_FIELDS = (
 )
 
 Reader = Callable[[BinaryIO, ReadOptions], Iterator[Entry]]
-BatchReader = Callable[[BinaryIO, ReadOptions], Iterator[EntryBatch]]
+#: yields EntryBatch columns, or for the usual shape of a large list ArrayBatch arrays (formats.arrays)
+BatchReader = Callable[[BinaryIO, ReadOptions], Iterator[Any]]
 Writer = Callable[[Iterable[Entry], BinaryIO, WriteOptions], int]
 
 

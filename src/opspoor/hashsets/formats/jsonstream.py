@@ -56,11 +56,10 @@ class JsonReader:
         if self.eof:
             return False
         if self.pos:
-            done = self.buf[: self.pos]
-            newlines = done.count("\n")
+            newlines = self.buf.count("\n", 0, self.pos)
             if newlines:
                 self._line0 += newlines
-                self._col0 = self.pos - done.rfind("\n") - 1
+                self._col0 = self.pos - self.buf.rfind("\n", 0, self.pos) - 1
             else:
                 self._col0 += self.pos
             self._base += self.pos

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from opspoor.errors import FormatError
+from opspoor.hashsets.formats.arrays import ArrayBatch
 from opspoor.hashsets.formats.base import (
     EntryBatch,
     ReadOptions,
@@ -43,6 +44,7 @@ from opspoor.hashsets.formats.base import (
     text_or_none,
 )
 from opspoor.hashsets.formats.jsonstream import JsonReader
+from opspoor.hashsets.formats.vics_arrays import media_arrays
 from opspoor.hashsets.model import Category, Entry
 
 CONTEXT_V2 = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata"
@@ -147,6 +149,8 @@ def sniff_vics13(head: bytes) -> bool:
 
 #: characters of Media records decoded at once on the fast path
 RUN = 256 << 10
+#: characters of Media records read at once by the compiled reader
+ARRAY_RUN = 512 << 10
 #: entries per batch of records read one by one
 SLOW_BATCH = 2_000
 
@@ -157,11 +161,12 @@ def read_vics(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
         yield from batch.entries()
 
 
-def read_vics_batches(stream: BinaryIO, opts: ReadOptions) -> Iterator[EntryBatch]:
+def read_vics_batches(stream: BinaryIO, opts: ReadOptions) -> Iterator[EntryBatch | ArrayBatch]:
     """Entries of a VICS 2.0 or 1.3 file, flat or ``#Cases``, as columns, a run of records at a time.
 
-    Runs of Media records of the usual shape are decoded with orjson and turned into columns
-    (:func:`media_batch`); a run that fails either step is read again record by record
+    Runs of flat Media records are read by the compiled reader into arrays (:func:`media_arrays`)
+    when every record has the usual shape; otherwise decoded with orjson and turned into columns
+    (:func:`media_batch`); a run that fails that too is read again record by record
     (:func:`media_entry`), which decodes like ``json`` and names the record and line at fault.
     """
     state = _State()
@@ -176,7 +181,7 @@ def read_vics_batches(stream: BinaryIO, opts: ReadOptions) -> Iterator[EntryBatc
         yield EntryBatch.from_entries(state.pending)
 
 
-def _read_batches(stream: BinaryIO, opts: ReadOptions, state: _State) -> Iterator[EntryBatch]:
+def _read_batches(stream: BinaryIO, opts: ReadOptions, state: _State) -> Iterator[EntryBatch | ArrayBatch]:
     jr = JsonReader(stream, opts.where)
     first = jr.peek()
     if not first:
@@ -208,16 +213,17 @@ def _read_batches(stream: BinaryIO, opts: ReadOptions, state: _State) -> Iterato
 
 
 class _State:
-    __slots__ = ("mode", "n", "pending", "slow_until")
+    __slots__ = ("arrays_until", "mode", "n", "pending", "slow_until")
 
     def __init__(self) -> None:
         self.mode: str | None = None  # "media" | "cases" | None (not yet known)
         self.n = 0  # records (Media) read so far
         self.pending: list[Entry] = []  # entries read one by one, not yet yielded
         self.slow_until = -1  # offset before which records are read one by one
+        self.arrays_until = -1  # offset before which the compiled reader is not tried again
 
 
-def _element(jr: JsonReader, state: _State, opts: ReadOptions) -> Iterator[EntryBatch]:
+def _element(jr: JsonReader, state: _State, opts: ReadOptions) -> Iterator[EntryBatch | ArrayBatch]:
     """One element of ``value``: a Media record (with the ones after it, on the fast path), or a
     Case holding ``Media``."""
     if state.mode == "media":
@@ -249,7 +255,7 @@ def _element(jr: JsonReader, state: _State, opts: ReadOptions) -> Iterator[Entry
 
 def _media_run(
     jr: JsonReader, state: _State, opts: ReadOptions, case: dict[str, Any] | None
-) -> Iterator[EntryBatch]:
+) -> Iterator[EntryBatch | ArrayBatch]:
     """The Media record at the read position, with as many following ones as the fast path takes."""
     if jr.peek() == "{" and jr.tell() >= state.slow_until:
         batch = _fast_run(jr, state, opts, case)
@@ -264,7 +270,11 @@ def _media_run(
 
 def _fast_run(
     jr: JsonReader, state: _State, opts: ReadOptions, case: dict[str, Any] | None
-) -> EntryBatch | None:
+) -> EntryBatch | ArrayBatch | None:
+    if case is None and jr.tell() >= state.arrays_until:
+        arrays = _array_run(jr, state, opts)
+        if arrays is not None:
+            return arrays
     end = jr.run_end(RUN)
     if end is None:
         return None
@@ -280,6 +290,19 @@ def _fast_run(
     jr.pos = end
     state.n += len(batch)
     return batch
+
+
+def _array_run(jr: JsonReader, state: _State, opts: ReadOptions) -> ArrayBatch | None:
+    end = jr.run_end(ARRAY_RUN)
+    if end is None:
+        return None
+    arrays = media_arrays(jr.buf[jr.pos : end].encode(), opts.source)
+    if arrays is None:  # not the usual shape: these records go the other ways
+        state.arrays_until = jr.tell() + (end - jr.pos)
+        return None
+    jr.pos = end
+    state.n += len(arrays)
+    return arrays
 
 
 def _slow(
