@@ -10,19 +10,22 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 
 from opspoor.errors import FormatError
+from opspoor.hashsets.formats import read_entries
 from opspoor.hashsets.formats.arrays import ARRAY_HASHES, FLAG_FIELDS, TEXT_FIELDS, ArrayBatch
 from opspoor.hashsets.formats.base import EntryBatch
+from opspoor.hashsets.formats.vics import CONTEXT_V2, media_entry
 from opspoor.hashsets.model import Category, Entry
 from opspoor.store import changes_since, hashset_counts, iter_entries, list_conflicts, open_store
 from opspoor.store import hashsets as store_hashsets
 from opspoor.store.db import Store
-from opspoor.store.hashsets import ImportResult, _DuplicateFilter, import_batches
+from opspoor.store.hashsets import ImportResult, _DuplicateFilter, import_batches, import_entries
 
 US = [Category("us-cat", str(n)) for n in range(6)]
 
@@ -312,3 +315,28 @@ def test_a_refused_entry_after_array_batches_names_its_record(store: Store) -> N
     assert err.value.record == 7
     with store.read() as conn:  # all or nothing
         assert conn.execute(sa.text("SELECT count(*) FROM entries")).scalar_one() == 0
+
+
+# --- end to end: a VICS file read by the compiled reader -------------------------------------
+def test_a_large_vics_file_imports_what_the_careful_path_reads(store: Store, tmp_path: Path) -> None:
+    rng = random.Random(7)
+    records: list[dict[str, object]] = []
+    for i in range(1, 8001):
+        r: dict[str, object] = {"MediaID": i, "Category": i % 6, "MD5": rng.randbytes(16).hex().upper()}
+        if i % 3:
+            r["AlternativeHashes"] = [{"HashName": "PDQ", "HashValue": rng.randbytes(32).hex()}]
+        if i % 5 == 0:
+            r["MD5"] = records[i // 2]["MD5"]  # a duplicate of an earlier entry, in another category
+        r |= {"VictimIdentified": "true" if i % 2 else "false", "Series": " Zoë " if i % 7 == 0 else ""}
+        r |= {"MediaSize": i * 1000, "DateUpdated": "2024-01-01T00:00:00Z", "IsPrecategorized": "true"}
+        records.append(r)
+    body = ",\n".join(json.dumps(r, ensure_ascii=False) for r in records)
+    path = tmp_path / "large.json"
+    path.write_text(f'{{"@odata.context": "{CONTEXT_V2}#Media", "value": [\n{body}\n]}}\n', encoding="utf-8")
+    assert any(isinstance(b, ArrayBatch) for b in read_entries(path).batches())
+    result = import_entries(store, "file", read_entries(path, source="Hotline"))
+    careful = [media_entry(r, None, "Hotline") for r in records]
+    expected = import_batches(store, "careful", [EntryBatch.from_entries(careful)])
+    assert outcome(result) == outcome(expected) and result.duplicates > 0 and result.conflicts > 0
+    assert stored(store, "file") == stored(store, "careful")
+    assert conflicts(store, "file") == conflicts(store, "careful")

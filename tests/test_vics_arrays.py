@@ -168,10 +168,19 @@ def _vics(records: list[dict[str, Any]]) -> bytes:
     return f'{{"@odata.context": "{CONTEXT_V2}#Media", "value": [\n{body}\n]}}\n'.encode()
 
 
+def test_a_small_file_is_not_read_by_the_compiled_reader(tmp_path: Path) -> None:
+    records = [{"MediaID": i, "MD5": f"{i:032x}"} for i in range(1, 101)]
+    path = tmp_path / "small.json"
+    path.write_bytes(_vics(records))
+    batches = list(read_entries(path).batches())
+    assert batches and not any(isinstance(b, ArrayBatch) for b in batches)
+    assert [e for b in batches for e in b.entries()] == _careful(records)
+
+
 def test_a_file_mixes_array_runs_with_careful_records(tmp_path: Path) -> None:
-    usual = [{"MediaID": i, "Category": i % 6, "MD5": f"{i:032x}", "Pre": "true"} for i in range(1, 6001)]
+    usual = [{"MediaID": i, "Category": i % 6, "MD5": f"{i:032x}", "Pre": "true"} for i in range(1, 20_001)]
     odd = {"MediaID": "odd", "MD5": "e" * 32, "Tags": "a,b", "PhotoDNA": "AAAA"}
-    records = usual[:3000] + [odd] + usual[3000:]
+    records = usual[:10_000] + [odd] + usual[10_000:]  # runs before and after it are compiled
     path = tmp_path / "mixed.json"
     path.write_bytes(_vics(records))
     batches = list(read_entries(path).batches())
@@ -183,10 +192,10 @@ def test_a_file_mixes_array_runs_with_careful_records(tmp_path: Path) -> None:
 
 
 def test_an_invalid_record_is_still_named_by_the_careful_path(tmp_path: Path) -> None:
-    records = [{"MediaID": i, "MD5": f"{i:032x}"} for i in range(1, 3001)]
-    records[2000]["MD5"] = "not hex"
+    records = [{"MediaID": i, "MD5": f"{i:032x}"} for i in range(1, 20_001)]
+    records[12_000]["MD5"] = "not hex"
     path = tmp_path / "bad.json"
     path.write_bytes(_vics(records))
-    with pytest.raises(Exception, match="record 2001") as info:
+    with pytest.raises(Exception, match="record 12001") as info:
         list(read_entries(path).batches())
     assert "md5" in str(info.value).lower()

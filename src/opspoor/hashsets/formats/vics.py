@@ -151,6 +151,9 @@ def sniff_vics13(head: bytes) -> bool:
 RUN = 256 << 10
 #: characters of Media records read at once by the compiled reader
 ARRAY_RUN = 512 << 10
+#: a shorter run (a small file, the end of a large one) is decoded with orjson: the compiled
+#: reader's first use compiles for several seconds, which pays only for large lists
+MIN_ARRAY_RUN = 256 << 10
 #: entries per batch of records read one by one
 SLOW_BATCH = 2_000
 
@@ -294,7 +297,7 @@ def _fast_run(
 
 def _array_run(jr: JsonReader, state: _State, opts: ReadOptions) -> ArrayBatch | None:
     end = jr.run_end(ARRAY_RUN)
-    if end is None:
+    if end is None or end - jr.pos < MIN_ARRAY_RUN:
         return None
     arrays = media_arrays(jr.buf[jr.pos : end].encode(), opts.source)
     if arrays is None:  # not the usual shape: these records go the other ways
