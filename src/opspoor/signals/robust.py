@@ -99,7 +99,8 @@ def query_hashes(
     """The hashes to look up for one image (``rgb``: H, W, 3 uint8, e.g. ``DecodedImage.rgb``).
 
     The first is always the plain PDQ of the whole image (method ``pdq``), then its 7 rotations
-    and flips (``dihedral``) unless the image is flat (quality below ``FLAT_QUALITY``); then, without
+    and flips (``dihedral``; for a flat image, quality below ``FLAT_QUALITY``, only with
+    ``low_quality_distance`` and at that distance); then, without
     duplicates and only when their own quality is at least ``min_quality``: the image without
     uniform borders (``borders``), pictures embedded in a larger canvas (``embedded``), each with
     its rotations and flips, and the middle band (``band``, off by default: it can only match sets
@@ -123,8 +124,14 @@ def query_hashes(
             continue
         out.append(QueryHash(plain.hash, plain.quality, region, "original", box, limit))
         seen.add(plain.hash)
-        if not dihedral or region in ("band", "pad") or plain.quality < FLAT_QUALITY:
-            continue  # a flat picture's turns are more noise hashes, not the picture turned
+        if not dihedral or region in ("band", "pad"):
+            continue
+        if plain.quality < FLAT_QUALITY:
+            # a flat picture's turns are noise hashes, but a lossless turn reproduces them within
+            # a bit or two: made only within the tight low-quality distance, if asked for
+            if region != "full" or low_quality_distance is None:
+                continue
+            limit = low_quality_distance
         # the turned pixels' own PDQs, sharing the filter work: the DCT sign trick
         # (pdq_with_dihedral) is only approximate, as PDQ's box filter and decimation are not
         # mirror-symmetric
