@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -38,11 +39,26 @@ def robustness(
         int, typer.Option(help="Pictures are brought to fit this many pixels first.")
     ] = 1024,
     min_quality: Annotated[int, typer.Option(help="Extra hashes only at or above this PDQ quality.")] = 50,
+    offset_crops: Annotated[
+        str,
+        typer.Option(
+            help="Known-side off-centre crops: small (4-13 %, the --augment default), "
+            "all (every centre-crop size, 4-22 %: about 3x the hashes), none."
+        ),
+    ] = "small",
 ) -> None:
     """Originals into a known set; edited copies and distractors as queries; tables and histograms."""
     from opspoor.evaluate.harness import EvalConfig, default_workers, run_evaluation
     from opspoor.evaluate.report import goals, write_report
+    from opspoor.signals.robust import CENTRE_CROPS, DEFAULT_AUGMENT
 
+    plans = {
+        "small": DEFAULT_AUGMENT,
+        "all": replace(DEFAULT_AUGMENT, offset_crops=CENTRE_CROPS),
+        "none": replace(DEFAULT_AUGMENT, offset_crops=()),
+    }
+    if offset_crops not in plans:
+        raise typer.BadParameter(f"one of {', '.join(plans)}", param_hint="--offset-crops")
     cfg = EvalConfig(
         corpus=corpus,
         generated=generated,
@@ -53,6 +69,7 @@ def robustness(
         min_quality=min_quality,
         transforms=tuple(transforms or ()),
         workers=workers or default_workers(),
+        augment=plans[offset_crops],
     )
 
     def progress(stage: str, done: int, total: int) -> None:
