@@ -187,6 +187,24 @@ def test_eval_command(tmp_path: Path) -> None:
     assert (tmp_path / "report.md").is_file() and (tmp_path / "histograms.png").is_file()
 
 
+def test_eval_command_measures_off_centre_crops_on_request(tmp_path: Path) -> None:
+    """``--offset-crops small`` adds known-side off-centre crops to the run (none by default)."""
+    per_original = {}
+    for plan in ("none", "small"):
+        out = tmp_path / plan
+        res = runner.invoke(
+            app,
+            ["eval", "robustness", "--generated", "--n", "3", "--distractors", "2", "--transform",
+             "crop 10% off-centre", "--workers", "1", "--offset-crops", plan, "--out", str(out)],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        result = json.loads((out / "results.json").read_text())
+        assert bool(result["config"]["augment"]["offset_crops"]) == (plan == "small")
+        crops = next(m for m in result["methods"] if m["method"] == "augment crops")
+        per_original[plan] = crops["hashes_per_original"]
+    assert per_original["small"] > per_original["none"] + 50
+
+
 # --- opspoor hashset build ---------------------------------------------------------------------
 
 
