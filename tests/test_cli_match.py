@@ -127,3 +127,55 @@ def test_unknown_hashset_is_one_line_error(setup: dict) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "nope" in proc.stderr
+
+
+# --- low-quality hashes ---------------------------------------------------------------------------
+
+
+def _soft(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
+    """Soft colour blobs on a flat ground: a benign picture PDQ rates below 50 (a plain wallpaper)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w] / max(w, h)
+    c = np.zeros((h, w, 3)) + rng.integers(0, 256, 3)
+    for _ in range(4):
+        cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 0.75), rng.uniform(0.05, 0.2)
+        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))[..., None]
+        c = c * (1 - blob) + blob * rng.integers(0, 256, 3)
+    return Image.fromarray(np.clip(c, 0, 255).astype(np.uint8))
+
+
+def _padded(img: Image.Image, fraction: float = 0.1, letterbox: bool = False) -> Image.Image:
+    dx, dy = (0 if letterbox else round(fraction * img.width)), round(fraction * img.height)
+    canvas = Image.new("RGB", (img.width + 2 * dx, img.height + 2 * dy), (0, 0, 0))
+    canvas.paste(img, (dx, dy))
+    return canvas
+
+
+def test_low_quality_region_hashes_find_a_padded_flat_picture(tmp_path: Path) -> None:
+    """A wallpaper of PDQ quality below 50, padded: its trimmed picture's hash is low-quality too,
+    so it is looked up only within 12 bits — on by default, off with ``--no-low-quality``; a
+    padded distractor of the same kind finds nothing either way."""
+    from opspoor.signals.robust import LOW_QUALITY_DISTANCE
+
+    db = str(tmp_path / "store.sqlite")
+    original, other = _soft(113), _soft(104)  # (seeds whose padded copy lands within 12 bits)
+    sig = hash_bytes(_jpeg(original))
+    assert 10 <= (sig.quality or 0) < 50
+    import_entries(open_store(db), "known", [Entry({"md5": sig.md5, "pdq": sig.pdq}, external_id="soft")])
+    (tmp_path / "padded.jpg").write_bytes(_jpeg(_padded(original)))
+    (tmp_path / "boxed.jpg").write_bytes(_jpeg(_padded(original, 0.1, letterbox=True)))
+    (tmp_path / "other.jpg").write_bytes(_jpeg(_padded(other)))
+    files = [str(tmp_path / n) for n in ("padded.jpg", "boxed.jpg", "other.jpg")]
+    base = ["--hashset", "known", "--db", db, *files]
+    code, found = _json(base)
+    assert code == 0
+    padded, boxed, distractor = (o["matches"] for o in found)
+    assert [m["external_id"] for m in padded] == ["soft"]
+    assert padded[0]["method"].startswith("border") and padded[0]["distance"] <= LOW_QUALITY_DISTANCE
+    assert [m["external_id"] for m in boxed] == ["soft"]
+    assert distractor == []
+    _, off = _json([*base, "--no-low-quality"])
+    assert [o["matches"] for o in off] == [[], [], []]

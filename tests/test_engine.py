@@ -189,3 +189,12 @@ def test_results_pickle_for_a_process_pool(video: Path) -> None:
             assert back.error is not None and back.error.where == "a/b.jpg"
             assert str(back.error) == str(sig.error)
     assert pickle.loads(pickle.dumps(HashOptions(every_seconds=0))) == HashOptions(every_seconds=0)
+
+
+def test_low_quality_hashes_are_in_the_robust_presets_and_can_be_turned_off() -> None:
+    from opspoor.signals.engine import ROBUST_PRESETS, robust_methods
+
+    assert "low-quality" in ROBUST_PRESETS["fast"] and "low-quality" in ROBUST_PRESETS["full"]
+    assert robust_methods(ROBUST_PRESETS["fast"]) == ROBUST_PRESETS["fast"]
+    assert robust_methods(ROBUST_PRESETS["fast"], low_quality=False) == frozenset({"dihedral", "borders"})
+    assert robust_methods(frozenset({"low-quality"})) == frozenset()  # nothing to cap on its own

@@ -187,6 +187,24 @@ def test_eval_command(tmp_path: Path) -> None:
     assert (tmp_path / "report.md").is_file() and (tmp_path / "histograms.png").is_file()
 
 
+def test_eval_command_measures_off_centre_crops_on_request(tmp_path: Path) -> None:
+    """``--offset-crops small`` adds known-side off-centre crops to the run (none by default)."""
+    per_original = {}
+    for plan in ("none", "small"):
+        out = tmp_path / plan
+        res = runner.invoke(
+            app,
+            ["eval", "robustness", "--generated", "--n", "3", "--distractors", "2", "--transform",
+             "crop 10% off-centre", "--workers", "1", "--offset-crops", plan, "--out", str(out)],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        result = json.loads((out / "results.json").read_text())
+        assert bool(result["config"]["augment"]["offset_crops"]) == (plan == "small")
+        crops = next(m for m in result["methods"] if m["method"] == "augment crops")
+        per_original[plan] = crops["hashes_per_original"]
+    assert per_original["small"] > per_original["none"] + 50
+
+
 # --- opspoor hashset build ---------------------------------------------------------------------
 
 
@@ -251,3 +269,41 @@ def test_hashset_build_augment(tmp_path: Path, sqlite_url: str) -> None:
     assert len(ids) > len(entries) and len(set(ids.tolist())) == len(entries)
     assert counts.signals["pdq"] == len(entries)
     assert all(not e.derived for e in entries)
+
+
+def _soft(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
+    """Soft colour blobs on a flat ground: a benign picture PDQ rates below 50 (a plain wallpaper)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w] / max(w, h)
+    c = np.zeros((h, w, 3)) + rng.integers(0, 256, 3)
+    for _ in range(4):
+        cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 0.75), rng.uniform(0.05, 0.2)
+        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))[..., None]
+        c = c * (1 - blob) + blob * rng.integers(0, 256, 3)
+    return Image.fromarray(np.clip(c, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("low_quality", [True, False])
+def test_hashset_build_augment_stores_low_quality_hashes_apart(
+    tmp_path: Path, sqlite_url: str, low_quality: bool
+) -> None:
+    """A flat wallpaper's augmentation hashes are low-quality: stored as ``pdq_lq`` (matched only
+    within the low-quality distance), or not at all with ``--no-low-quality``."""
+    from opspoor.signals.pdq import pdq_from_rgb
+    from opspoor.store import load_signal_arrays, open_store
+
+    folder = tmp_path / "originals"
+    folder.mkdir()
+    img = _soft(113)
+    assert 10 <= pdq_from_rgb(np.asarray(img)).quality < 50
+    img.save(folder / "wallpaper.png")
+    flag = "--low-quality" if low_quality else "--no-low-quality"
+    args = ["hashset", "build", str(folder), "--name", "aug", "--augment", flag, "--workers", "1"]
+    res = runner.invoke(app, [*args, "--db", sqlite_url])
+    assert res.exit_code == 0, res.output
+    with open_store(sqlite_url) as store:
+        lq, _ = load_signal_arrays(store, ["aug"], "pdq_lq")
+        pdq, _ = load_signal_arrays(store, ["aug"], "pdq")
+    assert (len(lq) > 0) == low_quality
+    assert len(pdq) == 1  # its own PDQ; none of its variants reaches quality 50

@@ -196,3 +196,47 @@ def test_region_variants_are_looked_up_when_the_whole_image_is_flat(tmp_path: Pa
     assert [m for _, m in sharp.pdq] == ["pdq", "dihedral/rot90", "border"]
     got = Matcher.from_store(store, ["a"]).match_queries([flat])
     assert [(x.external_id, x.distance, x.method) for x in got[0]] == [("e6-0", 0, "border")]
+
+
+def _flip_bits(value: str, n: int) -> str:
+    """``value`` with its ``n`` lowest bits flipped: exactly ``n`` bits away."""
+    return format(int(value, 16) ^ ((1 << n) - 1), "064x")
+
+
+def test_a_capped_query_hash_matches_only_within_its_cap(tmp_path: Path) -> None:
+    """A low-quality query hash carries its own largest distance, below the set's 31."""
+    store = open_store(str(tmp_path / "s.sqlite"))
+    (e,) = _entries(1, 7)
+    import_entries(store, "a", [e])
+    near, far = _flip_bits(e.signals["pdq"], 12), _flip_bits(e.signals["pdq"], 20)
+    matcher = Matcher.from_store(store, ["a"])
+    uncapped = [Query(pdq=[(far, "border")])]
+    assert _external_ids(matcher, uncapped) == [[("e7-0", 20)]]
+    capped = [Query(pdq=[(far, "border", 12)]), Query(pdq=[(near, "border", 12)])]
+    assert _external_ids(matcher, capped) == [[], [("e7-0", 12)]]
+    # as a scan record carries it (JSON lists), and whatever the whole image's quality
+    record = {"pdq": "0f" * 32, "pdq_quality": 20, "pdq_variants": [[near, "border", 12], [far, "pad", 12]]}
+    assert _external_ids(matcher, [Query.from_signals(record)]) == [[("e7-0", 12)]]
+
+
+def test_low_quality_derived_values_match_only_within_the_low_quality_distance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opspoor.signals.robust import LOW_QUALITY_DISTANCE
+    from opspoor.store import iter_entries
+
+    monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
+    store = open_store(str(tmp_path / "s.sqlite"))
+    e = _entries(1, 8)[0]
+    low = "c3" * 32
+    e.derived = {"pdq_lq": [low]}
+    import_entries(store, "a", [e])
+    queries = [Query(pdq=[(_flip_bits(low, n), "pdq")]) for n in (0, LOW_QUALITY_DISTANCE, 20)]
+    expected = [[("e8-0", 0)], [("e8-0", LOW_QUALITY_DISTANCE)], []]
+    assert _external_ids(Matcher.from_store(store, ["a"]), queries) == expected
+    assert _external_ids(Matcher.from_store(store, ["a"], cache=True), queries) == expected  # built
+    cached = Matcher.from_store(store, ["a"], cache=True)  # mapped from the cache
+    assert _external_ids(cached, queries) == expected
+    assert cached.size["pdq"] == 2  # the entry's PDQ and its low-quality value
+    (back,) = iter_entries(store, "a")
+    assert not back.derived  # never exported

@@ -190,6 +190,7 @@ def test_augmented_plan_and_quality_gate() -> None:
     assert len(variants) >= len(AugmentPlan().centre_crops) + len(AugmentPlan().rotations) + 1
     plan = AugmentPlan(centre_crops=(), offset_crops=(0.1,), rotations=(), band=False, border=False)
     assert {v.kind for v in augment_variants(rgb, plan)} == {"crop-offset"}
+    assert len(augment_variants(rgb, plan)) == 24  # a 5 x 5 grid, 2.5 % of the side apart, less the centre
     flat = np.full((300, 400, 3), 90, dtype=np.uint8)  # quality 0: no extra hash on either side
     assert augment_hashes(flat) == []
     assert len(query_hashes(flat)) == 1
@@ -354,7 +355,7 @@ def test_rotations_that_only_show_their_black_corners_are_not_stored(pictures: l
     rotated by an editor: they are left out; a picture with structure keeps its rotations."""
     from opspoor.signals.robust import CORNER_MARGIN, corner_hash, rotate_luma
 
-    plan = AugmentPlan(centre_crops=(), rotations=(-8.0, 8.0), band=False, border=False)
+    plan = AugmentPlan(centre_crops=(), offset_crops=(), rotations=(-8.0, 8.0), band=False, border=False)
     assert {v.label for v in augment_variants(_canonical(pictures[0]), plan)} == {"rotate -8", "rotate +8"}
     weak = np.full((360, 480, 3), 128, dtype=np.uint8)
     weak[150:210, 180:300] = 188  # one soft patch: the corners dominate its rotations
@@ -363,3 +364,54 @@ def test_rotations_that_only_show_their_black_corners_are_not_stored(pictures: l
     assert PDQ.distance(pdq_from_luma(rotate_luma(flat, 8.0)).hash, corners) <= 2  # any shade alike
     assert PDQ.distance(pdq_from_luma(rotate_luma(pdq_luma(weak), 8.0)).hash, corners) <= CORNER_MARGIN
     assert augment_variants(weak, plan, min_quality=0) == []  # whatever the quality gate
+
+
+def test_turns_of_a_flat_picture_are_made_only_at_the_low_quality_distance() -> None:
+    """A flat picture (quality below FLAT_QUALITY) gets no turns by default; with the low-quality
+    distance its turns are made, capped at it, and its flipped and turned copies find it."""
+    from opspoor.signals.robust import LOW_QUALITY_DISTANCE
+
+    y, x = np.mgrid[0:360, 0:480]
+    faint = (120 + np.sin(x / 7.0) + np.cos(y / 11.0) + 0.5 * np.sin((x + 2 * y) / 23)).astype(np.uint8)
+    rgb = np.repeat(faint[..., None], 3, axis=2)
+    original = pdq_from_rgb(rgb)
+    assert original.quality < FLAT_QUALITY
+    assert len(query_hashes(rgb)) == 1
+    turns = query_hashes(rgb, low_quality_distance=LOW_QUALITY_DISTANCE)[1:]
+    assert turns and all(h.region == "full" and h.variant != "original" for h in turns)
+    assert all(h.max_distance == LOW_QUALITY_DISTANCE for h in turns)
+    for turned in (rgb[:, ::-1], rgb[::-1], np.rot90(rgb), np.rot90(rgb, 2), np.rot90(rgb, 3)):
+        copy = np.ascontiguousarray(turned)
+        assert PDQ.distance(pdq_from_rgb(copy).hash, original.hash) > THRESHOLD
+        hashes = query_hashes(copy, low_quality_distance=LOW_QUALITY_DISTANCE)
+        assert _best([h.hash for h in hashes if h.max_distance is not None], original.hash) <= 2
+
+
+def test_offset_anchors_cover_every_placement_of_the_cut() -> None:
+    """Any split of the cut between opposite sides lies within half a step of a grid position
+    (the centre is the centre crop's); without a step, the 8 edges and corners."""
+    from opspoor.signals.robust import OFFSET_STEP, offset_anchors
+
+    assert len(offset_anchors(0.1, None)) == 8
+    for fraction in (0.04, 0.07, 0.1, 0.13):
+        anchors = offset_anchors(fraction, OFFSET_STEP)
+        xs = sorted({ax for ax, _ in anchors.values()})
+        assert xs[0] == 0.0 and xs[-1] == 1.0
+        assert max(np.diff(xs)) * fraction <= OFFSET_STEP + 1e-9
+        assert (0.5, 0.5) not in anchors.values()
+
+
+def test_offset_crops_find_off_centre_crops(pictures: list[Image.Image]) -> None:
+    """A crop that takes more off one side than the other, which no centre crop meets."""
+    from opspoor.signals.robust import OFFSET_CROPS
+
+    for i, img in enumerate(pictures[:4]):
+        rgb = _canonical(img)
+        known = [pdq_from_rgb(rgb).hash, *augment_hashes(rgb, AugmentPlan(offset_crops=OFFSET_CROPS))]
+        w, h = img.size
+        # 10 % of each side: 2 % off the left and 8 % off the right, 7 % off the top and 3 % off the bottom
+        copy = img.crop((round(0.02 * w), round(0.07 * h), w - round(0.08 * w), h - round(0.03 * h)))
+        query = pdq_from_rgb(_canonical(copy)).hash
+        assert _best(known, query) <= THRESHOLD, i
+        centre = augment_hashes(rgb)  # the default plan: centre crops only
+        assert _best([known[0], *centre], query) > THRESHOLD, i

@@ -115,3 +115,23 @@ def test_writes_of_one_loop_turn_leave_in_one_write_and_close_sends_them_first()
         ("write", b"last"),
         ("close", b""),
     ]
+
+
+def test_the_follower_adds_and_removes_low_quality_values(stored: Any) -> None:
+    """``pdq_lq`` values added after the load are matched within the low-quality distance only,
+    and leave with their entry."""
+    from opspoor.signals.robust import LOW_QUALITY_DISTANCE
+    from opspoor.store import remove_entries
+
+    store, _ = stored
+    follower, m = follower_of(store)
+    low = "5a" * 32
+    entry = Entry({"md5": "ab" * 16}, external_id="soft")
+    entry.derived = {"pdq_lq": [low]}
+    import_entries(store, "set", [entry], tenant="t")
+    follower.poll()
+    queries = [Query(pdq=[(near(low, LOW_QUALITY_DISTANCE), "pdq")]), Query(pdq=[(near(low, 20), "pdq")])]
+    assert names(m.match_queries(queries)) == [{"soft"}, set()]
+    remove_entries(store, "set", signal="md5", values=["ab" * 16], tenant="t")
+    follower.poll()
+    assert names(m.match_queries(queries)) == [set(), set()]

@@ -3,8 +3,10 @@
 For organisations that hold the material themselves (hotlines, police databases): each media file
 becomes one entry (external id = its path relative to the folder) with MD5, SHA-1, SHA-256, PDQ
 (images) and vPDQ (videos). With ``--augment`` each image also gets the extra PDQs of
-:func:`opspoor.signals.robust.augment_hashes` (crops, small rotations, the middle band), stored
-as *derived* values of the same entry: used for matching, never exported.
+:func:`opspoor.signals.robust.augment_variants` (crops, small rotations, the middle band), stored
+as *derived* values of the same entry: used for matching, never exported. Those of PDQ quality
+10-49 are stored as ``pdq_lq`` values, which match only within ``LOW_QUALITY_DISTANCE``
+(``--no-low-quality`` leaves them out).
 
 Files are hashed by the engine in a process pool; the set is written in one transaction by the
 store's ``import_entries`` (all or nothing). A file whose picture cannot be decoded keeps its
@@ -40,6 +42,7 @@ class Hashed:
     size: int | None
     augmented: tuple[str, ...]
     error: str | None  # media decoding failed (crypto hashes kept), or the file could not be read
+    augmented_lq: tuple[str, ...] = ()  # low-quality augmentation hashes (tighter distance)
 
 
 def store_takes_derived() -> bool:
@@ -47,13 +50,13 @@ def store_takes_derived() -> bool:
     return "derived" in {f.name for f in fields(Entry)}
 
 
-def hash_for_set(args: tuple[str, str, bool]) -> Hashed:
-    """Hash one file (runs in a worker process)."""
+def hash_for_set(args: tuple[str, str, bool, bool]) -> Hashed:
+    """Hash one file (runs in a worker process): (path, relative path, augment, low quality)."""
     from opspoor.media.image import decode_image
     from opspoor.signals.engine import hash_bytes
-    from opspoor.signals.robust import augment_hashes
+    from opspoor.signals.robust import LOW_QUALITY_DISTANCE, augment_variants
 
-    path, relpath, augment = args
+    path, relpath, augment, low_quality = args
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -65,10 +68,14 @@ def hash_for_set(args: tuple[str, str, bool]) -> Hashed:
     if sig.vpdq_frames:
         signals["vpdq"] = format_vpdq(sig.vpdq_frames)
     extra: tuple[str, ...] = ()
+    extra_lq: tuple[str, ...] = ()
     if augment and sig.kind == "image" and sig.error is None:
-        extra = tuple(augment_hashes(decode_image(data, where=relpath).rgb))
+        rgb = decode_image(data, where=relpath).rgb
+        variants = augment_variants(rgb, low_quality_distance=LOW_QUALITY_DISTANCE if low_quality else None)
+        extra = tuple(v.hash for v in variants if v.max_distance is None)
+        extra_lq = tuple(v.hash for v in variants if v.max_distance is not None)
     error = str(sig.error) if sig.error is not None else None
-    return Hashed(relpath, sig.kind, signals, sig.size, extra, error)
+    return Hashed(relpath, sig.kind, signals, sig.size, extra, error, extra_lq)
 
 
 def _entry(h: Hashed, category: Category | None) -> Entry:
@@ -78,8 +85,9 @@ def _entry(h: Hashed, category: Category | None) -> Entry:
         "external_id": h.relpath,
         "size": h.size,
     }
-    if h.augmented:
-        fields_["derived"] = {"pdq": list(h.augmented)}  # matching-only values (store_takes_derived)
+    derived = {sig: list(v) for sig, v in (("pdq", h.augmented), ("pdq_lq", h.augmented_lq)) if v}
+    if derived:
+        fields_["derived"] = derived  # matching-only values (store_takes_derived)
     return Entry(**fields_)
 
 
@@ -94,6 +102,14 @@ def build_cmd(
     augment: Annotated[
         bool, typer.Option("--augment", help="Also store PDQs of crops and small rotations of each image.")
     ] = False,
+    low_quality: Annotated[
+        bool,
+        typer.Option(
+            "--low-quality/--no-low-quality",
+            help="With --augment: also store augmentation hashes of PDQ quality 10-49, "
+            "matched only within 12 bits.",
+        ),
+    ] = True,
     source: Annotated[str | None, typer.Option("--source", help="Who categorised these files.")] = None,
     workers: Annotated[int, typer.Option(help="Hashing processes (default: all cores).")] = 0,
     no_index_cache: NoIndexCacheOption = False,
@@ -113,7 +129,7 @@ def build_cmd(
             "build without --augment"
         )
     files = list(expand_paths([folder]))
-    jobs = [(str(p), p.relative_to(folder).as_posix(), augment) for p in files]
+    jobs = [(str(p), p.relative_to(folder).as_posix(), augment, low_quality) for p in files]
     hashed = _hash_all(jobs, workers or os.cpu_count() or 1)
     media = [h for h in hashed if h.kind in ("image", "video") or (h.error is not None and not h.signals)]
     unreadable = [h for h in media if not h.signals]
@@ -127,7 +143,7 @@ def build_cmd(
         store.close()
     undecoded = sum(1 for h in media if h.signals and h.error is not None)
     images = sum(1 for h in media if h.kind == "image")
-    extra = sum(len(h.augmented) for h in media)
+    extra = sum(len(h.augmented) + len(h.augmented_lq) for h in media)
     out.print(
         f"{name}: {result.added:,} entries added ({images:,} images, {len(entries) - images:,} videos), "
         f"{result.duplicates:,} duplicates, {result.conflicts:,} conflicts"
@@ -146,7 +162,7 @@ def build_cmd(
         raise typer.Exit(1)
 
 
-def _hash_all(jobs: list[tuple[str, str, bool]], workers: int) -> list[Hashed]:
+def _hash_all(jobs: list[tuple[str, str, bool, bool]], workers: int) -> list[Hashed]:
     if workers <= 1 or len(jobs) < 4:
         return [hash_for_set(j) for j in jobs]
     with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +13,14 @@ from opspoor.cli.app import app, err, out
 
 eval_app = typer.Typer(help="Measure opspoor on benign corpora.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(eval_app, name="eval")
+
+
+class OffsetCrops(StrEnum):
+    """Known-side off-centre crops to measure (``--augment`` stores none: docs/robustness.md)."""
+
+    none = "none"
+    small = "small"  # 4-13 % on a 2.5 % grid
+    all = "all"  # 4-22 % on a 2.5 % grid
 
 
 @eval_app.command("robustness")
@@ -38,11 +48,24 @@ def robustness(
         int, typer.Option(help="Pictures are brought to fit this many pixels first.")
     ] = 1024,
     min_quality: Annotated[int, typer.Option(help="Extra hashes only at or above this PDQ quality.")] = 50,
+    offset_crops: Annotated[
+        OffsetCrops,
+        typer.Option(
+            help="Known-side off-centre crops on a 2.5 % grid (not in --augment): none, "
+            "small (4-13 %, about 96 hashes per original), all (4-22 %, about 330)."
+        ),
+    ] = OffsetCrops.none,
 ) -> None:
     """Originals into a known set; edited copies and distractors as queries; tables and histograms."""
     from opspoor.evaluate.harness import EvalConfig, default_workers, run_evaluation
     from opspoor.evaluate.report import goals, write_report
+    from opspoor.signals.robust import CENTRE_CROPS, DEFAULT_AUGMENT, OFFSET_CROPS
 
+    plans = {
+        OffsetCrops.none: DEFAULT_AUGMENT,
+        OffsetCrops.small: replace(DEFAULT_AUGMENT, offset_crops=OFFSET_CROPS),
+        OffsetCrops.all: replace(DEFAULT_AUGMENT, offset_crops=CENTRE_CROPS),
+    }
     cfg = EvalConfig(
         corpus=corpus,
         generated=generated,
@@ -53,6 +76,7 @@ def robustness(
         min_quality=min_quality,
         transforms=tuple(transforms or ()),
         workers=workers or default_workers(),
+        augment=plans[offset_crops],
     )
 
     def progress(stage: str, done: int, total: int) -> None:

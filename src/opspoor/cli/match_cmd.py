@@ -16,7 +16,7 @@ from rich.table import Table
 
 from opspoor.cli.app import DbOption, app, err, out
 from opspoor.errors import OpspoorError, SignalError
-from opspoor.signals.engine import HashOptions, hash_path
+from opspoor.signals.engine import HashOptions, hash_path, robust_methods
 from opspoor.triage.matching import Match, Matcher, Query
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -85,6 +85,14 @@ def match(
             help="Also match image files without their borders and pictures inside a larger canvas.",
         ),
     ] = True,
+    low_quality: Annotated[
+        bool,
+        typer.Option(
+            "--low-quality/--no-low-quality",
+            help="Also region hashes of PDQ quality 10-49 (a flat picture padded or in a "
+            "screenshot), matched only within 12 bits.",
+        ),
+    ] = True,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per input.")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Processes for hashing files.")] = 0,
     db: DbOption = None,
@@ -117,6 +125,7 @@ def match(
     mode = frozenset({"dihedral"} if dihedral else set()) | frozenset(
         {"borders", "embedded"} if robust else set()
     )
+    mode = robust_methods(mode | {"low-quality"}, low_quality)
     if files:
         n = workers or None
         with ProcessPoolExecutor(max_workers=n) as pool:

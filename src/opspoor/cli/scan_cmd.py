@@ -130,13 +130,21 @@ def scan(
             "full = also pictures inside a larger canvas; off = plain PDQ.",
         ),
     ] = Robust.fast,
+    low_quality: Annotated[
+        bool,
+        typer.Option(
+            "--low-quality/--no-low-quality",
+            help="With --robust fast|full: also region hashes of PDQ quality 10-49 (a flat picture "
+            "padded or in a screenshot), matched only within 12 bits.",
+        ),
+    ] = True,
 ) -> None:
     """Triage evidence: hash, match and group every file into a case.
 
     Known material is separated from new; new media are grouped into series candidates and put
     in review order. Writes case.sqlite, files.jsonl, summary.json, report.html and a VICS export.
     """
-    from opspoor.signals.engine import ROBUST_PRESETS, HashOptions
+    from opspoor.signals.engine import ROBUST_PRESETS, HashOptions, robust_methods
     from opspoor.sources import Limits
     from opspoor.triage.scan import ScanConfig, run_scan
 
@@ -148,7 +156,7 @@ def scan(
         workers=workers or os.cpu_count() or 1,
         thumbnails=not no_thumbnails,
         limits=Limits(max_depth=max_depth),
-        options=HashOptions(robust=ROBUST_PRESETS[robust.value]),
+        options=HashOptions(robust=robust_methods(ROBUST_PRESETS[robust.value], low_quality)),
     )
     progress = JsonLogProgress() if json_log else RichProgress()
     result = run_scan(cfg, progress, log=lambda m: err.print(m))

@@ -65,7 +65,7 @@ METHODS = (
     _m("border", {0, 2}, {0}, "query: + the picture without uniform borders"),
     _m("embedded", {0, 4}, {0}, "query: + pictures found inside a larger canvas"),
     _m("query-side", PLAIN_QUERY, {0}, "query: all of the above, and their rotations/flips"),
-    _m("augment crops", {0}, {0, 1, 2}, "known: + centre crops of each original"),
+    _m("augment crops", {0}, {0, 1, 2}, "known: + centre crops of each original (off-centre too, if asked)"),
     _m("augment rotations", {0}, {0, 3}, "known: + small rotations of each original"),
     _m("augment band", {0, BAND_Q}, {0, BAND_K}, "known and query: + the middle band (captions, logos)"),
     _m("augment", {0, BAND_Q}, ALL_KNOWN, "known: crops, rotations, band, own border removed; query: + band"),

@@ -34,7 +34,7 @@ from opspoor.store.follow import (
     signals_between,
 )
 from opspoor.store.hashsets import HashSetRecord
-from opspoor.triage.matching import EXACT_SIGNALS, Matcher, Query
+from opspoor.triage.matching import EXACT_SIGNALS, PDQ_LOW_QUALITY, Matcher, Query
 
 log = logging.getLogger("opspoor.service")
 
@@ -64,10 +64,12 @@ class LiveMatcher(Matcher):
                 self.exact[sig] = ExactIndex(WIDTH[sig])
         if self.pdq is None:
             self.pdq = HammingIndex()
+        if self._all.pdq_lq is None:
+            self._all.pdq_lq = HammingIndex()
         if self.frames is None:
             self.frames = HammingIndex()
         if threads:  # several workers share the CPUs: each search uses its share
-            for index in (*self.exact.values(), self.pdq, self.frames):
+            for index in (*self.exact.values(), self.pdq, self._all.pdq_lq, self.frames):
                 assert index is not None
                 index.threads = threads
         self.by_id: dict[int, HashSetRecord] = {h.id: h for h in self.sets.values()}
@@ -118,6 +120,9 @@ class LiveMatcher(Matcher):
             elif sig == "pdq":
                 assert self.pdq is not None
                 self.pdq.add(_words(values), ids)
+            elif sig == PDQ_LOW_QUALITY:
+                assert self._all.pdq_lq is not None
+                self._all.pdq_lq.add(_words(values), ids)
             elif sig == "vpdq":
                 fresh = ~np.isin(ids, known)  # a video's frames never change once stored
                 self._add_frames(ids[fresh], values[fresh])
@@ -145,8 +150,9 @@ class LiveMatcher(Matcher):
             index = self.exact[sig]
             if index is not None:
                 index.remove(ids)
-        assert self.pdq is not None and self.frames is not None
+        assert self.pdq is not None and self.frames is not None and self._all.pdq_lq is not None
         self.pdq.remove(ids)
+        self._all.pdq_lq.remove(ids)
         rows = np.flatnonzero(np.isin(self.frame_entry, ids))
         if len(rows):
             self.frames.remove(rows)
@@ -163,7 +169,7 @@ class LiveMatcher(Matcher):
             del self.distance[rec.name]
 
     def merge_large_deltas(self) -> None:
-        indexes = [*self.exact.values(), self.pdq, self.frames]
+        indexes = [*self.exact.values(), self.pdq, self._all.pdq_lq, self.frames]
         for index in indexes:
             if index is not None and index.delta_size > max(MERGE_AT, (len(index) - index.delta_size) // 8):
                 index.merge()

@@ -26,7 +26,7 @@ from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
 from opspoor.media.thumbs import safe_thumbnail
 from opspoor.signals.crypto import CHUNK, DigestAccumulator, Digests, digest_bytes
 from opspoor.signals.pdq import PdqHash, pdq_hash_image, pdq_with_dihedral
-from opspoor.signals.robust import query_hashes
+from opspoor.signals.robust import LOW_QUALITY_DISTANCE, QueryHash, query_hashes
 from opspoor.signals.vpdq import VpdqFrame, vpdq_hash_video
 
 
@@ -42,7 +42,8 @@ class HashOptions:
     thumbnail: bool = False  # a review-safe (grayscale, blurred) thumbnail, see media.thumbs
     #: extra PDQ query hashes of images (signals.robust), any of "dihedral" (rotations and flips,
     #: ~5 ms per image), "borders" (borders removed, ~2 ms), "embedded" (pictures inside a larger
-    #: canvas, ~30 ms); see ROBUST_PRESETS (bench/scan_profile.py measures them in a scan)
+    #: canvas, ~30 ms), "low-quality" (extra hashes of PDQ quality 10-49 too, each matching only
+    #: within ``LOW_QUALITY_DISTANCE``); see ROBUST_PRESETS (bench/scan_profile.py measures them)
     robust: frozenset[str] = frozenset()
 
 
@@ -50,9 +51,17 @@ DEFAULT = HashOptions()
 #: named sets of robust query methods, as the CLI offers them
 ROBUST_PRESETS: dict[str, frozenset[str]] = {
     "off": frozenset(),
-    "fast": frozenset({"dihedral", "borders"}),
-    "full": frozenset({"dihedral", "borders", "embedded"}),
+    "fast": frozenset({"dihedral", "borders", "low-quality"}),
+    "full": frozenset({"dihedral", "borders", "embedded", "low-quality"}),
 }
+
+
+def robust_methods(preset: frozenset[str], low_quality: bool = True) -> frozenset[str]:
+    """A preset's robust query methods, without the low-quality hashes if they are turned off
+    (and never with them alone: they are region hashes and turns)."""
+    if not low_quality or not preset - {"low-quality"}:
+        return preset - {"low-quality"}
+    return preset
 
 
 @dataclass(slots=True)
@@ -72,7 +81,9 @@ class FileSignals:
     exif: ExifInfo | None = None
     error: OpspoorError | None = field(default=None)  # media decode failed; crypto hashes still present
     thumbnail: bytes | None = None  # JPEG, grayscale and blurred (only with HashOptions.thumbnail)
-    pdq_variants: list[tuple[str, str]] | None = None  # (hash, method) query hashes (HashOptions.robust)
+    #: query hashes (HashOptions.robust): (hash, method), or (hash, method, max distance) for a
+    #: low-quality hash that may match only that close
+    pdq_variants: list[tuple[str, str] | tuple[str, str, int]] | None = None
 
 
 def hash_bytes(data: bytes, *, where: str | None = None, options: HashOptions = DEFAULT) -> FileSignals:
@@ -161,14 +172,23 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
     if options.robust:
         r = options.robust
         variants = query_hashes(
-            img.rgb, dihedral="dihedral" in r, borders="borders" in r, embedded="embedded" in r
+            img.rgb,
+            dihedral="dihedral" in r,
+            borders="borders" in r,
+            embedded="embedded" in r,
+            low_quality_distance=LOW_QUALITY_DISTANCE if "low-quality" in r else None,
         )
         if not options.dihedral:
             h = PdqHash(variants[0].hash, variants[0].quality)
-        sig.pdq_variants = [(q.hash, q.method) for q in variants[1:]]
+        sig.pdq_variants = [_variant(q) for q in variants[1:]]
     sig.pdq, sig.quality, sig.exif = h.hash, h.quality, img.exif
     if options.thumbnail:
         sig.thumbnail = safe_thumbnail(img.rgb)
+
+
+def _variant(q: QueryHash) -> tuple[str, str] | tuple[str, str, int]:
+    """A query hash as the scan records it: (hash, method), with its distance cap if it has one."""
+    return (q.hash, q.method) if q.max_distance is None else (q.hash, q.method, q.max_distance)
 
 
 def _add_video(sig: FileSignals, source: BinaryIO, where: str | None, options: HashOptions) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, func, select
 from opspoor.store.db import Store
 from opspoor.store.hashsets import (
     CHANGES,
+    DERIVED_HEX_LENGTH,
     ENTRIES,
     HASH_COLUMNS,
     HASHSETS,
@@ -65,15 +66,16 @@ def signals_between(
             if held:
                 ids, values = by_signal.setdefault(sig, ([], []))
                 _take_signal_rows(held, 2 * nbytes, ids, values)
+        lengths = {**HEX_LENGTH, **DERIVED_HEX_LENGTH}
         q = select(s.c.signal, s.c.entry_id, s.c.value).where(
-            s.c.hashset_id == hashset_id, s.c.entry_id.between(lo, hi), s.c.signal.in_(list(HEX_LENGTH))
+            s.c.hashset_id == hashset_id, s.c.entry_id.between(lo, hi), s.c.signal.in_(list(lengths))
         )
         texts: dict[str, list[tuple[int, str]]] = {}
         for sig, eid, value in conn.execute(q):
             texts.setdefault(sig, []).append((eid, value))
         for sig, part in texts.items():
             ids, values = by_signal.setdefault(sig, ([], []))
-            _take_signal_rows(part, HEX_LENGTH[sig], ids, values)
+            _take_signal_rows(part, lengths[sig], ids, values)
     return {sig: (np.concatenate(ids), np.concatenate(values)) for sig, (ids, values) in by_signal.items()}
 
 

@@ -88,8 +88,12 @@ ENTRY_COLUMNS = (
     "extra",
     *HASH_COLUMNS,
 )
-#: signals an entry may carry matching-only (derived) values of
-_DERIVABLE = ("pdq",)
+#: signals an entry may carry matching-only (derived) values of: ``pdq_lq`` holds low-quality
+#: augmentation PDQs, which the matcher counts only within its tighter low-quality distance
+_DERIVABLE = ("pdq", "pdq_lq")
+#: derived-only signals: the signal type their values are checked as, and their hex length
+DERIVED_AS = {"pdq_lq": "pdq"}
+DERIVED_HEX_LENGTH = {"pdq_lq": 64}
 SIGNAL_COLUMNS = ("entry_id", "hashset_id", "signal", "value", "derived")
 
 
@@ -1170,7 +1174,7 @@ def _signal_columns(
         for sig, raw in derived.items():
             if sig not in _DERIVABLE:
                 raise SignalError(f"derived {sig!r} values are not supported; only {', '.join(_DERIVABLE)}")
-            checked = [get_signal(sig).validate(v) for v in raw]
+            checked = [get_signal(DERIVED_AS.get(sig, sig)).validate(v) for v in raw]
             extra_ids.setdefault(sig, []).extend([eid] * len(checked))
             extra_values.setdefault(sig, []).extend(checked)
     for sig, vals in extra_values.items():
@@ -1703,7 +1707,7 @@ def load_signal_arrays(
     included: ``(entry_ids int64 (N,), values uint8 (N, bytes))`` — the bytes of the hex, in order,
     which is what the indexes take. Streamed in chunks; an entry id repeats when it has several values.
     """
-    length = HEX_LENGTH.get(signal)
+    length = HEX_LENGTH.get(signal) or DERIVED_HEX_LENGTH.get(signal)
     if length is None:
         raise SignalError(f"{signal!r} values are not matchable hashes; one of {', '.join(HEX_LENGTH)}")
     id_parts: list[np.ndarray] = [np.zeros(0, np.int64)]

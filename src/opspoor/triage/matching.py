@@ -1,10 +1,12 @@
 """Match file signals against hash sets: the one matcher behind ``opspoor match``, the scan and the service.
 
 Hash sets are loaded from the store once into in-memory indexes: an exact index per
-cryptographic signal, a Hamming index over every PDQ value (augmentation hashes included), and
-a Hamming index over the unique good frames of known videos. A PDQ hit counts when its distance
-is within the matching set's own distance; a video hit when the share of the query video's
-unique frames that find a partner reaches ``video_share``.
+cryptographic signal, a Hamming index over every PDQ value (augmentation hashes included), one
+over the low-quality augmentation hashes (``pdq_lq``), and a Hamming index over the unique good
+frames of known videos. A PDQ hit counts when its distance is within the matching set's own
+distance, and within the query hash's own cap (a low-quality query hash) and
+``LOW_QUALITY_DISTANCE`` (a low-quality known hash); a video hit when the share of the query
+video's unique frames that find a partner reaches ``video_share``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from opspoor.errors import IndexFileError
 from opspoor.hashsets.model import Category
 from opspoor.index import ExactIndex, HammingIndex
 from opspoor.signals.engine import FileSignals
+from opspoor.signals.robust import LOW_QUALITY_DISTANCE
 from opspoor.signals.vpdq import QUALITY_THRESHOLD
 from opspoor.store import EntryRef, HashSetRecord, Store, entry_details, get_hashset, load_signal_arrays
 from opspoor.store.hashsets import hex_rows, last_changes
@@ -36,6 +39,12 @@ EXACT_SIGNALS = ("md5", "sha1", "sha256")
 MIN_PDQ_QUALITY = 50
 VIDEO_SHARE = 0.8
 VIDEO_FRAME_DISTANCE = 31
+#: the derived signal of an entry's low-quality augmentation hashes: matched only within
+#: ``LOW_QUALITY_DISTANCE`` (flat pictures hash alike)
+PDQ_LOW_QUALITY = "pdq_lq"
+
+#: a PDQ to look up: (hash, method), or (hash, method, max distance) for a low-quality hash
+PdqLookup = tuple[str, str] | tuple[str, str, int]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +85,7 @@ class Query:
     md5: str | None = None
     sha1: str | None = None
     sha256: str | None = None
-    pdq: list[tuple[str, str]] = field(default_factory=list)  # (hash, method)
+    pdq: list[PdqLookup] = field(default_factory=list)  # (hash, method[, max distance])
     vpdq_frames: list[str] = field(default_factory=list)  # unique frame hashes of quality >= 50
 
     @classmethod
@@ -97,7 +106,7 @@ class Query:
         """From a scan/hash JSON record (md5, sha1, sha256, pdq, pdq_quality, vpdq_frames, pdq_variants)."""
         q = cls(md5=sig.get("md5"), sha1=sig.get("sha1"), sha256=sig.get("sha256"))
         if sig.get("pdq"):
-            variants = [(h, method) for h, method in sig.get("pdq_variants") or []]
+            variants: list[PdqLookup] = [tuple(v) for v in sig.get("pdq_variants") or []]  # type: ignore[misc]
             q.pdq = pdq_lookups(sig["pdq"], sig.get("pdq_quality") or 0, variants)
         frames = []
         for line in sig.get("vpdq_frames") or []:
@@ -108,17 +117,18 @@ class Query:
         return q
 
 
-def pdq_lookups(pdq: str, quality: int, variants: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The PDQ hashes one image is looked up by, as (hash, method).
+def pdq_lookups(pdq: str, quality: int, variants: Sequence[PdqLookup]) -> list[PdqLookup]:
+    """The PDQ hashes one image is looked up by, as (hash, method[, max distance]).
 
     The image's own hash and its turns (``dihedral/...``) hold the same pixels, so they are looked
     up only when its quality is reliable. Region variants (a border-trimmed or embedded picture)
-    were gated on their own quality when they were made, so they count even when the whole
-    image's hash does not: a flat pad around a picture lowers the whole image's quality.
+    were gated on their own quality when they were made (or capped at a tighter distance), so they
+    count even when the whole image's hash does not: a flat pad around a picture lowers the whole
+    image's quality.
     """
     if quality >= MIN_PDQ_QUALITY:
         return [(pdq, "pdq"), *variants]
-    return [(h, m) for h, m in variants if not m.startswith("dihedral")]
+    return [v for v in variants if not v[1].startswith("dihedral")]
 
 
 def pdq_words(values: Sequence[str]) -> np.ndarray:
@@ -128,7 +138,7 @@ def pdq_words(values: Sequence[str]) -> np.ndarray:
 
 
 #: bump when the cached index layout changes
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 #: the file of a cached group that maps frame rows to entries (written last: the group is whole)
 FRAME_ENTRY = "frame_entry.npy"
 
@@ -140,6 +150,7 @@ class _Prepared:
     exact: dict[str, tuple[np.ndarray, np.ndarray]]  # signal -> (query number, keys)
     pdq_owner: list[int]
     pdq_methods: list[str]
+    pdq_caps: list[int]  # the largest distance each hash may match at (64: no cap of its own)
     pdq: np.ndarray  # (N, 4) uint64 words
     frames: list[tuple[int, np.ndarray]]  # (query number, words of its unique frames)
 
@@ -152,10 +163,11 @@ class _Prepared:
                 qidx = np.array([r[0] for r in rows], np.int64)
                 exact[sig] = (qidx, hex_rows([r[1] for r in rows], nbytes))
         owner = [qi for qi, q in enumerate(queries) for _ in q.pdq]
-        values = [value for q in queries for value, _ in q.pdq]
-        methods = [method for q in queries for _, method in q.pdq]
+        values = [v[0] for q in queries for v in q.pdq]
+        methods = [v[1] for q in queries for v in q.pdq]
+        caps = [v[2] if len(v) > 2 else 64 for q in queries for v in q.pdq]  # type: ignore[misc]
         frames = [(qi, pdq_words(q.vpdq_frames)) for qi, q in enumerate(queries) if q.vpdq_frames]
-        return cls(exact, owner, methods, pdq_words(values), frames)
+        return cls(exact, owner, methods, caps, pdq_words(values), frames)
 
 
 #: ``hit(query number, entry id, signal, distance, method)``
@@ -165,11 +177,13 @@ HitFn = Callable[[int, int, str, int, str | None], None]
 @dataclass(slots=True)
 class IndexGroup:
     """The indexes over the values of one or more hash sets: an exact index per cryptographic
-    signal, a Hamming index over every PDQ value, and one over the video frames (indexed by row:
+    signal, a Hamming index over every PDQ value, one over the low-quality augmentation hashes
+    (matched within ``LOW_QUALITY_DISTANCE`` only), and one over the video frames (indexed by row:
     ``frame_entry[row]`` is the entry whose frame it is)."""
 
     exact: dict[str, ExactIndex | None] = field(default_factory=lambda: dict.fromkeys(EXACT_SIGNALS))
     pdq: HammingIndex | None = None
+    pdq_lq: HammingIndex | None = None
     frames: HammingIndex | None = None
     frame_entry: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     frame_count: dict[int, int] = field(default_factory=dict)  # entry id -> its frame rows
@@ -184,6 +198,10 @@ class IndexGroup:
         ids, vals = load_signal_arrays(store, names, "pdq", tenant=tenant)
         if len(ids):
             group.pdq = HammingIndex.build(np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4), ids)
+        ids, vals = load_signal_arrays(store, names, PDQ_LOW_QUALITY, tenant=tenant)
+        if len(ids):
+            words = np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4)
+            group.pdq_lq = HammingIndex.build(words, ids)
         ids, vals = load_signal_arrays(store, names, "vpdq", tenant=tenant)
         if len(ids):
             words = np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4)
@@ -200,11 +218,12 @@ class IndexGroup:
         )
 
     def parts(self) -> dict[str, ExactIndex | HammingIndex | None]:
-        return {**self.exact, "pdq": self.pdq, "frames": self.frames}
+        return {**self.exact, "pdq": self.pdq, PDQ_LOW_QUALITY: self.pdq_lq, "frames": self.frames}
 
     def sizes(self) -> dict[str, int]:
         out = {s: len(ix) if ix is not None else 0 for s, ix in self.exact.items()}
-        out["pdq"] = len(self.pdq) if self.pdq is not None else 0
+        # (the low-quality augmentation hashes count as PDQ values)
+        out["pdq"] = sum(len(ix) for ix in (self.pdq, self.pdq_lq) if ix is not None)
         out["vpdq_frames"] = len(self.frame_entry)
         return out
 
@@ -240,6 +259,8 @@ class IndexGroup:
             for sig in EXACT_SIGNALS:
                 group.exact[sig] = ExactIndex.load(folder / sig) if (folder / sig).exists() else None
             group.pdq = HammingIndex.load(folder / "pdq") if (folder / "pdq").exists() else None
+            lq = folder / PDQ_LOW_QUALITY
+            group.pdq_lq = HammingIndex.load(lq) if lq.exists() else None
             group.frames = HammingIndex.load(folder / "frames") if (folder / "frames").exists() else None
             frame_entry = np.load(folder / FRAME_ENTRY, allow_pickle=False)
         except (OSError, ValueError, KeyError, TypeError) as exc:  # a damaged manifest or array
@@ -261,17 +282,22 @@ class IndexGroup:
             for a, eid in zip(exact.query_idx.tolist(), exact.ids.tolist(), strict=True):
                 hit(int(qidx[a]), int(eid), sig, 0, None)
 
-        if self.pdq is not None and len(prepared.pdq):
-            found = self.pdq.search(prepared.pdq, radius=radius)
-            owner, methods = prepared.pdq_owner, prepared.pdq_methods
-            for a, eid, d in zip(
-                found.query_idx.tolist(), found.ids.tolist(), found.distances.tolist(), strict=True
-            ):
-                hit(owner[a], int(eid), "pdq", int(d), None if methods[a] == "pdq" else methods[a])
+        for hamming, limit in ((self.pdq, radius), (self.pdq_lq, min(radius, LOW_QUALITY_DISTANCE))):
+            if hamming is not None and len(prepared.pdq):
+                self._find_pdq(hamming, prepared, limit, hit)
 
         if self.frames is not None:
             for qi, words in prepared.frames:
                 self._find_video(qi, words, hit)
+
+    @staticmethod
+    def _find_pdq(index: HammingIndex, prepared: _Prepared, radius: int, hit: HitFn) -> None:
+        found = index.search(prepared.pdq, radius=radius)
+        owner, methods, caps = prepared.pdq_owner, prepared.pdq_methods, prepared.pdq_caps
+        rows = zip(found.query_idx.tolist(), found.ids.tolist(), found.distances.tolist(), strict=True)
+        for a, eid, d in rows:
+            if d <= caps[a]:  # a low-quality query hash matches only that close
+                hit(owner[a], int(eid), "pdq", int(d), None if methods[a] == "pdq" else methods[a])
 
     def _find_video(self, qi: int, words: np.ndarray, hit: HitFn) -> None:
         assert self.frames is not None
