@@ -240,3 +240,47 @@ def test_low_quality_derived_values_match_only_within_the_low_quality_distance(
     assert cached.size["pdq"] == 2  # the entry's PDQ and its low-quality value
     (back,) = iter_entries(store, "a")
     assert not back.derived  # never exported
+
+
+def _jpeg(rgb: object, quality: int = 90) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=quality)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def test_a_flip_of_a_flat_picture_is_found_by_its_capped_turns(tmp_path: Path) -> None:
+    """A flat picture (PDQ quality below 10) is looked up by its hash and turns only at the
+    low-quality cap; a uniform picture, whose hash every uniform picture shares, not at all."""
+    import numpy as np
+
+    from opspoor.signals.engine import ROBUST_PRESETS, HashOptions, hash_bytes
+
+    y, x = np.mgrid[0:360, 0:480] / 480
+    flat = np.clip(np.array([120.0, 140, 170]) + 18 * (0.8 * x + 0.3 * y)[..., None], 0, 255).astype(np.uint8)
+    uniform = np.full((360, 480, 3), 128, np.uint8)
+    fast = HashOptions(robust=ROBUST_PRESETS["fast"])
+    known = [hash_bytes(_jpeg(a), options=fast) for a in (flat, uniform)]
+    assert all(k.quality is not None and k.quality < 10 for k in known)
+    store = open_store(str(tmp_path / "s.sqlite"))
+    import_entries(
+        store,
+        "a",
+        [Entry({"pdq": k.pdq}, external_id=n) for k, n in zip(known, ("flat", "uniform"), strict=True)],
+    )
+    matcher = Matcher.from_store(store, ["a"])
+
+    again = hash_bytes(_jpeg(flat), options=fast)  # upright: its own hash (a flat hash is JPEG noise:
+    # another quality moves it 70-120 bits, so only copies encoded alike are found)
+    (hits,) = matcher.match_queries([Query.from_file_signals(again)])
+    assert [(h.external_id, h.method) for h in hits][:1] == [("flat", None)]
+    mirrored = hash_bytes(_jpeg(np.ascontiguousarray(flat[:, ::-1])), options=fast)
+    (hits,) = matcher.match_queries([Query.from_file_signals(mirrored)])
+    assert [(h.external_id, h.method) for h in hits][:1] == [("flat", "dihedral/mirror")]
+    assert all(h.distance <= 12 for h in hits)
+    other_uniform = hash_bytes(_jpeg(np.full((300, 400, 3), 60, np.uint8)), options=fast)
+    assert Query.from_file_signals(other_uniform).pdq == []
+    assert matcher.match_queries([Query.from_file_signals(other_uniform)]) == [[]]
