@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from opspoor.errors import FormatError
 from opspoor.hashsets.formats import read_entries
 from opspoor.hashsets.formats.arrays import ArrayBatch
 from opspoor.hashsets.formats.vics import CONTEXT_V2, media_entry
@@ -191,11 +192,58 @@ def test_a_file_mixes_array_runs_with_careful_records(tmp_path: Path) -> None:
     assert list(read_entries(io.BytesIO(_vics(records)))) == entries
 
 
-def test_an_invalid_record_is_still_named_by_the_careful_path(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+@pytest.mark.parametrize("fault", ["not hex", "syntax"])
+def test_an_invalid_record_is_still_named_by_the_careful_path(tmp_path: Path, bom: bytes, fault: str) -> None:
     records = [{"MediaID": i, "MD5": f"{i:032x}"} for i in range(1, 20_001)]
     records[12_000]["MD5"] = "not hex"
+    data = _vics(records)
+    if fault == "syntax":
+        data = data.replace(b'"not hex"', b'"ab" x')
     path = tmp_path / "bad.json"
-    path.write_bytes(_vics(records))
-    with pytest.raises(Exception, match="record 12001") as info:
+    path.write_bytes(bom + data)
+    with pytest.raises(FormatError) as info:
         list(read_entries(path).batches())
-    assert "md5" in str(info.value).lower()
+    # after runs read from the file's bytes, the record, line and column are still exact
+    assert (info.value.record, info.value.line) == (12_001, 12_002)
+    if fault == "syntax":
+        assert "(column 32)" in str(info.value)
+    else:
+        assert "md5" in str(info.value).lower()
+
+
+class _Pipe(io.RawIOBase):
+    """A stream that cannot seek, like standard input."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self._data.readinto(b)
+
+
+@pytest.mark.parametrize("how", ["file", "pipe", "non-ascii"])
+def test_runs_are_compiled_from_bytes_text_or_pipes_alike(
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opspoor.hashsets.formats.jsonstream import JsonReader
+
+    skipped: list[int] = []
+    skip = JsonReader.skip_raw
+    monkeypatch.setattr(JsonReader, "skip_raw", lambda jr, b: (skipped.append(len(b)), skip(jr, b))[1])
+    records = [
+        {"MediaID": i, "MD5": f"{i:032x}", "Series": "Zoë" if how == "non-ascii" else "Zoe"}
+        for i in range(1, 20_001)
+    ]
+    data = _vics(records)
+    source: Any = io.BufferedReader(_Pipe(data)) if how == "pipe" else tmp_path / "set.json"
+    if how != "pipe":
+        source.write_bytes(data)
+    batches = list(read_entries(source).batches())
+    assert sum(isinstance(b, ArrayBatch) for b in batches) >= 2
+    assert [e for b in batches for e in b.entries()] == _careful(records)
+    # a seekable ASCII file is read as bytes; a pipe or non-ASCII text through the decoded text
+    assert bool(skipped) == (how == "file")

@@ -22,8 +22,12 @@ from opspoor.errors import FormatError
 _WS = re.compile(r"[ \t\n\r]*")
 #: how an object element begins: the brace and its first key, as written
 _LEAD = re.compile(r'\{[ \t\n\r]*"(?:[^"\\]|\\.)*"[ \t\n\r]*:')
+_LEAD_BYTES = re.compile(_LEAD.pattern.encode())
 _NUMBER_TAIL = re.compile(r"[0-9.eE+-]*")
 CHUNK = 1 << 20
+#: what is read after a raw run: enough to see the next element begin
+RAW_REFILL = 4 << 10
+_BOM = b"\xef\xbb\xbf"
 #: a single value larger than this is refused rather than buffered
 MAX_VALUE = 256 << 20
 
@@ -48,6 +52,11 @@ class JsonReader:
         self._line0 = 1  # line number of buf[0]
         self._col0 = 0  # 0-based column of buf[0]
         self._cache = (0, 1)  # (absolute offset, its line) of the last line lookup
+        # raw runs (read_raw): where the text starts in a seekable stream, while every byte read is
+        # ASCII (a character is then a byte, so a character offset is a byte offset)
+        self._origin = _tell(stream)
+        self._bom = 0
+        self._next_fill: int | None = None
 
     # --- buffer ------------------------------------------------------------------
 
@@ -55,17 +64,14 @@ class JsonReader:
         """Drop what has been consumed and append the next chunk. False at end of file."""
         if self.eof:
             return False
-        if self.pos:
-            newlines = self.buf.count("\n", 0, self.pos)
-            if newlines:
-                self._line0 += newlines
-                self._col0 = self.pos - self.buf.rfind("\n", 0, self.pos) - 1
-            else:
-                self._col0 += self.pos
-            self._base += self.pos
-            self.buf = self.buf[self.pos :]
-            self.pos = 0
-        data = self._stream.read(size or self._chunk)
+        self._drop_consumed()
+        data = self._stream.read(size or self._next_fill or self._chunk)
+        self._next_fill = None
+        if self._origin is not None:
+            if self._base == 0 and not self.buf and data.startswith(_BOM):
+                self._bom = len(_BOM)
+            if not data[self._bom if self._base == 0 and not self.buf else 0 :].isascii():
+                self._origin = None
         try:
             text = self._decoder.decode(data, final=not data)
         except UnicodeDecodeError as exc:
@@ -76,6 +82,19 @@ class JsonReader:
             self.eof = True
         self.buf += text
         return bool(data) or bool(text)
+
+    def _drop_consumed(self) -> None:
+        """Drop ``buf[:pos]``, keeping count of the lines and columns it held."""
+        if self.pos:
+            newlines = self.buf.count("\n", 0, self.pos)
+            if newlines:
+                self._line0 += newlines
+                self._col0 = self.pos - self.buf.rfind("\n", 0, self.pos) - 1
+            else:
+                self._col0 += self.pos
+            self._base += self.pos
+            self.buf = self.buf[self.pos :]
+            self.pos = 0
 
     def tell(self) -> int:
         """Absolute character offset of the read position (for :meth:`line_of`)."""
@@ -160,27 +179,44 @@ class JsonReader:
         being at the first one (an object): the buffer index of the ``,`` before the last buffered
         element that begins like this one (same first key), searching about ``size`` characters.
 
-        A guess (the match may lie inside an element), so the caller decodes ``buf[pos:end]`` and,
-        only if that works, moves ``pos`` to the end. None when no such element is buffered.
+        A guess (see :func:`run_end`), so the caller decodes ``buf[pos:end]`` and, only if that
+        works, moves ``pos`` to the end. None when no such element is buffered.
         """
         while len(self.buf) - self.pos < size and self._fill():
             pass
-        m = _LEAD.match(self.buf, self.pos)
-        if m is None:
+        return run_end(self.buf, self.pos, min(len(self.buf), self.pos + size))
+
+    # --- raw runs ------------------------------------------------------------------
+
+    def read_raw(self, size: int) -> bytes | None:
+        """Up to ``size`` bytes of the stream from the read position on, undecoded, or None when
+        the stream is not seekable or not ASCII so far. The read position does not move: the
+        caller decodes what it can and hands it to :meth:`skip_raw`. Decoding to text and back
+        costs more than the compiled reader spends on the bytes themselves."""
+        if self._origin is None or self.eof and self.pos >= len(self.buf):
             return None
-        marker = m.group()
-        hi = min(len(self.buf), self.pos + size)
-        for _ in range(4):  # a marker inside an element: try the one before it
-            k = self.buf.rfind(marker, self.pos + 1, hi)
-            if k < 0:
-                return None
-            j = k - 1
-            while self.buf[j] in " \t\n\r":
-                j -= 1
-            if self.buf[j] == ",":
-                return j
-            hi = k
-        return None
+        here = self._stream.tell()
+        self._stream.seek(self._origin + self._bom + self._base + self.pos)
+        data = self._stream.read(size)
+        self._stream.seek(here)
+        return data
+
+    def skip_raw(self, consumed: bytes) -> None:
+        """Move the read position past ``consumed``, ASCII bytes from :meth:`read_raw`."""
+        self._drop_consumed()
+        newlines = consumed.count(b"\n")
+        if newlines:
+            self._line0 += newlines
+            self._col0 = len(consumed) - consumed.rfind(b"\n") - 1
+        else:
+            self._col0 += len(consumed)
+        self._base += len(consumed)
+        self._cache = (self._base, self._line0)
+        self.buf = ""
+        self.eof = False
+        self._decoder.reset()
+        self._stream.seek(self._origin + self._bom + self._base)  # type: ignore[operator]
+        self._next_fill = RAW_REFILL
 
     # --- containers ----------------------------------------------------------------
 
@@ -227,3 +263,34 @@ class JsonReader:
                 raise self.error("truncated JSON: the file ends inside an array")
             else:
                 raise self.error(f"invalid JSON: expected ',' or ']', found {c!r}")
+
+
+def _tell(stream: BinaryIO) -> int | None:
+    try:
+        return stream.tell() if stream.seekable() else None
+    except (OSError, ValueError):
+        return None
+
+
+def run_end(text: str | bytes, start: int, hi: int) -> int | None:
+    """In ``text`` (JSON, as characters or as ASCII bytes) where ``start`` begins an object element
+    of an array: the index of the ``,`` before the last element in ``text[start + 1 : hi]`` that
+    begins like this one (the same first key), or None.
+
+    A guess: the match may lie inside an element (a string that holds the marker needs an escaped
+    quote, a nested object the same key); the caller decodes up to it and checks."""
+    m = (_LEAD.match(text, start) if isinstance(text, str) else _LEAD_BYTES.match(text, start))  # type: ignore[arg-type]
+    if m is None:
+        return None
+    marker = m.group()
+    for _ in range(4):  # a marker inside an element: try the one before it
+        k = text.rfind(marker, start + 1, hi)  # type: ignore[arg-type]
+        if k < 0:
+            return None
+        j = k - 1
+        while text[j : j + 1] in (" ", "\t", "\n", "\r", b" ", b"\t", b"\n", b"\r"):
+            j -= 1
+        if text[j : j + 1] in (",", b","):
+            return j
+        hi = k
+    return None

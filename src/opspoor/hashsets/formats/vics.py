@@ -43,7 +43,7 @@ from opspoor.hashsets.formats.base import (
     split_tags,
     text_or_none,
 )
-from opspoor.hashsets.formats.jsonstream import JsonReader
+from opspoor.hashsets.formats.jsonstream import JsonReader, run_end
 from opspoor.hashsets.formats.vics_arrays import media_arrays
 from opspoor.hashsets.model import Category, Entry
 
@@ -296,11 +296,25 @@ def _fast_run(
 
 
 def _array_run(jr: JsonReader, state: _State, opts: ReadOptions) -> ArrayBatch | None:
+    """The records of the next run as arrays, read from the file's bytes when it is a seekable
+    ASCII file (most hash lists), else from the decoded text."""
+    raw = jr.read_raw(ARRAY_RUN)
+    if raw is not None:
+        end = run_end(raw, 0, len(raw))
+        run = raw[:end] if end is not None and end >= MIN_ARRAY_RUN else None
+        if run is not None and run.isascii():
+            arrays = media_arrays(run, opts.source)
+            if arrays is None:  # not the usual shape: these records go the other ways
+                state.arrays_until = jr.tell() + len(run)
+                return None
+            jr.skip_raw(run)
+            state.n += len(arrays)
+            return arrays
     end = jr.run_end(ARRAY_RUN)
     if end is None or end - jr.pos < MIN_ARRAY_RUN:
         return None
     arrays = media_arrays(jr.buf[jr.pos : end].encode(), opts.source)
-    if arrays is None:  # not the usual shape: these records go the other ways
+    if arrays is None:
         state.arrays_until = jr.tell() + (end - jr.pos)
         return None
     jr.pos = end
