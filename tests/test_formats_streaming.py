@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from opspoor.hashsets.formats import read_entries
+from opspoor.hashsets.formats.vics_arrays import media_arrays
 
 PAD = "n" * 1500
 
@@ -45,9 +46,8 @@ def test_vics_reads_in_constant_memory(tmp_path: Path, n: int, cases: bool) -> N
     _write_vics(path, n, cases)
     size = path.stat().st_size
     assert size > 48 << 20
-    small = tmp_path / "small.json"
-    _write_vics(small, 10, cases)
-    assert len(list(read_entries(small))) == 10  # the compiled reader's one-off start-up is not measured
+    # the compiled reader's one-off start-up (loading its machine code) is not measured
+    assert media_arrays(b'{"MD5": "' + b"0" * 32 + b'"}', None) is not None
     tracemalloc.start()
     try:
         count = 0

@@ -340,3 +340,9 @@ def test_a_large_vics_file_imports_what_the_careful_path_reads(store: Store, tmp
     assert outcome(result) == outcome(expected) and result.duplicates > 0 and result.conflicts > 0
     assert stored(store, "file") == stored(store, "careful")
     assert conflicts(store, "file") == conflicts(store, "careful")
+
+
+def test_binary_columns_are_the_entry_columns_an_array_batch_has() -> None:
+    from opspoor.store.copybinary import BINARY_COLUMNS
+
+    assert tuple(c for c in store_hashsets.ENTRY_COLUMNS if c not in ("tags", "vpdq")) == BINARY_COLUMNS

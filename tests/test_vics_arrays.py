@@ -97,6 +97,12 @@ def test_gives_up_on_a_series_that_may_end_in_a_unicode_space(series: str) -> No
     assert media_entry({"MD5": "f" * 32, "Series": series}, None, None).series == (series.strip() or None)
 
 
+@pytest.mark.parametrize("series", ["’quoted’", "snow ☃", "、x", "Zoë", "¡hola"])
+def test_reads_a_series_that_begins_or_ends_beyond_ascii(series: str) -> None:
+    batch = media_arrays(_run([{"MD5": "f" * 32, "Series": f" {series} "}]), None)
+    assert batch is not None and [e.series for e in batch.entries()] == [series]
+
+
 def test_hex_of_either_case_and_spans_of_non_ascii_text() -> None:
     rec = {
         "MediaID": "ä-7",
@@ -158,6 +164,23 @@ def test_gives_up_on_what_it_does_not_read_exactly(record: dict[str, Any]) -> No
         b'{"MD5": "' + MD5.encode() + b'", "Size": 01}',
         b'{"MD5": "' + MD5.encode() + b'", "Series": "tab\there"}',
         b'{"MD5": "' + MD5.encode() + b'"',
+        # AlternativeHashes items that json refuses, and runs that end inside them
+        b'{"MD5": "'
+        + MD5.encode()
+        + b'", "AlternativeHashes": [{"HashName": "PDQ" "HashValue": "'
+        + b"a" * 64
+        + b'"}]}',
+        b'{"MD5": "'
+        + MD5.encode()
+        + b'", "AlternativeHashes": [{"HashName": "PDQ", "HashValue": "'
+        + b"a" * 64
+        + b'",}]}',
+        b'{"MD5": "' + MD5.encode() + b'", "AlternativeHashes": [',
+        b'{"MD5": "'
+        + MD5.encode()
+        + b'", "AlternativeHashes": [{"HashName": "PDQ", "HashValue": "'
+        + b"a" * 64
+        + b'"},',
     ],
 )
 def test_gives_up_on_malformed_or_ambiguous_runs(run: bytes) -> None:

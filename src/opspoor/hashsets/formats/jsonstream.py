@@ -279,7 +279,7 @@ def run_end(text: str | bytes, start: int, hi: int) -> int | None:
 
     A guess: the match may lie inside an element (a string that holds the marker needs an escaped
     quote, a nested object the same key); the caller decodes up to it and checks."""
-    m = (_LEAD.match(text, start) if isinstance(text, str) else _LEAD_BYTES.match(text, start))  # type: ignore[arg-type]
+    m = _LEAD.match(text, start) if isinstance(text, str) else _LEAD_BYTES.match(text, start)  # type: ignore[arg-type]
     if m is None:
         return None
     marker = m.group()

@@ -44,7 +44,7 @@ from opspoor.hashsets.formats.base import (
     text_or_none,
 )
 from opspoor.hashsets.formats.jsonstream import JsonReader, run_end
-from opspoor.hashsets.formats.vics_arrays import media_arrays
+from opspoor.hashsets.formats.vics_arrays import MEDIA_KEYS, media_arrays
 from opspoor.hashsets.model import Category, Entry
 
 CONTEXT_V2 = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata"
@@ -58,49 +58,10 @@ VICS_EQUIVALENT: dict[str, int] = {
 }
 _INHOPE_EQUIVALENT = {"baseline": 1, "national": 0, "not-illegal": 0}
 
-# Media properties the reader maps (compared in lower case); everything else goes to extra["vics"]
-_KNOWN = frozenset(
-    {
-        "mediaid",
-        "category",
-        "md5",
-        "sha1",
-        "sha256",
-        "photodna",
-        "alternativehashes",
-        "mediasize",
-        "victimidentified",
-        "offenderidentified",
-        "isdistributed",
-        "series",
-        "tags",
-        "dateupdated",
-        "mediafiles",
-        "opspoorcategory",
-    }
-)
 #: the usual spellings, looked up before lower-casing (records are read by the million)
-_SPELLED = {
-    k: k.lower()
-    for k in (
-        "MediaID",
-        "Category",
-        "MD5",
-        "SHA1",
-        "SHA256",
-        "PhotoDNA",
-        "AlternativeHashes",
-        "MediaSize",
-        "VictimIdentified",
-        "OffenderIdentified",
-        "IsDistributed",
-        "Series",
-        "Tags",
-        "DateUpdated",
-        "MediaFiles",
-        "OpspoorCategory",
-    )
-}
+_SPELLED = {k: k.lower() for k in MEDIA_KEYS}
+# Media properties the reader maps (compared in lower case); everything else goes to extra["vics"]
+_KNOWN = frozenset(_SPELLED.values())
 _TOP_SIGNALS = (("md5", "md5"), ("sha1", "sha1"), ("sha256", "sha256"), ("photodna", "photodna"))
 #: AlternativeHashes names (letters and digits, lower case) -> signal
 _ALT_NAMES = {

@@ -18,8 +18,8 @@ from numba import njit
 
 from opspoor.hashsets.formats.arrays import ARRAY_HASHES, TEXT_FIELDS, ArrayBatch
 
-#: Media properties, as spelled by Project VIC (the record's key must match exactly)
-_KEYS = (
+#: Media properties, as spelled by Project VIC (the record's key must match exactly here)
+MEDIA_KEYS = (
     "MediaID",
     "Category",
     "MD5",
@@ -54,7 +54,7 @@ _KEYS = (
     K_DATE,
     K_FILES,
     K_OPSPOOR,
-) = range(len(_KEYS))
+) = range(len(MEDIA_KEYS))
 #: AlternativeHashes names taken here, in ARRAY_HASHES order
 _ALT_NAMES = ("MD5", "SHA1", "SHA256", "PDQ")
 _WIDTHS = np.array(list(ARRAY_HASHES.values()), np.int64)
@@ -77,7 +77,7 @@ def _table(names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return table, np.array([len(n) for n in names], np.int64)
 
 
-_KEY_TABLE, _KEY_LENGTHS = _table(_KEYS)
+_KEY_TABLE, _KEY_LENGTHS = _table(MEDIA_KEYS)
 _ALT_TABLE, _ALT_LENGTHS = _table(_ALT_NAMES)
 _HASHNAME, _ = _table(("HashName",))
 _HASHVALUE, _ = _table(("HashValue",))
@@ -92,10 +92,8 @@ for _i, _c in enumerate(b"ABCDEF", 10):
 _STOP = np.zeros(256, np.bool_)
 _STOP[:32] = True
 _STOP[[_QUOTE, _BACKSLASH]] = True
-#: UTF-8 lead bytes of the characters str.isspace takes beyond ASCII (U+0085, U+00A0, U+1680,
-#: U+2000-U+205F, U+3000), and of their neighbours
-_SPACE_LEAD = np.zeros(256, np.bool_)
-_SPACE_LEAD[[0xC2, 0xE1, 0xE2, 0xE3]] = True
+#: the characters beyond ASCII that str.isspace (and so str.strip) takes
+_UNICODE_SPACES = np.array([c for c in range(0x80, 0x3001) if chr(c).isspace()], np.int64)
 #: flag words read as text (what parse_bool's fast table takes)
 _FLAG_WORDS = ("true", "True", "TRUE", "false", "False", "FALSE")
 _FLAG_TABLE, _FLAG_LENGTHS = _table(_FLAG_WORDS)
@@ -178,6 +176,19 @@ def _char_start(buf: np.ndarray, k: int) -> int:
     while k > 0 and buf[k] & 0xC0 == 0x80:
         k -= 1
     return k
+
+
+@njit(cache=True)
+def _unicode_space(buf: np.ndarray, k: int) -> bool:
+    """Whether the UTF-8 character starting at ``k`` is a space beyond ASCII (all are 2 or 3 bytes)."""
+    b = buf[k]
+    if 0xC2 <= b < 0xE0 and k + 1 < len(buf):
+        cp = ((b & 0x1F) << 6) | (buf[k + 1] & 0x3F)
+    elif 0xE0 <= b < 0xF0 and k + 2 < len(buf):
+        cp = ((b & 0x0F) << 12) | ((buf[k + 1] & 0x3F) << 6) | (buf[k + 2] & 0x3F)
+    else:
+        return False
+    return bool((cp == _UNICODE_SPACES).any())
 
 
 @njit(cache=True)
@@ -403,8 +414,8 @@ def _parse(
                             s += 1
                         while t > s and buf[t - 1] == 32:
                             t -= 1
-                        if s < t and (_SPACE_LEAD[buf[s]] or _SPACE_LEAD[buf[_char_start(buf, t - 1)]]):
-                            return GIVE_UP  # it may begin or end with a space that is not ASCII
+                        if s < t and (_unicode_space(buf, s) or _unicode_space(buf, _char_start(buf, t - 1))):
+                            return GIVE_UP  # str.strip would take off a space that is not ASCII
                     if t > s:
                         spans[r, f, 0] = s
                         spans[r, f, 1] = t
@@ -524,13 +535,17 @@ def _alternative(buf: np.ndarray, i: int, hashes: np.ndarray, has: np.ndarray) -
     """One AlternativeHashes item {"HashName": ..., "HashValue": ...} (either order) at ``i``; the
     index after it, or -1."""
     n = len(buf)
-    if buf[i] != _LBRACE:
+    if i >= n or buf[i] != _LBRACE:
         return -1
     i = _ws(buf, i + 1)
     name = -1
     vs = -1
     ve = -1
-    for _ in range(2):
+    for p in range(2):
+        if p == 1:  # exactly one comma between the two properties
+            if i >= n or buf[i] != _COMMA:
+                return -1
+            i = _ws(buf, i + 1)
         if i >= n or buf[i] != _QUOTE:
             return -1
         ke = _string_end(buf, i)
@@ -548,7 +563,6 @@ def _alternative(buf: np.ndarray, i: int, hashes: np.ndarray, has: np.ndarray) -
         if e < 0:
             return -1
         if is_name and name == -1:
-            name = -1
             for t in range(len(_ALT_LENGTHS)):
                 if _same(buf, i + 1, e, _ALT_TABLE[t], _ALT_LENGTHS[t]):
                     name = t
@@ -560,9 +574,7 @@ def _alternative(buf: np.ndarray, i: int, hashes: np.ndarray, has: np.ndarray) -
         else:
             return -1
         i = _ws(buf, e + 1)
-        if i < n and buf[i] == _COMMA:
-            i = _ws(buf, i + 1)
-    if i >= n or buf[i] != _RBRACE or name < 0 or vs < 0:
+    if i >= n or buf[i] != _RBRACE:
         return -1
     if has[name] or not _hex_into(buf, vs, ve, hashes[name], _WIDTHS[name]):
         return -1
