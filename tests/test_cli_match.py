@@ -18,6 +18,7 @@ from opspoor.hashsets.model import Category, Entry
 from opspoor.signals.engine import hash_bytes
 from opspoor.signals.pdq import PDQ
 from opspoor.store import import_entries, open_store
+from pictures import soft_picture
 
 runner = CliRunner()
 
@@ -132,21 +133,6 @@ def test_unknown_hashset_is_one_line_error(setup: dict) -> None:
 # --- low-quality hashes ---------------------------------------------------------------------------
 
 
-def _soft(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
-    """Soft colour blobs on a flat ground: a benign picture PDQ rates below 50 (a plain wallpaper)."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w] / max(w, h)
-    c = np.zeros((h, w, 3)) + rng.integers(0, 256, 3)
-    for _ in range(4):
-        cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 0.75), rng.uniform(0.05, 0.2)
-        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))[..., None]
-        c = c * (1 - blob) + blob * rng.integers(0, 256, 3)
-    return Image.fromarray(np.clip(c, 0, 255).astype(np.uint8))
-
-
 def _padded(img: Image.Image, fraction: float = 0.1, letterbox: bool = False) -> Image.Image:
     dx, dy = (0 if letterbox else round(fraction * img.width)), round(fraction * img.height)
     canvas = Image.new("RGB", (img.width + 2 * dx, img.height + 2 * dy), (0, 0, 0))
@@ -161,7 +147,7 @@ def test_low_quality_region_hashes_find_a_padded_flat_picture(tmp_path: Path) ->
     from opspoor.signals.robust import LOW_QUALITY_DISTANCE
 
     db = str(tmp_path / "store.sqlite")
-    original, other = _soft(113), _soft(104)  # (seeds whose padded copy lands within 12 bits)
+    original, other = soft_picture(113), soft_picture(104)  # (seeds whose padded copy lands within 12 bits)
     sig = hash_bytes(_jpeg(original))
     assert 10 <= (sig.quality or 0) < 50
     import_entries(open_store(db), "known", [Entry({"md5": sig.md5, "pdq": sig.pdq}, external_id="soft")])

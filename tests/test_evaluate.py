@@ -27,6 +27,7 @@ from opspoor.evaluate.report import goals, markdown, write_report
 from opspoor.evaluate.transforms import apply_transform, default_suite
 from opspoor.media.image import decode_image
 from opspoor.signals.pdq import words_to_hex
+from pictures import soft_picture
 
 runner = CliRunner()
 
@@ -271,19 +272,6 @@ def test_hashset_build_augment(tmp_path: Path, sqlite_url: str) -> None:
     assert all(not e.derived for e in entries)
 
 
-def _soft(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
-    """Soft colour blobs on a flat ground: a benign picture PDQ rates below 50 (a plain wallpaper)."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w] / max(w, h)
-    c = np.zeros((h, w, 3)) + rng.integers(0, 256, 3)
-    for _ in range(4):
-        cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 0.75), rng.uniform(0.05, 0.2)
-        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))[..., None]
-        c = c * (1 - blob) + blob * rng.integers(0, 256, 3)
-    return Image.fromarray(np.clip(c, 0, 255).astype(np.uint8))
-
-
 @pytest.mark.parametrize("low_quality", [True, False])
 def test_hashset_build_augment_stores_low_quality_hashes_apart(
     tmp_path: Path, sqlite_url: str, low_quality: bool
@@ -295,7 +283,7 @@ def test_hashset_build_augment_stores_low_quality_hashes_apart(
 
     folder = tmp_path / "originals"
     folder.mkdir()
-    img = _soft(113)
+    img = soft_picture(113)
     assert 10 <= pdq_from_rgb(np.asarray(img)).quality < 50
     img.save(folder / "wallpaper.png")
     flag = "--low-quality" if low_quality else "--no-low-quality"

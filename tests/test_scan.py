@@ -28,6 +28,7 @@ from opspoor.hashsets.model import Category, Entry
 from opspoor.signals.engine import hash_bytes
 from opspoor.store import import_entries, open_store
 from opspoor.triage.scan import ScanConfig, run_scan
+from pictures import soft_picture
 
 STYLE = "shapes"  # high PDQ quality: near-duplicates are reliably near
 CONTRACT_KEYS = {
@@ -369,19 +370,6 @@ def test_scan_maps_the_index_cached_at_import(
     assert {p: r["status"] for p, r in records.items()} == {p: r["status"] for p, r in first.items()}
 
 
-def _soft(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
-    """Soft colour blobs on a flat ground: a benign picture PDQ rates below 50 (a plain wallpaper)."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w] / max(w, h)
-    c = np.zeros((h, w, 3)) + rng.integers(0, 256, 3)
-    for _ in range(4):
-        cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 0.75), rng.uniform(0.05, 0.2)
-        blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))[..., None]
-        c = c * (1 - blob) + blob * rng.integers(0, 256, 3)
-    return Image.fromarray(np.clip(c, 0, 255).astype(np.uint8))
-
-
 def test_the_default_scan_finds_a_padded_flat_picture_by_its_low_quality_hash(tmp_path: Path) -> None:
     """The default ``--robust fast`` looks up the low-quality trimmed picture within 12 bits;
     without the low-quality hashes (``--no-low-quality``) the padded copy is new."""
@@ -392,7 +380,7 @@ def test_the_default_scan_finds_a_padded_flat_picture_by_its_low_quality_hash(tm
         img.save(buf, "JPEG", quality=92)
         return buf.getvalue()
 
-    original = _soft(113)
+    original = soft_picture(113)
     sig = hash_bytes(jpeg(original))
     db = str(tmp_path / "store.sqlite")
     import_entries(open_store(db), "known", [Entry({"md5": sig.md5, "pdq": sig.pdq}, external_id="soft")])
@@ -401,7 +389,7 @@ def test_the_default_scan_finds_a_padded_flat_picture_by_its_low_quality_hash(tm
     padded = Image.new("RGB", (original.width * 6 // 5, original.height * 6 // 5), (0, 0, 0))
     padded.paste(original, (original.width // 10, original.height // 10))
     (evidence / "padded.jpg").write_bytes(jpeg(padded))
-    (evidence / "other.jpg").write_bytes(jpeg(_soft(104)))
+    (evidence / "other.jpg").write_bytes(jpeg(soft_picture(104)))
 
     def scan(case: str, **kw: object) -> dict[str, dict]:
         cfg = ScanConfig(sources=[evidence], hashsets=["known"], case_dir=tmp_path / case, db_url=db, **kw)  # type: ignore[arg-type]

@@ -38,6 +38,7 @@ from opspoor.store import (
 from opspoor.store import hashsets as store_hashsets
 from opspoor.store.db import Store, alembic_config, head_revision
 from opspoor.store.models import Base
+from records import comparable
 
 US1, US2 = Category("us-cat", "1"), Category("us-cat", "2")
 
@@ -62,23 +63,6 @@ def store(db_url: str) -> Iterator[Store]:
     s = open_store(db_url)
     yield s
     s.close()
-
-
-def comparable(e: Entry) -> tuple[object, ...]:
-    return (
-        e.signals,
-        e.category,
-        e.victim_identified,
-        e.offender_identified,
-        e.distributed,
-        e.series,
-        e.tags,
-        e.source,
-        e.date_updated,
-        e.external_id,
-        e.size,
-        e.extra,
-    )
 
 
 # --- schema ----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from opspoor.store import changes_since, hashset_counts, iter_entries, list_conf
 from opspoor.store import hashsets as store_hashsets
 from opspoor.store.db import Store
 from opspoor.store.hashsets import ImportResult, _DuplicateFilter, import_batches, import_entries
+from records import comparable
 
 US = [Category("us-cat", str(n)) for n in range(6)]
 
@@ -72,23 +73,6 @@ def array_batch(entries: Sequence[Entry]) -> ArrayBatch:
         np.array([-1 if e.size is None else e.size for e in entries], np.int64),
         spans,
         next(iter(sources), None),
-    )
-
-
-def comparable(e: Entry) -> tuple[object, ...]:
-    return (
-        e.signals,
-        e.category,
-        e.victim_identified,
-        e.offender_identified,
-        e.distributed,
-        e.series,
-        e.tags,
-        e.source,
-        e.date_updated,
-        e.external_id,
-        e.size,
-        e.extra,
     )
 
 
