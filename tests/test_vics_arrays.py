@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -270,3 +271,29 @@ def test_runs_are_compiled_from_bytes_text_or_pipes_alike(
     assert [e for b in batches for e in b.entries()] == _careful(records)
     # a seekable ASCII file is read as bytes; a pipe or non-ASCII text through the decoded text
     assert bool(skipped) == (how == "file")
+
+
+def test_a_large_export_of_ours_reads_back_through_the_compiled_reader(tmp_path: Path) -> None:
+    from opspoor.hashsets.formats import write_entries
+    from opspoor.hashsets.model import Category, Entry
+
+    rng = random.Random(3)
+    entries = [
+        Entry(
+            {"md5": rng.randbytes(16).hex(), "sha1": rng.randbytes(20).hex(), "pdq": rng.randbytes(32).hex()},
+            category=Category("us-cat", str(i % 6)) if i % 7 else None,
+            victim_identified=(None, True, False)[i % 3],
+            distributed=bool(i % 2),
+            series=f"Serie {i % 11}" if i % 4 == 0 else None,
+            date_updated="2024-05-01T12:00:00Z",
+            external_id=str(i),
+            size=i * 17,
+            extra={"vics": {"IsPrecategorized": "true"}} if i % 5 == 0 else {},
+        )
+        for i in range(1, 15_001)
+    ]
+    path = tmp_path / "export.json"
+    write_entries(entries, path, "vics2")
+    batches = list(read_entries(path).batches())
+    assert sum(isinstance(b, ArrayBatch) for b in batches) >= 2
+    assert [e for b in batches for e in b.entries()] == entries
