@@ -121,25 +121,14 @@ def pdq_lookups(pdq: str, quality: int, variants: Sequence[PdqLookup]) -> list[P
     """The PDQ hashes one image is looked up by, as (hash, method[, max distance]).
 
     The image's own hash and its turns (``dihedral/...``) hold the same pixels, so they are looked
-    up only when its quality is reliable, or, for a flat image whose turns were made with the
-    tight low-quality distance cap, at that cap (a copy, flip or turn of a flat picture is then
-    found; different flat pictures were measured 72 bits or more apart). Region variants (a border-trimmed
-    or embedded picture) were gated on their own quality when they were made (or capped at a
-    tighter distance), so they count even when the whole image's hash does not: a flat pad around
-    a picture lowers the whole image's quality.
+    up only when its quality is reliable. Region variants (a border-trimmed or embedded picture)
+    were gated on their own quality when they were made (or capped at a tighter distance), so they
+    count even when the whole image's hash does not: a flat pad around a picture lowers the whole
+    image's quality.
     """
     if quality >= MIN_PDQ_QUALITY:
         return [(pdq, "pdq"), *variants]
-    turns = [v for v in variants if v[1].startswith("dihedral") and len(v) > 2 and _balanced(v[0])]
-    own: list[PdqLookup] = [(pdq, "pdq", min(v[2] for v in turns))] if turns and _balanced(pdq) else []  # type: ignore[misc]
-    return own + [v for v in variants if not v[1].startswith("dihedral")] + turns
-
-
-def _balanced(pdq: str) -> bool:
-    """Whether a hash splits its coefficients about evenly, as PDQ's median does for any picture
-    with structure. A uniform picture's coefficients tie, and its hash is a near-constant that
-    every uniform picture shares: its turns are never looked up, whatever their distance cap."""
-    return 96 <= int(pdq, 16).bit_count() <= 160
+    return [v for v in variants if not v[1].startswith("dihedral")]
 
 
 def pdq_words(values: Sequence[str]) -> np.ndarray:
