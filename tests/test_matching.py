@@ -240,3 +240,29 @@ def test_low_quality_derived_values_match_only_within_the_low_quality_distance(
     assert cached.size["pdq"] == 2  # the entry's PDQ and its low-quality value
     (back,) = iter_entries(store, "a")
     assert not back.derived  # never exported
+
+
+def test_near_blank_pages_with_other_marks_do_not_match(tmp_path: Path) -> None:
+    """Near-blank pages hash alike whatever their mark (a page number in one corner): with the
+    default robust query hashes (low-quality ones included) another page is not matched."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    from opspoor.signals.engine import ROBUST_PRESETS, HashOptions, hash_bytes
+
+    def page(mark: str) -> bytes:
+        img = Image.new("RGB", (480, 360), (250, 250, 250))
+        ImageDraw.Draw(img).text((430, 330), mark, fill=(20, 20, 20))
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=90)
+        return buf.getvalue()
+
+    fast = HashOptions(robust=ROBUST_PRESETS["fast"])
+    store = open_store(str(tmp_path / "s.sqlite"))
+    import_entries(
+        store, "a", [Entry({"pdq": hash_bytes(page("1"), options=fast).pdq}, external_id="page-1")]
+    )
+    matcher = Matcher.from_store(store, ["a"])
+    queries = [Query.from_file_signals(hash_bytes(page(m), options=fast)) for m in ("2", "7", "xy")]
+    assert matcher.match_queries(queries) == [[], [], []]

@@ -354,25 +354,26 @@ def test_rotations_that_only_show_their_black_corners_are_not_stored(pictures: l
     assert augment_variants(weak, plan, min_quality=0) == []  # whatever the quality gate
 
 
-def test_turns_of_a_flat_picture_are_made_only_at_the_low_quality_distance() -> None:
-    """A flat picture (quality below FLAT_QUALITY) gets no turns by default; with the low-quality
-    distance its turns are made, capped at it, and its flipped and turned copies find it."""
+def _page(mark: str) -> np.ndarray:
+    """A near-blank page with a small mark in one corner (a page number), as JPEG would give it."""
+    from PIL import ImageDraw
+
+    img = Image.new("RGB", (480, 360), (250, 250, 250))
+    ImageDraw.Draw(img).text((430, 330), mark, fill=(20, 20, 20))
+    return _canonical(img)
+
+
+def test_flat_pictures_get_no_turns_even_at_the_low_quality_distance() -> None:
+    """A flat picture's hash says where its marks are, not what they are: different near-blank
+    pages hash within a few bits of each other, so no turn of one is ever looked up."""
     from opspoor.signals.robust import LOW_QUALITY_DISTANCE
 
-    y, x = np.mgrid[0:360, 0:480]
-    faint = (120 + np.sin(x / 7.0) + np.cos(y / 11.0) + 0.5 * np.sin((x + 2 * y) / 23)).astype(np.uint8)
-    rgb = np.repeat(faint[..., None], 3, axis=2)
-    original = pdq_from_rgb(rgb)
-    assert original.quality < FLAT_QUALITY
-    assert len(query_hashes(rgb)) == 1
-    turns = query_hashes(rgb, low_quality_distance=LOW_QUALITY_DISTANCE)[1:]
-    assert turns and all(h.region == "full" and h.variant != "original" for h in turns)
-    assert all(h.max_distance == LOW_QUALITY_DISTANCE for h in turns)
-    for turned in (rgb[:, ::-1], rgb[::-1], np.rot90(rgb), np.rot90(rgb, 2), np.rot90(rgb, 3)):
-        copy = np.ascontiguousarray(turned)
-        assert PDQ.distance(pdq_from_rgb(copy).hash, original.hash) > THRESHOLD
-        hashes = query_hashes(copy, low_quality_distance=LOW_QUALITY_DISTANCE)
-        assert _best([h.hash for h in hashes if h.max_distance is not None], original.hash) <= 2
+    pages = [_page(m) for m in ("1", "2", "7", "xy")]
+    hashes = [pdq_from_rgb(p) for p in pages]
+    assert all(h.quality < FLAT_QUALITY for h in hashes)
+    assert min(PDQ.distance(hashes[0].hash, h.hash) for h in hashes[1:]) <= LOW_QUALITY_DISTANCE
+    for p in pages:
+        assert [h.variant for h in query_hashes(p, low_quality_distance=LOW_QUALITY_DISTANCE)] == ["original"]
 
 
 def test_offset_anchors_cover_every_placement_of_the_cut() -> None:

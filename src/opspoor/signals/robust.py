@@ -100,8 +100,7 @@ def query_hashes(
     """The hashes to look up for one image (``rgb``: H, W, 3 uint8, e.g. ``DecodedImage.rgb``).
 
     The first is always the plain PDQ of the whole image (method ``pdq``), then its 7 rotations
-    and flips (``dihedral``; for a flat image, quality below ``FLAT_QUALITY``, only with
-    ``low_quality_distance`` and at that distance); then, without
+    and flips (``dihedral``; none for a flat image, quality below ``FLAT_QUALITY``); then, without
     duplicates and only when their own quality is at least ``min_quality``: the image without
     uniform borders (``borders``), pictures embedded in a larger canvas (``embedded``), each with
     its rotations and flips, and the middle band (``band``, off by default: it can only match sets
@@ -128,11 +127,10 @@ def query_hashes(
         if not dihedral or region in ("band", "pad"):
             continue
         if plain.quality < FLAT_QUALITY:
-            # a flat picture's turns are noise hashes, but a lossless turn reproduces them within
-            # a bit or two: made only within the tight low-quality distance, if asked for
-            if region != "full" or low_quality_distance is None:
-                continue
-            limit = low_quality_distance
+            # a flat picture's hash says where its few marks are, not what they are: different
+            # near-blank pages with a page number in one corner hash 0-6 bits apart, so its turns
+            # would match other flat pictures even at the low-quality distance
+            continue
         # the turned pixels' own PDQs, sharing the filter work: the DCT sign trick
         # (pdq_with_dihedral) is only approximate, as PDQ's box filter and decimation are not
         # mirror-symmetric
