@@ -122,6 +122,20 @@ def _string_end(buf: np.ndarray, i: int) -> int:
 
 
 @njit(cache=True)
+def _text_or_null(buf: np.ndarray, i: int) -> tuple[int, int, int, int]:
+    """(kind, start, end, next) of the value at ``i``: kind 1 for a plain string (its characters
+    ``buf[start:end]``), 0 for null, -1 for anything else (read the careful way)."""
+    if buf[i] == _QUOTE:
+        e = _string_end(buf, i)
+        if e < 0:
+            return -1, 0, 0, 0
+        return 1, i + 1, e, e + 1
+    if _literal(buf, i) == -1:
+        return 0, 0, 0, i + 4
+    return -1, 0, 0, 0
+
+
+@njit(cache=True)
 def _integer_end(buf: np.ndarray, i: int) -> int:
     """End of a non-negative JSON integer at ``i`` (no fraction, no exponent); -1 otherwise."""
     n = len(buf)
@@ -327,58 +341,37 @@ def _parse(
                 seen |= 1 << key
             if key in (K_MD5, K_SHA1, K_SHA256):
                 h = key - K_MD5
-                if c == _QUOTE:
-                    e = _string_end(buf, i)
-                    if e < 0:
-                        return GIVE_UP
-                    if e > i + 1:
-                        if has[r, h] or not _hex_into(buf, i + 1, e, hashes[r, h], widths[h]):
-                            return GIVE_UP
-                        has[r, h] = True
-                    i = e + 1
-                elif _literal(buf, i) == -1:
-                    i += 4
-                else:
+                kind, s, e, i = _text_or_null(buf, i)
+                if kind < 0:
                     return GIVE_UP
+                if kind == 1 and e > s:
+                    if has[r, h] or not _hex_into(buf, s, e, hashes[r, h], widths[h]):
+                        return GIVE_UP
+                    has[r, h] = True
             elif key == K_ID:
-                if c == _QUOTE:
-                    e = _string_end(buf, i)
-                    if e < 0:
-                        return GIVE_UP
-                    if e > i + 1:
-                        spans[r, _F_ID, 0] = i + 1
-                        spans[r, _F_ID, 1] = e
-                    i = e + 1
-                elif 48 <= c <= 57:
-                    e = _integer_end(buf, i)
-                    if e < 0:
-                        return GIVE_UP
-                    spans[r, _F_ID, 0] = i
-                    spans[r, _F_ID, 1] = e
+                if 48 <= c <= 57:
+                    s, e = i, _integer_end(buf, i)
                     i = e
-                elif _literal(buf, i) == -1:
-                    i += 4
                 else:
+                    kind, s, e, i = _text_or_null(buf, i)
+                    if kind < 0:
+                        return GIVE_UP
+                if e < 0:
                     return GIVE_UP
+                if e > s:
+                    spans[r, _F_ID, 0] = s
+                    spans[r, _F_ID, 1] = e
             elif key == K_CATEGORY:
-                if c == _QUOTE:
-                    e = _string_end(buf, i)
-                    if e < 0:
-                        return GIVE_UP
-                    if e == i + 2 and 48 <= buf[i + 1] <= 53:
-                        category[r] = buf[i + 1] - 48
-                    elif e != i + 1:
-                        return GIVE_UP
-                    i = e + 1
-                elif 48 <= c <= 53:
-                    e = _integer_end(buf, i)
-                    if e != i + 1:
-                        return GIVE_UP
-                    category[r] = c - 48
+                if 48 <= c <= 53:  # a number, or the same digit as text
+                    s, e = i, _integer_end(buf, i)
                     i = e
-                elif _literal(buf, i) == -1:
-                    i += 4
                 else:
+                    kind, s, e, i = _text_or_null(buf, i)
+                    if kind < 0:
+                        return GIVE_UP
+                if e == s + 1 and 48 <= buf[s] <= 53:
+                    category[r] = buf[s] - 48
+                elif e != s:
                     return GIVE_UP
             elif key == K_SIZE:
                 if 48 <= c <= 57:
@@ -401,36 +394,24 @@ def _parse(
                 flags[r, key - K_VICTIM] = v
                 i = e
             elif key in (K_SERIES, K_DATE):
-                if c == _QUOTE:
-                    e = _string_end(buf, i)
-                    if e < 0:
-                        return GIVE_UP
-                    s = i + 1
-                    t = e
-                    f = _F_DATE
-                    if key == K_SERIES:  # stripped as str.strip does
-                        f = _F_SERIES
-                        while s < t and buf[s] == 32:
-                            s += 1
-                        while t > s and buf[t - 1] == 32:
-                            t -= 1
-                        if s < t and (_unicode_space(buf, s) or _unicode_space(buf, _char_start(buf, t - 1))):
-                            return GIVE_UP  # str.strip would take off a space that is not ASCII
-                    if t > s:
-                        spans[r, f, 0] = s
-                        spans[r, f, 1] = t
-                    i = e + 1
-                elif _literal(buf, i) == -1:
-                    i += 4
-                else:
+                kind, s, t, i = _text_or_null(buf, i)
+                if kind < 0:
                     return GIVE_UP
+                f = _F_DATE
+                if key == K_SERIES:  # stripped as str.strip does
+                    f = _F_SERIES
+                    while s < t and buf[s] == 32:
+                        s += 1
+                    while t > s and buf[t - 1] == 32:
+                        t -= 1
+                    if s < t and (_unicode_space(buf, s) or _unicode_space(buf, _char_start(buf, t - 1))):
+                        return GIVE_UP  # str.strip would take off a space that is not ASCII
+                if t > s:
+                    spans[r, f, 0] = s
+                    spans[r, f, 1] = t
             elif key in (K_TAGS, K_PHOTODNA, K_OPSPOOR):
-                # only absent values on this path
-                if c == _QUOTE and i + 1 < n and buf[i + 1] == _QUOTE:
-                    i += 2
-                elif _literal(buf, i) == -1:
-                    i += 4
-                else:
+                kind, s, e, i = _text_or_null(buf, i)
+                if kind < 0 or e > s:  # only absent values on this path
                     return GIVE_UP
             elif key == K_FILES:
                 if _literal(buf, i) == -1:
