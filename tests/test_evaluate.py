@@ -295,3 +295,36 @@ def test_hashset_build_augment_stores_low_quality_hashes_apart(
         pdq, _ = load_signal_arrays(store, ["aug"], "pdq")
     assert (len(lq) > 0) == low_quality
     assert len(pdq) == 1  # its own PDQ; none of its variants reaches quality 50
+
+
+def test_a_region_cut_out_of_a_photo_is_its_near_duplicate_by_local_features() -> None:
+    """The benchmark corpus cuts regions out of its largest photographs; PDQ keeps such a region
+    apart from its photograph, local features do not, and a match between them is no false match."""
+    from opspoor.evaluate.harness import Fingerprint, Picture, deduplicate, local_near_pairs
+    from opspoor.signals.local import local_features
+    from pictures import busy_picture
+
+    photo, other = busy_picture(21, (1200, 900)), busy_picture(22, (1200, 900))
+    region = photo.crop((300, 225, 1200, 900))
+    pics = [Picture(n) for n in ("photo", "other", "region")]
+    rng = np.random.default_rng(4)
+    fps = [
+        Fingerprint(f"s{i}", [h], [h], [False], [False], local_features(np.asarray(img)))
+        for i, (h, img) in enumerate(zip(_random_hex(rng, 3), (photo, other, region), strict=True))
+    ]
+    pairs = local_near_pairs(fps, 41)
+    assert list(pairs) == [(0, 2)]
+    kept, dropped, listed = deduplicate(pics, fps, 41, local_pairs=pairs)
+    assert kept == [0, 1] and dropped["near duplicate"] == 1
+    assert listed[0]["dropped"] == "region" and listed[0]["kept"] == "photo"
+    assert deduplicate(pics, fps, 41)[0] == [0, 1, 2]  # the PDQs alone are far apart
+
+
+def test_local_distances_count_only_for_local_methods() -> None:
+    tags = np.full((2, len(QUERY_TAGS), len(KNOWN_TAGS), 3), FAR, dtype=np.uint8)
+    tags[0, 0, 0, 1] = 40
+    local = np.full((2, 3), FAR, dtype=np.uint8)
+    local[0, 1], local[1, 2] = 12, 30
+    assert method_distances(tags, method_by_name("both +lq"), 19, local)[0, 1] == 40
+    both = method_distances(tags, method_by_name("both +lq +local"), 19, local)
+    assert both[0, 1] == 12 and both[1, 2] == 30 and both[1, 0] == FAR

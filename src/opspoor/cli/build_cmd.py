@@ -6,7 +6,9 @@ becomes one entry (external id = its path relative to the folder) with MD5, SHA-
 :func:`opspoor.signals.robust.augment_variants` (crops, small rotations, the middle band), stored
 as *derived* values of the same entry: used for matching, never exported. Those of PDQ quality
 10-49 are stored as ``pdq_lq`` values, which match only within ``LOW_QUALITY_DISTANCE``
-(``--no-low-quality`` leaves them out).
+(``--no-low-quality`` leaves them out). The image's local features (:mod:`opspoor.signals.local`:
+what finds crops that are not centred) are stored as one derived ``local`` value (``--no-local``
+leaves them out).
 
 Files are hashed by the engine in a process pool; the set is written in one transaction by the
 store's ``import_entries`` (all or nothing). A file whose picture cannot be decoded keeps its
@@ -43,6 +45,7 @@ class Hashed:
     augmented: tuple[str, ...]
     error: str | None  # media decoding failed (crypto hashes kept), or the file could not be read
     augmented_lq: tuple[str, ...] = ()  # low-quality augmentation hashes (tighter distance)
+    local: str | None = None  # the image's local features, encoded (with --augment)
 
 
 def store_takes_derived() -> bool:
@@ -50,13 +53,14 @@ def store_takes_derived() -> bool:
     return "derived" in {f.name for f in fields(Entry)}
 
 
-def hash_for_set(args: tuple[str, str, bool, bool]) -> Hashed:
-    """Hash one file (runs in a worker process): (path, relative path, augment, low quality)."""
+def hash_for_set(args: tuple[str, str, bool, bool, bool]) -> Hashed:
+    """Hash one file (runs in a worker process): (path, relative path, augment, low quality, local)."""
     from opspoor.media.image import decode_image
     from opspoor.signals.engine import hash_bytes
+    from opspoor.signals.local import local_features
     from opspoor.signals.robust import LOW_QUALITY_DISTANCE, augment_variants
 
-    path, relpath, augment, low_quality = args
+    path, relpath, augment, low_quality, local = args
     try:
         data = Path(path).read_bytes()
     except OSError as exc:
@@ -69,13 +73,17 @@ def hash_for_set(args: tuple[str, str, bool, bool]) -> Hashed:
         signals["vpdq"] = format_vpdq(sig.vpdq_frames)
     extra: tuple[str, ...] = ()
     extra_lq: tuple[str, ...] = ()
+    features = None
     if augment and sig.kind == "image" and sig.error is None:
         rgb = decode_image(data, where=relpath).rgb
         variants = augment_variants(rgb, low_quality_distance=LOW_QUALITY_DISTANCE if low_quality else None)
         extra = tuple(v.hash for v in variants if v.max_distance is None)
         extra_lq = tuple(v.hash for v in variants if v.max_distance is not None)
+        if local:
+            found = local_features(rgb)
+            features = found.encode() if len(found) else None  # a flat picture has none
     error = str(sig.error) if sig.error is not None else None
-    return Hashed(relpath, sig.kind, signals, sig.size, extra, error, extra_lq)
+    return Hashed(relpath, sig.kind, signals, sig.size, extra, error, extra_lq, features)
 
 
 def _entry(h: Hashed, category: Category | None) -> Entry:
@@ -86,6 +94,8 @@ def _entry(h: Hashed, category: Category | None) -> Entry:
         "size": h.size,
     }
     derived = {sig: list(v) for sig, v in (("pdq", h.augmented), ("pdq_lq", h.augmented_lq)) if v}
+    if h.local:
+        derived["local"] = [h.local]
     if derived:
         fields_["derived"] = derived  # matching-only values (store_takes_derived)
     return Entry(**fields_)
@@ -110,6 +120,14 @@ def build_cmd(
             "matched only within 12 bits.",
         ),
     ] = True,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local/--no-local",
+            help="With --augment: also store each image's local features (finds crops that are not "
+            "centred; docs/robustness.md).",
+        ),
+    ] = True,
     source: Annotated[str | None, typer.Option("--source", help="Who categorised these files.")] = None,
     workers: Annotated[int, typer.Option(help="Hashing processes (default: all cores).")] = 0,
     no_index_cache: NoIndexCacheOption = False,
@@ -129,7 +147,7 @@ def build_cmd(
             "build without --augment"
         )
     files = list(expand_paths([folder]))
-    jobs = [(str(p), p.relative_to(folder).as_posix(), augment, low_quality) for p in files]
+    jobs = [(str(p), p.relative_to(folder).as_posix(), augment, low_quality, local) for p in files]
     hashed = _hash_all(jobs, workers or os.cpu_count() or 1)
     media = [h for h in hashed if h.kind in ("image", "video") or (h.error is not None and not h.signals)]
     unreadable = [h for h in media if not h.signals]
@@ -150,6 +168,9 @@ def build_cmd(
     )
     if augment:
         out.print(f"{extra:,} augmentation hashes stored with the images")
+        if local:
+            with_local = sum(1 for h in media if h.local)
+            out.print(f"{with_local:,} images stored with their local features")
     out.print(f"{len(files) - len(media):,} files skipped (not media)")
     if undecoded:
         out.print(f"{undecoded:,} media files could not be decoded; their cryptographic hashes were kept")
@@ -162,7 +183,7 @@ def build_cmd(
         raise typer.Exit(1)
 
 
-def _hash_all(jobs: list[tuple[str, str, bool, bool]], workers: int) -> list[Hashed]:
+def _hash_all(jobs: list[tuple[str, str, bool, bool, bool]], workers: int) -> list[Hashed]:
     if workers <= 1 or len(jobs) < 4:
         return [hash_for_set(j) for j in jobs]
     with ProcessPoolExecutor(max_workers=workers) as pool:

@@ -55,6 +55,10 @@ def robustness(
             "small (4-13 %, about 96 hashes per original), all (4-22 %, about 330)."
         ),
     ] = OffsetCrops.none,
+    local: Annotated[
+        bool,
+        typer.Option(help="Also measure local features of the originals (ORB checked by RANSAC; +local)."),
+    ] = True,
 ) -> None:
     """Originals into a known set; edited copies and distractors as queries; tables and histograms."""
     from opspoor.evaluate.harness import EvalConfig, default_workers, run_evaluation
@@ -77,6 +81,7 @@ def robustness(
         transforms=tuple(transforms or ()),
         workers=workers or default_workers(),
         augment=plans[offset_crops],
+        local=local,
     )
 
     def progress(stage: str, done: int, total: int) -> None:

@@ -186,7 +186,14 @@ def import_cmd(
 
 
 #: what the match index counts, as the summary line names it
-_INDEXED = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256", "pdq": "PDQ", "vpdq_frames": "video frames"}
+_INDEXED = {
+    "md5": "MD5",
+    "sha1": "SHA-1",
+    "sha256": "SHA-256",
+    "pdq": "PDQ",
+    "vpdq_frames": "video frames",
+    "local": "pictures with local features",
+}
 
 
 def cache_match_index(store: Store, name: str) -> None:

@@ -32,9 +32,11 @@ def query_for_value(text: str) -> Query:
     return Query(md5=v) if len(v) == 32 else Query(sha1=v)
 
 
-def query_for_file(path: Path, robust: frozenset[str]) -> tuple[Query | None, str | None]:
+def query_for_file(
+    path: Path, robust: frozenset[str], local: bool = False
+) -> tuple[Query | None, str | None]:
     try:
-        sig = hash_path(path, HashOptions(robust=robust))
+        sig = hash_path(path, HashOptions(robust=robust, local=local))
     except OpspoorError as exc:
         return None, f"{exc.reason}: {exc.message}"
     q = Query.from_file_signals(sig)
@@ -93,6 +95,14 @@ def match(
             "screenshot), matched only within 12 bits.",
         ),
     ] = True,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local/--no-local",
+            help="Also match image files by their local features, against sets that hold their "
+            "originals' (hashset build --augment): finds crops that are not centred.",
+        ),
+    ] = True,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per input.")] = False,
     workers: Annotated[int, typer.Option("--workers", help="Processes for hashing files.")] = 0,
     db: DbOption = None,
@@ -126,12 +136,15 @@ def match(
         {"borders", "embedded"} if robust else set()
     )
     mode = robust_methods(mode | {"low-quality"}, low_quality)
+    local = local and matcher.has_local
     if files:
         n = workers or None
         with ProcessPoolExecutor(max_workers=n) as pool:
             paths = [Path(items[i]) for i in files]
             for i, (q, e) in zip(
-                files, pool.map(query_for_file, paths, [mode] * len(paths), chunksize=8), strict=True
+                files,
+                pool.map(query_for_file, paths, [mode] * len(paths), [local] * len(paths), chunksize=8),
+                strict=True,
             ):
                 queries[i], errors[i] = q, e
     live = [(i, q) for i, q in enumerate(queries) if q is not None]

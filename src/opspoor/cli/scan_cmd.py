@@ -138,6 +138,14 @@ def scan(
             "padded or in a screenshot), matched only within 12 bits.",
         ),
     ] = True,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local/--no-local",
+            help="Also match images by their local features when the sets hold their originals' "
+            "(hashset build --augment): finds crops that are not centred.",
+        ),
+    ] = True,
 ) -> None:
     """Triage evidence: hash, match and group every file into a case.
 
@@ -157,6 +165,7 @@ def scan(
         thumbnails=not no_thumbnails,
         limits=Limits(max_depth=max_depth),
         options=HashOptions(robust=robust_methods(ROBUST_PRESETS[robust.value], low_quality)),
+        local=local,
     )
     progress = JsonLogProgress() if json_log else RichProgress()
     result = run_scan(cfg, progress, log=lambda m: err.print(m))

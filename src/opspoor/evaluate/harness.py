@@ -12,7 +12,10 @@ Protocol (issue 6):
 4. For every query, every original and every pair of tags, the smallest Hamming distance is kept.
    A method is a choice of tags (``methods.METHODS``), so all methods are scored on the same hashes;
    the ``+lq`` methods count pairs with a low-quality hash ``threshold - low_quality_distance``
-   bits further, so that those match only within their tighter distance.
+   bits further, so that those match only within their tighter distance. The ``+local`` methods
+   also match local features (``signals.local``): each query against an index of the originals'
+   features, every candidate checked by RANSAC; its inlier count becomes a distance on the same
+   scale (``signals.local.local_distance``: ``MIN_INLIERS`` inliers sit at 31, each more one bit closer).
 5. Per method and per transform: recall at the operating threshold; false matches (a query
    matched to a wrong original, any match of a distractor); and recall at precision >= 99.99 %,
    with the threshold chosen on one half of the originals (and distractors) and applied to the other.
@@ -50,6 +53,7 @@ from opspoor.evaluate.methods import (
 from opspoor.evaluate.transforms import Transform, apply_transform, default_suite, encode_bmp, select
 from opspoor.media.image import decode_image, to_rgb
 from opspoor.media.sniff import SNIFF_BYTES, sniff
+from opspoor.signals.local import MIN_SPREAD, LocalFeatures, LocalIndex, local_distance, local_features
 from opspoor.signals.pdq import hex_to_words
 from opspoor.signals.robust import (
     DEFAULT_AUGMENT,
@@ -84,6 +88,7 @@ class EvalConfig:
     transforms: tuple[str, ...] = ()  # names or families; empty = the whole suite
     workers: int = 1
     augment: AugmentPlan = field(default_factory=lambda: DEFAULT_AUGMENT)
+    local: bool = True  # also measure local features (the "+local" methods)
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,8 @@ class Hashed:
     queries: list[list[tuple[str, int]]]  # per query: (hex, query tag)
     transforms: list[int]  # per query: index into the suite; -1 = the item as it is
     quality: int
+    known_local: LocalFeatures | None = None  # an original's local features (with cfg.local)
+    query_local: list[LocalFeatures] = field(default_factory=list)  # per query (with cfg.local)
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,6 +199,7 @@ class Fingerprint:
     #: per probe (known) hash: made below min_quality, so it counts only within the tighter distance
     probe_low: list[bool] = field(default_factory=list)
     known_low: list[bool] = field(default_factory=list)
+    local: LocalFeatures | None = None  # with cfg.local
 
 
 def _fingerprint(args: tuple[Picture, EvalConfig]) -> Fingerprint | None:
@@ -214,6 +222,7 @@ def _fingerprint(args: tuple[Picture, EvalConfig]) -> Fingerprint | None:
         [q[0].hash, *(h.hash for h in a)],
         [h.max_distance is not None for h in q],
         [False, *(h.max_distance is not None for h in a)],
+        local_features(rgb) if cfg.local else None,
     )
 
 
@@ -221,11 +230,31 @@ def _flags(values: list[bool], n: int) -> np.ndarray:
     return np.array(values, dtype=bool) if values else np.zeros(n, dtype=bool)
 
 
+def local_near_pairs(
+    fingerprints: Sequence[Fingerprint | None], threshold: int
+) -> dict[tuple[int, int], int]:
+    """(i, j) -> local distance for pictures whose local features match within ``threshold``
+    (either way round; a crop cut out of a larger photo and that photo, one scene in two lights)."""
+    have = [i for i, fp in enumerate(fingerprints) if fp is not None and fp.local is not None]
+    index = LocalIndex([fingerprints[i].local for i in have], have)  # type: ignore[union-attr,misc]
+    pairs: dict[tuple[int, int], int] = {}
+    for i in have:
+        # with a margin, as for the hashes: fewer patches (6) over half the spread
+        found = index.match(fingerprints[i].local, min_inliers=1, min_spread=MIN_SPREAD / 2, exclude=i)  # type: ignore[union-attr,arg-type]
+        for m in found:
+            d = local_distance(m.inliers)
+            if m.owner != i and d <= threshold:
+                key = (min(i, m.owner), max(i, m.owner))
+                pairs[key] = min(d, pairs.get(key, FAR))
+    return pairs
+
+
 def deduplicate(
     pictures: Sequence[Picture],
     fingerprints: Sequence[Fingerprint | None],
     threshold: int,
     low_penalty: int = 0,
+    local_pairs: dict[tuple[int, int], int] | None = None,
 ) -> tuple[list[int], dict[str, int], list[dict[str, str | int]]]:
     """Indices of the pictures kept, counts of the others by reason, and the near-duplicate pairs.
 
@@ -235,7 +264,8 @@ def deduplicate(
     light and dark, at two aspect ratios), and a match between them is no false match. The
     threshold has a margin over the operating one, as an edited copy moves a few bits further.
     Pairs with a low-quality hash on either side count ``low_penalty`` bits further (as the
-    methods "+lq" count them).
+    methods "+lq" count them). ``local_pairs`` (``local_near_pairs``) adds the pairs whose local
+    features match.
     """
     kept: list[int] = []
     probes: list[np.ndarray] = []
@@ -267,6 +297,8 @@ def deduplicate(
             per_kept = np.full(len(kept), 256)
             np.minimum.at(per_kept, owner_k, d1)
             np.minimum.at(per_kept, owner_p, d2)
+            for j, k in enumerate(kept):
+                per_kept[j] = min(per_kept[j], (local_pairs or {}).get((min(i, k), max(i, k)), 256))
             j = int(np.argmin(per_kept))
             if per_kept[j] <= threshold:
                 dropped["near duplicate"] += 1
@@ -319,6 +351,8 @@ def _hash_item(job: _Job) -> Hashed:
         k = min(cfg.distractor_transforms, len(suite))
         which = [-1, *sorted(int(i) for i in pick.choice(len(suite), size=k, replace=False))]
     queries, names = [], []
+    known_local = local_features(rgb) if cfg.local and job.original else None
+    query_local: list[LocalFeatures] = []
     for j in which:
         if j < 0:
             q_rgb = rgb
@@ -332,7 +366,9 @@ def _hash_item(job: _Job) -> Hashed:
         )
         queries.append([(q.hash, query_tag(q)) for q in hashes])
         names.append(j)
-    return Hashed(known, queries, names, plain.quality)
+        if cfg.local:
+            query_local.append(local_features(q_rgb))
+    return Hashed(known, queries, names, plain.quality, known_local, query_local)
 
 
 def _run_jobs(
@@ -400,16 +436,54 @@ def tag_distances(originals: Sequence[Hashed], queries: Sequence[list[tuple[str,
     return out
 
 
-def method_distances(tags: np.ndarray, method: Method, low_quality_penalty: int = 0) -> np.ndarray:
+_LOCAL_INDEX: LocalIndex | None = None
+
+
+def _load_local_index(features: list[LocalFeatures]) -> None:
+    global _LOCAL_INDEX
+    _LOCAL_INDEX = LocalIndex(features, range(len(features)))
+
+
+def _match_local(queries: list[LocalFeatures]) -> list[list[tuple[int, int]]]:
+    assert _LOCAL_INDEX is not None
+    return [[(m.owner, m.inliers) for m in _LOCAL_INDEX.match(q, min_inliers=1)] for q in queries]
+
+
+def local_distances(
+    originals: Sequence[Hashed], queries: Sequence[LocalFeatures], workers: int = 1
+) -> np.ndarray:
+    """(Q, N) uint8: each query's local distance (``local_distance``) to each original it was
+    checked against (the few with the most matched descriptors), ``FAR`` to the others."""
+    known = [o.known_local or LocalFeatures.empty() for o in originals]
+    out = np.full((len(queries), len(originals)), FAR, dtype=np.uint8)
+    chunks = [list(queries[a : a + 64]) for a in range(0, len(queries), 64)]
+    if workers <= 1:
+        _load_local_index(known)
+        results = [r for c in chunks for r in _match_local(c)]
+    else:
+        with ProcessPoolExecutor(workers, initializer=_load_local_index, initargs=(known,)) as pool:
+            results = [r for part in pool.map(_match_local, chunks) for r in part]
+    for qi, found in enumerate(results):
+        for owner, inliers in found:
+            out[qi, owner] = min(local_distance(inliers), FAR - 1)
+    return out
+
+
+def method_distances(
+    tags: np.ndarray, method: Method, low_quality_penalty: int = 0, local: np.ndarray | None = None
+) -> np.ndarray:
     """(Q, N): the smallest distance over the method's query and known tags.
 
     A method with ``low_quality`` also counts the pairs with a low-quality hash on either side
     (the known side's only when the method is augmented), ``low_quality_penalty`` bits further:
     at the operating threshold they match only within their tighter distance, and the held-out
-    threshold sweep sees them at the same offset."""
+    threshold sweep sees them at the same offset. A method with ``local`` also counts the
+    ``local`` distances (``local_distances``)."""
     q = sorted(method.query)
     k = sorted(method.known)
     best = tags[:, q][:, :, k].min(axis=(1, 2))
+    if method.local and local is not None:
+        best = np.minimum(best, local)
     if not method.low_quality:
         return best
     low = tags[:, [LOW_Q]][:, :, k + ([LOW_K] if method.augmented else [])].min(axis=(1, 2))
@@ -579,11 +653,13 @@ def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | 
             _fingerprint, [(p, cfg) for p in batch], cfg.workers, stage("deduplicating")
         )
         start += len(batch)
+        margin = cfg.threshold + cfg.dedup_margin
         kept, dropped, pairs = deduplicate(
             pictures[: len(fingerprints)],
             fingerprints,
-            cfg.threshold + cfg.dedup_margin,
+            margin,
             cfg.threshold - cfg.low_quality_distance,
+            local_near_pairs(fingerprints, margin) if cfg.local else None,
         )
     kept = kept[:wanted]
     n_orig = min(cfg.n, len(kept))
@@ -615,13 +691,21 @@ def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | 
         for j in h.transforms
     ]
     tags = tag_distances(orig_h, queries)
+    local = None
+    if cfg.local:
+        stage_local = stage("local features")
+        local = local_distances(orig_h, [f for h in hashed for f in h.query_local], cfg.workers)
+        if stage_local:
+            stage_local(len(queries), len(queries))
     scores = []
     for m in METHODS:
+        if m.local and local is None:
+            continue
         q_tags = m.query | ({LOW_Q} if m.low_quality else set())
         k_tags = m.known | ({LOW_K} if m.low_quality and m.augmented else set())
         per_query = np.mean([sum(1 for _, t in q if t in q_tags) for q in queries])
         per_orig = np.mean([sum(1 for _, t in o.known if t in k_tags) for o in orig_h])
-        dist = method_distances(tags, m, cfg.threshold - cfg.low_quality_distance)
+        dist = method_distances(tags, m, cfg.threshold - cfg.low_quality_distance, local)
         scores.append(
             score_method(
                 m,

@@ -42,14 +42,18 @@ class Method:
     #: also the low-quality hashes (query side, and known side when augmented), counted only
     #: within their tighter distance
     low_quality: bool = False
+    #: also local features (ORB matched and checked by RANSAC, ``signals.local``) of each original
+    local: bool = False
 
     @property
     def augmented(self) -> bool:
         return self.known != frozenset({0})
 
 
-def _m(name: str, query: set[int], known: set[int], note: str, low_quality: bool = False) -> Method:
-    return Method(name, frozenset(query), frozenset(known), note, low_quality)
+def _m(
+    name: str, query: set[int], known: set[int], note: str, low_quality: bool = False, local: bool = False
+) -> Method:
+    return Method(name, frozenset(query), frozenset(known), note, low_quality, local)
 
 
 BAND_Q, BAND_K = QUERY_TAGS.index("band"), KNOWN_TAGS.index("band")
@@ -84,6 +88,14 @@ METHODS = (
         "both, plus hashes of quality < 50 on either side, matched only within the low-quality distance",
         True,
     ),
+    _m(
+        "local",
+        {0},
+        {0},
+        "plain PDQ, plus local features of each original (ORB, checked by RANSAC)",
+        local=True,
+    ),
+    _m("both +lq +local", ALL_QUERY, ALL_KNOWN, "both +lq, plus local features of each original", True, True),
 )
 
 

@@ -21,6 +21,7 @@ BASELINE = "pdq"
 AUGMENTED = "both"  # augmented known side, all query-side methods
 PLAIN_LISTS = "query-side"  # single-hash lists, all query-side methods
 LOW_QUALITY = " +lq"  # the same with low-quality hashes at their tighter distance
+LOCAL = " +local"  # and with local features of each original (an augmented set's holder has them)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def goals(result: EvalResult) -> list[Goal]:
                 Goal(f"{what}: {t} >= {target:.0%} at {thr}", method, r, target, r >= target, "recall")
             )
 
-    for method in (AUGMENTED, AUGMENTED + LOW_QUALITY):
+    for method in (AUGMENTED, AUGMENTED + LOW_QUALITY, AUGMENTED + LOW_QUALITY + LOCAL):
         if method not in names:
             continue
         s = result.method(method)
@@ -85,7 +86,7 @@ def goals(result: EvalResult) -> list[Goal]:
                 "heldout",
             )
         )
-    for suffix in ("", LOW_QUALITY):
+    for suffix in ("", LOW_QUALITY, LOW_QUALITY + LOCAL):
         per_transform(AUGMENTED + suffix, ("crop 10%", "pad 20%"), 0.95, "augmented sets")
         per_transform(
             AUGMENTED + suffix, ("flip", "rotate 90", "rotate 180", "rotate 270"), 1.0, "augmented sets"

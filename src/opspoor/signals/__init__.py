@@ -5,6 +5,7 @@ from __future__ import annotations
 from opspoor.errors import SignalError
 from opspoor.signals.base import SignalType
 from opspoor.signals.crypto import MD5, SHA1, SHA256
+from opspoor.signals.local import LocalSignal
 from opspoor.signals.pdq import PDQ
 from opspoor.signals.vpdq import VPDQ
 
@@ -16,6 +17,7 @@ SIGNALS: dict[str, type[SignalType]] = {
         SHA256,
         PDQ,
         VPDQ,
+        LocalSignal,
     )
 }
 

@@ -25,6 +25,7 @@ from opspoor.media.image import decode_image
 from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
 from opspoor.media.thumbs import safe_thumbnail
 from opspoor.signals.crypto import CHUNK, DigestAccumulator, Digests, digest_bytes
+from opspoor.signals.local import local_features
 from opspoor.signals.pdq import PdqHash, pdq_hash_image, pdq_with_dihedral
 from opspoor.signals.robust import LOW_QUALITY_DISTANCE, QueryHash, query_hashes
 from opspoor.signals.vpdq import VpdqFrame, vpdq_hash_video
@@ -45,6 +46,9 @@ class HashOptions:
     #: canvas, ~30 ms), "low-quality" (extra hashes of PDQ quality 10-49 too, each matching only
     #: within ``LOW_QUALITY_DISTANCE``); see ROBUST_PRESETS (bench/scan_profile.py measures them)
     robust: frozenset[str] = frozenset()
+    #: local features of images (signals.local, ~10 ms per image): only worth it against sets that
+    #: hold their originals' features (``opspoor hashset build --augment``)
+    local: bool = False
 
 
 DEFAULT = HashOptions()
@@ -84,6 +88,7 @@ class FileSignals:
     #: query hashes (HashOptions.robust): (hash, method), or (hash, method, max distance) for a
     #: low-quality hash that may match only that close
     pdq_variants: list[tuple[str, str] | tuple[str, str, int]] | None = None
+    local: str | None = None  # the image's local features, encoded (HashOptions.local)
 
 
 def hash_bytes(data: bytes, *, where: str | None = None, options: HashOptions = DEFAULT) -> FileSignals:
@@ -182,6 +187,9 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
             h = PdqHash(variants[0].hash, variants[0].quality)
         sig.pdq_variants = [_variant(q) for q in variants[1:]]
     sig.pdq, sig.quality, sig.exif = h.hash, h.quality, img.exif
+    if options.local:
+        found = local_features(img.rgb)
+        sig.local = found.encode() if len(found) else None
     if options.thumbnail:
         sig.thumbnail = safe_thumbnail(img.rgb)
 

@@ -89,8 +89,9 @@ ENTRY_COLUMNS = (
     *HASH_COLUMNS,
 )
 #: signals an entry may carry matching-only (derived) values of: ``pdq_lq`` holds low-quality
-#: augmentation PDQs, which the matcher counts only within its tighter low-quality distance
-_DERIVABLE = ("pdq", "pdq_lq")
+#: augmentation PDQs, which the matcher counts only within its tighter low-quality distance;
+#: ``local`` the original's local features (signals.local, one text value per entry)
+_DERIVABLE = ("pdq", "pdq_lq", "local")
 #: derived-only signals: the signal type their values are checked as, and their hex length
 DERIVED_AS = {"pdq_lq": "pdq"}
 DERIVED_HEX_LENGTH = {"pdq_lq": 64}
@@ -1728,6 +1729,46 @@ def load_signal_arrays(
             for part in _stream_rows(store, conn, sql, chunk):
                 _take_signal_rows(part, length, id_parts, value_parts)
     return np.concatenate(id_parts), np.concatenate(value_parts)
+
+
+def load_signal_texts(
+    store: Store,
+    hashset_names: Sequence[str],
+    signal: str,
+    *,
+    tenant: str = DEFAULT_TENANT,
+    chunk: int = 20_000,
+) -> tuple[np.ndarray, list[str]]:
+    """Every value of a signal that is not a fixed-width hash (``local``) in the named sets, as
+    ``(entry ids int64 (N,), texts)``, in entry order."""
+    ids_out: list[int] = []
+    texts: list[str] = []
+    with store.read() as conn:
+        ids = [_get(conn, n, tenant).id for n in hashset_names]
+        if not ids:
+            return np.zeros(0, np.int64), texts
+        marks = ", ".join(map(str, ids))  # ints from the database
+        sql = (
+            "SELECT entry_id, value FROM entry_signals "
+            f"WHERE signal = :signal AND hashset_id IN ({marks}) ORDER BY entry_id"
+        )
+        for row in conn.execute(text(sql), {"signal": signal}).yield_per(chunk):
+            ids_out.append(int(row[0]))
+            texts.append(str(row[1]))
+    return np.asarray(ids_out, dtype=np.int64), texts
+
+
+def has_signal(
+    store: Store, hashset_names: Sequence[str], signal: str, *, tenant: str = DEFAULT_TENANT
+) -> bool:
+    """Whether any entry of the named sets carries a value of ``signal`` (derived ones included)."""
+    with store.read() as conn:
+        ids = [_get(conn, n, tenant).id for n in hashset_names]
+        if not ids:
+            return False
+        marks = ", ".join(map(str, ids))  # ints from the database
+        sql = f"SELECT 1 FROM entry_signals WHERE signal = :signal AND hashset_id IN ({marks}) LIMIT 1"
+        return conn.execute(text(sql), {"signal": signal}).first() is not None
 
 
 def _stream_rows(store: Store, conn: Connection, sql: str, chunk: int) -> Iterator[Sequence[Any]]:

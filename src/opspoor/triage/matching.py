@@ -6,7 +6,10 @@ over the low-quality augmentation hashes (``pdq_lq``), and a Hamming index over 
 frames of known videos. A PDQ hit counts when its distance is within the matching set's own
 distance, and within the query hash's own cap (a low-quality query hash) and
 ``LOW_QUALITY_DISTANCE`` (a low-quality known hash); a video hit when the share of the query
-video's unique frames that find a partner reaches ``video_share``.
+video's unique frames that find a partner reaches ``video_share``. Sets built with their originals'
+local features (``local`` values) get a local-feature index too: an image that nothing else
+matched is matched by its own local features (``signals.local``: enough patches agreeing on one
+geometry), which finds crops that are not centred.
 """
 
 from __future__ import annotations
@@ -29,9 +32,18 @@ from opspoor.errors import IndexFileError
 from opspoor.hashsets.model import Category
 from opspoor.index import ExactIndex, HammingIndex
 from opspoor.signals.engine import FileSignals
+from opspoor.signals.local import LocalFeatures, LocalIndex, local_distance
 from opspoor.signals.robust import LOW_QUALITY_DISTANCE
 from opspoor.signals.vpdq import QUALITY_THRESHOLD
-from opspoor.store import EntryRef, HashSetRecord, Store, entry_details, get_hashset, load_signal_arrays
+from opspoor.store import (
+    EntryRef,
+    HashSetRecord,
+    Store,
+    entry_details,
+    get_hashset,
+    load_signal_arrays,
+    load_signal_texts,
+)
 from opspoor.store.hashsets import hex_rows, last_changes
 
 EXACT_SIGNALS = ("md5", "sha1", "sha256")
@@ -42,6 +54,8 @@ VIDEO_FRAME_DISTANCE = 31
 #: the derived signal of an entry's low-quality augmentation hashes: matched only within
 #: ``LOW_QUALITY_DISTANCE`` (flat pictures hash alike)
 PDQ_LOW_QUALITY = "pdq_lq"
+#: the derived signal of an original's local features (signals.local)
+LOCAL = "local"
 
 #: a PDQ to look up: (hash, method), or (hash, method, max distance) for a low-quality hash
 PdqLookup = tuple[str, str] | tuple[str, str, int]
@@ -87,12 +101,13 @@ class Query:
     sha256: str | None = None
     pdq: list[PdqLookup] = field(default_factory=list)  # (hash, method[, max distance])
     vpdq_frames: list[str] = field(default_factory=list)  # unique frame hashes of quality >= 50
+    local: str | None = None  # the image's local features, encoded (HashOptions.local)
 
     @classmethod
     def from_file_signals(cls, sig: FileSignals) -> Query:
         """What a hashed file is matched by: its digests, its PDQ (and robust variants) when
         reliable, its video's good frames."""
-        q = cls(md5=sig.md5, sha1=sig.sha1, sha256=sig.sha256)
+        q = cls(md5=sig.md5, sha1=sig.sha1, sha256=sig.sha256, local=sig.local)
         if sig.pdq:
             q.pdq = pdq_lookups(sig.pdq, sig.quality or 0, sig.pdq_variants or [])
         if sig.vpdq_frames:
@@ -104,7 +119,7 @@ class Query:
     @classmethod
     def from_signals(cls, sig: dict[str, Any]) -> Query:
         """From a scan/hash JSON record (md5, sha1, sha256, pdq, pdq_quality, vpdq_frames, pdq_variants)."""
-        q = cls(md5=sig.get("md5"), sha1=sig.get("sha1"), sha256=sig.get("sha256"))
+        q = cls(md5=sig.get("md5"), sha1=sig.get("sha1"), sha256=sig.get("sha256"), local=sig.get("local"))
         if sig.get("pdq"):
             variants: list[PdqLookup] = [tuple(v) for v in sig.get("pdq_variants") or []]  # type: ignore[misc]
             q.pdq = pdq_lookups(sig["pdq"], sig.get("pdq_quality") or 0, variants)
@@ -138,7 +153,7 @@ def pdq_words(values: Sequence[str]) -> np.ndarray:
 
 
 #: bump when the cached index layout changes
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 #: the file of a cached group that maps frame rows to entries (written last: the group is whole)
 FRAME_ENTRY = "frame_entry.npy"
 
@@ -153,6 +168,7 @@ class _Prepared:
     pdq_caps: list[int]  # the largest distance each hash may match at (64: no cap of its own)
     pdq: np.ndarray  # (N, 4) uint64 words
     frames: list[tuple[int, np.ndarray]]  # (query number, words of its unique frames)
+    local: dict[int, LocalFeatures] = field(default_factory=dict)  # query number -> its features
 
     @classmethod
     def of(cls, queries: Sequence[Query]) -> _Prepared:
@@ -167,7 +183,8 @@ class _Prepared:
         methods = [v[1] for q in queries for v in q.pdq]
         caps = [v[2] if len(v) > 2 else 64 for q in queries for v in q.pdq]  # type: ignore[misc]
         frames = [(qi, pdq_words(q.vpdq_frames)) for qi, q in enumerate(queries) if q.vpdq_frames]
-        return cls(exact, owner, methods, caps, pdq_words(values), frames)
+        local = {qi: LocalFeatures.decode(q.local) for qi, q in enumerate(queries) if q.local}
+        return cls(exact, owner, methods, caps, pdq_words(values), frames, local)
 
 
 #: ``hit(query number, entry id, signal, distance, method)``
@@ -187,6 +204,7 @@ class IndexGroup:
     frames: HammingIndex | None = None
     frame_entry: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     frame_count: dict[int, int] = field(default_factory=dict)  # entry id -> its frame rows
+    local: LocalIndex | None = None  # the originals' local features (sets built with --augment)
 
     @classmethod
     def build(cls, store: Store, names: Sequence[str], tenant: str) -> IndexGroup:
@@ -207,6 +225,9 @@ class IndexGroup:
             words = np.ascontiguousarray(vals).view(np.uint64).reshape(-1, 4)
             group.frames = HammingIndex.build(words, np.arange(len(ids), dtype=np.int64))
         group._set_frame_entry(ids)
+        ids, texts = load_signal_texts(store, names, LOCAL, tenant=tenant)
+        if len(ids):
+            group.local = LocalIndex([LocalFeatures.decode(t) for t in texts], ids)
         return group
 
     def _set_frame_entry(self, ids: np.ndarray) -> None:
@@ -225,6 +246,7 @@ class IndexGroup:
         # (the low-quality augmentation hashes count as PDQ values)
         out["pdq"] = sum(len(ix) for ix in (self.pdq, self.pdq_lq) if ix is not None)
         out["vpdq_frames"] = len(self.frame_entry)
+        out[LOCAL] = len(np.unique(self.local.owner)) if self.local is not None else 0
         return out
 
     def save(self, folder: Path) -> None:
@@ -241,6 +263,8 @@ class IndexGroup:
             for name, index in self.parts().items():
                 if index is not None:
                     index.save(tmp / name)
+            if self.local is not None:
+                self.local.save(tmp / LOCAL)
             np.save(tmp / FRAME_ENTRY, self.frame_entry)
             for path in tmp.rglob("*"):
                 path.chmod(0o700 if path.is_dir() else 0o600)
@@ -262,6 +286,7 @@ class IndexGroup:
             lq = folder / PDQ_LOW_QUALITY
             group.pdq_lq = HammingIndex.load(lq) if lq.exists() else None
             group.frames = HammingIndex.load(folder / "frames") if (folder / "frames").exists() else None
+            group.local = LocalIndex.load(folder / LOCAL) if (folder / LOCAL).exists() else None
             frame_entry = np.load(folder / FRAME_ENTRY, allow_pickle=False)
         except (OSError, ValueError, KeyError, TypeError) as exc:  # a damaged manifest or array
             raise IndexFileError(f"cached index unreadable: {exc}", where=str(folder)) from None
@@ -298,6 +323,14 @@ class IndexGroup:
         for a, eid, d in rows:
             if d <= caps[a]:  # a low-quality query hash matches only that close
                 hit(owner[a], int(eid), "pdq", int(d), None if methods[a] == "pdq" else methods[a])
+
+    def find_local(self, prepared: _Prepared, queries: Sequence[int], hit: HitFn) -> None:
+        """Report the originals the local features of ``queries`` (query numbers) show."""
+        if self.local is None:
+            return
+        for qi in queries:
+            for m in self.local.match(prepared.local[qi]):
+                hit(qi, m.owner, LOCAL, local_distance(m.inliers), LOCAL)
 
     def _find_video(self, qi: int, words: np.ndarray, hit: HitFn) -> None:
         assert self.frames is not None
@@ -495,8 +528,13 @@ class Matcher:
         self._all.frame_count = counts
 
     @property
+    def has_local(self) -> bool:
+        """Whether any loaded set holds its originals' local features."""
+        return any(g.local is not None for g in self.groups.values())
+
+    @property
     def size(self) -> dict[str, int]:
-        out = dict.fromkeys((*EXACT_SIGNALS, "pdq", "vpdq_frames"), 0)
+        out = dict.fromkeys((*EXACT_SIGNALS, "pdq", "vpdq_frames", LOCAL), 0)
         for group in self.groups.values():
             for sig, n in group.sizes().items():
                 out[sig] += n
@@ -519,8 +557,13 @@ class Matcher:
                 hits[qi][key] = (dist, method)
 
         prepared = _Prepared.of(queries)
-        for key, group in list(self.groups.items()):
+        groups = list(self.groups.items())
+        for key, group in groups:
             group.find(prepared, self.pdq_radius if key is None else self.distance[key], hit)
+        # local features are the slow way in (~30 ms per image): only for images nothing else matched
+        unmatched = [qi for qi in prepared.local if not hits[qi]]
+        for _, group in groups:
+            group.find_local(prepared, unmatched, hit)
 
         refs = self._refs({eid for per_query in hits for eid, _ in per_query})
         out: list[list[Match]] = []
