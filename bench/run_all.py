@@ -24,6 +24,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("hashsets", [], ["--n", "200000"]),
     ("scan", [], ["--n", "40", "--entries", "20000"]),
     ("service", [], ["--entries", "10000", "--seconds", "5"]),
+    ("local", [], ["--quick"]),
 ]
 
 

@@ -328,3 +328,21 @@ def test_local_distances_count_only_for_local_methods() -> None:
     assert method_distances(tags, method_by_name("both +lq"), 19, local)[0, 1] == 40
     both = method_distances(tags, method_by_name("both +lq +local"), 19, local)
     assert both[0, 1] == 12 and both[1, 2] == 30 and both[1, 0] == FAR
+
+
+def test_the_pooled_goal_needs_the_precision_on_the_other_half_too(tiny_run) -> None:
+    from dataclasses import replace
+
+    result, _ = tiny_run
+
+    def pooled(recall: float, precision: float) -> bool:
+        methods = [
+            replace(s, heldout_recall=recall, heldout_precision=precision) if s.method == "both" else s
+            for s in result.methods
+        ]
+        g = [g for g in goals(replace(result, methods=methods)) if g.method == "both" and "pooled" in g.text]
+        return g[0].met
+
+    assert pooled(0.99, 1.0)
+    assert not pooled(0.99, 0.9995)  # the threshold chosen on one half let false matches in on the other
+    assert not pooled(0.9, 1.0)

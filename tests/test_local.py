@@ -118,3 +118,14 @@ def test_a_set_holding_one_picture_twice_still_finds_its_crops(originals: list[I
         found = idx.match(local_features(_rgb(_off_centre_crop(originals[0], share))))
         assert {m.owner for m in found} == {0, 1}, share
         assert idx.brute_force_match(local_features(_rgb(_off_centre_crop(originals[0], share))))
+
+
+def test_the_exact_search_works_past_one_brute_force_pass(monkeypatch: pytest.MonkeyPatch, originals) -> None:
+    import opspoor.signals.local as local
+
+    idx = LocalIndex([local_features(_rgb(o)) for o in originals], range(len(originals)))
+    q = local_features(_rgb(_off_centre_crop(originals[3], 0.1)))
+    whole = [(m.owner, m.inliers) for m in idx.brute_force_match(q)]
+    monkeypatch.setattr(local, "BRUTE_FORCE_CHUNK", 97)  # many passes, none aligned with a picture
+    assert [(m.owner, m.inliers) for m in idx.brute_force_match(q)] == whole
+    assert whole[0][0] == 3

@@ -61,13 +61,15 @@ def goals(result: EvalResult) -> list[Goal]:
             continue
         s = result.method(method)
         p = result.config["target_precision"]
+        # met only if the held-out threshold also kept the precision on the other half
         out.append(
             Goal(
-                f"augmented sets: pooled recall >= 97 % at precision >= {p:.2%} (held-out threshold)",
+                f"augmented sets: pooled recall >= 97 % at precision >= {p:.2%} (held-out threshold; "
+                f"precision reached on the other half: {s.heldout_precision:.3%})",
                 method,
                 s.heldout_recall,
                 0.97,
-                s.heldout_recall >= 0.97,
+                s.heldout_recall >= 0.97 and s.heldout_precision >= p,
                 "heldout",
             )
         )

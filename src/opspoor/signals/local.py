@@ -18,6 +18,7 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,6 +37,12 @@ MAX_FEATURES = 500
 RATIO = 0.8
 #: neighbours fetched per query descriptor (the ratio test is made per original among them)
 NEIGHBOURS = 8
+#: FLANN's LSH for binary descriptors: 8 tables of 24 sampled bits, one-bit probes. Keys of 16
+#: bits put so many descriptors in a bucket that a query scanned most of a large index (600 ms
+#: against 3,000 originals); 24 bits took 50 ms there and found as many originals (bench/local.py)
+LSH_PARAMS = {"algorithm": 6, "table_number": 8, "key_size": 24, "multi_probe_level": 1}
+#: rows per brute-force pass (OpenCV's brute-force matcher refuses 2^18 or more)
+BRUTE_FORCE_CHUNK = 1 << 17
 #: and within this many bits of the query's descriptor
 MAX_DESCRIPTOR_DISTANCE = 64
 #: originals with the most matched descriptors that are checked for a consistent geometry
@@ -198,9 +205,7 @@ class LocalIndex:
             # FLANN's LSH index for binary descriptors (algorithm 6); built on first use, per process.
             # Its hash tables are drawn from OpenCV's RNG: seeded, so a run can be repeated
             cv2.setRNGSeed(0)
-            m = cv2.FlannBasedMatcher(
-                {"algorithm": 6, "table_number": 8, "key_size": 16, "multi_probe_level": 1}, {"checks": 64}
-            )
+            m = cv2.FlannBasedMatcher(LSH_PARAMS, {"checks": 64})
             m.add([self.descriptors])
             m.train()
             self._matcher = m
@@ -217,24 +222,44 @@ class LocalIndex:
         """Originals the query shows, best first: at least ``min_inliers`` agreeing patches that
         span ``min_spread`` of both pictures. ``exclude``: an owner to leave out (the query
         itself, when it is indexed too)."""
-        if len(query) < 2 or len(self) < 2:
-            return []
-        pairs = self._lsh().knnMatch(query.descriptors, k=NEIGHBOURS)
-        return self._verify(query, pairs, min_inliers, min_spread, exclude)
+        return self._find(query, False, min_inliers, min_spread, exclude)
 
-    def brute_force_match(
+    def brute_force_match(self, query: LocalFeatures, **options: Any) -> list[LocalMatch]:
+        """As ``match`` (same options), with exact nearest neighbours: every descriptor against
+        every one, slow; the reference the LSH is tested against."""
+        return self._find(query, True, **options)
+
+    def _find(
         self,
         query: LocalFeatures,
-        *,
+        exact: bool,
         min_inliers: int = MIN_INLIERS,
         min_spread: float = MIN_SPREAD,
         exclude: int | None = None,
     ) -> list[LocalMatch]:
-        """As ``match``, with exact nearest neighbours (slow: every descriptor against every one)."""
         if len(query) < 2 or len(self) < 2:
             return []
-        pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(query.descriptors, self.descriptors, k=NEIGHBOURS)
-        return self._verify(query, pairs, min_inliers, min_spread, exclude)
+        neighbours: Sequence[Sequence[cv2.DMatch]]
+        if exact:
+            neighbours = self._exact_neighbours(query)
+        else:
+            neighbours = self._lsh().knnMatch(query.descriptors, k=NEIGHBOURS)
+        return self._verify(query, neighbours, min_inliers, min_spread, exclude)
+
+    def _exact_neighbours(self, query: LocalFeatures) -> list[list[cv2.DMatch]]:
+        """The ``NEIGHBOURS`` nearest descriptors of each query descriptor, by brute force in
+        chunks: OpenCV's brute-force matcher refuses a train set of 2^18 rows or more."""
+        matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+        found: list[list[tuple[float, int]]] = [[] for _ in range(len(query))]
+        for start in range(0, len(self), BRUTE_FORCE_CHUNK):
+            part = self.descriptors[start : start + BRUTE_FORCE_CHUNK]
+            for row in matcher.knnMatch(query.descriptors, part, k=NEIGHBOURS):
+                for m in row:
+                    found[m.queryIdx].append((m.distance, start + m.trainIdx))
+        return [
+            [cv2.DMatch(qi, ti, 0, d) for d, ti in sorted(cands)[:NEIGHBOURS]]
+            for qi, cands in enumerate(found)
+        ]
 
     def _pairs(self, neighbours: Sequence, exclude: int | None) -> list[tuple[int, int]]:
         """(query keypoint, indexed keypoint) pairs that pass the ratio test *per original*.

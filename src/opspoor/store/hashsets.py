@@ -1714,10 +1714,9 @@ def load_signal_arrays(
     id_parts: list[np.ndarray] = [np.zeros(0, np.int64)]
     value_parts: list[np.ndarray] = [np.zeros((0, length // 2), np.uint8)]
     with store.read() as conn:
-        ids = [_get(conn, n, tenant).id for n in hashset_names]
-        if not ids:
+        marks = _set_ids(conn, hashset_names, tenant)
+        if not marks:
             return id_parts[0], value_parts[0]
-        marks = ", ".join(map(str, ids))  # ints from the database
         queries = [
             f"SELECT entry_id, value FROM entry_signals WHERE signal = '{signal}' AND hashset_id IN ({marks})"
         ]
@@ -1744,10 +1743,9 @@ def load_signal_texts(
     ids_out: list[int] = []
     texts: list[str] = []
     with store.read() as conn:
-        ids = [_get(conn, n, tenant).id for n in hashset_names]
-        if not ids:
+        marks = _set_ids(conn, hashset_names, tenant)
+        if not marks:
             return np.zeros(0, np.int64), texts
-        marks = ", ".join(map(str, ids))  # ints from the database
         sql = (
             "SELECT entry_id, value FROM entry_signals "
             f"WHERE signal = :signal AND hashset_id IN ({marks}) ORDER BY entry_id"
@@ -1763,12 +1761,16 @@ def has_signal(
 ) -> bool:
     """Whether any entry of the named sets carries a value of ``signal`` (derived ones included)."""
     with store.read() as conn:
-        ids = [_get(conn, n, tenant).id for n in hashset_names]
-        if not ids:
+        marks = _set_ids(conn, hashset_names, tenant)
+        if not marks:
             return False
-        marks = ", ".join(map(str, ids))  # ints from the database
         sql = f"SELECT 1 FROM entry_signals WHERE signal = :signal AND hashset_id IN ({marks}) LIMIT 1"
         return conn.execute(text(sql), {"signal": signal}).first() is not None
+
+
+def _set_ids(conn: Connection, hashset_names: Sequence[str], tenant: str) -> str:
+    """The named sets' ids as an SQL list ("3, 7"; ints from the database); unknown names raise."""
+    return ", ".join(str(_get(conn, n, tenant).id) for n in hashset_names)
 
 
 def _stream_rows(store: Store, conn: Connection, sql: str, chunk: int) -> Iterator[Sequence[Any]]:
