@@ -346,3 +346,22 @@ def test_the_pooled_goal_needs_the_precision_on_the_other_half_too(tiny_run) -> 
     assert pooled(0.99, 1.0)
     assert not pooled(0.99, 0.9995)  # the threshold chosen on one half let false matches in on the other
     assert not pooled(0.9, 1.0)
+
+
+def test_a_region_and_its_photograph_are_one_picture_but_two_regions_are_two() -> None:
+    from opspoor.evaluate.harness import Fingerprint, Picture, deduplicate, same_photograph
+
+    whole = Picture("photo", source="pkg:a.jpg")
+    left, right = (
+        Picture("left", source="pkg:a.jpg", region=True),
+        Picture("right", source="pkg:a.jpg", region=True),
+    )
+    other = Picture("other", source="pkg:b.jpg")
+    assert same_photograph(left, whole) and same_photograph(whole, right)
+    assert not same_photograph(left, right) and not same_photograph(other, whole)
+    assert not same_photograph(Picture("x"), Picture("y"))  # generated pictures have no source
+    rng = np.random.default_rng(8)
+    fps = [Fingerprint(f"s{i}", [h], [h], [False], [False]) for i, h in enumerate(_random_hex(rng, 4))]
+    kept, dropped, pairs = deduplicate([left, right, whole, other], fps, 41)
+    assert kept == [0, 1, 3] and dropped["same photograph"] == 1
+    assert pairs == [{"dropped": "photo", "kept": "left", "distance": -1}]

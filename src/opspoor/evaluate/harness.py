@@ -98,6 +98,10 @@ class Picture:
     name: str
     path: str | None = None
     seed: int | None = None
+    #: the file it was cut from, and whether it is a region of it (``bench/corpus.py`` cuts regions
+    #: out of its largest photographs): a region and its whole photograph are one picture
+    source: str | None = None
+    region: bool = False
 
 
 @dataclass
@@ -130,6 +134,23 @@ def benchmark_photos() -> list[Path] | None:
     return [p for p in paths if p.is_file()] or None
 
 
+def photo_sources() -> dict[Path, tuple[str, bool]]:
+    """Per benchmark photo: the package file it comes from, and whether it is a region cut out of it."""
+    manifest = _repo_root() / ".cache" / "photos" / "manifest.json"
+    if not manifest.is_file():
+        return {}
+    meta = json.loads(manifest.read_text())
+    return {
+        _repo_root() / p["path"]: (f"{p.get('package')}:{p.get('source')}", p.get("crop") is not None)
+        for p in meta.get("photos", [])
+    }
+
+
+def same_photograph(a: Picture, b: Picture) -> bool:
+    """Whether one is a region cut out of the other (regions of one photograph do not overlap)."""
+    return a.source is not None and a.source == b.source and (a.region != b.region or not a.region)
+
+
 def folder_photos(folder: Path) -> list[Path]:
     """Image files under ``folder`` (by magic bytes), sorted."""
     if not folder.is_dir():
@@ -150,8 +171,10 @@ def corpus_pictures(cfg: EvalConfig) -> tuple[list[Picture], str]:
         return [Picture(str(p.relative_to(cfg.corpus)), str(p)) for p in paths], f"folder {cfg.corpus}"
     photos = None if cfg.generated else benchmark_photos()
     if photos:
-        root = _repo_root()
-        pics = [Picture(str(p.relative_to(root)), str(p)) for p in photos]
+        root, sources = _repo_root(), photo_sources()
+        pics = [
+            Picture(str(p.relative_to(root)), str(p), None, *sources.get(p, (None, False))) for p in photos
+        ]
         return pics, "benchmark photo corpus (bench/corpus.py: benign photos from Debian packages)"
     # 40 % spare for the pictures deduplication drops
     count = int((cfg.n + cfg.distractors) * 1.4) + 10
@@ -258,8 +281,9 @@ def deduplicate(
 ) -> tuple[list[int], dict[str, int], list[dict[str, str | int]]]:
     """Indices of the pictures kept, counts of the others by reason, and the near-duplicate pairs.
 
-    A picture is dropped when unreadable, when its bytes were seen, or when it matches a kept
-    picture within ``threshold`` by any of the methods compared (its probe hashes against the
+    A picture is dropped when unreadable, when its bytes were seen, when it is a region cut out of
+    a kept photograph (or the photograph of a kept region: ``same_photograph``), or when it matches
+    a kept picture within ``threshold`` by any of the methods compared (its probe hashes against the
     other's known hashes, either way): such pairs are versions of one picture (a wallpaper in
     light and dark, at two aspect ratios), and a match between them is no false match. The
     threshold has a margin over the operating one, as an edited copy moves a few bits further.
@@ -273,7 +297,7 @@ def deduplicate(
     probes_low: list[np.ndarray] = []
     knowns_low: list[np.ndarray] = []
     seen: set[str] = set()
-    dropped = {"unreadable": 0, "same bytes": 0, "near duplicate": 0}
+    dropped = {"unreadable": 0, "same bytes": 0, "same photograph": 0, "near duplicate": 0}
     pairs: list[dict[str, str | int]] = []
     for i, fp in enumerate(fingerprints):
         if fp is None:
@@ -283,6 +307,11 @@ def deduplicate(
             dropped["same bytes"] += 1
             continue
         seen.add(fp.sha256)
+        whole = next((k for k in kept if same_photograph(pictures[i], pictures[k])), None)
+        if whole is not None:
+            dropped["same photograph"] += 1
+            pairs.append({"dropped": pictures[i].name, "kept": pictures[whole].name, "distance": -1})
+            continue
         probe, known = hex_to_words(fp.probe), hex_to_words(fp.known)
         probe_low, known_low = _flags(fp.probe_low, len(probe)), _flags(fp.known_low, len(known))
         if kept:
