@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 from opspoor.demo.images import generate_image  # noqa: E402
-from opspoor.evaluate.harness import Picture, benchmark_photos, load_picture  # noqa: E402
+from opspoor.evaluate.harness import Picture, benchmark_photos, load_picture, photo_sources  # noqa: E402
 from opspoor.signals.local import (  # noqa: E402
     LocalFeatures,
     LocalIndex,
@@ -272,9 +272,13 @@ def main() -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if args.quick or os.environ.get("BENCH_QUICK"):
         sizes = [300]
-    photos = benchmark_photos() or []
+    # whole photographs only: the corpus also holds regions cut out of its largest photographs,
+    # and a crop of a photograph rightly matches such a region (the same picture)
+    regions = {p for p, (_, region) in photo_sources().items() if region}
+    photos = [p for p in benchmark_photos() or [] if p not in regions]
     note = (
-        f"{min(len(photos), sizes[-1])} benchmark photos (bench/corpus.py) + generated 800x600 'mixed' "
+        f"{min(len(photos), sizes[-1])} benchmark photos (bench/corpus.py, regions cut out of larger "
+        "photographs left out) + generated 800x600 'mixed' "
         "pictures up to N"
         if photos
         else "no benchmark photos built: generated 800x600 'mixed' pictures only"

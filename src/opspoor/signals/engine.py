@@ -46,7 +46,7 @@ class HashOptions:
     #: canvas, ~30 ms), "low-quality" (extra hashes of PDQ quality 10-49 too, each matching only
     #: within ``LOW_QUALITY_DISTANCE``); see ROBUST_PRESETS (bench/scan_profile.py measures them)
     robust: frozenset[str] = frozenset()
-    #: local features of images (signals.local, ~10 ms per image): only worth it against sets that
+    #: local features of images (signals.local, ~4 ms per image): only worth it against sets that
     #: hold their originals' features (``opspoor hashset build --augment``)
     local: bool = False
 

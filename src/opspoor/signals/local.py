@@ -40,7 +40,12 @@ NEIGHBOURS = 8
 #: FLANN's LSH for binary descriptors: 8 tables of 24 sampled bits, one-bit probes. Keys of 16
 #: bits put so many descriptors in a bucket that a query scanned most of a large index (600 ms
 #: against 3,000 originals); 24 bits took 50 ms there and found as many originals (bench/local.py)
-LSH_PARAMS = {"algorithm": 6, "table_number": 8, "key_size": 24, "multi_probe_level": 1}
+LSH_PARAMS: dict[str, bool | int | float | str] = {
+    "algorithm": 6,
+    "table_number": 8,
+    "key_size": 24,
+    "multi_probe_level": 1,
+}
 #: rows per brute-force pass (OpenCV's brute-force matcher refuses 2^18 or more)
 BRUTE_FORCE_CHUNK = 1 << 17
 #: and within this many bits of the query's descriptor

@@ -61,7 +61,8 @@ class ScanConfig:
     #: hashing options; the default adds the fast robust query hashes (rotations, flips, borders)
     options: HashOptions = field(default_factory=lambda: HashOptions(robust=ROBUST_PRESETS["fast"]))
     #: match images by their local features too when the sets hold their originals' (built with
-    #: ``hashset build --augment``; ~40 ms per image that nothing else matched)
+    #: ``hashset build --augment``; ~4 ms per image, and 10-250 ms to look up each image that
+    #: nothing else matched against 300-10,000 originals: docs/benchmarks.md)
     local: bool = True
 
     def identity(self) -> dict[str, Any]:
