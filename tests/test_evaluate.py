@@ -185,7 +185,15 @@ def test_eval_command(tmp_path: Path) -> None:
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "generated images" in res.output and "query-side" in res.output
+    assert "both +lq +local" in res.output
     assert (tmp_path / "report.md").is_file() and (tmp_path / "histograms.png").is_file()
+    res = runner.invoke(
+        app,
+        ["eval", "robustness", "--generated", "--n", "3", "--distractors", "2", "--transform", "flip v",
+         "--workers", "1", "--no-local", "--out", str(tmp_path / "plain")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "both +lq" in res.output and "+local" not in res.output
 
 
 def test_eval_command_measures_off_centre_crops_on_request(tmp_path: Path) -> None:

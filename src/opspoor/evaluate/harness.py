@@ -266,7 +266,7 @@ def local_near_pairs(
         found = index.match(fingerprints[i].local, min_inliers=1, min_spread=MIN_SPREAD / 2, exclude=i)  # type: ignore[union-attr,arg-type]
         for m in found:
             d = local_distance(m.inliers)
-            if m.owner != i and d <= threshold:
+            if d <= threshold:
                 key = (min(i, m.owner), max(i, m.owner))
                 pairs[key] = min(d, pairs.get(key, FAR))
     return pairs
