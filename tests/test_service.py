@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -748,3 +749,34 @@ def test_follower_applies_changes_committed_out_of_order_and_video_entries(sqlit
         follower.poll()
         assert hits(frames1) == set() and hits(frames2) == {"v2"}
         assert follower.matcher("other").match_queries([Query(vpdq_frames=frames2)]) == [[]]
+
+
+def test_an_upload_is_matched_by_local_features_against_a_set_that_holds_them(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A hotline's own set built with --augment: an upload that is a crop off the centre of one of
+    its originals (no PDQ method reaches it) is found by its local features, for that tenant only."""
+    from pictures import busy_picture
+
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    for k in range(3):
+        busy_picture(40 + k).save(originals / f"item{k}.png")
+    args = ["hashset", "build", str(originals), "--name", "own", "--augment", "--workers", "1"]
+    res = CliRunner().invoke(cli_app, [*args, "--db", sqlite_url])
+    assert res.exit_code == 0, res.output
+    with open_store(sqlite_url) as store:  # the CLI builds into the default tenant
+        _, secret = create_token(store, "analyst", "default", label="default-analyst")
+    crop = busy_picture(41).crop((0, 0, 640, 480))
+    buf = io.BytesIO()
+    crop.save(buf, "JPEG", quality=90)
+    with running(sqlite_url) as api:
+        headers = {"Authorization": f"Bearer {secret}"}
+        r = api.client.post("/v1/match", headers=headers, files={"file": ("crop.jpg", buf.getvalue())})
+        assert r.status_code == 200, r.text
+        found = r.json()["results"][0]["matches"]
+        assert [(m["external_id"], m["signal"]) for m in found] == [("item1.png", "local")]
+        other = api.client.post(
+            "/v1/match", headers=api.auth("a", "analyst"), files={"file": ("crop.jpg", buf.getvalue())}
+        )
+        assert other.json()["results"][0]["matches"] == []  # another tenant's sets hold nothing

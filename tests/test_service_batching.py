@@ -135,3 +135,31 @@ def test_the_follower_adds_and_removes_low_quality_values(stored: Any) -> None:
     remove_entries(store, "set", signal="md5", values=["ab" * 16], tenant="t")
     follower.poll()
     assert names(m.match_queries(queries)) == [set(), set()]
+
+
+def test_a_query_with_local_features_is_searched_off_the_event_loop(
+    stored: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opspoor.service import batching
+    from opspoor.signals.local import LocalFeatures
+
+    store, values = stored
+    _, m = follower_of(store)
+    threads: list[int] = []
+    real = asyncio.to_thread
+
+    async def counting(fn: Any, *args: Any) -> Any:
+        threads.append(len(args[0]))
+        return await real(fn, *args)
+
+    monkeypatch.setattr(batching.asyncio, "to_thread", counting)
+    plain = [Query(pdq=[(near(values[0], 4), "pdq")])]
+    local = [Query(pdq=[(near(values[1], 4), "pdq")], local=LocalFeatures.empty().encode())]
+
+    async def run() -> list[list[list[Match]]]:
+        batcher = MatchBatcher()
+        return [await batcher.match(m, plain), await batcher.match(m, local)]
+
+    first, second = asyncio.run(run())
+    assert threads == [1]  # only the batch holding local features went to a thread
+    assert names(first) == [{"e0"}] and names(second) == [{"e1"}]

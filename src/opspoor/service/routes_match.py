@@ -156,11 +156,12 @@ def match_json(m: Match) -> dict[str, Any]:
     }
 
 
-async def hash_upload(request: Request, upload: Upload) -> FileSignals:
-    """Hash on the worker's hashing threads; 422 when it takes longer than the decode limit."""
+async def hash_upload(request: Request, upload: Upload, *, local: bool = False) -> FileSignals:
+    """Hash on the worker's hashing threads; 422 when it takes longer than the decode limit.
+    ``local``: also the image's local features (for sets that hold their originals')."""
     svc = service_of(request)
     s = svc.settings
-    options = HashOptions(video_time_limit=s.decode_seconds, max_pixels=s.max_pixels)
+    options = HashOptions(video_time_limit=s.decode_seconds, max_pixels=s.max_pixels, local=local)
     where = upload.filename or "upload"
     future = svc.hashing.submit(hash_bytes, upload.data, where=where, options=options)
     try:
@@ -216,9 +217,11 @@ async def match(
     (JSON ``{"signals": [{"type": "pdq", "value": "…"}]}``), against the tenant's hash sets."""
     svc = service_of(request)
     if multipart_boundary(request) is not None:
+        # local features only against a tenant whose sets hold their originals' (hashset build --augment)
+        local = svc.index.loaded and svc.index.matcher(call.principal.tenant).has_local
         async with svc.upload_slots:
             upload = await read_upload(request, svc.settings.max_upload_bytes)
-            sig = await hash_upload(request, upload)
+            sig = await hash_upload(request, upload, local=local)
         call.object = f"sha256:{sig.sha256}"
         MATCH_INPUTS.labels("file").inc()
         (found,) = await match_queries(svc, call, [query_for_file(sig)])
