@@ -110,10 +110,12 @@ def _ws(buf: np.ndarray, i: int) -> int:
 
 @njit(cache=True)
 def _string_end(buf: np.ndarray, i: int) -> int:
-    """Index of the closing quote of the string opening at ``i``; -1 for an escape or a control
-    character (both read the careful way) or no end."""
-    j = i + 1
+    """Index of the closing quote of the string opening at ``i``; -1 when no string opens there,
+    for an escape or a control character (both read the careful way), or no end."""
     n = len(buf)
+    if i >= n or buf[i] != _QUOTE:
+        return -1
+    j = i + 1
     while j < n and not _STOP[buf[j]]:
         j += 1
     if j < n and buf[j] == _QUOTE:
@@ -133,6 +135,16 @@ def _text_or_null(buf: np.ndarray, i: int) -> tuple[int, int, int, int]:
     if _literal(buf, i) == -1:
         return 0, 0, 0, i + 4
     return -1, 0, 0, 0
+
+
+@njit(cache=True)
+def _number_or_text(buf: np.ndarray, i: int, last_digit: int) -> tuple[int, int, int, int]:
+    """(kind, start, end, next) of a value at ``i`` that is a number starting with a digit up to
+    ``last_digit`` (kind 2; end -1 when malformed) or else as ``_text_or_null``."""
+    if 48 <= buf[i] <= last_digit:
+        e = _integer_end(buf, i)
+        return 2, i, e, e
+    return _text_or_null(buf, i)
 
 
 @njit(cache=True)
@@ -319,8 +331,6 @@ def _parse(
             return GIVE_UP  # an empty record has no hash
         while True:
             # a property: "key": value
-            if i >= n or buf[i] != _QUOTE:
-                return GIVE_UP
             ke = _string_end(buf, i)
             if ke < 0:
                 return GIVE_UP
@@ -349,26 +359,16 @@ def _parse(
                         return GIVE_UP
                     has[r, h] = True
             elif key == K_ID:
-                if 48 <= c <= 57:
-                    s, e = i, _integer_end(buf, i)
-                    i = e
-                else:
-                    kind, s, e, i = _text_or_null(buf, i)
-                    if kind < 0:
-                        return GIVE_UP
-                if e < 0:
+                kind, s, e, i = _number_or_text(buf, i, 57)
+                if kind < 0 or e < 0:
                     return GIVE_UP
                 if e > s:
                     spans[r, _F_ID, 0] = s
                     spans[r, _F_ID, 1] = e
             elif key == K_CATEGORY:
-                if 48 <= c <= 53:  # a number, or the same digit as text
-                    s, e = i, _integer_end(buf, i)
-                    i = e
-                else:
-                    kind, s, e, i = _text_or_null(buf, i)
-                    if kind < 0:
-                        return GIVE_UP
+                kind, s, e, i = _number_or_text(buf, i, 53)  # a number, or the same digit as text
+                if kind < 0:
+                    return GIVE_UP
                 if e == s + 1 and 48 <= buf[s] <= 53:
                     category[r] = buf[s] - 48
                 elif e != s:
@@ -527,8 +527,6 @@ def _alternative(buf: np.ndarray, i: int, hashes: np.ndarray, has: np.ndarray) -
             if i >= n or buf[i] != _COMMA:
                 return -1
             i = _ws(buf, i + 1)
-        if i >= n or buf[i] != _QUOTE:
-            return -1
         ke = _string_end(buf, i)
         if ke < 0:
             return -1
@@ -538,8 +536,6 @@ def _alternative(buf: np.ndarray, i: int, hashes: np.ndarray, has: np.ndarray) -
         if i >= n or buf[i] != _COLON:
             return -1
         i = _ws(buf, i + 1)
-        if i >= n or buf[i] != _QUOTE:
-            return -1
         e = _string_end(buf, i)
         if e < 0:
             return -1
