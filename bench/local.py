@@ -3,7 +3,9 @@
 Originals: the benchmark photos (bench/corpus.py, benign Debian photos, as far as built), topped
 up with generated benign pictures (``generate_image(seed, 800, 600, "mixed")``) to N. Queries:
 ``--crops`` off-centre crops (10 % cut off the right and bottom) of randomly chosen originals
-(seeded) and ``--unrelated`` generated pictures that are not in the index.
+(seeded) and ``--unrelated`` generated pictures that are not in the index, each with its mirror
+image's features, as the scan extracts a query's (the mirror is searched when the picture as it
+is shows no original: for every unrelated query).
 
 For each N it reports feature extraction per image (one process, timed around
 ``local_features`` only), the index arrays, the LSH build, and per query the time, recall of the
@@ -95,6 +97,7 @@ def extend_originals(
 class Query:
     features: LocalFeatures
     own: int | None  # the original a crop was cut from; None for an unrelated picture
+    extract_s: float  # time of local_features(..., mirror=True), as a scan's worker runs it
 
 
 def make_queries(n: int, crops: int, unrelated: int, photos: Sequence[Path], seed: int) -> list[Query]:
@@ -103,12 +106,16 @@ def make_queries(n: int, crops: int, unrelated: int, photos: Sequence[Path], see
     for i in rng.choice(n, size=min(crops, n), replace=False).tolist():
         rgb = original_rgb(i, photos)
         h, w = rgb.shape[:2]
-        out.append(Query(local_features(rgb[: int(h * CROP), : int(w * CROP)]), i))
+        out.append(_query(rgb[: int(h * CROP), : int(w * CROP)], i))
     for k in range(unrelated):
-        out.append(
-            Query(local_features(np.asarray(generate_image(UNRELATED_SEED + k, 800, 600, "mixed"))), None)
-        )
+        out.append(_query(np.asarray(generate_image(UNRELATED_SEED + k, 800, 600, "mixed")), None))
     return out
+
+
+def _query(rgb: np.ndarray, own: int | None) -> Query:
+    t = time.perf_counter()
+    f = local_features(rgb, mirror=True)
+    return Query(f, own, time.perf_counter() - t)
 
 
 def subset(queries: list[Query], k: int) -> list[Query]:
@@ -165,6 +172,7 @@ class Row:
     anchor: Outcome
     ratio: float  # anchor ms / LSH ms on the same queries
     agree: int  # anchor-set queries where both found the same originals
+    query_extract_ms: float  # per query, with its mirror
 
 
 def rss_mib() -> float:
@@ -203,6 +211,7 @@ def measure(n: int, feats: list[LocalFeatures], photos: Sequence[Path], args: ar
         anchor,
         anchor.ms_per_query / max(1e-9, lsh_sub.ms_per_query),
         agree,
+        1000 * float(np.mean([q.extract_s for q in queries])),
     )
     del index
     gc.collect()
@@ -223,7 +232,8 @@ def table(rows: list[Row], extract_ms: float, encoded: float, kpts: float, note:
         "generated pictures",
         f"features: {extract_ms:.1f} ms per image to extract (one process, `local_features` only, over "
         f"{rows[-1].n:,} originals), {kpts:.0f} keypoints and {encoded / 1024:.1f} KiB encoded per image "
-        "(`len(features.encode())`)",
+        "(`len(features.encode())`); a query's with its mirror (`mirror=True`, as the scan extracts them): "
+        f"{np.mean([r.query_extract_ms for r in rows]):.1f} ms",
         "",
         "| N (photos) | descriptors | arrays MiB | LSH build s | LSH +RSS MiB | matcher | queries | "
         "ms/query | crop recall | crops to a wrong original | unrelated matched |",

@@ -157,6 +157,12 @@ def test_harness_runs_end_to_end_on_generated_pictures(tiny_run) -> None:
     assert all(s.false_wrong_original + s.false_distractor == 0 for s in result.methods)
     assert sum(both.same_histogram) == 30
     assert sum(both.different_histogram) == 30 * 5 + 8 * 6
+    # the closest different pairs are listed whatever their distance, nearest first
+    closest = both.closest_different
+    assert 1 <= len(closest) <= 10
+    assert [c["distance"] for c in closest] == sorted(c["distance"] for c in closest)
+    nearest = next(d for d, n in enumerate(both.different_histogram) if n)
+    assert closest[0]["distance"] == nearest and " [" in str(closest[0]["query"])
 
 
 def test_report_files(tiny_run) -> None:
@@ -173,7 +179,8 @@ def test_report_files(tiny_run) -> None:
     green = ((px[:, :, 1] > 120) & (px[:, :, 0] < 60)).sum()
     red = ((px[:, :, 0] > 180) & (px[:, :, 1] < 60)).sum()
     assert green > 0 and red > 0
-    assert markdown(result, None).count("## ") == 4
+    assert markdown(result, None).count("## ") == 5
+    assert "## Closest different pairs (both +lq +local)" in markdown(result, None)
     assert all(g.measured >= 0 for g in goals(result))
 
 
@@ -326,6 +333,19 @@ def test_a_region_cut_out_of_a_photo_is_its_near_duplicate_by_local_features() -
     assert kept == [0, 1] and dropped["near duplicate"] == 1
     assert listed[0]["dropped"] == "region" and listed[0]["kept"] == "photo"
     assert deduplicate(pics, fps, 41)[0] == [0, 1, 2]  # the PDQs alone are far apart
+
+
+def test_versions_of_one_picture_linked_through_others_are_one_picture() -> None:
+    """A wallpaper at five sizes: each lookup finds only some of the others (its nearest
+    descriptors are taken by the closest versions), so pairs are closed over chains."""
+    from opspoor.evaluate.harness import close_chains
+
+    closed = close_chains({(1, 5): 3, (5, 9): 7, (2, 4): 1, (9, 12): 2})
+    assert closed[(1, 9)] == 7 and closed[(1, 12)] == 7 and closed[(5, 12)] == 7
+    assert closed[(1, 5)] == 3 and closed[(2, 4)] == 1  # direct pairs keep their distance
+    assert (1, 2) not in closed and (4, 9) not in closed
+    assert len(closed) == 6 + 1
+    assert close_chains({}) == {}
 
 
 def test_local_distances_count_only_for_local_methods() -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -42,6 +43,19 @@ def test_features_survive_their_text_form() -> None:
     assert np.array_equal(back.descriptors, f.descriptors)
     assert np.abs(back.points - f.points).max() <= 1 / 64
     assert LocalFeatures.decode(LocalFeatures.empty().encode()).descriptors.shape == (0, 32)
+    assert back.mirror is None
+
+
+def test_a_querys_mirror_survives_the_text_form() -> None:
+    f = local_features(np.asarray(busy_picture(1)), mirror=True)
+    assert f.mirror is not None and len(f.mirror) > 100
+    back = LocalFeatures.decode(f.encode())
+    assert back.mirror is not None and np.array_equal(back.mirror.descriptors, f.mirror.descriptors)
+    assert np.array_equal(back.descriptors, f.descriptors)
+    text = base64.b64decode(f.encode())
+    for damaged in (text[:-5], text + b"\x00", text[: len(text) - len(f.mirror) * 36 - 1]):
+        with pytest.raises(SignalError):
+            LocalFeatures.decode(base64.b64encode(damaged).decode())
 
 
 @pytest.mark.parametrize("bad", ["not base64 at all!", "", "AQA=", "AQAAAA" + "A" * 40])
@@ -73,6 +87,8 @@ def holdings(tmp_path: Path) -> dict[str, Path]:
     evidence = tmp_path / "evidence"
     evidence.mkdir()
     (evidence / "crop.jpg").write_bytes(_jpeg(_off_centre_crop(busy_picture(11))))
+    mirrored = _off_centre_crop(busy_picture(12)).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    (evidence / "mirrored.jpg").write_bytes(_jpeg(mirrored))
     (evidence / "other.jpg").write_bytes(_jpeg(busy_picture(99)))
     return {"originals": originals, "evidence": evidence, "root": tmp_path}
 
@@ -118,6 +134,9 @@ def test_the_scan_finds_an_off_centre_crop_by_local_features(
     assert [(m["external_id"], m["signal"]) for m in crop["matches"]] == [("item1.png", "local")]
     assert crop["matches"][0]["distance"] <= 31
     assert other["status"] == "new" and other["matches"] == []
+    # a flipped crop is found by the mirror image of its features
+    mirrored = found["evidence/mirrored.jpg"]
+    assert [(m["external_id"], m["method"]) for m in mirrored["matches"]] == [("item2.png", "local/mirror")]
     assert "local" not in crop  # the features are matched, not written into the case
     assert before == {p: p.read_bytes() for p in holdings["evidence"].iterdir()}
     # without local features the crop is new: no PDQ method reaches it

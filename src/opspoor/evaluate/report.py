@@ -181,6 +181,10 @@ def markdown(result: EvalResult, histogram: str | None = "histograms.png") -> st
     for g in goals(result):
         mark = "met" if g.met else "NOT met"
         lines.append(f"- [{mark}] {g.text} — {g.method}: {100 * g.measured:.2f} %")
+    last = result.methods[-1]  # every method on: what decides the held-out thresholds
+    lines += ["", f"## Closest different pairs ({last.method})", ""]
+    lines += ["| distance | query | original |", "| ---: | --- | --- |"]
+    lines += [f"| {c['distance']} | {c['query']} | {c['original']} |" for c in last.closest_different]
     if histogram:
         lines += [
             "",

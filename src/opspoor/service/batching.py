@@ -74,7 +74,7 @@ class MatchBatcher:
 
 async def _search(batch: list[Pending]) -> list[list[list[Match]]]:
     """On the loop when the batch is small, else on a thread; always on a thread when an upload
-    carries local features (their lookup takes 10-250 ms, the loop must not wait for it)."""
+    carries local features (their lookup takes 30-700 ms, the loop must not wait for it)."""
     local = any(q.local for _, queries, _ in batch for q in queries)
     if local or sum(len(queries) for _, queries, _ in batch) > INLINE_QUERIES:
         return await asyncio.to_thread(_run, batch)

@@ -46,8 +46,8 @@ class HashOptions:
     #: canvas, ~30 ms), "low-quality" (extra hashes of PDQ quality 10-49 too, each matching only
     #: within ``LOW_QUALITY_DISTANCE``); see ROBUST_PRESETS (bench/scan_profile.py measures them)
     robust: frozenset[str] = frozenset()
-    #: local features of images (signals.local, ~4 ms per image): only worth it against sets that
-    #: hold their originals' features (``opspoor hashset build --augment``)
+    #: local features of images and of their mirror images (signals.local, ~12 ms per image):
+    #: only worth it against sets that hold their originals' (``opspoor hashset build --augment``)
     local: bool = False
 
 
@@ -188,7 +188,7 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
         sig.pdq_variants = [_variant(q) for q in variants[1:]]
     sig.pdq, sig.quality, sig.exif = h.hash, h.quality, img.exif
     if options.local:
-        found = local_features(img.rgb)
+        found = local_features(img.rgb, mirror=True)  # a query: its mirror finds flipped copies
         sig.local = found.encode() if len(found) else None
     if options.thumbnail:
         sig.thumbnail = safe_thumbnail(img.rgb)

@@ -42,7 +42,7 @@ def signals_json(sig: FileSignals) -> dict[str, Any]:
         "pdq_quality": sig.quality,
         "pdq_dihedral": sig.pdq_dihedral,
         "pdq_variants": sig.pdq_variants,
-        "local": sig.local,  # matched, not kept in the case (up to 24 KB per image)
+        "local": sig.local,  # matched, not kept in the case (up to 48 KB per image with the mirror's)
         "vpdq_frames": format_vpdq(sig.vpdq_frames).splitlines() if sig.vpdq_frames else None,
         "exif": exif_json(sig.exif),
         "error": str(sig.error.message) if sig.error else None,
