@@ -751,6 +751,61 @@ def test_follower_applies_changes_committed_out_of_order_and_video_entries(sqlit
         assert follower.matcher("other").match_queries([Query(vpdq_frames=frames2)]) == [[]]
 
 
+def test_follower_puts_local_features_of_added_entries_into_a_new_local_index(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries added while the service runs are matched by their local features once the follower
+    has built a new local index (at most every LOCAL_REBUILD_SECONDS); removed ones stop at once."""
+    from opspoor.hashsets.model import Entry
+    from opspoor.service import live
+    from opspoor.signals.local import local_features
+    from opspoor.store import changes_since, import_entries, remove_entries
+    from opspoor.triage.matching import Query
+    from pictures import busy_picture
+
+    def entry(seed: int) -> Entry:
+        features = local_features(np.asarray(busy_picture(seed))).encode()
+        return Entry({"md5": f"{seed:032x}"}, external_id=f"p{seed}", derived={"local": [features]})
+
+    def found(m: live.LiveMatcher, seed: int) -> list[tuple[str | None, str]]:
+        img = busy_picture(seed)
+        crop = img.crop((0, 0, img.width * 4 // 5, img.height * 4 // 5))  # no PDQ reaches it
+        query = Query(local=local_features(np.asarray(crop), mirror=True).encode())
+        return [(x.external_id, x.signal) for x in m.match_queries([query])[0]]
+
+    with open_store(db_url) as store:
+        import_entries(store, "own", [entry(50)], tenant="t")
+        import_entries(store, "plain", [Entry({"md5": "1" * 32}, external_id="m1")], tenant="u")
+        follower = live.IndexFollower(store)
+        follower.load()
+        follower.poll()
+        t, u = follower.matcher("t"), follower.matcher("u")
+        assert t.has_local and not u.has_local
+        assert found(t, 50) == [("p50", "local")] and found(t, 51) == []
+
+        import_entries(store, "own", [entry(51)], tenant="t")
+        import_entries(store, "plain", [entry(52)], tenant="u")
+        monkeypatch.setattr(live, "LOCAL_REBUILD_SECONDS", 3600.0)
+        follower.poll()  # read, but not yet in a local index
+        assert len(t.local_pending) == 1 and found(t, 51) == [] and not u.has_local
+        monkeypatch.setattr(live, "LOCAL_REBUILD_SECONDS", 0.0)
+        follower.poll()
+        assert t.local_pending == [] and found(t, 51) == [("p51", "local")]
+        assert found(t, 50) == [("p50", "local")]  # the features held before are kept
+        assert u.has_local and found(u, 52) == [("p52", "local")] and found(u, 51) == []
+        # an add applied again (as one made during the load is) leaves the index as it was
+        before = len(t._all.local)
+        for change in changes_since(store, 0):
+            follower._apply_add(change)
+        follower.poll()
+        assert len(t._all.local) == before and found(t, 51) == [("p51", "local")]
+
+        (gone,) = t.match_queries([Query(md5=f"{50:032x}")])[0]
+        remove_entries(store, "own", entry_ids=[gone.entry_id], tenant="t")
+        follower.poll()
+        assert found(t, 50) == [] and found(t, 51) == [("p51", "local")]
+
+
 def test_an_upload_is_matched_by_local_features_against_a_set_that_holds_them(
     sqlite_url: str, tmp_path: Path
 ) -> None:

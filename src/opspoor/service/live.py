@@ -6,6 +6,9 @@ Each worker holds one :class:`LiveMatcher` per tenant (the tenant's hash sets in
 ``poll_seconds`` and applies it: an ``add`` puts the named entries' values into the indexes'
 delta segments, a ``remove`` or ``drop`` tombstones them. Searches take index snapshots, so they
 run while the follower writes. A delta grown large is merged into a new base in the follower thread.
+Local features (``signals.local``) of added entries are collected and put into a new local index at
+most every ``LOCAL_REBUILD_SECONDS`` (its LSH tables cannot grow in place), built in the follower
+thread and then swapped in.
 
 The follower starts from the newest change id read *before* the sets are loaded, so a change made
 during the load is applied again: adds are harmless twice (a match is reported once per entry and
@@ -23,7 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from opspoor.errors import OpspoorError
 from opspoor.index import ExactIndex, HammingIndex
+from opspoor.signals.local import LocalFeatures, LocalIndex
 from opspoor.store import Change, EntryRef, Store, changes_since, entry_details
 from opspoor.store.follow import (
     all_hashsets,
@@ -32,9 +37,10 @@ from opspoor.store.follow import (
     hashset_by_id,
     last_change_id,
     signals_between,
+    texts_between,
 )
 from opspoor.store.hashsets import HashSetRecord
-from opspoor.triage.matching import EXACT_SIGNALS, PDQ_LOW_QUALITY, Matcher, Query
+from opspoor.triage.matching import EXACT_SIGNALS, LOCAL, PDQ_LOW_QUALITY, Matcher, Query
 
 log = logging.getLogger("opspoor.service")
 
@@ -43,6 +49,9 @@ WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
 GAP_SECONDS = 60.0
 #: merge a delta into the base when it holds more than this many entries, or 1/8 of the base
 MERGE_AT = 20_000
+#: local features added meanwhile are put into a new local index at most this often: the LSH
+#: tables are built anew each time (0.3 s for 300 originals, 19 s for 10,000: docs/benchmarks.md)
+LOCAL_REBUILD_SECONDS = 10.0
 
 
 def _words(values: np.ndarray) -> np.ndarray:
@@ -77,6 +86,9 @@ class LiveMatcher(Matcher):
         self.members: dict[int, np.ndarray] = {
             h.id: np.unique(entry_ids_of(store, h.id)) for h in self.by_id.values()
         }
+        #: local features of entries added since the local index was built: (entry id, features)
+        self.local_pending: list[tuple[int, LocalFeatures]] = []
+        self._local_built = time.monotonic()
 
     def warm_up(self) -> None:
         """One search of every index, so that the first request does not wait for the compiled
@@ -129,6 +141,15 @@ class LiveMatcher(Matcher):
         if new_ids:
             self.members[hashset_id] = np.union1d(known, np.concatenate(new_ids))
 
+    def add_local(self, ids: np.ndarray, texts: Sequence[str]) -> None:
+        """Local features of added entries: they count once ``merge_large_deltas`` has put them into
+        a new local index (a damaged value is logged and left out, the others go on)."""
+        for eid, text in zip(ids.tolist(), texts, strict=True):
+            try:
+                self.local_pending.append((eid, LocalFeatures.decode(text)))
+            except OpspoorError as exc:
+                log.error("entry %d: local features left out: %s", eid, exc)
+
     def _add_frames(self, ids: np.ndarray, values: np.ndarray) -> None:
         if not len(ids):
             return
@@ -173,6 +194,26 @@ class LiveMatcher(Matcher):
         for index in indexes:
             if index is not None and index.delta_size > max(MERGE_AT, (len(index) - index.delta_size) // 8):
                 index.merge()
+        if self.local_pending and time.monotonic() - self._local_built >= LOCAL_REBUILD_SECONDS:
+            self._rebuild_local()
+
+    def _rebuild_local(self) -> None:
+        """A new local index with the pending features, its LSH tables built here (in the follower
+        thread), then swapped in: lookups use the old one until then."""
+        pending, self.local_pending = self.local_pending, []
+        old = self._all.local
+        # an add applied twice (one made during the load) must not index an entry twice: its
+        # descriptors would be each other's second nearest and fail the ratio test
+        held = set(np.unique(old.owner).tolist()) if old is not None else set()
+        unique = {eid: f for eid, f in reversed(pending) if eid not in held}
+        owners, features = list(unique), list(unique.values())
+        if not owners:
+            return
+        fresh = LocalIndex(features, owners) if old is None else old.with_added(features, owners)
+        if len(fresh) >= 2:
+            fresh.warm_up()
+        self._all.local = fresh
+        self._local_built = time.monotonic()
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,4 +376,6 @@ class IndexFollower:
         self.tenant_of[rec.id] = rec.tenant
         m = self.matcher(rec.tenant)
         m.add_set(rec)
-        m.add_entries(rec.id, signals_between(self.store, rec.id, c.entry_id, c.entry_id_end or c.entry_id))
+        last = c.entry_id_end or c.entry_id
+        m.add_entries(rec.id, signals_between(self.store, rec.id, c.entry_id, last))
+        m.add_local(*texts_between(self.store, rec.id, c.entry_id, last, LOCAL))

@@ -227,6 +227,15 @@ class LocalIndex:
     def __len__(self) -> int:
         return len(self.descriptors)
 
+    def with_added(self, features: Sequence[LocalFeatures], owners: Sequence[int] | np.ndarray) -> LocalIndex:
+        """A new index holding this one's features and ``features`` (this one is left as it is, so
+        lookups can go on using it while the new one is built)."""
+        added = LocalIndex(features, owners)
+        out = LocalIndex([], [])
+        for name in self.ARRAYS:
+            setattr(out, name, np.concatenate([getattr(self, name), getattr(added, name)]))
+        return out
+
     #: the arrays ``save`` writes, one .npy file each
     ARRAYS = ("points", "descriptors", "owner", "extent")
 
@@ -247,6 +256,10 @@ class LocalIndex:
         if shapes != [(n, 2), (n, 32), (n,), (n, 2)] or index.descriptors.dtype != np.uint8:
             raise ValueError(f"local index arrays do not fit together: {shapes}")
         return index
+
+    def warm_up(self) -> None:
+        """Build the LSH tables now (else the first lookup builds them: seconds for a large set)."""
+        self._lsh()
 
     def _lsh(self) -> cv2.DescriptorMatcher:
         if self._matcher is None:

@@ -79,6 +79,22 @@ def signals_between(
     return {sig: (np.concatenate(ids), np.concatenate(values)) for sig, (ids, values) in by_signal.items()}
 
 
+def texts_between(
+    store: Store, hashset_id: int, lo: int, hi: int, signal: str
+) -> tuple[np.ndarray, list[str]]:
+    """Values of a signal that is not a fixed-width hash (``local``) of the set's entries with ids
+    in ``lo..hi``, as ``(entry ids int64, texts)`` in entry order."""
+    s = SIGNALS
+    q = (
+        select(s.c.entry_id, s.c.value)
+        .where(s.c.hashset_id == hashset_id, s.c.entry_id.between(lo, hi), s.c.signal == signal)
+        .order_by(s.c.entry_id)
+    )
+    with store.read() as conn:
+        rows = conn.execute(q).all()
+    return np.asarray([r[0] for r in rows], dtype=np.int64), [str(r[1]) for r in rows]
+
+
 def changes_with_ids(store: Store, ids: list[int]) -> list[Change]:
     """The changes among ``ids`` that exist by now (ids a follower skipped), oldest first."""
     c = CHANGES
