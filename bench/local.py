@@ -31,7 +31,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -145,12 +145,16 @@ class Outcome:
 
 
 def run_queries(
-    fn: Callable[[LocalFeatures], list[LocalMatch]], queries: list[Query]
+    fn: Callable[[LocalFeatures], list[LocalMatch]], queries: list[Query], threads: int = 1
 ) -> tuple[Outcome, list]:
-    found = []
+    """Every query through ``fn``; with ``threads`` > 1 on a thread pool over one shared index, as
+    the scan's matcher looks up the images nothing else matched (``IndexGroup.find_local``)."""
     t = time.perf_counter()
-    for q in queries:
-        found.append({m.owner for m in fn(q.features)})
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            found = [{m.owner for m in r} for r in pool.map(fn, [q.features for q in queries])]
+    else:
+        found = [{m.owner for m in fn(q.features)} for q in queries]
     ms = 1000 * (time.perf_counter() - t) / max(1, len(queries))
     crops = [(q, f) for q, f in zip(queries, found, strict=True) if q.own is not None]
     hit = sum(q.own in f for q, f in crops)
@@ -173,6 +177,9 @@ class Row:
     ratio: float  # anchor ms / LSH ms on the same queries
     agree: int  # anchor-set queries where both found the same originals
     query_extract_ms: float  # per query, with its mirror
+    threaded: Outcome  # all queries, on a thread pool
+    threaded_agree: int  # queries where one thread and the pool found the same originals
+    threads: int
 
 
 def rss_mib() -> float:
@@ -193,6 +200,8 @@ def measure(n: int, feats: list[LocalFeatures], photos: Sequence[Path], args: ar
     lsh_rss = max(0.0, rss_mib() - before)
     log(f"[N={n}] match, {len(queries)} queries")
     lsh, lsh_found = run_queries(index.match, queries)
+    log(f"[N={n}] match on {args.threads} threads")
+    threaded, threaded_found = run_queries(index.match, queries, args.threads)
     k = len(queries) if len(index) <= args.bf_full_limit else args.bf_queries
     anchor_set = subset(queries, k)
     log(f"[N={n}] anchor, {len(anchor_set)} queries")
@@ -212,6 +221,9 @@ def measure(n: int, feats: list[LocalFeatures], photos: Sequence[Path], args: ar
         anchor.ms_per_query / max(1e-9, lsh_sub.ms_per_query),
         agree,
         1000 * float(np.mean([q.extract_s for q in queries])),
+        threaded,
+        sum(a == b for a, b in zip(lsh_found, threaded_found, strict=True)),
+        args.threads,
     )
     del index
     gc.collect()
@@ -247,6 +259,7 @@ def table(rows: list[Row], extract_ms: float, encoded: float, kpts: float, note:
         blank = "| | | | |"
         anchor_name = "exact (anchor)"
         lines.append(f"{head} | LSH `match`, all queries | {outcome_cells(r.lsh)} |")
+        lines.append(f"{blank} | LSH `match`, {r.threads} threads | {outcome_cells(r.threaded)} |")
         if r.anchor.queries != r.lsh.queries:
             lines.append(f"{blank} | LSH `match`, anchor subset | {outcome_cells(r.lsh_on_anchor_set)} |")
         lines.append(f"{blank} | {anchor_name} | {outcome_cells(r.anchor)} |")
@@ -255,7 +268,9 @@ def table(rows: list[Row], extract_ms: float, encoded: float, kpts: float, note:
         sub = "" if r.anchor.queries == r.lsh.queries else f" (on a subset of {r.anchor.queries} queries)"
         lines.append(
             f"N = {r.n:,}: exact / LSH time **{r.ratio:.1f}x**{sub}; same originals found for "
-            f"{r.agree} of {r.anchor.queries} queries"
+            f"{r.agree} of {r.anchor.queries} queries; {r.threads} threads / one: "
+            f"**{r.lsh.ms_per_query / max(1e-9, r.threaded.ms_per_query):.2f}x** as fast, same "
+            f"originals for {r.threaded_agree} of {r.lsh.queries} queries"
         )
     return "\n".join(lines)
 
@@ -273,6 +288,7 @@ def main() -> None:
     )
     ap.add_argument("--bf-queries", type=int, default=30, help="anchor queries above that")
     ap.add_argument("--workers", type=int, default=2, help="processes that decode/generate the originals")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="lookup threads (as the scan)")
     ap.add_argument("--quick", action="store_true", help="N = 300 only (also with BENCH_QUICK=1)")
     ap.add_argument("--out", type=Path, help="also write the table (markdown) to this file")
     ap.add_argument("--json", type=Path, help="also write the results as JSON (default: next to --out)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -83,6 +85,28 @@ def test_a_flipped_copy_is_found_by_the_querys_mirror(
         # an upright copy is still found by its upright features
         found = index.match(local_features(_rgb(crop), mirror=True))
         assert [(m.owner, m.mirrored) for m in found] == [(i, False)]
+
+
+def test_a_lookup_does_not_depend_on_the_lookups_before_it_nor_on_its_thread(
+    originals: list[Image.Image], index: LocalIndex
+) -> None:
+    """A scan looks images up on several threads sharing one LSH index, in any order; RANSAC draws
+    random samples. An image must get the same answer whatever was looked up before it."""
+    crops = [_off_centre_crop(img, share) for img in originals for share in (0.1, 0.2)]
+    # weak chance agreements of unrelated pictures are where random samples differ most
+    unrelated = [generate_image(seed, 800, 600, "mixed") for seed in range(200, 212)]
+    queries = [local_features(_rgb(img), mirror=True) for img in crops + unrelated]
+
+    def answer(q: LocalFeatures) -> list[tuple[int, int, bool]]:
+        return [(m.owner, m.inliers, m.mirrored) for m in index.match(q, min_inliers=1, min_spread=0)]
+
+    first = [answer(q) for q in queries]
+    backwards = [answer(q) for q in reversed(queries)][::-1]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(answer, queries))
+    assert first == backwards == threaded
+    assert all(a and a[0][0] == i // 2 for i, a in enumerate(first[: len(crops)]))
+    assert any(first[len(crops) :])  # some weak agreements were found and compared
 
 
 def test_unrelated_pictures_match_no_original(index: LocalIndex) -> None:

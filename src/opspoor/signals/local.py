@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,6 +224,7 @@ class LocalIndex:
             _stack([_extent(f.points)[None] for f in features], (0, 2), np.float32), counts, axis=0
         )
         self._matcher: cv2.DescriptorMatcher | None = None
+        self._building = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.descriptors)
@@ -262,6 +264,10 @@ class LocalIndex:
         self._lsh()
 
     def _lsh(self) -> cv2.DescriptorMatcher:
+        with self._building:  # lookups may run on several threads (OpenCV releases the GIL)
+            return self._build_lsh()
+
+    def _build_lsh(self) -> cv2.DescriptorMatcher:
         if self._matcher is None:
             # FLANN's LSH index for binary descriptors (algorithm 6); built on first use, per process.
             # Its hash tables are drawn from OpenCV's RNG: seeded, so a run can be repeated
@@ -395,6 +401,8 @@ class LocalIndex:
 def _similarity(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """The rotation + uniform scale + shift from original to query most patches agree on, and
     which agree (None when there is none within ``SCALE_RANGE``)."""
+    # OpenCV's RANSAC seeds its own generator on every call: a lookup's answer does not depend on
+    # the lookups made before it, nor on the thread (tests pin both)
     model, inliers = cv2.estimateAffinePartial2D(
         src, dst, method=cv2.RANSAC, ransacReprojThreshold=REPROJECTION_PX, maxIters=2000, confidence=0.995
     )

@@ -21,6 +21,7 @@ import os
 import shutil
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from opspoor.errors import IndexFileError
 from opspoor.hashsets.model import Category
 from opspoor.index import ExactIndex, HammingIndex
 from opspoor.signals.engine import FileSignals
-from opspoor.signals.local import LocalFeatures, LocalIndex, local_distance
+from opspoor.signals.local import LocalFeatures, LocalIndex, LocalMatch, local_distance
 from opspoor.signals.robust import LOW_QUALITY_DISTANCE
 from opspoor.signals.vpdq import QUALITY_THRESHOLD
 from opspoor.store import (
@@ -56,6 +57,9 @@ VIDEO_FRAME_DISTANCE = 31
 PDQ_LOW_QUALITY = "pdq_lq"
 #: the derived signal of an original's local features (signals.local)
 LOCAL = "local"
+#: threads that look images up by their local features at once (a scan's worker processes are
+#: mostly idle meanwhile: these lookups, not the hashing, set the pace against a large set)
+LOCAL_THREADS = os.cpu_count() or 1
 
 #: a PDQ to look up: (hash, method), or (hash, method, max distance) for a low-quality hash
 PdqLookup = tuple[str, str] | tuple[str, str, int]
@@ -325,12 +329,21 @@ class IndexGroup:
                 hit(owner[a], int(eid), "pdq", int(d), None if methods[a] == "pdq" else methods[a])
 
     def find_local(self, prepared: _Prepared, queries: Sequence[int], hit: HitFn) -> None:
-        """Report the originals the local features of ``queries`` (query numbers) show."""
-        if self.local is None:
+        """Report the originals the local features of ``queries`` (query numbers) show; the
+        lookups run on one thread per core (OpenCV releases the GIL; 30-700 ms each)."""
+        index = self.local
+        if index is None or not queries:
             return
-        for qi in queries:
-            for m in self.local.match(prepared.local[qi]):
-                hit(qi, m.owner, LOCAL, local_distance(m.inliers), f"{LOCAL}/mirror" if m.mirrored else LOCAL)
+        index.warm_up()
+
+        def look_up(qi: int) -> list[LocalMatch]:
+            return index.match(prepared.local[qi])
+
+        with ThreadPoolExecutor(min(LOCAL_THREADS, len(queries))) as pool:
+            for qi, found in zip(queries, pool.map(look_up, queries), strict=True):
+                for m in found:
+                    method = f"{LOCAL}/mirror" if m.mirrored else LOCAL
+                    hit(qi, m.owner, LOCAL, local_distance(m.inliers), method)
 
     def _find_video(self, qi: int, words: np.ndarray, hit: HitFn) -> None:
         assert self.frames is not None
