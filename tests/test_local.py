@@ -46,7 +46,9 @@ def test_a_flat_picture_has_no_features_and_matches_nothing(index: LocalIndex) -
     flat = local_features(np.full((300, 400, 3), 128, dtype=np.uint8))
     assert len(flat) == 0
     assert index.match(flat) == []
-    assert LocalIndex([], []).match(flat) == []
+    empty = LocalIndex([], [])
+    empty.warm_up()
+    assert empty.match(flat) == [] and empty.match(local_features(_rgb(busy_picture(1)))) == []
 
 
 @pytest.mark.parametrize("share", [0.05, 0.1, 0.2])

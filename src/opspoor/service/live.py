@@ -210,8 +210,7 @@ class LiveMatcher(Matcher):
         if not owners:
             return
         fresh = LocalIndex(features, owners) if old is None else old.with_added(features, owners)
-        if len(fresh) >= 2:
-            fresh.warm_up()
+        fresh.warm_up()
         self._all.local = fresh
         self._local_built = time.monotonic()
 

@@ -260,8 +260,10 @@ class LocalIndex:
         return index
 
     def warm_up(self) -> None:
-        """Build the LSH tables now (else the first lookup builds them: seconds for a large set)."""
-        self._lsh()
+        """Build the LSH tables now (else the first lookup builds them: seconds for a large set);
+        an index of fewer than two descriptors has none (it answers nothing)."""
+        if len(self) >= 2:
+            self._lsh()
 
     def _lsh(self) -> cv2.DescriptorMatcher:
         with self._building:  # lookups may run on several threads (OpenCV releases the GIL)
