@@ -57,8 +57,8 @@ VIDEO_FRAME_DISTANCE = 31
 PDQ_LOW_QUALITY = "pdq_lq"
 #: the derived signal of an original's local features (signals.local)
 LOCAL = "local"
-#: threads that look images up by their local features at once (a scan's worker processes are
-#: mostly idle meanwhile: these lookups, not the hashing, set the pace against a large set)
+#: threads that look images up by their local features at once (against a large set these
+#: lookups, not the hashing in the worker processes, set a scan's pace: bench/local.py)
 LOCAL_THREADS = os.cpu_count() or 1
 
 #: a PDQ to look up: (hash, method), or (hash, method, max distance) for a low-quality hash
