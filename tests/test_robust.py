@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from opspoor.demo.images import generate_image
+from opspoor.errors import OpspoorError
 from opspoor.evaluate.transforms import (
     Transform,
     apply_transform,
@@ -18,17 +19,21 @@ from opspoor.evaluate.transforms import (
     screenshot_desktop,
     screenshot_phone,
 )
-from opspoor.media.image import decode_image
+from opspoor.media.image import decode_image, redecoder
 from opspoor.signals.pdq import PDQ, hex_to_words, pdq_from_luma, pdq_from_rgb
 from opspoor.signals.robust import (
     DIHEDRAL,
     FLAT_QUALITY,
+    LOW_QUALITY_DISTANCE,
+    PERIODIC,
     AugmentPlan,
     augment_hashes,
     augment_variants,
     find_embedded,
     pdq_luma,
+    periodicity,
     query_hashes,
+    region_lumas,
     trim_borders,
 )
 from pictures import soft_picture
@@ -156,6 +161,74 @@ def test_embedded_detection_recovers_screenshots(pictures: list[Image.Image], sc
         embedded = [h.hash for h in hashes if h.region == "embedded"]
         recovered += bool(embedded) and _best(embedded, original) <= THRESHOLD
     assert recovered >= len(pictures) - 1
+
+
+@pytest.mark.parametrize("screenshot", [screenshot_desktop, screenshot_phone])
+def test_region_hashes_from_a_larger_decode_land_closer(screenshot) -> None:
+    """A picture that fills part of a screenshot has few canonical pixels, resampled twice; cut
+    from a larger decode of the same file (``detail``), its hash lands nearer the original's."""
+    plain_total = detail_total = 0
+    for i, img in enumerate(_pictures(base=3000, count=4, size=(1024, 768))):
+        original = pdq_from_rgb(_canonical(img)).hash
+        data = apply_transform(Transform("t", "t", (screenshot,)), img, np.random.default_rng(i))
+        rgb = decode_image(data).rgb
+        plain, detail = (
+            [
+                h.hash
+                for h in query_hashes(rgb, dihedral=False, borders=False, detail=d)
+                if h.region == "embedded"
+            ]
+            for d in (None, redecoder(data))
+        )
+        assert plain and len(plain) == len(detail)  # the same boxes, found on the canonical pixels
+        plain_total += _best(plain, original)
+        detail_total += _best(detail, original)
+        assert _best(detail, original) <= THRESHOLD
+    assert detail_total < plain_total
+
+
+def test_region_lumas_keep_the_canonical_slices_when_no_larger_decode_helps() -> None:
+    rgb = _canonical(_pictures(base=3100, count=1, size=(1024, 768))[0])
+    regions = [("full", (0, 0, 512, 384)), ("embedded", (64, 48, 448, 336))]
+    canonical = region_lumas(rgb, regions)
+    assert canonical[1].shape == (288, 384)
+
+    def broken(target: int) -> np.ndarray:
+        raise OpspoorError("gone", where="x.jpg")
+
+    for detail in (broken, lambda target: rgb):  # a failed decode, a decode with no more pixels
+        again = region_lumas(rgb, regions, detail=detail)
+        assert all(np.array_equal(a, b) for a, b in zip(again, canonical, strict=True))
+    asked: list[int] = []
+
+    def larger(target: int) -> np.ndarray:
+        asked.append(target)
+        return np.asarray(Image.fromarray(rgb).resize((1024, 768), Image.Resampling.BICUBIC))
+
+    sharp = region_lumas(rgb, regions, detail=larger)
+    assert asked == [683]  # once, at the size the region needs to have 512 px on its long side
+    assert np.array_equal(sharp[0], canonical[0])  # the whole stays the canonical one
+    assert sharp[1].shape == (384, 512)  # the region, brought to fit 512 as a file would be
+
+
+def test_embedded_pictures_are_found_by_colour_where_luma_shows_no_edge() -> None:
+    """A navy-framed picture on a dark grey canvas of the same luma: only the colour step
+    shows where the picture ends."""
+    img = _pictures(base=3200, count=1, size=(400, 300))[0]
+    framed = np.full((300, 400, 3), (0, 0, 140), dtype=np.uint8)  # luma 16, like the canvas
+    framed[8:-8, 8:-8] = np.asarray(img.resize((384, 284)))
+    canvas = np.full((480, 640, 3), 16, dtype=np.uint8)
+    canvas[100:400, 120:520] = framed
+    original = pdq_from_rgb(framed).hash
+    boxes = find_embedded(canvas)
+    assert (
+        boxes and _best([pdq_from_rgb(canvas[b[1] : b[3], b[0] : b[2]]).hash for b in boxes], original) <= 4
+    )
+    assert any(abs(b[0] - 120) + abs(b[1] - 100) + abs(b[2] - 520) + abs(b[3] - 400) <= 2 for b in boxes)
+    gray = np.repeat(np.asarray(Image.fromarray(canvas).convert("L"))[:, :, None], 3, axis=2)
+    assert not any(
+        abs(b[0] - 120) + abs(b[2] - 520) <= 4 for b in find_embedded(gray)
+    )  # luma alone misses it
 
 
 def test_nothing_embedded_in_plain_pictures(pictures: list[Image.Image]) -> None:
@@ -404,3 +477,57 @@ def test_offset_crops_find_off_centre_crops(pictures: list[Image.Image]) -> None
         assert _best(known, query) <= THRESHOLD, i
         centre = augment_hashes(rgb)  # the default plan: centre crops only
         assert _best([known[0], *centre], query) > THRESHOLD, i
+
+
+# --- regular patterns ------------------------------------------------------------------------------
+
+
+def _stripes(period: float, degrees: float, width: int = 640, height: int = 480) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    t = np.deg2rad(degrees)
+    on = np.sin(2 * np.pi * (x * np.cos(t) + y * np.sin(t)) / period) > 0
+    return np.repeat(np.where(on, 200, 40).astype(np.uint8)[:, :, None], 3, axis=2)
+
+
+def _padded(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    out = np.zeros((h + h // 5, w + w // 5, 3), dtype=np.uint8)
+    out[h // 10 : h // 10 + h, w // 10 : w // 10 + w] = rgb
+    return out
+
+
+def test_periodicity_sees_regular_patterns_and_not_photos_or_random_bits(pictures: list[Image.Image]) -> None:
+    assert periodicity("5555" * 16) == 1.0  # every row alternates
+    assert periodicity("aaaa5555" * 8) == 1.0
+    rng = np.random.default_rng(0)
+    assert max(periodicity(rng.bytes(32).hex()) for _ in range(500)) < 0.5
+    assert all(periodicity(pdq_from_rgb(_canonical(img)).hash) < PERIODIC for img in pictures)
+    stripes = _stripes(6, 30)
+    hashed = pdq_from_rgb(stripes)
+    assert hashed.quality == 100  # PDQ quality does not see it
+    assert periodicity(hashed.hash) >= PERIODIC
+
+
+def test_extra_hashes_of_regular_patterns_match_only_within_the_low_quality_distance() -> None:
+    """Two unrelated diagonal stripe pictures: a pad cut of one lands within 31 bits of a crop
+    of the other, as both hashes follow the stripes' period. Such extra hashes are weak, like low
+    quality ones: not made by default, made with the tighter distance when asked for."""
+    query_rgb, other = _stripes(6, 30), _stripes(23, 30)
+    query = query_hashes(_padded(query_rgb), low_quality_distance=LOW_QUALITY_DISTANCE)
+    known = augment_variants(other, low_quality_distance=LOW_QUALITY_DISTANCE)
+    assert query[0].max_distance is None  # the plain hash keeps the list's distance
+    closest = min(((PDQ.distance(q.hash, k.hash), q, k) for q in query for k in known), key=lambda t: t[0])
+    assert closest[0] <= THRESHOLD  # the hazard
+    assert closest[1].max_distance == LOW_QUALITY_DISTANCE and closest[0] > LOW_QUALITY_DISTANCE
+
+    def limit(h) -> int:
+        return THRESHOLD if h.max_distance is None else h.max_distance
+
+    assert not [1 for q in query for k in known if PDQ.distance(q.hash, k.hash) <= min(limit(q), limit(k))]
+    # its own padded copy is still found (0 bits), and nothing weak is made without the option
+    own = pdq_from_rgb(query_rgb).hash
+    assert any(PDQ.distance(q.hash, own) <= limit(q) for q in query[1:])
+    weak = {q.hash for q in query if q.max_distance is not None}
+    plain_only = query_hashes(_padded(query_rgb))
+    assert weak and not weak & {q.hash for q in plain_only}
+    assert all(q.max_distance is None and periodicity(q.hash) < PERIODIC for q in plain_only[1:])

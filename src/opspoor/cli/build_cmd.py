@@ -4,11 +4,11 @@ For organisations that hold the material themselves (hotlines, police databases)
 becomes one entry (external id = its path relative to the folder) with MD5, SHA-1, SHA-256, PDQ
 (images) and vPDQ (videos). With ``--augment`` each image also gets the extra PDQs of
 :func:`opspoor.signals.robust.augment_variants` (crops, small rotations, the middle band), stored
-as *derived* values of the same entry: used for matching, never exported. Those of PDQ quality
-10-49 are stored as ``pdq_lq`` values, which match only within ``LOW_QUALITY_DISTANCE``
-(``--no-low-quality`` leaves them out). The image's local features (:mod:`opspoor.signals.local`:
-what finds crops that are not centred) are stored as one derived ``local`` value (``--no-local``
-leaves them out).
+as *derived* values of the same entry: used for matching, never exported. Weak ones (PDQ quality
+10-49, or a regular pattern: ``robust.periodicity``) are stored as ``pdq_lq`` values, which match
+only within ``LOW_QUALITY_DISTANCE`` (``--no-low-quality`` leaves them out). The image's local
+features (:mod:`opspoor.signals.local`: what finds crops that are not centred) are stored as one
+derived ``local`` value (``--no-local`` leaves them out).
 
 Files are hashed by the engine in a process pool; the set is written in one transaction by the
 store's ``import_entries`` (all or nothing). A file whose picture cannot be decoded keeps its
@@ -55,7 +55,7 @@ def store_takes_derived() -> bool:
 
 def hash_for_set(args: tuple[str, str, bool, bool, bool]) -> Hashed:
     """Hash one file (runs in a worker process): (path, relative path, augment, low quality, local)."""
-    from opspoor.media.image import decode_image
+    from opspoor.media.image import decode_image, redecoder
     from opspoor.signals.engine import hash_bytes
     from opspoor.signals.local import local_features
     from opspoor.signals.robust import LOW_QUALITY_DISTANCE, augment_variants
@@ -76,7 +76,11 @@ def hash_for_set(args: tuple[str, str, bool, bool, bool]) -> Hashed:
     features = None
     if augment and sig.kind == "image" and sig.error is None:
         rgb = decode_image(data, where=relpath).rgb
-        variants = augment_variants(rgb, low_quality_distance=LOW_QUALITY_DISTANCE if low_quality else None)
+        variants = augment_variants(
+            rgb,
+            low_quality_distance=LOW_QUALITY_DISTANCE if low_quality else None,
+            detail=redecoder(data, where=relpath),
+        )
         extra = tuple(v.hash for v in variants if v.max_distance is None)
         extra_lq = tuple(v.hash for v in variants if v.max_distance is not None)
         if local:
@@ -116,8 +120,8 @@ def build_cmd(
         bool,
         typer.Option(
             "--low-quality/--no-low-quality",
-            help="With --augment: also store augmentation hashes of PDQ quality 10-49, "
-            "matched only within 12 bits.",
+            help="With --augment: also store weak augmentation hashes (PDQ quality 10-49, or a "
+            "regular pattern), matched only within 12 bits.",
         ),
     ] = True,
     local: Annotated[

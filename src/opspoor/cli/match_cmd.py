@@ -91,8 +91,8 @@ def match(
         bool,
         typer.Option(
             "--low-quality/--no-low-quality",
-            help="Also region hashes of PDQ quality 10-49 (a flat picture padded or in a "
-            "screenshot), matched only within 12 bits.",
+            help="Also weak region hashes (PDQ quality 10-49: a flat picture padded or in a "
+            "screenshot; or a regular pattern such as stripes), matched only within 12 bits.",
         ),
     ] = True,
     local: Annotated[

@@ -134,8 +134,8 @@ def scan(
         bool,
         typer.Option(
             "--low-quality/--no-low-quality",
-            help="With --robust fast|full: also region hashes of PDQ quality 10-49 (a flat picture "
-            "padded or in a screenshot), matched only within 12 bits.",
+            help="With --robust fast|full: also weak region hashes (PDQ quality 10-49: a flat picture "
+            "padded or in a screenshot; or a regular pattern such as stripes), matched only within 12 bits.",
         ),
     ] = True,
     local: Annotated[

@@ -52,7 +52,7 @@ from opspoor.evaluate.methods import (
     query_tag,
 )
 from opspoor.evaluate.transforms import Transform, apply_transform, default_suite, encode_bmp, select
-from opspoor.media.image import decode_image, to_rgb
+from opspoor.media.image import decode_image, redecoder, to_rgb
 from opspoor.media.sniff import SNIFF_BYTES, sniff
 from opspoor.signals.local import (
     MIN_SPREAD,
@@ -243,10 +243,18 @@ def _fingerprint(args: tuple[Picture, EvalConfig]) -> Fingerprint | None:
     data = encode_bmp(img)
     rgb = canonical_rgb(data, pic.name)
     q = query_hashes(
-        rgb, band=True, min_quality=cfg.min_quality, low_quality_distance=cfg.low_quality_distance
+        rgb,
+        band=True,
+        min_quality=cfg.min_quality,
+        low_quality_distance=cfg.low_quality_distance,
+        detail=redecoder(data, where=pic.name),
     )
     a = augment_variants(
-        rgb, cfg.augment, min_quality=cfg.min_quality, low_quality_distance=cfg.low_quality_distance
+        rgb,
+        cfg.augment,
+        min_quality=cfg.min_quality,
+        low_quality_distance=cfg.low_quality_distance,
+        detail=redecoder(data, where=pic.name),
     )
     return Fingerprint(
         hashlib.sha256(data).hexdigest(),
@@ -405,7 +413,8 @@ def _hash_item(job: _Job) -> Hashed:
     cfg = job.cfg
     suite = select(default_suite(), cfg.transforms)
     img = load_picture(job.picture, cfg.work_size)
-    rgb = canonical_rgb(encode_bmp(img), job.picture.name)
+    data = encode_bmp(img)
+    rgb = canonical_rgb(data, job.picture.name)
     plain = query_hashes(rgb, dihedral=False, borders=False, embedded=False)[0]
     known: list[tuple[str, int]] = []
     if job.original:
@@ -413,7 +422,11 @@ def _hash_item(job: _Job) -> Hashed:
         known += [
             (a.hash, known_tag(a))
             for a in augment_variants(
-                rgb, cfg.augment, min_quality=cfg.min_quality, low_quality_distance=cfg.low_quality_distance
+                rgb,
+                cfg.augment,
+                min_quality=cfg.min_quality,
+                low_quality_distance=cfg.low_quality_distance,
+                detail=redecoder(data, where=job.picture.name),
             )
         ]
         which = list(range(len(suite)))
@@ -426,14 +439,17 @@ def _hash_item(job: _Job) -> Hashed:
     query_local: list[LocalFeatures] = []
     for j in which:
         if j < 0:
-            q_rgb = rgb
+            q_rgb, q_data = rgb, data
         else:
             rng = np.random.default_rng([cfg.seed, 0 if job.original else 2, job.index, j])
-            q_rgb = canonical_rgb(
-                apply_transform(suite[j], img, rng), f"{job.picture.name} [{suite[j].name}]"
-            )
+            q_data = apply_transform(suite[j], img, rng)
+            q_rgb = canonical_rgb(q_data, f"{job.picture.name} [{suite[j].name}]")
         hashes = query_hashes(
-            q_rgb, band=True, min_quality=cfg.min_quality, low_quality_distance=cfg.low_quality_distance
+            q_rgb,
+            band=True,
+            min_quality=cfg.min_quality,
+            low_quality_distance=cfg.low_quality_distance,
+            detail=redecoder(q_data, where=job.picture.name),
         )
         queries.append([(q.hash, query_tag(q)) for q in hashes])
         names.append(j)

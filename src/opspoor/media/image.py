@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -234,3 +235,11 @@ def decode_image(
         orientation=exif.orientation if exif else None,
         exif=exif,
     )
+
+
+def redecoder(
+    data: bytes, *, where: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Callable[[int], np.ndarray]:
+    """``target -> RGB``: the same file decoded again to fit a larger target, for hashes of its
+    regions (``signals.robust.region_lumas``); the canonical pixels are too few for a region."""
+    return lambda target: decode_image(data, where=where, max_pixels=max_pixels, target=target).rgb

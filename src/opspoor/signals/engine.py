@@ -21,7 +21,7 @@ import numpy as np
 
 from opspoor.errors import MediaTooLarge, OpspoorError, SourceError, UndecodableMedia
 from opspoor.media.exif import ExifInfo
-from opspoor.media.image import decode_image
+from opspoor.media.image import decode_image, redecoder
 from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
 from opspoor.media.thumbs import safe_thumbnail
 from opspoor.signals.crypto import CHUNK, DigestAccumulator, Digests, digest_bytes
@@ -43,8 +43,9 @@ class HashOptions:
     thumbnail: bool = False  # a review-safe (grayscale, blurred) thumbnail, see media.thumbs
     #: extra PDQ query hashes of images (signals.robust), any of "dihedral" (rotations and flips,
     #: ~5 ms per image), "borders" (borders removed, ~2 ms), "embedded" (pictures inside a larger
-    #: canvas, ~30 ms), "low-quality" (extra hashes of PDQ quality 10-49 too, each matching only
-    #: within ``LOW_QUALITY_DISTANCE``); see ROBUST_PRESETS (bench/scan_profile.py measures them)
+    #: canvas, ~30 ms), "low-quality" (weak extra hashes too: PDQ quality 10-49 or a regular
+    #: pattern, each matching only within ``LOW_QUALITY_DISTANCE``); see ROBUST_PRESETS
+    #: (bench/scan_profile.py measures them)
     robust: frozenset[str] = frozenset()
     #: local features of images and of their mirror images (signals.local, ~12 ms per image):
     #: only worth it against sets that hold their originals' (``opspoor hashset build --augment``)
@@ -182,6 +183,8 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
             borders="borders" in r,
             embedded="embedded" in r,
             low_quality_distance=LOW_QUALITY_DISTANCE if "low-quality" in r else None,
+            # regions (borders, screenshots) are hashed from a larger decode of the same bytes
+            detail=redecoder(data, where=where, max_pixels=options.max_pixels),
         )
         if not options.dihedral:
             h = PdqHash(variants[0].hash, variants[0].quality)

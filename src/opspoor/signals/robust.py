@@ -15,13 +15,19 @@ hashed several ways and every hash is looked up; a match by any of them counts:
 - ``embedded``: a picture inside a larger canvas (a screenshot with window chrome, a photo on a
   page) is found as the rectangle bounded by straight canvas edges, and hashed.
 
+Regions are found on the canonical pixels (fit within 512), but hashed, when the caller can decode
+the file again (``detail``), from a larger decode brought to fit 512 as a file is: a picture that
+fills half a screenshot has only about 256 canonical pixels, twice resampled, and its PDQ then
+lands 10-40 bits from the original's.
+
 **Known side** (:func:`augment_hashes`), for holders of the originals: extra PDQs of crops and
 small rotations of each original, stored with the same entry, so that a cropped or slightly
 rotated copy lands near one of them.
 
-Every extra hash is one more chance of a false match, so extra hashes of quality below
-``min_quality`` are not made: low-quality PDQs (flat, featureless pictures) are where false matches
-live. With ``low_quality_distance`` they are made, carrying that tighter ``max_distance``.
+Every extra hash is one more chance of a false match, so *weak* extra hashes are not made: those of
+quality below ``min_quality`` (flat, featureless pictures, where false matches live) and those whose
+bits follow a regular pattern (stripes, grids: :func:`periodicity`). With ``low_quality_distance``
+they are made, carrying that tighter ``max_distance``.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from opspoor.errors import OpspoorError
+from opspoor.media.image import PDQ_TARGET, fit_within
 from opspoor.signals.pdq import PDQ, TURN_OF, hash_luma, pdq_from_luma, pdq_luma
 
 #: regions of a query hash: the whole image, without its borders, a picture embedded in it, and
@@ -53,6 +61,12 @@ LOW_QUALITY_DISTANCE = 12
 #: quality below which a region is flat: its hash is the signs of near-zero coefficients (noise),
 #: never made, whatever the distance allowed
 FLAT_QUALITY = 10
+#: periodicity (0-1, :func:`periodicity`) from which an extra hash counts as weak, like one of low
+#: quality: its bits nearly repeat (or alternate) one or two rows or columns on, as for stripes and
+#: grids, so it has few free bits, and two unrelated regular patterns can land 16 bits apart
+#: (0.85: the shifted bits agree in more than 92.5 % or fewer than 7.5 % of places; photos of the
+#: benchmark corpus: median 0.34, 99th percentile 0.80; random bits below 0.3)
+PERIODIC = 0.85
 #: a rotated original's hash is stored only if further than this from the hash of a *flat*
 #: picture rotated alike: the black corners alone make that hash, so a variant close to it would
 #: match any plain picture an editor rotated by the same angle (the operating threshold + 10)
@@ -60,7 +74,31 @@ CORNER_MARGIN = 41
 #: a region is hashed only if at least this many pixels on each side (PDQ needs structure)
 MIN_REGION_PX = 32
 
+#: the largest decode asked of ``detail`` for region hashes: a region of a quarter of each side
+#: (the smallest ``find_embedded`` returns) then still has its 512 pixels
+MAX_DETAIL = 4 * PDQ_TARGET
+
 Box = tuple[int, int, int, int]  # left, top, right, bottom (exclusive), in pixels of the array given
+#: the same image decoded again to fit within target x target (``decode_image(data, target=t).rgb``)
+Redecode = Callable[[int], np.ndarray]
+
+
+def periodicity(hash_hex: str) -> float:
+    """How far the hash's 16 x 16 bits repeat themselves one or two rows or columns on (1: exactly,
+    or exactly alternating; about 0.1-0.6 for photos). PDQ quality does not see it: stripes and
+    grids have strong gradients, yet their DCT signs follow the pattern's period."""
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(hash_hex), dtype=np.uint8)).reshape(16, 16)
+    best = 0.0
+    for dy, dx in ((0, 1), (0, 2), (1, 0), (2, 0), (1, 1), (2, 2)):
+        agree = float((bits[dy:, dx:] == bits[: 16 - dy, : 16 - dx]).mean())
+        best = max(best, abs(agree - 0.5) * 2)
+    return best
+
+
+def weak(quality: int, hash_hex: str, min_quality: int = MIN_VARIANT_QUALITY) -> bool:
+    """True if an extra hash may match only within the low-quality distance: low PDQ quality, or
+    bits that follow a regular pattern (:func:`periodicity`)."""
+    return quality < min_quality or periodicity(hash_hex) >= PERIODIC
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +134,7 @@ def query_hashes(
     band: bool = False,
     min_quality: int = MIN_VARIANT_QUALITY,
     low_quality_distance: int | None = None,
+    detail: Redecode | None = None,
 ) -> list[QueryHash]:
     """The hashes to look up for one image (``rgb``: H, W, 3 uint8, e.g. ``DecodedImage.rgb``).
 
@@ -106,17 +145,21 @@ def query_hashes(
     its rotations and flips, and the middle band (``band``, off by default: it can only match sets
     augmented by :func:`augment_variants`, so turn it on when such a set is loaded).
 
-    With ``low_quality_distance``, region hashes below ``min_quality`` are made too, with that
-    ``max_distance``: a flat picture's pad or screenshot is then found when its hash is that close.
+    With ``low_quality_distance``, weak region hashes (below ``min_quality``, or periodic) are made
+    too, with that ``max_distance``: a flat picture's pad or screenshot is then found when its hash
+    is that close. The turns of a periodic plain hash are weak too; the plain hash never is.
+
+    With ``detail`` (the file decoded again at a given size), border, pad and embedded regions are
+    hashed from a decode large enough to give each its own 512 pixels (:func:`region_lumas`).
     """
     out: list[QueryHash] = []
     seen: set[str] = set()
-    whole = pdq_luma(rgb)  # per pixel, so a region's luma is the same slice of it
-    for region, box in query_regions(rgb, borders=borders, embedded=embedded, band=band):
-        hashed = hash_luma(_crop(whole, box))
+    regions = query_regions(rgb, borders=borders, embedded=embedded, band=band)
+    for (region, box), luma in zip(regions, region_lumas(rgb, regions, detail), strict=True):
+        hashed = hash_luma(luma)
         plain = hashed.hash
         limit = None
-        if region != "full" and plain.quality < min_quality:
+        if region != "full" and weak(plain.quality, plain.hash, min_quality):
             if low_quality_distance is None or plain.quality < FLAT_QUALITY:
                 continue
             limit = low_quality_distance
@@ -134,12 +177,60 @@ def query_hashes(
         # the turned pixels' own PDQs, sharing the filter work: the DCT sign trick
         # (pdq_with_dihedral) is only approximate, as PDQ's box filter and decimation are not
         # mirror-symmetric
+        if region == "full" and periodicity(plain.hash) >= PERIODIC:
+            # the plain hash stays at the list's distance; its turns are extra hashes, and a
+            # regular pattern's turns are as weak as it (periodicity survives turns)
+            if low_quality_distance is None:
+                continue
+            limit = low_quality_distance
         turned = hashed.turns()
         for name, _ in DIHEDRAL:
             h = turned[name]
             if h.hash not in seen:
                 out.append(QueryHash(h.hash, h.quality, region, name, box, limit))
                 seen.add(h.hash)
+    return out
+
+
+#: regions hashed as the canonical pipeline sees them: the whole image; the middle band, which
+#: meets the band that ``augment_variants`` cuts out of the original's canonical pixels; and the
+#: pad ladder's cuts: up to 18 per image, each a resize from a larger decode (about 10x the cost
+#: of the query), and on 118 corpus pictures cut from the larger decode they found no pad more
+#: than the canonical slices did (docs/robustness.md)
+CANONICAL_REGIONS = ("full", "band", "pad")
+
+
+def region_lumas(
+    rgb: np.ndarray, regions: Sequence[tuple[str, Box]], detail: Redecode | None = None
+) -> list[np.ndarray]:
+    """The PDQ luma of each region: a slice of the canonical luma, or, with ``detail``, the region
+    cut from one larger decode and brought to fit 512 as a file of its own would be (the decode is
+    asked once, at the size the smallest region needs, at most ``MAX_DETAIL``)."""
+    whole = pdq_luma(rgb)  # per pixel, so a region's luma is the same slice of it
+    out = [_crop(whole, box) for _, box in regions]
+    height, width = rgb.shape[:2]
+    cut = [i for i, (region, _) in enumerate(regions) if region not in CANONICAL_REGIONS]
+    if detail is None or not cut or max(height, width) < PDQ_TARGET:  # already every pixel there is
+        return out
+    need = max(
+        max(width / (regions[i][1][2] - regions[i][1][0]), height / (regions[i][1][3] - regions[i][1][1]))
+        for i in cut
+    )
+    target = min(MAX_DETAIL, math.ceil(PDQ_TARGET * need))
+    try:
+        big = detail(target)
+    except OpspoorError:  # the same bytes decoded once already; keep the canonical slices
+        return out
+    if big.shape[0] <= height or big.shape[1] <= width:
+        return out
+    sx, sy = big.shape[1] / width, big.shape[0] / height
+    for i in cut:
+        x0, y0, x1, y1 = regions[i][1]
+        piece = Image.fromarray(_crop(big, (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))))
+        size = fit_within(piece.width, piece.height, PDQ_TARGET)
+        if size != piece.size:
+            piece = piece.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0)
+        out[i] = pdq_luma(np.asarray(piece))
     return out
 
 
@@ -234,9 +325,10 @@ def centred_trim(box: Box, width: int, height: int) -> Box:
     return (dx, dy, width - dx, height - dy)
 
 
-#: step of the pad ladder, as a share of each side: PDQ keeps a copy within about 1.5 % of
-#: centred cut, so one cut every 3 % meets any pad depth
-PAD_STEP = 0.03
+#: step of the pad ladder, as a share of each side: a cut 1 % off the true pad depth keeps the
+#: copy's PDQ within the threshold for most pictures, 1.5 % does not for busy ones (measured: 0.03
+#: lost about twice as many black pads as 0.02, docs/robustness.md)
+PAD_STEP = 0.02
 #: deepest cut of the pad ladder per side (a pad of 30 % of the picture in all)
 MAX_PAD = 0.13
 
@@ -286,7 +378,7 @@ def _border_depth(a: np.ndarray, tolerance: int, share: float) -> int:
 
 # --- embedded pictures --------------------------------------------------------------------------
 
-#: luma step (0-255) across a line for it to count as an edge of a picture
+#: step (0-255) in any colour channel across a line for it to count as an edge of a picture
 EDGE_STEP = 5.0
 #: luma change to the right and lower neighbours (summed) up to which a pixel is flat canvas
 FLAT_STEP = 4.0
@@ -304,7 +396,7 @@ CANVAS_SPREAD_STEP = 2.0
 def find_embedded(rgb: np.ndarray) -> list[Box]:
     """Boxes of a picture shown inside a larger canvas (screenshot, frame, page): none, one or two.
 
-    A picture's side is a *canvas edge*: a luma step along a straight line with flat canvas on one
+    A picture's side is a *canvas edge*: a colour step along a straight line with flat canvas on one
     side (small gaps bridged, for where the picture's border happens to match the canvas). The
     longest such lines are candidates; a box is valid if both sides of one axis lie on canvas edges
     (``SIDE_SUPPORT`` of their length, uniform strip outside) and the other axis does the same or
@@ -317,24 +409,25 @@ def find_embedded(rgb: np.ndarray) -> list[Box]:
         return []
     luma = rgb[:, :, :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     flat = _flat(luma)
-    rows_edge = _canvas_edges(luma, flat)  # (H+1, W): edge between row y-1 and row y
-    cols_edge = _canvas_edges(luma.T, flat.T)  # (W+1, H)
+    colour = rgb[:, :, :3].astype(np.float32)
+    rows_edge = _canvas_edges(colour, flat)  # (H+1, W): edge between row y-1 and row y
+    cols_edge = _canvas_edges(colour.transpose(1, 0, 2), flat.T)  # (W+1, H)
     ys = _candidate_lines(rows_edge, height)
     xs = _candidate_lines(cols_edge, width)
     if len(ys) < 3 and len(xs) < 3:  # at most the image edges plus one line: no closed box
         return []
-    boxes = [_refine(luma, box) for box in _valid_boxes(ys, xs, rows_edge, cols_edge, _Integral(luma))]
+    boxes = [_refine(colour, box) for box in _valid_boxes(ys, xs, rows_edge, cols_edge, _Integral(luma))]
     return list(dict.fromkeys(boxes))
 
 
-def _refine(luma: np.ndarray, box: Box) -> Box:
+def _refine(colour: np.ndarray, box: Box) -> Box:
     """Move each side (not on the image border) by up to 2 px to the sharpest one-pixel step.
 
     Candidate lines come from two-row means, so they can sit a pixel or two outside the picture;
-    a row of canvas left in the box costs PDQ several bits.
+    a row of canvas left in the box costs PDQ several bits. ``colour``: (H, W, channels) float32.
     """
     x0, y0, x1, y1 = box
-    h, w = luma.shape
+    h, w = colour.shape[:2]
 
     def best(pos: int, size: int, step: Callable[[int], float]) -> int:
         if pos <= 0 or pos >= size:
@@ -342,10 +435,14 @@ def _refine(luma: np.ndarray, box: Box) -> Box:
         cands = range(max(1, pos - 2), min(size - 1, pos + 2) + 1)
         return max(cands, key=step)
 
-    y0 = best(y0, h, lambda y: float(np.abs(luma[y, x0:x1] - luma[y - 1, x0:x1]).sum()))
-    y1 = best(y1, h, lambda y: float(np.abs(luma[y, x0:x1] - luma[y - 1, x0:x1]).sum()))
-    x0 = best(x0, w, lambda x: float(np.abs(luma[y0:y1, x] - luma[y0:y1, x - 1]).sum()))
-    x1 = best(x1, w, lambda x: float(np.abs(luma[y0:y1, x] - luma[y0:y1, x - 1]).sum()))
+    def rows(y: int) -> float:
+        return float(np.abs(colour[y, x0:x1] - colour[y - 1, x0:x1]).max(axis=-1).sum())
+
+    def cols(x: int) -> float:
+        return float(np.abs(colour[y0:y1, x] - colour[y0:y1, x - 1]).max(axis=-1).sum())
+
+    y0, y1 = best(y0, h, rows), best(y1, h, rows)
+    x0, x1 = best(x0, w, cols), best(x1, w, cols)
     return (x0, y0, x1, y1)
 
 
@@ -356,16 +453,18 @@ def _flat(luma: np.ndarray) -> np.ndarray:
     return g <= FLAT_STEP
 
 
-def _canvas_edges(luma: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    """Boolean (H+1, W): at boundary y, a step of ``EDGE_STEP`` between the two rows above and the two
-    below, with flat pixels 3 and 4 rows away on one side (clear of the blur of scaling and JPEG)."""
-    h = luma.shape[0]
-    out = np.zeros((h + 1, luma.shape[1]), dtype=bool)
+def _canvas_edges(colour: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """Boolean (H+1, W): at boundary y, a step of ``EDGE_STEP`` in any channel between the two rows
+    above and the two below (a navy sky on a dark grey canvas differs in colour more than in
+    luma), with flat pixels 3 and 4 rows away on one side (clear of the blur of scaling and JPEG).
+    ``colour``: (H, W, channels) float32."""
+    h = colour.shape[0]
+    out = np.zeros((h + 1, colour.shape[1]), dtype=bool)
     if h < 10:
         return out
-    above = (luma[:-3] + luma[1:-2]) * 0.5  # rows y-2, y-1 for y = 2 .. h-2
-    below = (luma[2:-1] + luma[3:]) * 0.5  # rows y, y+1
-    out[2 : h - 1] = np.abs(below - above) >= EDGE_STEP
+    above = (colour[:-3] + colour[1:-2]) * 0.5  # rows y-2, y-1 for y = 2 .. h-2
+    below = (colour[2:-1] + colour[3:]) * 0.5  # rows y, y+1
+    out[2 : h - 1] = np.abs(below - above).max(axis=2) >= EDGE_STEP
     canvas = np.zeros_like(out)
     two = flat[:-1] & flat[1:]  # two[k] = rows k and k+1 flat
     canvas[5 : h - 3] = two[1 : h - 7] | two[7 : h - 1]  # rows y-4, y-3 or rows y+3, y+4
@@ -589,47 +688,50 @@ def augment_variants(
     *,
     min_quality: int = MIN_VARIANT_QUALITY,
     low_quality_distance: int | None = None,
+    detail: Redecode | None = None,
 ) -> list[Augmented]:
     """Extra PDQs of an original (crops and small rotations), to store with its entry.
 
     ``rgb`` is the original as hashed (``DecodedImage.rgb``). Hashes equal to the plain PDQ or to
     one another are dropped, and none is made when the original's PDQ quality is below
-    ``min_quality`` (nor any variant below it), unless ``low_quality_distance`` is given: then
-    they are made with that ``max_distance``.
+    ``min_quality`` (nor any weak variant: below it, or periodic), unless ``low_quality_distance``
+    is given: then they are made with that ``max_distance``. With ``detail`` (the file decoded
+    again at a given size), crops and the border cut are made from a larger decode, as the query
+    side's regions.
     """
     luma = pdq_luma(rgb)
     plain = pdq_from_luma(luma)
     if plain.quality < min_quality and low_quality_distance is None:
         return []
     height, width = luma.shape
-    todo: list[tuple[str, str, np.ndarray]] = []
+    cuts: list[tuple[str, str, Box]] = []
     for f in plan.centre_crops:
-        todo.append(
-            ("crop-centre", f"crop {f:.0%} centre", _crop(luma, _crop_box(width, height, f, 0.5, 0.5)))
-        )
+        cuts.append(("crop-centre", f"crop {f:.0%} centre", _crop_box(width, height, f, 0.5, 0.5)))
     for f in plan.offset_crops:
         for name, (ax, ay) in offset_anchors(f, plan.offset_step).items():
-            box = _crop_box(width, height, f, ax, ay)
-            todo.append(("crop-offset", f"crop {f:.0%} {name}", _crop(luma, box)))
+            cuts.append(("crop-offset", f"crop {f:.0%} {name}", _crop_box(width, height, f, ax, ay)))
+    own_border = trim_borders(rgb) if plan.border else None
+    if own_border is not None:
+        # a black pad around a picture with black edges (a night sky) is cut off together with
+        # them by the query side; this hash is what such a query then finds
+        cuts.append(("border", "without border", own_border))
+    # cut as the query side cuts its regions: from a larger decode when there is one
+    lumas = region_lumas(rgb, [(kind, box) for kind, _, box in cuts], detail)
+    todo = [(kind, label, pixels) for (kind, label, _), pixels in zip(cuts, lumas, strict=True)]
     for deg in plan.rotations:
         turned = rotate_luma(luma, deg)
         if PDQ.distance(pdq_from_luma(turned).hash, corner_hash(height, width, deg)) > CORNER_MARGIN:
             todo.append(("rotate", f"rotate {deg:+g}", turned))
     if plan.band:
         todo.append(("band", "middle band", _crop(luma, middle_band(width, height))))
-    own_border = trim_borders(rgb) if plan.border else None
-    if own_border is not None:
-        # a black pad around a picture with black edges (a night sky) is cut off together with
-        # them by the query side; this hash is what such a query then finds
-        todo.append(("border", "without border", _crop(luma, own_border)))
     out: list[Augmented] = []
     seen = {plain.hash}
     for kind, label, pixels in todo:
         h = pdq_from_luma(pixels)
-        low = h.quality < min_quality
+        low = weak(h.quality, h.hash, min_quality)
         if h.hash in seen or (low and (low_quality_distance is None or h.quality < FLAT_QUALITY)):
             continue
-        limit = low_quality_distance if h.quality < min_quality else None
+        limit = low_quality_distance if low else None
         out.append(Augmented(h.hash, h.quality, kind, label, limit))
         seen.add(h.hash)
     return out
