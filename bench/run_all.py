@@ -25,6 +25,7 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("scan", [], ["--n", "40", "--entries", "20000"]),
     ("service", [], ["--entries", "10000", "--seconds", "5"]),
     ("local", [], ["--quick"]),
+    ("robust_cost", [], ["--n", "6", "--rounds", "1"]),
 ]
 
 

@@ -117,6 +117,55 @@ def test_threshold_choice_stops_before_the_first_false_match() -> None:
     assert _choose_threshold(same, np.zeros(FAR + 1, dtype=np.int64), 0.9999) == 128
 
 
+def test_threshold_choice_keeps_to_the_range_asked() -> None:
+    same = np.array([3, 10, 20, 29, 40])
+    wrong = np.zeros(FAR + 1, dtype=np.int64)
+    wrong[33] = 1
+    assert _choose_threshold(same, wrong, 0.9999, max_threshold=31) == 31
+    wrong[20] = 1  # a false pair within the range: the choice stops before it as before
+    assert _choose_threshold(same, wrong, 0.9999, max_threshold=31) == 19
+
+
+def _two_halves_scores(flat: np.ndarray | None = None):
+    """Four originals, two per half, one copy each; the closest different pair is 34 bits in half A
+    and 32 in half B: a threshold swept past 31 on A (33) admits B's pair, one within 31 does not."""
+    from opspoor.evaluate.harness import score_method
+    from opspoor.evaluate.transforms import default_suite
+
+    suite = default_suite()[:1]
+    dist = np.full((4, 4), 90, dtype=np.uint8)
+    dist[np.arange(4), np.arange(4)] = [5, 20, 30, 40]  # copy i to its own original i
+    dist[0, 1] = 34  # half A: copy of 0 near original 1
+    dist[2, 3] = 32  # half B: copy of 2 near original 3
+    truth = np.arange(4)
+    half_b = np.array([False, False, True, True])
+    return score_method(
+        method_by_name("pdq"),
+        dist,
+        truth,
+        np.zeros(4, dtype=np.int64),
+        half_b,
+        suite,
+        EvalConfig(),
+        (1.0, 1.0),
+        flat=flat,
+    )
+
+
+def test_held_out_threshold_is_chosen_within_the_operating_range_and_any_is_kept_beside() -> None:
+    s = _two_halves_scores()
+    assert s.thresholds == (31, 31) and s.heldout_precision == 1.0 and s.heldout_recall == 0.75
+    assert s.thresholds_any == (33, 31)  # A stops below its own 34, B below its own 32
+    assert s.heldout_precision_any < 0.9999  # A's 33 lets B's 32-bit pair in
+    assert s.heldout_recall_any == 0.75
+
+
+def test_recall_without_flat_originals_leaves_only_their_copies_out() -> None:
+    s = _two_halves_scores(flat=np.array([False, False, False, True]))
+    row = next(iter(s.per_transform.values()))
+    assert row["recall"] == 0.75 and row["recall_not_flat"] == 1.0  # original 3's copy (40) is the miss
+
+
 def test_every_transform_is_seeded_and_decodable() -> None:
     img = generate_image(7, 240, 180)
     for t in default_suite():
@@ -173,6 +222,13 @@ def test_report_files(tiny_run) -> None:
     data = json.loads(paths["json"].read_text())
     assert {m["method"] for m in data["methods"]} == {m.name for m in METHODS}
     assert any(g["text"].startswith("single-hash lists: flip h") for g in data["goals"])
+    # which pictures were originals and which distractors, so a miss can be traced to its picture
+    corpus = data["corpus"]
+    assert len(corpus["original_names"]) == corpus["originals"] == 6
+    assert len(corpus["distractor_names"]) == corpus["distractors"] == 4
+    assert not set(corpus["original_names"]) & set(corpus["distractor_names"])
+    both = data["methods"][[m["method"] for m in data["methods"]].index("both")]
+    assert len(both["thresholds_any"]) == 2 and max(both["thresholds"]) <= result.config["threshold"]
     with Image.open(paths["png"]) as png:
         assert png.size[0] >= 800 and png.size[1] >= 3 * 200
         px = np.asarray(png.convert("RGB"))

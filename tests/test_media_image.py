@@ -219,3 +219,51 @@ def test_meta_exif_rotation_files(reference: Path) -> None:
         assert decoded.rgb.shape[1::-1] == stored
         if n in (6, 8):
             assert upright[::-1] == (decoded.width, decoded.height)  # applying it would have turned it
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt", "options"),
+    [
+        ("RGB", "JPEG", {"quality": 90}),
+        ("RGB", "JPEG", {"quality": 90, "progressive": True}),
+        ("L", "JPEG", {"quality": 90}),
+        ("CMYK", "JPEG", {"quality": 90}),
+        ("RGB", "PNG", {}),
+        ("P", "PNG", {}),
+    ],
+)
+def test_kept_pixels_give_what_a_second_decode_gives(
+    mode: str, fmt: str, options: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regions are cut from the pixels the first decode loaded when a decode at the larger target
+    would draft the same ones: bit for bit the same picture, without decoding the file again."""
+    from opspoor.media import image as image_mod
+
+    data = encode(as_mode(generate_image(5, 2000, 1500, "mixed"), mode), fmt, **options)
+    decoded = decode_image(data, keep=True)
+    assert decoded.loaded is not None and decode_image(data).loaded is None  # kept only when asked
+    assert np.array_equal(decoded.rgb, decode_image(data).rgb)
+    served = 0
+    for target in (600, 800, 1000, 1024, 1500, 2048):
+        kept = decoded.loaded.fit(target)
+        again = decode_image(data, target=target).rgb
+        if kept is not None:
+            assert np.array_equal(kept, again), target
+            served += 1
+    # a JPEG drafted at 1/2 for 512 (1000 x 750) serves targets up to 1000; other formats all
+    assert served == (3 if fmt == "JPEG" else 6)
+
+    calls: list[int] = []
+    real = image_mod.decode_image
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs.get("target", 0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(image_mod, "decode_image", counting)
+    detail = image_mod.redecoder(data, loaded=decoded.loaded)
+    assert np.array_equal(detail(800), decode_image(data, target=800).rgb)
+    assert calls == []  # served from the kept pixels
+    if fmt == "JPEG":
+        assert np.array_equal(detail(1500), decode_image(data, target=1500).rgb)
+        assert calls == [1500]  # a larger DCT scale: decoded again

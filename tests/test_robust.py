@@ -209,6 +209,15 @@ def test_region_lumas_keep_the_canonical_slices_when_no_larger_decode_helps() ->
     assert asked == [683]  # once, at the size the region needs to have 512 px on its long side
     assert np.array_equal(sharp[0], canonical[0])  # the whole stays the canonical one
     assert sharp[1].shape == (384, 512)  # the region, brought to fit 512 as a file would be
+    # scaled as luma, it is the picture a file of the region would give but for 8-bit rounding
+    big = larger(683)
+    as_file = Image.fromarray(big[96:672, 128:896]).resize(
+        (512, 384), Image.Resampling.BICUBIC, reducing_gap=2.0
+    )
+    # (RGB is rounded and clipped to 8 bits after scaling; one luma channel is not)
+    diff = np.abs(sharp[1] - pdq_luma(np.asarray(as_file)))
+    assert diff.mean() < 0.3 and diff.max() < 2.0
+    assert PDQ.distance(pdq_from_luma(sharp[1]).hash, pdq_from_rgb(np.asarray(as_file)).hash) <= 2
 
 
 def test_embedded_pictures_are_found_by_colour_where_luma_shows_no_edge() -> None:

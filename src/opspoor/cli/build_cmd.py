@@ -75,11 +75,12 @@ def hash_for_set(args: tuple[str, str, bool, bool, bool]) -> Hashed:
     extra_lq: tuple[str, ...] = ()
     features = None
     if augment and sig.kind == "image" and sig.error is None:
-        rgb = decode_image(data, where=relpath).rgb
+        decoded = decode_image(data, where=relpath, keep=True)
+        rgb = decoded.rgb
         variants = augment_variants(
             rgb,
             low_quality_distance=LOW_QUALITY_DISTANCE if low_quality else None,
-            detail=redecoder(data, where=relpath),
+            detail=redecoder(data, where=relpath, loaded=decoded.loaded),
         )
         extra = tuple(v.hash for v in variants if v.max_distance is None)
         extra_lq = tuple(v.hash for v in variants if v.max_distance is not None)

@@ -19,6 +19,8 @@ Protocol (issue 6):
 5. Per method and per transform: recall at the operating threshold; false matches (a query
    matched to a wrong original, any match of a distractor); and recall at precision >= 99.99 %,
    with the threshold chosen on one half of the originals (and distractors) and applied to the other.
+   The threshold is chosen among those the product uses (0 to the operating threshold); the same
+   with any threshold up to ``MAX_SWEEP`` is kept beside it (``*_any``), for information.
 
 Distances are computed by vectorised brute force (XOR + popcount): corpus sizes of a few hundred
 originals and some thousand queries take seconds, and the full distance distribution is needed
@@ -64,8 +66,10 @@ from opspoor.signals.local import (
 from opspoor.signals.pdq import hex_to_words
 from opspoor.signals.robust import (
     DEFAULT_AUGMENT,
+    FLAT_QUALITY,
     LOW_QUALITY_DISTANCE,
     AugmentPlan,
+    Redecode,
     augment_variants,
     query_hashes,
 )
@@ -215,9 +219,11 @@ def load_picture(pic: Picture, work_size: int) -> Image.Image:
     return img
 
 
-def canonical_rgb(data: bytes, where: str | None = None) -> np.ndarray:
-    """The pixels PDQ hashes, by the same decoder as a scan."""
-    return decode_image(data, where=where).rgb
+def canonical_rgb(data: bytes, where: str | None = None) -> tuple[np.ndarray, Redecode]:
+    """The pixels PDQ hashes, by the same decoder as a scan, and the larger pixels its regions are
+    hashed from (as the scan's worker has them)."""
+    img = decode_image(data, where=where, keep=True)
+    return img.rgb, redecoder(data, where=where, loaded=img.loaded)
 
 
 @dataclass(frozen=True)
@@ -241,20 +247,20 @@ def _fingerprint(args: tuple[Picture, EvalConfig]) -> Fingerprint | None:
     except OpspoorError:
         return None
     data = encode_bmp(img)
-    rgb = canonical_rgb(data, pic.name)
+    rgb, detail = canonical_rgb(data, pic.name)
     q = query_hashes(
         rgb,
         band=True,
         min_quality=cfg.min_quality,
         low_quality_distance=cfg.low_quality_distance,
-        detail=redecoder(data, where=pic.name),
+        detail=detail,
     )
     a = augment_variants(
         rgb,
         cfg.augment,
         min_quality=cfg.min_quality,
         low_quality_distance=cfg.low_quality_distance,
-        detail=redecoder(data, where=pic.name),
+        detail=detail,
     )
     return Fingerprint(
         hashlib.sha256(data).hexdigest(),
@@ -414,7 +420,7 @@ def _hash_item(job: _Job) -> Hashed:
     suite = select(default_suite(), cfg.transforms)
     img = load_picture(job.picture, cfg.work_size)
     data = encode_bmp(img)
-    rgb = canonical_rgb(data, job.picture.name)
+    rgb, detail = canonical_rgb(data, job.picture.name)
     plain = query_hashes(rgb, dihedral=False, borders=False, embedded=False)[0]
     known: list[tuple[str, int]] = []
     if job.original:
@@ -426,7 +432,7 @@ def _hash_item(job: _Job) -> Hashed:
                 cfg.augment,
                 min_quality=cfg.min_quality,
                 low_quality_distance=cfg.low_quality_distance,
-                detail=redecoder(data, where=job.picture.name),
+                detail=detail,
             )
         ]
         which = list(range(len(suite)))
@@ -439,17 +445,17 @@ def _hash_item(job: _Job) -> Hashed:
     query_local: list[LocalFeatures] = []
     for j in which:
         if j < 0:
-            q_rgb, q_data = rgb, data
+            q_rgb, q_detail = rgb, detail
         else:
             rng = np.random.default_rng([cfg.seed, 0 if job.original else 2, job.index, j])
             q_data = apply_transform(suite[j], img, rng)
-            q_rgb = canonical_rgb(q_data, f"{job.picture.name} [{suite[j].name}]")
+            q_rgb, q_detail = canonical_rgb(q_data, f"{job.picture.name} [{suite[j].name}]")
         hashes = query_hashes(
             q_rgb,
             band=True,
             min_quality=cfg.min_quality,
             low_quality_distance=cfg.low_quality_distance,
-            detail=redecoder(q_data, where=job.picture.name),
+            detail=q_detail,
         )
         queries.append([(q.hash, query_tag(q)) for q in hashes])
         names.append(j)
@@ -597,9 +603,15 @@ class Scores:
     false_wrong_original: int  # (query, wrong original) pairs within the threshold
     false_distractor: int  # (distractor query, original) pairs within the threshold
     precision: float
-    thresholds: tuple[int, int]  # chosen on half A (applied to B), on half B (applied to A)
+    #: chosen on half A (applied to B), on half B (applied to A), among 0 to the operating threshold
+    thresholds: tuple[int, int]
     heldout_recall: float
     heldout_precision: float
+    #: the same with the threshold chosen among any up to MAX_SWEEP: on a corpus of a few hundred
+    #: originals it lands just below one half's closest different pair, above the product's range
+    thresholds_any: tuple[int, int]
+    heldout_recall_any: float
+    heldout_precision_any: float
     per_transform: dict[str, dict[str, float | int]]
     false_matches: list[dict[str, str | int]]  # the first MAX_EXAMPLES false matches at the threshold
     #: the MAX_CLOSEST closest different pairs, whatever their distance: what decides the
@@ -615,9 +627,11 @@ def _precision(tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
         return np.where(total > 0, tp / np.maximum(total, 1), 1.0)
 
 
-def _choose_threshold(same: np.ndarray, wrong_hist: np.ndarray, target: float) -> int:
-    """Largest threshold (<= MAX_SWEEP) whose precision on these queries reaches ``target``."""
-    t = np.arange(MAX_SWEEP + 1)
+def _choose_threshold(
+    same: np.ndarray, wrong_hist: np.ndarray, target: float, max_threshold: int = MAX_SWEEP
+) -> int:
+    """Largest threshold (<= ``max_threshold``) whose precision on these queries reaches ``target``."""
+    t = np.arange(max_threshold + 1)
     tp = np.searchsorted(np.sort(same), t, side="right")
     fp = np.cumsum(wrong_hist)[t]
     ok = np.nonzero(_precision(tp, fp) >= target)[0]
@@ -634,10 +648,12 @@ def score_method(
     cfg: EvalConfig,
     counts: tuple[float, float],
     names: tuple[Sequence[str], Sequence[str]] | None = None,
+    flat: np.ndarray | None = None,
 ) -> Scores:
     """Scores of one method from its (Q, N) distances. ``truth`` is the original of each query
     (-1 for distractors); ``half_b`` marks the queries of the second half; ``names`` labels the
-    queries and the originals for the list of false matches."""
+    queries and the originals for the list of false matches; ``flat`` marks the originals whose
+    PDQ quality is below ``FLAT_QUALITY`` (per transform, ``recall_not_flat`` leaves their copies out)."""
     q = np.arange(len(truth))
     edited = truth >= 0
     wrong = np.ones(dist.shape, dtype=bool)
@@ -647,21 +663,32 @@ def score_method(
     thr = cfg.threshold
     false_per_query = (wrong_d <= thr).sum(axis=1)
     hist_wrong = [np.bincount(wrong_d[h].ravel(), minlength=FAR + 1) for h in (~half_b, half_b)]
-    # threshold from one half, applied to the other
-    t_a = _choose_threshold(same[edited & ~half_b], hist_wrong[0], cfg.target_precision)
-    t_b = _choose_threshold(same[edited & half_b], hist_wrong[1], cfg.target_precision)
-    applied = np.where(half_b, t_a, t_b)
-    held_tp = edited & (same <= applied)
-    held_fp = (wrong_d <= applied[:, None]).sum()
+
+    def held_out(max_threshold: int) -> tuple[tuple[int, int], np.ndarray, int]:
+        """Thresholds chosen on each half, the copies found by the other half's, its false pairs."""
+        t_a = _choose_threshold(same[edited & ~half_b], hist_wrong[0], cfg.target_precision, max_threshold)
+        t_b = _choose_threshold(same[edited & half_b], hist_wrong[1], cfg.target_precision, max_threshold)
+        applied = np.where(half_b, t_a, t_b)
+        return (t_a, t_b), edited & (same <= applied), int((wrong_d <= applied[:, None]).sum())
+
+    # the product's range first: with fewer than 1 / (1 - target) true matches in a half, the
+    # target allows no false pair, so a threshold swept beyond it stops just below that half's
+    # closest different pair, and the other half fails whenever its own closest one is nearer
+    thresholds, held_tp, held_fp = held_out(thr)
+    thresholds_any, held_tp_any, held_fp_any = held_out(MAX_SWEEP)
+    not_flat = edited & ~flat[np.maximum(truth, 0)] if flat is not None else edited
     per_transform: dict[str, dict[str, float | int]] = {}
     for j, t in enumerate(suite):
         rows = edited & (transform_of == j)
         if not rows.any():
             continue
+        textured = rows & not_flat
         per_transform[t.name] = {
             "queries": int(rows.sum()),
             "recall": float((same[rows] <= thr).mean()),
+            "recall_not_flat": float((same[textured] <= thr).mean()) if textured.any() else 0.0,
             "heldout_recall": float(held_tp[rows].mean()),
+            "heldout_recall_any": float(held_tp_any[rows].mean()),
             "false_matches": int(false_per_query[rows].sum()),
             "median_distance": float(np.median(same[rows])),
         }
@@ -695,9 +722,12 @@ def score_method(
         false_wrong_original=fp_wrong,
         false_distractor=fp_distr,
         precision=float(_precision(np.array(tp), np.array(fp_wrong + fp_distr))),
-        thresholds=(t_a, t_b),
+        thresholds=thresholds,
         heldout_recall=float(held_tp[edited].mean()) if edited.any() else 0.0,
         heldout_precision=float(_precision(np.array(held_tp.sum()), np.array(held_fp))),
+        thresholds_any=thresholds_any,
+        heldout_recall_any=float(held_tp_any[edited].mean()) if edited.any() else 0.0,
+        heldout_precision_any=float(_precision(np.array(held_tp_any.sum()), np.array(held_fp_any))),
         per_transform=per_transform,
         false_matches=false_pairs,
         closest_different=closest,
@@ -813,6 +843,7 @@ def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | 
                 cfg,
                 (float(per_query), float(per_orig)),
                 (labels, [p.name for p in originals]),
+                np.array([h.quality < FLAT_QUALITY for h in orig_h], dtype=bool),
             )
         )
     config = asdict(cfg)
@@ -825,7 +856,10 @@ def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | 
         "distractor_queries": int((truth < 0).sum()),
         "dropped": dropped,
         "near_duplicate_pairs": pairs,
+        "original_names": [p.name for p in originals],
+        "distractor_names": [p.name for p in distractors],
         "low_quality_originals": sum(h.quality < cfg.min_quality for h in orig_h),
+        "flat_originals": sum(h.quality < FLAT_QUALITY for h in orig_h),
         "low_quality_distractors": sum(h.quality < cfg.min_quality for h in distr_h),
     }
     transforms = [{"name": t.name, "family": t.family} for t in suite]

@@ -74,6 +74,38 @@ def _register_heif() -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadedPixels:
+    """The pixels a decode loaded before scaling them to its target: a JPEG at its DCT scale
+    (``scale``), any other image whole. A larger target that a decode of the same bytes would
+    draft at the same scale is scaled from them, to the same pixels, without decoding again."""
+
+    image: Image.Image  # loaded; RGB, L or (a drafted colour JPEG) YCbCr
+    width: int  # stored dimensions
+    height: int
+    scale: int  # the DCT scale drafted at (1: not scaled down)
+    box: tuple[float, float, float, float] | None  # the draft's box (None: not drafted)
+    ycc: bool  # still YCbCr: converted after scaling, as libjpeg converts
+
+    def fit(self, target: int) -> np.ndarray | None:
+        """RGB fit within ``target`` as ``decode_image(target=target)`` gives it, or None when that
+        decode would draft at another scale (these pixels are too few, or it would not draft)."""
+        size = fit_within(self.width, self.height, target)
+        if self.box is not None and (
+            size == (self.width, self.height) or _draft_scale(self.width, self.height, size) != self.scale
+        ):
+            return None
+        if self.image.width < size[0] or self.image.height < size[1]:
+            return None
+        return _scale_loaded(self, size)
+
+
+def _draft_scale(width: int, height: int, size: tuple[int, int]) -> int:
+    """The DCT scale Pillow's JPEG ``draft`` picks for ``size`` (JpegImagePlugin.draft)."""
+    ratio = min(width // size[0], height // size[1])
+    return next(s for s in (8, 4, 2, 1) if ratio >= s)
+
+
+@dataclass(frozen=True, slots=True)
 class DecodedImage:
     rgb: np.ndarray  # H, W, 3 uint8, already scaled to fit PDQ's 512x512 target (canonical pipeline)
     width: int  # original stored dimensions
@@ -82,6 +114,9 @@ class DecodedImage:
     mode: str  # original PIL mode
     orientation: int | None  # EXIF orientation, recorded, NOT applied
     exif: ExifInfo | None
+    #: the pixels loaded before scaling, with ``decode_image(keep=True)``: regions are then cut from
+    #: a larger picture (``redecoder``) without decoding the file a second time
+    loaded: LoadedPixels | None = None
 
 
 def fit_within(width: int, height: int, target: int) -> tuple[int, int]:
@@ -147,10 +182,10 @@ def _ycc_to_rgb(ycc: np.ndarray, cr_r, cb_b, cr_g, cb_g) -> np.ndarray:  # type:
     return out
 
 
-def _scaled_rgb(img: Image.Image, fmt: str, target: int) -> np.ndarray:
+def _load_pixels(img: Image.Image, fmt: str, target: int) -> LoadedPixels:
     width, height = img.size
     size = fit_within(width, height, target)
-    box, drafted_ycc = None, False
+    box, drafted_ycc, scale = None, False, 1
     if fmt == "jpeg" and size != (width, height):
         # libjpeg DCT scaling, never below the target size. Colour JPEGs stay in YCbCr until
         # they are small: libjpeg then skips its colour conversion (about a fifth of the decode
@@ -159,12 +194,18 @@ def _scaled_rgb(img: Image.Image, fmt: str, target: int) -> np.ndarray:
         drafted = img.draft("YCbCr" if ycc else None, size)
         if drafted is not None:
             box, drafted_ycc = drafted[1], drafted[0] == "YCbCr"
+            scale = round(width / box[2])
     img.load()
     if img.mode not in ("RGB", "L") and not drafted_ycc:  # L: converting after scaling is the same
         img = to_rgb(img)
+    return LoadedPixels(img, width, height, scale, box, drafted_ycc)
+
+
+def _scale_loaded(loaded: LoadedPixels, size: tuple[int, int]) -> np.ndarray:
+    img = loaded.image
     if img.size != size:
-        img = img.resize(size, Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)
-    if drafted_ycc:  # convert as libjpeg does; Pillow's conversion truncates (a -0.4 bias)
+        img = img.resize(size, Image.Resampling.BICUBIC, box=loaded.box, reducing_gap=2.0)
+    if loaded.ycc:  # convert as libjpeg does; Pillow's conversion truncates (a -0.4 bias)
         return _ycc_to_rgb(np.asarray(img), _CR_R, _CB_B, _CR_G, _CB_G)
     img = to_rgb(img)
     return np.asarray(img)
@@ -192,8 +233,10 @@ def decode_image(
     where: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     target: int = PDQ_TARGET,
+    keep: bool = False,
 ) -> DecodedImage:
-    """Decode ``data`` (the whole file) to RGB scaled for PDQ, with its EXIF clues.
+    """Decode ``data`` (the whole file) to RGB scaled for PDQ, with its EXIF clues; with ``keep``,
+    also the pixels loaded before scaling (``DecodedImage.loaded``, for ``redecoder``).
 
     Raises ``UnsupportedMedia`` (not an image type we decode), ``MediaTooLarge`` (declared pixel
     count above ``max_pixels``) or ``UndecodableMedia`` (truncated or corrupt), each naming ``where``.
@@ -205,6 +248,7 @@ def decode_image(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         img = _open(data, fmt, where)
+        loaded: LoadedPixels | None = None
         try:
             width, height = img.size
             if width <= 0 or height <= 0:
@@ -216,7 +260,8 @@ def decode_image(
                     where,
                 )
             mode = img.mode
-            rgb = _scaled_rgb(img, fmt, target)
+            loaded = _load_pixels(img, fmt, target)
+            rgb = _scale_loaded(loaded, fit_within(width, height, target))
             exif = read_exif(img)  # after load: PNG may keep its eXIf chunk after the pixels
         except OpspoorError:
             raise
@@ -225,7 +270,8 @@ def decode_image(
         except Exception as exc:
             raise UndecodableMedia(f"cannot decode {fmt}: {_reason(exc)}", where) from None
         finally:
-            img.close()
+            if not (keep and loaded is not None and loaded.image is img):  # closing drops its pixels
+                img.close()
     return DecodedImage(
         rgb=rgb,
         width=width,
@@ -234,12 +280,26 @@ def decode_image(
         mode=mode,
         orientation=exif.orientation if exif else None,
         exif=exif,
+        loaded=loaded if keep else None,
     )
 
 
 def redecoder(
-    data: bytes, *, where: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+    data: bytes,
+    *,
+    where: str | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    loaded: LoadedPixels | None = None,
 ) -> Callable[[int], np.ndarray]:
-    """``target -> RGB``: the same file decoded again to fit a larger target, for hashes of its
-    regions (``signals.robust.region_lumas``); the canonical pixels are too few for a region."""
-    return lambda target: decode_image(data, where=where, max_pixels=max_pixels, target=target).rgb
+    """``target -> RGB``: the same file brought to fit a larger target, for hashes of its regions
+    (``signals.robust.region_lumas``); the canonical pixels are too few for a region. Scaled from
+    ``loaded`` (``decode_image(keep=True).loaded``) when a decode would draft the same pixels (a
+    JPEG drafted for 512 keeps 512 to 1,023 on its long side), else decoded again."""
+
+    def detail(target: int) -> np.ndarray:
+        rgb = loaded.fit(target) if loaded is not None else None
+        if rgb is None:
+            rgb = decode_image(data, where=where, max_pixels=max_pixels, target=target).rgb
+        return rgb
+
+    return detail

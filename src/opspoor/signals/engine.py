@@ -164,7 +164,8 @@ def _start(d: Digests, s: Sniffed) -> FileSignals:
 
 def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOptions) -> None:
     try:
-        img = decode_image(data, where=where, max_pixels=options.max_pixels)
+        # with robust hashes, the loaded pixels are kept: regions are cut from them, not decoded again
+        img = decode_image(data, where=where, max_pixels=options.max_pixels, keep=bool(options.robust))
         if options.dihedral:
             h, sig.pdq_dihedral = pdq_with_dihedral(img.rgb)
         elif not options.robust:  # (with robust query hashes, the first of them is the plain PDQ)
@@ -184,7 +185,7 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
             embedded="embedded" in r,
             low_quality_distance=LOW_QUALITY_DISTANCE if "low-quality" in r else None,
             # regions (borders, screenshots) are hashed from a larger decode of the same bytes
-            detail=redecoder(data, where=where, max_pixels=options.max_pixels),
+            detail=redecoder(data, where=where, max_pixels=options.max_pixels, loaded=img.loaded),
         )
         if not options.dihedral:
             h = PdqHash(variants[0].hash, variants[0].quality)
