@@ -69,7 +69,7 @@ def test_unexpected_decoder_failure_becomes_an_error(monkeypatch: pytest.MonkeyP
     def broken(*_a: object, **_k: object) -> None:
         raise RuntimeError("decoder bug")
 
-    monkeypatch.setattr(engine, "decode_image", broken)
+    monkeypatch.setattr(engine, "decode_with_detail", broken)
     data = jpeg_bytes()
     sig = hash_bytes(data, where="x.jpg")
     assert_crypto(sig, data)

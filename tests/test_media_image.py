@@ -267,3 +267,23 @@ def test_kept_pixels_give_what_a_second_decode_gives(
     if fmt == "JPEG":
         assert np.array_equal(detail(1500), decode_image(data, target=1500).rgb)
         assert calls == [1500]  # a larger DCT scale: decoded again
+
+
+@pytest.mark.parametrize("size", [(2001, 1499), (4100, 3000), (6000, 4200), (700, 500), (1024, 1024)])
+def test_kept_jpeg_pixels_serve_exactly_the_targets_a_decode_drafts_alike(size: tuple[int, int]) -> None:
+    """Odd sizes (a fractional draft box), the 1/8 scale (4100 is drafted to 513, 6000 to 750),
+    scale 1 (700: drafted to YCbCr at full size), and a JPEG drafted to exactly 512 (1024): every
+    target served from the kept pixels equals a decode at that target, and those that a decode
+    drafts at another scale (or not at all) are left to it."""
+    data = encode(generate_image(9, *size, "mixed"), "JPEG", quality=90)
+    loaded = decode_image(data, keep=True).loaded
+    assert loaded is not None
+    served = 0
+    for target in (520, 600, 700, 750, 800, 1000, 1100):
+        kept = loaded.fit(target)
+        if kept is not None:
+            assert np.array_equal(kept, decode_image(data, target=target).rgb), target
+            served += 1
+    # 2001 drafted at 1/2 (1001): up to 1000; 4100 at 1/8 (513): a decode for 520 drafts at 1/4;
+    # 6000 at 1/8 (750): up to 750; 700 at 1/1: below its own size; 1024 at 1/2 (512): none
+    assert served == {(2001, 1499): 6, (4100, 3000): 0, (6000, 4200): 4, (700, 500): 2, (1024, 1024): 0}[size]

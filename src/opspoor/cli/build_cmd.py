@@ -55,7 +55,7 @@ def store_takes_derived() -> bool:
 
 def hash_for_set(args: tuple[str, str, bool, bool, bool]) -> Hashed:
     """Hash one file (runs in a worker process): (path, relative path, augment, low quality, local)."""
-    from opspoor.media.image import decode_image, redecoder
+    from opspoor.media.image import decode_with_detail
     from opspoor.signals.engine import hash_bytes
     from opspoor.signals.local import local_features
     from opspoor.signals.robust import LOW_QUALITY_DISTANCE, augment_variants
@@ -75,12 +75,10 @@ def hash_for_set(args: tuple[str, str, bool, bool, bool]) -> Hashed:
     extra_lq: tuple[str, ...] = ()
     features = None
     if augment and sig.kind == "image" and sig.error is None:
-        decoded = decode_image(data, where=relpath, keep=True)
+        decoded, detail = decode_with_detail(data, where=relpath)
         rgb = decoded.rgb
         variants = augment_variants(
-            rgb,
-            low_quality_distance=LOW_QUALITY_DISTANCE if low_quality else None,
-            detail=redecoder(data, where=relpath, loaded=decoded.loaded),
+            rgb, low_quality_distance=LOW_QUALITY_DISTANCE if low_quality else None, detail=detail
         )
         extra = tuple(v.hash for v in variants if v.max_distance is None)
         extra_lq = tuple(v.hash for v in variants if v.max_distance is not None)

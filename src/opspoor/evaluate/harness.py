@@ -54,7 +54,7 @@ from opspoor.evaluate.methods import (
     query_tag,
 )
 from opspoor.evaluate.transforms import Transform, apply_transform, default_suite, encode_bmp, select
-from opspoor.media.image import decode_image, redecoder, to_rgb
+from opspoor.media.image import Redecode, decode_with_detail, to_rgb
 from opspoor.media.sniff import SNIFF_BYTES, sniff
 from opspoor.signals.local import (
     MIN_SPREAD,
@@ -69,7 +69,6 @@ from opspoor.signals.robust import (
     FLAT_QUALITY,
     LOW_QUALITY_DISTANCE,
     AugmentPlan,
-    Redecode,
     augment_variants,
     query_hashes,
 )
@@ -219,11 +218,11 @@ def load_picture(pic: Picture, work_size: int) -> Image.Image:
     return img
 
 
-def canonical_rgb(data: bytes, where: str | None = None) -> tuple[np.ndarray, Redecode]:
-    """The pixels PDQ hashes, by the same decoder as a scan, and the larger pixels its regions are
-    hashed from (as the scan's worker has them)."""
-    img = decode_image(data, where=where, keep=True)
-    return img.rgb, redecoder(data, where=where, loaded=img.loaded)
+def canonical_pixels(data: bytes, where: str | None = None) -> tuple[np.ndarray, Redecode]:
+    """The pixels PDQ hashes, by the same decoder as a scan, and the larger pictures its regions
+    are hashed from (as the scan's worker has them)."""
+    img, detail = decode_with_detail(data, where=where)
+    return img.rgb, detail
 
 
 @dataclass(frozen=True)
@@ -247,7 +246,7 @@ def _fingerprint(args: tuple[Picture, EvalConfig]) -> Fingerprint | None:
     except OpspoorError:
         return None
     data = encode_bmp(img)
-    rgb, detail = canonical_rgb(data, pic.name)
+    rgb, detail = canonical_pixels(data, pic.name)
     q = query_hashes(
         rgb,
         band=True,
@@ -420,7 +419,7 @@ def _hash_item(job: _Job) -> Hashed:
     suite = select(default_suite(), cfg.transforms)
     img = load_picture(job.picture, cfg.work_size)
     data = encode_bmp(img)
-    rgb, detail = canonical_rgb(data, job.picture.name)
+    rgb, detail = canonical_pixels(data, job.picture.name)
     plain = query_hashes(rgb, dihedral=False, borders=False, embedded=False)[0]
     known: list[tuple[str, int]] = []
     if job.original:
@@ -449,7 +448,7 @@ def _hash_item(job: _Job) -> Hashed:
         else:
             rng = np.random.default_rng([cfg.seed, 0 if job.original else 2, job.index, j])
             q_data = apply_transform(suite[j], img, rng)
-            q_rgb, q_detail = canonical_rgb(q_data, f"{job.picture.name} [{suite[j].name}]")
+            q_rgb, q_detail = canonical_pixels(q_data, f"{job.picture.name} [{suite[j].name}]")
         hashes = query_hashes(
             q_rgb,
             band=True,
@@ -686,12 +685,13 @@ def score_method(
         per_transform[t.name] = {
             "queries": int(rows.sum()),
             "recall": float((same[rows] <= thr).mean()),
-            "recall_not_flat": float((same[textured] <= thr).mean()) if textured.any() else 0.0,
             "heldout_recall": float(held_tp[rows].mean()),
             "heldout_recall_any": float(held_tp_any[rows].mean()),
             "false_matches": int(false_per_query[rows].sum()),
             "median_distance": float(np.median(same[rows])),
         }
+        if textured.any():  # left out when every original of the row is flat
+            per_transform[t.name]["recall_not_flat"] = float((same[textured] <= thr).mean())
 
     def pair(qi: int, oi: int) -> dict[str, str | int]:
         return {

@@ -94,9 +94,7 @@ class LoadedPixels:
             size == (self.width, self.height) or _draft_scale(self.width, self.height, size) != self.scale
         ):
             return None
-        if self.image.width < size[0] or self.image.height < size[1]:
-            return None
-        return _scale_loaded(self, size)
+        return _scale_loaded(self, size)  # the same scale: at least ``size`` pixels (draft rounds up)
 
 
 def _draft_scale(width: int, height: int, size: tuple[int, int]) -> int:
@@ -194,7 +192,7 @@ def _load_pixels(img: Image.Image, fmt: str, target: int) -> LoadedPixels:
         drafted = img.draft("YCbCr" if ycc else None, size)
         if drafted is not None:
             box, drafted_ycc = drafted[1], drafted[0] == "YCbCr"
-            scale = round(width / box[2])
+            scale = round(width / box[2])  # draft's box is (0, 0, width / scale, height / scale)
     img.load()
     if img.mode not in ("RGB", "L") and not drafted_ycc:  # L: converting after scaling is the same
         img = to_rgb(img)
@@ -249,6 +247,7 @@ def decode_image(
         warnings.simplefilter("ignore")
         img = _open(data, fmt, where)
         loaded: LoadedPixels | None = None
+        kept = False  # set once everything succeeded: any error closes the image
         try:
             width, height = img.size
             if width <= 0 or height <= 0:
@@ -263,6 +262,7 @@ def decode_image(
             loaded = _load_pixels(img, fmt, target)
             rgb = _scale_loaded(loaded, fit_within(width, height, target))
             exif = read_exif(img)  # after load: PNG may keep its eXIf chunk after the pixels
+            kept = keep
         except OpspoorError:
             raise
         except MemoryError:
@@ -270,7 +270,7 @@ def decode_image(
         except Exception as exc:
             raise UndecodableMedia(f"cannot decode {fmt}: {_reason(exc)}", where) from None
         finally:
-            if not (keep and loaded is not None and loaded.image is img):  # closing drops its pixels
+            if not (kept and loaded is not None and loaded.image is img):  # closing drops its pixels
                 img.close()
     return DecodedImage(
         rgb=rgb,
@@ -280,8 +280,12 @@ def decode_image(
         mode=mode,
         orientation=exif.orientation if exif else None,
         exif=exif,
-        loaded=loaded if keep else None,
+        loaded=loaded if kept else None,
     )
+
+
+#: ``target -> RGB``: the same file brought to fit within ``target`` x ``target``
+Redecode = Callable[[int], np.ndarray]
 
 
 def redecoder(
@@ -290,11 +294,12 @@ def redecoder(
     where: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     loaded: LoadedPixels | None = None,
-) -> Callable[[int], np.ndarray]:
-    """``target -> RGB``: the same file brought to fit a larger target, for hashes of its regions
+) -> Redecode:
+    """The same file brought to fit a larger target, for hashes of its regions
     (``signals.robust.region_lumas``); the canonical pixels are too few for a region. Scaled from
     ``loaded`` (``decode_image(keep=True).loaded``) when a decode would draft the same pixels (a
-    JPEG drafted for 512 keeps 512 to 1,023 on its long side), else decoded again."""
+    JPEG drafted for 512 keeps 512 to 1,023 on its long side, more only at the 1/8 scale of a
+    very large one), else decoded again."""
 
     def detail(target: int) -> np.ndarray:
         rgb = loaded.fit(target) if loaded is not None else None
@@ -303,3 +308,12 @@ def redecoder(
         return rgb
 
     return detail
+
+
+def decode_with_detail(
+    data: bytes, *, where: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, keep: bool = True
+) -> tuple[DecodedImage, Redecode]:
+    """``decode_image`` and the larger pictures its regions are cut from: from the loaded pixels
+    when ``keep`` (drop ``DecodedImage.loaded`` once the regions are hashed: a PNG's are all of it)."""
+    img = decode_image(data, where=where, max_pixels=max_pixels, keep=keep)
+    return img, redecoder(data, where=where, max_pixels=max_pixels, loaded=img.loaded)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from opspoor.errors import MediaTooLarge, OpspoorError, SourceError, UndecodableMedia
 from opspoor.media.exif import ExifInfo
-from opspoor.media.image import decode_image, redecoder
+from opspoor.media.image import decode_with_detail
 from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
 from opspoor.media.thumbs import safe_thumbnail
 from opspoor.signals.crypto import CHUNK, DigestAccumulator, Digests, digest_bytes
@@ -164,8 +164,10 @@ def _start(d: Digests, s: Sniffed) -> FileSignals:
 
 def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOptions) -> None:
     try:
-        # with robust hashes, the loaded pixels are kept: regions are cut from them, not decoded again
-        img = decode_image(data, where=where, max_pixels=options.max_pixels, keep=bool(options.robust))
+        # regions (borders, screenshots) are cut from a larger picture of the same bytes: the
+        # pixels this decode loads, kept when regions will be looked for, or a second decode
+        cuts = bool({"borders", "embedded"} & options.robust)
+        img, detail = decode_with_detail(data, where=where, max_pixels=options.max_pixels, keep=cuts)
         if options.dihedral:
             h, sig.pdq_dihedral = pdq_with_dihedral(img.rgb)
         elif not options.robust:  # (with robust query hashes, the first of them is the plain PDQ)
@@ -184,9 +186,9 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
             borders="borders" in r,
             embedded="embedded" in r,
             low_quality_distance=LOW_QUALITY_DISTANCE if "low-quality" in r else None,
-            # regions (borders, screenshots) are hashed from a larger decode of the same bytes
-            detail=redecoder(data, where=where, max_pixels=options.max_pixels, loaded=img.loaded),
+            detail=detail,
         )
+        img = replace(img, loaded=None)  # a PNG's loaded pixels are all of it: not held any longer
         if not options.dihedral:
             h = PdqHash(variants[0].hash, variants[0].quality)
         sig.pdq_variants = [_variant(q) for q in variants[1:]]

@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from opspoor.errors import OpspoorError
-from opspoor.media.image import PDQ_TARGET, fit_within
+from opspoor.media.image import PDQ_TARGET, Redecode, fit_within
 from opspoor.signals.pdq import PDQ, TURN_OF, hash_luma, pdq_from_luma, pdq_luma
 
 #: regions of a query hash: the whole image, without its borders, a picture embedded in it, and
@@ -79,8 +79,6 @@ MIN_REGION_PX = 32
 MAX_DETAIL = 4 * PDQ_TARGET
 
 Box = tuple[int, int, int, int]  # left, top, right, bottom (exclusive), in pixels of the array given
-#: the same image decoded again to fit within target x target (``decode_image(data, target=t).rgb``)
-Redecode = Callable[[int], np.ndarray]
 
 
 def periodicity(hash_hex: str) -> float:
