@@ -180,3 +180,17 @@ def test_the_exact_search_works_past_one_brute_force_pass(monkeypatch: pytest.Mo
     monkeypatch.setattr(local, "BRUTE_FORCE_CHUNK", 97)  # many passes, none aligned with a picture
     assert [(m.owner, m.inliers) for m in idx.brute_force_match(q)] == whole
     assert whole[0][0] == 3
+
+
+def test_an_index_without_some_owners_finds_only_the_others(
+    index: LocalIndex, originals: list[Image.Image]
+) -> None:
+    """The service leaves removed entries' features out of its next local index (``without``)."""
+    query = local_features(_rgb(_off_centre_crop(originals[1], 0.1)), mirror=True)
+    assert [m.owner for m in index.match(query)][:1] == [1]
+    smaller = index.without([1])
+    assert 1 not in smaller.owner and len(smaller) == len(index) - int((index.owner == 1).sum())
+    assert all(m.owner != 1 for m in smaller.match(query))
+    other = local_features(_rgb(_off_centre_crop(originals[2], 0.1)), mirror=True)
+    assert [m.owner for m in smaller.match(other)][:1] == [2]
+    assert 1 in index.owner  # the index it was made from is left as it was

@@ -755,7 +755,8 @@ def test_follower_puts_local_features_of_added_entries_into_a_new_local_index(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Entries added while the service runs are matched by their local features once the follower
-    has built a new local index (at most every LOCAL_REBUILD_SECONDS); removed ones stop at once."""
+    has built a new local index (at most every LOCAL_REBUILD_SECONDS); removed ones stop at once,
+    and their features are left out of the next local index."""
     from opspoor.hashsets.model import Entry
     from opspoor.service import live
     from opspoor.signals.local import local_features
@@ -801,9 +802,18 @@ def test_follower_puts_local_features_of_added_entries_into_a_new_local_index(
         assert len(t._all.local) == before and found(t, 51) == [("p51", "local")]
 
         (gone,) = t.match_queries([Query(md5=f"{50:032x}")])[0]
+        held = len(t._all.local)
+        monkeypatch.setattr(live, "LOCAL_REBUILD_SECONDS", 3600.0)
         remove_entries(store, "own", entry_ids=[gone.entry_id], tenant="t")
         follower.poll()
-        assert found(t, 50) == [] and found(t, 51) == [("p51", "local")]
+        assert found(t, 50) == [] and found(t, 51) == [("p51", "local")]  # at once
+        assert gone.entry_id in t._all.local.owner  # its descriptors wait for the next local index
+        monkeypatch.setattr(live, "LOCAL_REBUILD_SECONDS", 0.0)
+        follower.poll()
+        assert gone.entry_id not in t._all.local.owner and len(t._all.local) < held
+        assert t.local_removed == set() and found(t, 51) == [("p51", "local")] and found(t, 50) == []
+        follower.poll()  # nothing new: the index stays the one built
+        assert len(t._all.local) < held
 
 
 def test_an_upload_is_matched_by_local_features_against_a_set_that_holds_them(

@@ -7,8 +7,9 @@ Each worker holds one :class:`LiveMatcher` per tenant (the tenant's hash sets in
 delta segments, a ``remove`` or ``drop`` tombstones them. Searches take index snapshots, so they
 run while the follower writes. A delta grown large is merged into a new base in the follower thread.
 Local features (``signals.local``) of added entries are collected and put into a new local index at
-most every ``LOCAL_REBUILD_SECONDS`` (its LSH tables cannot grow in place), built in the follower
-thread and then swapped in.
+most every ``LOCAL_REBUILD_SECONDS`` (its LSH tables cannot grow or shrink in place), built in the
+follower thread and then swapped in; the features of removed entries are left out of that new
+index (their matches stop at once: a match needs the entry to be a member).
 
 The follower starts from the newest change id read *before* the sets are loaded, so a change made
 during the load is applied again: adds are harmless twice (a match is reported once per entry and
@@ -88,6 +89,8 @@ class LiveMatcher(Matcher):
         }
         #: local features of entries added since the local index was built: (entry id, features)
         self.local_pending: list[tuple[int, LocalFeatures]] = []
+        #: entries removed since: their features are left out of the next local index
+        self.local_removed: set[int] = set()
         self._local_built = time.monotonic()
 
     def warm_up(self) -> None:
@@ -179,6 +182,8 @@ class LiveMatcher(Matcher):
             self.frames.remove(rows)
         for i in ids.tolist():
             self._details.pop(i, None)
+        if self._all.local is not None or self.local_pending:
+            self.local_removed.update(ids.tolist())
 
     def drop_set(self, hashset_id: int) -> None:
         rec = self.by_id.pop(hashset_id, None)
@@ -194,22 +199,31 @@ class LiveMatcher(Matcher):
         for index in indexes:
             if index is not None and index.delta_size > max(MERGE_AT, (len(index) - index.delta_size) // 8):
                 index.merge()
-        if self.local_pending and time.monotonic() - self._local_built >= LOCAL_REBUILD_SECONDS:
+        changed = self.local_pending or self.local_removed
+        if changed and time.monotonic() - self._local_built >= LOCAL_REBUILD_SECONDS:
             self._rebuild_local()
 
     def _rebuild_local(self) -> None:
-        """A new local index with the pending features, its LSH tables built here (in the follower
-        thread), then swapped in: lookups use the old one until then."""
+        """A new local index with the pending features and without those of removed entries, its LSH
+        tables built here (in the follower thread), then swapped in: lookups use the old one until
+        then."""
         pending, self.local_pending = self.local_pending, []
+        removed, self.local_removed = self.local_removed, set()
         old = self._all.local
+        shrunk = old is not None and bool(removed) and bool(np.isin(old.owner, list(removed)).any())
+        if old is not None and shrunk:
+            old = old.without(list(removed))
         # an add applied twice (one made during the load) must not index an entry twice: its
         # descriptors would be each other's second nearest and fail the ratio test
         held = set(np.unique(old.owner).tolist()) if old is not None else set()
-        unique = {eid: f for eid, f in reversed(pending) if eid not in held}
+        unique = {eid: f for eid, f in reversed(pending) if eid not in held and eid not in removed}
         owners, features = list(unique), list(unique.values())
-        if not owners:
+        if not owners and not shrunk:
             return
-        fresh = LocalIndex(features, owners) if old is None else old.with_added(features, owners)
+        if old is None:
+            fresh = LocalIndex(features, owners)
+        else:
+            fresh = old.with_added(features, owners) if owners else old
         fresh.warm_up()
         self._all.local = fresh
         self._local_built = time.monotonic()

@@ -238,6 +238,14 @@ class LocalIndex:
             setattr(out, name, np.concatenate([getattr(self, name), getattr(added, name)]))
         return out
 
+    def without(self, owners: Sequence[int] | np.ndarray) -> LocalIndex:
+        """A new index without the features of ``owners`` (this one is left as it is)."""
+        keep = ~np.isin(self.owner, np.asarray(owners, dtype=np.int64))
+        out = LocalIndex([], [])
+        for name in self.ARRAYS:
+            setattr(out, name, getattr(self, name)[keep])
+        return out
+
     #: the arrays ``save`` writes, one .npy file each
     ARRAYS = ("points", "descriptors", "owner", "extent")
 
