@@ -209,21 +209,20 @@ class LiveMatcher(Matcher):
         then."""
         pending, self.local_pending = self.local_pending, []
         removed, self.local_removed = self.local_removed, set()
-        old = self._all.local
-        shrunk = old is not None and bool(removed) and bool(np.isin(old.owner, list(removed)).any())
-        if old is not None and shrunk:
-            old = old.without(list(removed))
+        old = base = self._all.local
+        if old is not None and np.isin(old.owner, list(removed)).any():
+            base = old.without(list(removed))
         # an add applied twice (one made during the load) must not index an entry twice: its
         # descriptors would be each other's second nearest and fail the ratio test
-        held = set(np.unique(old.owner).tolist()) if old is not None else set()
+        held = set(np.unique(base.owner).tolist()) if base is not None else set()
         unique = {eid: f for eid, f in reversed(pending) if eid not in held and eid not in removed}
         owners, features = list(unique), list(unique.values())
-        if not owners and not shrunk:
-            return
-        if old is None:
+        if not owners and base is old:
+            return  # nothing added, nothing removed from the index
+        if base is None:
             fresh = LocalIndex(features, owners)
         else:
-            fresh = old.with_added(features, owners) if owners else old
+            fresh = base.with_added(features, owners) if owners else base
         fresh.warm_up()
         self._all.local = fresh
         self._local_built = time.monotonic()

@@ -225,7 +225,7 @@ def region_lumas(
         return out
     sx, sy = big.shape[1] / width, big.shape[0] / height
     # the luma first, then each region scaled as one float channel: a third of the cost of scaling
-    # RGB, and the same picture but for the rounding of RGB to 8 bits after scaling
+    # RGB, and the same picture but for the rounding and clipping of RGB to 8 bits after scaling
     big_luma = pdq_luma(big)
     for i in cut:
         x0, y0, x1, y1 = regions[i][1]
