@@ -5,7 +5,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install demo test bench lint clean
+.PHONY: help install system-deps demo test bench lint clean
 
 help:
 	@echo "make demo   - create .venv, install, build and scan the benign demo case"
@@ -13,7 +13,9 @@ help:
 	@echo "make bench  - run the benchmarks (fetches benign Debian photo packages into .cache/)"
 	@echo "make lint   - ruff + mypy on src/"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install-system-deps.sh
+	# Debian packages (Chromium, Tesseract, disk tools…); as non-root it names what is missing and goes on
+	bash scripts/install-system-deps.sh || echo 'warning: Debian packages missing (see above); run: sudo bash scripts/install-system-deps.sh'
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	# pdqhash (Meta's C++ PDQ, the test oracle) is built from source so it links against NumPy 2.
@@ -21,6 +23,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+system-deps:
+	bash scripts/install-system-deps.sh
 
 demo: $(STAMP)
 	$(PY) -m opspoor.demo

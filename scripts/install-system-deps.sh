@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian packages the tests, demo and benchmarks need. Idempotent: installs only what is missing.
+# Called by the Makefile's install step and by .ci/run; safe to run again.
+set -euo pipefail
+PACKAGES=(
+  # one package per line, with what needs it
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-system-deps: missing Debian packages: ${missing[*]} (run this script as root)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
