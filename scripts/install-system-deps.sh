@@ -4,6 +4,7 @@
 set -euo pipefail
 PACKAGES=(
   # one package per line, with what needs it
+  hashdeep  # tests/test_formats_forensic.py: real hashdeep and md5deep -z output as samples
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -27,7 +27,7 @@ from opspoor.hashsets.formats.base import (
     check_hash_type,
     head_text,
 )
-from opspoor.hashsets.formats.hma import read_hma, sniff_hma, write_hma
+from opspoor.hashsets.formats.hma import read_hma, sniff_hma, sniff_hma_lines, write_hma, write_hma_lines
 from opspoor.hashsets.formats.icse import read_icse, sniff_icse, write_icse
 from opspoor.hashsets.formats.plain import (
     read_csv,
@@ -70,7 +70,14 @@ FORMATS: dict[str, Format] = {
         ),
         Format("icse", "Interpol ICSE CSV (;-separated)", read_icse, write_icse, sniff_icse),
         Format("vpdq", "vPDQ hash file of one video", read_vpdq, write_vpdq, sniff_vpdq),
-        Format("hma", "ThreatExchange / HMA signal list", read_hma, write_hma, sniff_hma),
+        Format("hma", "ThreatExchange / HMA signal list (CSV)", read_hma, write_hma, sniff_hma),
+        Format(
+            "hma-lines",
+            "python-threatexchange signal file (TYPE SIGNAL lines)",
+            read_hma,
+            write_hma_lines,
+            sniff_hma_lines,
+        ),
         Format("csv", "CSV/TSV with a header naming the hash columns", read_csv, write_csv, sniff_csv),
         Format("plain", "one hash per line", read_plain, write_plain, sniff_plain),
     )

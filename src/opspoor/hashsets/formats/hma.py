@@ -1,25 +1,33 @@
 """ThreatExchange / HMA signal lists, as python-threatexchange and HMA banks exchange them.
 
-Two shapes are read:
+Two shapes are read, and written (``hma`` the CSV, ``hma-lines`` the lines):
 
 - CSV with a header, as ``threatexchange dataset -P --csv`` prints it
-  (``collab,signal_type,signal_str,category,tags``), also with HMA's names ``bank``/``bank_name``,
+  (``signal_type,signal_str,collab,category,tags``), also with HMA's names ``bank``/``bank_name``,
   ``content_id``/``bank_member_id`` and ``signal``. One row per signal; consecutive rows of one
   bank and one (non-empty) content id are one entry, so a content with a PDQ and an MD5 stays whole.
-- Lines ``SIGNAL_TYPE SIGNAL`` as python-threatexchange's local-file exchange reads them
-  (``pdq 0f3c…``).
+- Lines ``SIGNAL_TYPE SIGNAL`` as ``threatexchange dataset -P -S`` prints them and
+  python-threatexchange's local-file exchange reads them (``pdq 0f3c…``). The type ends at the
+  first space: a vPDQ signal is a JSON list with spaces in it. ``dataset -P`` lines, which go on
+  with the collaboration's name and the opinion (``pdq 0f3c… 'Sample' POSITIVE_CLASS``), are read
+  too.
 
 Mapping: bank/collab -> ``source``; content id -> ``external_id``; ``category`` either
 ``SCHEME:CODE`` (an opspoor category) or a ThreatExchange opinion (``POSITIVE_CLASS`` …, kept in
-``extra["hma"]["category"]``); ``tags`` space-separated. Signal types ``pdq``, ``vpdq``, ``md5``
-(``video_md5``, ``photo_md5``), ``sha1``, ``sha256``, ``photodna``; others (``url``, ``raw_text``)
-are errors. The writer writes the CSV shape with opspoor's signal names.
+``extra["hma"]["category"]``); ``tags`` space-separated. Signal types: python-threatexchange's
+``pdq``, ``vpdq`` (a JSON list of ``"hex,quality,seconds"``), ``video_md5`` and ``photo_md5``
+(``md5``), ``video_sha256`` (``sha256``), and opspoor's own names (``md5``, ``sha1``, ``sha256``,
+``photodna``); others (``url``, ``raw_text``) are errors. The writers use python-threatexchange's
+names where it has one (``video_md5``, ``video_sha256``, ``vpdq`` as its JSON list).
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
+import json
+import math
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
@@ -38,6 +46,7 @@ from opspoor.hashsets.formats.base import (
     text_lines,
 )
 from opspoor.hashsets.model import ENTRY_SIGNALS, Entry
+from opspoor.signals.vpdq import VpdqFrame, format_vpdq, parse_vpdq
 
 HEADER = ("collab", "content_id", "signal_type", "signal_str", "category", "tags")
 _COLUMNS = {
@@ -53,8 +62,21 @@ _COLUMNS = {
     "category": "category",
     "tags": "tags",
 }
-_TYPES = {s: s for s in ENTRY_SIGNALS} | {"videomd5": "md5", "photomd5": "md5"}
-_LINE = re.compile(r"([A-Za-z][A-Za-z0-9_]*)\s+(\S+)")
+#: signal type names (python-threatexchange's and opspoor's, compared normalised) -> opspoor signal
+_TYPES = {s: s for s in ENTRY_SIGNALS} | {"videomd5": "md5", "photomd5": "md5", "videosha256": "sha256"}
+#: opspoor signal -> python-threatexchange's type name; sha1 and photodna have none there
+TE_TYPE_NAMES = {"pdq": "pdq", "md5": "video_md5", "sha256": "video_sha256", "vpdq": "vpdq"}
+_LINE = re.compile(r"([A-Za-z][A-Za-z0-9_]*)\s+(\S.*)")
+_OPINION = re.compile(r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")?\s*([A-Z][A-Z_]*)?")
+#: what a signal of each type looks like, to tell signal lines from other text when detecting
+_LOOKS = {
+    "md5": re.compile(r"[0-9A-Fa-f]{32}\b.*"),
+    "sha1": re.compile(r"[0-9A-Fa-f]{40}\b.*"),
+    "sha256": re.compile(r"[0-9A-Fa-f]{64}\b.*"),
+    "pdq": re.compile(r"[0-9A-Fa-f]{64}\b.*"),
+    "vpdq": re.compile(r"\[.*"),
+    "photodna": re.compile(r"\S+.*"),
+}
 
 
 def _is_header(line: str) -> bool:
@@ -63,13 +85,23 @@ def _is_header(line: str) -> bool:
 
 
 def sniff_hma(head: bytes) -> bool:
-    lines = first_lines(head, 2)
-    if not lines:
+    lines = first_lines(head, 1)
+    return bool(lines) and _is_header(lines[0])
+
+
+def sniff_hma_lines(head: bytes) -> bool:
+    """Every line ``word signal…`` and at least one a signal type opspoor stores, with a value of
+    its shape: the lines of other types (``url …``) may come first."""
+    lines = first_lines(head, 64)
+    matches = [_LINE.fullmatch(s) for s in lines]
+    if not lines or not all(matches):
         return False
-    if _is_header(lines[0]):
-        return True
-    m = _LINE.fullmatch(lines[0])
-    return m is not None and normalise_column(m.group(1)) in _TYPES
+    for m in matches:
+        assert m is not None
+        kind = _TYPES.get(normalise_column(m.group(1)))
+        if kind is not None and _LOOKS[kind].fullmatch(m.group(2)):
+            return True
+    return False
 
 
 def read_hma(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
@@ -85,11 +117,64 @@ def read_hma(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
         yield from _read_lines(first, first_no, lines, opts)
 
 
-def _signal(type_text: str, value: str) -> tuple[str, str]:
+def _kind(type_text: str) -> str:
     kind = _TYPES.get(normalise_column(type_text))
     if kind is None:
-        raise RecordError(f"signal type {type_text[:40]!r} is not one opspoor stores")
+        raise RecordError(
+            f"signal type {type_text[:40]!r} is not a media hash opspoor stores "
+            "(python-threatexchange: dataset --only-content photo video)"
+        )
+    return kind
+
+
+def _signal(type_text: str, value: str) -> tuple[str, str]:
+    kind = _kind(type_text)
+    if kind == "vpdq" and value.lstrip().startswith("["):
+        return kind, vpdq_from_te(value)
     return kind, canonical_signal(kind, value)
+
+
+def vpdq_from_te(text: str) -> str:
+    """python-threatexchange's vPDQ signal (a JSON list of ``"pdq_hex,quality,seconds"``) as
+    opspoor's canonical vPDQ text. That form has no frame numbers: frames are numbered 0, 1, 2…"""
+    try:
+        items = json.loads(text)
+    except ValueError as exc:
+        raise RecordError(f"vpdq: not a JSON list ({exc})") from None
+    if not isinstance(items, list) or not items:
+        raise RecordError("vpdq: expected a non-empty JSON list of 'pdq_hex,quality,seconds'")
+    frames = []
+    for n, item in enumerate(items):
+        parts = item.split(",") if isinstance(item, str) else []
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            digest, quality, seconds = parts[0].strip().lower(), int(parts[1]), float(parts[2])
+            if len(digest) != 64 or not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError
+            if not 0 <= quality <= 100 or not (math.isfinite(seconds) and seconds >= 0):
+                raise ValueError
+        except ValueError:
+            raise RecordError(f"vpdq: frame {n + 1} is not 'pdq_hex,quality,seconds': {item!r:.100}") from None
+        frames.append(VpdqFrame(n, quality, digest, seconds))
+    return format_vpdq(frames)
+
+
+def vpdq_to_te(value: str) -> str:
+    """opspoor's vPDQ text as python-threatexchange writes its vPDQ signal (frame numbers dropped)."""
+    return json.dumps([f"{f.hash},{f.quality},{f.timestamp:.3f}" for f in parse_vpdq(value)])
+
+
+def _split_line(kind: str, rest: str) -> tuple[str, str]:
+    """The signal of a line's rest, and what follows it (``dataset -P``'s collab and opinion)."""
+    if kind == "vpdq" and rest.startswith("["):
+        try:
+            _, end = json.JSONDecoder().raw_decode(rest)
+        except ValueError:
+            return rest, ""
+        return rest[:end], rest[end:].strip()
+    signal, _, after = rest.partition(" ")
+    return signal, after.strip()
 
 
 def _read_lines(first: str, first_no: int, lines: Iterator[str], opts: ReadOptions) -> Iterator[Entry]:
@@ -108,11 +193,24 @@ def _read_lines(first: str, first_no: int, lines: Iterator[str], opts: ReadOptio
             m = _LINE.fullmatch(s)
             if m is None:
                 raise RecordError(f"expected 'SIGNAL_TYPE SIGNAL', got {s[:80]!r}")
-            kind, value = _signal(m.group(1), m.group(2))
+            signal, after = _split_line(_kind(m.group(1)), m.group(2))
+            kind, value = _signal(m.group(1), signal)
+            source, extra = _opinion(after)
         except RecordError as exc:
             report(FormatError(str(exc), opts.where, record=record, line=line_no), opts)
             continue
-        yield Entry({kind: value}, source=opts.source)
+        yield Entry({kind: value}, source=source or opts.source, extra=extra)
+
+
+def _opinion(after: str) -> tuple[str | None, dict[str, Any]]:
+    """``'collab name' OPINION`` after a ``dataset -P`` signal: the source and the opinion."""
+    if not after:
+        return None, {}
+    m = _OPINION.fullmatch(after)
+    if m is None:
+        raise RecordError(f"unexpected text after the signal: {after[:80]!r}")
+    source = ast.literal_eval(m.group(1)) if m.group(1) else None
+    return source, ({"hma": {"category": m.group(2)}} if m.group(2) else {})
 
 
 class _Group:
@@ -183,6 +281,11 @@ def _read_table(header_text: str, header_no: int, lines: Iterator[str], opts: Re
         yield group.entry
 
 
+def te_signal(kind: str, value: str) -> tuple[str, str]:
+    """A signal as python-threatexchange names and writes it (opspoor's name where it has none)."""
+    return TE_TYPE_NAMES.get(kind, kind), vpdq_to_te(value) if kind == "vpdq" else value
+
+
 def write_hma(entries: Iterable[Entry], stream: BinaryIO, opts: WriteOptions) -> int:
     """CSV, one row per signal; tags are space-separated, so a tag must not contain white space."""
     out = io.TextIOWrapper(stream, encoding="utf-8", newline="")
@@ -205,8 +308,7 @@ def write_hma(entries: Iterable[Entry], stream: BinaryIO, opts: WriteOptions) ->
                     (
                         e.source or opts.name or "",
                         e.external_id or "",
-                        kind,
-                        value,
+                        *te_signal(kind, value),
                         category,
                         " ".join(e.tags),
                     )
@@ -214,4 +316,16 @@ def write_hma(entries: Iterable[Entry], stream: BinaryIO, opts: WriteOptions) ->
         out.flush()
     finally:
         out.detach()
+    return n
+
+
+def write_hma_lines(entries: Iterable[Entry], stream: BinaryIO, opts: WriteOptions) -> int:
+    """``SIGNAL_TYPE SIGNAL`` lines of the signals python-threatexchange knows (PDQ, vPDQ, MD5,
+    SHA-256); entries with none of them are left out (the count says how many were written)."""
+    n = 0
+    for e in entries:
+        lines = [" ".join(te_signal(k, v)) for k, v in e.signals.items() if k in TE_TYPE_NAMES]
+        if lines:
+            stream.write(("\n".join(lines) + "\n").encode("utf-8"))
+            n += 1
     return n
