@@ -27,8 +27,17 @@ from opspoor.hashsets.formats.base import (
     check_hash_type,
     head_text,
 )
+from opspoor.hashsets.formats.encase import read_encase, sniff_encase
+from opspoor.hashsets.formats.hashdeep import read_hashdeep, sniff_hashdeep
 from opspoor.hashsets.formats.hma import read_hma, sniff_hma, sniff_hma_lines, write_hma, write_hma_lines
 from opspoor.hashsets.formats.icse import read_icse, sniff_icse, write_icse
+from opspoor.hashsets.formats.ncmec import read_ncmec, sniff_ncmec
+from opspoor.hashsets.formats.nsrl import (
+    read_nsrl,
+    read_nsrl_rds3,
+    sniff_nsrl,
+    sniff_nsrl_rds3,
+)
 from opspoor.hashsets.formats.plain import (
     read_csv,
     read_plain,
@@ -37,6 +46,7 @@ from opspoor.hashsets.formats.plain import (
     write_csv,
     write_plain,
 )
+from opspoor.hashsets.formats.sums import read_sums, sniff_sums
 from opspoor.hashsets.formats.vics import (
     read_vics,
     read_vics_batches,
@@ -52,6 +62,10 @@ from opspoor.hashsets.model import Entry
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
+        Format("encase", "EnCase hash set (.hash, binary MD5 set)", read_encase, None, sniff_encase),
+        Format(
+            "nsrl-rds3", "NIST NSRL RDS v3 (SQLite, FILE table)", read_nsrl_rds3, None, sniff_nsrl_rds3
+        ),
         Format(
             "vics2",
             "Project VIC VICS 2.0 JSON (#Media or #Cases)",
@@ -68,9 +82,19 @@ FORMATS: dict[str, Format] = {
             sniff_vics13,
             read_vics_batches,
         ),
+        Format("ncmec", "NCMEC hash-sharing entries (XML)", read_ncmec, None, sniff_ncmec),
+        Format("hashdeep", "hashdeep file (HASHDEEP-1.0)", read_hashdeep, None, sniff_hashdeep),
+        Format("nsrl", "NIST NSRL RDS 2.x NSRLFile.txt", read_nsrl, None, sniff_nsrl),
         Format("icse", "Interpol ICSE CSV (;-separated)", read_icse, write_icse, sniff_icse),
         Format("vpdq", "vPDQ hash file of one video", read_vpdq, write_vpdq, sniff_vpdq),
         Format("hma", "ThreatExchange / HMA signal list (CSV)", read_hma, write_hma, sniff_hma),
+        Format(
+            "sums",
+            "md5sum / sha1sum / sha256sum (also --tag) and md5deep output",
+            read_sums,
+            None,
+            sniff_sums,
+        ),
         Format(
             "hma-lines",
             "python-threatexchange signal file (TYPE SIGNAL lines)",
@@ -252,6 +276,9 @@ def write_entries(
     export leaves no half-written file.
     """
     fmt = get_format(format)
+    if fmt.writer is None:
+        writable = ", ".join(n for n, f in FORMATS.items() if f.writer is not None)
+        raise FormatError(f"opspoor reads {fmt.name} but does not write it; write one of {writable}")
     wopts = WriteOptions(**opts)
     if not isinstance(path_or_stream, str | os.PathLike):
         return fmt.writer(entries, path_or_stream, wopts)

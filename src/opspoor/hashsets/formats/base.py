@@ -191,7 +191,8 @@ class Format:
     name: str
     description: str
     reader: Reader
-    writer: Writer
+    #: None: a format opspoor reads but does not write
+    writer: Writer | None
     sniff: Callable[[bytes], bool]
     #: the same reader yielding columns (formats read by the million); None: built from ``reader``
     batch_reader: BatchReader | None = None
