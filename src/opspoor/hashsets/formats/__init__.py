@@ -24,6 +24,7 @@ from opspoor.hashsets.formats.base import (
     Format,
     ReadOptions,
     WriteOptions,
+    binary_kind,
     check_hash_type,
     head_text,
 )
@@ -62,9 +63,14 @@ from opspoor.hashsets.model import Entry
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format("encase", "EnCase hash set (.hash, binary MD5 set)", read_encase, None, sniff_encase),
+        Format("encase", "EnCase hash set (.hash, binary MD5 set)", read_encase, None, sniff_encase, binary=True),
         Format(
-            "nsrl-rds3", "NIST NSRL RDS v3 (SQLite, FILE table)", read_nsrl_rds3, None, sniff_nsrl_rds3
+            "nsrl-rds3",
+            "NIST NSRL RDS v3 (SQLite, FILE table)",
+            read_nsrl_rds3,
+            None,
+            sniff_nsrl_rds3,
+            binary=True,
         ),
         Format(
             "vics2",
@@ -122,9 +128,12 @@ def detect_format(head: bytes, filename: str | None = None) -> str:
     """The name of the format whose content ``head`` (the file's first bytes) looks like."""
     if not head_text(head).strip():
         raise UnknownFormat("the file is empty", filename)
+    what = binary_kind(head)  # None for text
     for fmt in FORMATS.values():
-        if fmt.sniff(head):
+        if (fmt.binary or what is None) and fmt.sniff(head):
             return fmt.name
+    if what is not None:
+        raise UnknownFormat(f"not a hash list: {what}", filename)
     raise UnknownFormat(
         f"cannot tell the hash-set format from the content; pass --format (one of {', '.join(FORMATS)})",
         filename,

@@ -196,6 +196,8 @@ class Format:
     sniff: Callable[[bytes], bool]
     #: the same reader yielding columns (formats read by the million); None: built from ``reader``
     batch_reader: BatchReader | None = None
+    #: a binary format: sniffed even when the head is not text
+    binary: bool = False
 
 
 @contextmanager
@@ -421,6 +423,8 @@ def text_lines(stream: BinaryIO, where: str | None) -> Iterator[str]:
     Each line is decoded on its own so the line number of an encoding error is exact.
     """
     for n, raw in enumerate(stream, 1):
+        if n == 1 and (what := binary_kind(raw[:4096])) is not None:
+            raise FormatError(f"not a hash list: {what}", where, line=1)
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -432,6 +436,40 @@ def text_lines(stream: BinaryIO, where: str | None) -> Iterator[str]:
         if n == 1 and line.startswith("\ufeff"):
             line = line[1:]
         yield line
+
+
+#: magic numbers of files people mistake for hash lists, and what to say about them
+_MAGIC = (
+    (b"PK\x03\x04", "a ZIP archive; unpack the list first (NSRL ships NSRLFile.txt zipped)"),
+    (b"\x1f\x8b", "gzip-compressed; decompress it first"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive; unpack the list first"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG\r\n", "a PNG image"),  # no further: a line ends there
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"\xd0\xcf\x11\xe0", "an old Microsoft Office file (export the sheet as CSV)"),
+    (b"\xff\xfe", "UTF-16 text; save it as UTF-8 (PowerShell: -Encoding utf8)"),
+    (b"\xfe\xff", "UTF-16 text; save it as UTF-8"),
+)
+
+
+_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def binary_kind(head: bytes) -> str | None:
+    """What a file head that is no text is (``None`` for text): a known kind of file, or binary
+    data. Text in another 8-bit encoding (a Latin-1 file name in a list) is still text: control
+    bytes or a high share of bytes that are not UTF-8 make it binary."""
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    start = head[:8].hex(" ")
+    if b"\x00" in head or len(_CONTROL.findall(head)) > len(head) // 100:
+        return f"binary data (starts {start})"
+    text = head.decode("utf-8", errors="replace")
+    if text.count("\ufffd") > len(text) // 10:
+        return f"binary data, not UTF-8 text (starts {start})"
+    return None
 
 
 def head_text(head: bytes) -> str:

@@ -123,6 +123,7 @@ _CSV_FIELDS = {
     "type": "type",
     "hashtype": "type",
     "signaltype": "type",
+    "algorithm": "type",  # PowerShell Get-FileHash | Export-Csv
     "category": "category",
     "cat": "category",
     "victimidentified": "victim_identified",
