@@ -328,3 +328,52 @@ def test_build_caches_the_match_index(
     (cached,) = _set_cache(db, "own")
     assert cached == index_cache_dir(store, get_hashset(store, "own"))
     assert IndexGroup.load(cached).sizes()["pdq"] == 2
+
+
+def test_import_of_a_binary_file_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "s.sqlite")
+    png = tmp_path / "photo.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(bytes(range(256)) * 8)
+    for path, what in ((png, "a PNG image"), (blob, "binary data")):
+        for extra in ((), ("--format", "plain")):
+            code, _, err = run(
+                monkeypatch, capsys, "hashset", "import", str(path), "--name", "x", "--db", db, *extra
+            )
+            lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+            assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+            assert str(path) in lines[0] and f"not a hash list: {what}" in lines[0] and "UTF-8" not in lines[0]
+
+
+def test_forensic_lists_import_and_export_for_threatexchange(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An NSRL list as an ignorable set; a md5sum list and a ThreatExchange list as known sets;
+    and the export python-threatexchange reads (``hma-lines``)."""
+    db = str(tmp_path / "s.sqlite")
+    nsrl = tmp_path / "NSRLFile.txt"
+    nsrl.write_text(
+        '"SHA-1","MD5","CRC32","FileName","FileSize","ProductCode","OpSystemCode","SpecialCode"\n'
+        f'"{"1" * 40}","{"2" * 32}","00000000","a.dll",10,1,"WIN",""\n'
+    )
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(f"{'3' * 64}  photos/one.jpg\n{'4' * 64} *photos/two.jpg\n")
+    te = tmp_path / "te.txt"
+    te.write_text(f"pdq {'5' * 64}\nvideo_md5 {'6' * 32}\n")
+    for path, name, kind in ((nsrl, "nsrl", "ignorable"), (sums, "sums", "known"), (te, "te", "known")):
+        code, out, err = run(
+            monkeypatch, capsys, "hashset", "import", str(path), "--name", name, "--kind", kind, "--db", db
+        )
+        assert code == 0, err
+    with open_store(db) as s:
+        assert {h.name: h.kind for h in list_hashsets(s)} == {"nsrl": "ignorable", "sums": "known", "te": "known"}
+        assert [e.signals for e in iter_entries(s, "sums")] == [{"sha256": "3" * 64}, {"sha256": "4" * 64}]
+    out_path = tmp_path / "for-te.txt"
+    code, _, err = run(
+        monkeypatch, capsys, "hashset", "export", "te", "--format", "hma-lines", "-o", str(out_path), "--db", db
+    )
+    assert code == 0 and "exported 2 entries" in err
+    assert sorted(out_path.read_text().splitlines()) == [f"pdq {'5' * 64}", f"video_md5 {'6' * 32}"]

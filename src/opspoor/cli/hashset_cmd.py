@@ -41,7 +41,7 @@ hashset_app = typer.Typer(
 )
 app.add_typer(hashset_app, name="hashset")
 
-EXPORT_FORMATS = ("vics2", "vics13", "icse", "csv", "hma", "plain")
+EXPORT_FORMATS = ("vics2", "vics13", "icse", "csv", "hma", "hma-lines", "plain")
 
 NoIndexCacheOption = Annotated[
     bool,
@@ -121,7 +121,13 @@ def _progress(label: str) -> Iterator[Any]:
 
 @hashset_app.command("import")
 def import_cmd(
-    file: Annotated[Path, typer.Argument(help="Hash-set file (VICS, ICSE, CSV, plain list, HMA, vPDQ).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Hash-set file (VICS, ICSE, CSV, plain list, HMA/ThreatExchange, vPDQ, NCMEC XML, "
+            "md5sum/hashdeep, NSRL, EnCase; docs/formats.md)."
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", "-n", help="Hash set to import into (created if missing).")],
     kind: Annotated[str, typer.Option("--kind", help="known | ignorable")] = "known",
     format: Annotated[str, typer.Option("--format", "-f", help="auto, or one of the format names.")] = "auto",
