@@ -856,6 +856,9 @@ def test_documented_examples_read_as_documented() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "formats.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```(?:json|text)\n(.*?)```", doc, re.S)
     formats = [detect_format(b.encode()) for b in blocks]
-    assert formats == ["vics2", "vics2", "icse", "csv", "plain", "hma", "hma", "vpdq"]
+    assert formats == [
+        *("vics2", "vics2", "icse", "csv", "plain", "hma", "hma", "hma-lines", "vpdq", "ncmec", "sums"),
+        *("hashdeep", "nsrl", "csv", "csv", "csv"),
+    ]
     for block in blocks:
         assert list(read_entries(io.BytesIO(block.encode()), hash_type="pdq"))
