@@ -345,7 +345,9 @@ def test_import_of_a_binary_file_is_one_line(
             )
             lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
             assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-            assert str(path) in lines[0] and f"not a hash list: {what}" in lines[0] and "UTF-8" not in lines[0]
+            assert (
+                str(path) in lines[0] and f"not a hash list: {what}" in lines[0] and "UTF-8" not in lines[0]
+            )
 
 
 def test_forensic_lists_import_and_export_for_threatexchange(
@@ -369,11 +371,25 @@ def test_forensic_lists_import_and_export_for_threatexchange(
         )
         assert code == 0, err
     with open_store(db) as s:
-        assert {h.name: h.kind for h in list_hashsets(s)} == {"nsrl": "ignorable", "sums": "known", "te": "known"}
+        assert {h.name: h.kind for h in list_hashsets(s)} == {
+            "nsrl": "ignorable",
+            "sums": "known",
+            "te": "known",
+        }
         assert [e.signals for e in iter_entries(s, "sums")] == [{"sha256": "3" * 64}, {"sha256": "4" * 64}]
     out_path = tmp_path / "for-te.txt"
     code, _, err = run(
-        monkeypatch, capsys, "hashset", "export", "te", "--format", "hma-lines", "-o", str(out_path), "--db", db
+        monkeypatch,
+        capsys,
+        "hashset",
+        "export",
+        "te",
+        "--format",
+        "hma-lines",
+        "-o",
+        str(out_path),
+        "--db",
+        db,
     )
     assert code == 0 and "exported 2 entries" in err
     assert sorted(out_path.read_text().splitlines()) == [f"pdq {'5' * 64}", f"video_md5 {'6' * 32}"]

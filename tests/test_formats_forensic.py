@@ -55,9 +55,13 @@ def names_and(entries: list[Entry], signal: str) -> dict[str, str]:
 # --- md5sum / sha1sum / sha256sum, --tag, md5deep ---------------------------------------
 
 
-@pytest.mark.parametrize(("tool", "signal"), [("md5sum", "md5"), ("sha1sum", "sha1"), ("sha256sum", "sha256")])
+@pytest.mark.parametrize(
+    ("tool", "signal"), [("md5sum", "md5"), ("sha1sum", "sha1"), ("sha256sum", "sha256")]
+)
 @pytest.mark.parametrize("mode", [[], ["-b"], ["--tag"]])
-def test_checksum_tools(tmp_path: Path, files: dict[str, bytes], tool: str, signal: str, mode: list[str]) -> None:
+def test_checksum_tools(
+    tmp_path: Path, files: dict[str, bytes], tool: str, signal: str, mode: list[str]
+) -> None:
     out = run(tool, *mode, *sorted(files), cwd=tmp_path / "files")
     assert detect_format(out) == "sums"
     got = list(read_entries(io.BytesIO(out)))
@@ -84,7 +88,9 @@ def test_sums_list_name_decides_and_errors(tmp_path: Path) -> None:
     errs: list[FormatError] = []
     got = list(read_entries(p, on_error=errs.append))
     assert [e.signals for e in got] == [{"sha256": "a" * 64}]
-    assert (errs[0].record, errs[0].line) == (2, 2) and "sha1 value in a list whose name says sha256" in errs[0].detail
+    assert (errs[0].record, errs[0].line) == (2, 2) and "sha1 value in a list whose name says sha256" in errs[
+        0
+    ].detail
     q = tmp_path / "hashes.txt"
     q.write_text(text)
     assert [e.signals for e in read_entries(q)] == [{"sha256": "a" * 64}, {"sha1": "b" * 40}]
@@ -92,13 +98,17 @@ def test_sums_list_name_decides_and_errors(tmp_path: Path) -> None:
     assert detect_format(bsd) == "sums"
     got, errs = [], []
     got = list(read_entries(io.BytesIO(bsd), on_error=errs.append))
-    assert [e.signals for e in got] == [{"md5": "c" * 32}] and "SHA512 is not a hash opspoor stores" in errs[0].detail
+    assert [e.signals for e in got] == [{"md5": "c" * 32}] and "SHA512 is not a hash opspoor stores" in errs[
+        0
+    ].detail
     # a bare 64-hex line further down is a plain-list line: it needs --type
     mixed = f"{'a' * 32}  x\n{'b' * 64}\n".encode()
     with pytest.raises(AmbiguousHash) as info:
         list(read_entries(io.BytesIO(mixed), "sums"))
     assert info.value.line == 2
-    assert [e.signals for e in read_entries(io.BytesIO(mixed), "sums", hash_type="pdq")][1] == {"pdq": "b" * 64}
+    assert [e.signals for e in read_entries(io.BytesIO(mixed), "sums", hash_type="pdq")][1] == {
+        "pdq": "b" * 64
+    }
 
 
 # --- hashdeep ------------------------------------------------------------------------
@@ -140,7 +150,14 @@ NSRL2 = (
 
 def test_nsrl_rds2(tmp_path: Path) -> None:
     p = tmp_path / "NSRLFile.txt"
-    p.write_bytes(NSRL2.encode("utf-8") + b'"' + b"4" * 40 + b'","' + b"5" * 32 + b'","1","caf\xe9.txt",1,7,"WIN",""\r\n')
+    p.write_bytes(
+        NSRL2.encode("utf-8")
+        + b'"'
+        + b"4" * 40
+        + b'","'
+        + b"5" * 32
+        + b'","1","caf\xe9.txt",1,7,"WIN",""\r\n'
+    )
     assert detect_format(p.read_bytes()) == "nsrl"
     a, b, c = read_entries(p)
     assert a.signals == {"sha1": "0" * 38 + "ab", "md5": "1" * 30 + "cd"} and a.size == 98865
@@ -156,14 +173,17 @@ def rds3(path: Path, rows: list[tuple[object, ...]]) -> None:
     """An RDS v3 database as NIST publishes it: the FILE view over the METADATA table."""
     db = sqlite3.connect(path)
     db.executescript(
-        "CREATE TABLE METADATA (key INTEGER PRIMARY KEY, sha256 VARCHAR NOT NULL, sha1 VARCHAR NOT NULL,"
-        " md5 VARCHAR NOT NULL, crc32 VARCHAR NOT NULL, file_name VARCHAR NOT NULL, file_size INTEGER NOT NULL,"
-        " package_id INTEGER NOT NULL, parent_sha256 VARCHAR, parent_sha1 VARCHAR, parent_md5 VARCHAR,"
+        "CREATE TABLE METADATA (key INTEGER PRIMARY KEY, sha256 VARCHAR NOT NULL,"
+        " sha1 VARCHAR NOT NULL, md5 VARCHAR NOT NULL, crc32 VARCHAR NOT NULL,"
+        " file_name VARCHAR NOT NULL, file_size INTEGER NOT NULL, package_id INTEGER NOT NULL,"
+        " parent_sha256 VARCHAR, parent_sha1 VARCHAR, parent_md5 VARCHAR,"
         " extension VARCHAR, type VARCHAR);"
         "CREATE VIEW FILE AS SELECT sha256, sha1, md5, crc32, file_name, file_size, package_id FROM METADATA;"
     )
     db.executemany(
-        "INSERT INTO METADATA (sha256, sha1, md5, crc32, file_name, file_size, package_id) VALUES (?,?,?,?,?,?,?)", rows
+        "INSERT INTO METADATA (sha256, sha1, md5, crc32, file_name, file_size, package_id)"
+        " VALUES (?,?,?,?,?,?,?)",
+        rows,
     )
     db.commit()
     db.close()
@@ -248,7 +268,9 @@ def test_powershell_get_filehash_csv() -> None:
 # --- EnCase .hash ------------------------------------------------------------------------
 
 
-def encase(hashes: list[bytes], name: str = "Known good", category: str = "Known", count: int | None = None) -> bytes:
+def encase(
+    hashes: list[bytes], name: str = "Known good", category: str = "Known", count: int | None = None
+) -> bytes:
     """The layout ForensicsWiki and Autopsy's EncaseHashSetParser describe (see formats/encase.py)."""
     head = bytearray(0x480)
     head[:16] = b"HASH\r\n\xff\x00\x02\x00\x00\x00\x01\x00\x00\x00"

@@ -92,7 +92,9 @@ def test_python_threatexchange_reads_the_same_sample() -> None:
     assert set(live) == set(ours) and {u.id for u in theirs.updates if u.deleted} == {"image-2"}
     for entry_id, u in live.items():
         e = ours[entry_id]
-        assert (str(e.category) if e.category else None) == (f"ncmec:{u.classification}" if u.classification else None)
+        assert (str(e.category) if e.category else None) == (
+            f"ncmec:{u.classification}" if u.classification else None
+        )
         names = {"md5": "md5", "sha1": "sha1", "pdna": "photodna", "pdq": "pdq"}
         assert {names[k]: v.lower() for k, v in u.fingerprints.items() if k in names} == {
             k: v.lower() for k, v in e.signals.items()

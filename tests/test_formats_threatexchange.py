@@ -51,7 +51,9 @@ def te_vpdq_util() -> types.ModuleType:
 
 def te_reads(path: Path) -> set[tuple[str, str]]:
     """(type, signal) pairs as python-threatexchange's local-file exchange reads ``path``."""
-    api = LocalFileSignalExchangeAPI(FileCollaborationConfig(name="opspoor", api="local_file", enabled=True, filename=str(path)))
+    api = LocalFileSignalExchangeAPI(
+        FileCollaborationConfig(name="opspoor", api="local_file", enabled=True, filename=str(path))
+    )
     (delta,) = api.fetch_iter([], None)
     return set(delta.updates)
 
@@ -90,7 +92,10 @@ def test_python_threatexchange_reads_the_lines_export(tmp_path: Path) -> None:
 
 def test_opspoor_reads_python_threatexchange_vpdq() -> None:
     vpdq_util = te_vpdq_util()
-    features = [vpdq_util.VpdqCompactFeature("c" * 64, 90, 0.0), vpdq_util.VpdqCompactFeature("D" * 64, 40, 2.25)]
+    features = [
+        vpdq_util.VpdqCompactFeature("c" * 64, 90, 0.0),
+        vpdq_util.VpdqCompactFeature("D" * 64, 40, 2.25),
+    ]
     signal = vpdq_util.vpdq_to_json(features)
     assert " " in signal  # JSON with spaces: the type ends at the first space only
     data = f"url https://example.invalid/x\nvpdq {signal}\n".encode()
@@ -98,7 +103,9 @@ def test_opspoor_reads_python_threatexchange_vpdq() -> None:
     errs: list = []
     (e,) = read_entries(io.BytesIO(data), on_error=errs.append)
     assert len(errs) == 1 and errs[0].line == 1 and "'url'" in errs[0].detail
-    assert e.signals == {"vpdq": format_vpdq([VpdqFrame(0, 90, "c" * 64, 0.0), VpdqFrame(1, 40, "d" * 64, 2.25)])}
+    assert e.signals == {
+        "vpdq": format_vpdq([VpdqFrame(0, 90, "c" * 64, 0.0), VpdqFrame(1, 40, "d" * 64, 2.25)])
+    }
 
 
 def run_te(home: Path, *args: str) -> str:
@@ -113,10 +120,25 @@ def run_te(home: Path, *args: str) -> str:
 @pytest.mark.slow
 def test_threatexchange_cli_round_trip(tmp_path: Path) -> None:
     """opspoor export -> threatexchange fetch -> threatexchange dataset (CSV and lines) -> opspoor."""
-    entries = [Entry({"pdq": PDQ}), Entry({"md5": MD5}), Entry({"sha256": SHA256}), Entry({"pdq": "0" * 63 + "1"})]
+    entries = [
+        Entry({"pdq": PDQ}),
+        Entry({"md5": MD5}),
+        Entry({"sha256": SHA256}),
+        Entry({"pdq": "0" * 63 + "1"}),
+    ]
     export = tmp_path / "opspoor.txt"
     write_entries(entries, export, "hma-lines")
-    run_te(tmp_path, "config", "collab", "edit", "local_file", "--create", "--filename", str(export), "opspoor-set")
+    run_te(
+        tmp_path,
+        "config",
+        "collab",
+        "edit",
+        "local_file",
+        "--create",
+        "--filename",
+        str(export),
+        "opspoor-set",
+    )
     run_te(tmp_path, "fetch")
     as_csv = run_te(tmp_path, "dataset", "-P", "--csv").encode()
     as_lines = run_te(tmp_path, "dataset", "-P", "-S").encode()

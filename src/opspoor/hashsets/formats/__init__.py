@@ -63,7 +63,9 @@ from opspoor.hashsets.model import Entry
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format("encase", "EnCase hash set (.hash, binary MD5 set)", read_encase, None, sniff_encase, binary=True),
+        Format(
+            "encase", "EnCase hash set (.hash, binary MD5 set)", read_encase, None, sniff_encase, binary=True
+        ),
         Format(
             "nsrl-rds3",
             "NIST NSRL RDS v3 (SQLite, FILE table)",

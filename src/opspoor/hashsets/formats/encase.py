@@ -61,7 +61,11 @@ def read_encase(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
     while rec := stream.read(_RECORD):
         record += 1
         if len(rec) < _RECORD:
-            raise FormatError(f"the last hash record is cut short ({len(rec)} of {_RECORD} bytes)", opts.where, record=record)
+            raise FormatError(
+                f"the last hash record is cut short ({len(rec)} of {_RECORD} bytes)",
+                opts.where,
+                record=record,
+            )
         if rec[16:] != b"\x00\x00":
             raise FormatError(
                 f"hash record {record} does not end with two zero bytes: not the EnCase layout opspoor reads",
@@ -71,4 +75,3 @@ def read_encase(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
         yield Entry({"md5": rec[:16].hex()}, source=opts.source, extra={"encase": dict(extra["encase"])})
     if record != count:
         raise FormatError(f"the header counts {count:,} hashes but the file holds {record:,}", opts.where)
-

@@ -91,4 +91,3 @@ def _entry(columns: list[str], s: str, opts: ReadOptions) -> Entry:
             extra[col] = cell.strip()
     check_has_signal(signals)
     return Entry(signals, size=size, source=opts.source, extra={"hashdeep": extra})
-

@@ -155,7 +155,9 @@ def vpdq_from_te(text: str) -> str:
             if not 0 <= quality <= 100 or not (math.isfinite(seconds) and seconds >= 0):
                 raise ValueError
         except ValueError:
-            raise RecordError(f"vpdq: frame {n + 1} is not 'pdq_hex,quality,seconds': {item!r:.100}") from None
+            raise RecordError(
+                f"vpdq: frame {n + 1} is not 'pdq_hex,quality,seconds': {item!r:.100}"
+            ) from None
         frames.append(VpdqFrame(n, quality, digest, seconds))
     return format_vpdq(frames)
 

@@ -71,7 +71,9 @@ def read_ncmec(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
                 el.clear()  # keep memory flat on a large document
     except ParseError as exc:
         line, column = exc.position
-        raise FormatError(f"XML syntax error at column {column + 1}: {exc.msg}", opts.where, line=line) from None
+        raise FormatError(
+            f"XML syntax error at column {column + 1}: {exc.msg}", opts.where, line=line
+        ) from None
     except defusedxml.DefusedXmlException as exc:
         raise FormatError(f"refused: {exc}", opts.where) from None
 
@@ -92,14 +94,15 @@ def _text(el: Element | None) -> str | None:
 def _entry(kind: str, el: Element, opts: ReadOptions) -> Entry:
     signals: dict[str, str] = {}
     other: dict[str, str] = {}
-    for fp in _child(el, "fingerprints") or ():
+    fingerprints = _child(el, "fingerprints")
+    for fp in fingerprints if fingerprints is not None else ():
         name = _local(fp.tag)
-        value = _text(fp)
+        value = _text(fp) or fp.get("href")  # large fingerprints come as a link
         signal = _FINGERPRINTS.get(name.lower())
-        if signal is not None and value is not None:
+        if signal is not None and value is not None and _text(fp):
             signals[signal] = canonical_signal(signal, value)
-        elif value is not None or fp.get("href"):
-            other[name] = value or fp.get("href", "")
+        elif value is not None:
+            other[name] = value
     check_has_signal(signals)
     member = _child(el, "member")
     extra: dict[str, Any] = {"type": kind}
@@ -110,10 +113,11 @@ def _entry(kind: str, el: Element, opts: ReadOptions) -> Entry:
     classification = _text(_child(el, "classification"))
     return Entry(
         signals,
-        category=None if classification is None else parse_category(f"ncmec:{classification}", "classification"),
+        category=None
+        if classification is None
+        else parse_category(f"ncmec:{classification}", "classification"),
         source=_text(member) or opts.source,
         date_updated=_text(_child(el, "timestamp")),
         external_id=_text(_child(el, "id")),
         extra={"ncmec": extra},
     )
-

@@ -172,4 +172,3 @@ def _read_db(path: Path, opts: ReadOptions) -> Iterator[Entry]:
             raise FormatError(f"the SQLite database is damaged: {exc}", opts.where) from None
     finally:
         db.close()
-

@@ -128,4 +128,3 @@ def read_sums(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
         yield e
     if not content:
         raise FormatError("the file is empty", opts.where)
-
