@@ -101,6 +101,10 @@ def test_sums_list_name_decides_and_errors(tmp_path: Path) -> None:
     assert [e.signals for e in got] == [{"md5": "c" * 32}] and "SHA512 is not a hash opspoor stores" in errs[
         0
     ].detail
+    # BSD md5 -r: one space between hash and name
+    assert [e.extra["plain"]["name"] for e in read_entries(io.BytesIO(f"{'a' * 32} x y.jpg\n".encode()))] == [
+        "x y.jpg"
+    ]
     # a bare 64-hex line further down is a plain-list line: it needs --type
     mixed = f"{'a' * 32}  x\n{'b' * 64}\n".encode()
     with pytest.raises(AmbiguousHash) as info:

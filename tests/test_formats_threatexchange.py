@@ -154,3 +154,36 @@ def test_threatexchange_cli_round_trip(tmp_path: Path) -> None:
     # the collaboration and python-threatexchange's opinion come along
     assert csv_entry.source == p_entry.source == "opspoor-set"
     assert csv_entry.extra["hma"]["category"] == p_entry.extra["hma"]["category"] == "INVESTIGATION_SEED"
+
+
+def test_every_threatexchange_media_signal_type() -> None:
+    lines = (
+        f"pdq {PDQ}\nvideo_md5 {MD5.upper()}\nphoto_md5 {'9' * 32}\nvideo_sha256 {SHA256}\n"
+        f'vpdq ["{"a" * 64},100,0.0", "{"b" * 64},87,1.5"]\n'
+    ).encode()
+    want = [{"pdq": PDQ}, {"md5": MD5}, {"md5": "9" * 32}, {"sha256": SHA256}, {"vpdq": VPDQ}]
+    assert detect_format(lines) == "hma-lines"
+    assert [e.signals for e in read_entries(io.BytesIO(lines))] == want
+    rows = [ln.split(" ", 1) for ln in lines.decode().splitlines()]
+    csv_text = "signal_type,signal_str,collab,category,tags\n" + "".join(
+        f'{t},"{v.replace(chr(34), chr(34) * 2)}",C,POSITIVE_CLASS,\n' for t, v in rows
+    )
+    assert detect_format(csv_text.encode()) == "hma"
+    assert [e.signals for e in read_entries(io.BytesIO(csv_text.encode()))] == want
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("vpdq [not json", "not a JSON list"),
+        (f'vpdq ["{"a" * 64},101,0.0"]', "frame 1"),
+        (f'vpdq ["{"a" * 64},100"]', "frame 1"),
+        ("vpdq []", "non-empty"),
+        (f"pdq {PDQ} trailing words here", "unexpected text"),
+    ],
+)
+def test_bad_threatexchange_lines_are_named(line: str, words: str) -> None:
+    data = f"pdq {PDQ}\n{line}\n".encode()
+    errs: list = []
+    got = list(read_entries(io.BytesIO(data), "hma-lines", on_error=errs.append))
+    assert len(got) == 1 and (errs[0].record, errs[0].line) == (2, 2) and words in errs[0].detail

@@ -4,8 +4,9 @@ BSD form, and ``md5deep``/``sha256deep`` (plain, and ``-z`` with the file size i
 One line per file, each an entry with the file's name in ``extra["plain"]["name"]`` (as for plain
 lists, so a list ``--format plain`` wrote with names reads back the same):
 
-- ``HASH  name`` (text mode) or ``HASH *name`` (binary mode); a line that starts with ``\\`` has
-  ``\\\\``, ``\\n`` and ``\\r`` escapes in its name, as coreutils writes names with those characters;
+- ``HASH  name`` (text mode), ``HASH *name`` (binary mode) or ``HASH name`` (BSD ``md5 -r``); a
+  line that starts with ``\\`` has ``\\\\``, ``\\n`` and ``\\r`` escapes in its name, as coreutils
+  writes names with those characters;
 - ``SHA256 (name) = HASH`` (``--tag``, and BSD ``md5``/``sha256``);
 - ``      SIZE  HASH  name`` (``md5deep -z``): the size goes to ``size``.
 
@@ -37,8 +38,9 @@ from opspoor.hashsets.formats.base import (
 from opspoor.hashsets.model import Entry
 
 _HEX = r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}"
-#: GNU: HASH, then " " and " " (text) or "*" (binary), then the name; md5deep's lines are the same
-_GNU = re.compile(rf"(\\)?({_HEX}) ([ *])(.+)")
+#: GNU: HASH, then " " and " " (text) or "*" (binary), then the name; md5deep's lines are the same;
+#: BSD ``md5 -r``: HASH, one space, the name
+_GNU = re.compile(rf"(\\)?({_HEX})(?: [ *]| )(.+)")
 #: md5deep -z: the size right-aligned in ten columns, two spaces, the hash, two spaces, the name
 _SIZED = re.compile(rf"\s*(\d+)  ({_HEX})  (.+)")
 #: --tag / BSD: ALGORITHM (name) = HASH
@@ -84,7 +86,7 @@ def parse_sums_line(s: str, expect: str | None, hash_type: str | None = None) ->
         size, value, name = int(m.group(1)), m.group(2), m.group(3)
         kind = _LENGTH_TYPES[len(value)]
     elif m := _GNU.fullmatch(s):
-        value, name = m.group(2), m.group(4)
+        value, name = m.group(2), m.group(3)
         if m.group(1):
             name = _unescape(name)
         kind = _LENGTH_TYPES[len(value)]
