@@ -102,11 +102,14 @@ def test_python_threatexchange_reads_the_same_sample() -> None:
 
 
 def test_ncmec_bad_entry_is_named_and_skipped() -> None:
-    data = SAMPLE.replace(b"<classification>B2</classification>", b"<classification>Z9</classification>")
+    data = SAMPLE.replace(b"<md5>" + b"f" * 32, b"<md5>" + b"g" * 32)
     errs: list[FormatError] = []
     got = list(read_entries(io.BytesIO(data), on_error=errs.append))
     assert [e.external_id for e in got] == ["image-1", "image-3"]
-    assert errs[0].record == 4 and "classification" in errs[0].detail
+    assert errs[0].record == 4 and "md5" in errs[0].detail
+    empty = SAMPLE.replace(b"<md5>" + b"e" * 32 + b"</md5>", b"")
+    got = list(read_entries(io.BytesIO(empty), on_error=errs.append))
+    assert [e.external_id for e in got] == ["image-1", "video-1"] and "no hash" in errs[1].detail
 
 
 @pytest.mark.parametrize(
