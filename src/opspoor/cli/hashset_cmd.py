@@ -21,7 +21,7 @@ from rich.text import Text
 
 from opspoor.cli.app import DbOption, app, err, out
 from opspoor.errors import FormatError, OpspoorError, StoreError
-from opspoor.hashsets.formats import read_entries, write_entries
+from opspoor.hashsets.formats import HEAD_SIZE, detect_format, read_entries, write_entries
 from opspoor.hashsets.model import KINDS, Entry
 from opspoor.store import (
     Store,
@@ -154,6 +154,7 @@ def import_cmd(
         raise StoreError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if not file.is_file():
         raise FormatError("no such file", where=str(file))
+    _hint_for_nsrl(file, format, kind)
     rej = _Rejects(rejects or Path.cwd() / f"{file.name}.rejects.jsonl", file) if skip_invalid else None
     store = open_store(db)
     try:
@@ -189,6 +190,23 @@ def import_cmd(
         store.close()
         if rej is not None:
             rej.close()
+
+
+def _hint_for_nsrl(file: Path, format: str, kind: str) -> None:
+    """NSRL lists known software: imported as ``known`` they would flag every Windows DLL."""
+    if kind != "known":
+        return
+    if format == "auto":
+        with file.open("rb") as f:
+            try:
+                format = detect_format(f.read(HEAD_SIZE), str(file))
+            except FormatError:
+                return  # the import itself says what is wrong
+    if format in ("nsrl", "nsrl-rds3"):
+        err.print(
+            f"note: {escape(file.name)} is a NIST NSRL list of known software files; "
+            "such lists are usually imported with --kind ignorable"
+        )
 
 
 #: what the match index counts, as the summary line names it
