@@ -164,8 +164,16 @@ async def record(audit: AuditWriter, call: Call, status: int) -> None:
     )
     try:
         await audit.record(call.event(result, status), wait=call.changes)
-    except Exception as exc:  # the row stays queued and is retried; the change itself is done
+    except Exception as exc:  # the row stays queued and is retried
         log.error("audit row of %s queued but not yet written: %s", call.action, exc)
+        if call.changes and status < 400:  # never answer success for a change that is not audited yet
+            raise Problem(
+                503,
+                f"{call.action} was done, but its audit row could not be written yet (the store does "
+                "not answer); it stays queued in this worker and is written when the store is back",
+                slug="audit-pending",
+                headers={"Retry-After": "5"},
+            ) from exc
 
 
 def _object_of(request: Request) -> str | None:

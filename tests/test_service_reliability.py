@@ -1,0 +1,119 @@
+"""The service when input is hostile or the store misbehaves (issue 17), on SQLite and PostgreSQL:
+the audit log cannot be wedged by one row and shows rows that were never written, a write is not
+answered success before its audit row is committed, text the store cannot hold is bad input (422
+naming the field), and a repeated ``Authorization`` header is refused on every route.
+
+Every hash set holds benign values only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from test_service import Api, api, create_set, eventually, is_problem  # noqa: F401 (the fixture)
+from typer.testing import CliRunner
+
+from opspoor.cli import app as cli_app
+from opspoor.errors import StoreError
+from opspoor.service import auditing
+from opspoor.service.auditing import AuditWriter
+from opspoor.store import open_store
+from opspoor.store.audit import AuditEvent, append_audit, list_audit, verify_audit
+
+
+def audit_rows(api: Api) -> list[AuditEvent]:
+    with open_store(api.url) as store:
+        return [r.event for r in list_audit(store, limit=10_000)]
+
+
+# --- the audit log -----------------------------------------------------------------------------------
+def test_a_nul_in_an_audited_object_neither_stops_the_audit_log_nor_is_lost(api: Api) -> None:
+    c = api.client
+    r = c.get("/v1/hashsets/a%00b", headers=api.auth("a", "curator"))
+    assert r.status_code in (404, 422), r.text
+    create_set(api, "after-the-nul")  # a write behind it is audited and answered
+    c.get("/v1/hashsets/after-the-nul", headers=api.auth("a", "curator"))
+
+    def written() -> bool:
+        rows = audit_rows(api)
+        return any(e.object == "hashset:after-the-nul" and e.action == "hashset.show" for e in rows)
+
+    eventually(written, 5)
+    rows = audit_rows(api)
+    # the NUL is kept, escaped, in the row of the request that sent it
+    assert any(e.action == "hashset.show" and e.object == "hashset:a\\x00b" for e in rows), rows
+    with open_store(api.url) as store:
+        assert verify_audit(store).ok
+
+
+def test_a_row_the_store_refuses_is_written_as_unwritable_and_the_rows_behind_it_follow(pg_url: str) -> None:
+    at = datetime.now(UTC)
+    with open_store(pg_url) as store:
+        writer = AuditWriter(store, flush_seconds=0.01)
+        writer.start()
+        writer.submit(AuditEvent(at, 1, "t", "match", "values:1", "ok", 200))
+        writer.submit(AuditEvent(at, 2, "x" * 100, "match", "values:2", "ok", 200))  # tenant over 64
+        writer.submit(AuditEvent(at, 3, "t", "match", "values:3", "ok", 200))
+        writer.close()
+        rows = [r.event for r in list_audit(store, limit=100)]
+        verdict = verify_audit(store)
+    assert [(e.token_id, e.result) for e in rows[:3]] == [(1, "ok"), (2, "unwritable"), (3, "ok")]
+    assert rows[1].object is not None and rows[1].object.startswith("row not writable")
+    assert rows[-1].action == "audit.stop" and rows[-1].object == "3"
+    assert verdict.ok and verdict.unstopped == ()
+
+
+def test_a_write_is_not_answered_success_while_its_audit_row_cannot_be_written(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = auditing.append_audit
+
+    def store_gone(*_: Any) -> int:
+        raise StoreError("connection refused")
+
+    monkeypatch.setattr(auditing, "append_audit", store_gone)
+    monkeypatch.setattr(AuditWriter, "_store_answers", lambda self: False)
+    r = api.client.post("/v1/hashsets", headers=api.auth("a", "curator"), json={"name": "unaudited"})
+    body = is_problem(r, 503)
+    assert body["type"].endswith("audit-pending") and "hashset.create was done" in body["detail"]
+    monkeypatch.setattr(auditing, "append_audit", real)  # the store is back: the queued row is written
+    eventually(lambda: any(e.object == "hashset:unaudited" for e in audit_rows(api)), 5)
+
+
+def test_verify_finds_a_row_a_writer_queued_but_never_wrote(db_url: str) -> None:
+    at = datetime.now(UTC)
+
+    def row(seq: int, writer: str = "w1") -> AuditEvent:
+        return AuditEvent(at, 1, "t", "match", f"values:{seq}", "ok", 200, writer, seq)
+
+    runner = CliRunner()
+    with open_store(db_url) as store:
+        append_audit(store, [row(1), row(2), row(1, "w2")])
+        intact = runner.invoke(cli_app, ["audit", "verify", "--db", db_url])
+        assert intact.exit_code == 0 and "2 audit writer(s) have no stop row" in intact.output
+        append_audit(store, [row(4)])  # writer w1's row 3 never reached the store
+        verdict = verify_audit(store)
+        assert not verdict.ok and verdict.bad_id == 4
+        assert verdict.problem == "writer w1's rows number 3 are missing (queued but never written), before row 4"
+        broken = runner.invoke(cli_app, ["audit", "verify", "--db", db_url])
+        assert broken.exit_code == 1 and "number 3 are missing" in broken.output
+
+
+def test_a_writer_that_stops_normally_leaves_a_stop_row_and_numbers_without_holes(db_url: str) -> None:
+    with open_store(db_url) as store:
+        writer = AuditWriter(store, flush_seconds=0.01)
+        writer.start()
+        for i in range(5):
+            writer.submit(AuditEvent(datetime.now(UTC), i, "t", "match", f"values:{i}", "ok", 200))
+        writer.close()
+        rows = [r.event for r in list_audit(store, limit=100)]
+        assert [e.seq for e in rows] == [1, 2, 3, 4, 5, 6] and {e.writer for e in rows} == {writer.writer}
+        assert verify_audit(store).ok and verify_audit(store).unstopped == ()
+        with store.write() as conn:  # the stop row tells that nothing was cut off the end
+            conn.execute(sa.text("DELETE FROM audit WHERE id = 5"))
+        assert verify_audit(store).bad_id is not None
+
+
