@@ -8,11 +8,14 @@ Every hash set holds benign values only.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from test_cli_hashset import run as run_cli
 from test_service import Api, api, create_set, eventually, is_problem  # noqa: F401 (the fixture)
 from typer.testing import CliRunner
 
@@ -20,7 +23,7 @@ from opspoor.cli import app as cli_app
 from opspoor.errors import StoreError
 from opspoor.service import auditing
 from opspoor.service.auditing import AuditWriter
-from opspoor.store import open_store
+from opspoor.store import list_hashsets, open_store
 from opspoor.store.audit import AuditEvent, append_audit, list_audit, verify_audit
 
 
@@ -117,3 +120,72 @@ def test_a_writer_that_stops_normally_leaves_a_stop_row_and_numbers_without_hole
         assert verify_audit(store).bad_id is not None
 
 
+
+
+# --- text the stores cannot hold alike is bad input ----------------------------------------------------
+def test_a_nul_in_any_text_field_is_a_422_naming_the_field(api: Api) -> None:
+    c, h = api.client, api.auth("a", "curator")
+    md5 = "0" * 31 + "1"
+    body = is_problem(c.post("/v1/hashsets", headers=h, json={"name": "a\x00b"}), 422)
+    assert "name" in json.dumps(body["errors"])
+    body = is_problem(c.post("/v1/hashsets", headers=h, json={"name": "ok", "source": "s\x00"}), 422)
+    assert "source" in json.dumps(body["errors"])
+    is_problem(c.get("/v1/hashsets/a%00b", headers=h), 422)
+    is_problem(c.delete("/v1/hashsets/a%00b", headers=h), 422)
+    create_set(api, "nul")
+    for field, value in (("external_id", "id\x00"), ("series", "\x00"), ("tags", ["t\x00"])):
+        entry = {"signals": {"md5": md5}, field: value}
+        r = c.post("/v1/hashsets/nul/entries", headers=h, json={"entries": [entry]})
+        assert field in json.dumps(is_problem(r, 422)["errors"]), field
+    r = c.post("/v1/tokens", headers=api.auth("a", "admin"), json={"role": "analyst", "label": "l\x00"})
+    assert "label" in json.dumps(is_problem(r, 422)["errors"])
+    # a VICS file with a NUL in a field: the record is named
+    vics = {"odata.metadata": "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml#Media", "value": [
+        {"MediaID": 1, "MD5": md5, "Category": 1},
+        {"MediaID": 2, "MD5": "0" * 31 + "2", "Category": 1, "Series": "a\x00b"},
+    ]}
+    r = c.post(
+        "/v1/hashsets/nul/import?format=vics13", headers=h, content=json.dumps(vics).encode()
+    )
+    detail = is_problem(r, 422)["detail"]
+    assert "record 2" in detail and "series" in detail.lower() and "NUL" in detail
+    r = c.post("/v1/hashsets/nul/import?format=vics13&skip_invalid=true", headers=h, content=json.dumps(vics))
+    assert r.status_code == 200 and r.json()["added"] == 1 and r.json()["rejects"][0]["record"] == 2
+    with open_store(api.url) as store:  # nothing of the refused requests reached the store
+        names = {s.name for s in list_hashsets(store, tenant="a")}
+    assert names == {"nul"}
+
+
+def test_the_cli_import_names_the_record_with_a_nul(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    md5 = "0" * 31 + "1"
+    src = tmp_path / "list.csv"
+    src.write_text(f"md5,external_id\n{md5},first\n{'0' * 31}2,bad\x00id\n", encoding="utf-8")
+    code, _, err = run_cli(monkeypatch, capsys, "hashset", "import", str(src), "--name", "x", "--db", db_url)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 1, err
+    assert str(src) in lines[0] and "record 2" in lines[0] and "external_id" in lines[0] and "NUL" in lines[0]
+    with open_store(db_url) as store:
+        assert list_hashsets(store) == []
+
+
+# --- a repeated Authorization header -----------------------------------------------------------------
+def test_a_repeated_authorization_header_is_refused_on_every_route_the_fast_path_too(api: Api) -> None:
+    good = api.auth("a", "platform")["Authorization"]
+    other = api.auth("b", "admin")["Authorization"]
+    routes = [
+        ("POST", "/v1/match", {"json": {"signals": [{"type": "md5", "value": "1" * 32}]}}),  # fast path
+        ("POST", "/v1/match", {"files": {"file": ("x.bin", b"benign", "application/octet-stream")}}),
+        ("GET", "/v1/hashsets", {}),
+        ("GET", "/v1/tokens", {}),
+        ("GET", "/v1/audit", {}),
+        ("GET", "/v1/ready", {}),
+        ("GET", "/metrics", {}),
+    ]
+    for twice in ([good, good], [good, other]):
+        for method, path, kw in routes:
+            headers = [("Authorization", v) for v in twice]
+            r = api.client.request(method, path, headers=headers, **kw)
+            body = is_problem(r, 400)
+            assert "Authorization" in body["detail"], (method, path)
