@@ -29,6 +29,7 @@ from opspoor.signals.local import local_features
 from opspoor.signals.pdq import PdqHash, pdq_hash_image, pdq_with_dihedral
 from opspoor.signals.robust import LOW_QUALITY_DISTANCE, QueryHash, query_hashes
 from opspoor.signals.vpdq import VpdqFrame, vpdq_hash_video
+from opspoor.media.limits import MAX_PIXELS
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ class HashOptions:
     vpdq: bool = True  # vPDQ of videos
     dihedral: bool = False  # also the 8 dihedral PDQ variants of images
     every_seconds: float = 1.0  # vPDQ sampling; 0 = every frame
-    max_pixels: int = 200_000_000  # refuse images / video frames declaring more pixels
+    max_pixels: int = MAX_PIXELS  # refuse images / video frames declaring more pixels
     video_time_limit: float = 120.0  # seconds per video (decode + hash)
     max_in_memory: int = 512 * 1024 * 1024  # larger files are digested as a stream
     thumbnail: bool = False  # a review-safe (grayscale, blurred) thumbnail, see media.thumbs
