@@ -6,20 +6,28 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from pngs import png_bytes
-from test_service import Api, is_problem, sqlite_api  # noqa: F401 (the fixture)
 from typer.testing import CliRunner
 
 from opspoor.cli import app as cli_app
+from opspoor.demo.pngs import png_bytes
 from opspoor.errors import MediaTooLarge, UndecodableMedia
 from opspoor.media.image import decode_image, decode_memory
 from opspoor.media.limits import MAX_PIXELS
 from opspoor.service.settings import Settings
 from opspoor.signals.engine import HashOptions, hash_bytes
+from test_service import Api, is_problem, running
+
+
+@pytest.fixture
+def served(sqlite_url: str) -> Iterator[Api]:
+    """The service through FastAPI's TestClient (``test_service.running``)."""
+    with running(sqlite_url) as a:
+        yield a
 
 
 @pytest.mark.parametrize("rows", [0, 1, 299])
@@ -36,19 +44,21 @@ def test_a_png_with_fewer_rows_than_its_header_promises_is_undecodable(rows: int
     assert sig.pdq is None and isinstance(sig.error, UndecodableMedia) and sig.md5
 
 
-def test_truncated_png_is_an_error_in_the_cli_and_the_service(sqlite_api: Api, tmp_path: Path) -> None:
-    api = sqlite_api
+def test_truncated_png_is_an_error_in_the_cli_and_the_service(served: Api, tmp_path: Path) -> None:
+    api = served
     path = tmp_path / "short.png"
     path.write_bytes(png_bytes(400, 300, rows=10))
     result = CliRunner().invoke(cli_app, ["hash", "--json", str(path)])
     (row,) = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert row["pdq"] is None and "truncated" in row["error"]
-    r = api.client.post("/v1/hash", headers=api.auth("a", "platform"), files={"file": ("short.png", path.read_bytes())})
+    r = api.client.post(
+        "/v1/hash", headers=api.auth("a", "platform"), files={"file": ("short.png", path.read_bytes())}
+    )
     assert r.status_code == 200 and r.json()["pdq"] is None and "truncated" in r.json()["error"]["message"]
 
 
-def test_one_pixel_limit_for_the_cli_and_the_service(sqlite_api: Api, tmp_path: Path) -> None:
-    api = sqlite_api
+def test_one_pixel_limit_for_the_cli_and_the_service(served: Api, tmp_path: Path) -> None:
+    api = served
     assert HashOptions().max_pixels == MAX_PIXELS
     assert "max_pixels" not in {f for f in Settings.__dataclass_fields__}
     # grey, one row of data: about 250 MB decoded, inside the service's memory budget of 256 MiB
@@ -65,8 +75,8 @@ def test_one_pixel_limit_for_the_cli_and_the_service(sqlite_api: Api, tmp_path: 
     assert f"above the limit of {MAX_PIXELS:,}" in r.json()["error"]["message"]
 
 
-def test_an_upload_whose_decode_exceeds_the_memory_budget_is_refused_with_413(sqlite_api: Api) -> None:
-    api = sqlite_api
+def test_an_upload_whose_decode_exceeds_the_memory_budget_is_refused_with_413(served: Api) -> None:
+    api = served
     big = png_bytes(10_000, 10_000, rows=1)  # the header is what counts: ~500 MB decoded
     assert decode_memory(big) > 256 << 20
     for route in ("/v1/hash", "/v1/match"):

@@ -9,14 +9,13 @@ Every hash set holds benign values only.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from test_cli_hashset import run as run_cli
-from test_service import Api, api, create_set, eventually, is_problem  # noqa: F401 (the fixture)
 from typer.testing import CliRunner
 
 from opspoor.cli import app as cli_app
@@ -25,6 +24,15 @@ from opspoor.service import auditing
 from opspoor.service.auditing import AuditWriter
 from opspoor.store import list_hashsets, open_store
 from opspoor.store.audit import AuditEvent, append_audit, list_audit, verify_audit
+from test_cli_hashset import run as run_cli
+from test_service import Api, create_set, eventually, is_problem, running
+
+
+@pytest.fixture(name="api")
+def served(db_url: str) -> Iterator[Api]:
+    """The service through FastAPI's TestClient (``test_service.running``)."""
+    with running(db_url) as a:
+        yield a
 
 
 def audit_rows(api: Api) -> list[AuditEvent]:
@@ -100,7 +108,10 @@ def test_verify_finds_a_row_a_writer_queued_but_never_wrote(db_url: str) -> None
         append_audit(store, [row(4)])  # writer w1's row 3 never reached the store
         verdict = verify_audit(store)
         assert not verdict.ok and verdict.bad_id == 4
-        assert verdict.problem == "writer w1's rows number 3 are missing (queued but never written), before row 4"
+        assert (
+            verdict.problem
+            == "writer w1's rows number 3 are missing (queued but never written), before row 4"
+        )
         broken = runner.invoke(cli_app, ["audit", "verify", "--db", db_url])
         assert broken.exit_code == 1 and "number 3 are missing" in broken.output
 
@@ -118,8 +129,6 @@ def test_a_writer_that_stops_normally_leaves_a_stop_row_and_numbers_without_hole
         with store.write() as conn:  # the stop row tells that nothing was cut off the end
             conn.execute(sa.text("DELETE FROM audit WHERE id = 5"))
         assert verify_audit(store).bad_id is not None
-
-
 
 
 # --- text the stores cannot hold alike is bad input ----------------------------------------------------
@@ -140,13 +149,14 @@ def test_a_nul_in_any_text_field_is_a_422_naming_the_field(api: Api) -> None:
     r = c.post("/v1/tokens", headers=api.auth("a", "admin"), json={"role": "analyst", "label": "l\x00"})
     assert "label" in json.dumps(is_problem(r, 422)["errors"])
     # a VICS file with a NUL in a field: the record is named
-    vics = {"odata.metadata": "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml#Media", "value": [
-        {"MediaID": 1, "MD5": md5, "Category": 1},
-        {"MediaID": 2, "MD5": "0" * 31 + "2", "Category": 1, "Series": "a\x00b"},
-    ]}
-    r = c.post(
-        "/v1/hashsets/nul/import?format=vics13", headers=h, content=json.dumps(vics).encode()
-    )
+    vics = {
+        "odata.metadata": "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml#Media",
+        "value": [
+            {"MediaID": 1, "MD5": md5, "Category": 1},
+            {"MediaID": 2, "MD5": "0" * 31 + "2", "Category": 1, "Series": "a\x00b"},
+        ],
+    }
+    r = c.post("/v1/hashsets/nul/import?format=vics13", headers=h, content=json.dumps(vics).encode())
     detail = is_problem(r, 422)["detail"]
     assert "record 2" in detail and "series" in detail.lower() and "NUL" in detail
     r = c.post("/v1/hashsets/nul/import?format=vics13&skip_invalid=true", headers=h, content=json.dumps(vics))

@@ -31,8 +31,8 @@ import numpy as np
 from av.video.reformatter import Interpolation
 
 from opspoor.errors import MediaTimeout, MediaTooLarge, UndecodableMedia, UnsupportedMedia
-from opspoor.media.sniff import SNIFF_BYTES, sniff
 from opspoor.media.limits import MAX_PIXELS
+from opspoor.media.sniff import SNIFF_BYTES, sniff
 
 # FFmpeg would otherwise be free to print per-file warnings to stderr; errors reach us as exceptions.
 av.logging.set_level(None)

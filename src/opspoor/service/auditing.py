@@ -114,7 +114,7 @@ class AuditWriter:
             try:
                 append_audit(self.store, [event])
             except Exception as exc:
-                log.error("audit row %s of %s could not be written (%s): kept as unwritable", event.seq, event.action, exc)
+                log.error("audit row %s of %s not writable (%s): kept as such", event.seq, event.action, exc)
                 try:
                     append_audit(self.store, [unwritable(event, exc)])
                 except Exception:

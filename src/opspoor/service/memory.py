@@ -51,7 +51,7 @@ def run_then_trim(fn: Callable[[], T], need: int) -> T:
 def _load_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")
     try:
-        fn = getattr(ctypes.CDLL(name), "malloc_trim")
+        fn = ctypes.CDLL(name).malloc_trim
     except (OSError, AttributeError, TypeError):  # not glibc: nothing to trim
         return None
     fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int

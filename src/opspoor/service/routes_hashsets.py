@@ -290,7 +290,9 @@ async def import_file(
     hash_type: Annotated[
         Literal["pdq", "sha256"] | None, Query(description="what 64-hex values of a plain list are")
     ] = None,
-    source: Annotated[Text | None, Query(max_length=1000, description="who categorised these entries")] = None,
+    source: Annotated[
+        Text | None, Query(max_length=1000, description="who categorised these entries")
+    ] = None,
     skip_invalid: Annotated[
         bool, Query(description="import the valid records and list the others, instead of all or nothing")
     ] = False,

@@ -13,9 +13,9 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from opspoor.service.memory import MIB, check_decode_budget, run_then_trim
 from opspoor.service.auth import ANALYST, PLATFORM, Call, require
 from opspoor.service.limits import Upload, body_chunks, check_declared_length, multipart_boundary, read_upload
+from opspoor.service.memory import MIB, check_decode_budget, run_then_trim
 from opspoor.service.metrics import MATCH_HITS, MATCH_INPUTS
 from opspoor.service.problems import Problem
 from opspoor.service.routing import api_router, service_of

@@ -22,6 +22,7 @@ import numpy as np
 from opspoor.errors import MediaTooLarge, OpspoorError, SourceError, UndecodableMedia
 from opspoor.media.exif import ExifInfo
 from opspoor.media.image import decode_with_detail
+from opspoor.media.limits import MAX_PIXELS
 from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
 from opspoor.media.thumbs import safe_thumbnail
 from opspoor.signals.crypto import CHUNK, DigestAccumulator, Digests, digest_bytes
@@ -29,7 +30,6 @@ from opspoor.signals.local import local_features
 from opspoor.signals.pdq import PdqHash, pdq_hash_image, pdq_with_dihedral
 from opspoor.signals.robust import LOW_QUALITY_DISTANCE, QueryHash, query_hashes
 from opspoor.signals.vpdq import VpdqFrame, vpdq_hash_video
-from opspoor.media.limits import MAX_PIXELS
 
 
 @dataclass(frozen=True, slots=True)

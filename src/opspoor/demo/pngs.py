@@ -1,5 +1,5 @@
-"""PNG files written row by row with zlib (no picture held in memory): large, benign (flat grey or
-a gradient), or with fewer rows of data than their header promises."""
+"""PNG files written row by row with zlib (no picture held in memory): large, benign (a grey or
+RGB gradient), or with fewer rows of data than their header promises. For tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import zlib
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def png_bytes(width: int, height: int, *, rows: int | None = None, color: int = 2) -> bytes:
