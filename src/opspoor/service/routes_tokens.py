@@ -53,6 +53,8 @@ class AuditOut(BaseModel):
     object: str | None
     result: str
     status: int
+    writer: str | None = None  # the worker's audit writer, and the row's number among its rows
+    seq: int | None = None
     row_hash: str
 
 
