@@ -199,3 +199,40 @@ def test_a_repeated_authorization_header_is_refused_on_every_route_the_fast_path
             r = api.client.request(method, path, headers=headers, **kw)
             body = is_problem(r, 400)
             assert "Authorization" in body["detail"], (method, path)
+
+
+def test_text_no_store_can_hold_is_escaped_in_the_audit_log(db_url: str) -> None:
+    at = datetime.now(UTC)
+    with open_store(db_url) as store:
+        append_audit(store, [AuditEvent(at, 1, "t", "hashset.show", "hashset:a\x00b\udcff", "rejected", 404)])
+        (row,) = list_audit(store)
+        assert row.event.object == "hashset:a\\x00b\\udcff"
+        assert verify_audit(store).ok
+
+
+def test_migration_0005_keeps_older_audit_rows_verifiable_and_goes_back(db_url: str) -> None:
+    from alembic import command
+
+    from opspoor.store.audit import GENESIS, chain_hash
+    from opspoor.store.db import alembic_config, resolve_url
+
+    url = resolve_url(db_url)
+    command.upgrade(alembic_config(url), "0003")
+    engine = sa.create_engine(url)
+    old = AuditEvent(datetime(2026, 12, 1, tzinfo=UTC), 1, "t", "match", "values:1", "ok", 200)
+    with engine.begin() as conn:  # a row as revision 0003 wrote it: no writer, no number
+        conn.execute(
+            sa.text(
+                "INSERT INTO audit (id, at, token_id, tenant, action, object, result, status, prev_hash,"
+                " row_hash) VALUES (1, :at, 1, 't', 'match', 'values:1', 'ok', 200, :prev, :hash)"
+            ),
+            {"at": old.at, "prev": GENESIS, "hash": chain_hash(GENESIS, 1, old)},
+        )
+    command.upgrade(alembic_config(url), "head")
+    with open_store(db_url) as store:
+        append_audit(store, [AuditEvent(datetime.now(UTC), 2, "t", "match", "values:2", "ok", 200, "w", 1)])
+        assert verify_audit(store).ok and verify_audit(store).rows == 2
+    command.downgrade(alembic_config(url), "0003")
+    with engine.connect() as conn:
+        assert "seq" not in {c["name"] for c in sa.inspect(conn).get_columns("audit")}
+    engine.dispose()

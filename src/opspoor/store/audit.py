@@ -120,6 +120,8 @@ def storable(value: str | None) -> str | None:
         return None
     if "\x00" in value:
         value = value.replace("\x00", "\\x00")
+    if value.isascii():  # the usual case: nothing more to check
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
