@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-from schemathesis import GenerationMode, checks
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode, checks
 
 from opspoor.service.app import create_app
 from opspoor.service.settings import Settings
