@@ -23,6 +23,7 @@ SCHEMES: dict[str, tuple[str, ...]] = {
     "ncmec": ("A1", "A2", "B1", "B2"),
 }
 
+
 class RecordError(ValueError):
     """A field of one record is wrong; the reader adds file, record and line."""
 
