@@ -236,3 +236,19 @@ def test_migration_0005_keeps_older_audit_rows_verifiable_and_goes_back(db_url: 
     with engine.connect() as conn:
         assert "seq" not in {c["name"] for c in sa.inspect(conn).get_columns("audit")}
     engine.dispose()
+
+
+def test_an_entry_stored_with_a_nul_by_an_older_version_exports_as_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "s.sqlite")
+    src = tmp_path / "list.csv"
+    src.write_text(f"md5,series\n{'0' * 31}1,old\n", encoding="utf-8")
+    assert run_cli(monkeypatch, capsys, "hashset", "import", str(src), "--name", "x", "--db", db)[0] == 0
+    with open_store(db) as store, store.write() as conn:  # SQLite kept NUL text before it was refused
+        conn.execute(sa.text("UPDATE entries SET series = 'a' || char(0) || 'b'"))
+    out = tmp_path / "out.json"
+    code, _, err = run_cli(monkeypatch, capsys, "hashset", "export", "x", "-o", str(out), "--db", db)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code != 0 and len(lines) == 1 and "entry 1" in lines[0] and "NUL" in lines[0], err
+    assert "Traceback" not in err
