@@ -1,6 +1,7 @@
 """The service as it runs: ``opspoor serve`` with two workers (a change made through one request
 reaches matching in every worker within 5 s; audit rows are flushed when the server stops), and a
-short schemathesis run against the served OpenAPI schema (no answer is a server error).
+short schemathesis run against the served OpenAPI schema on SQLite and PostgreSQL (no answer is a
+server error, every answer conforms to the schema, and the audit log verifies afterwards).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode, checks
 
 from opspoor.service.app import create_app
 from opspoor.service.settings import Settings
@@ -114,7 +117,10 @@ def test_two_workers_follow_a_change_within_five_seconds(tmp_path: Path) -> None
     assert server.returncode == 0, out.decode(errors="replace")
     with open_store(url) as store:
         rows = list_audit(store, limit=10_000)
-        assert verify_audit(store).ok
+        verdict = verify_audit(store)
+    # both workers stopped normally: each wrote its stop row, and no number of theirs is missing
+    assert verdict.ok and verdict.unstopped == (), verdict
+    assert len({r.event.writer for r in rows if r.event.action == "audit.stop"}) == 2
     # reads were queued for 600 s: they reached the log only through the flush at shutdown
     assert sum(1 for r in rows if r.event.action == "match" and r.event.result == "ok") == matches
 
@@ -154,15 +160,28 @@ def served(url: str) -> Iterator[str]:
         thread.join(timeout=30)
 
 
+#: what every answer must be: no server error, and what the OpenAPI schema says (status code,
+#: content type, headers and body)
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_headers_conformance,
+    checks.response_schema_conformance,
+]
+
+
 def fuzz(
     op: schemathesis.APIOperation, base: str, headers: dict[str, str], statuses: dict[int, int]
 ) -> list[str]:
-    """Generated requests for one operation; the answers that were server errors."""
+    """Generated requests for one operation; the answers that were server errors or did not
+    conform to the schema."""
     failures: list[str] = []
 
-    @given(case=op.as_strategy())
+    # valid requests, and invalid ones (negative mode: wrong types, missing fields, ...)
+    @given(case=st.one_of(*(op.as_strategy(mode) for mode in GenerationMode)))
     @settings(
-        max_examples=int(os.environ.get("OPSPOOR_FUZZ_EXAMPLES", "12")),
+        max_examples=int(os.environ.get("OPSPOOR_FUZZ_EXAMPLES", "25")),
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
@@ -170,28 +189,39 @@ def fuzz(
     def check(case: schemathesis.Case) -> None:
         response = case.call(base_url=base, headers=headers, timeout=30)
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-        if response.status_code >= 500:
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except Exception as exc:  # schemathesis' FailureGroup: one line each
             failures.append(
-                f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+                f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:200]} "
+                f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
             )
 
     check()
     return failures
 
 
-def test_schemathesis_finds_no_server_error(sqlite_url: str) -> None:
+def test_schemathesis_finds_no_server_error_and_answers_conform_on_both_stores(db_url: str) -> None:
     tokens: dict[str, str] = {}
-    with open_store(sqlite_url) as store:
+    with open_store(db_url) as store:
         for role in ("platform", "curator", "analyst", "admin"):
             tokens[role] = create_token(store, role, "fuzz")[1]
     statuses: dict[int, int] = {}
     failures: list[str] = []
-    with served(sqlite_url) as base:
+    with served(db_url) as base:
         schema = schemathesis.openapi.from_dict(httpx.get(f"{base}/openapi.json").json())
         for result in schema.get_all_operations():
             op = result.ok()
-            role = next((r for p, r in ROLE_FOR.items() if op.path.startswith(p)), "curator")
+            role = next(
+                (r for p, r in ROLE_FOR.items() if op.path == p or op.path.startswith(p + "/")), "curator"
+            )
             failures += fuzz(op, base, {"Authorization": f"Bearer {tokens[role]}"}, statuses)
+    print(f"{db_url.split(':')[0]}: {sum(statuses.values())} requests, statuses {sorted(statuses.items())}")
     assert sum(statuses.values()) >= 100
     assert failures == []
     assert sum(n for s, n in statuses.items() if s < 300) >= 20, statuses  # it got past validation too
+    with open_store(db_url) as store:  # and every request it made is in an intact audit log
+        verdict = verify_audit(store)
+        rows = list_audit(store, limit=100_000)
+    assert verdict.ok and verdict.unstopped == (), verdict
+    assert len(rows) >= sum(n for s, n in statuses.items() if s not in (401, 429)) * 0.5

@@ -193,3 +193,9 @@ def audit_verify(
     out.print(
         f"audit log intact: {verdict.rows:,} rows; newest row {verdict.last_id} hash {verdict.last_hash}"
     )
+    if verdict.unstopped:
+        out.print(
+            f"{len(verdict.unstopped)} audit writer(s) have no stop row (still running, or killed: rows "
+            f"they queued in their last flush interval may be missing): {', '.join(verdict.unstopped)}",
+            markup=False,
+        )

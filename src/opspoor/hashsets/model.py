@@ -23,6 +23,31 @@ SCHEMES: dict[str, tuple[str, ...]] = {
     "ncmec": ("A1", "A2", "B1", "B2"),
 }
 
+
+class RecordError(ValueError):
+    """A field of one record is wrong; the reader adds file, record and line."""
+
+
+def check_text(value: str, field: str) -> str:
+    """``value``, or ``RecordError`` naming ``field`` when it holds a NUL character: no store keeps
+    one alike (PostgreSQL refuses it, SQLite cuts some functions short at it), so it is bad input."""
+    if "\x00" in value:
+        raise RecordError(f"{field}: contains a NUL character (\\x00) at position {value.index(chr(0)) + 1}")
+    return value
+
+
+def _check_nested(value: Any, field: str) -> None:
+    if isinstance(value, str):
+        check_text(value, field)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_nested(k, field)
+            _check_nested(v, f"{field}.{k}")
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _check_nested(v, field)
+
+
 #: signal names an entry may carry; photodna is opaque (stored, never computed)
 ENTRY_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "vpdq", "photodna")
 
@@ -74,6 +99,17 @@ class Entry:
     #: matching-only values tied to this entry (e.g. augmentation PDQs of crops and rotations):
     #: stored and indexed, never exported, counted or used for conflicts
     derived: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # one check for every reader and the service: NUL is bad input on both stores alike
+        for name in ("series", "source", "date_updated", "external_id"):
+            v = getattr(self, name)
+            if v is not None and "\x00" in v:
+                check_text(v, name)
+        if self.tags and any("\x00" in t for t in self.tags):
+            _check_nested(self.tags, "tags")
+        if self.extra:
+            _check_nested(self.extra, "extra")
 
 
 @dataclass(frozen=True, slots=True)

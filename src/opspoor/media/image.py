@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import io
 import math
+import struct
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,9 +40,10 @@ from PIL import Image
 
 from opspoor.errors import MediaTooLarge, OpspoorError, UndecodableMedia, UnsupportedMedia
 from opspoor.media.exif import ExifInfo, read_exif
+from opspoor.media.limits import MAX_PIXELS
 from opspoor.media.sniff import SNIFF_BYTES, sniff
 
-DEFAULT_MAX_PIXELS = 200_000_000
+DEFAULT_MAX_PIXELS = MAX_PIXELS  # one limit for every caller (media.limits)
 PDQ_TARGET = 512
 
 # Our max_pixels check (from the header, before allocation) replaces Pillow's bomb check.
@@ -220,6 +223,92 @@ def _open(data: bytes, fmt: str, where: str | None) -> Image.Image:
         raise UndecodableMedia(f"cannot read {fmt} header: {_reason(exc)}", where) from None
 
 
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def png_image_bytes(width: int, height: int, depth: int, color: int, interlaced: bool) -> int:
+    """The filtered scanline bytes a PNG of this header must inflate to (every pass, each row with
+    its filter byte)."""
+    bits = depth * _PNG_CHANNELS.get(color, 1)
+    passes = _ADAM7 if interlaced else ((0, 0, 1, 1),)
+    total = 0
+    for x0, y0, dx, dy in passes:
+        w, h = -(-(width - x0) // dx), -(-(height - y0) // dy)
+        if w > 0 and h > 0:
+            total += h * (1 + -(-(w * bits) // 8))
+    return total
+
+
+def check_png_holds_its_pixels(data: bytes, where: str | None) -> None:
+    """``UndecodableMedia`` when the image data (IDAT) inflates to fewer bytes than the header
+    promises. Pillow (up to 13 at least) ends a PNG whose zlib stream ends early without an error
+    and leaves the missing rows black, which would hash as a real, mostly black picture. This
+    inflates the data once more, discarding it in 1 MiB steps (memory stays flat)."""
+    try:
+        width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+        need = png_image_bytes(width, height, depth, color, interlace == 1)
+        inflater, got, pos, seen_idat = zlib.decompressobj(), 0, 8, False
+        view = memoryview(data)
+        while pos + 8 <= len(data) and got < need and not inflater.eof:
+            length, kind = struct.unpack(">I4s", view[pos : pos + 8])
+            start, pos = pos + 8, pos + 12 + length
+            if kind == b"IDAT":
+                seen_idat = True
+                # fed 64 KiB at a time: the unconsumed tail zlib copies stays that small
+                for at in range(start, min(start + length, len(data)), 1 << 16):
+                    piece: bytes | memoryview = view[at : min(at + (1 << 16), start + length)]
+                    while piece and got < need and not inflater.eof:
+                        got += len(inflater.decompress(piece, 1 << 20))
+                        piece = inflater.unconsumed_tail
+            elif seen_idat:
+                break  # the image data is one run of IDAT chunks
+    except (struct.error, zlib.error) as exc:
+        raise UndecodableMedia(f"cannot decode png: {_reason(exc)}", where) from None
+    if got < need:
+        raise UndecodableMedia(
+            f"png is truncated: its image data holds {got:,} of the {need:,} bytes its "
+            f"{width}x{height} header promises",
+            where,
+        )
+
+
+#: bytes per pixel of Pillow's image memory by mode (RGB and the like are stored 4 bytes wide)
+_PIL_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
+
+
+def decode_memory(data: bytes, *, target: int = PDQ_TARGET) -> int:
+    """Bytes :func:`decode_image` of ``data`` at ``target`` holds at its peak, estimated from the
+    header alone (nothing is decoded): the pixels loaded (a JPEG at the DCT scale it will be drafted
+    at), a converted copy when its mode is not RGB or L, and a quarter more for the scaled
+    intermediates. 0 for anything that is not an image decoded here, or whose header is unreadable
+    (its decode fails early)."""
+    sniffed = sniff(bytes(data[:SNIFF_BYTES]))
+    if sniffed.kind != "image" or sniffed.type not in _PIL_FORMATS:
+        return 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            img = _open(data, sniffed.type, None)
+        except OpspoorError:
+            return 0
+        with img:
+            width, height, mode = img.size[0], img.size[1], img.mode
+    if width <= 0 or height <= 0:
+        return 0
+    if sniffed.type == "jpeg":
+        size = fit_within(width, height, target)
+        if size != (width, height):
+            scale = _draft_scale(width, height, size)
+            width, height = -(-width // scale), -(-height // scale)
+    pixels = width * height
+    loaded = pixels * _PIL_PIXEL_BYTES.get(mode, 4)
+    if sniffed.type in ("webp", "heic", "heif", "avif"):
+        loaded *= 3  # their decoders fill a buffer of their own, copied into Pillow's (measured ~3x)
+    converted = 0 if mode in ("RGB", "L", "YCbCr") else pixels * 4
+    return (loaded + converted) * 5 // 4
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -258,6 +347,8 @@ def decode_image(
                     f"of {max_pixels:,}",
                     where,
                 )
+            if fmt == "png":
+                check_png_holds_its_pixels(data, where)
             mode = img.mode
             loaded = _load_pixels(img, fmt, target)
             rgb = _scale_loaded(loaded, fit_within(width, height, target))

@@ -31,13 +31,14 @@ import numpy as np
 from av.video.reformatter import Interpolation
 
 from opspoor.errors import MediaTimeout, MediaTooLarge, UndecodableMedia, UnsupportedMedia
+from opspoor.media.limits import MAX_PIXELS
 from opspoor.media.sniff import SNIFF_BYTES, sniff
 
 # FFmpeg would otherwise be free to print per-file warnings to stderr; errors reach us as exceptions.
 av.logging.set_level(None)
 
 #: default refusal limit for a frame's declared pixel count (same default as images)
-DEFAULT_MAX_PIXELS = 200_000_000
+DEFAULT_MAX_PIXELS = MAX_PIXELS  # one limit for every caller (media.limits)
 #: default wall-clock limit for decoding (and hashing) one video
 DEFAULT_TIME_LIMIT = 120.0
 

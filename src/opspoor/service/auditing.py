@@ -7,6 +7,15 @@ is never answered before it is audited. The trade-off, for reads only: if the pr
 outright (SIGKILL, power loss), the rows of the last ``flush_seconds`` are lost. A normal stop
 (SIGTERM, Ctrl-C) flushes the queue; rows that still cannot be written (the store is gone) are
 written to the server log as JSON, so they can be re-entered by hand.
+
+Nothing in a row can wedge the writer: text the database cannot hold is escaped by the store
+(``store.audit.storable``), and when a batch still fails while the store answers, its rows are
+written one by one and a row that fails alone is written as a placeholder (result ``unwritable``,
+the reason as its object) in its place, so the rows behind it are not held up. Only an outage (the
+store does not answer) keeps a batch queued for the next attempt.
+
+Each writer numbers its rows (``writer``, ``seq``) and ends with an ``audit.stop`` row when it stops
+normally, so ``opspoor audit verify`` finds a row that was queued but never written.
 """
 
 from __future__ import annotations
@@ -14,12 +23,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
+import uuid
 from concurrent.futures import Future
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from opspoor.service.metrics import AUDIT_FAILURES, AUDIT_PENDING
 from opspoor.store import Store
-from opspoor.store.audit import AuditEvent, append_audit
+from opspoor.store.audit import STOP_ACTION, AuditEvent, append_audit, storable
 
 log = logging.getLogger("opspoor.service.audit")
 MAX_BATCH = 2000
@@ -33,6 +46,8 @@ class AuditWriter:
         self._cv = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.writer = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"  # this writer's rows, in verify's words
+        self._seq = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="opspoor-audit-writer", daemon=True)
@@ -41,7 +56,8 @@ class AuditWriter:
     def submit(self, event: AuditEvent, wait: bool = False) -> Future[None] | None:
         fut: Future[None] | None = Future() if wait else None
         with self._cv:
-            self._pending.append((event, fut))
+            self._seq += 1
+            self._pending.append((replace(event, writer=self.writer, seq=self._seq), fut))
             # the first row wakes the writer, which then gathers rows for ``flush_seconds``
             if wait or len(self._pending) in (1, MAX_BATCH):
                 self._cv.notify()
@@ -76,20 +92,48 @@ class AuditWriter:
             append_audit(self.store, [e for e, _ in batch])
         except Exception as exc:
             AUDIT_FAILURES.inc()
-            log.error("cannot write %d audit rows (will retry): %s", len(batch), exc)
-            for _, fut in batch:
-                if fut is not None and not fut.done():
-                    fut.set_exception(exc)
-            with self._cv:  # keep them, in order, for the next attempt
-                self._pending[:0] = [(e, None) for e, _ in batch]
-                stopping = self._stopping
-            if not stopping:
-                threading.Event().wait(1.0)
-            return False
+            if not (self._store_answers() and self._write_one_by_one(batch)):
+                return self._keep_for_retry(batch, exc)
         for _, fut in batch:
             if fut is not None and not fut.done():
                 fut.set_result(None)
         return True
+
+    def _store_answers(self) -> bool:
+        try:
+            with self.store.read() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def _write_one_by_one(self, batch: list[tuple[AuditEvent, Future[None] | None]]) -> bool:
+        """The store answers but refused the batch: write each row alone, and a row it refuses as a
+        placeholder saying so. False when even that fails (then the store is in trouble after all)."""
+        for i, (event, _) in enumerate(batch):
+            try:
+                append_audit(self.store, [event])
+            except Exception as exc:
+                log.error("audit row %s of %s not writable (%s): kept as such", event.seq, event.action, exc)
+                try:
+                    append_audit(self.store, [unwritable(event, exc)])
+                except Exception:
+                    self._keep_for_retry(batch[i:], exc)  # the rows before are written
+                    del batch[i:]
+                    return True
+        return True
+
+    def _keep_for_retry(self, batch: list[tuple[AuditEvent, Future[None] | None]], exc: Exception) -> bool:
+        log.error("cannot write %d audit rows (will retry): %s", len(batch), exc)
+        for _, fut in batch:
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+        with self._cv:  # keep them, in order, for the next attempt
+            self._pending[:0] = [(e, None) for e, _ in batch]
+            stopping = self._stopping
+        if not stopping:
+            threading.Event().wait(1.0)
+        return False
 
     def _spill(self, batch: list[tuple[AuditEvent, Future[None] | None]]) -> None:
         with self._cv:
@@ -106,6 +150,8 @@ class AuditWriter:
                         "object": e.object,
                         "result": e.result,
                         "status": e.status,
+                        "writer": e.writer,
+                        "seq": e.seq,
                     }
                 ),
             )
@@ -113,7 +159,23 @@ class AuditWriter:
     def close(self) -> None:
         """Write everything queued, then stop."""
         with self._cv:
+            self._seq += 1  # the stop row: verify then knows no row of this writer is missing at the end
+            stop = AuditEvent(datetime.now(UTC), None, None, STOP_ACTION, str(self._seq - 1), "ok", 0)
+            self._pending.append((replace(stop, writer=self.writer, seq=self._seq), None))
             self._stopping = True
             self._cv.notify()
         if self._thread is not None:
             self._thread.join(timeout=60)
+
+
+def unwritable(event: AuditEvent, exc: BaseException) -> AuditEvent:
+    """The placeholder of a row the store refused: who, when, which action and status, and why the
+    rest could not be kept (in place of the object)."""
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+    return replace(
+        event,
+        tenant=(storable(event.tenant) or "")[:64] or None,
+        action=(storable(event.action) or "")[:64],
+        object=f"row not writable: {storable(reason)}"[:500],
+        result="unwritable",
+    )

@@ -89,8 +89,18 @@ class TokenCache:
         self._entries.clear()
 
 
-async def authenticate(tokens: TokenCache, header: str | None) -> Principal:
-    """The caller named by an ``Authorization`` header; 401 without a valid, unrevoked token."""
+async def authenticate(tokens: TokenCache, headers: list[str]) -> Principal:
+    """The caller named by the request's ``Authorization`` header (all its values, in order); 401
+    without a valid, unrevoked token, 400 when it is sent more than once (proxies and frameworks
+    disagree on which one counts, so none does)."""
+    if len(headers) > 1:
+        AUTH_FAILURES.labels("malformed").inc()
+        raise Problem(
+            400,
+            f"the Authorization header was sent {len(headers)} times; send it once",
+            slug="repeated-authorization",
+        )
+    header = headers[0] if headers else None
     if not header:
         AUTH_FAILURES.labels("missing").inc()
         raise _unauthorized("this route needs a bearer token: send 'Authorization: Bearer <token>'")
@@ -140,7 +150,7 @@ def require(
 
     async def dependency(request: Request) -> Call:
         service = request.app.state.service
-        principal = await authenticate(service.tokens, request.headers.get("authorization"))
+        principal = await authenticate(service.tokens, request.headers.getlist("authorization"))
         call = Call(principal, action, _object_of(request), changes, audit)
         request.state.call = call
         admit(call, roles, service.rate)
@@ -164,8 +174,16 @@ async def record(audit: AuditWriter, call: Call, status: int) -> None:
     )
     try:
         await audit.record(call.event(result, status), wait=call.changes)
-    except Exception as exc:  # the row stays queued and is retried; the change itself is done
+    except Exception as exc:  # the row stays queued and is retried
         log.error("audit row of %s queued but not yet written: %s", call.action, exc)
+        if call.changes and status < 400:  # never answer success for a change that is not audited yet
+            raise Problem(
+                503,
+                f"{call.action} was done, but its audit row could not be written yet (the store does "
+                "not answer); it stays queued in this worker and is written when the store is back",
+                slug="audit-pending",
+                headers={"Retry-After": "5"},
+            ) from exc
 
 
 def _object_of(request: Request) -> str | None:

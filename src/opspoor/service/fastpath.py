@@ -48,7 +48,8 @@ async def _answer(service: Service, scope: Scope, receive: Receive, send: Send) 
     headers = _headers(scope)
     call: Call | None = None
     try:
-        principal = await authenticate(service.tokens, headers.get(b"authorization", b"").decode("latin-1"))
+        given = [v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"]
+        principal = await authenticate(service.tokens, given)
         call = Call(principal, "match", None, changes=False)
         admit(call, MATCH_ROLES, service.rate)
         body = await _read_body(receive, headers, service.settings.max_json_bytes)

@@ -16,6 +16,7 @@ from opspoor.errors import FormatError
 from opspoor.hashsets.formats import FORMATS, read_entries
 from opspoor.hashsets.model import DEFAULT_PDQ_DISTANCE, Category, Entry
 from opspoor.service.auth import ANALYST, CURATOR, Call, require
+from opspoor.service.fields import Name, Text
 from opspoor.service.limits import (
     StreamReader,
     body_chunks,
@@ -42,7 +43,6 @@ router = api_router(401, 403, 404, 409, 413, 422, 429, 503, tags=["hash sets"])
 MAX_ENTRIES = 100_000
 #: rejected records listed in an import's answer (all are counted)
 MAX_REJECTS_LISTED = 100
-Name = Annotated[str, Field(min_length=1, max_length=255)]
 
 
 # --- schemas ---------------------------------------------------------------------------------------
@@ -50,7 +50,7 @@ class HashSetCreate(BaseModel):
     name: Name
     kind: Literal["known", "ignorable"] = "known"
     distance: Annotated[int, Field(ge=0, le=256)] = DEFAULT_PDQ_DISTANCE
-    source: Annotated[str | None, Field(max_length=1000)] = None
+    source: Annotated[Text | None, Field(max_length=1000)] = None
 
 
 class HashSetOut(BaseModel):
@@ -78,21 +78,21 @@ class HashSetRemoved(BaseModel):
 
 
 class CategoryIn(BaseModel):
-    scheme: str
-    code: str
+    scheme: Text
+    code: Text
 
 
 class EntryIn(BaseModel):
-    signals: Annotated[dict[str, Annotated[str, Field(max_length=100_000)]], Field(min_length=1)]
+    signals: Annotated[dict[Text, Annotated[Text, Field(max_length=100_000)]], Field(min_length=1)]
     category: CategoryIn | None = None
-    external_id: str | None = None
+    external_id: Text | None = None
     victim_identified: bool | None = None
     offender_identified: bool | None = None
     distributed: bool | None = None
-    series: str | None = None
-    tags: list[str] = []
-    source: str | None = None
-    date_updated: str | None = None
+    series: Text | None = None
+    tags: list[Text] = []
+    source: Text | None = None
+    date_updated: Text | None = None
 
 
 class EntriesIn(BaseModel):
@@ -104,7 +104,7 @@ class EntriesDelete(BaseModel):
 
     entry_ids: Annotated[list[Annotated[int, Field(ge=1, le=2**63 - 1)]], Field(max_length=MAX_ENTRIES)] = []
     signal: Literal["md5", "sha1", "sha256", "pdq", "photodna"] | None = None
-    values: Annotated[list[str], Field(max_length=MAX_ENTRIES)] = []
+    values: Annotated[list[Text], Field(max_length=MAX_ENTRIES)] = []
 
     @model_validator(mode="after")
     def _something(self) -> EntriesDelete:
@@ -194,7 +194,7 @@ async def create_set(
 
 @router.get("/v1/hashsets/{name}", response_model=HashSetDetail)
 async def show_set(
-    name: str, request: Request, call: Annotated[Call, Depends(require("hashset.show", CURATOR, ANALYST))]
+    name: Name, request: Request, call: Annotated[Call, Depends(require("hashset.show", CURATOR, ANALYST))]
 ) -> dict[str, Any]:
     """A hash set with its counts by signal and category, and its number of conflicts."""
     store, tenant = service_of(request).store, call.principal.tenant
@@ -214,7 +214,7 @@ async def show_set(
 
 @router.delete("/v1/hashsets/{name}", response_model=HashSetRemoved)
 async def remove_set(
-    name: str,
+    name: Name,
     request: Request,
     call: Annotated[Call, Depends(require("hashset.remove", CURATOR, changes=True))],
 ) -> dict[str, Any]:
@@ -226,7 +226,7 @@ async def remove_set(
 
 @router.post("/v1/hashsets/{name}/entries", response_model=ImportOut)
 async def add_entries(
-    name: str,
+    name: Name,
     body: EntriesIn,
     request: Request,
     call: Annotated[Call, Depends(require("hashset.add_entries", CURATOR, changes=True))],
@@ -246,7 +246,7 @@ async def add_entries(
 
 @router.delete("/v1/hashsets/{name}/entries", response_model=EntriesRemoved)
 async def delete_entries(
-    name: str,
+    name: Name,
     body: EntriesDelete,
     request: Request,
     call: Annotated[Call, Depends(require("hashset.remove_entries", CURATOR, changes=True))],
@@ -281,7 +281,7 @@ _IMPORT_BODY = {
 
 @router.post("/v1/hashsets/{name}/import", response_model=ImportOut, openapi_extra=_IMPORT_BODY)
 async def import_file(
-    name: str,
+    name: Name,
     request: Request,
     call: Annotated[Call, Depends(require("hashset.import", CURATOR, changes=True))],
     format: Annotated[
@@ -290,7 +290,9 @@ async def import_file(
     hash_type: Annotated[
         Literal["pdq", "sha256"] | None, Query(description="what 64-hex values of a plain list are")
     ] = None,
-    source: Annotated[str | None, Query(max_length=1000, description="who categorised these entries")] = None,
+    source: Annotated[
+        Text | None, Query(max_length=1000, description="who categorised these entries")
+    ] = None,
     skip_invalid: Annotated[
         bool, Query(description="import the valid records and list the others, instead of all or nothing")
     ] = False,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from opspoor.service.auth import ANALYST, PLATFORM, Call, require
 from opspoor.service.limits import Upload, body_chunks, check_declared_length, multipart_boundary, read_upload
+from opspoor.service.memory import MIB, check_decode_budget, run_then_trim
 from opspoor.service.metrics import MATCH_HITS, MATCH_INPUTS
 from opspoor.service.problems import Problem
 from opspoor.service.routing import api_router, service_of
@@ -161,9 +162,12 @@ async def hash_upload(request: Request, upload: Upload, *, local: bool = False) 
     ``local``: also the image's local features (for sets that hold their originals')."""
     svc = service_of(request)
     s = svc.settings
-    options = HashOptions(video_time_limit=s.decode_seconds, max_pixels=s.max_pixels, local=local)
+    options = HashOptions(video_time_limit=s.decode_seconds, local=local)
     where = upload.filename or "upload"
-    future = svc.hashing.submit(hash_bytes, upload.data, where=where, options=options)
+    need = check_decode_budget(upload.data, s.decode_memory_mb * MIB)
+    future = svc.hashing.submit(
+        run_then_trim, lambda: hash_bytes(upload.data, where=where, options=options), need
+    )
     try:
         return await asyncio.wait_for(asyncio.wrap_future(future), timeout=s.decode_seconds)
     except TimeoutError:

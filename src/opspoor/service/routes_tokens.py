@@ -11,6 +11,7 @@ from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from opspoor.service.auth import ADMIN, Call, require
+from opspoor.service.fields import Text
 from opspoor.service.routing import api_router, service_of
 from opspoor.store.audit import list_audit
 from opspoor.store.tokens import create_token, get_token, list_tokens, revoke_token
@@ -22,7 +23,7 @@ router = api_router(401, 403, 404, 422, 429, 503, tags=["tokens"])
 
 class TokenCreate(BaseModel):
     role: Literal["platform", "curator", "analyst", "admin"]
-    label: Annotated[str | None, Field(max_length=200)] = None
+    label: Annotated[Text | None, Field(max_length=200)] = None
 
 
 class TokenOut(BaseModel):
@@ -52,6 +53,8 @@ class AuditOut(BaseModel):
     object: str | None
     result: str
     status: int
+    writer: str | None = None  # the worker's audit writer, and the row's number among its rows
+    seq: int | None = None
     row_hash: str
 
 

@@ -44,5 +44,6 @@ def service_of(request: Request) -> Service:
 
 
 def api_router(*statuses: int, **kwargs: Any) -> APIRouter:
-    """A router whose routes are audited and document the problem answers ``statuses``."""
-    return APIRouter(route_class=AuditedRoute, responses=responses(*statuses), **kwargs)
+    """A router whose routes are audited and document the problem answers ``statuses`` (and 400,
+    which every authenticated route gives to a repeated ``Authorization`` header)."""
+    return APIRouter(route_class=AuditedRoute, responses=responses(*sorted({400, *statuses})), **kwargs)

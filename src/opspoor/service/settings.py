@@ -21,8 +21,9 @@ class Settings:
     max_json_bytes: int = 16 * 1024 * 1024
     #: decoding and hashing one upload (images and video); 422 when it takes longer
     decode_seconds: float = 30.0
-    #: refuse images declaring more pixels than this before decoding them
-    max_pixels: int = 100_000_000
+    #: memory one upload's decode may take, estimated from its header (413 above); images declaring
+    #: more pixels than ``media.limits.MAX_PIXELS`` are refused too, as on the command line
+    decode_memory_mb: int = 256
     #: requests per second per token, in each worker (0: no limit); ``rate_burst`` may come at once
     rate_per_second: float = 100.0
     rate_burst: int = 200

@@ -22,6 +22,7 @@ import numpy as np
 from opspoor.errors import MediaTooLarge, OpspoorError, SourceError, UndecodableMedia
 from opspoor.media.exif import ExifInfo
 from opspoor.media.image import decode_with_detail
+from opspoor.media.limits import MAX_PIXELS
 from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
 from opspoor.media.thumbs import safe_thumbnail
 from opspoor.signals.crypto import CHUNK, DigestAccumulator, Digests, digest_bytes
@@ -37,7 +38,7 @@ class HashOptions:
     vpdq: bool = True  # vPDQ of videos
     dihedral: bool = False  # also the 8 dihedral PDQ variants of images
     every_seconds: float = 1.0  # vPDQ sampling; 0 = every frame
-    max_pixels: int = 200_000_000  # refuse images / video frames declaring more pixels
+    max_pixels: int = MAX_PIXELS  # refuse images / video frames declaring more pixels
     video_time_limit: float = 120.0  # seconds per video (decode + hash)
     max_in_memory: int = 512 * 1024 * 1024  # larger files are digested as a stream
     thumbnail: bool = False  # a review-safe (grayscale, blurred) thumbnail, see media.thumbs

@@ -7,6 +7,18 @@ fields. Ids are contiguous from 1, given under a lock by :func:`append_audit`, s
 as a gap and an altered row as a hash that no longer follows. :func:`verify_audit` walks the chain
 and names the first row that breaks it.
 
+Each service worker's audit writer also numbers its rows: ``writer`` (an id drawn when the writer
+starts) and ``seq`` (1, 2, 3, ... in the order the worker queued them). A row the worker queued but
+never wrote (lost with the process, or dropped) leaves a hole in its writer's numbers, which
+:func:`verify_audit` reports even though the ids around it are contiguous. A writer that stops
+normally writes a last row (action ``audit.stop``) whose ``object`` is its row count, so rows cut off
+the end of a writer that stopped are caught too; writers without that row (still running, or killed)
+are listed by the verdict.
+
+Text the database cannot hold (a NUL character, which PostgreSQL's ``text`` refuses, or a lone
+surrogate, which is not UTF-8) is escaped (``\\x00``, ``\\udcxx``) by :func:`storable` before a row
+is hashed and written, so no request can make a row unwritable.
+
 Limits: someone who can write the database can also delete the newest rows, or rewrite the whole
 chain consistently. Both are caught only against a head (id and hash) recorded elsewhere earlier:
 ``verify_audit(anchor=(id, hash))`` checks that row ``id`` still exists with that hash.
@@ -43,6 +55,12 @@ class AuditEvent:
     object: str | None
     result: str
     status: int
+    writer: str | None = None  # the service worker's audit writer (None: written by other means)
+    seq: int | None = None  # the row's number among that writer's rows, from 1
+
+
+#: the action of the last row a writer writes when it stops normally; its object is its row count
+STOP_ACTION = "audit.stop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +81,8 @@ class AuditRecord:
             "object": e.object,
             "result": e.result,
             "status": e.status,
+            "writer": e.writer,
+            "seq": e.seq,
             "row_hash": self.row_hash,
         }
 
@@ -74,6 +94,9 @@ class AuditVerdict:
     last_hash: str
     bad_id: int | None = None  # the first row that is altered or missing
     problem: str | None = None
+    #: writers whose last row is not their ``audit.stop`` row: still running, or killed (their
+    #: newest rows, queued but not yet written, may be missing)
+    unstopped: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -81,12 +104,43 @@ class AuditVerdict:
 
 
 def canonical(row_id: int, e: AuditEvent) -> str:
-    """The row as hashed: a JSON array in a fixed order, the time in UTC to the microsecond."""
+    """The row as hashed: a JSON array in a fixed order, the time in UTC to the microsecond (writer
+    and number at the end, for rows that have them: rows written before they existed keep their hash)."""
     at = _utc(e.at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return json.dumps(
-        [row_id, at, e.token_id, e.tenant, e.action, e.object, e.result, e.status],
-        ensure_ascii=False,
-        separators=(",", ":"),
+    fields: list[object] = [row_id, at, e.token_id, e.tenant, e.action, e.object, e.result, e.status]
+    if e.writer is not None:
+        fields += [e.writer, e.seq]
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+
+def storable(value: str | None) -> str | None:
+    """``value`` as every store can hold it: NUL (refused by PostgreSQL text) and lone surrogates
+    (not UTF-8) written as backslash escapes; other text unchanged."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        value = value.replace("\x00", "\\x00")
+    if value.isascii():  # the usual case: nothing more to check
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def storable_event(e: AuditEvent) -> AuditEvent:
+    """The event with its text made :func:`storable` and its time in UTC."""
+    return AuditEvent(
+        _utc(e.at),
+        e.token_id,
+        storable(e.tenant),
+        storable(e.action) or "",
+        storable(e.object),
+        storable(e.result) or "",
+        e.status,
+        storable(e.writer),
+        e.seq,
     )
 
 
@@ -109,19 +163,20 @@ def append_audit_conn(conn: Connection, events: Sequence[AuditEvent]) -> int:
     rows = []
     for e in events:
         row_id += 1
-        at = _utc(e.at)
-        ev = AuditEvent(at, e.token_id, e.tenant, e.action, e.object, e.result, e.status)
+        ev = storable_event(e)
         h = chain_hash(prev, row_id, ev)
         rows.append(
             {
                 "id": row_id,
-                "at": at,
-                "token_id": e.token_id,
-                "tenant": e.tenant,
-                "action": e.action,
-                "object": e.object,
-                "result": e.result,
-                "status": e.status,
+                "at": ev.at,
+                "token_id": ev.token_id,
+                "tenant": ev.tenant,
+                "action": ev.action,
+                "object": ev.object,
+                "result": ev.result,
+                "status": ev.status,
+                "writer": ev.writer,
+                "seq": ev.seq,
                 "prev_hash": prev,
                 "row_hash": h,
             }
@@ -133,7 +188,9 @@ def append_audit_conn(conn: Connection, events: Sequence[AuditEvent]) -> int:
 
 
 def _event(r: Any) -> AuditEvent:
-    return AuditEvent(_utc(r.at), r.token_id, r.tenant, r.action, r.object, r.result, r.status)
+    return AuditEvent(
+        _utc(r.at), r.token_id, r.tenant, r.action, r.object, r.result, r.status, r.writer, r.seq
+    )
 
 
 def list_audit(
@@ -155,6 +212,8 @@ def verify_audit(store: Store, *, anchor: tuple[int, str] | None = None, chunk: 
     """
     expected_id, prev, rows = 1, GENESIS, 0
     anchor_seen = anchor is None
+    last_seq: dict[str, int] = {}  # writer -> the number of its newest row so far
+    stopped: set[str] = set()
     with store.read() as conn:
         while True:
             part = conn.execute(
@@ -175,6 +234,10 @@ def verify_audit(store: Store, *, anchor: tuple[int, str] | None = None, chunk: 
                     return _bad(done, r.id, f"row {r.id} does not follow row {r.id - 1} (prev_hash differs)")
                 if r.row_hash != chain_hash(prev, r.id, _event(r)):
                     return _bad(done, r.id, f"row {r.id} is altered (its content no longer matches its hash)")
+                if r.writer is not None:
+                    hole = _writer_hole(r, last_seq, stopped)
+                    if hole is not None:
+                        return _bad(done, r.id, hole)
                 if anchor is not None and r.id == anchor[0]:
                     if r.row_hash != anchor[1]:
                         return _bad(
@@ -184,18 +247,37 @@ def verify_audit(store: Store, *, anchor: tuple[int, str] | None = None, chunk: 
                 prev = r.row_hash
                 rows += 1
                 expected_id += 1
+    unstopped = tuple(w for w in last_seq if w not in stopped)
     if not anchor_seen:
         assert anchor is not None
         return _bad(
-            AuditVerdict(rows, expected_id - 1, prev),
+            AuditVerdict(rows, expected_id - 1, prev, unstopped=unstopped),
             anchor[0],
             f"row {anchor[0]} (the anchor) is missing: the newest rows were deleted",
         )
-    return AuditVerdict(rows, expected_id - 1, prev)
+    return AuditVerdict(rows, expected_id - 1, prev, unstopped=unstopped)
+
+
+def _writer_hole(r: Any, last_seq: dict[str, int], stopped: set[str]) -> str | None:
+    """What is wrong with row ``r``'s place among its writer's rows, if anything."""
+    expected = last_seq.get(r.writer, 0) + 1
+    if r.writer in stopped:
+        return f"row {r.id} follows the stop row of writer {r.writer}"
+    if r.seq != expected:
+        if r.seq is None or r.seq < expected:
+            return f"row {r.id} repeats or reorders writer {r.writer}'s numbers (number {r.seq})"
+        lost = f"number {expected}" if r.seq == expected + 1 else f"numbers {expected}-{r.seq - 1}"
+        return f"writer {r.writer}'s rows {lost} are missing (queued but never written), before row {r.id}"
+    last_seq[r.writer] = r.seq
+    if r.action == STOP_ACTION:
+        if r.object != str(r.seq - 1):
+            return f"row {r.id}: writer {r.writer} stopped after {r.object} rows, but {r.seq - 1} are here"
+        stopped.add(r.writer)
+    return None
 
 
 def _bad(done: AuditVerdict, bad_id: int, problem: str) -> AuditVerdict:
-    return AuditVerdict(done.rows, done.last_id, done.last_hash, bad_id, problem)
+    return AuditVerdict(done.rows, done.last_id, done.last_hash, bad_id, problem, done.unstopped)
 
 
 def _utc(t: datetime) -> datetime:

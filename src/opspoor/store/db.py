@@ -4,11 +4,18 @@ SQLite (the embedded default) is migrated to the newest schema whenever it is op
 migrated automatically only when it is empty; a database at an older revision must be upgraded on
 purpose with ``opspoor db upgrade`` (take a backup, stop the workers), so opening it fails with a
 message that says so.
+
+A SQLite path is checked before anything is written to it: a file that is not an opspoor store (not
+SQLite, or a SQLite database with tables of something else, such as a case's ``case.sqlite``) is
+refused and left as it was; a path whose folder does not exist is an error, never a new empty store
+somewhere unexpected; a new store file is created owner-only (0600), like case folders, and SQLite
+gives its -wal and -shm files the same mode.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +30,9 @@ from opspoor.errors import StoreError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_MS = 30_000
+SQLITE_MAGIC = b"SQLite format 3\x00"
+#: tables SQLite and Alembic add beside ours
+_HOUSEKEEPING = {"alembic_version", "sqlite_sequence", "sqlite_stat1", "sqlite_stat4"}
 #: advisory lock key that serialises concurrent migrations on PostgreSQL ("opspoor" in ASCII)
 MIGRATION_LOCK = 0x6F7073706F6F72
 
@@ -124,8 +134,8 @@ def create_store_engine(url: str) -> Engine:
         raise StoreError(f"not a store URL: {exc}", where=url) from None
     if parsed.get_backend_name() == "sqlite":
         db_path = parsed.database
-        if db_path and db_path != ":memory:":
-            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        if db_path and db_path != ":memory:" and not db_path.startswith("file:"):
+            prepare_sqlite_file(Path(db_path))
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000}
         )
@@ -135,6 +145,54 @@ def create_store_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
     raise StoreError("only SQLite and PostgreSQL stores are supported", where=url)
+
+
+def prepare_sqlite_file(path: Path) -> None:
+    """Refuse a path that is not (and cannot become) an opspoor store; create a new one 0600."""
+    where = str(path)
+    if path.is_dir():
+        raise StoreError("is a folder, not a store file", where=where)
+    if not path.parent.is_dir():
+        raise StoreError(f"the folder {path.parent} does not exist (create it first)", where=where)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        _check_existing_sqlite(path)
+    except OSError as exc:
+        raise StoreError(f"cannot create the store: {exc.strerror}", where=where) from None
+    else:
+        os.close(fd)  # an empty file is an empty SQLite database; migrations fill it
+
+
+def _check_existing_sqlite(path: Path) -> None:
+    where = str(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"cannot read the store: {exc.strerror}", where=where) from None
+    if not head:
+        return  # empty: a new store
+    if head != SQLITE_MAGIC:
+        raise StoreError("not an opspoor store (not a SQLite file); left unchanged", where=where)
+    from opspoor.store import models_service  # its tables join Base.metadata
+
+    try:  # read-only: nothing is written to a file that turns out not to be ours
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreError(f"not an opspoor store ({exc}); left unchanged", where=where) from None
+    foreign = sorted(tables - set(models_service.Base.metadata.tables) - _HOUSEKEEPING)
+    if foreign or (tables and "alembic_version" not in tables):
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise StoreError(
+            f"not an opspoor store (it has tables of something else: {shown or 'no schema version'}); "
+            "left unchanged",
+            where=where,
+        )
 
 
 def open_store(url: str | None = None, *, migrate: bool = True) -> Store:

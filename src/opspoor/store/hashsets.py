@@ -41,7 +41,7 @@ from sqlalchemy.exc import IntegrityError
 from opspoor.errors import AlreadyExists, FormatError, NotFound, SignalError, StoreError
 from opspoor.hashsets.formats.arrays import ARRAY_HASHES, TEXT_FIELDS, ArrayBatch
 from opspoor.hashsets.formats.base import EntryBatch, paused_gc
-from opspoor.hashsets.model import DEFAULT_PDQ_DISTANCE, KINDS, Category, Entry, HashSetInfo
+from opspoor.hashsets.model import DEFAULT_PDQ_DISTANCE, KINDS, Category, Entry, HashSetInfo, RecordError
 from opspoor.signals import get_signal
 from opspoor.signals.vpdq import QUALITY_THRESHOLD, parse_vpdq
 from opspoor.store.copybinary import BINARY_COLUMNS, copy_binary
@@ -1641,6 +1641,14 @@ def _order_signals(sigs: dict[str, str]) -> dict[str, str]:
 
 
 def _entry(r: Any, signals: dict[str, str]) -> Entry:
+    # text stored before NUL was refused (SQLite kept it): one line naming the entry, no traceback
+    try:
+        return _entry_of_row(r, signals)
+    except RecordError as exc:
+        raise StoreError(f"entry {getattr(r, 'id', '?')}: {exc} (stored by an older opspoor)") from None
+
+
+def _entry_of_row(r: Any, signals: dict[str, str]) -> Entry:
     return Entry(
         signals=_order_signals(signals),
         category=_category(r.category_scheme, r.category_code),

@@ -1,4 +1,4 @@
-"""The service's tables: API tokens and the hash-chained audit log (migration 0002).
+"""The service's tables: API tokens and the hash-chained audit log (migrations 0002, 0005).
 
 They share ``Base`` with :mod:`opspoor.store.models`, so one metadata describes the whole schema.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Index, Integer, String, Text, func
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opspoor.store.models import Base, BigId
@@ -50,5 +50,7 @@ class AuditRow(Base):
     object: Mapped[str | None] = mapped_column(Text)
     result: Mapped[str] = mapped_column(String(16))
     status: Mapped[int] = mapped_column(Integer)
+    writer: Mapped[str | None] = mapped_column(String(64))  # migration 0005: see store.audit
+    seq: Mapped[int | None] = mapped_column(BigInteger)
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64))

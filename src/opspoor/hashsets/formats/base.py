@@ -18,7 +18,7 @@ from itertools import compress
 from typing import Any, BinaryIO
 
 from opspoor.errors import FormatError, SignalError
-from opspoor.hashsets.model import Category, Entry
+from opspoor.hashsets.model import Category, Entry, RecordError
 from opspoor.signals import get_signal
 
 ErrorHandler = Callable[[FormatError], None]
@@ -222,10 +222,6 @@ def report(err: FormatError, opts: ReadOptions) -> None:
     if opts.on_error is None:
         raise err
     opts.on_error(err)
-
-
-class RecordError(ValueError):
-    """A field of one record is wrong; the reader adds file, record and line."""
 
 
 # --- values -------------------------------------------------------------------
