@@ -75,7 +75,11 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         data = _jpeg(img)
         s = hash_bytes(data)
         known.append(
-            Entry({"md5": s.md5, "pdq": s.pdq}, Category("us-cat", "1" if k < 2 else "4"), external_id=f"ext-{k}")
+            Entry(
+                {"md5": s.md5, "pdq": s.pdq},
+                Category("us-cat", "1" if k < 2 else "4"),
+                external_id=f"ext-{k}",
+            )
         )
         (ev / f"copy_{k}.jpg").write_bytes(data)  # exact
         buf = io.BytesIO()
@@ -174,11 +178,17 @@ def test_groups_say_why(case: dict[str, Any]) -> None:
     con.close()
     by_file = {Path(p).name: g for g in groups.values() for p in g["paths"]}
     serial = by_file["serial_0.jpg"]
-    assert serial["why_ranked"][0].startswith("location clue: GPS position") and "SER-42" in serial["why_ranked"][0]
+    assert (
+        serial["why_ranked"][0].startswith("location clue: GPS position")
+        and "SER-42" in serial["why_ranked"][0]
+    )
     assert "same camera body serial: SER-42" in serial["why_together"]
     series = by_file["series_0.jpg"]
     assert series["size"] == 3
-    assert any(re.match(r"near-duplicate images: \d+ pairs? within PDQ distance \d+", w) for w in series["why_together"])
+    assert any(
+        re.match(r"near-duplicate images: \d+ pairs? within PDQ distance \d+", w)
+        for w in series["why_together"]
+    )
     assert "larger groups first" in series["why_ranked"][1]
     loner = by_file["loner_0.jpg"]
     assert loner["size"] == 1 and loner["why_together"] == []
@@ -188,7 +198,9 @@ def test_groups_say_why(case: dict[str, Any]) -> None:
     assert html.count('class="tile"') == 3  # the loners, in the compact grid
 
 
-def test_elapsed_is_the_scans_own_time_not_the_gap_before_a_resume(case: dict[str, Any], tmp_path: Path) -> None:
+def test_elapsed_is_the_scans_own_time_not_the_gap_before_a_resume(
+    case: dict[str, Any], tmp_path: Path
+) -> None:
     import dataclasses
 
     case_dir = tmp_path / "c"
@@ -365,7 +377,8 @@ def test_no_unblurred_image_in_the_dom(page: Any, case: dict[str, Any]) -> None:
     )
     assert others == 0
     bg = page.evaluate(
-        "[...document.querySelectorAll('*')].filter(e => getComputedStyle(e).backgroundImage !== 'none').length"
+        "[...document.querySelectorAll('*')]"
+        ".filter(e => getComputedStyle(e).backgroundImage !== 'none').length"
     )
     assert bg == 0
 

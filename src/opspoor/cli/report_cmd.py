@@ -19,7 +19,9 @@ def pdf(
     case: Annotated[Path, typer.Argument(help="Case directory of a finished scan (holds report.html).")],
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", help="PDF file to write (default: CASE/report.pdf).", show_default=False),
+        typer.Option(
+            "-o", "--output", help="PDF file to write (default: CASE/report.pdf).", show_default=False
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")] = False,
 ) -> None:

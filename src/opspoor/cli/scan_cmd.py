@@ -148,7 +148,9 @@ def scan(
     ] = True,
     case_number: Annotated[
         str | None,
-        typer.Option("--case-number", help="Case or exhibit number, shown in the report.", show_default=False),
+        typer.Option(
+            "--case-number", help="Case or exhibit number, shown in the report.", show_default=False
+        ),
     ] = None,
     examiner: Annotated[
         str | None,

@@ -235,7 +235,9 @@ def render_report(data: ReportData) -> str:
             known_more=max(0, len(data.known) - MAX_ROWS),
             known_sets=known_sets,
             known_cats=known_cats,
-            known_by_category=[(k, category_name(*k.split(":", 1)) if ":" in k else k, n) for k, n in by_category],
+            known_by_category=[
+                (k, category_name(*k.split(":", 1)) if ":" in k else k, n) for k, n in by_category
+            ],
             category_colours=CATEGORY_COLOURS,
             known_by_hashset=list(data.known_by_hashset),
             ignorable=data.ignorable[:MAX_ROWS],

@@ -60,7 +60,9 @@ def html_to_pdf(html: Path) -> bytes:
             finally:
                 browser.close()
     except PlaywrightError as exc:
-        raise ReportError(f"Chromium could not print the report: {exc.message.splitlines()[0]}", str(html)) from exc
+        raise ReportError(
+            f"Chromium could not print the report: {exc.message.splitlines()[0]}", str(html)
+        ) from exc
 
 
 def write_pdf(html: Path, out: Path) -> int:

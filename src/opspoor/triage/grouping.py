@@ -111,9 +111,9 @@ def group_members(
         shared: dict[tuple[int, int], int] = defaultdict(int)
         nearest: dict[tuple[int, int], int] = {}
         for x, y, d in zip(oa.tolist(), ob.tolist(), dist.tolist(), strict=True):
-            key = (min(x, y), max(x, y))
-            shared[key] += 1
-            nearest[key] = min(d, nearest.get(key, d))
+            pair = (min(x, y), max(x, y))
+            shared[pair] += 1
+            nearest[pair] = min(d, nearest.get(pair, d))
         for (x, y), count in shared.items():
             fx, fy = len(members[x].frames), len(members[y].frames)
             # video-video: require a real share of frames, not one generic frame

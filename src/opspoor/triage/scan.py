@@ -155,6 +155,7 @@ def run_scan(
 
     def note_time() -> None:
         case.set_meta("scan_seconds", round(spent_before + time.monotonic() - run_t0, 3))
+
     done = case.done_paths()
     resumed = len(done)
     if log and resumed:
