@@ -179,7 +179,7 @@ def test_groups_say_why(case: dict[str, Any]) -> None:
     by_file = {Path(p).name: g for g in groups.values() for p in g["paths"]}
     serial = by_file["serial_0.jpg"]
     assert (
-        serial["why_ranked"][0].startswith("location clue: GPS position")
+        serial["why_ranked"][0].startswith("location clue: 1 GPS position;")
         and "SER-42" in serial["why_ranked"][0]
     )
     assert "same camera body serial: SER-42" in serial["why_together"]

@@ -33,7 +33,7 @@ class Group:
         if self.has_location_clue:
             clues = []
             if self.gps:
-                clues.append(f"GPS position{'s' if len(self.gps) > 1 else ''} ({len(self.gps)})")
+                clues.append(f"{len(self.gps)} GPS position{'s' if len(self.gps) > 1 else ''}")
             if self.serials:
                 clues.append("camera serial " + ", ".join(self.serials))
             return [
