@@ -1,6 +1,6 @@
 """Take docs/report.png: the top of a case report in headless Chromium (the system's, offline).
 
-    python scripts/report-screenshot.py demo/case/report.html docs/report.png
+python scripts/report-screenshot.py demo/case/report.html docs/report.png
 """
 
 from __future__ import annotations

@@ -409,3 +409,13 @@ def test_pdf_export(case: dict[str, Any], browser: Any, tmp_path: Path) -> None:
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert again.returncode == 2 and "--force" in again.stderr
     assert subprocess.run([*cmd, "--force"], capture_output=True, timeout=180).returncode == 0
+
+
+def test_pdf_of_a_folder_without_a_report_is_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "opspoor", "report", "pdf", str(tmp_path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    expected = f"error: {tmp_path}: no report.html here: run opspoor scan with --case first"
+    assert proc.stderr.strip() == expected
+    assert not (tmp_path / "report.pdf").exists()
