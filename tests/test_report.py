@@ -196,6 +196,10 @@ def test_groups_say_why(case: dict[str, Any]) -> None:
     html = _html(case)
     assert "same camera body serial: SER-42" in html
     assert html.count('class="tile"') == 3  # the loners, in the compact grid
+    # the GPS position is a place of the chart, linked to its group (first: it has a location clue)
+    places = html[html.index('<figure id="places">') :]
+    places = places[: places.index("</figure>")]
+    assert '<a href="#G0001">G0001</a>' in places and re.search(r'<td class="num">1</td>', places)
 
 
 def test_elapsed_is_the_scans_own_time_not_the_gap_before_a_resume(
@@ -240,12 +244,13 @@ def test_timeline_fills_months_and_labels_them() -> None:
 def test_places_are_named_offline_or_rounded(monkeypatch: pytest.MonkeyPatch) -> None:
     from opspoor.report.places import name_places
 
-    pytest.importorskip("reverse_geocode")
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "reverse_geocode", None)  # as if not installed
+        places, note = name_places([(52.0117, -4.3571)])
+        assert places[0].name == "52.01°N 4.36°W" and "rounded" in note
+    pytest.importorskip("reverse_geocode")  # in the test extra, so CI runs what follows
     places, note = name_places([(52.0117, 4.3571)])
     assert places[0].name.startswith("near ") and "Netherlands" in places[0].name and "GeoNames" in note
-    monkeypatch.setitem(sys.modules, "reverse_geocode", None)  # as if not installed
-    places, note = name_places([(52.0117, -4.3571)])
-    assert places[0].name == "52.01°N 4.36°W" and "rounded" in note
 
 
 # --- in a real browser --------------------------------------------------------------------------
