@@ -149,7 +149,7 @@ def run_scan(
     case.set_meta("identity", ident)  # only once the hash sets are known to load
     if case.get_meta("started") is None:
         case.set_meta("started", started)
-    _record_provenance(case, cfg, hashsets_info)
+    _record_provenance(case, cfg, hashsets_info, log)
     # the scan's own time: each run adds what it spent, so a gap before a resume is not counted
     spent_before = float(case.get_meta("scan_seconds") or 0.0)
 
@@ -262,7 +262,12 @@ def run_scan(
     return ScanResult(cfg.case_dir, summary, bool(summary["reconciled"]), outputs)
 
 
-def _record_provenance(case: CaseDB, cfg: ScanConfig, hashsets_info: list[dict[str, Any]]) -> None:
+def _record_provenance(
+    case: CaseDB,
+    cfg: ScanConfig,
+    hashsets_info: list[dict[str, Any]],
+    log: Callable[[str], None] | None = None,
+) -> None:
     """Case number, examiner, sources and hash sets, for the report. Sources are described once
     (a resume does not hash a large exhibit again); the sets as this run matched them."""
     if cfg.case_number is not None:
@@ -270,6 +275,8 @@ def _record_provenance(case: CaseDB, cfg: ScanConfig, hashsets_info: list[dict[s
     if cfg.examiner is not None:
         case.set_meta("examiner", cfg.examiner)
     if case.get_meta("sources") is None:
+        if log and any(p.is_file() for p in cfg.sources):
+            log("taking the SHA-256 of each source that is a file, for the report")
         case.set_meta("sources", [describe_source(p) for p in cfg.sources])
     case.set_meta("hashsets", hashsets_info)
     case.set_meta("runs", int(case.get_meta("runs") or 0) + 1)
