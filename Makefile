@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 	# pdqhash (Meta's C++ PDQ, the test oracle) is built from source so it links against NumPy 2.
-	$(PIP) install -q --no-binary pdqhash -e '.[test,bench,lint]'
+	$(PIP) install -q --no-binary pdqhash -e '.[test,bench,lint,pdf,geo]'
 	touch $(STAMP)
 
 install: $(STAMP)

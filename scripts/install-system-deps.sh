@@ -5,6 +5,9 @@ set -euo pipefail
 PACKAGES=(
   # one package per line, with what needs it
   hashdeep  # tests/test_formats_forensic.py: real hashdeep and md5deep -z output as samples
+  chromium            # report PDF export (opspoor report pdf) and the report's browser tests
+  fonts-dejavu-core   # a font for headless Chromium to render the report and PDF with
+  poppler-utils       # pdftoppm: the report tests check the PDF's page is not blank
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

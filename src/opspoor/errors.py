@@ -137,3 +137,8 @@ class DepthLimit(ArchiveError):
 
 class CaseError(OpspoorError):
     """The case directory is unusable (exists for another command, not writable)."""
+
+
+# --- report ----------------------------------------------------------------
+class ReportError(OpspoorError):
+    """The case report cannot be made (no report in the case, no browser to print it with)."""

@@ -146,6 +146,16 @@ def scan(
             "(hashset build --augment): finds crops that are not centred.",
         ),
     ] = True,
+    case_number: Annotated[
+        str | None,
+        typer.Option(
+            "--case-number", help="Case or exhibit number, shown in the report.", show_default=False
+        ),
+    ] = None,
+    examiner: Annotated[
+        str | None,
+        typer.Option("--examiner", help="Who ran the scan, shown in the report.", show_default=False),
+    ] = None,
 ) -> None:
     """Triage evidence: hash, match and group every file into a case.
 
@@ -166,6 +176,8 @@ def scan(
         limits=Limits(max_depth=max_depth),
         options=HashOptions(robust=robust_methods(ROBUST_PRESETS[robust.value], low_quality)),
         local=local,
+        case_number=case_number,
+        examiner=examiner,
     )
     progress = JsonLogProgress() if json_log else RichProgress()
     result = run_scan(cfg, progress, log=lambda m: err.print(m))

@@ -64,6 +64,10 @@ def main() -> None:
             str(case),
             "--db",
             db,
+            "--case-number",
+            "DEMO-0001",
+            "--examiner",
+            "demo examiner",
         ]
     )
     summary = json.loads((case / "summary.json").read_text())

@@ -47,6 +47,41 @@ def _check_nested(value: Any, field: str) -> None:
         for v in value:
             _check_nested(v, field)
 
+#: what each category says, per scheme (DESIGN.md §1), for people reading a report
+CATEGORY_NAMES: dict[str, dict[str, str]] = {
+    "us-cat": {
+        "0": "CAT-0 uncategorised",
+        "1": "CAT-1 child abuse material",
+        "2": "CAT-2 child exploitive / age difficult",
+        "3": "CAT-3 CGI / animation",
+        "4": "CAT-4 comparison / exemplar",
+        "5": "CAT-5 non-pertinent",
+    },
+    "uk": {
+        "A": "UK A penetrative, animal, sadism",
+        "B": "UK B non-penetrative",
+        "C": "UK C other indecent",
+    },
+    "inhope": {
+        "baseline": "INHOPE baseline (illegal everywhere)",
+        "national": "INHOPE nationally illegal",
+        "not-illegal": "INHOPE not illegal",
+    },
+    "ncmec": {
+        "A1": "NCMEC A1 prepubescent, sex act",
+        "A2": "NCMEC A2 prepubescent, lascivious exhibition",
+        "B1": "NCMEC B1 pubescent, sex act",
+        "B2": "NCMEC B2 pubescent, lascivious exhibition",
+    },
+}
+
+
+def category_name(scheme: str | None, code: str | None) -> str:
+    """``us-cat``, ``1`` -> "CAT-1 child abuse material"; a code outside the scheme stays as given."""
+    if not scheme:
+        return "uncategorised"
+    return CATEGORY_NAMES.get(scheme, {}).get(str(code), f"{scheme}:{code}")
+
 
 #: signal names an entry may carry; photodna is opaque (stored, never computed)
 ENTRY_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "vpdq", "photodna")

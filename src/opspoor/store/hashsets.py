@@ -1879,3 +1879,20 @@ def last_changes(store: Store, hashset_ids: Iterable[int]) -> dict[int, int]:
         for hashset_id, last in conn.execute(q, {"ids": ids}):
             out[int(hashset_id)] = int(last)
     return out
+
+
+def last_change_times(store: Store, hashset_ids: Iterable[int]) -> dict[int, tuple[int, datetime | None]]:
+    """Each set's version as a case report states it: its newest change-log id (0 when none) and
+    when that change was made."""
+    last = last_changes(store, hashset_ids)
+    ids = [i for i in last.values() if i]
+    out: dict[int, tuple[int, datetime | None]] = {h: (i, None) for h, i in last.items()}
+    if not ids:
+        return out
+    with store.read() as conn:
+        q = select(CHANGES.c.hashset_id, CHANGES.c.id, CHANGES.c.at).where(
+            CHANGES.c.id.in_(bindparam("ids", expanding=True))
+        )
+        for hashset_id, change_id, at in conn.execute(q, {"ids": ids}):
+            out[int(hashset_id)] = (int(change_id), _utc(at))
+    return out

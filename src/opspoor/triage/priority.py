@@ -19,10 +19,30 @@ class Group:
     date_first: str | None = None
     date_last: str | None = None
     types: list[tuple[str, int]] = field(default_factory=list)
+    #: why the members are one group (grouping.why_together), empty for a single file
+    why_together: list[str] = field(default_factory=list)
 
     @property
     def has_location_clue(self) -> bool:
         return bool(self.gps or self.serials)
+
+    @property
+    def why_ranked(self) -> list[str]:
+        """The rule of :func:`rank_groups` that put this group where it is, and its clues."""
+        n = len(self.members)
+        if self.has_location_clue:
+            clues = []
+            if self.gps:
+                clues.append(f"{len(self.gps)} GPS position{'s' if len(self.gps) > 1 else ''}")
+            if self.serials:
+                clues.append("camera serial " + ", ".join(self.serials))
+            return [
+                "location clue: " + "; ".join(clues),
+                "rule: groups with a location clue come first, larger first",
+            ]
+        if n > 1:
+            return [f"no location clue; {n} files", "rule: then larger groups first (one look covers more)"]
+        return ["no location clue; a single file", "rule: single files last, in scan order"]
 
     def info(self) -> dict[str, Any]:
         return {
@@ -34,6 +54,8 @@ class Group:
             "date_first": self.date_first,
             "date_last": self.date_last,
             "types": [list(t) for t in self.types],
+            "why_ranked": self.why_ranked,
+            "why_together": self.why_together,
         }
 
 
@@ -63,16 +85,21 @@ def _clues(members: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def rank_groups(groups: Sequence[Sequence[dict[str, Any]]]) -> list[Group]:
+def rank_groups(
+    groups: Sequence[Sequence[dict[str, Any]]], reasons: Sequence[list[str]] | None = None
+) -> list[Group]:
     """Order groups for review and give them stable ids (G0001 is looked at first).
 
     Location clues (GPS, camera serial) come first because they are what leads to a victim;
-    then larger groups, because one look covers more files; ties keep scan order.
+    then larger groups, because one look covers more files; ties keep scan order. ``reasons[i]``
+    says why ``groups[i]``'s members belong together.
     """
     built = []
-    for members in groups:
+    for i, members in enumerate(groups):
         ms = sorted(members, key=lambda r: r.get("_seq", 0))
-        built.append((ms, _clues(ms)))
+        clues = _clues(ms)
+        clues["why_together"] = list(reasons[i]) if reasons else []
+        built.append((ms, clues))
     built.sort(key=lambda b: (not (b[1]["gps"] or b[1]["serials"]), -len(b[0]), b[0][0].get("_seq", 0)))
     width = max(4, len(str(len(built))))
     return [

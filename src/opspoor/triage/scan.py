@@ -25,6 +25,7 @@ from opspoor.signals.engine import ROBUST_PRESETS, HashOptions
 from opspoor.sources import EvidenceItem, Limits, count_evidence, iter_evidence
 from opspoor.triage.case import CaseDB
 from opspoor.triage.matching import LOCAL, Matcher
+from opspoor.triage.provenance import describe_hashsets, describe_source
 from opspoor.triage.records import EMPTY_FILE, error_record, new_record, verdict
 from opspoor.triage.worker import Task, run_task, warm_up
 
@@ -64,6 +65,9 @@ class ScanConfig:
     #: ``hashset build --augment``; ~4 ms per image, and 10-250 ms to look up each image that
     #: nothing else matched against 300-10,000 originals: docs/benchmarks.md)
     local: bool = True
+    #: shown in the report; not part of the identity (a resume may add or correct them)
+    case_number: str | None = None
+    examiner: str | None = None
 
     def identity(self) -> dict[str, Any]:
         """What must be equal for a re-run to resume this case rather than mix two scans."""
@@ -111,6 +115,7 @@ def run_scan(
     progress = progress or NoProgress()
     options = dataclasses.replace(cfg.options, thumbnail=cfg.thumbnails)
     started = time.time()
+    run_t0 = time.monotonic()
     case = CaseDB(cfg.case_dir)
     ident = cfg.identity()
     previous = case.get_meta("identity")
@@ -126,8 +131,9 @@ def run_scan(
         pool.submit(time.sleep, 0)
     try:
         store = open_store(cfg.db_url)
-        for name in cfg.hashsets:  # a wrong name fails now, before any work
-            get_hashset(store, name)
+        # a wrong name fails now, before any work
+        records = [get_hashset(store, name) for name in cfg.hashsets]
+        hashsets_info = describe_hashsets(store, records)
         if cfg.local and cfg.options.pdq and has_signal(store, cfg.hashsets, LOCAL):
             options = dataclasses.replace(options, local=True)
         store.close()
@@ -143,6 +149,13 @@ def run_scan(
     case.set_meta("identity", ident)  # only once the hash sets are known to load
     if case.get_meta("started") is None:
         case.set_meta("started", started)
+    _record_provenance(case, cfg, hashsets_info, log)
+    # the scan's own time: each run adds what it spent, so a gap before a resume is not counted
+    spent_before = float(case.get_meta("scan_seconds") or 0.0)
+
+    def note_time() -> None:
+        case.set_meta("scan_seconds", round(spent_before + time.monotonic() - run_t0, 3))
+
     done = case.done_paths()
     resumed = len(done)
     if log and resumed:
@@ -164,6 +177,7 @@ def run_scan(
                 batch.append((seq, _record(path, sig, matches), thumb))
             hashed.clear()
         case.add_files(batch)
+        note_time()
         progress.advance(len(batch), sum(r.get("size") or 0 for _, r, _ in batch))
         batch.clear()
         last_flush = time.monotonic()
@@ -242,9 +256,30 @@ def run_scan(
     matcher = matcher_ready.result()
 
     case.set_meta("files_in", files_in)
+    note_time()
     summary, outputs = write_outputs(case, cfg, matcher, files_in=files_in, started=case.get_meta("started"))
     case.close()
     return ScanResult(cfg.case_dir, summary, bool(summary["reconciled"]), outputs)
+
+
+def _record_provenance(
+    case: CaseDB,
+    cfg: ScanConfig,
+    hashsets_info: list[dict[str, Any]],
+    log: Callable[[str], None] | None = None,
+) -> None:
+    """Case number, examiner, sources and hash sets, for the report. Sources are described once
+    (a resume does not hash a large exhibit again); the sets as this run matched them."""
+    if cfg.case_number is not None:
+        case.set_meta("case_number", cfg.case_number)
+    if cfg.examiner is not None:
+        case.set_meta("examiner", cfg.examiner)
+    if case.get_meta("sources") is None:
+        if log and any(p.is_file() for p in cfg.sources):
+            log("taking the SHA-256 of each source that is a file, for the report")
+        case.set_meta("sources", [describe_source(p) for p in cfg.sources])
+    case.set_meta("hashsets", hashsets_info)
+    case.set_meta("runs", int(case.get_meta("runs") or 0) + 1)
 
 
 def _evidence(cfg: ScanConfig) -> Iterator[EvidenceItem]:
