@@ -1,0 +1,62 @@
+"""The matching options ``scan`` and ``match`` share: same names, same meaning, same defaults."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from opspoor.signals.engine import ROBUST_PRESETS, robust_methods
+
+
+class Robust(StrEnum):
+    off = "off"
+    fast = "fast"
+    full = "full"
+
+
+RobustOption = Annotated[
+    Robust,
+    typer.Option(
+        "--robust",
+        help="Extra query hashes per image: fast = rotations, flips, borders removed; "
+        "full = also pictures inside a larger canvas; off = plain PDQ.",
+    ),
+]
+LowQualityOption = Annotated[
+    bool,
+    typer.Option(
+        "--low-quality/--no-low-quality",
+        help="With --robust fast|full: also weak region hashes (PDQ quality 10-49: a flat picture "
+        "padded or in a screenshot; or a regular pattern such as stripes), matched only within 12 bits.",
+    ),
+]
+LocalOption = Annotated[
+    bool,
+    typer.Option(
+        "--local/--no-local",
+        help="Also match images by their local features when the sets hold their originals' "
+        "(hashset build --augment): finds crops that are not centred.",
+    ),
+]
+DistanceOption = Annotated[
+    int | None,
+    typer.Option(
+        "--distance",
+        min=0,
+        max=64,
+        metavar="BITS",
+        show_default=False,
+        help="PDQ match distance, 0-64 (default: each hash set's own, 31 unless set otherwise).",
+    ),
+]
+WorkersOption = Annotated[
+    int,
+    typer.Option("--workers", min=0, metavar="N", show_default=False, help="Processes (default: all cores)."),
+]
+
+
+def robust_query_methods(robust: Robust, low_quality: bool) -> frozenset[str]:
+    """The robust query methods (signals.robust) that ``--robust`` and ``--low-quality`` ask for."""
+    return robust_methods(ROBUST_PRESETS[robust.value], low_quality)
