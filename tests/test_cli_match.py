@@ -99,10 +99,10 @@ def test_files_input_list_and_distance(setup: dict) -> None:
 
 
 def test_robust_methods_find_rotated_and_letterboxed_copies(setup: dict) -> None:
-    """On by default; ``--no-dihedral --plain`` gives plain PDQ, which misses both copies."""
+    """On by default; ``--robust off`` gives plain PDQ, which misses both copies."""
     rotated, boxed = str(setup["root"] / "rotated.jpg"), str(setup["root"] / "boxed.jpg")
     base = ["--hashset", "known", "--db", setup["db"]]
-    _, plain = _json([*base, rotated, boxed, "--no-dihedral", "--plain"])
+    _, plain = _json([*base, rotated, boxed, "--robust", "off"])
     assert plain[0]["matches"] == [] and plain[1]["matches"] == []
     _, robust = _json([*base, rotated, boxed])
     assert [m["external_id"] for m in robust[0]["matches"]] == ["orig-2"]

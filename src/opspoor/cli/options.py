@@ -1,4 +1,5 @@
-"""The matching options ``scan`` and ``match`` share: same names, same meaning, same defaults."""
+"""The matching options ``scan`` and ``match`` share (same names, same meaning, same defaults), and
+how messages name the store a command used."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import make_url
 
 from opspoor.signals.engine import ROBUST_PRESETS, robust_methods
+from opspoor.store import Store
 
 
 class Robust(StrEnum):
@@ -51,12 +54,32 @@ DistanceOption = Annotated[
         help="PDQ match distance, 0-64 (default: each hash set's own, 31 unless set otherwise).",
     ),
 ]
+def _not_negative(value: int) -> int:
+    if value < 0:
+        raise typer.BadParameter("must be 0 (all cores) or more")
+    return value
+
+
 WorkersOption = Annotated[
     int,
-    typer.Option("--workers", min=0, metavar="N", show_default=False, help="Processes (default: all cores)."),
+    typer.Option(
+        "--workers",
+        metavar="N",
+        show_default=False,
+        callback=_not_negative,
+        help="Processes (default: all cores).",
+    ),
 ]
 
 
 def robust_query_methods(robust: Robust, low_quality: bool) -> frozenset[str]:
     """The robust query methods (signals.robust) that ``--robust`` and ``--low-quality`` ask for."""
     return robust_methods(ROBUST_PRESETS[robust.value], low_quality)
+
+
+def store_label(store: Store) -> str:
+    """How messages name the store a command used: a SQLite file's path, or the URL without its password."""
+    url = make_url(store.url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        return url.database
+    return url.render_as_string(hide_password=True)
