@@ -13,7 +13,7 @@ from opspoor.cli import app
 from opspoor.demo.images import generate_image
 from opspoor.demo.videos import generate_video
 
-KEYS = ["path", "type", "size", "md5", "sha1", "sha256", "pdq", "quality", "vpdq_frames", "error"]
+KEYS = ["path", "type", "size", "md5", "sha1", "sha256", "pdq", "pdq_quality", "vpdq_frames", "error"]
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +57,9 @@ def test_json_rows_have_exactly_the_keys(folder: Path) -> None:
         "0",
         "10",
     ]
-    assert png["type"] == "png" and len(str(png["pdq"])) == 64 and isinstance(png["quality"], int)
+    assert png["type"] == "png" and len(str(png["pdq"])) == 64 and isinstance(png["pdq_quality"], int)
     assert jpg["type"] == "jpeg" and png["vpdq_frames"] is None
-    assert txt["type"] == "unknown" and txt["pdq"] is None and txt["quality"] is None
+    assert txt["type"] == "unknown" and txt["pdq"] is None and txt["pdq_quality"] is None
 
 
 def test_bad_files_get_error_rows_and_exit_1(folder: Path, tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_bad_files_get_error_rows_and_exit_1(folder: Path, tmp_path: Path) -> No
     assert bad["sha256"] == hashlib.sha256(cut.read_bytes()).hexdigest()
     assert str(bad["error"]).startswith("UndecodableMedia:")
     assert gone["path"] == str(missing) and gone["md5"] is None
-    assert "SourceError" in str(gone["error"]) and "No such file" in str(gone["error"])
+    assert "SourceError" in str(gone["error"]) and "no such file" in str(gone["error"])
     assert good["error"] is None and good["pdq"]
 
 
@@ -93,12 +93,12 @@ def test_table_output(folder: Path, tmp_path: Path) -> None:
     code, text = run(str(folder), str(missing))
     assert code == 1
     header = text.splitlines()[0].split()
-    assert header == ["path", "type", "size", "md5", "sha256", "pdq", "quality", "error"]
+    assert header == ["path", "type", "size", "md5", "sha256", "pdq", "pdq_quality", "error"]
     md5 = hashlib.md5((folder / "drawing.png").read_bytes()).hexdigest()
     line = next(row for row in text.splitlines() if "drawing.png" in row)
     assert md5 in line and "png" in line
     assert "vPDQ: 2 frames" in text
-    assert "nothing.jpg" in text and "No such file" in text
+    assert "nothing.jpg" in text and "no such file" in text
 
 
 def test_help_lists_hash() -> None:

@@ -223,7 +223,7 @@ def test_list_conflicts_remove_and_db_upgrade(
         ("a", "known", 7),
         ("ign", "ignorable", 3),
     ]
-    code, out, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "--db", db)
+    code, out, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "--yes", "--db", db)
     assert code == 0 and "7 entries" in out
     code, _, err = run(monkeypatch, capsys, "hashset", "show", "a", "--db", db)
     assert code == 2 and "no hash set named 'a'" in err
@@ -303,7 +303,7 @@ def test_import_caches_the_match_index(
     assert code == 0 and "match index" not in err and not _set_cache(db, "b")
 
     gone = set_cache_dir(store, get_hashset(store, "a"))
-    code, _, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "--db", db)
+    code, _, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "-y", "--db", db)
     assert code == 0 and not gone.exists()
 
 

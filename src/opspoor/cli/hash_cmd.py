@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from opspoor.cli.app import app
 from opspoor.cli.tables import Column, print_table
 from opspoor.errors import OpspoorError, SourceError

@@ -141,7 +141,9 @@ COLUMNS = (
 def match(
     inputs: Annotated[
         list[str] | None,
-        typer.Argument(help="Hash values (MD5, SHA-1, SHA-256, PDQ) or image and video files.", metavar="INPUT"),
+        typer.Argument(
+            help="Hash values (MD5, SHA-1, SHA-256, PDQ) or image and video files.", metavar="INPUT"
+        ),
     ] = None,
     hashset: Annotated[
         list[str] | None, typer.Option("--hashset", metavar="NAME", help="Hash set to match (repeatable).")
@@ -222,7 +224,9 @@ def match(
             for m in ms:
                 cat = f"{m.category.scheme}:{m.category.code}" if m.category else ""
                 sig = m.signal + (f" ({m.method})" if m.method else "")
-                rows.append([text, m.hashset, str(m.entry_id), m.external_id or "", cat, sig, evidence_text(m)])
+                rows.append(
+                    [text, m.hashset, str(m.entry_id), m.external_id or "", cat, sig, evidence_text(m)]
+                )
         print_table(COLUMNS, rows)
         for i, text in enumerate(items):
             if errors[i]:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import make_url
 
+from opspoor.errors import OpspoorError
 from opspoor.signals.engine import ROBUST_PRESETS, robust_methods
 from opspoor.store import Store
 
@@ -54,6 +55,8 @@ DistanceOption = Annotated[
         help="PDQ match distance, 0-64 (default: each hash set's own, 31 unless set otherwise).",
     ),
 ]
+
+
 def _not_negative(value: int) -> int:
     if value < 0:
         raise typer.BadParameter("must be 0 (all cores) or more")
@@ -83,3 +86,8 @@ def store_label(store: Store) -> str:
     if url.get_backend_name() == "sqlite" and url.database:
         return url.database
     return url.render_as_string(hide_password=True)
+
+
+class CommandLineError(OpspoorError):
+    """What was asked on the command line cannot be done as asked (an output file that exists, a
+    confirmation that cannot be asked): one line naming the option or file, exit status 2."""

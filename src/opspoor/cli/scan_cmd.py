@@ -119,7 +119,8 @@ def scan(
         list[str], typer.Option("--hashset", metavar="NAME", help="Hash set to match against (repeatable).")
     ],
     case: Annotated[
-        Path, typer.Option("--case", metavar="FOLDER", help="Case folder for the results (created owner-only).")
+        Path,
+        typer.Option("--case", metavar="FOLDER", help="Case folder for the results (created owner-only)."),
     ],
     db: DbOption = None,
     workers: WorkersOption = 0,

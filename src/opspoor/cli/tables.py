@@ -54,9 +54,9 @@ def end_ellipsis(text: str, width: int) -> str:
     return text[: max(0, width - 1)] + ELLIPSIS
 
 
-def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | None) -> tuple[
-    list[int], list[list[str]]
-]:
+def fit(
+    columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | None
+) -> tuple[list[int], list[list[str]]]:
     """The columns kept (their indexes) and the rows' cells shortened to fit ``width`` cells
     (``None``: natural width)."""
     keep = list(range(len(columns)))
@@ -92,11 +92,7 @@ def fit(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int | N
                 widths[i] -= give
                 over -= give
     cells = [
-        [
-            (middle_ellipsis if columns[i].path else end_ellipsis)(r[i], widths[i])
-            for i in keep
-        ]
-        for r in rows
+        [(middle_ellipsis if columns[i].path else end_ellipsis)(r[i], widths[i]) for i in keep] for r in rows
     ]
     return keep, cells
 

@@ -56,7 +56,9 @@ def walk_files(source: Path | str) -> Iterator[tuple[str, str | None, SourceErro
             error = entry.error or UnreadableSource("cannot be read", entry.path)
             yield entry.path.partition("/")[2], None, error
         elif not stat.S_ISREG(entry.st.st_mode):
-            reason = UnreadableSource(f"not a regular file ({file_kind(entry.st.st_mode)}); not read", entry.path)
+            reason = UnreadableSource(
+                f"not a regular file ({file_kind(entry.st.st_mode)}); not read", entry.path
+            )
             yield entry.path.partition("/")[2], None, reason
         else:
             yield entry.path.partition("/")[2], entry.fs_path, None

@@ -597,7 +597,9 @@ class Matcher:
                 if signal == "pdq" and dist > self.distance[ref.hashset]:
                     continue
                 ms.append(
-                    Match(ref.hashset, ref.kind, eid, ref.external_id, signal, dist, ref.category, how, inliers)
+                    Match(
+                        ref.hashset, ref.kind, eid, ref.external_id, signal, dist, ref.category, how, inliers
+                    )
                 )
             out.append(ms)
         return out
