@@ -82,7 +82,7 @@ COLUMNS = (
     Column("sha256", optional=True),
     Column("pdq", optional=True),
     Column("pdq_quality", right=True),
-    Column("error", style="red"),
+    Column("error", style="red", detail=True),
 )
 
 

@@ -32,6 +32,8 @@ class Column:
     path: bool = False  # shortened in the middle, keeping the file name
     optional: bool = False  # left out when the table does not fit (a value --json holds in full)
     style: str | None = None  # rich style of every cell (e.g. "red" for an error column)
+    #: a cell cut to fit is printed whole after the table, one line each (errors)
+    detail: bool = False
 
 
 def middle_ellipsis(text: str, width: int) -> str:
@@ -60,37 +62,29 @@ def fit(
     """The columns kept (their indexes) and the rows' cells shortened to fit ``width`` cells
     (``None``: natural width)."""
     keep = list(range(len(columns)))
+    widths = {i: max([cell_len(columns[i].name)] + [cell_len(r[i]) for r in rows]) for i in keep}
 
-    def natural(i: int) -> int:
-        return max([cell_len(columns[i].name)] + [cell_len(r[i]) for r in rows])
+    def over() -> int:
+        return sum(widths[i] for i in keep) + GAP * (len(keep) - 1) - (width or 0)
 
-    def total(idx: list[int], widths: dict[int, int]) -> int:
-        return sum(widths[i] for i in idx) + GAP * (len(idx) - 1)
+    def shrink(i: int, floor: int) -> None:
+        widths[i] -= max(0, min(over(), widths[i] - max(floor, cell_len(columns[i].name))))
 
-    widths = {i: natural(i) for i in keep}
     if width is not None:
         for i in reversed(range(len(columns))):  # the rightmost optional column goes first
-            if total(keep, widths) <= width:
-                break
-            if columns[i].optional:
+            if over() > 0 and columns[i].optional:
                 keep.remove(i)
-        over = total(keep, widths) - width
-        for i in keep:  # paths give up their middle, down to their header's width or 12 cells
-            if over <= 0:
-                break
-            if columns[i].path:
-                floor = max(cell_len(columns[i].name), 12)
-                give = min(over, max(0, widths[i] - floor))
-                widths[i] -= give
-                over -= give
-        for i in reversed(keep):  # then text columns give up their end
-            if over <= 0:
-                break
-            if not columns[i].right and not columns[i].path:
-                floor = max(cell_len(columns[i].name), 8)
-                give = min(over, max(0, widths[i] - floor))
-                widths[i] -= give
-                over -= give
+        texts = [i for i in keep if not columns[i].right and not columns[i].path]
+        paths = [i for i in keep if columns[i].path]
+        for i in reversed(texts):  # long texts give up their end first (--json has them whole)
+            shrink(i, 16)
+        for i in paths:  # then paths their middle, down to "…/" and the longest file name
+            names = [cell_len(r[i].rsplit("/", 1)[-1]) + 2 for r in rows]
+            shrink(i, min(widths[i], max(names, default=0)))
+        for i in paths:
+            shrink(i, 12)
+        for i in reversed(texts):
+            shrink(i, 8)
     cells = [
         [(middle_ellipsis if columns[i].path else end_ellipsis)(r[i], widths[i]) for i in keep] for r in rows
     ]
@@ -98,7 +92,9 @@ def fit(
 
 
 def print_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], console: Console = out) -> None:
-    """Rows of plain text (no markup) as a table that fits the terminal, or at natural width when piped."""
+    """Rows of plain text (no markup) as a table that fits the terminal, or at natural width when
+    piped. Cut cells of a ``detail`` column follow the table whole, one line each, after the
+    row's first cell."""
     width = max(console.width, 80) if console.is_terminal else None
     keep, cells = fit(columns, rows, width)
     table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False, show_edge=False)
@@ -109,6 +105,10 @@ def print_table(columns: Sequence[Column], rows: Sequence[Sequence[str]], consol
         table.add_row(*(escape(v) for v in r))
     if console.is_terminal:
         console.print(table)
+        for row, cut in zip(rows, cells, strict=True):
+            for k, i in enumerate(keep):
+                if columns[i].detail and cut[k] != row[i]:
+                    console.print(f"{row[0]}: {row[i]}", markup=False, style=columns[i].style, soft_wrap=True)
         return
     plain = Console(file=io.StringIO(), width=100_000, color_system=None, highlight=False)
     plain.print(table)
