@@ -28,6 +28,7 @@ import typer
 from opspoor.cli.app import DbOption, err, out
 from opspoor.cli.hash_cmd import expand_paths
 from opspoor.cli.hashset_cmd import NoIndexCacheOption, cache_match_index, hashset_app
+from opspoor.cli.options import store_label
 from opspoor.errors import SourceError, StoreError
 from opspoor.hashsets.model import KINDS, Category, Entry
 from opspoor.signals.pdq import ZERO_HASH
@@ -160,6 +161,7 @@ def build_cmd(
     store = open_store(db)
     try:
         result = import_entries(store, name, entries, kind=kind, source=source)
+        where = store_label(store)
     finally:
         store.close()
     undecoded = sum(1 for h in media if h.signals and h.error is not None)
@@ -167,7 +169,8 @@ def build_cmd(
     extra = sum(len(h.augmented) + len(h.augmented_lq) for h in media)
     out.print(
         f"{name}: {result.added:,} entries added ({images:,} images, {len(entries) - images:,} videos), "
-        f"{result.duplicates:,} duplicates, {result.conflicts:,} conflicts"
+        f"{result.duplicates:,} duplicates, {result.conflicts:,} conflicts (in {where})",
+        markup=False,
     )
     if augment:
         out.print(f"{extra:,} augmentation hashes stored with the images")

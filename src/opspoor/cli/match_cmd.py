@@ -223,7 +223,7 @@ def match(
                 rows.append([text, "no match", "", "", "", "", ""])
             for m in ms:
                 cat = f"{m.category.scheme}:{m.category.code}" if m.category else ""
-                sig = m.signal + (f" ({m.method})" if m.method else "")
+                sig = m.signal + (f" ({m.method})" if m.method and m.method != m.signal else "")
                 rows.append(
                     [text, m.hashset, str(m.entry_id), m.external_id or "", cat, sig, evidence_text(m)]
                 )
