@@ -28,7 +28,7 @@ import typer
 from opspoor.cli.app import DbOption, err, out
 from opspoor.cli.hash_cmd import expand_paths
 from opspoor.cli.hashset_cmd import NoIndexCacheOption, cache_match_index, hashset_app
-from opspoor.cli.options import store_label
+from opspoor.cli.options import WorkersOption, store_label
 from opspoor.errors import SourceError, StoreError
 from opspoor.hashsets.model import KINDS, Category, Entry
 from opspoor.signals.pdq import ZERO_HASH
@@ -107,11 +107,19 @@ def _entry(h: Hashed, category: Category | None) -> Entry:
 
 @hashset_app.command("build")
 def build_cmd(
-    folder: Annotated[Path, typer.Argument(help="Folder of media files (read recursively, never modified).")],
-    name: Annotated[str, typer.Option("--name", "-n", help="Hash set to add to (created if missing).")],
-    kind: Annotated[str, typer.Option("--kind", help="known | ignorable")] = "known",
+    folder: Annotated[
+        Path,
+        typer.Argument(help="Folder of media files (read recursively, never modified).", metavar="FOLDER"),
+    ],
+    name: Annotated[
+        str, typer.Option("--name", "-n", metavar="NAME", help="Hash set to add to (created if missing).")
+    ],
+    kind: Annotated[
+        str, typer.Option("--kind", metavar="[known|ignorable]", help="What the set holds.")
+    ] = "known",
     category: Annotated[
-        str | None, typer.Option("--category", help="SCHEME:CODE for every entry, e.g. us-cat:1.")
+        str | None,
+        typer.Option("--category", metavar="SCHEME:CODE", help="SCHEME:CODE for every entry, e.g. us-cat:1."),
     ] = None,
     augment: Annotated[
         bool, typer.Option("--augment", help="Also store PDQs of crops and small rotations of each image.")
@@ -133,7 +141,7 @@ def build_cmd(
         ),
     ] = True,
     source: Annotated[str | None, typer.Option("--source", help="Who categorised these files.")] = None,
-    workers: Annotated[int, typer.Option(help="Hashing processes (default: all cores).")] = 0,
+    workers: WorkersOption = 0,
     no_index_cache: NoIndexCacheOption = False,
     db: DbOption = None,
 ) -> None:

@@ -44,7 +44,9 @@ def robustness(
     transforms: Annotated[
         list[str] | None, typer.Option("--transform", help="Only these transforms or families (repeatable).")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Hashing processes (default: all cores).")] = 0,
+    workers: Annotated[
+        int, typer.Option(metavar="N", show_default=False, help="Hashing processes (default: all cores).")
+    ] = 0,
     work_size: Annotated[
         int, typer.Option(help="Pictures are brought to fit this many pixels first.")
     ] = 1024,
