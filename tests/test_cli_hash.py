@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,3 +108,75 @@ def test_table_output(folder: Path, tmp_path: Path) -> None:
 def test_help_lists_hash() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0 and "hash" in result.stdout
+
+
+# --- special files: never opened, never a hang ------------------------------------------------
+
+
+def _opspoor(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """A real process with a time limit: a command that blocked on a FIFO would fail here."""
+    return subprocess.run(
+        [sys.executable, "-m", "opspoor", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_folder_rows_name_fifos_broken_symlinks_and_loops(tmp_path: Path) -> None:
+    """``hash FOLDER`` walks the folder as the scan does: a FIFO (no writer: reading it would block),
+    a broken symlink and a symlink loop each get a row with the reason, the good file is hashed."""
+    (tmp_path / "good.txt").write_text("benign\n")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "broken").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop_a").symlink_to(tmp_path / "loop_b")
+    (tmp_path / "loop_b").symlink_to(tmp_path / "loop_a")
+    proc = _opspoor("hash", "--json", str(tmp_path))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    rows = {Path(str(r["path"])).name: r for r in json_rows(proc.stdout)}
+    assert set(rows) == {"good.txt", "pipe", "broken", "loop_a", "loop_b"}
+    assert rows["good.txt"]["error"] is None and rows["good.txt"]["md5"]
+    assert "not a regular file (fifo)" in str(rows["pipe"]["error"])
+    assert "broken symlink" in str(rows["broken"]["error"])
+    assert "symlink loop" in str(rows["loop_a"]["error"]) and "symlink loop" in str(rows["loop_b"]["error"])
+
+
+def test_fifo_device_folder_and_loop_named_on_the_command_line(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    proc = _opspoor("hash", "--json", str(tmp_path / "pipe"), "/dev/zero", str(tmp_path / "loop"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    pipe, zero, loop = json_rows(proc.stdout)
+    assert "not a regular file (fifo)" in str(pipe["error"])
+    assert "not a regular file (character device)" in str(zero["error"])
+    assert "symlink loop" in str(loop["error"])
+
+
+def test_a_table_fits_80_columns_and_keeps_file_names(folder: Path, tmp_path: Path) -> None:
+    """On a terminal 80 columns wide: no line longer, every file name whole, the error whole below."""
+    from rich.console import Console
+
+    from opspoor.cli.hash_cmd import COLUMNS, _hash_one, _table_row, hash_targets, signals_row
+    from opspoor.cli.tables import print_table
+    from opspoor.signals.engine import HashOptions
+
+    deep = tmp_path / "a-rather-long-folder-name" / "and-another-one-below-it"
+    deep.mkdir(parents=True)
+    (deep / "holiday-picture-2019.jpg").write_bytes((folder / "sub" / "photo.jpg").read_bytes()[:1500])
+    rows = []
+    for shown, path, error in hash_targets([folder, tmp_path]):
+        sig, failure = _hash_one(path, HashOptions()) if path else (None, error)
+        rows.append(_table_row(signals_row(shown, sig, failure), sig))
+    console = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None, soft_wrap=True)
+    print_table(COLUMNS, rows, console=console)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    lines = text.splitlines()
+    table_lines = [x for x in lines if not x.startswith(str(tmp_path))]
+    assert all(len(x) <= 80 for x in table_lines), "\n".join(table_lines)
+    for name in ("photo.jpg", "drawing.png", "clip.mp4", "notes.txt", "holiday-picture-2019.jpg"):
+        assert any(name in x for x in table_lines), name
+    # the cut error is printed whole on one line after the table, after its path
+    full = next(x for x in lines if x.startswith(str(deep / "holiday-picture-2019.jpg") + ": "))
+    assert "UndecodableMedia: cannot decode jpeg" in full and "not processed" in full
