@@ -121,7 +121,7 @@ def shape_problems(example: Example, printed: str) -> list[str]:
 @pytest.fixture(scope="module")
 def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("readme")
-    subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "opspoor.demo", "--dir", "demo", "--small"],
         cwd=root,
         check=True,
@@ -129,6 +129,8 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         text=True,
         timeout=600,
     )
+    # the demo ends by saying how to reach its store, as the README does
+    assert f"export OPSPOOR_DB={root / 'demo' / 'store.sqlite'}" in proc.stdout
     return root
 
 
