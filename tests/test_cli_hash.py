@@ -180,3 +180,15 @@ def test_a_table_fits_80_columns_and_keeps_file_names(folder: Path, tmp_path: Pa
     # the cut error is printed whole on one line after the table, after its path
     full = next(x for x in lines if x.startswith(str(deep / "holiday-picture-2019.jpg") + ": "))
     assert "UndecodableMedia: cannot decode jpeg" in full and "not processed" in full
+
+
+def test_messages_name_no_python_objects(tmp_path: Path) -> None:
+    """Pillow names the in-memory stream it could not identify (``<_io.BytesIO object at 0x…>``):
+    the message keeps its words and drops the object."""
+    (tmp_path / "bad.gif").write_bytes(b"GIF89a\x00")
+    (tmp_path / "bad.webp").write_bytes(b"RIFF\x10\x00\x00\x00WEBPxxxx")
+    code, text = run("--json", str(tmp_path))
+    assert code == 1
+    for row in json_rows(text):
+        assert "cannot identify image file" in str(row["error"])
+        assert "object at 0x" not in str(row["error"]) and "<" not in str(row["error"])
