@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import click
 import typer
 import typer.core
 from rich.console import Console
@@ -47,7 +46,7 @@ def _root(
 _TYPE_WORDS = {int: "N", float: "NUMBER", str: "TEXT"}
 
 
-def _placeholder(param: Any, ctx: click.Context) -> str | None:
+def _placeholder(param: Any, ctx: Any) -> str | None:
     if param.metavar is not None:
         return str(param.metavar)
     if getattr(param, "is_flag", False) or getattr(param, "count", False):
@@ -63,11 +62,11 @@ def _placeholder(param: Any, ctx: click.Context) -> str | None:
     return _TYPE_WORDS.get(inner, str(param.name).upper())
 
 
-def _option_type(self: Any, ctx: click.Context) -> str | None:
+def _option_type(self: Any, ctx: Any) -> str | None:
     return _placeholder(self, ctx)
 
 
-def _argument_type(self: Any, ctx: click.Context) -> str | None:
+def _argument_type(self: Any, ctx: Any) -> str | None:
     return None  # the argument's name is its placeholder already
 
 
