@@ -132,7 +132,7 @@ def test_the_scan_finds_an_off_centre_crop_by_local_features(
     crop, other = found["evidence/crop.jpg"], found["evidence/other.jpg"]
     assert crop["status"] == "known"
     assert [(m["external_id"], m["signal"]) for m in crop["matches"]] == [("item1.png", "local")]
-    assert crop["matches"][0]["distance"] <= 31
+    assert "distance" not in crop["matches"][0] and crop["matches"][0]["inliers"] >= 16  # what decided it
     assert other["status"] == "new" and other["matches"] == []
     # a flipped crop is found by the mirror image of its features
     mirrored = found["evidence/mirrored.jpg"]
