@@ -29,20 +29,24 @@ def robustness(
     corpus: Annotated[
         Path | None,
         typer.Option(
-            help="Folder of benign photos (default: the benchmark corpus if built, else generated)."
+            metavar="FOLDER",
+            show_default=False,
+            help="Folder of benign photos (default: the benchmark corpus if built, else generated).",
         ),
     ] = None,
     n: Annotated[int, typer.Option("--n", help="Originals in the known set.")] = 200,
     distractors: Annotated[int, typer.Option(help="Distractor pictures, never in the known set.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the split and of every transform.")] = 0,
     out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder for report.md, results.json, histograms.png.")
+        Path,
+        typer.Option("--out", metavar="FOLDER", help="Folder for report.md, results.json, histograms.png."),
     ] = Path("robustness"),
     generated: Annotated[
         bool, typer.Option(help="Use generated images even if the benchmark corpus is built.")
     ] = False,
     transforms: Annotated[
-        list[str] | None, typer.Option("--transform", help="Only these transforms or families (repeatable).")
+        list[str] | None,
+        typer.Option("--transform", metavar="NAME", help="Only these transforms or families (repeatable)."),
     ] = None,
     workers: Annotated[
         int, typer.Option(metavar="N", show_default=False, help="Hashing processes (default: all cores).")

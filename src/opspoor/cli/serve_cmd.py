@@ -111,8 +111,12 @@ def serve(
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(ROLES)}.")],
-    tenant: Annotated[str, typer.Option("--tenant", help="Tenant whose data the token may reach.")],
+    role: Annotated[
+        str, typer.Option("--role", metavar="[" + "|".join(ROLES) + "]", help="What the token may do.")
+    ],
+    tenant: Annotated[
+        str, typer.Option("--tenant", metavar="NAME", help="Tenant whose data the token may reach.")
+    ],
     label: Annotated[str | None, typer.Option("--label", help="What the token is for.")] = None,
     db: DbOption = None,
 ) -> None:
