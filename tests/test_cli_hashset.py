@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import sys
@@ -223,7 +224,7 @@ def test_list_conflicts_remove_and_db_upgrade(
         ("a", "known", 7),
         ("ign", "ignorable", 3),
     ]
-    code, out, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "--db", db)
+    code, out, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "--yes", "--db", db)
     assert code == 0 and "7 entries" in out
     code, _, err = run(monkeypatch, capsys, "hashset", "show", "a", "--db", db)
     assert code == 2 and "no hash set named 'a'" in err
@@ -303,7 +304,7 @@ def test_import_caches_the_match_index(
     assert code == 0 and "match index" not in err and not _set_cache(db, "b")
 
     gone = set_cache_dir(store, get_hashset(store, "a"))
-    code, _, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "--db", db)
+    code, _, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "-y", "--db", db)
     assert code == 0 and not gone.exists()
 
 
@@ -397,3 +398,146 @@ def test_forensic_lists_import_and_export_for_threatexchange(
     )
     assert code == 0 and "exported 2 entries" in err
     assert sorted(out_path.read_text().splitlines()) == [f"pdq {'5' * 64}", f"video_md5 {'6' * 32}"]
+
+# --- guards and messages of the command line ----------------------------------------------------
+
+
+def _one_line_error(code: int, err: str, *words: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err and err.strip().count("\n") == 0, err
+    for w in words:
+        assert w in err, (w, err)
+
+
+def test_export_refuses_to_overwrite_and_names_folders(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "store.sqlite")
+    run(
+        monkeypatch,
+        capsys,
+        "hashset",
+        "import",
+        str(vics_file(tmp_path, make_entries(3))),
+        "-n",
+        "a",
+        "--db",
+        db,
+    )
+    out_file = tmp_path / "out.csv"
+    out_file.write_text("precious\n")
+    code, _, err = run(
+        monkeypatch, capsys, "hashset", "export", "a", "-f", "csv", "-o", str(out_file), "--db", db
+    )
+    _one_line_error(code, err, str(out_file), "exists", "--force")
+    assert out_file.read_text() == "precious\n"
+    code, _, err = run(
+        monkeypatch, capsys, "hashset", "export", "a", "-f", "csv", "-o", str(out_file), "--force", "--db", db
+    )
+    assert code == 0 and "md5" in out_file.read_text() and str(tmp_path) in err  # names the store
+    code, _, err = run(monkeypatch, capsys, "hashset", "export", "a", "-o", str(tmp_path), "--db", db)
+    _one_line_error(code, err, "a folder")
+    missing = tmp_path / "no" / "such" / "out.json"
+    code, _, err = run(monkeypatch, capsys, "hashset", "export", "a", "-o", str(missing), "--db", db)
+    _one_line_error(code, err, "does not exist", str(missing.parent))
+    code, _, err = run(monkeypatch, capsys, "hashset", "export", "a", "-f", "pdf", "--db", db)
+    _one_line_error(code, err, "--format", "vics2")
+
+
+def test_export_offers_every_format_that_can_be_written(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from opspoor.hashsets.formats import FORMATS
+
+    db = str(tmp_path / "store.sqlite")
+    run(
+        monkeypatch,
+        capsys,
+        "hashset",
+        "import",
+        str(vics_file(tmp_path, make_entries(3))),
+        "-n",
+        "a",
+        "--db",
+        db,
+    )
+    for name, fmt in FORMATS.items():
+        if fmt.writer is None or name == "vpdq":  # (a vPDQ file holds one video; these entries have none)
+            continue
+        target = tmp_path / f"out.{name}"
+        code, _, err = run(
+            monkeypatch, capsys, "hashset", "export", "a", "-f", name, "-o", str(target), "--db", db
+        )
+        assert code == 0 and target.stat().st_size > 0, (name, err)
+
+
+def test_import_of_a_folder_or_an_unknown_format_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "store.sqlite")
+    code, _, err = run(monkeypatch, capsys, "hashset", "import", str(tmp_path), "-n", "a", "--db", db)
+    _one_line_error(code, err, "a folder", str(tmp_path))
+    assert "no such file" not in err
+    listed = vics_file(tmp_path, make_entries(2))
+    code, _, err = run(
+        monkeypatch, capsys, "hashset", "import", str(listed), "-n", "a", "-f", "xls", "--db", db
+    )
+    _one_line_error(code, err, "--format", "vics2", "plain")
+
+
+def test_remove_asks_on_a_terminal_and_refuses_without_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "store.sqlite")
+    run(
+        monkeypatch,
+        capsys,
+        "hashset",
+        "import",
+        str(vics_file(tmp_path, make_entries(4))),
+        "-n",
+        "a",
+        "--db",
+        db,
+    )
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # not a terminal
+    code, _, err = run(monkeypatch, capsys, "hashset", "remove", "a", "--db", db)
+    _one_line_error(code, err, "--yes", "a (4 entries)", db)
+    assert [s.name for s in list_hashsets(open_store(db))] == ["a"]
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    code, out, err = run(monkeypatch, capsys, "hashset", "remove", "a", "--db", db)
+    assert code == 1 and "remove a (4 entries)" in out and "nothing removed" in err
+    assert [s.name for s in list_hashsets(open_store(db))] == ["a"]
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    code, out, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "--db", db)
+    assert code == 0 and f"removed a (4 entries) from {db}" in out
+    assert list_hashsets(open_store(db)) == []
+
+
+def test_commands_name_the_store_and_list_as_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "store.sqlite")
+    code, out, _ = run(monkeypatch, capsys, "hashset", "list", "--db", db)
+    assert code == 0 and out.strip() == f"no hash sets in {db}"
+    monkeypatch.setenv("OPSPOOR_DB", db)  # the demo's way: the store from the environment
+    code, out, _ = run(
+        monkeypatch, capsys, "hashset", "import", str(vics_file(tmp_path, make_entries(2))), "-n", "a"
+    )
+    assert code == 0 and f"(in {db})" in out
+    for args in (
+        ["hashset", "list"],
+        ["hashset", "show", "a"],
+        ["hashset", "conflicts", "a"],
+        ["token", "list"],
+    ):
+        code, out, _ = run(monkeypatch, capsys, *args, "--json")
+        assert code == 0, args
+        json.loads(out)  # one JSON document
+        code, out, err = run(monkeypatch, capsys, *args)
+        assert code == 0 and db in out + err, args

@@ -99,10 +99,10 @@ def test_files_input_list_and_distance(setup: dict) -> None:
 
 
 def test_robust_methods_find_rotated_and_letterboxed_copies(setup: dict) -> None:
-    """On by default; ``--no-dihedral --plain`` gives plain PDQ, which misses both copies."""
+    """On by default; ``--robust off`` gives plain PDQ, which misses both copies."""
     rotated, boxed = str(setup["root"] / "rotated.jpg"), str(setup["root"] / "boxed.jpg")
     base = ["--hashset", "known", "--db", setup["db"]]
-    _, plain = _json([*base, rotated, boxed, "--no-dihedral", "--plain"])
+    _, plain = _json([*base, rotated, boxed, "--robust", "off"])
     assert plain[0]["matches"] == [] and plain[1]["matches"] == []
     _, robust = _json([*base, rotated, boxed])
     assert [m["external_id"] for m in robust[0]["matches"]] == ["orig-2"]
@@ -165,3 +165,99 @@ def test_low_quality_region_hashes_find_a_padded_flat_picture(tmp_path: Path) ->
     assert distractor == []
     _, off = _json([*base, "--no-low-quality"])
     assert [o["matches"] for o in off] == [[], [], []]
+
+
+# --- inputs that are not what they seem --------------------------------------------------------
+
+
+def _opspoor(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """A real process with a time limit: one that blocked on a FIFO would fail here."""
+    return subprocess.run(
+        [sys.executable, "-m", "opspoor", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def test_input_list_that_is_missing_a_folder_or_a_fifo_is_one_line(setup: dict, tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    base = ["match", "--hashset", "known", "--db", setup["db"], "--input"]
+    for target, words in (
+        (tmp_path / "missing.txt", "no such file"),
+        (tmp_path, "a folder, not a list file"),
+        (tmp_path / "pipe", "not a regular file"),
+    ):
+        proc = _opspoor(*base, str(target))
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert words in proc.stderr and str(target) in proc.stderr and "--input" in proc.stderr
+
+
+def test_input_list_from_stdin(setup: dict) -> None:
+    md5 = setup["sigs"][0].md5
+    proc = _opspoor(
+        "match",
+        "--hashset",
+        "known",
+        "--db",
+        setup["db"],
+        "--input",
+        "-",
+        "--json",
+        stdin=f"# a list\n{md5}\n",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (rec,) = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert rec["input"] == md5 and [m["external_id"] for m in rec["matches"]] == ["orig-0"]
+
+
+def test_inputs_that_are_folders_or_fifos_are_named_as_such(setup: dict, tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    md5 = setup["sigs"][1].md5
+    proc = _opspoor(
+        "match",
+        "--hashset",
+        "known",
+        "--db",
+        setup["db"],
+        "--json",
+        str(tmp_path),
+        str(tmp_path / "pipe"),
+        md5,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    folder, pipe, value = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert "a folder" in folder["error"] and "not a file and" not in folder["error"]
+    assert "not a regular file" in pipe["error"]
+    assert [m["external_id"] for m in value["matches"]] == ["orig-1"]
+    assert "inputs matched" in proc.stderr and setup["db"] in proc.stderr  # the store it used
+
+
+def test_local_feature_matches_report_inliers_not_a_distance(tmp_path: Path) -> None:
+    """Three originals in a set built with --augment; an off-centre crop of one is found by its
+    local features: the match says how many patches agree (``inliers``), not "distance 0"."""
+    db = str(tmp_path / "store.sqlite")
+    originals = tmp_path / "originals"
+    originals.mkdir()
+    pictures = [generate_image(700 + k, 800, 600, style="shapes") for k in range(3)]
+    for k, im in enumerate(pictures):
+        (originals / f"orig-{k}.jpg").write_bytes(_jpeg(im))
+    res = runner.invoke(app, ["hashset", "build", str(originals), "--name", "held", "--augment", "--db", db])
+    assert res.exit_code == 0, res.output
+    crop = tmp_path / "crop.jpg"
+    crop.write_bytes(_jpeg(pictures[1].crop((180, 0, 800, 470))))  # off-centre: no PDQ method reaches it
+    code, out = _json(["--hashset", "held", "--db", db, str(crop)])
+    assert code == 0
+    (found,) = out[0]["matches"]
+    assert found["external_id"] == "orig-1.jpg" and found["signal"] == "local"
+    assert "distance" not in found and found["inliers"] >= found["min_inliers"] >= 1
+    table = runner.invoke(app, ["match", "--hashset", "held", "--db", db, str(crop)])
+    assert f"{found['inliers']} inliers" in table.stdout and "distance" not in table.stdout

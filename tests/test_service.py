@@ -841,6 +841,8 @@ def test_an_upload_is_matched_by_local_features_against_a_set_that_holds_them(
         assert r.status_code == 200, r.text
         found = r.json()["results"][0]["matches"]
         assert [(m["external_id"], m["signal"]) for m in found] == [("item1.png", "local")]
+        # what decided it: the patches that agree, not a Hamming distance of 0
+        assert found[0]["distance"] is None and found[0]["inliers"] >= 16
         other = api.client.post(
             "/v1/match", headers=api.auth("a", "analyst"), files={"file": ("crop.jpg", buf.getvalue())}
         )

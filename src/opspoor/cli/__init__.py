@@ -23,7 +23,7 @@ from opspoor.errors import OpspoorError
 def main() -> None:
     """Entry point: an ``OpspoorError`` becomes one readable line and exit status 2, never a traceback."""
     try:
-        app()
+        app(prog_name="opspoor")
     except OpspoorError as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         sys.exit(2)

@@ -28,6 +28,7 @@ import typer
 from opspoor.cli.app import DbOption, err, out
 from opspoor.cli.hash_cmd import expand_paths
 from opspoor.cli.hashset_cmd import NoIndexCacheOption, cache_match_index, hashset_app
+from opspoor.cli.options import WorkersOption, store_label
 from opspoor.errors import SourceError, StoreError
 from opspoor.hashsets.model import KINDS, Category, Entry
 from opspoor.signals.pdq import ZERO_HASH
@@ -106,11 +107,19 @@ def _entry(h: Hashed, category: Category | None) -> Entry:
 
 @hashset_app.command("build")
 def build_cmd(
-    folder: Annotated[Path, typer.Argument(help="Folder of media files (read recursively, never modified).")],
-    name: Annotated[str, typer.Option("--name", "-n", help="Hash set to add to (created if missing).")],
-    kind: Annotated[str, typer.Option("--kind", help="known | ignorable")] = "known",
+    folder: Annotated[
+        Path,
+        typer.Argument(help="Folder of media files (read recursively, never modified).", metavar="FOLDER"),
+    ],
+    name: Annotated[
+        str, typer.Option("--name", "-n", metavar="NAME", help="Hash set to add to (created if missing).")
+    ],
+    kind: Annotated[
+        str, typer.Option("--kind", metavar="[known|ignorable]", help="What the set holds.")
+    ] = "known",
     category: Annotated[
-        str | None, typer.Option("--category", help="SCHEME:CODE for every entry, e.g. us-cat:1.")
+        str | None,
+        typer.Option("--category", metavar="SCHEME:CODE", help="SCHEME:CODE for every entry, e.g. us-cat:1."),
     ] = None,
     augment: Annotated[
         bool, typer.Option("--augment", help="Also store PDQs of crops and small rotations of each image.")
@@ -132,7 +141,7 @@ def build_cmd(
         ),
     ] = True,
     source: Annotated[str | None, typer.Option("--source", help="Who categorised these files.")] = None,
-    workers: Annotated[int, typer.Option(help="Hashing processes (default: all cores).")] = 0,
+    workers: WorkersOption = 0,
     no_index_cache: NoIndexCacheOption = False,
     db: DbOption = None,
 ) -> None:
@@ -160,6 +169,7 @@ def build_cmd(
     store = open_store(db)
     try:
         result = import_entries(store, name, entries, kind=kind, source=source)
+        where = store_label(store)
     finally:
         store.close()
     undecoded = sum(1 for h in media if h.signals and h.error is not None)
@@ -167,7 +177,8 @@ def build_cmd(
     extra = sum(len(h.augmented) + len(h.augmented_lq) for h in media)
     out.print(
         f"{name}: {result.added:,} entries added ({images:,} images, {len(entries) - images:,} videos), "
-        f"{result.duplicates:,} duplicates, {result.conflicts:,} conflicts"
+        f"{result.duplicates:,} duplicates, {result.conflicts:,} conflicts (in {where})",
+        markup=False,
     )
     if augment:
         out.print(f"{extra:,} augmentation hashes stored with the images")

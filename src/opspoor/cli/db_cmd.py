@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from opspoor.cli.app import DbOption, app, out
+from opspoor.cli.options import store_label
 from opspoor.store.db import open_store, upgrade
 
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
@@ -16,7 +17,7 @@ def upgrade_cmd(db: DbOption = None) -> None:
     """Migrate the store to the newest schema (creates it when empty). Safe to run twice."""
     with open_store(db, migrate=False) as store:
         before, after = upgrade(store)
-        where = repr(store)
+        where = store_label(store)
     if before == after:
         out.print(f"{where}: schema is up to date (revision {after})")
     else:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from opspoor.cli.app import app, err, out
+from opspoor.cli.tables import Column, print_table
 
 eval_app = typer.Typer(help="Measure opspoor on benign corpora.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(eval_app, name="eval")
@@ -28,22 +29,28 @@ def robustness(
     corpus: Annotated[
         Path | None,
         typer.Option(
-            help="Folder of benign photos (default: the benchmark corpus if built, else generated)."
+            metavar="FOLDER",
+            show_default=False,
+            help="Folder of benign photos (default: the benchmark corpus if built, else generated).",
         ),
     ] = None,
     n: Annotated[int, typer.Option("--n", help="Originals in the known set.")] = 200,
     distractors: Annotated[int, typer.Option(help="Distractor pictures, never in the known set.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the split and of every transform.")] = 0,
     out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder for report.md, results.json, histograms.png.")
+        Path,
+        typer.Option("--out", metavar="FOLDER", help="Folder for report.md, results.json, histograms.png."),
     ] = Path("robustness"),
     generated: Annotated[
         bool, typer.Option(help="Use generated images even if the benchmark corpus is built.")
     ] = False,
     transforms: Annotated[
-        list[str] | None, typer.Option("--transform", help="Only these transforms or families (repeatable).")
+        list[str] | None,
+        typer.Option("--transform", metavar="NAME", help="Only these transforms or families (repeatable)."),
     ] = None,
-    workers: Annotated[int, typer.Option(help="Hashing processes (default: all cores).")] = 0,
+    workers: Annotated[
+        int, typer.Option(metavar="N", show_default=False, help="Hashing processes (default: all cores).")
+    ] = 0,
     work_size: Annotated[
         int, typer.Option(help="Pictures are brought to fit this many pixels first.")
     ] = 1024,
@@ -90,13 +97,48 @@ def robustness(
 
     result = run_evaluation(cfg, progress)
     paths = write_report(result, out_dir)
-    out.print(f"corpus: {result.corpus['source']}")
-    out.print(f"{result.corpus['originals']} originals, {result.corpus['distractors']} distractors")
-    out.print(f"{'method':<18} {'recall@' + str(cfg.threshold):>10} {'false':>7} {'held-out recall':>16}")
-    for s in result.methods:
-        false = s.false_wrong_original + s.false_distractor
-        out.print(f"{s.method:<18} {100 * s.recall:>9.1f}% {false:>7} {100 * s.heldout_recall:>15.1f}%")
+    source = str(result.corpus["source"])
+    out.print(f"corpus: {source}", markup=False)
+    if source.startswith("generated"):
+        err.print(
+            "note: measured on generated images, not the benchmark photo corpus of docs/robustness.md "
+            "(python bench/corpus.py builds it from Debian packages; or give --corpus FOLDER): "
+            "the figures are not comparable",
+            markup=False,
+        )
+    out.print(
+        f"{result.corpus['originals']} originals, {result.corpus['distractors']} distractors", markup=False
+    )
+    print_table(summary_columns(cfg.threshold), summary_rows(result))
     missed = [g for g in goals(result) if not g.met and not g.informational]
     out.print(f"goals not met: {len(missed)}")
     for name, path in paths.items():
-        out.print(f"{name}: {path}")
+        out.print(f"{name}: {path}", markup=False)
+
+
+def summary_columns(threshold: int) -> tuple[Column, ...]:
+    """The first columns of the summary table of report.md and docs/robustness.md."""
+    return (
+        Column("method"),
+        Column("hashes/query", right=True, optional=True),
+        Column("hashes/original", right=True, optional=True),
+        Column(f"recall@{threshold} %", right=True),
+        Column("false (wrong/distr.)", right=True),
+        Column(f"precision@{threshold} %", right=True, optional=True),
+        Column("held-out recall %", right=True),
+    )
+
+
+def summary_rows(result: Any) -> list[list[str]]:
+    return [
+        [
+            s.method,
+            f"{s.hashes_per_query:.1f}",
+            f"{s.hashes_per_original:.1f}",
+            f"{100 * s.recall:.1f}",
+            f"{s.false_wrong_original} / {s.false_distractor}",
+            f"{100 * s.precision:.3f}",
+            f"{100 * s.heldout_recall:.1f}",
+        ]
+        for s in result.methods
+    ]

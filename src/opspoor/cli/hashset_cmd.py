@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
-from rich import box
 from rich.markup import escape
 from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from opspoor.cli.app import DbOption, app, err, out
+from opspoor.cli.options import CommandLineError, store_label
+from opspoor.cli.tables import Column, print_table
 from opspoor.errors import FormatError, OpspoorError, StoreError
-from opspoor.hashsets.formats import HEAD_SIZE, detect_format, read_entries, write_entries
+from opspoor.hashsets.formats import FORMATS, HEAD_SIZE, detect_format, read_entries, write_entries
 from opspoor.hashsets.model import KINDS, Entry
 from opspoor.store import (
     Store,
@@ -37,11 +37,13 @@ from opspoor.store import (
 )
 
 hashset_app = typer.Typer(
-    help="Hash sets: import, list, show, export, remove, conflicts.", no_args_is_help=True
+    help="Hash sets: import, build, list, show, export, remove, conflicts.", no_args_is_help=True
 )
 app.add_typer(hashset_app, name="hashset")
 
-EXPORT_FORMATS = ("vics2", "vics13", "icse", "csv", "hma", "hma-lines", "plain")
+#: what --format takes, from the formats' registry (a new format appears here by itself)
+IMPORT_FORMATS = ("auto", *FORMATS)
+EXPORT_FORMATS = tuple(name for name, f in FORMATS.items() if f.writer is not None)
 
 NoIndexCacheOption = Annotated[
     bool,
@@ -125,14 +127,29 @@ def import_cmd(
         Path,
         typer.Argument(
             help="Hash-set file (VICS, ICSE, CSV, plain list, HMA/ThreatExchange, vPDQ, NCMEC XML, "
-            "md5sum/hashdeep, NSRL, EnCase; docs/formats.md)."
+            "md5sum/hashdeep, NSRL, EnCase; docs/formats.md).",
+            metavar="FILE",
         ),
     ],
-    name: Annotated[str, typer.Option("--name", "-n", help="Hash set to import into (created if missing).")],
-    kind: Annotated[str, typer.Option("--kind", help="known | ignorable")] = "known",
-    format: Annotated[str, typer.Option("--format", "-f", help="auto, or one of the format names.")] = "auto",
+    name: Annotated[
+        str,
+        typer.Option("--name", "-n", metavar="NAME", help="Hash set to import into (created if missing)."),
+    ],
+    kind: Annotated[
+        str, typer.Option("--kind", metavar="[" + "|".join(KINDS) + "]", help="What the set holds.")
+    ] = "known",
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            help=f"{', '.join(IMPORT_FORMATS)} (auto: told from the content).",
+        ),
+    ] = "auto",
     hash_type: Annotated[
-        str | None, typer.Option("--type", help="What 64-hex values are in plain lists: pdq | sha256.")
+        str | None,
+        typer.Option("--type", metavar="[pdq|sha256]", help="What 64-hex values are in plain lists."),
     ] = None,
     skip_invalid: Annotated[
         bool,
@@ -141,10 +158,15 @@ def import_cmd(
     rejects: Annotated[
         Path | None,
         typer.Option(
-            "--rejects", help="Rejects file for --skip-invalid (default: ./FILENAME.rejects.jsonl)."
+            "--rejects",
+            metavar="FILE",
+            show_default=False,
+            help="Rejects file for --skip-invalid (default: ./FILE.rejects.jsonl).",
         ),
     ] = None,
-    source: Annotated[str | None, typer.Option("--source", help="Who categorised these entries.")] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", metavar="TEXT", help="Who categorised these entries.")
+    ] = None,
     no_index_cache: NoIndexCacheOption = False,
     db: DbOption = None,
 ) -> None:
@@ -152,8 +174,12 @@ def import_cmd(
     --skip-invalid is given. Then the set's match index is built and cached for scan and match."""
     if kind not in KINDS:
         raise StoreError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if file.is_dir():
+        raise FormatError("a folder, not a hash-set file", where=str(file))
     if not file.is_file():
-        raise FormatError("no such file", where=str(file))
+        raise FormatError("no such file" if not file.exists() else "not a regular file", where=str(file))
+    if format.lower() not in IMPORT_FORMATS:
+        raise CommandLineError(f"--format must be one of {', '.join(IMPORT_FORMATS)}, not {format!r}")
     _hint_for_nsrl(file, format, kind)
     rej = _Rejects(rejects or Path.cwd() / f"{file.name}.rejects.jsonl", file) if skip_invalid else None
     store = open_store(db)
@@ -176,7 +202,8 @@ def import_cmd(
         skipped = rej.count if rej else 0
         out.print(
             f"{name}: {result.added:,} entries added, {result.duplicates:,} duplicates, "
-            f"{result.conflicts:,} conflicts, {skipped:,} rejected"
+            f"{result.conflicts:,} conflicts, {skipped:,} rejected (in {store_label(store)})",
+            markup=False,
         )
         if rej is not None and rej.count:
             out.print(f"rejected records are listed in {rej.path}")
@@ -246,6 +273,7 @@ def list_cmd(
     with open_store(db) as store:
         sets = list_hashsets(store)
         counts = entry_counts(store)
+        where = store_label(store)
     rows: list[dict[str, Any]] = [
         {
             "name": s.name,
@@ -261,21 +289,31 @@ def list_cmd(
         out.print_json(json.dumps(rows))
         return
     if not rows:
-        out.print("no hash sets")
+        out.print(f"no hash sets in {where}", markup=False)
         return
-    table = Table(box=box.SIMPLE_HEAD)
-    for col in ("name", "kind", "entries", "distance", "source", "created"):
-        table.add_column(col, justify="right" if col in ("entries", "distance") else "left")
-    for r in rows:
-        table.add_row(
-            escape(r["name"]),
-            r["kind"],
-            f"{r['entries']:,}",
-            str(r["distance"]),
-            escape(r["source"] or ""),
-            r["created_at"][:19],
-        )
-    out.print(table)
+    columns = (
+        Column("name"),
+        Column("kind"),
+        Column("entries", right=True),
+        Column("distance", right=True),
+        Column("source"),
+        Column("created", optional=True),
+    )
+    print_table(
+        columns,
+        [
+            [
+                r["name"],
+                r["kind"],
+                f"{r['entries']:,}",
+                str(r["distance"]),
+                r["source"] or "",
+                r["created_at"][:19],
+            ]
+            for r in rows
+        ],
+    )
+    err.print(f"{len(rows)} hash sets in {where}", markup=False)
 
 
 @hashset_app.command("show")
@@ -288,6 +326,7 @@ def show_cmd(
     with open_store(db) as store:
         hs = get_hashset(store, name)
         counts = hashset_counts(store, name)
+        where = store_label(store)
     doc = {
         "name": hs.name,
         "kind": hs.kind,
@@ -302,60 +341,96 @@ def show_cmd(
     if json_out:
         out.print_json(json.dumps(doc))
         return
-    out.print(f"{escape(hs.name)} ({hs.kind}, PDQ distance {hs.distance}): {counts.entries:,} entries")
+    out.print(
+        f"{hs.name} ({hs.kind}, PDQ distance {hs.distance}): {counts.entries:,} entries, in {where}",
+        markup=False,
+    )
     if hs.source:
         out.print(f"source: {escape(hs.source)}")
-    table = Table(box=box.SIMPLE_HEAD)
-    table.add_column("signal")
-    table.add_column("entries", justify="right")
-    for sig, n in counts.signals.items():
-        table.add_row(sig, f"{n:,}")
-    out.print(table)
-    table = Table(box=box.SIMPLE_HEAD)
-    table.add_column("category")
-    table.add_column("entries", justify="right")
-    for cat, n in counts.categories.items():
-        table.add_row(cat, f"{n:,}")
-    out.print(table)
+    print_table(
+        (Column("signal"), Column("entries", right=True)), [[k, f"{n:,}"] for k, n in counts.signals.items()]
+    )
+    print_table(
+        (Column("category"), Column("entries", right=True)),
+        [[k, f"{n:,}"] for k, n in counts.categories.items()],
+    )
     out.print(f"conflicts: {counts.conflicts:,}")
 
 
 @hashset_app.command("export")
 def export_cmd(
     name: Annotated[str, typer.Argument(help="Hash set name.")],
-    format: Annotated[str, typer.Option("--format", "-f", help=" | ".join(EXPORT_FORMATS))] = "vics2",
+    format: Annotated[
+        str, typer.Option("--format", "-f", metavar="FORMAT", help=", ".join(EXPORT_FORMATS) + ".")
+    ] = "vics2",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", metavar="FILE", show_default=False, help="Output file (default: stdout)."
+        ),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the output file if it exists.")] = False,
     db: DbOption = None,
 ) -> None:
     """Write a hash set in an exchange format, streamed."""
-    if format not in EXPORT_FORMATS:
-        raise FormatError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {format!r}")
+    if format.lower() not in EXPORT_FORMATS:
+        raise CommandLineError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {format!r}")
+    if output is not None:
+        check_output_file(output, force)
     with open_store(db) as store:
         get_hashset(store, name)  # NotFound before any output is written
+        where = store_label(store)
         entries = iter_entries(store, name)
         if output is None:
             n = write_entries(entries, sys.stdout.buffer, format, name=name)
             sys.stdout.buffer.flush()
         else:
-            n = write_entries(entries, output, format, name=name)
-    err.print(f"exported {n:,} entries of {escape(name)} as {format}" + (f" to {output}" if output else ""))
+            try:
+                n = write_entries(entries, output, format, name=name)
+            except OSError as exc:
+                raise CommandLineError(f"cannot write: {exc.strerror or exc}", str(output)) from None
+    shown = f" to {output}" if output else ""
+    err.print(f"exported {n:,} entries of {name} (in {where}) as {format}{shown}", markup=False)
+
+
+def check_output_file(output: Path, force: bool) -> None:
+    """An output file can be written: its folder exists, it is not a folder, and it is overwritten
+    only with --force."""
+    if output.is_dir():
+        raise CommandLineError("a folder; -o takes a file name", str(output))
+    parent = output.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise CommandLineError(f"cannot write: the folder {str(parent)!r} {what}", str(output))
+    if output.exists() and not force:
+        raise CommandLineError("exists; add --force to overwrite it", str(output))
 
 
 @hashset_app.command("remove")
 def remove_cmd(
-    name: Annotated[str, typer.Argument(help="Hash set name.")],
+    name: Annotated[str, typer.Argument(help="Hash set name.", metavar="NAME")],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask (for scripts; needed when not on a terminal).")
+    ] = False,
     db: DbOption = None,
 ) -> None:
-    """Remove a hash set and all its entries (and its cached match index)."""
+    """Remove a hash set and all its entries (and its cached match index). Asks first."""
     from opspoor.triage.matching import drop_index_cache
 
     with open_store(db) as store:
         rec = get_hashset(store, name)
+        where = store_label(store)
+        if not yes:
+            entries = entry_counts(store).get(name, 0)
+            what = f"{name} ({entries:,} entries) from {where}"
+            if not sys.stdin.isatty():
+                raise CommandLineError(f"not on a terminal: add --yes to remove {what}")
+            if not typer.confirm(f"remove {what}?", default=False):
+                err.print("nothing removed")
+                raise typer.Exit(1)
         n = remove_hashset(store, name)
         drop_index_cache(store, rec)
-    out.print(f"removed {escape(name)} ({n:,} entries)")
+    out.print(f"removed {name} ({n:,} entries) from {where}", markup=False)
 
 
 @hashset_app.command("conflicts")
@@ -367,6 +442,7 @@ def conflicts_cmd(
     """Entries that share a hash but disagree on the category."""
     with open_store(db) as store:
         conflicts = list_conflicts(store, name)
+        where = store_label(store)
     rows: list[dict[str, Any]] = [
         {
             "signal": c.signal,
@@ -389,22 +465,31 @@ def conflicts_cmd(
         out.print_json(json.dumps(rows))
         return
     if not rows:
-        out.print(f"{escape(name)}: no conflicts")
+        out.print(f"{name} (in {where}): no conflicts", markup=False)
         return
-    table = Table(box=box.SIMPLE_HEAD)
-    for col in ("signal", "value", "entry", "category", "other entry", "other category"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r["signal"],
-            r["value"],
-            _entry_label(r["entry"]),
-            r["entry"]["category"] or "none",
-            _entry_label(r["other"]),
-            r["other"]["category"] or "none",
-        )
-    out.print(table)
-    out.print(f"{len(rows):,} conflicts")
+    columns = (
+        Column("signal"),
+        Column("value", path=True),  # a hash: its two ends identify it when the terminal is narrow
+        Column("entry"),
+        Column("category"),
+        Column("other entry"),
+        Column("other category"),
+    )
+    print_table(
+        columns,
+        [
+            [
+                r["signal"],
+                r["value"],
+                _entry_label(r["entry"]),
+                r["entry"]["category"] or "none",
+                _entry_label(r["other"]),
+                r["other"]["category"] or "none",
+            ]
+            for r in rows
+        ],
+    )
+    out.print(f"{len(rows):,} conflicts in {name} (in {where})", markup=False)
 
 
 def _cat(ref: Any) -> str | None:
@@ -413,4 +498,4 @@ def _cat(ref: Any) -> str | None:
 
 def _entry_label(e: dict[str, Any]) -> str:
     ext = e["external_id"]
-    return f"#{e['entry_id']}" + (f" ({escape(ext)})" if ext else "")
+    return f"#{e['entry_id']}" + (f" ({ext})" if ext else "")

@@ -3,30 +3,42 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich import box
-from rich.markup import escape
-from rich.table import Table
 
 from opspoor.cli.app import DbOption, app, err, out
-from opspoor.errors import OpspoorError, SignalError
-from opspoor.signals.engine import HashOptions, hash_path, robust_methods
+from opspoor.cli.options import (
+    DistanceOption,
+    LocalOption,
+    LowQualityOption,
+    Robust,
+    RobustOption,
+    WorkersOption,
+    robust_query_methods,
+    store_label,
+)
+from opspoor.cli.tables import Column, print_table
+from opspoor.errors import OpspoorError, SignalError, SourceError
+from opspoor.signals.engine import HashOptions, hash_path
 from opspoor.triage.matching import Match, Matcher, Query
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
+NOT_A_VALUE = "not an MD5/SHA-1/SHA-256/PDQ hex value"
 
 
 def query_for_value(text: str) -> Query:
     """A hash value: 32 hex MD5, 40 SHA-1; 64 hex is looked up both as SHA-256 and as PDQ."""
     v = text.strip().lower()
     if not _HEX.match(v) or len(v) not in (32, 40, 64):
-        raise SignalError(f"not a file and not an MD5/SHA-1/SHA-256/PDQ hex value: {text[:80]!r}")
+        raise SignalError(f"not a file and {NOT_A_VALUE}: {text[:80]!r}")
     if len(v) == 64:
         return Query(sha256=v, pdq=[(v, "pdq")])
     return Query(md5=v) if len(v) == 32 else Query(sha1=v)
@@ -44,13 +56,56 @@ def query_for_file(
     return q, error
 
 
-def _inputs(args: list[str], input_list: Path | None) -> Iterator[str]:
-    yield from args
-    if input_list is not None:
-        with open(input_list, encoding="utf-8-sig") as fh:
-            for line in fh:
-                if line.strip() and not line.lstrip().startswith("#"):
-                    yield line.strip()
+def input_kind(text: str) -> str | None:
+    """``"file"`` for a regular file to hash, ``None`` for text to read as a hash value; anything
+    else on disk (a folder, a FIFO, a device, a broken symlink) raises ``SourceError`` saying what
+    it is, and is never opened."""
+    try:
+        mode = os.stat(text).st_mode
+    except FileNotFoundError:
+        if os.path.islink(text):
+            raise SourceError("broken symlink", text) from None
+        return None
+    except OSError as exc:
+        if len(text) > 255 or exc.errno in (36,):  # a long value is not a name either
+            return None
+        raise SourceError(f"cannot read: {exc.strerror or exc}", text) from None
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        raise SourceError("a folder: give the files in it, or scan it", text)
+    raise SourceError("not a regular file (a FIFO, socket or device); not read", text)
+
+
+def open_input_list(path: Path) -> Iterator[str]:
+    """The lines of ``--input``: ``-`` is stdin; anything but a regular file is refused, so a FIFO
+    without a writer or a device never hangs the command."""
+    if str(path) == "-":
+        yield from _lines(sys.stdin)
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise SourceError("--input: no such file", str(path)) from None
+    except OSError as exc:
+        raise SourceError(f"--input: cannot read: {exc.strerror or exc}", str(path)) from None
+    if stat.S_ISDIR(mode):
+        raise SourceError("--input: a folder, not a list file (one hash value or file per line)", str(path))
+    if not stat.S_ISREG(mode):
+        raise SourceError("--input: not a regular file; pipe the list in with --input - instead", str(path))
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            yield from _lines(fh)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"--input: not UTF-8 text (byte {exc.start})", str(path)) from None
+    except OSError as exc:
+        raise SourceError(f"--input: cannot read: {exc.strerror or exc}", str(path)) from None
+
+
+def _lines(fh: Any) -> Iterator[str]:
+    for line in fh:
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield line.strip()
 
 
 def _match_json(m: Match) -> dict[str, Any]:
@@ -59,87 +114,88 @@ def _match_json(m: Match) -> dict[str, Any]:
     return d
 
 
+def evidence_text(m: Match) -> str:
+    """What decided a match, in words: exact hashes are exact, PDQ counts differing bits, local
+    features count the patches that agree on one geometry, videos the frames they share."""
+    if m.inliers is not None:
+        return f"{m.inliers} inliers"
+    if m.signal in ("md5", "sha1", "sha256"):
+        return "exact"
+    if m.signal == "vpdq":
+        return f"{100 - m.distance} % frames"
+    return f"distance {m.distance}"
+
+
+COLUMNS = (
+    Column("input", path=True),
+    Column("hashset"),
+    Column("entry", right=True),
+    Column("external id", optional=True),
+    Column("category"),
+    Column("signal"),
+    Column("evidence"),
+)
+
+
 @app.command("match")
 def match(
     inputs: Annotated[
-        list[str] | None, typer.Argument(help="Hash values (MD5, SHA-1, SHA-256, PDQ) or files.")
+        list[str] | None,
+        typer.Argument(
+            help="Hash values (MD5, SHA-1, SHA-256, PDQ) or image and video files.", metavar="INPUT"
+        ),
     ] = None,
     hashset: Annotated[
-        list[str] | None, typer.Option("--hashset", help="Hash set to match (repeatable).")
+        list[str] | None, typer.Option("--hashset", metavar="NAME", help="Hash set to match (repeatable).")
     ] = None,
     input_list: Annotated[
-        Path | None, typer.Option("--input", help="A file with one hash value or file path per line.")
+        Path | None,
+        typer.Option(
+            "--input", metavar="FILE", help="A file with one hash value or file path per line; - for stdin."
+        ),
     ] = None,
-    distance: Annotated[
-        int | None,
-        typer.Option("--distance", min=0, max=64, help="PDQ distance (default: each set's own, 31)."),
-    ] = None,
-    dihedral: Annotated[
-        bool,
-        typer.Option(
-            "--dihedral/--no-dihedral", help="Also match rotated and flipped copies of image files."
-        ),
-    ] = True,
-    robust: Annotated[
-        bool,
-        typer.Option(
-            "--robust/--plain",
-            help="Also match image files without their borders and pictures inside a larger canvas.",
-        ),
-    ] = True,
-    low_quality: Annotated[
-        bool,
-        typer.Option(
-            "--low-quality/--no-low-quality",
-            help="Also weak region hashes (PDQ quality 10-49: a flat picture padded or in a "
-            "screenshot; or a regular pattern such as stripes), matched only within 12 bits.",
-        ),
-    ] = True,
-    local: Annotated[
-        bool,
-        typer.Option(
-            "--local/--no-local",
-            help="Also match image files by their local features, against sets that hold their "
-            "originals' (hashset build --augment): finds crops that are not centred.",
-        ),
-    ] = True,
+    distance: DistanceOption = None,
+    robust: RobustOption = Robust.fast,
+    low_quality: LowQualityOption = True,
+    local: LocalOption = True,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per input.")] = False,
-    workers: Annotated[int, typer.Option("--workers", help="Processes for hashing files.")] = 0,
+    workers: WorkersOption = 0,
     db: DbOption = None,
 ) -> None:
     """Match hash values or files against hash sets.
 
-    Prints each input's matches: hash set, entry, category and distance. The index is loaded once.
+    Prints each input's matches: hash set, entry, category, and what decided the match (the PDQ
+    distance, or the inliers of a local-feature match). The index is loaded once.
     """
     from opspoor.store import open_store
 
     if not hashset:
         raise SignalError("name at least one --hashset")
-    items = list(_inputs(inputs or [], input_list))
+    items = list(inputs or [])
+    if input_list is not None:
+        items += open_input_list(input_list)
     if not items:
-        raise SignalError("give hash values or files, or --input LIST")
-    matcher = Matcher.from_store(open_store(db), hashset, distance, cache=True)
+        raise SignalError("give hash values or files, or --input FILE")
+    store = open_store(db)
+    where = store_label(store)
+    matcher = Matcher.from_store(store, hashset, distance, cache=True)
     queries: list[Query | None] = [None] * len(items)
     errors: list[str | None] = [None] * len(items)
     files = []
     for i, text in enumerate(items):
-        p = Path(text)
-        if p.is_file():
-            files.append(i)
-            continue
         try:
-            queries[i] = query_for_value(text)
+            if input_kind(text) == "file":
+                files.append(i)
+            else:
+                queries[i] = query_for_value(text)
+        except SourceError as exc:
+            errors[i] = f"{exc.reason}: {exc.message}"
         except OpspoorError as exc:
             errors[i] = str(exc)
-    # robust query hashes (signals.robust); --no-dihedral --plain gives plain PDQ
-    mode = frozenset({"dihedral"} if dihedral else set()) | frozenset(
-        {"borders", "embedded"} if robust else set()
-    )
-    mode = robust_methods(mode | {"low-quality"}, low_quality)
+    mode = robust_query_methods(robust, low_quality)
     local = local and matcher.has_local
     if files:
-        n = workers or None
-        with ProcessPoolExecutor(max_workers=n) as pool:
+        with ProcessPoolExecutor(max_workers=workers or None) as pool:
             paths = [Path(items[i]) for i in files]
             for i, (q, e) in zip(
                 files,
@@ -150,39 +206,32 @@ def match(
     live = [(i, q) for i, q in enumerate(queries) if q is not None]
     found = matcher.match_queries([q for _, q in live])
     results: dict[int, list[Match]] = {i: ms for (i, _), ms in zip(live, found, strict=True)}
-    failed = False
+    failed = any(errors[i] and queries[i] is None for i in range(len(items)))
     if json_out:
         for i, text in enumerate(items):
             rec: dict[str, Any] = {"input": text, "matches": [_match_json(m) for m in results.get(i, [])]}
             if errors[i]:
                 rec["error"] = errors[i]
-                failed = failed or queries[i] is None
             out.print(json.dumps(rec), markup=False, highlight=False, soft_wrap=True)
     else:
-        table = Table(box=box.SIMPLE_HEAD)
-        for col in ("input", "hashset", "entry", "external id", "category", "signal", "distance"):
-            table.add_column(col)
+        rows: list[list[str]] = []
         for i, text in enumerate(items):
             ms = results.get(i, [])
             if errors[i] and queries[i] is None:
-                failed = True
-                table.add_row(escape(text), f"[red]{escape(errors[i] or '')}[/]", "", "", "", "", "")
+                rows.append([text, "error", "", "", "", "", ""])
             elif not ms:
-                table.add_row(escape(text), "[dim]no match[/]", "", "", "", "", "")
+                rows.append([text, "no match", "", "", "", "", ""])
             for m in ms:
                 cat = f"{m.category.scheme}:{m.category.code}" if m.category else ""
-                sig = m.signal + (f" ({m.method})" if m.method else "")
-                table.add_row(
-                    escape(text),
-                    m.hashset,
-                    str(m.entry_id),
-                    escape(m.external_id or ""),
-                    cat,
-                    sig,
-                    str(m.distance),
+                sig = m.signal + (f" ({m.method})" if m.method and m.method != m.signal else "")
+                rows.append(
+                    [text, m.hashset, str(m.entry_id), m.external_id or "", cat, sig, evidence_text(m)]
                 )
-        out.print(table)
-        matched = sum(1 for i in results if results[i])
-        err.print(f"{matched} of {len(items)} inputs matched")
+        print_table(COLUMNS, rows)
+        for i, text in enumerate(items):
+            if errors[i]:
+                err.print(f"{text}: {errors[i]}", markup=False)
+    matched = sum(1 for i in results if results[i])
+    err.print(f"{matched} of {len(items)} inputs matched ({', '.join(hashset)} in {where})", markup=False)
     if failed:
         raise typer.Exit(1)

@@ -6,7 +6,6 @@ import json
 import os
 import sys
 import time
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -21,12 +20,15 @@ from rich.progress import (
 )
 
 from opspoor.cli.app import DbOption, app, err, out
-
-
-class Robust(StrEnum):
-    off = "off"
-    fast = "fast"
-    full = "full"
+from opspoor.cli.options import (
+    DistanceOption,
+    LocalOption,
+    LowQualityOption,
+    Robust,
+    RobustOption,
+    WorkersOption,
+    robust_query_methods,
+)
 
 
 class RichProgress:
@@ -110,42 +112,27 @@ class JsonLogProgress:
 
 @app.command("scan")
 def scan(
-    sources: Annotated[list[Path], typer.Argument(help="Files, folders and archives to scan (read-only).")],
-    hashset: Annotated[list[str], typer.Option("--hashset", help="Hash set to match against (repeatable).")],
+    sources: Annotated[
+        list[Path], typer.Argument(help="Files, folders and archives to scan (read-only).", metavar="SOURCE")
+    ],
+    hashset: Annotated[
+        list[str], typer.Option("--hashset", metavar="NAME", help="Hash set to match against (repeatable).")
+    ],
     case: Annotated[
-        Path, typer.Option("--case", help="Case directory for the results (created owner-only).")
+        Path,
+        typer.Option("--case", metavar="FOLDER", help="Case folder for the results (created owner-only)."),
     ],
     db: DbOption = None,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes (default: all cores).")] = 0,
+    workers: WorkersOption = 0,
     no_thumbnails: Annotated[
         bool, typer.Option("--no-thumbnails", help="Write no thumbnails at all.")
     ] = False,
     json_log: Annotated[bool, typer.Option("--json-log", help="JSON-lines progress on stderr.")] = False,
     max_depth: Annotated[int, typer.Option("--max-depth", help="Archive nesting limit.")] = 8,
-    robust: Annotated[
-        Robust,
-        typer.Option(
-            "--robust",
-            help="Extra query hashes per image: fast = rotations, flips, borders removed; "
-            "full = also pictures inside a larger canvas; off = plain PDQ.",
-        ),
-    ] = Robust.fast,
-    low_quality: Annotated[
-        bool,
-        typer.Option(
-            "--low-quality/--no-low-quality",
-            help="With --robust fast|full: also weak region hashes (PDQ quality 10-49: a flat picture "
-            "padded or in a screenshot; or a regular pattern such as stripes), matched only within 12 bits.",
-        ),
-    ] = True,
-    local: Annotated[
-        bool,
-        typer.Option(
-            "--local/--no-local",
-            help="Also match images by their local features when the sets hold their originals' "
-            "(hashset build --augment): finds crops that are not centred.",
-        ),
-    ] = True,
+    robust: RobustOption = Robust.fast,
+    low_quality: LowQualityOption = True,
+    local: LocalOption = True,
+    distance: DistanceOption = None,
     case_number: Annotated[
         str | None,
         typer.Option(
@@ -162,7 +149,7 @@ def scan(
     Known material is separated from new; new media are grouped into series candidates and put
     in review order. Writes case.sqlite, files.jsonl, summary.json, report.html and a VICS export.
     """
-    from opspoor.signals.engine import ROBUST_PRESETS, HashOptions, robust_methods
+    from opspoor.signals.engine import HashOptions
     from opspoor.sources import Limits
     from opspoor.triage.scan import ScanConfig, run_scan
 
@@ -174,10 +161,11 @@ def scan(
         workers=workers or os.cpu_count() or 1,
         thumbnails=not no_thumbnails,
         limits=Limits(max_depth=max_depth),
-        options=HashOptions(robust=robust_methods(ROBUST_PRESETS[robust.value], low_quality)),
+        options=HashOptions(robust=robust_query_methods(robust, low_quality)),
         local=local,
         case_number=case_number,
         examiner=examiner,
+        distance=distance,
     )
     progress = JsonLogProgress() if json_log else RichProgress()
     result = run_scan(cfg, progress, log=lambda m: err.print(m))

@@ -11,10 +11,10 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
-from rich import box
-from rich.table import Table
 
 from opspoor.cli.app import DbOption, app, err, out
+from opspoor.cli.options import store_label
+from opspoor.cli.tables import Column, print_table
 from opspoor.errors import StoreError
 from opspoor.store import open_store, resolve_url
 from opspoor.store.audit import verify_audit
@@ -111,16 +111,21 @@ def serve(
 
 @token_app.command("create")
 def token_create(
-    role: Annotated[str, typer.Option("--role", help=f"One of {', '.join(ROLES)}.")],
-    tenant: Annotated[str, typer.Option("--tenant", help="Tenant whose data the token may reach.")],
+    role: Annotated[
+        str, typer.Option("--role", metavar="[" + "|".join(ROLES) + "]", help="What the token may do.")
+    ],
+    tenant: Annotated[
+        str, typer.Option("--tenant", metavar="NAME", help="Tenant whose data the token may reach.")
+    ],
     label: Annotated[str | None, typer.Option("--label", help="What the token is for.")] = None,
     db: DbOption = None,
 ) -> None:
     """Create a token. The secret is printed alone on the last line, once: it is stored only hashed."""
     with open_store(db) as store:
         rec, secret = create_token(store, role, tenant, label=label)
+        where = store_label(store)
     err.print(
-        f"token {rec.id} created: role {rec.role}, tenant {rec.tenant}. "
+        f"token {rec.id} created in {where}: role {rec.role}, tenant {rec.tenant}. "
         "Keep the secret below: it is not shown again."
     )
     print(secret)
@@ -135,25 +140,27 @@ def token_list(
     """List tokens (never their secrets)."""
     with open_store(db) as store:
         tokens = list_tokens(store, tenant=tenant)
+        where = store_label(store)
     if json_out:
         out.print_json(json.dumps([t.to_json() for t in tokens]))
         return
     if not tokens:
-        out.print("no tokens")
+        out.print(f"no tokens in {where}", markup=False)
         return
-    table = Table(box=box.SIMPLE)
-    for col in ("id", "tenant", "role", "label", "created", "revoked"):
-        table.add_column(col)
-    for t in tokens:
-        table.add_row(
+    columns = [Column(c, right=c == "id") for c in ("id", "tenant", "role", "label", "created", "revoked")]
+    rows = [
+        [
             str(t.id),
             t.tenant,
             t.role,
             t.label or "",
             t.created_at.strftime("%Y-%m-%d %H:%M"),
             t.revoked_at.strftime("%Y-%m-%d %H:%M") if t.revoked_at else "",
-        )
-    out.print(table)
+        ]
+        for t in tokens
+    ]
+    print_table(columns, rows)
+    err.print(f"{len(tokens)} tokens in {where}", markup=False)
 
 
 @token_app.command("revoke")
@@ -164,7 +171,8 @@ def token_revoke(
     """Revoke a token. Running services refuse it within their token cache time (5 s)."""
     with open_store(db) as store:
         rec = revoke_token(store, token_id)
-    out.print(f"token {rec.id} ({rec.role}, tenant {rec.tenant}) revoked")
+        where = store_label(store)
+    out.print(f"token {rec.id} ({rec.role}, tenant {rec.tenant}) revoked in {where}", markup=False)
 
 
 @audit_app.command("verify")

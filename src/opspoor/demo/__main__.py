@@ -35,6 +35,8 @@ def main() -> None:
     sets.mkdir(exist_ok=True)
     write_entries(demo.known_entries, sets / "demo-known.vics.json", "vics2")
     write_entries(demo.ignorable_entries, sets / "demo-icons.vics.json", "vics2")
+    # a partner's list of bare PDQ hashes (``hashset import --format plain --type pdq``)
+    write_entries(demo.known_entries, sets / "demo-known.pdq.txt", "plain", signal="pdq")
     print(f"built in {time.time() - t0:.1f} s", flush=True)
     db = str(root / "store.sqlite")
     run(["hashset", "import", str(sets / "demo-known.vics.json"), "--name", "demo-known", "--db", db])
@@ -82,6 +84,12 @@ def main() -> None:
         ),
     )
     print(f"\nreport: {case / 'report.html'}")
+    # the demo's hash sets live in its own store, not the default one: say how to reach it
+    print(
+        "\nThe demo's hash sets are in its own store. To use it with the commands of README.md:\n"
+        f"  export OPSPOOR_DB={shlex.quote(db)}\n"
+        "  ./opspoor hashset list        (or: source .venv/bin/activate; opspoor hashset list)"
+    )
 
 
 if __name__ == "__main__":

@@ -131,10 +131,13 @@ def build_demo_case(
             i += 1
     log(f"  {n_camera} camera images (series, EXIF)")
 
-    # known material: originals go into the demo hash set; the dump holds copies of them
+    # known material: originals go into the demo hash set; the dump holds copies of them; the
+    # originals are kept apart too, for ``opspoor hashset build`` (the README shows it)
+    (root / "originals").mkdir()
     for k in range(n_known):
         original = generate_image(50_000 + k, 800, 600, style=PHOTO_STYLES[k % len(PHOTO_STYLES)])
         data = _jpeg(original, 92)
+        (root / "originals" / f"known_{k:04d}.jpg").write_bytes(data)
         cat = KNOWN_CATEGORIES[k % len(KNOWN_CATEGORIES)]
         demo.known_entries.append(_entry(data, cat, f"demo-known-{k:04d}", series=f"demo-series-{k % 7}"))
         variant = k % 4

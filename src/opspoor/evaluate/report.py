@@ -223,7 +223,7 @@ def markdown(result: EvalResult, histogram: str | None = "histograms.png") -> st
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         pooled = [_pct(s.recall if key == "recall" else s.heldout_recall) for s in result.methods]
         lines.append("| **pooled** | " + " | ".join(f"**{c}**" for c in pooled) + " |")
-    lines += ["", "## Goals (issue 6)", ""]
+    lines += ["", "## Goals", ""]
     for g in goals(result):
         mark = "met" if g.met else "NOT met"
         lines.append(f"- [{mark}] {g.text} — {g.method}: {100 * g.measured:.2f} %")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import struct
 import warnings
 import zlib
@@ -308,9 +309,13 @@ def decode_memory(data: bytes, *, target: int = PDQ_TARGET) -> int:
     converted = 0 if mode in ("RGB", "L", "YCbCr") else pixels * 4
     return (loaded + converted) * 5 // 4
 
+#: how Python shows an object it has no words for (Pillow names the in-memory stream it was given:
+#: "cannot identify image file <_io.BytesIO object at 0x7f…>"), which means nothing to a reader
+_OBJECT_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
+
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = _OBJECT_REPR.sub("", str(exc)).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -55,8 +55,9 @@ class MatchOut(BaseModel):
     external_id: str | None
     category: CategoryOut | None
     signal: str
-    distance: int
+    distance: int | None  # Hamming signals; null for a local-feature match (see inliers)
     method: str | None = None
+    inliers: int | None = None  # local features: the agreeing patches that decided the match
 
 
 class ErrorOut(BaseModel):
@@ -152,8 +153,9 @@ def match_json(m: Match) -> dict[str, Any]:
         "external_id": m.external_id,
         "category": {"scheme": m.category.scheme, "code": m.category.code} if m.category else None,
         "signal": m.signal,
-        "distance": m.distance,
+        "distance": None if m.inliers is not None else m.distance,
         "method": m.method,
+        **({"inliers": m.inliers} if m.inliers is not None else {}),
     }
 
 

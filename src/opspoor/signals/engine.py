@@ -11,15 +11,24 @@ Everything here is plain functions and dataclasses, so it pickles for a process 
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from opspoor.errors import MediaTooLarge, OpspoorError, SourceError, UndecodableMedia
+from opspoor.errors import (
+    MediaTooLarge,
+    OpspoorError,
+    SourceError,
+    SymlinkNotFollowed,
+    UndecodableMedia,
+    UnreadableSource,
+)
 from opspoor.media.exif import ExifInfo
 from opspoor.media.image import decode_with_detail
 from opspoor.media.limits import MAX_PIXELS
@@ -144,16 +153,53 @@ def hash_stream(
 def hash_path(path: Path | str, options: HashOptions = DEFAULT) -> FileSignals:
     """Every signal of a file on disk, opened read-only. ``SourceError`` if it cannot be opened or read."""
     where = str(path)
-    try:
-        fh = open(path, "rb")  # noqa: SIM115  (closed below; the error must name the file)
-    except OSError as exc:
-        raise SourceError(f"cannot open: {exc.strerror or exc}", where) from None
+    fh = _open_regular(path, where)
     with fh:
         try:
             size = os.fstat(fh.fileno()).st_size
         except OSError as exc:
             raise SourceError(f"cannot stat: {exc.strerror or exc}", where) from None
         return hash_stream(fh, where=where, options=options, size_hint=size)
+
+
+def _open_regular(path: Path | str, where: str) -> BinaryIO:
+    """Open a regular file; anything else is a one-line ``SourceError`` that says what it is.
+    Opened non-blocking so that a FIFO or a device never hangs the caller (nothing is read from it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except IsADirectoryError:
+        raise SourceError("a folder, not a file", where) from None
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise SymlinkNotFollowed(f"broken symlink to {os.readlink(path)!r}", where) from None
+        raise SourceError("no such file", where) from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SymlinkNotFollowed("symlink loop", where) from None
+        raise SourceError(f"cannot open: {exc.strerror or exc}", where) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise SourceError("a folder, not a file", where)
+        if not stat.S_ISREG(mode):
+            raise UnreadableSource(f"not a regular file ({_special_kind(mode)}); not read", where)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    return "special file"
 
 
 # --- parts -------------------------------------------------------------------------------------

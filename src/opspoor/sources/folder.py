@@ -47,6 +47,23 @@ def iter_evidence(sources: Sequence[Path | str], limits: Limits = Limits()) -> I
             yield from _file_evidence(entry, limits)
 
 
+def walk_files(source: Path | str) -> Iterator[tuple[str, str | None, SourceError | None]]:
+    """Every non-directory entry of one source, as the scan sees them, without opening archives:
+    (path below the source, the file to read or None, the error or None). A FIFO, device, broken
+    symlink or loop comes with its reason instead of a file to read (``opspoor hash FOLDER``)."""
+    for entry in _entries([source]):
+        if isinstance(entry, EvidenceItem):
+            error = entry.error or UnreadableSource("cannot be read", entry.path)
+            yield entry.path.partition("/")[2], None, error
+        elif not stat.S_ISREG(entry.st.st_mode):
+            reason = UnreadableSource(
+                f"not a regular file ({file_kind(entry.st.st_mode)}); not read", entry.path
+            )
+            yield entry.path.partition("/")[2], None, reason
+        else:
+            yield entry.path.partition("/")[2], entry.fs_path, None
+
+
 def count_evidence(
     sources: Sequence[Path | str], limits: Limits = Limits(), *, zip_members: bool = False
 ) -> int:

@@ -33,7 +33,7 @@ from opspoor.errors import IndexFileError
 from opspoor.hashsets.model import Category
 from opspoor.index import ExactIndex, HammingIndex
 from opspoor.signals.engine import FileSignals
-from opspoor.signals.local import LocalFeatures, LocalIndex, LocalMatch, local_distance
+from opspoor.signals.local import MIN_INLIERS, LocalFeatures, LocalIndex, LocalMatch, local_distance
 from opspoor.signals.robust import LOW_QUALITY_DISTANCE
 from opspoor.signals.vpdq import QUALITY_THRESHOLD
 from opspoor.store import (
@@ -77,6 +77,9 @@ class Match:
     distance: int
     category: Category | None
     method: str | None = None  # which query hash hit (dihedral variant, border removal, ...)
+    #: local features: the patches that agree on one geometry, which is what decided the match
+    #: (``distance`` is then only their place on PDQ's scale, for ordering: signals.local)
+    inliers: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -90,6 +93,10 @@ class Match:
             if self.category
             else None,
         }
+        if self.inliers is not None:  # a Hamming distance is meaningless here: say what decided it
+            del out["distance"]
+            out["inliers"] = self.inliers
+            out["min_inliers"] = MIN_INLIERS
         if self.method:
             out["method"] = self.method
         return out
@@ -191,8 +198,8 @@ class _Prepared:
         return cls(exact, owner, methods, caps, pdq_words(values), frames, local)
 
 
-#: ``hit(query number, entry id, signal, distance, method)``
-HitFn = Callable[[int, int, str, int, str | None], None]
+#: ``hit(query number, entry id, signal, distance, method, inliers of a local-feature match)``
+HitFn = Callable[[int, int, str, int, str | None, int | None], None]
 
 
 @dataclass(slots=True)
@@ -309,7 +316,7 @@ class IndexGroup:
                 continue
             exact = index.lookup(keys)
             for a, eid in zip(exact.query_idx.tolist(), exact.ids.tolist(), strict=True):
-                hit(int(qidx[a]), int(eid), sig, 0, None)
+                hit(int(qidx[a]), int(eid), sig, 0, None, None)
 
         for hamming, limit in ((self.pdq, radius), (self.pdq_lq, min(radius, LOW_QUALITY_DISTANCE))):
             if hamming is not None and len(prepared.pdq):
@@ -326,7 +333,7 @@ class IndexGroup:
         rows = zip(found.query_idx.tolist(), found.ids.tolist(), found.distances.tolist(), strict=True)
         for a, eid, d in rows:
             if d <= caps[a]:  # a low-quality query hash matches only that close
-                hit(owner[a], int(eid), "pdq", int(d), None if methods[a] == "pdq" else methods[a])
+                hit(owner[a], int(eid), "pdq", int(d), None if methods[a] == "pdq" else methods[a], None)
 
     def find_local(self, prepared: _Prepared, queries: Sequence[int], hit: HitFn) -> None:
         """Report the originals the local features of ``queries`` (query numbers) show; the
@@ -343,7 +350,7 @@ class IndexGroup:
             for qi, found in zip(queries, pool.map(look_up, queries), strict=True):
                 for m in found:
                     method = f"{LOCAL}/mirror" if m.mirrored else LOCAL
-                    hit(qi, m.owner, LOCAL, local_distance(m.inliers), method)
+                    hit(qi, m.owner, LOCAL, local_distance(m.inliers), method, m.inliers)
 
     def _find_video(self, qi: int, words: np.ndarray, hit: HitFn) -> None:
         assert self.frames is not None
@@ -359,7 +366,7 @@ class IndexGroup:
             q_share = len(qs) / len(words)
             if q_share >= VIDEO_SHARE:
                 t_share = len(matched_t[eid]) / self.frame_count[eid]
-                hit(qi, eid, "vpdq", round(100 * (1 - min(q_share, t_share))), None)
+                hit(qi, eid, "vpdq", round(100 * (1 - min(q_share, t_share))), None, None)
 
 
 def _private_dirs(path: Path) -> None:
@@ -560,14 +567,14 @@ class Matcher:
         return {i: self._details[i] for i in ids if i in self._details}
 
     def match_queries(self, queries: Sequence[Query]) -> list[list[Match]]:
-        # hits[qi] -> {(entry_id, signal): (distance, method)}
-        hits: list[dict[tuple[int, str], tuple[int, str | None]]] = [{} for _ in queries]
+        # hits[qi] -> {(entry_id, signal): (distance, method, inliers)}
+        hits: list[dict[tuple[int, str], tuple[int, str | None, int | None]]] = [{} for _ in queries]
 
-        def hit(qi: int, eid: int, signal: str, dist: int, method: str | None) -> None:
+        def hit(qi: int, eid: int, signal: str, dist: int, method: str | None, inliers: int | None) -> None:
             key = (eid, signal)
             old = hits[qi].get(key)
-            if old is None or dist < old[0]:
-                hits[qi][key] = (dist, method)
+            if old is None or dist < old[0] or (inliers or 0) > (old[2] or 0):
+                hits[qi][key] = (dist, method, inliers)
 
         prepared = _Prepared.of(queries)
         groups = list(self.groups.items())
@@ -582,13 +589,18 @@ class Matcher:
         out: list[list[Match]] = []
         for per_query in hits:
             ms = []
-            for (eid, signal), (dist, how) in sorted(per_query.items(), key=lambda kv: (kv[1][0], kv[0])):
+            ranked = sorted(per_query.items(), key=lambda kv: (kv[1][0], -(kv[1][2] or 0), kv[0]))
+            for (eid, signal), (dist, how, inliers) in ranked:
                 ref = refs.get(eid)
                 if ref is None:
                     continue  # removed from the store since the index was loaded
                 if signal == "pdq" and dist > self.distance[ref.hashset]:
                     continue
-                ms.append(Match(ref.hashset, ref.kind, eid, ref.external_id, signal, dist, ref.category, how))
+                ms.append(
+                    Match(
+                        ref.hashset, ref.kind, eid, ref.external_id, signal, dist, ref.category, how, inliers
+                    )
+                )
             out.append(ms)
         return out
 

@@ -69,12 +69,18 @@ class ScanConfig:
     case_number: str | None = None
     examiner: str | None = None
 
+    #: PDQ match distance for every set (``None``: each set's own)
+    distance: int | None = None
+
     def identity(self) -> dict[str, Any]:
         """What must be equal for a re-run to resume this case rather than mix two scans."""
-        return {
+        ident: dict[str, Any] = {
             "sources": [str(p.resolve()) for p in self.sources],
             "hashsets": sorted(self.hashsets),
         }
+        if self.distance is not None:  # (absent otherwise, so cases scanned before still resume)
+            ident["distance"] = self.distance
+        return ident
 
 
 @dataclass(slots=True)
@@ -144,7 +150,7 @@ def run_scan(
     loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opspoor-index-load")
     # (a store of its own: a SQLite connection belongs to the thread that opened it)
     matcher_ready = loader.submit(
-        lambda: Matcher.from_store(open_store(cfg.db_url), cfg.hashsets, cache=True)
+        lambda: Matcher.from_store(open_store(cfg.db_url), cfg.hashsets, cfg.distance, cache=True)
     )
     case.set_meta("identity", ident)  # only once the hash sets are known to load
     if case.get_meta("started") is None:

@@ -1,0 +1,93 @@
+"""The matching options ``scan`` and ``match`` share (same names, same meaning, same defaults), and
+how messages name the store a command used."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import make_url
+
+from opspoor.errors import OpspoorError
+from opspoor.signals.engine import ROBUST_PRESETS, robust_methods
+from opspoor.store import Store
+
+
+class Robust(StrEnum):
+    off = "off"
+    fast = "fast"
+    full = "full"
+
+
+RobustOption = Annotated[
+    Robust,
+    typer.Option(
+        "--robust",
+        help="Extra query hashes per image: fast = rotations, flips, borders removed; "
+        "full = also pictures inside a larger canvas; off = plain PDQ.",
+    ),
+]
+LowQualityOption = Annotated[
+    bool,
+    typer.Option(
+        "--low-quality/--no-low-quality",
+        help="With --robust fast|full: also weak region hashes (PDQ quality 10-49: a flat picture "
+        "padded or in a screenshot; or a regular pattern such as stripes), matched only within 12 bits.",
+    ),
+]
+LocalOption = Annotated[
+    bool,
+    typer.Option(
+        "--local/--no-local",
+        help="Also match images by their local features when the sets hold their originals' "
+        "(hashset build --augment): finds crops that are not centred.",
+    ),
+]
+DistanceOption = Annotated[
+    int | None,
+    typer.Option(
+        "--distance",
+        min=0,
+        max=64,
+        metavar="BITS",
+        show_default=False,
+        help="PDQ match distance, 0-64 (default: each hash set's own, 31 unless set otherwise).",
+    ),
+]
+
+
+def _not_negative(value: int) -> int:
+    if value < 0:
+        raise typer.BadParameter("must be 0 (all cores) or more")
+    return value
+
+
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        metavar="N",
+        show_default=False,
+        callback=_not_negative,
+        help="Processes (default: all cores).",
+    ),
+]
+
+
+def robust_query_methods(robust: Robust, low_quality: bool) -> frozenset[str]:
+    """The robust query methods (signals.robust) that ``--robust`` and ``--low-quality`` ask for."""
+    return robust_methods(ROBUST_PRESETS[robust.value], low_quality)
+
+
+def store_label(store: Store) -> str:
+    """How messages name the store a command used: a SQLite file's path, or the URL without its password."""
+    url = make_url(store.url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        return url.database
+    return url.render_as_string(hide_password=True)
+
+
+class CommandLineError(OpspoorError):
+    """What was asked on the command line cannot be done as asked (an output file that exists, a
+    confirmation that cannot be asked): one line naming the option or file, exit status 2."""

@@ -1,0 +1,51 @@
+"""``scan`` takes the matching options of ``match`` with the same meaning: ``--distance`` here."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from PIL import Image
+from typer.testing import CliRunner
+
+from opspoor.cli import app
+from opspoor.demo.images import generate_image
+from opspoor.hashsets.model import Entry
+from opspoor.signals.engine import hash_bytes
+from opspoor.signals.pdq import PDQ
+from opspoor.store import import_entries, open_store
+
+runner = CliRunner()
+
+
+def _jpeg(img: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def test_scan_distance_means_what_match_distance_means(tmp_path: Path) -> None:
+    original = generate_image(4242, 640, 480, style="shapes")
+    known = hash_bytes(_jpeg(original, 92))
+    db = str(tmp_path / "store.sqlite")
+    import_entries(open_store(db), "known", [Entry({"pdq": known.pdq}, external_id="orig")], kind="known")
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    copy = _jpeg(original.resize((320, 240)), 40)
+    (evidence / "copy.jpg").write_bytes(copy)
+    d = PDQ.distance(known.pdq, hash_bytes(copy).pdq)
+    assert 0 < d <= 31
+
+    def status(case: str, *options: str) -> str:
+        args = ["scan", str(evidence), "--hashset", "known", "--case", str(tmp_path / case), "--db", db]
+        res = runner.invoke(app, [*args, "--workers", "1", "--robust", "off", "--no-thumbnails", *options])
+        assert res.exit_code == 0, res.output
+        (row,) = [json.loads(x) for x in (tmp_path / case / "files.jsonl").read_text().splitlines()]
+        return str(row["status"])
+
+    assert status("default") == "known"
+    assert status("strict", "--distance", str(d - 1)) == "new"
+    match = runner.invoke(app, ["match", "--hashset", "known", "--db", db, "--robust", "off", "--json",
+                                "--distance", str(d - 1), str(evidence / "copy.jpg")])  # fmt: skip
+    assert json.loads(match.stdout.splitlines()[0])["matches"] == []
