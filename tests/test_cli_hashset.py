@@ -399,6 +399,7 @@ def test_forensic_lists_import_and_export_for_threatexchange(
     assert code == 0 and "exported 2 entries" in err
     assert sorted(out_path.read_text().splitlines()) == [f"pdq {'5' * 64}", f"video_md5 {'6' * 32}"]
 
+
 # --- guards and messages of the command line ----------------------------------------------------
 
 

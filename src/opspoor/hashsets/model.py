@@ -47,6 +47,7 @@ def _check_nested(value: Any, field: str) -> None:
         for v in value:
             _check_nested(v, field)
 
+
 #: what each category says, per scheme (DESIGN.md §1), for people reading a report
 CATEGORY_NAMES: dict[str, dict[str, str]] = {
     "us-cat": {

@@ -309,6 +309,7 @@ def decode_memory(data: bytes, *, target: int = PDQ_TARGET) -> int:
     converted = 0 if mode in ("RGB", "L", "YCbCr") else pixels * 4
     return (loaded + converted) * 5 // 4
 
+
 #: how Python shows an object it has no words for (Pillow names the in-memory stream it was given:
 #: "cannot identify image file <_io.BytesIO object at 0x7f…>"), which means nothing to a reader
 _OBJECT_REPR = re.compile(r"\s*<[\w.]+ object at 0x[0-9a-fA-F]+>")
