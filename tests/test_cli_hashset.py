@@ -36,7 +36,7 @@ def make_entries(n: int, seed: int = 0) -> list[Entry]:
         out.append(
             Entry(
                 {"md5": rng.randbytes(16).hex(), "sha1": rng.randbytes(20).hex()},
-                category=Category("us-cat", str(i % 3)),
+                category=Category("us-cat", str(1 + i % 3)),
                 victim_identified=i % 2 == 0,
                 distributed=True if i % 3 == 0 else None,
                 series=f"series {i % 4}" if i % 4 else None,
@@ -91,7 +91,7 @@ def roundtrip(
     code, out, _ = run(monkeypatch, capsys, "hashset", "show", "hl", "--json", "--db", db_url)
     doc = json.loads(out)
     assert (doc["entries"], doc["kind"], doc["signals"]) == (40, "known", {"md5": 40, "sha1": 40})
-    assert doc["categories"] == {"us-cat:0": 14, "us-cat:1": 13, "us-cat:2": 13}
+    assert doc["categories"] == {"us-cat:1": 14, "us-cat:2": 13, "us-cat:3": 13}
     exported = tmp_path / f"out.{fmt}"
     code, _, err = run(
         monkeypatch, capsys, "hashset", "export", "hl", "--format", fmt, "-o", str(exported), "--db", db_url
@@ -202,7 +202,7 @@ def test_list_conflicts_remove_and_db_upgrade(
     assert {
         (r["entry"]["external_id"], r["entry"]["category"], r["other"]["external_id"], r["other"]["category"])
         for r in rows
-    } == {("100", "us-cat:0", "dissent", "us-cat:5")}
+    } == {("100", "us-cat:1", "dissent", "us-cat:5")}
     code, out, _ = run(monkeypatch, capsys, "hashset", "conflicts", "a", "--db", db)
     assert code == 0 and "dissent" in out and "us-cat:5" in out
     run(

@@ -22,8 +22,9 @@ from rich.text import Text
 from opspoor.cli.app import DbOption, app, err, out
 from opspoor.errors import FormatError, OpspoorError, StoreError
 from opspoor.hashsets.formats import read_entries, write_entries
-from opspoor.hashsets.model import KINDS, Entry
+from opspoor.hashsets.model import KINDS, CategoryMap, Entry
 from opspoor.store import (
+    ImportResult,
     Store,
     entry_counts,
     get_hashset,
@@ -139,15 +140,27 @@ def import_cmd(
         ),
     ] = None,
     source: Annotated[str | None, typer.Option("--source", help="Who categorised these entries.")] = None,
+    category_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--category-map",
+            help="Translate a category code at import, CODE=SCHEME:CODE (e.g. 8=us-cat:5, or "
+            "us-cat:8=us-cat:5); repeatable.",
+        ),
+    ] = None,
     no_index_cache: NoIndexCacheOption = False,
     db: DbOption = None,
 ) -> None:
     """Import a hash-set file. All or nothing: the first invalid record aborts the import unless
-    --skip-invalid is given. Then the set's match index is built and cached for scan and match."""
+    --skip-invalid is given. Then the set's match index is built and cached for scan and match.
+
+    Uncategorised entries (category 0: nobody has looked at them) are not imported into a set of
+    known material; the summary counts them, and category codes the scheme does not define."""
     if kind not in KINDS:
         raise StoreError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if not file.is_file():
         raise FormatError("no such file", where=str(file))
+    mapping = CategoryMap.parse(category_map or ())
     rej = _Rejects(rejects or Path.cwd() / f"{file.name}.rejects.jsonl", file) if skip_invalid else None
     store = open_store(db)
     try:
@@ -165,12 +178,9 @@ def import_cmd(
                 source=source,
                 progress=progress,
                 on_reject=rej.from_store if rej else None,
+                category_map=mapping,
             )
-        skipped = rej.count if rej else 0
-        out.print(
-            f"{name}: {result.added:,} entries added, {result.duplicates:,} duplicates, "
-            f"{result.conflicts:,} conflicts, {skipped:,} rejected"
-        )
+        out.print(import_summary(name, result, rejected=rej.count if rej else 0), markup=False, highlight=False)
         if rej is not None and rej.count:
             out.print(f"rejected records are listed in {rej.path}")
         if not no_index_cache:
@@ -183,6 +193,22 @@ def import_cmd(
         store.close()
         if rej is not None:
             rej.close()
+
+
+def import_summary(name: str, result: ImportResult, *, rejected: int, added: str = "entries added") -> str:
+    """The one line an import ends with: entries, duplicates and what decided them, conflicts,
+    rejects, unknown category codes, and uncategorised entries left out of a known set."""
+    dup = f"{result.duplicates:,} duplicates"
+    if result.duplicates_by:
+        dup += " (" + ", ".join(f"same {sig} {n:,}" for sig, n in sorted(result.duplicates_by.items())) + ")"
+    parts = [f"{name}: {result.added:,} {added}", dup, f"{result.conflicts:,} conflicts", f"{rejected:,} rejected"]
+    if result.unknown_categories:
+        n = sum(result.unknown_categories.values())
+        codes = ", ".join(f"{c} {k:,}" for c, k in sorted(result.unknown_categories.items()))
+        parts.append(f"{n:,} with a category code their scheme does not define ({codes})")
+    if result.uncategorised:
+        parts.append(f"{result.uncategorised:,} uncategorised (category 0) not imported: not known material")
+    return ", ".join(parts)
 
 
 #: what the match index counts, as the summary line names it
