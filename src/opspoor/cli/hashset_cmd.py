@@ -180,7 +180,9 @@ def import_cmd(
                 on_reject=rej.from_store if rej else None,
                 category_map=mapping,
             )
-        out.print(import_summary(name, result, rejected=rej.count if rej else 0), markup=False, highlight=False)
+        out.print(
+            import_summary(name, result, rejected=rej.count if rej else 0), markup=False, highlight=False
+        )
         if rej is not None and rej.count:
             out.print(f"rejected records are listed in {rej.path}")
         if not no_index_cache:
@@ -201,7 +203,12 @@ def import_summary(name: str, result: ImportResult, *, rejected: int, added: str
     dup = f"{result.duplicates:,} duplicates"
     if result.duplicates_by:
         dup += " (" + ", ".join(f"same {sig} {n:,}" for sig, n in sorted(result.duplicates_by.items())) + ")"
-    parts = [f"{name}: {result.added:,} {added}", dup, f"{result.conflicts:,} conflicts", f"{rejected:,} rejected"]
+    parts = [
+        f"{name}: {result.added:,} {added}",
+        dup,
+        f"{result.conflicts:,} conflicts",
+        f"{rejected:,} rejected",
+    ]
     if result.unknown_categories:
         n = sum(result.unknown_categories.values())
         codes = ", ".join(f"{c} {k:,}" for c, k in sorted(result.unknown_categories.items()))

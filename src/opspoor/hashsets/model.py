@@ -7,8 +7,8 @@ Categories are always a (scheme, code) pair, never a bare number: ``0`` means
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from opspoor.errors import SignalError

@@ -1,6 +1,7 @@
 """Interpol ICSE CSV: ``;``-separated, one row per image, with a header line.
 
 Columns are found by name (any order, any case); unknown columns are kept in ``extra["icse"]``.
+A row with fewer fields than the header is read with the missing trailing fields empty.
 ``Baseline`` true -> ``inhope:baseline``; false or empty -> no category (the raw value is kept in
 ``extra["icse"]["Baseline"]`` so it is written back as read). ICSE has no other category field, so
 entries of other schemes are written with ``Baseline`` empty, except ``inhope:national`` and
@@ -92,8 +93,10 @@ def read_icse(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
             continue
         record += 1
         try:
-            if len(row) != len(header):
+            if len(row) > len(header):
                 raise RecordError(f"expected {len(header)} fields as in the header, found {len(row)}")
+            if len(row) < len(header):  # trailing fields left out, as some exports do: empty
+                row = row + [""] * (len(header) - len(row))
             yield _row_entry(header, fields, row, opts.source)
         except RecordError as exc:
             report(FormatError(str(exc), opts.where, record=record, line=line), opts)

@@ -7,8 +7,8 @@ ten times faster. It takes only what it can read exactly as :func:`~opspoor.hash
 media_entry` would, and gives up on the whole run otherwise (returns None): the caller then reads
 the run the careful way, which also names the record at fault. Given up on, among others: a
 backslash escape in any string, PhotoDNA, vPDQ or unknown AlternativeHashes, tags, MediaFiles,
-OpspoorCategory, OpspoorExternalID, a float, a nested value of an unknown property, a repeated property, a record
-without a hash, a hash of the wrong length or alphabet.
+OpspoorCategory, OpspoorExternalID, a float, a nested value of an unknown property, a repeated
+property, a record without a hash, a hash of the wrong length or alphabet.
 """
 
 from __future__ import annotations
