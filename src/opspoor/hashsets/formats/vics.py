@@ -318,11 +318,9 @@ _US_CAT: dict[object, Category] = {str(n): Category("us-cat", str(n)) for n in r
 #: the UK data model's numbers (``.../DataModels/2.0.xml/UK/$metadata``): 1-3 are the UK sentencing
 #: categories A-C; 0 is VICS's "not categorised" in every data model
 _UK_NUMBERS = {0: UNCATEGORISED} | {n: Category("uk", c) for n, c in enumerate("ABC", 1)}
-_UK_CAT: dict[object, Category] = {
-    **_UK_NUMBERS,
-    **{str(n): c for n, c in _UK_NUMBERS.items()},
-    **{c: Category("uk", c) for c in "ABC"},
-}
+_UK_CAT: dict[object, Category] = {c: Category("uk", c) for c in "ABC"}
+for _n, _c in _UK_NUMBERS.items():
+    _UK_CAT[_n] = _UK_CAT[str(_n)] = _c
 #: a context naming the UK data model: a path segment ``UK``
 _UK_MODEL = re.compile(r"/UK(?:/|\$|#|$)", re.IGNORECASE)
 
