@@ -9,13 +9,18 @@ only PhotoDNA and derived values are ``entry_signals`` rows.
 Entry ids are reserved in blocks (``id_blocks``) so entries and their signals are written together
 without a round trip per row. After loading, duplicates and conflicts are found set-wise in SQL:
 
-- an entry sharing an MD5, SHA-1, SHA-256, PDQ or PhotoDNA value with an earlier entry of the set
-  that has the same category — or any earlier entry, when it has no category itself — is a
-  **duplicate**: it is folded into the earliest such entry (signal types that entry lacks are
-  added to it; its flags are kept) and not stored;
-- an entry sharing a value with an earlier entry whose category differs (both categorised) is
-  stored, and a **conflict** row names the earlier entry, the new one, and the shared value.
-  An uncategorised entry never conflicts.
+- an entry is one record of the source. An entry sharing an MD5, SHA-1 or SHA-256 (its
+  cryptographic identity; ``IDENTITY_SIGNALS``) with an earlier entry of the set that has the same
+  category — or any earlier entry, when it has no category itself — and contradicting none of that
+  entry's cryptographic hashes is a **duplicate**: it is folded into the earliest such entry
+  (signal types that entry lacks are added to it; its flags are kept) and not stored. A shared
+  PDQ or PhotoDNA never makes a duplicate: two files may look alike and still be two items;
+- an entry sharing any of those values, or a PDQ or PhotoDNA, with an earlier entry whose category
+  differs (both categorised) is stored, and a **conflict** row names the earlier entry, the new
+  one, and the shared value. An uncategorised entry never conflicts.
+
+On the way in, categories are translated by a ``CategoryMap``; codes their scheme does not define
+are kept and counted; uncategorised entries (``us-cat:0``) are not imported into a known set.
 """
 
 from __future__ import annotations
