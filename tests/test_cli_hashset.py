@@ -140,7 +140,7 @@ def test_skip_invalid_writes_rejects(
     db = str(tmp_path / "s.sqlite")
     doc = json.loads(vics_file(tmp_path, make_entries(30)).read_text())
     doc["value"][4]["MD5"] = "abc"
-    doc["value"][9]["Category"] = 9
+    doc["value"][9]["Category"] = "nine"  # (a number of its own, 9, is kept: us-cat:9)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(doc, indent=1))
     monkeypatch.chdir(tmp_path)
