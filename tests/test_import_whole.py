@@ -316,9 +316,29 @@ def test_a_category_0_entry_never_makes_a_match_known(db_url: str) -> None:
 
 
 def test_build_refuses_category_0_for_known(tmp_path: Path) -> None:
+    from opspoor.demo.images import generate_image
+
     (tmp_path / "m").mkdir()
-    code, out = cli("hashset", "build", str(tmp_path / "m"), "-n", "x", "--category", "us-cat:0")
-    assert code != 0
+    generate_image(1, 64, 48).save(tmp_path / "m" / "a.jpg")
+    db = f"sqlite:///{tmp_path / 's.sqlite'}"
+    res = runner.invoke(
+        app, ["hashset", "build", str(tmp_path / "m"), "-n", "x", "--category", "us-cat:0", "--db", db]
+    )
+    assert res.exit_code != 0 and "not yet categorised" in str(res.exception)
+    code, out = cli(
+        "hashset",
+        "build",
+        str(tmp_path / "m"),
+        "-n",
+        "x",
+        "--category",
+        "us-cat:0",
+        "--kind",
+        "ignorable",
+        "--db",
+        db,
+    )
+    assert code == 0 and "1 entries added" in out
 
 
 # --- 4. ICSE rows with fewer fields ----------------------------------------------------------
