@@ -393,3 +393,25 @@ def test_media_id_of_a_large_export_reads_back(tmp_path: Path) -> None:
     write_entries(entries, path, "vics2")
     assert all(type(m["MediaID"]) is int for m in json.loads(path.read_text())["value"])
     assert [e.external_id for e in read_entries(path)] == [e.external_id for e in entries]
+
+
+def test_unknown_codes_are_written_back_without_guessing() -> None:
+    """A code a scheme does not define is not taken for one it does (ICSE Baseline, VICS number)."""
+    entries = [
+        Entry({"md5": "1" * 32}, Category("inhope", "regional")),
+        Entry({"md5": "2" * 32}, Category("inhope", "national")),
+        Entry({"md5": "3" * 32}, Category("uk", "D")),
+    ]
+    buf = io.BytesIO()
+    write_entries(entries, buf, "icse")
+    rows = buf.getvalue().decode().splitlines()[1:]
+    assert [r.rsplit(";", 1)[1] for r in rows[:2]] == ["", "false"]
+    buf = io.BytesIO()
+    write_entries(entries, buf, "vics2")
+    media = json.loads(buf.getvalue())["value"]
+    assert [(m["Category"], m["OpspoorCategory"]) for m in media] == [
+        (0, "inhope:regional"),
+        (0, "inhope:national"),
+        (0, "uk:D"),
+    ]
+    assert [e.category for e in read_entries(io.BytesIO(buf.getvalue()))] == [e.category for e in entries]

@@ -140,7 +140,7 @@ def _row_entry(header: list[str], fields: list[str | None], row: list[str], sour
 
 def _baseline_text(e: Entry, kept: dict[str, Any]) -> str:
     c = e.category
-    if c is not None and c.scheme == "inhope":
+    if c is not None and c.scheme == "inhope" and c.known:  # an INHOPE code of its own says neither
         return "true" if c.code == "baseline" else "false"
     return str(kept.get("Baseline", ""))
 
