@@ -51,7 +51,7 @@ GOAL_RSS = 1 << 30
 def bench_file(n: int, seed: int = 1) -> Path:
     """The cached synthetic VICS 2.0 file of ``n`` entries (written on first use)."""
     CACHE.mkdir(exist_ok=True)
-    path = CACHE / f"bench-vics2-{n}.json"
+    path = CACHE / f"bench-vics2-cat1-5-{n}.json"  # categories 1-5: a known set stores every record
     if path.exists():
         return path
     rng = np.random.default_rng(seed)
@@ -63,7 +63,7 @@ def bench_file(n: int, seed: int = 1) -> Path:
             md5 = rng.bytes(16 * k).hex().upper()
             sha1 = rng.bytes(20 * k).hex().upper()
             pdq = rng.bytes(32 * k).hex()
-            cat = rng.integers(0, 6, k)
+            cat = rng.integers(1, 6, k)  # category 0 (uncategorised) is not imported into a known set
             size = rng.integers(1_000, 20_000_000, k)
             flags = rng.integers(0, 2, (k, 3))
             tf = ("false", "true")
@@ -98,7 +98,7 @@ def synthetic_batches(n: int, seed: int = 2) -> Iterator[EntryBatch]:
                 "sha1": [sha1[i : i + 40] for i in range(0, 40 * k, 40)],
                 "pdq": [pdq[i : i + 64] for i in range(0, 64 * k, 64)],
             },
-            [cats[c] for c in rng.integers(0, 6, k).tolist()],
+            [cats[c] for c in rng.integers(1, 6, k).tolist()],
             *([flag[b] for b in row] for row in bits),
             [None] * k,
             [()] * k,

@@ -37,7 +37,7 @@ def make_entries(n: int, seed: int = 0) -> list[Entry]:
         out.append(
             Entry(
                 {"md5": rng.randbytes(16).hex(), "sha1": rng.randbytes(20).hex()},
-                category=Category("us-cat", str(i % 3)),
+                category=Category("us-cat", str(1 + i % 3)),
                 victim_identified=i % 2 == 0,
                 distributed=True if i % 3 == 0 else None,
                 series=f"series {i % 4}" if i % 4 else None,
@@ -92,7 +92,7 @@ def roundtrip(
     code, out, _ = run(monkeypatch, capsys, "hashset", "show", "hl", "--json", "--db", db_url)
     doc = json.loads(out)
     assert (doc["entries"], doc["kind"], doc["signals"]) == (40, "known", {"md5": 40, "sha1": 40})
-    assert doc["categories"] == {"us-cat:0": 14, "us-cat:1": 13, "us-cat:2": 13}
+    assert doc["categories"] == {"us-cat:1": 14, "us-cat:2": 13, "us-cat:3": 13}
     exported = tmp_path / f"out.{fmt}"
     code, _, err = run(
         monkeypatch, capsys, "hashset", "export", "hl", "--format", fmt, "-o", str(exported), "--db", db_url
@@ -141,7 +141,7 @@ def test_skip_invalid_writes_rejects(
     db = str(tmp_path / "s.sqlite")
     doc = json.loads(vics_file(tmp_path, make_entries(30)).read_text())
     doc["value"][4]["MD5"] = "abc"
-    doc["value"][9]["Category"] = 9
+    doc["value"][9]["Category"] = "nine"  # (a number of its own, 9, is kept: us-cat:9)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(doc, indent=1))
     monkeypatch.chdir(tmp_path)
@@ -203,7 +203,7 @@ def test_list_conflicts_remove_and_db_upgrade(
     assert {
         (r["entry"]["external_id"], r["entry"]["category"], r["other"]["external_id"], r["other"]["category"])
         for r in rows
-    } == {("100", "us-cat:0", "dissent", "us-cat:5")}
+    } == {("100", "us-cat:1", "dissent", "us-cat:5")}
     code, out, _ = run(monkeypatch, capsys, "hashset", "conflicts", "a", "--db", db)
     assert code == 0 and "dissent" in out and "us-cat:5" in out
     run(

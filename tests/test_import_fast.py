@@ -237,12 +237,13 @@ def synthetic(n: int, seed: int, repeat_every: int = 0) -> list[Entry]:
     rng = random.Random(seed)
     out: list[Entry] = []
     for i in range(n):
-        md5 = rng.randbytes(16).hex()
+        md5, sha1 = rng.randbytes(16).hex(), rng.randbytes(20).hex()
         if repeat_every and i and i % repeat_every == 0:
-            md5 = out[rng.randrange(i)].signals["md5"]
-        cat = Category("us-cat", str(rng.randrange(2)))
+            earlier = out[rng.randrange(i)].signals
+            md5, sha1 = earlier["md5"], earlier["sha1"]  # the same file: its cryptographic hashes agree
+        cat = Category("us-cat", str(1 + rng.randrange(2)))
         # a PhotoDNA value too, so the load writes entry_signals rows (and drops their value index)
-        signals = {"md5": md5, "sha1": rng.randbytes(20).hex(), "photodna": rng.randbytes(12).hex()}
+        signals = {"md5": md5, "sha1": sha1, "photodna": rng.randbytes(12).hex()}
         out.append(Entry(signals, category=cat, external_id=str(i)))
     return out
 

@@ -26,7 +26,7 @@ from opspoor.demo.videos import generate_video
 from opspoor.hashsets.formats import read_entries
 from opspoor.hashsets.model import Category, Entry
 from opspoor.signals.engine import hash_bytes
-from opspoor.store import import_entries, open_store
+from opspoor.store import import_entries, iter_entries, open_store
 from opspoor.triage.scan import ScanConfig, run_scan
 from pictures import soft_picture
 
@@ -215,6 +215,22 @@ def test_vics_export_reads_back(scanned: tuple[Path, dict]) -> None:
     assert paths == {"dump/dl/exact_0.jpg", "dump/bundle.zip!/inner/exact_0.jpg"}
     assert by_md5[recs["dump/cam/loner.jpg"]["md5"]].category == Category("us-cat", "0")
     assert recs["dump/notes.txt"]["md5"] not in by_md5
+    doc = json.loads((case / "export-vics.json").read_text())
+    assert all(type(m["MediaID"]) is int for c in doc["value"] for m in c["Media"])
+
+
+def test_vics_export_imported_as_known_leaves_new_media_out(
+    scanned: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """New media go out uncategorised (category 0): imported as a known set they would hide
+    material nobody has looked at, so they are counted and left out (issue 16)."""
+    case, recs = scanned
+    new = {r["md5"] for r in recs.values() if r["status"] == "new" and r["md5"]}
+    with open_store(f"sqlite:///{tmp_path / 's.sqlite'}") as store:
+        r = import_entries(store, "from-case", read_entries(case / "export-vics.json"))
+        kept = {e.signals["md5"] for e in iter_entries(store, "from-case")}
+    assert r.uncategorised == len(new) > 0 and not kept & new
+    assert kept == {r["md5"] for r in recs.values() if r["status"] in ("known", "ignorable")}
 
 
 def _thumbs(html: str) -> list[Image.Image]:

@@ -506,7 +506,7 @@ def test_hashset_management_and_import(api: Api) -> None:
         c.post(
             "/v1/hashsets/plain/entries",
             headers=h,
-            json={"entries": [{"signals": {"md5": "b" * 32}, "category": {"scheme": "us-cat", "code": "9"}}]},
+            json={"entries": [{"signals": {"md5": "b" * 32}, "category": {"scheme": "xx", "code": "9"}}]},
         ),
         422,
     )
@@ -847,3 +847,18 @@ def test_an_upload_is_matched_by_local_features_against_a_set_that_holds_them(
             "/v1/match", headers=api.auth("a", "analyst"), files={"file": ("crop.jpg", buf.getvalue())}
         )
         assert other.json()["results"][0]["matches"] == []  # another tenant's sets hold nothing
+
+
+def test_import_counts_duplicates_unknown_categories_and_uncategorised(api: Api) -> None:
+    """The import answer counts what the CLI's summary line does (issue 16)."""
+    c, h = api.client, api.auth("a", "curator")
+    create_set(api, "whole")
+    rows = [f"{'1' * 32},{'a' * 64},us-cat:1", f"{'2' * 32},{'a' * 64},us-cat:1", f"{'3' * 32},,8"]
+    rows += [f"{'4' * 32},,us-cat:0", f"{'1' * 32},,us-cat:1"]
+    csv = "md5,pdq,category\n" + "\n".join(rows) + "\n"
+    r = c.post("/v1/hashsets/whole/import", headers=h, files={"file": ("l.csv", csv.encode(), "text/csv")})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    # the two rows sharing a PDQ are two entries; the repeat of the first MD5 is a duplicate
+    assert (got["added"], got["duplicates"], got["duplicates_by"]) == (3, 1, {"md5": 1})
+    assert (got["unknown_categories"], got["uncategorised"]) == ({"us-cat:8": 1}, 1)

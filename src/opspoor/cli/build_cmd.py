@@ -27,7 +27,7 @@ import typer
 
 from opspoor.cli.app import DbOption, err, out
 from opspoor.cli.hash_cmd import expand_paths
-from opspoor.cli.hashset_cmd import NoIndexCacheOption, cache_match_index, hashset_app
+from opspoor.cli.hashset_cmd import NoIndexCacheOption, cache_match_index, hashset_app, import_summary
 from opspoor.cli.options import WorkersOption, store_label
 from opspoor.errors import SourceError, StoreError
 from opspoor.hashsets.model import KINDS, Category, Entry
@@ -152,7 +152,9 @@ def build_cmd(
         raise StoreError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if not folder.is_dir():
         raise SourceError("no such folder", str(folder))
-    cat = Category.parse(category) if category else None
+    cat = Category.parse(category, strict=True) if category else None
+    if cat is not None and cat.uncategorised and kind == "known":
+        raise StoreError(f"--category {cat} means not yet categorised: such files are not known material")
     if augment and not store_takes_derived():
         raise StoreError(
             "this store cannot hold augmentation hashes yet (hash sets need Entry.derived); "
@@ -175,11 +177,9 @@ def build_cmd(
     undecoded = sum(1 for h in media if h.signals and h.error is not None)
     images = sum(1 for h in media if h.kind == "image")
     extra = sum(len(h.augmented) + len(h.augmented_lq) for h in media)
-    out.print(
-        f"{name}: {result.added:,} entries added ({images:,} images, {len(entries) - images:,} videos), "
-        f"{result.duplicates:,} duplicates, {result.conflicts:,} conflicts (in {where})",
-        markup=False,
-    )
+    added = f"entries added ({images:,} images, {len(entries) - images:,} videos)"
+    summary = import_summary(name, result, rejected=0, added=added)
+    out.print(f"{summary} (in {where})", markup=False, highlight=False)
     if augment:
         out.print(f"{extra:,} augmentation hashes stored with the images")
         if local:

@@ -22,8 +22,9 @@ from opspoor.cli.options import CommandLineError, store_label
 from opspoor.cli.tables import Column, print_table
 from opspoor.errors import FormatError, OpspoorError, StoreError
 from opspoor.hashsets.formats import FORMATS, HEAD_SIZE, detect_format, read_entries, write_entries
-from opspoor.hashsets.model import KINDS, Entry
+from opspoor.hashsets.model import KINDS, CategoryMap, Entry
 from opspoor.store import (
+    ImportResult,
     Store,
     entry_counts,
     get_hashset,
@@ -167,11 +168,23 @@ def import_cmd(
     source: Annotated[
         str | None, typer.Option("--source", metavar="TEXT", help="Who categorised these entries.")
     ] = None,
+    category_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--category-map",
+            metavar="CODE=SCHEME:CODE",
+            help="Translate a category code at import, CODE=SCHEME:CODE (e.g. 8=us-cat:5, or "
+            "us-cat:8=us-cat:5); repeatable.",
+        ),
+    ] = None,
     no_index_cache: NoIndexCacheOption = False,
     db: DbOption = None,
 ) -> None:
     """Import a hash-set file. All or nothing: the first invalid record aborts the import unless
-    --skip-invalid is given. Then the set's match index is built and cached for scan and match."""
+    --skip-invalid is given. Then the set's match index is built and cached for scan and match.
+
+    Uncategorised entries (category 0: nobody has looked at them) are not imported into a set of
+    known material; the summary counts them, and category codes the scheme does not define."""
     if kind not in KINDS:
         raise StoreError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if file.is_dir():
@@ -181,6 +194,7 @@ def import_cmd(
     if format.lower() not in IMPORT_FORMATS:
         raise CommandLineError(f"--format must be one of {', '.join(IMPORT_FORMATS)}, not {format!r}")
     _hint_for_nsrl(file, format, kind)
+    mapping = CategoryMap.parse(category_map or ())
     rej = _Rejects(rejects or Path.cwd() / f"{file.name}.rejects.jsonl", file) if skip_invalid else None
     store = open_store(db)
     try:
@@ -198,12 +212,12 @@ def import_cmd(
                 source=source,
                 progress=progress,
                 on_reject=rej.from_store if rej else None,
+                category_map=mapping,
             )
-        skipped = rej.count if rej else 0
         out.print(
-            f"{name}: {result.added:,} entries added, {result.duplicates:,} duplicates, "
-            f"{result.conflicts:,} conflicts, {skipped:,} rejected (in {store_label(store)})",
+            f"{import_summary(name, result, rejected=rej.count if rej else 0)} (in {store_label(store)})",
             markup=False,
+            highlight=False,
         )
         if rej is not None and rej.count:
             out.print(f"rejected records are listed in {rej.path}")
@@ -234,6 +248,27 @@ def _hint_for_nsrl(file: Path, format: str, kind: str) -> None:
             f"note: {escape(file.name)} is a NIST NSRL list of known software files; "
             "such lists are usually imported with --kind ignorable"
         )
+
+
+def import_summary(name: str, result: ImportResult, *, rejected: int, added: str = "entries added") -> str:
+    """The one line an import ends with: entries, duplicates and what decided them, conflicts,
+    rejects, unknown category codes, and uncategorised entries left out of a known set."""
+    dup = f"{result.duplicates:,} duplicates"
+    if result.duplicates_by:
+        dup += " (" + ", ".join(f"same {sig} {n:,}" for sig, n in sorted(result.duplicates_by.items())) + ")"
+    parts = [
+        f"{name}: {result.added:,} {added}",
+        dup,
+        f"{result.conflicts:,} conflicts",
+        f"{rejected:,} rejected",
+    ]
+    if result.unknown_categories:
+        n = sum(result.unknown_categories.values())
+        codes = ", ".join(f"{c} {k:,}" for c, k in sorted(result.unknown_categories.items()))
+        parts.append(f"{n:,} with a category code their scheme does not define ({codes})")
+    if result.uncategorised:
+        parts.append(f"{result.uncategorised:,} uncategorised (category 0) not imported: not known material")
+    return ", ".join(parts)
 
 
 #: what the match index counts, as the summary line names it

@@ -6,6 +6,8 @@ Categories are always a (scheme, code) pair, never a bare number: ``0`` means
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -88,28 +90,59 @@ def category_name(scheme: str | None, code: str | None) -> str:
 ENTRY_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "vpdq", "photodna")
 
 
+#: what a category code may look like (a code its scheme does not define is kept, see ``Category.known``)
+_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,31}")
+
+
 @dataclass(frozen=True, slots=True)
 class Category:
+    """A code of a category scheme. A code the scheme does not define (publishers number their own:
+    ``us-cat:8``) is kept as given, and ``known`` is false: lists are imported whole, and
+    ``hashset import --category-map`` translates such codes."""
+
     scheme: str
     code: str
 
     def __post_init__(self) -> None:
-        codes = SCHEMES.get(self.scheme)
-        if codes is None:
+        if self.scheme not in SCHEMES:
             raise SignalError(f"unknown category scheme {self.scheme!r}; known: {', '.join(SCHEMES)}")
-        if self.code not in codes:
-            raise SignalError(f"category {self.scheme}:{self.code} is not one of {', '.join(codes)}")
+        if not isinstance(self.code, str) or not _CODE.fullmatch(self.code):
+            raise SignalError(f"category code {self.code!r} of {self.scheme} is not a short code")
+
+    @property
+    def known(self) -> bool:
+        """Whether the scheme defines this code."""
+        return self.code in SCHEMES[self.scheme]
+
+    @property
+    def uncategorised(self) -> bool:
+        """Project VIC's 0: nobody has categorised the item yet. Never treated as known material."""
+        return self.scheme == "us-cat" and self.code == "0"
 
     @classmethod
-    def parse(cls, text: str) -> Category:
-        """Parse ``SCHEME:CODE`` (as on the command line)."""
+    def parse(cls, text: str, *, strict: bool = False) -> Category:
+        """Parse ``SCHEME:CODE`` (as on the command line); ``strict``: only codes the scheme defines."""
         scheme, sep, code = text.partition(":")
         if not sep:
             raise SignalError(f"category must be SCHEME:CODE, got {text!r}")
-        return cls(scheme.strip().lower(), code.strip())
+        cat = cls(scheme.strip().lower(), code.strip())
+        if strict and not cat.known:
+            raise SignalError(f"category {cat} is not one of {', '.join(SCHEMES[cat.scheme])}")
+        return cat
 
     def __str__(self) -> str:
         return f"{self.scheme}:{self.code}"
+
+
+UNCATEGORISED = Category("us-cat", "0")
+
+
+def match_kind(set_kind: str, category: Category | None) -> str:
+    """The kind a match on an entry counts as: its set's, except that an uncategorised entry
+    (``us-cat:0``) of a known set is ``uncategorised``, which never makes a file known."""
+    if set_kind == "known" and category is not None and category.uncategorised:
+        return "uncategorised"
+    return set_kind
 
 
 @dataclass(slots=True)
@@ -154,3 +187,37 @@ class HashSetInfo:
     kind: Kind = "known"
     source: str | None = None
     distance: int = DEFAULT_PDQ_DISTANCE
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryMap:
+    """Category codes translated at import (``--category-map 8=us-cat:5``, repeatable).
+
+    A rule's left side is a code of any scheme (``8``) or a category (``us-cat:8``, which wins over
+    a bare code); its right side a category its scheme defines."""
+
+    rules: dict[tuple[str | None, str], Category] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, items: Iterable[str]) -> CategoryMap:
+        rules: dict[tuple[str | None, str], Category] = {}
+        for item in items:
+            left, sep, right = item.partition("=")
+            if not sep or not left.strip() or not right.strip():
+                raise SignalError(f"a category mapping is CODE=SCHEME:CODE (e.g. 8=us-cat:5), got {item!r}")
+            target = Category.parse(right, strict=True)
+            if ":" in left:
+                source = Category.parse(left)
+                rules[(source.scheme, source.code)] = target
+            else:
+                rules[(None, left.strip())] = target
+        return cls(rules)
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def __call__(self, category: Category | None) -> Category | None:
+        if category is None:
+            return None
+        rules = self.rules
+        return rules.get((category.scheme, category.code)) or rules.get((None, category.code)) or category

@@ -21,7 +21,8 @@ Mode conversion to RGB is Pillow's ``convert("RGB")`` (RGBA and LA drop alpha, C
 HSV, P and 1 as Pillow maps them), done *before* scaling so palette and 1-bit images are scaled
 with the anti-aliasing filter too (Pillow's ``thumbnail`` would fall back to nearest neighbour for
 them). 16-bit images (``I;16``) are reduced to 8 bits by their high byte, as image viewers show them;
-Pillow's ``convert`` would clip every value above 255 to white.
+Pillow's ``convert`` would clip every value above 255 to white (python-threatexchange does that:
+``clipped_16bit_rgb`` gives its picture for one more query hash).
 """
 
 from __future__ import annotations
@@ -146,6 +147,27 @@ def to_rgb(img: Image.Image) -> Image.Image:
         high = (np.asarray(img).astype(np.uint16) >> 8).astype(np.uint8)
         return Image.fromarray(high, "L").convert("RGB")
     return img.convert("RGB")
+
+
+def clipped_16bit_rgb(data: bytes, *, where: str | None = None) -> np.ndarray | None:
+    """A 16-bit grey image (``I;16``) as python-threatexchange and HMA hash it: Pillow's
+    ``convert("RGB")``, which clips every value above 255 to white, at full size (their
+    ``pdq_hasher`` gives that array to ``pdqhash.compute``; ``pdq_from_rgb`` of it is their hash);
+    None for any other image. A list made that way holds this picture's PDQ, far from the one of
+    the high bytes (``to_rgb``). Call it on data that ``decode_image`` accepted (its size checks
+    are not repeated)."""
+    fmt = sniff(bytes(data[:SNIFF_BYTES])).type
+    if fmt not in _PIL_FORMATS:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with _open(data, fmt, where) as img:
+            if not img.mode.startswith("I;16"):
+                return None
+            try:
+                return np.asarray(img.convert("RGB"))
+            except Exception as exc:
+                raise UndecodableMedia(f"cannot decode {fmt}: {_reason(exc)}", where) from None
 
 
 def _libjpeg_ycc_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

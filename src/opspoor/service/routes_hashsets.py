@@ -131,10 +131,24 @@ class ImportOut(BaseModel):
     conflicts: int
     rejected: int
     rejects: list[Reject] = []
+    #: what decided the duplicates: the strongest hash each shares (md5, sha1, sha256)
+    duplicates_by: dict[str, int] = {}
+    #: entries kept with a category code their scheme does not define, by category
+    unknown_categories: dict[str, int] = {}
+    #: uncategorised entries (us-cat:0) not imported into a known set
+    uncategorised: int = 0
 
 
 def _import_json(r: ImportResult, rejected: int) -> dict[str, Any]:
-    return {"added": r.added, "duplicates": r.duplicates, "conflicts": r.conflicts, "rejected": rejected}
+    return {
+        "added": r.added,
+        "duplicates": r.duplicates,
+        "conflicts": r.conflicts,
+        "rejected": rejected,
+        "duplicates_by": r.duplicates_by,
+        "unknown_categories": r.unknown_categories,
+        "uncategorised": r.uncategorised,
+    }
 
 
 def _set_json(h: HashSetRecord, entries: int) -> dict[str, Any]:

@@ -30,14 +30,14 @@ from opspoor.errors import (
     UnreadableSource,
 )
 from opspoor.media.exif import ExifInfo
-from opspoor.media.image import decode_with_detail
+from opspoor.media.image import clipped_16bit_rgb, decode_with_detail
 from opspoor.media.limits import MAX_PIXELS
 from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
 from opspoor.media.thumbs import safe_thumbnail
 from opspoor.signals.crypto import CHUNK, DigestAccumulator, Digests, digest_bytes
 from opspoor.signals.local import local_features
 from opspoor.signals.pdq import PdqHash, pdq_hash_image, pdq_with_dihedral
-from opspoor.signals.robust import LOW_QUALITY_DISTANCE, QueryHash, query_hashes
+from opspoor.signals.robust import LOW_QUALITY_DISTANCE, QueryHash, clipped_16bit_hash, query_hashes
 from opspoor.signals.vpdq import VpdqFrame, vpdq_hash_video
 
 
@@ -238,6 +238,10 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
         img = replace(img, loaded=None)  # a PNG's loaded pixels are all of it: not held any longer
         if not options.dihedral:
             h = PdqHash(variants[0].hash, variants[0].quality)
+        if img.mode.startswith("I;16"):  # as python-threatexchange hashes it, too
+            clipped = _clipped_16bit(data, where, "low-quality" in r)
+            if clipped is not None and clipped.hash not in {q.hash for q in variants}:
+                variants.append(clipped)
         sig.pdq_variants = [_variant(q) for q in variants[1:]]
     sig.pdq, sig.quality, sig.exif = h.hash, h.quality, img.exif
     if options.local:
@@ -245,6 +249,17 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
         sig.local = found.encode() if len(found) else None
     if options.thumbnail:
         sig.thumbnail = safe_thumbnail(img.rgb)
+
+
+def _clipped_16bit(data: bytes, where: str | None, low_quality: bool) -> QueryHash | None:
+    """The ``clip16`` query hash of a 16-bit image, or None (a failure here loses nothing else)."""
+    try:
+        rgb = clipped_16bit_rgb(data, where=where)
+    except OpspoorError:
+        return None
+    if rgb is None:
+        return None
+    return clipped_16bit_hash(rgb, low_quality_distance=LOW_QUALITY_DISTANCE if low_quality else None)
 
 
 def _variant(q: QueryHash) -> tuple[str, str] | tuple[str, str, int]:

@@ -13,7 +13,9 @@ hashed several ways and every hash is looked up; a match by any of them counts:
   picture's own edges have the border's colour, a ladder of centred cuts (``pad``) stands in
   for the unknown pad depth;
 - ``embedded``: a picture inside a larger canvas (a screenshot with window chrome, a photo on a
-  page) is found as the rectangle bounded by straight canvas edges, and hashed.
+  page) is found as the rectangle bounded by straight canvas edges, and hashed;
+- ``clip16``: a 16-bit grey image also as python-threatexchange and HMA hash it (values clipped at
+  255 instead of their high byte), so a list made by them still matches.
 
 Regions are found on the canonical pixels (fit within 512), but hashed, when the caller can decode
 the file again (``detail``), from a larger decode brought to fit 512 as a file is: a picture that
@@ -42,7 +44,7 @@ from PIL import Image
 
 from opspoor.errors import OpspoorError
 from opspoor.media.image import PDQ_TARGET, Redecode, fit_within
-from opspoor.signals.pdq import PDQ, TURN_OF, hash_luma, pdq_from_luma, pdq_luma
+from opspoor.signals.pdq import PDQ, TURN_OF, hash_luma, pdq_from_luma, pdq_from_rgb, pdq_luma
 
 #: regions of a query hash: the whole image, without its borders, a picture embedded in it, and
 #: the middle band (matches the band stored by ``augment_variants``: survives captions and logos)
@@ -121,6 +123,27 @@ class QueryHash:
 
 # ------------------------------------------------------------------------------------------------
 # query side
+
+#: the region name of the query hash of a 16-bit image clipped as python-threatexchange does
+CLIPPED_16BIT = "clip16"
+
+
+def clipped_16bit_hash(
+    clipped: np.ndarray, *, min_quality: int = MIN_VARIANT_QUALITY, low_quality_distance: int | None = None
+) -> QueryHash | None:
+    """One more query hash for a 16-bit grey image: the PDQ of its pixels clipped at 255
+    (``media.image.clipped_16bit_rgb``), which is what python-threatexchange and HMA compute for it
+    (method ``clip16``; docs/hashing.md has the measured distances). Weak like any extra hash:
+    none for a flat picture (a 16-bit picture with most values above 255 clips to white), and a
+    low-quality one only with ``low_quality_distance``, which it then carries."""
+    h = pdq_from_rgb(clipped)
+    limit = None
+    if weak(h.quality, h.hash, min_quality):
+        if low_quality_distance is None or h.quality < FLAT_QUALITY:
+            return None
+        limit = low_quality_distance
+    height, width = clipped.shape[:2]
+    return QueryHash(h.hash, h.quality, CLIPPED_16BIT, "original", (0, 0, width, height), limit)
 
 
 def query_hashes(

@@ -9,13 +9,18 @@ only PhotoDNA and derived values are ``entry_signals`` rows.
 Entry ids are reserved in blocks (``id_blocks``) so entries and their signals are written together
 without a round trip per row. After loading, duplicates and conflicts are found set-wise in SQL:
 
-- an entry sharing an MD5, SHA-1, SHA-256, PDQ or PhotoDNA value with an earlier entry of the set
-  that has the same category — or any earlier entry, when it has no category itself — is a
-  **duplicate**: it is folded into the earliest such entry (signal types that entry lacks are
-  added to it; its flags are kept) and not stored;
-- an entry sharing a value with an earlier entry whose category differs (both categorised) is
-  stored, and a **conflict** row names the earlier entry, the new one, and the shared value.
-  An uncategorised entry never conflicts.
+- an entry is one record of the source. An entry sharing an MD5, SHA-1 or SHA-256 (its
+  cryptographic identity; ``IDENTITY_SIGNALS``) with an earlier entry of the set that has the same
+  category — or any earlier entry, when it has no category itself — and contradicting none of that
+  entry's cryptographic hashes is a **duplicate**: it is folded into the earliest such entry
+  (signal types that entry lacks are added to it; its flags are kept) and not stored. A shared
+  PDQ or PhotoDNA never makes a duplicate: two files may look alike and still be two items;
+- an entry sharing any of those values, or a PDQ or PhotoDNA, with an earlier entry whose category
+  differs (both categorised) is stored, and a **conflict** row names the earlier entry, the new
+  one, and the shared value. An uncategorised entry never conflicts.
+
+On the way in, categories are translated by a ``CategoryMap``; codes their scheme does not define
+are kept and counted; uncategorised entries (``us-cat:0``) are not imported into a known set.
 """
 
 from __future__ import annotations
@@ -41,7 +46,16 @@ from sqlalchemy.exc import IntegrityError
 from opspoor.errors import AlreadyExists, FormatError, NotFound, SignalError, StoreError
 from opspoor.hashsets.formats.arrays import ARRAY_HASHES, TEXT_FIELDS, ArrayBatch
 from opspoor.hashsets.formats.base import EntryBatch, paused_gc
-from opspoor.hashsets.model import DEFAULT_PDQ_DISTANCE, KINDS, Category, Entry, HashSetInfo, RecordError
+from opspoor.hashsets.model import (
+    DEFAULT_PDQ_DISTANCE,
+    KINDS,
+    Category,
+    CategoryMap,
+    Entry,
+    HashSetInfo,
+    RecordError,
+    match_kind,
+)
 from opspoor.signals import get_signal
 from opspoor.signals.vpdq import QUALITY_THRESHOLD, parse_vpdq
 from opspoor.store.copybinary import BINARY_COLUMNS, copy_binary
@@ -68,8 +82,13 @@ BATCH = 20_000
 HEX_LENGTH: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64, "vpdq": 64}
 #: signals stored as binary columns of ``entries`` (bytes per value); the others are ``entry_signals`` rows
 HASH_COLUMNS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32, "pdq": 32}
-#: signals whose equal values make two entries the same item (vPDQ frames do not)
+#: signals whose equal values are looked for on import: a shared value of different categories is
+#: a conflict (vPDQ frames are not looked at)
 KEY_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "photodna")
+#: signals whose equal values make two entries the same item (a duplicate): cryptographic identities
+#: only; two files may share a perceptual hash (PDQ, PhotoDNA) and still be two media items
+IDENTITY_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256")
+_IDENTITY_SQL = ", ".join(f"'{c}'" for c in IDENTITY_SIGNALS)
 ENTRY_COLUMNS = (
     "id",
     "hashset_id",
@@ -130,10 +149,16 @@ class ImportResult:
     duplicates: int = 0
     conflicts: int = 0
     rejected: int = 0
+    #: what decided the duplicates: the strongest hash each shares (``sha256`` > ``sha1`` > ``md5``)
+    duplicates_by: dict[str, int] = field(default_factory=dict)
+    #: entries whose category code their scheme does not define, by category (``us-cat:8``); imported
+    unknown_categories: dict[str, int] = field(default_factory=dict)
+    #: uncategorised entries (``us-cat:0``) left out of a set of known material: nobody has looked at them
+    uncategorised: int = 0
 
     @property
     def read(self) -> int:
-        return self.added + self.duplicates + self.rejected
+        return self.added + self.duplicates + self.rejected + self.uncategorised
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +413,7 @@ def import_entries(
     tenant: str = DEFAULT_TENANT,
     progress: Callable[[int], None] | None = None,
     on_reject: RejectHandler | None = None,
+    category_map: CategoryMap | None = None,
 ) -> ImportResult:
     """Import entries into a set (created with ``kind`` and ``source`` if missing and ``create``).
 
@@ -398,6 +424,10 @@ def import_entries(
 
     ``entries`` that offer ``batches()`` (what ``read_entries`` returns) are taken as columns, which
     is the fast path; any other iterable of entries is grouped into batches here.
+
+    Categories are translated by ``category_map``; codes their scheme does not define are kept and
+    counted (``unknown_categories``). Into a set of known material, uncategorised entries
+    (``us-cat:0``: nobody has looked at them) are not imported, only counted (``uncategorised``).
     """
     batches = getattr(entries, "batches", None)
     columns = batches() if callable(batches) else _batched(entries)
@@ -411,6 +441,7 @@ def import_entries(
         tenant=tenant,
         progress=progress,
         on_reject=on_reject,
+        category_map=category_map,
     )
 
 
@@ -425,6 +456,7 @@ def import_batches(
     tenant: str = DEFAULT_TENANT,
     progress: Callable[[int], None] | None = None,
     on_reject: RejectHandler | None = None,
+    category_map: CategoryMap | None = None,
 ) -> ImportResult:
     """:func:`import_entries` for entries given as columns (batches of any size).
 
@@ -452,7 +484,8 @@ def import_batches(
         loader = _PgLoader(store, conn) if pg else _SqliteLoader(conn)
         try:
             t0 = time.perf_counter()
-            loaded, first_id, last_id = _load(loader, batches, hs.id, result, progress, on_reject, dups)
+            sift = _Sift(result, category_map, skip_uncategorised=hs.kind == "known")
+            loaded, first_id, last_id = _load(loader, batches, hs.id, result, progress, on_reject, dups, sift)
             t1 = time.perf_counter()
             if loaded:
                 loader.rebuild_indexes()
@@ -500,6 +533,7 @@ def _load(
     progress: Callable[[int], None] | None,
     on_reject: RejectHandler | None,
     dups: _DuplicateFilter | None,
+    sift: _Sift | None = None,
 ) -> tuple[int, int, int]:
     """Stream batches to the writer; returns (entries loaded, first id, last id).
 
@@ -515,8 +549,13 @@ def _load(
     pending = EntryBatch.empty()
     arrays: list[ArrayBatch] = []  # gathered ArrayBatches, all of one source
 
-    def put(batch: EntryBatch | ArrayBatch, format_rows: Callable[[Any, int], _Rows]) -> None:
+    def put(batch: EntryBatch | ArrayBatch) -> None:
         nonlocal loaded, first, last
+        if sift is not None:
+            batch = sift(batch)
+            if not len(batch):
+                return
+        format_rows: Callable[[Any, int], _Rows] = fmt_arrays if isinstance(batch, ArrayBatch) else fmt
         lo = loader.reserve_ids(len(batch))
         with paused_gc():
             rows = format_rows(batch, lo)
@@ -545,11 +584,11 @@ def _load(
             batch = batch.select([i not in refused for i in range(len(batch))])
             if not len(batch):
                 return
-        put(batch, fmt)
+        put(batch)
 
     def flush_arrays() -> None:
         if arrays:
-            put(_concat_arrays(arrays), fmt_arrays)
+            put(_concat_arrays(arrays))
             arrays.clear()
 
     try:
@@ -584,6 +623,56 @@ def _load(
     pipe.close()
     loader.finish(last)
     return loaded, first, last
+
+
+class _Sift:
+    """What happens to categories on the way in: ``category_map`` translates them; codes their
+    scheme does not define are counted; uncategorised entries (``us-cat:0``) are left out of a set of
+    known material and counted. Readers share a few Category objects, so each batch looks at its
+    distinct objects (by identity) rather than hashing one per entry."""
+
+    def __init__(self, result: ImportResult, category_map: CategoryMap | None, *, skip_uncategorised: bool):
+        self.result = result
+        self.category_map = category_map or None
+        self.skip_uncategorised = skip_uncategorised
+
+    def __call__(self, batch: EntryBatch | ArrayBatch) -> EntryBatch | ArrayBatch:
+        if not isinstance(batch, ArrayBatch):
+            return self._entries(batch)
+        if self.category_map is not None:  # an ArrayBatch's categories are Project VIC numbers
+            rules = self.category_map.rules
+            present = [str(c) for c in np.unique(batch.category).tolist() if c >= 0]
+            if any((None, c) in rules or ("us-cat", c) in rules for c in present):
+                return self._entries(batch.to_entry_batch())  # rare: mapped as entries
+        if not self.skip_uncategorised:
+            return batch
+        keep = batch.category != 0
+        if keep.all():
+            return batch
+        self.result.uncategorised += int(len(keep) - keep.sum())
+        return batch.select(keep)
+
+    def _entries(self, batch: EntryBatch) -> EntryBatch:
+        distinct = {id(c): c for c in batch.category if c is not None}
+        if not distinct:
+            return batch
+        if self.category_map is not None:
+            mapped = {k: self.category_map(c) for k, c in distinct.items()}
+            if any(mapped[k] is not c for k, c in distinct.items()):
+                batch.category = [None if c is None else mapped[id(c)] for c in batch.category]
+                distinct = {id(c): c for c in mapped.values() if c is not None}
+        unknown = {k for k, c in distinct.items() if not c.known}
+        if unknown:
+            counts = self.result.unknown_categories
+            for k in map(id, batch.category):
+                if k in unknown:
+                    name = str(distinct[k])
+                    counts[name] = counts.get(name, 0) + 1
+        if self.skip_uncategorised and any(c.uncategorised for c in distinct.values()):
+            keep = [c is None or not c.uncategorised for c in batch.category]
+            self.result.uncategorised += keep.count(False)
+            batch = batch.select(keep)
+        return batch
 
 
 def _concat_arrays(batches: Sequence[ArrayBatch]) -> ArrayBatch:
@@ -1473,12 +1562,14 @@ def _fold_and_record(conn: Connection, h: int, lo: int, result: ImportResult, pg
             SELECT '{c}', k.value, e.id, e.scheme, e.code
             FROM _imp_held e JOIN _imp_keys k ON k.signal = '{c}' AND k.raw = e.{c}"""
         )
-    # per value of a new entry: the earlier entry it repeats, and the earlier one it contradicts
+    # per value of a new entry: the earlier entry it repeats (a cryptographic hash only), and the
+    # earlier one it contradicts (any key value)
     conn.execute(
         text(
             temp("_imp_flags")
-            + """AS SELECT entry_id, signal, value,
-              CASE WHEN scheme IS NULL THEN CASE WHEN first_any < entry_id THEN first_any END
+            + f"""AS SELECT entry_id, signal, value,
+              CASE WHEN signal NOT IN ({_IDENTITY_SQL}) THEN NULL
+                   WHEN scheme IS NULL THEN CASE WHEN first_any < entry_id THEN first_any END
                    WHEN first_same < entry_id THEN first_same END AS dup_of,
               CASE WHEN scheme IS NOT NULL AND first_cat < entry_id
                     AND NOT (first_cat_scheme = scheme AND first_cat_code = code)
@@ -1501,12 +1592,28 @@ def _fold_and_record(conn: Connection, h: int, lo: int, result: ImportResult, pg
         ("CREATE TEMP TABLE _imp_dup (new_id BIGINT PRIMARY KEY, keep_id BIGINT NOT NULL)")
         + (" ON COMMIT DROP" if pg else "")
     )
+    # the same item: no cryptographic hash that both give differs (an MD5 shared by two records
+    # whose SHA-256 differ is two files, however unlikely)
+    same = " AND ".join(f"(n.{c} IS NULL OR k.{c} IS NULL OR n.{c} = k.{c})" for c in IDENTITY_SIGNALS)
     conn.execute(
         text(
-            """INSERT INTO _imp_dup (new_id, keep_id)
-            SELECT entry_id, min(dup_of) FROM _imp_flags WHERE dup_of IS NOT NULL GROUP BY entry_id"""
+            f"""INSERT INTO _imp_dup (new_id, keep_id)
+            SELECT f.entry_id, min(f.dup_of) FROM _imp_flags f
+            JOIN entries n ON n.id = f.entry_id JOIN entries k ON k.id = f.dup_of
+            WHERE f.dup_of IS NOT NULL AND {same} GROUP BY f.entry_id"""
         )
     )
+    # what decided each duplicate: the strongest hash it shares with the entry it repeats
+    rank = " ".join(f"WHEN '{c}' THEN {k}" for k, c in enumerate(reversed(IDENTITY_SIGNALS)))
+    for best, n in conn.execute(
+        text(
+            f"""SELECT best, count(*) FROM (SELECT f.entry_id, min(CASE f.signal {rank} END) AS best
+            FROM _imp_flags f JOIN _imp_dup d ON d.new_id = f.entry_id AND d.keep_id = f.dup_of
+            GROUP BY f.entry_id) b GROUP BY best"""
+        )
+    ):
+        signal = IDENTITY_SIGNALS[len(IDENTITY_SIGNALS) - 1 - int(best)]
+        result.duplicates_by[signal] = result.duplicates_by.get(signal, 0) + int(n)
     # an entry may repeat one that is itself a repeat: point every duplicate at the entry kept
     while (
         conn.execute(
@@ -1831,7 +1938,8 @@ def hex_rows(values: Sequence[str], nbytes: int) -> np.ndarray:
 
 
 def entry_details(store: Store, entry_ids: Iterable[int]) -> dict[int, EntryRef]:
-    """Set name, external id, category and set kind of each entry id (unknown ids are left out)."""
+    """Set name, external id, category and match kind of each entry id (unknown ids are left out):
+    the set's kind, but ``uncategorised`` for an uncategorised entry of a known set (never known)."""
     e, h = ENTRIES, HASHSETS
     q = (
         select(h.c.name, h.c.kind, e.c.id, e.c.external_id, e.c.category_scheme, e.c.category_code)
@@ -1842,7 +1950,8 @@ def entry_details(store: Store, entry_ids: Iterable[int]) -> dict[int, EntryRef]
     with store.read() as conn:
         for part in _chunks(sorted({int(i) for i in entry_ids}), 1000):
             for name, kind, eid, ext, sch, code in conn.execute(q, {"ids": part}):
-                out[eid] = EntryRef(name, eid, ext, _category(sch, code), kind)
+                cat = _category(sch, code)
+                out[eid] = EntryRef(name, eid, ext, cat, match_kind(kind, cat))
     return out
 
 

@@ -53,6 +53,19 @@ class ArrayBatch:
     def __len__(self) -> int:
         return len(self.category)
 
+    def select(self, keep: np.ndarray) -> ArrayBatch:
+        """The entries where ``keep`` (bool[n]) is true; their text spans still point into ``text``."""
+        return ArrayBatch(
+            self.text,
+            {name: h[keep] for name, h in self.hashes.items()},
+            self.has[keep],
+            self.category[keep],
+            self.flags[keep],
+            self.size[keep],
+            self.spans[keep],
+            self.source,
+        )
+
     def hex_values(self, name: str) -> list[str | None]:
         """A hash column as lower-case hex (None where an entry lacks it)."""
         k = list(ARRAY_HASHES).index(name)

@@ -345,11 +345,12 @@ def parse_size(value: object, name: str) -> int | None:
     return n
 
 
-_US_CAT = re.compile(r"(?:cat[-_ ]?)?([0-5])", re.IGNORECASE)
+_US_CAT = re.compile(r"(?:cat[-_ ]?)?([0-9]{1,3})", re.IGNORECASE)
 
 
 def parse_category(value: object, name: str = "category") -> Category | None:
-    """``SCHEME:CODE``, or a bare Project VIC number 0–5 (also ``CAT-1``) meaning ``us-cat``."""
+    """``SCHEME:CODE``, or a bare Project VIC number (also ``CAT-1``) meaning ``us-cat``. A code
+    the scheme does not define (``us-cat:8``, ``8``) is kept as it is (``Category.known``)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -367,10 +368,10 @@ def parse_category(value: object, name: str = "category") -> Category | None:
             return Category.parse(text)
         m = _US_CAT.fullmatch(text)
         if m:
-            return Category("us-cat", m.group(1))
+            return Category("us-cat", str(int(m.group(1))))
     except SignalError as exc:
         raise RecordError(f"{name}: {exc.message}") from None
-    raise RecordError(f"{name}: {text[:40]!r} is not a category (SCHEME:CODE or a Project VIC number 0-5)")
+    raise RecordError(f"{name}: {text[:40]!r} is not a category (SCHEME:CODE or a Project VIC number)")
 
 
 def text_or_none(value: object, name: str) -> str | None:

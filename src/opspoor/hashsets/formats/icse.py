@@ -1,6 +1,7 @@
 """Interpol ICSE CSV: ``;``-separated, one row per image, with a header line.
 
 Columns are found by name (any order, any case); unknown columns are kept in ``extra["icse"]``.
+A row with fewer fields than the header is read with the missing trailing fields empty.
 ``Baseline`` true -> ``inhope:baseline``; false or empty -> no category (the raw value is kept in
 ``extra["icse"]["Baseline"]`` so it is written back as read). ICSE has no other category field, so
 entries of other schemes are written with ``Baseline`` empty, except ``inhope:national`` and
@@ -92,8 +93,10 @@ def read_icse(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
             continue
         record += 1
         try:
-            if len(row) != len(header):
+            if len(row) > len(header):
                 raise RecordError(f"expected {len(header)} fields as in the header, found {len(row)}")
+            if len(row) < len(header):  # trailing fields left out, as some exports do: empty
+                row = row + [""] * (len(header) - len(row))
             yield _row_entry(header, fields, row, opts.source)
         except RecordError as exc:
             report(FormatError(str(exc), opts.where, record=record, line=line), opts)
@@ -137,7 +140,7 @@ def _row_entry(header: list[str], fields: list[str | None], row: list[str], sour
 
 def _baseline_text(e: Entry, kept: dict[str, Any]) -> str:
     c = e.category
-    if c is not None and c.scheme == "inhope":
+    if c is not None and c.scheme == "inhope" and c.known:  # an INHOPE code of its own says neither
         return "true" if c.code == "baseline" else "false"
     return str(kept.get("Baseline", ""))
 

@@ -8,7 +8,8 @@ Mapping (see docs/formats.md):
   Project VIC number in ``Category`` (1 for UK A/B/C, NCMEC A1-B2 and INHOPE baseline, else 0) and
   the exact category in ``OpspoorCategory``, which the reader prefers when present.
 - MD5/SHA1/SHA256/PhotoDNA top-level (v2.0); PhotoDNA (v1.3), PDQ and vPDQ in ``AlternativeHashes``.
-- ``MediaID`` <-> ``external_id`` (written as a number when it is one; the position when absent).
+- ``MediaID`` <-> ``external_id``. MediaID is always written as an integer: the id when it is
+  one, else the position, with the id itself in ``OpspoorExternalID`` (which the reader prefers).
 - ``MediaFiles`` <-> ``extra["files"]``; a case's properties -> ``extra["case"]``; every other
   Media property (``IsPrecategorized``, unknown keys) -> ``extra["vics"]`` and back.
 """
@@ -45,7 +46,7 @@ from opspoor.hashsets.formats.base import (
 )
 from opspoor.hashsets.formats.jsonstream import JsonReader, run_end
 from opspoor.hashsets.formats.vics_arrays import MEDIA_KEYS, media_arrays
-from opspoor.hashsets.model import Category, Entry
+from opspoor.hashsets.model import UNCATEGORISED, Category, Entry
 
 CONTEXT_V2 = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata"
 CONTEXT_V13 = "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml"
@@ -158,6 +159,9 @@ def _read_batches(stream: BinaryIO, opts: ReadOptions, state: _State) -> Iterato
             context = jr.value()
             if not isinstance(context, str):
                 raise jr.error(f"{key} must be text")
+            if uk_data_model(context):
+                state.uk = True
+                state.arrays_until = 2**62  # the compiled reader reads Project VIC numbers only
             if context.endswith("#Cases") or "#Cases/" in context:
                 state.mode = "cases"
             elif context.endswith("#Media") or "#Media/" in context:
@@ -177,9 +181,10 @@ def _read_batches(stream: BinaryIO, opts: ReadOptions, state: _State) -> Iterato
 
 
 class _State:
-    __slots__ = ("arrays_until", "mode", "n", "pending", "slow_until")
+    __slots__ = ("arrays_until", "mode", "n", "pending", "slow_until", "uk")
 
     def __init__(self) -> None:
+        self.uk = False  # the context names the UK data model
         self.mode: str | None = None  # "media" | "cases" | None (not yet known)
         self.n = 0  # records (Media) read so far
         self.pending: list[Entry] = []  # entries read one by one, not yet yielded
@@ -245,7 +250,7 @@ def _fast_run(
     with paused_gc():
         try:
             records = orjson.loads("[" + jr.buf[jr.pos : end] + "]")
-            batch = media_batch(records, case, opts.source)
+            batch = media_batch(records, case, opts.source, uk=state.uk)
         except (ValueError, TypeError):  # orjson's JSONDecodeError, RecordError, an unhashable value
             batch = None
     if batch is None:  # read these records one by one: the careful path says what is wrong
@@ -299,7 +304,7 @@ def _slow(
         start = jr.tell()
     record = decode()
     try:
-        state.pending.append(media_entry(record, case, opts.source))
+        state.pending.append(media_entry(record, case, opts.source, uk=state.uk))
     except RecordError as exc:
         report(FormatError(str(exc), opts.where, record=state.n, line=jr.line_col(start)[0]), opts)
     if len(state.pending) >= SLOW_BATCH:
@@ -310,27 +315,47 @@ def _slow(
 _US_CAT: dict[object, Category] = {str(n): Category("us-cat", str(n)) for n in range(6)} | {
     n: Category("us-cat", str(n)) for n in range(6)
 }
+#: the UK data model's numbers (``.../DataModels/2.0.xml/UK/$metadata``): 1-3 are the UK sentencing
+#: categories A-C; 0 is VICS's "not categorised" in every data model
+_UK_NUMBERS = {0: UNCATEGORISED} | {n: Category("uk", c) for n, c in enumerate("ABC", 1)}
+_UK_CAT: dict[object, Category] = {c: Category("uk", c) for c in "ABC"}
+for _n, _c in _UK_NUMBERS.items():
+    _UK_CAT[_n] = _UK_CAT[str(_n)] = _c
+#: a context naming the UK data model: a path segment ``UK``
+_UK_MODEL = re.compile(r"/UK(?:/|\$|#|$)", re.IGNORECASE)
 
 
-def _vics_category(value: object) -> Category | None:
+def uk_data_model(context: str) -> bool:
+    """Whether a VICS context names the UK data model (its categories are the UK scheme)."""
+    return bool(_UK_MODEL.search(context))
+
+
+def _vics_category(value: object, uk: bool = False) -> Category | None:
+    """A VICS ``Category``: a number of the file's data model (Project VIC's, or the UK's). A number
+    the data model does not define is kept under its scheme (``us-cat:8``, ``uk:7``)."""
     if value is None or value == "":
         return None
+    table = _UK_CAT if uk else _US_CAT
     if type(value) is int or type(value) is str:
-        known = _US_CAT.get(value)  # type: ignore[call-overload]
+        known = table.get(value)  # type: ignore[call-overload]
         if known is not None:
             return known
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise RecordError(f"Category: {value!r} is not a Project VIC category (0-5)")
+        raise RecordError(f"Category: {value!r} is not a category number")
     text = str(value).strip()
     if isinstance(value, float) and value.is_integer():
         text = str(int(value))
-    if text not in ("0", "1", "2", "3", "4", "5"):
-        raise RecordError(f"Category: {text[:40]!r} is not a Project VIC category (0-5)")
-    return _US_CAT[text]
+    if uk and text.upper() in ("A", "B", "C"):
+        return table[text.upper()]
+    if not (text.isascii() and text.isdigit() and len(text) <= 3):
+        raise RecordError(f"Category: {text[:40]!r} is not a category number")
+    code = str(int(text))
+    return table.get(code) or Category("uk" if uk else "us-cat", code)
 
 
-def media_entry(m: object, case: dict[str, Any] | None, source: str | None) -> Entry:
-    """One VICS Media object as an Entry; ``RecordError`` says which property is wrong."""
+def media_entry(m: object, case: dict[str, Any] | None, source: str | None, *, uk: bool = False) -> Entry:
+    """One VICS Media object as an Entry; ``RecordError`` says which property is wrong. ``uk``: the
+    file's categories are numbers of the UK data model."""
     if not isinstance(m, dict):
         raise RecordError(f"a Media record must be an object, got {type(m).__name__}")
     f: dict[str, Any] = {}
@@ -357,7 +382,7 @@ def media_entry(m: object, case: dict[str, Any] | None, source: str | None) -> E
     if not signals:
         raise RecordError("Media record has no hash (MD5, SHA1, SHA256, PhotoDNA or AlternativeHashes)")
 
-    category = _vics_category(f.get("category"))
+    category = _vics_category(f.get("category"), uk)
     exact = f.get("opspoorcategory")
     if exact is not None and exact != "":
         category = parse_category(exact, "OpspoorCategory")
@@ -365,6 +390,11 @@ def media_entry(m: object, case: dict[str, Any] | None, source: str | None) -> E
     media_id = f.get("mediaid")
     if isinstance(media_id, bool) or not isinstance(media_id, int | str | None):
         raise RecordError(f"MediaID: {media_id!r} is not a number or text")
+    own_id = f.get("opspoorexternalid")
+    if own_id is not None and own_id != "":
+        if not isinstance(own_id, str):
+            raise RecordError(f"OpspoorExternalID: {own_id!r} is not text")
+        media_id = own_id  # the entry's own id; MediaID holds its position
     extra: dict[str, Any] = {}
     files = f.get("mediafiles")
     if files is not None:
@@ -418,6 +448,7 @@ def _alternative_hashes(alt: object, signals: dict[str, str]) -> list[Any]:
 _NONE = type(None)
 #: Category values taken as they are (bool is excluded by type before the lookup: True == 1)
 _CATEGORY_OF: dict[object, Category | None] = {None: None, "": None, **_US_CAT}
+_UK_CATEGORY_OF: dict[object, Category | None] = {None: None, "": None, **_UK_CAT}
 #: flag values taken as they are (an int 0/1 hashes like False/True, as parse_bool reads it)
 _FLAG_OF: dict[object, bool | None] = {
     None: None,
@@ -441,7 +472,9 @@ _HEX_DIGITS = b"0123456789abcdef"
 _BIG = float(1 << 63)
 
 
-def media_batch(records: list[Any], case: dict[str, Any] | None, source: str | None) -> EntryBatch | None:
+def media_batch(
+    records: list[Any], case: dict[str, Any] | None, source: str | None, *, uk: bool = False
+) -> EntryBatch | None:
     """Media records (decoded) as columns, the same entries :func:`media_entry` makes of them, when
     every record has the usual shape: usual spellings and value types, hex that needs no more than
     lower-casing. None otherwise (or ``RecordError``): the caller takes the careful path.
@@ -485,7 +518,7 @@ def media_batch(records: list[Any], case: dict[str, Any] | None, source: str | N
     ):
         return None  # a record without a hash
 
-    category = _mapped(column("Category"), _CATEGORY_OF, {int, str, _NONE}, n)
+    category = _categories(column("Category"), uk, n)
     if category is None:
         return None
     exact = column("OpspoorCategory")
@@ -505,6 +538,11 @@ def media_batch(records: list[Any], case: dict[str, Any] | None, source: str | N
         )
     else:
         return None
+    own_id = column("OpspoorExternalID")
+    if own_id is not None:
+        if not set(map(type, own_id)) <= {str, _NONE}:
+            return None
+        external_id = [v if v else x for v, x in zip(own_id, external_id, strict=True)]
     series = _texts(column("Series"), n)
     tags = _tags(column("Tags"), n)
     date = column("DateUpdated")
@@ -624,6 +662,18 @@ _HASH_NAME = methodcaller("get", "HashName")
 _HASH_VALUE = methodcaller("get", "HashValue")
 
 
+def _categories(values: list[Any] | None, uk: bool, n: int) -> list[Category | None] | None:
+    """The Category column: the usual numbers at C speed, others (a publisher's own number, the UK
+    data model) one by one; None for a value that needs the careful path."""
+    found = _mapped(values, _UK_CATEGORY_OF if uk else _CATEGORY_OF, {int, str, _NONE}, n)
+    if found is not None or values is None or not set(map(type, values)) <= {int, str, _NONE}:
+        return found
+    try:
+        return [_vics_category(v, uk) for v in values]
+    except RecordError:
+        return None
+
+
 def _mapped(values: list[Any] | None, table: dict[object, Any], types: set[type], n: int) -> list[Any] | None:
     if values is None:
         return [None] * n
@@ -712,7 +762,10 @@ def _has_big_float(values: list[Any]) -> bool:
 
 
 def vics_number(category: Category) -> int:
-    """The Project VIC ``Category`` written for a category of any scheme."""
+    """The Project VIC ``Category`` written for a category of any scheme (a code its scheme does
+    not define: its own number in ``us-cat``, else 0)."""
+    if not category.known:
+        return int(category.code) if category.scheme == "us-cat" and category.code.isdigit() else 0
     if category.scheme == "us-cat":
         return int(category.code)
     if category.scheme == "inhope":
@@ -724,10 +777,12 @@ def entry_media(e: Entry, position: int, version: str) -> dict[str, Any]:
     """The VICS Media object of an entry."""
     m: dict[str, Any] = {}
     ext = e.external_id
-    if ext is None:
+    if ext is not None and ext.isascii() and ext.isdigit() and str(int(ext)) == ext:
+        m["MediaID"] = int(ext)
+    else:  # an integer, as VICS writers write it; an id that is not one is kept beside it
         m["MediaID"] = position
-    else:
-        m["MediaID"] = int(ext) if ext.isdigit() and str(int(ext)) == ext else ext
+        if ext is not None:
+            m["OpspoorExternalID"] = ext
     if e.category is not None:
         m["Category"] = vics_number(e.category)
     s = e.signals

@@ -7,8 +7,8 @@ ten times faster. It takes only what it can read exactly as :func:`~opspoor.hash
 media_entry` would, and gives up on the whole run otherwise (returns None): the caller then reads
 the run the careful way, which also names the record at fault. Given up on, among others: a
 backslash escape in any string, PhotoDNA, vPDQ or unknown AlternativeHashes, tags, MediaFiles,
-OpspoorCategory, a float, a nested value of an unknown property, a repeated property, a record
-without a hash, a hash of the wrong length or alphabet.
+OpspoorCategory, OpspoorExternalID, a float, a nested value of an unknown property, a repeated
+property, a record without a hash, a hash of the wrong length or alphabet.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ MEDIA_KEYS = (
     "DateUpdated",
     "MediaFiles",
     "OpspoorCategory",
+    "OpspoorExternalID",
 )
 (
     K_ID,
@@ -54,6 +55,7 @@ MEDIA_KEYS = (
     K_DATE,
     K_FILES,
     K_OPSPOOR,
+    K_EXTERNAL,
 ) = range(len(MEDIA_KEYS))
 #: AlternativeHashes names taken here, in ARRAY_HASHES order
 _ALT_NAMES = ("MD5", "SHA1", "SHA256", "PDQ")
@@ -409,7 +411,7 @@ def _parse(
                 if t > s:
                     spans[r, f, 0] = s
                     spans[r, f, 1] = t
-            elif key in (K_TAGS, K_PHOTODNA, K_OPSPOOR):
+            elif key in (K_TAGS, K_PHOTODNA, K_OPSPOOR, K_EXTERNAL):
                 kind, s, e, i = _text_or_null(buf, i)
                 if kind < 0 or e > s:  # only absent values on this path
                     return GIVE_UP
