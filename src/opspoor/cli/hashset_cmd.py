@@ -43,8 +43,8 @@ hashset_app = typer.Typer(
 app.add_typer(hashset_app, name="hashset")
 
 #: what --format takes, from the formats' registry (a new format appears here by itself)
-IMPORT_FORMATS = ("auto", *FORMATS)
-EXPORT_FORMATS = tuple(name for name, f in FORMATS.items() if f.writer is not None)
+IMPORT_FORMATS = ("auto", *sorted(FORMATS))
+EXPORT_FORMATS = tuple(sorted(name for name, f in FORMATS.items() if f.writer is not None))
 
 NoIndexCacheOption = Annotated[
     bool,

@@ -455,13 +455,15 @@ _CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
 
 def binary_kind(head: bytes) -> str | None:
     """What a file head that is no text is (``None`` for text): a known kind of file, or binary
-    data. Text in another 8-bit encoding (a Latin-1 file name in a list) is still text: control
-    bytes or a high share of bytes that are not UTF-8 make it binary."""
+    data. Text in another 8-bit encoding (a Latin-1 file name in a list) is still text: more than
+    1 % control bytes (one stray NUL is not enough) or a high share of bytes that are not UTF-8
+    make it binary."""
     for magic, what in _MAGIC:
         if head.startswith(magic):
             return what
     start = head[:8].hex(" ")
-    if b"\x00" in head or len(_CONTROL.findall(head)) > len(head) // 100:
+    # one stray NUL in a text list is a bad record (the reader names it), not a binary file
+    if len(_CONTROL.findall(head)) > max(1, len(head) // 100):
         return f"binary data (starts {start})"
     text = head.decode("utf-8", errors="replace")
     if text.count("\ufffd") > len(text) // 10:
