@@ -160,7 +160,11 @@ class _Namer:
         parts, unsafe = member_parts(name)
         path = self.unique(join_member(self.archive.path, "/".join(parts)))
         item = EvidenceItem(path=path, size=size, depth=self.archive.depth + 1, mtime=mtime)
-        if unsafe:
+        if not name:
+            item.error = UnsafeMemberName("member has an empty name", path)
+        elif "\x00" in name:
+            item.error = UnsafeMemberName(f"member name holds a NUL byte: {name!r}", path)
+        elif unsafe:
             item.error = UnsafeMemberName(f"member name escapes the archive: {name!r}", path)
         return item
 
@@ -198,7 +202,7 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                 item.path,
             ) from exc
         with zf:
-            infos = [i for i in zf.infolist() if not i.is_dir()]
+            infos = [i for i in zf.infolist() if not zip_is_dir(i)]
             if len(infos) > lim.max_members:
                 raise ArchiveBomb(f"{len(infos)} members, more than {lim.max_members}", item.path)
             # per member by declared sizes; per archive over what was actually read (many small members
@@ -206,7 +210,8 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
             bomb: ArchiveBomb | None = None
             read_u = read_c = 0
             for info in infos:
-                member = names(info.filename, info.file_size, _zip_mtime(info.date_time))
+                # orig_filename keeps a NUL and what follows it (zipfile cuts ``filename`` there)
+                member = names(info.orig_filename, info.file_size, _zip_mtime(info.date_time))
                 if bomb is not None:
                     _fail(member, ArchiveBomb(f"not read: {bomb.message}"))
                     yield member
@@ -224,6 +229,11 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                 yield member
             if bomb is not None:
                 raise bomb
+
+
+def zip_is_dir(info: zipfile.ZipInfo) -> bool:
+    """``ZipInfo.is_dir`` without its IndexError on a member with an empty name."""
+    return info.filename.endswith("/")
 
 
 def _zip_declared_entries(f: BinaryIO) -> int | None:
