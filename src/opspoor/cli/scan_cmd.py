@@ -168,7 +168,11 @@ def scan(
         local=local,
     )
     progress = JsonLogProgress() if json_log else RichProgress()
-    result = run_scan(cfg, progress, log=lambda m: err.print(m))
+    try:
+        result = run_scan(cfg, progress, log=lambda m: err.print(m))
+    except KeyboardInterrupt:
+        err.print("interrupted; run the same command to resume")
+        raise typer.Exit(130) from None
     s = result.summary
     if json_log:
         sys.stderr.write(json.dumps({"event": "done", "summary": s}) + "\n")
