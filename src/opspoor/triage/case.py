@@ -59,7 +59,9 @@ def check_case_dir(path: Path, sources: Iterable[Path]) -> None:
     anything is created or changed."""
     if path.exists() or path.is_symlink():
         if not path.is_dir():
-            raise CaseError("is not a folder; --case needs a new or empty folder, or an earlier case", str(path))
+            raise CaseError(
+                "is not a folder; --case needs a new or empty folder, or an earlier case", str(path)
+            )
         entries = {p.name for p in path.iterdir()}
         if entries and CASE_DB not in entries:
             raise CaseError(
@@ -69,7 +71,9 @@ def check_case_dir(path: Path, sources: Iterable[Path]) -> None:
     for src in sources:
         src_real = Path(os.path.realpath(src))
         if src_real.is_dir() and (real == src_real or src_real in real.parents):
-            raise CaseError(f"case folder is inside the source {src}; its own files would be scanned", str(path))
+            raise CaseError(
+                f"case folder is inside the source {src}; its own files would be scanned", str(path)
+            )
 
 
 def make_case_dir(path: Path) -> Path:
@@ -148,7 +152,10 @@ class CaseDB:
         return done
 
     def add_files(
-        self, rows: Iterable[tuple[int, dict[str, Any], bytes | None] | tuple[int, dict[str, Any], bytes | None, Any]]
+        self,
+        rows: Iterable[
+            tuple[int, dict[str, Any], bytes | None] | tuple[int, dict[str, Any], bytes | None, Any]
+        ],
     ) -> None:
         """Write a batch of (seq, record, thumbnail[, query]) in one transaction; ``query`` is what
         matching needs beyond the record (the robust query hashes), kept to match again on resume."""
@@ -161,7 +168,8 @@ class CaseDB:
             return
         with self._tx():
             self.conn.executemany(
-                "INSERT OR REPLACE INTO files (path, seq, status, record, thumb, query) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO files (path, seq, status, record, thumb, query)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 data,
             )
 
@@ -170,7 +178,8 @@ class CaseDB:
         after: tuple[int, str] = (-1, "")
         while True:  # by key, not one cursor: the caller updates rows between batches
             rows = self.conn.execute(
-                "SELECT seq, path, record, query FROM files WHERE (seq, path) > (?, ?) ORDER BY seq, path LIMIT ?",
+                "SELECT seq, path, record, query FROM files"
+                " WHERE (seq, path) > (?, ?) ORDER BY seq, path LIMIT ?",
                 (*after, size),
             ).fetchall()
             if not rows:

@@ -32,7 +32,7 @@ def new_pool(workers: int, warm: bool = True) -> ProcessPoolExecutor:
 
 
 class CrashSafePool:
-    """Submit tasks, collect results; a dead worker costs a re-run of what was in flight, not a wrong record."""
+    """Tasks in, results out: a dead worker costs a re-run of what was in flight, not a wrong record."""
 
     def __init__(self, workers: int, options: HashOptions) -> None:
         self.workers = workers

@@ -165,12 +165,12 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
                 "case directory holds another scan (different sources or hash sets); use a new --case DIR",
                 str(cfg.case_dir),
             )
-    workers = max(1, cfg.workers)
-    # start the workers first: they load their kernels while the hash sets are being loaded
-    pool = CrashSafePool(workers, options)
+    pool: CrashSafePool | None = None
     loader: ThreadPoolExecutor | None = None
     interrupted = False
     try:
+        # start the workers first: they load their kernels while the hash sets are being loaded
+        pool = CrashSafePool(max(1, cfg.workers), options)
         store = open_store(cfg.db_url)
         try:
             versions = _set_versions(store, cfg.hashsets)
@@ -190,7 +190,9 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
         if case.get_meta("started") is None:
             case.set_meta("started", started)
         if case.count() and case.get_meta("hashset_versions") != versions:
-            _match_again(case, matcher_ready.result(), versions, case.get_meta("hashset_versions"), options, log)
+            _match_again(
+                case, matcher_ready.result(), versions, case.get_meta("hashset_versions"), options, log
+            )
         case.set_meta("hashset_versions", versions)
         done = case.done_paths(retry_reasons=[CRASH])
         if done:
@@ -200,9 +202,11 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
         interrupted = isinstance(exc, KeyboardInterrupt)
         raise
     finally:
-        pool.shutdown(interrupted=interrupted)
+        if pool is not None:
+            pool.shutdown(interrupted=interrupted)
         if loader is not None:
             loader.shutdown(wait=not interrupted, cancel_futures=True)
+    assert pool is not None
     if pool.crashes:
         log(f"{pool.crashes} worker process(es) died; the files in flight were run again one at a time")
     matcher = matcher_ready.result()
@@ -229,7 +233,7 @@ def _match_again(
     for rows in case.iter_queries():
         sigs = [_query_signals(rec, query) for rec, query in rows]
         updated = []
-        for (rec, _), sig, matches in zip(rows, sigs, matcher.match_batch(sigs), strict=True):
+        for (rec, _), matches in zip(rows, matcher.match_batch(sigs), strict=True):
             if rec.get("error_reason") == CRASH:
                 continue  # done again anyway
             if options.local and rec.get("pdq") and not matches:

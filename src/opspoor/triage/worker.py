@@ -115,7 +115,6 @@ def warm_up() -> None:
     process is still loading the hash sets."""
     import io
 
-
     import numpy as np
     from PIL import Image
 
