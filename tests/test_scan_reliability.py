@@ -3,15 +3,20 @@ archive members, a killed main process, Ctrl-C, bad --case and source arguments.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 from PIL import Image
@@ -20,6 +25,7 @@ from opspoor.demo.images import generate_image
 from opspoor.errors import CaseError, MissingSource
 from opspoor.hashsets.model import Category, Entry
 from opspoor.signals.engine import hash_bytes
+from opspoor.sources import Limits
 from opspoor.store import import_entries, open_store
 from opspoor.triage.scan import ScanConfig, ScanResult, run_scan
 from opspoor.triage.worker import FAULT_ENV
@@ -299,3 +305,78 @@ def test_workers_die_with_the_main_process(world: dict[str, Path | str], tmp_pat
     proc.wait()
     gone, alive = psutil.wait_procs(workers, timeout=5)
     assert not alive, f"workers still alive 5 s after the main process was killed: {alive}"
+
+
+# --- large archive members: hashed whatever their size, memory bounded ------------------------------
+
+
+def compressible(n_bytes: int, seed: int) -> bytes:
+    """Benign filler that deflates about 25:1 (no bomb by ratio): each KiB is 32 random bytes and zeros."""
+    rows = np.zeros((n_bytes // 1024, 1024), dtype=np.uint8)
+    rows[:, :32] = np.random.default_rng(seed).integers(0, 256, (len(rows), 32), dtype=np.uint8)
+    return rows.tobytes()
+
+
+class PeakMemory:
+    """Peak resident memory of this process and of its children, sampled every 20 ms."""
+
+    def __init__(self) -> None:
+        self.main = self.worker = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        me = psutil.Process()
+        while not self.stop.is_set():
+            self.main = max(self.main, me.memory_info().rss)
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    self.worker = max(self.worker, child.memory_info().rss)
+            time.sleep(0.02)
+
+    def __enter__(self) -> PeakMemory:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def test_members_above_the_room_are_hashed_as_they_stream_and_memory_stays_bounded(tmp_path: Path) -> None:
+    """Two 120 MiB members in a zip, with an 8 MiB in-memory room: both get MD5, SHA-1 and SHA-256
+    (one is then known by its MD5), neither is held, so neither the main process nor a worker grows
+    by anything like a member (the same scan of 1 MiB members is the anchor)."""
+    size = 120 << 20
+    first = compressible(size, 1)
+    md5 = hashlib.md5(first).hexdigest()
+    sha256_second = hashlib.sha256(compressible(size, 2)).hexdigest()
+    db = f"sqlite:///{tmp_path / 'store.sqlite'}"
+    store = open_store(db)
+    import_entries(store, "p1", [Entry({"md5": md5}, Category("us-cat", "1"), external_id="big")])
+    store.close()
+    peaks = {}
+    for name, n in (("anchor", 1 << 20), ("large", size)):
+        ev = tmp_path / name
+        ev.mkdir()
+        with zipfile.ZipFile(ev / "big.zip", "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            zf.writestr("a.bin", first[:n])
+            zf.writestr("b.bin", compressible(n, 2))
+        (ev / "p.jpg").write_bytes(jpeg(generate_image(1, 160, 120, style="shapes")))
+        case = tmp_path / f"case-{name}"
+        cfg = ScanConfig(
+            sources=[ev], hashsets=["p1"], case_dir=case, db_url=db, workers=2, local=False,
+            limits=Limits(max_in_memory=8 << 20),
+        )  # fmt: skip
+        with PeakMemory() as peak:
+            assert run_scan(cfg).reconciled
+        peaks[name] = peak
+    recs = records(tmp_path / "case-large")
+    a, b = recs["large/big.zip!/a.bin"], recs["large/big.zip!/b.bin"]
+    assert a["status"] == "known" and a["md5"] == md5 and a["size"] == size
+    assert b["status"] == "error" and b["error_reason"] == "MemberTooLarge" and "not decoded" in b["error"]
+    assert b["sha256"] == sha256_second and b["md5"] and b["sha1"]
+    assert recs["large/p.jpg"]["status"] == "new"
+    grew_main = (peaks["large"].main - peaks["anchor"].main) >> 20
+    grew_worker = (peaks["large"].worker - peaks["anchor"].worker) >> 20
+    assert grew_main < 60 and grew_worker < 60, (grew_main, grew_worker)

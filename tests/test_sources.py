@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import io
 import lzma
 import os
@@ -329,22 +330,31 @@ def test_stream_bomb_in_tar_gz_stops_the_archive(tmp_path: Path) -> None:
     assert got["b.tgz!/ok.txt"].read() == b"fine"
     assert isinstance(got["b.tgz!/zeros.bin"].error, ArchiveBomb)
     assert isinstance(got["b.tgz"].error, ArchiveBomb) and "b.tgz!/after.txt" not in got
-    # a member too large to keep is skipped by decompressing it, still watched for the ratio
+    # a member too large to keep is hashed as it streams, still watched for the ratio
     skipped = records(
         [tmp_path / "b.tgz"], Limits(max_ratio=50, ratio_min_bytes=256 << 10, max_in_memory=1 << 20)
     )
-    assert isinstance(skipped["b.tgz!/zeros.bin"].error, MemberTooLarge)
+    assert isinstance(skipped["b.tgz!/zeros.bin"].error, ArchiveBomb)
     assert isinstance(skipped["b.tgz"].error, ArchiveBomb) and "b.tgz!/after.txt" not in skipped
 
 
-def test_member_larger_than_memory_room_is_skipped_not_read(tmp_path: Path) -> None:
-    big, small = os.urandom(300_000), b"small"
+def test_member_larger_than_memory_room_is_hashed_as_it_streams_not_held(tmp_path: Path) -> None:
+    big, small = b"%PDF" + os.urandom(300_000), b"small"
     (tmp_path / "m.tar").write_bytes(tar_bytes([("big.bin", big), ("small.txt", small)]))
     (tmp_path / "m.zip").write_bytes(zip_bytes([("big.bin", big), ("small.txt", small)]))
     (tmp_path / "m.7z").write_bytes(sevenzip_bytes([("big.bin", big), ("small.txt", small)]))
-    got = records([tmp_path / "m.tar", tmp_path / "m.zip", tmp_path / "m.7z"], Limits(max_in_memory=100_000))
+    (tmp_path / "m.bin.gz").write_bytes(gzip.compress(big))
+    sources = [tmp_path / n for n in ("m.tar", "m.zip", "m.7z", "m.bin.gz")]
+    got = records(sources, Limits(max_in_memory=100_000))
+    for name in ("m.tar!/big.bin", "m.zip!/big.bin", "m.7z!/big.bin", "m.bin.gz!/m.bin"):
+        member = got[name]
+        assert isinstance(member.error, MemberTooLarge) and "not decoded" in member.error.message, name
+        assert not member.has_content and member.size == len(big), name  # not held
+        assert member.digests.md5 == hashlib.md5(big).hexdigest(), name
+        assert member.digests.sha1 == hashlib.sha1(big).hexdigest(), name
+        assert member.digests.sha256 == hashlib.sha256(big).hexdigest(), name
+        assert member.head == big[: len(member.head)] and len(member.head) >= 4, name
     for a in ("m.tar", "m.zip", "m.7z"):
-        assert isinstance(got[f"{a}!/big.bin"].error, MemberTooLarge), a
         assert got[f"{a}!/small.txt"].read() == small, a
         assert got[a].error is None, a
 

@@ -46,6 +46,11 @@ class CrashSafePool:
     def __len__(self) -> int:
         return len(self.inflight)
 
+    @property
+    def held(self) -> int:
+        """Bytes of archive members in flight (each is in this process until its result is back)."""
+        return sum(len(t.data) for t in self.inflight.values() if t.data is not None)
+
     def submit(self, task: Task) -> list[Result]:
         """Hand a task to the pool; returns results only when a broken pool had to be recovered."""
         try:

@@ -257,6 +257,17 @@ def _match_again(
     )
 
 
+def _streamed_signals(item: EvidenceItem) -> dict[str, Any]:
+    from opspoor.media.sniff import sniff
+
+    d, found, err = item.digests, sniff(item.head or b""), item.error
+    return {
+        "size": d.size, "kind": found.kind, "type": found.type, "md5": d.md5, "sha1": d.sha1,
+        "sha256": d.sha256, "error": err.message if err else None,
+        "error_reason": err.reason if err else None,
+    }  # fmt: skip
+
+
 def _query_signals(rec: dict[str, Any], query: dict[str, Any] | None) -> dict[str, Any]:
     sig = {k: rec.get(k) for k in ("md5", "sha1", "sha256", "pdq", "pdq_quality", "vpdq_frames")}
     if query:
@@ -302,7 +313,9 @@ def _hash_and_match(
             if path in done:
                 progress.advance(1, 0)
                 continue
-            if item.error is not None and not item.has_content:
+            if item.digests is not None:  # a member too large to hold: hashed as it streamed past
+                hashed.append((seq, path, _streamed_signals(item), None))
+            elif item.error is not None and not item.has_content:
                 rec = error_record(path, item.size, item.error.message, item.error.reason, item.container)
                 batch.append((seq, rec, None, None))
             else:
@@ -316,6 +329,10 @@ def _hash_and_match(
                     )
                     batch.append((seq, error_record(path, item.size, msg, reason), None, None))
                 else:
+                    # members travel to the workers as bytes: those in flight stay within one room
+                    size = len(task.data) if task.data is not None else 0
+                    while len(pool) and pool.held + size > cfg.limits.max_in_memory:
+                        hashed.extend(pool.collect(block=True))
                     hashed.extend(pool.submit(task))
             while len(pool) >= max_inflight:
                 hashed.extend(pool.collect(block=True))
