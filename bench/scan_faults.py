@@ -78,7 +78,7 @@ def records(case: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (case / "files.jsonl").read_text().splitlines()]
 
 
-def cli(ev: Path, case: Path, db: str, **kw: Any) -> subprocess.Popen[str]:
+def cli(ev: Path, case: Path, db: str, stderr: int = subprocess.PIPE, **kw: Any) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     args = [
         "scan",
@@ -94,7 +94,7 @@ def cli(ev: Path, case: Path, db: str, **kw: Any) -> subprocess.Popen[str]:
         "--json-log",
     ]
     return subprocess.Popen(
-        [sys.executable, "-m", "opspoor", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "opspoor", *args], stdout=subprocess.DEVNULL, stderr=stderr,
         text=True, env=env, **kw,
     )  # fmt: skip
 
@@ -123,12 +123,13 @@ def kill_loop(
     same = orphans = 0
     for k in range(n):
         case = work / f"kill{k}"
-        proc = cli(ev, case, db)
+        # (no pipe: a worker that outlives the kill would hold it open)
+        proc = cli(ev, case, db, stderr=subprocess.DEVNULL)
         main = psutil.Process(proc.pid)
         time.sleep(rng.uniform(0.5, 6.0))
         workers = main.children(recursive=True)
         proc.send_signal(signal.SIGKILL)
-        proc.communicate()
+        proc.wait()
         _, alive = psutil.wait_procs(workers, timeout=5)
         orphans += len(alive)
         for p in alive:
