@@ -106,18 +106,26 @@ class CrashSafePool:
                     out.append(crashed(task))  # it died alone: this file did it
                     solo.shutdown(wait=True)
                     solo = None
-        finally:
+        except BaseException:  # Ctrl-C: do not wait for the file being decoded
             if solo is not None:
-                solo.shutdown(wait=True)
+                _stop_now(solo)
+            raise
+        if solo is not None:
+            solo.shutdown(wait=True)
         return out
 
     def shutdown(self, interrupted: bool = False) -> None:
         """Stop the pool; after an interrupt, without waiting for the files being decoded."""
         if interrupted:
-            processes = list((getattr(self.pool, "_processes", None) or {}).values())
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            for p in processes:  # (private attribute: the executor has no public way to stop its work)
-                p.kill()
+            _stop_now(self.pool)
         else:
             self.pool.shutdown(wait=True, cancel_futures=True)
         self.inflight.clear()
+
+
+def _stop_now(pool: ProcessPoolExecutor) -> None:
+    """Shut a pool down without waiting for the files its workers are decoding."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:  # (private attribute: the executor has no public way to stop its work)
+        p.kill()
