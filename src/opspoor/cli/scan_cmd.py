@@ -149,6 +149,33 @@ def scan(
     Known material is separated from new; new media are grouped into series candidates and put
     in review order. Writes case.sqlite, files.jsonl, summary.json, report.html and a VICS export.
     """
+    try:  # Ctrl-C at any moment: one line, and the case resumes (Click would say "Aborted!")
+        _scan(sources, hashset, case, db, workers, no_thumbnails, json_log,
+              max_depth, robust, low_quality, local, distance, case_number, examiner)  # fmt: skip
+    except KeyboardInterrupt:
+        err.print(INTERRUPTED)
+        raise typer.Exit(130) from None
+
+
+INTERRUPTED = "interrupted; run the same command to resume"
+
+
+def _scan(
+    sources: list[Path],
+    hashset: list[str],
+    case: Path,
+    db: str | None,
+    workers: int,
+    no_thumbnails: bool,
+    json_log: bool,
+    max_depth: int,
+    robust: Robust,
+    low_quality: bool,
+    local: bool,
+    distance: int | None,
+    case_number: str | None,
+    examiner: str | None,
+) -> None:
     from opspoor.signals.engine import HashOptions
     from opspoor.sources import Limits
     from opspoor.triage.scan import ScanConfig, run_scan

@@ -8,7 +8,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from opspoor.errors import SourceError, SymlinkNotFollowed, UnreadableSource, VanishedSource
 
@@ -34,6 +34,10 @@ class EvidenceItem:
     mtime: float | None = None
     fs_path: str | None = field(default=None, repr=False)
     _data: bytes | None = field(default=None, repr=False, compare=False)
+    #: an archive member too large to hold: its digests (``signals.crypto.Digests``), taken as it
+    #: streamed past, and its first bytes (for its type); ``error`` says it was not decoded
+    digests: Any = field(default=None, repr=False, compare=False)
+    head: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def has_content(self) -> bool:
