@@ -25,7 +25,7 @@ from opspoor.service.problems import Problem, problem_for, problem_response
 from opspoor.service.routes_match import MATCH_ROLES, match_values
 
 if TYPE_CHECKING:
-    from opspoor.service.app import Service
+    from opspoor.service.state import Service
 
 log = logging.getLogger("opspoor.service")
 PATH = "/v1/match"
