@@ -5,7 +5,9 @@ It does exactly what the FastAPI route does, with the same functions (authentica
 rate checks, :func:`routes_match.match_values`, audit, problem details, metrics); it only skips
 the framework's per-request machinery (its middleware stack, routing and dependency injection),
 which costs more than the search itself. The route stays in the OpenAPI schema, and multipart
-uploads to it go through FastAPI as usual. :class:`opspoor.service.app.ServiceApp` calls it.
+uploads to it go through FastAPI as usual. :class:`opspoor.service.app.ServiceApp` calls it unless
+``Settings.fast_path`` is off; ``tests/test_service_fastpath.py`` sends the same requests both ways
+and compares status, body, audit rows and metrics.
 """
 
 from __future__ import annotations
