@@ -51,6 +51,7 @@ from opspoor.signals.local import (  # noqa: E402
     LocalMatch,
     local_features,
 )
+from corpus import PHOTOS  # noqa: E402
 from setup_info import setup_line  # noqa: E402
 
 WORK_SIZE = 1024
@@ -300,8 +301,8 @@ def main() -> None:
         sizes = [300]
     # whole photographs only: the corpus also holds regions cut out of its largest photographs,
     # and a crop of a photograph rightly matches such a region (the same picture)
-    regions = {p for p, (_, region) in photo_sources().items() if region}
-    photos = [p for p in benchmark_photos() or [] if p not in regions]
+    regions = {p for p, (_, region) in photo_sources(PHOTOS).items() if region}
+    photos = [p for p in benchmark_photos(PHOTOS) or [] if p not in regions]
     note = (
         f"{min(len(photos), sizes[-1])} benchmark photos (bench/corpus.py, regions cut out of larger "
         "photographs left out) + generated 800x600 'mixed' "
