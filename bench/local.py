@@ -43,6 +43,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
+from corpus import PHOTOS  # noqa: E402
 from opspoor.demo.images import generate_image  # noqa: E402
 from opspoor.evaluate.harness import Picture, benchmark_photos, load_picture, photo_sources  # noqa: E402
 from opspoor.signals.local import (  # noqa: E402
@@ -51,7 +52,6 @@ from opspoor.signals.local import (  # noqa: E402
     LocalMatch,
     local_features,
 )
-from corpus import PHOTOS  # noqa: E402
 from setup_info import setup_line  # noqa: E402
 
 WORK_SIZE = 1024

@@ -473,7 +473,12 @@ def _corpus_folder(folder: Path, root: str | None, names: list[str]) -> list[Pat
 def test_the_benchmark_corpus_is_found_in_the_cache_folder_or_where_told_never_in_the_checkout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from opspoor.evaluate.harness import benchmark_corpus_dir, benchmark_photos, corpus_pictures, photo_sources
+    from opspoor.evaluate.harness import (
+        benchmark_corpus_dir,
+        benchmark_photos,
+        corpus_pictures,
+        photo_sources,
+    )
 
     monkeypatch.delenv("OPSPOOR_CORPUS", raising=False)
     monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
@@ -485,11 +490,12 @@ def test_the_benchmark_corpus_is_found_in_the_cache_folder_or_where_told_never_i
 
     # as bench/corpus.py builds it in a checkout: photo paths relative to the manifest's root
     checkout = tmp_path / "checkout"
-    told = _corpus_folder(checkout / ".cache" / "photos", "../..", [".cache/photos/c.jpg", ".cache/pkgs/d.jpg"])
+    names = [".cache/photos/c.jpg", ".cache/pkgs/d.jpg"]
+    told = _corpus_folder(checkout / ".cache" / "photos", "../..", names)
     monkeypatch.setenv("OPSPOOR_CORPUS", str(checkout / ".cache" / "photos"))
     assert benchmark_photos() == told
     pictures, source = corpus_pictures(EvalConfig())
-    assert [p.name for p in pictures] == [".cache/photos/c.jpg", ".cache/pkgs/d.jpg"] and "benchmark" in source
+    assert [p.name for p in pictures] == names and "benchmark" in source
     # the option wins over the environment
     pictures, _ = corpus_pictures(EvalConfig(benchmark=tmp_path / "cache" / "photos"))
     assert [p.path for p in pictures] == [str(p) for p in cached]

@@ -107,9 +107,11 @@ def _metrics() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     out = {}
     for family in REGISTRY.collect():
         for s in family.samples:
-            if s.name in WATCHED and s.labels.get("route", "/v1/match") == "/v1/match":
-                if s.labels.get("method", "POST") == "POST":
-                    out[s.name, tuple(sorted(s.labels.items()))] = s.value
+            ours = (
+                s.labels.get("route", "/v1/match") == "/v1/match" and s.labels.get("method", "POST") == "POST"
+            )
+            if s.name in WATCHED and ours:
+                out[s.name, tuple(sorted(s.labels.items()))] = s.value
     return out
 
 

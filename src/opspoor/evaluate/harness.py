@@ -170,8 +170,7 @@ def photo_sources(folder: Path | None = None) -> dict[Path, tuple[str, bool]]:
     """Per benchmark photo: the package file it comes from, and whether it is a region cut out of it."""
     root, photos = _manifest(folder)
     return {
-        root / p["path"]: (f"{p.get('package')}:{p.get('source')}", p.get("crop") is not None)
-        for p in photos
+        root / p["path"]: (f"{p.get('package')}:{p.get('source')}", p.get("crop") is not None) for p in photos
     }
 
 
