@@ -7,7 +7,6 @@ It assembles the routes around one :class:`~opspoor.service.state.Service` per w
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,8 +23,6 @@ from opspoor.service.settings import Settings
 from opspoor.service.state import Service, search_threads
 
 __all__ = ["STREAMED", "Service", "ServiceApp", "app_from_env", "create_app", "search_threads"]
-
-log = logging.getLogger("opspoor.service")
 
 #: routes that read their own (streamed, multipart) body
 STREAMED = ("/v1/hash", "/v1/match")
