@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 
 from opspoor.service.metrics import AUDIT_FAILURES, AUDIT_PENDING
 from opspoor.store import Store
-from opspoor.store.audit import STOP_ACTION, AuditEvent, append_audit, storable
+from opspoor.store.audit import STOP_ACTION, AuditEvent, append_audit, event_json, storable
 
 log = logging.getLogger("opspoor.service.audit")
 MAX_BATCH = 2000
@@ -139,22 +139,7 @@ class AuditWriter:
         with self._cv:
             self._pending = self._pending[len(batch) :]  # _write put them back; they go to the log
         for e, _ in batch:
-            log.error(
-                "audit row not written: %s",
-                json.dumps(
-                    {
-                        "at": e.at.isoformat(),
-                        "token_id": e.token_id,
-                        "tenant": e.tenant,
-                        "action": e.action,
-                        "object": e.object,
-                        "result": e.result,
-                        "status": e.status,
-                        "writer": e.writer,
-                        "seq": e.seq,
-                    }
-                ),
-            )
+            log.error("audit row not written: %s", json.dumps(event_json(e)))
 
     def close(self) -> None:
         """Write everything queued, then stop."""

@@ -21,7 +21,7 @@ from opspoor.service.problems import Problem
 from opspoor.service.routing import api_router, service_of
 
 if TYPE_CHECKING:
-    from opspoor.service.app import Service
+    from opspoor.service.state import Service
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes
 from opspoor.signals.vpdq import format_vpdq
 from opspoor.triage.matching import Match, Query

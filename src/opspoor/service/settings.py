@@ -39,6 +39,9 @@ class Settings:
     #: threads hashing uploads, and uploads read into memory at once, per worker
     hash_threads: int = 2
     upload_slots: int = 8
+    #: a JSON ``POST /v1/match`` is answered before FastAPI's layers (``service.fastpath``); off, the
+    #: route answers it, with the same status, body, audit row and metrics (slower)
+    fast_path: bool = True
     #: audit rows of reads are written in batches this often (writes wait for theirs)
     audit_flush_seconds: float = 0.2
 
