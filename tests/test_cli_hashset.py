@@ -445,7 +445,7 @@ def test_export_refuses_to_overwrite_and_names_folders(
     _one_line_error(code, err, "--format", "vics2")
 
 
-def test_export_offers_every_format_that_can_be_written(
+def test_export_offers_every_format_that_can_be_written_owner_only(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from opspoor.hashsets.formats import FORMATS
@@ -470,6 +470,7 @@ def test_export_offers_every_format_that_can_be_written(
             monkeypatch, capsys, "hashset", "export", "a", "-f", name, "-o", str(target), "--db", db
         )
         assert code == 0 and target.stat().st_size > 0, (name, err)
+        assert target.stat().st_mode & 0o777 == 0o600, name  # owner-only, like case outputs
 
 
 def test_import_of_a_folder_or_an_unknown_format_is_one_line(
