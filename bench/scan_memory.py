@@ -19,12 +19,10 @@ Usage: ``python bench/scan_memory.py [--member-mb 250 700] [--room-mb 256] [--wo
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import io
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -32,15 +30,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))  # process_memory, shared with the memory tests
 
 import numpy as np  # noqa: E402
-import psutil  # noqa: E402
 
 from opspoor.demo.images import generate_image  # noqa: E402
 from opspoor.hashsets.model import Category, Entry  # noqa: E402
 from opspoor.sources import Limits  # noqa: E402
 from opspoor.store import import_entries, open_store  # noqa: E402
 from opspoor.triage.scan import ScanConfig, run_scan  # noqa: E402
+from process_memory import PeakMemory  # noqa: E402
 from setup_info import setup_line  # noqa: E402
 
 MiB = 1 << 20
@@ -68,32 +67,6 @@ def make_evidence(folder: Path, member_bytes: int) -> str:
     return hashlib.md5(first).hexdigest()
 
 
-class Sampler:
-    """Peak resident memory of this process and of its children (the pool's workers)."""
-
-    def __init__(self) -> None:
-        self.main = self.worker = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        me = psutil.Process()
-        while not self.stop.is_set():
-            self.main = max(self.main, me.memory_info().rss)
-            for child in me.children(recursive=True):
-                with contextlib.suppress(psutil.Error):  # a worker that just ended
-                    self.worker = max(self.worker, child.memory_info().rss)
-            time.sleep(0.05)
-
-    def __enter__(self) -> Sampler:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
-
-
 def scan_peaks(
     work: Path, name: str, member_bytes: int, room: int, workers: int, db: str
 ) -> tuple[int, int, dict]:
@@ -106,7 +79,7 @@ def scan_peaks(
         sources=[folder], hashsets=[name], case_dir=work / f"case-{name}", db_url=db, workers=workers,
         limits=Limits(max_in_memory=room), local=False,
     )  # fmt: skip
-    with Sampler() as s:
+    with PeakMemory(interval=0.05) as s:
         result = run_scan(cfg)
     assert result.reconciled
     return s.main, s.worker, result.summary
