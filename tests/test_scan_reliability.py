@@ -3,7 +3,6 @@ archive members, a killed main process, Ctrl-C, bad --case and source arguments.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -11,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -29,6 +27,7 @@ from opspoor.sources import Limits
 from opspoor.store import import_entries, open_store
 from opspoor.triage.scan import ScanConfig, ScanResult, run_scan
 from opspoor.triage.worker import FAULT_ENV
+from process_memory import PeakMemory
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -223,6 +222,35 @@ def test_case_guardrails(world: dict[str, Path | str], tmp_path: Path) -> None:
     assert scan(world, tmp_path / "c3").reconciled
 
 
+def test_a_foreign_or_broken_case_sqlite_is_read_only_and_one_line(
+    world: dict[str, Path | str], tmp_path: Path
+) -> None:
+    """A case.sqlite of another program (a rollback-journal database, which ``journal_mode=WAL``
+    would rewrite) or one that is not a database at all: a CaseError, and neither the file's bytes
+    nor its folder's mode change."""
+    import sqlite3
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    con = sqlite3.connect(foreign / "case.sqlite")
+    con.executescript("CREATE TABLE notes (t TEXT); INSERT INTO notes VALUES ('mine');")
+    con.close()
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "case.sqlite").write_bytes(b"not a database, just some notes\n" * 100)
+    for folder, words in ((foreign, "other tables"), (garbage, "not an opspoor case database")):
+        os.chmod(folder, 0o755)
+        before = hashlib.sha256((folder / "case.sqlite").read_bytes()).hexdigest()
+        with pytest.raises(CaseError, match=words):
+            scan(world, folder)
+        assert hashlib.sha256((folder / "case.sqlite").read_bytes()).hexdigest() == before
+        assert folder.stat().st_mode & 0o777 == 0o755
+        assert sorted(p.name for p in folder.iterdir()) == ["case.sqlite"]
+    proc = cli(*scan_args(world, garbage))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
 def cli(*args: str, **kw: object) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": SRC, **kw.pop("env", {})}  # type: ignore[dict-item]
     return subprocess.Popen(
@@ -315,32 +343,6 @@ def compressible(n_bytes: int, seed: int) -> bytes:
     rows = np.zeros((n_bytes // 1024, 1024), dtype=np.uint8)
     rows[:, :32] = np.random.default_rng(seed).integers(0, 256, (len(rows), 32), dtype=np.uint8)
     return rows.tobytes()
-
-
-class PeakMemory:
-    """Peak resident memory of this process and of its children, sampled every 20 ms."""
-
-    def __init__(self) -> None:
-        self.main = self.worker = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        me = psutil.Process()
-        while not self.stop.is_set():
-            self.main = max(self.main, me.memory_info().rss)
-            for child in me.children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    self.worker = max(self.worker, child.memory_info().rss)
-            time.sleep(0.02)
-
-    def __enter__(self) -> PeakMemory:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join()
 
 
 def test_members_above_the_room_are_hashed_as_they_stream_and_memory_stays_bounded(tmp_path: Path) -> None:

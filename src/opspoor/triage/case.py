@@ -67,6 +67,8 @@ def check_case_dir(path: Path, sources: Iterable[Path]) -> None:
             raise CaseError(
                 "folder holds other files and is not an opspoor case; use a new or empty folder", str(path)
             )
+        if CASE_DB in entries:
+            check_is_case(path / CASE_DB)
     real = Path(os.path.realpath(path))
     for src in sources:
         src_real = Path(os.path.realpath(src))
@@ -74,6 +76,25 @@ def check_case_dir(path: Path, sources: Iterable[Path]) -> None:
             raise CaseError(
                 f"case folder is inside the source {src}; its own files would be scanned", str(path)
             )
+
+
+def check_is_case(db: Path) -> None:
+    """Refuse a case.sqlite that some other program wrote, reading it only: opened read-only, so
+    neither it nor its folder changes (no journal mode, no chmod) before it is known to be a case."""
+    if not db.is_file():
+        raise CaseError("not an opspoor case database (not a file)", str(db))
+    try:
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise CaseError(f"cannot open case database: {exc}", str(db)) from exc
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise CaseError(f"not an opspoor case database ({exc})", str(db)) from None
+    finally:
+        conn.close()
+    if tables - _TABLES:  # (fewer is a case killed while it was being created)
+        raise CaseError("not an opspoor case database (other tables)", str(db))
 
 
 def make_case_dir(path: Path) -> Path:
@@ -94,8 +115,10 @@ class CaseDB:
     """One case's results. Each evidence path has exactly one row."""
 
     def __init__(self, case_dir: Path) -> None:
-        self.dir = make_case_dir(case_dir)
         self.path = case_dir / CASE_DB
+        if os.path.lexists(self.path):
+            check_is_case(self.path)  # before anything here is changed
+        self.dir = make_case_dir(case_dir)
         with owner_only():
             try:
                 self.conn = sqlite3.connect(self.path, isolation_level=None)
@@ -104,7 +127,6 @@ class CaseDB:
         self.conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL + WAL: a SIGKILL loses at most uncommitted batches, which resume redoes
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        self._check_is_case()
         self.conn.executescript(_SCHEMA)
         if "query" not in {r[1] for r in self.conn.execute("PRAGMA table_info(files)")}:
             self.conn.execute("ALTER TABLE files ADD COLUMN query TEXT")  # a case of an earlier opspoor
@@ -119,17 +141,6 @@ class CaseDB:
             raise CaseError(
                 f"case database has schema {version}, this opspoor writes {SCHEMA_VERSION}", str(self.path)
             )
-
-    def _check_is_case(self) -> None:
-        """Refuse a case.sqlite that some other program wrote (never change it)."""
-        try:
-            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.DatabaseError as exc:
-            self.conn.close()
-            raise CaseError(f"not an opspoor case database ({exc})", str(self.path)) from exc
-        if tables - _TABLES:  # (fewer is a case killed while it was being created)
-            self.conn.close()
-            raise CaseError("not an opspoor case database (other tables)", str(self.path))
 
     # --- meta ----------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
