@@ -77,6 +77,41 @@ def test_a_row_the_store_refuses_is_written_as_unwritable_and_the_rows_behind_it
     assert verdict.ok and verdict.unstopped == ()
 
 
+def test_audit_escapes_tell_a_nul_from_text_that_looks_like_its_escape(db_url: str) -> None:
+    at = datetime.now(UTC)
+    objects = ["a\x00b", "a\\x00b", "c\\", "\udcff", "\\udcff"]  # NUL, literal "\x00", surrogate...
+    with open_store(db_url) as store:
+        append_audit(store, [AuditEvent(at, 1, "t", "hashset.show", o, "ok", 200) for o in objects])
+        stored = [r.event.object for r in list_audit(store)]
+        assert verify_audit(store).ok
+    assert stored == ["a\\x00b", "a\\\\x00b", "c\\\\", "\\udcff", "\\\\udcff"]
+    assert len(set(stored)) == len(objects)
+
+
+def test_audit_rows_escaped_the_earlier_way_still_verify(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows written before backslashes were escaped (a NUL and a literal ``\\x00`` stored alike)
+    keep verifying: the hash covers the row as stored, not as the current escaping would write it."""
+    from opspoor.store import audit
+
+    current = audit.storable
+
+    def earlier(value: str | None) -> str | None:
+        return None if value is None else value.replace("\x00", "\\x00")
+
+    at = datetime.now(UTC)
+    with open_store(db_url) as store:
+        monkeypatch.setattr(audit, "storable", earlier)
+        append_audit(
+            store, [AuditEvent(at, 1, "t", "hashset.show", o, "ok", 200) for o in ("a\x00b", "a\\x00b")]
+        )
+        monkeypatch.setattr(audit, "storable", current)
+        append_audit(store, [AuditEvent(at, 1, "t", "hashset.show", "new\\row", "ok", 200)])
+        assert [r.event.object for r in list_audit(store)] == ["a\\x00b", "a\\x00b", "new\\\\row"]
+        assert verify_audit(store).ok
+
+
 def test_a_write_is_not_answered_success_while_its_audit_row_cannot_be_written(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 
 from opspoor.service.metrics import AUDIT_FAILURES, AUDIT_PENDING
 from opspoor.store import Store
-from opspoor.store.audit import STOP_ACTION, AuditEvent, append_audit, event_json, storable
+from opspoor.store.audit import STOP_ACTION, AuditEvent, append_audit, event_json, storable_prefix
 
 log = logging.getLogger("opspoor.service.audit")
 MAX_BATCH = 2000
@@ -157,10 +157,10 @@ def unwritable(event: AuditEvent, exc: BaseException) -> AuditEvent:
     """The placeholder of a row the store refused: who, when, which action and status, and why the
     rest could not be kept (in place of the object)."""
     reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-    return replace(
+    return replace(  # raw text cut to fit once escaped: append_audit escapes it
         event,
-        tenant=(storable(event.tenant) or "")[:64] or None,
-        action=(storable(event.action) or "")[:64],
-        object=f"row not writable: {storable(reason)}"[:500],
+        tenant=storable_prefix(event.tenant, 64) or None,
+        action=storable_prefix(event.action, 64) or "",
+        object=storable_prefix(f"row not writable: {reason}", 500),
         result="unwritable",
     )

@@ -17,7 +17,9 @@ are listed by the verdict.
 
 Text the database cannot hold (a NUL character, which PostgreSQL's ``text`` refuses, or a lone
 surrogate, which is not UTF-8) is escaped (``\\x00``, ``\\udcxx``) by :func:`storable` before a row
-is hashed and written, so no request can make a row unwritable.
+is hashed and written, so no request can make a row unwritable. A backslash itself is written
+``\\\\``, so an escape never reads the same as text that looked like one. The hash covers the row
+as stored, so rows written before backslashes were escaped still verify.
 
 Limits: someone who can write the database can also delete the newest rows, or rewrite the whole
 chain consistently. Both are caught only against a head (id and hash) recorded elsewhere earlier:
@@ -120,9 +122,11 @@ def canonical(row_id: int, e: AuditEvent) -> str:
 
 def storable(value: str | None) -> str | None:
     """``value`` as every store can hold it: NUL (refused by PostgreSQL text) and lone surrogates
-    (not UTF-8) written as backslash escapes; other text unchanged."""
+    (not UTF-8) written as backslash escapes, a backslash as two; other text unchanged."""
     if value is None:
         return None
+    if "\\" in value:  # first, so that a literal "\x00" and a NUL stay apart
+        value = value.replace("\\", "\\\\")
     if "\x00" in value:
         value = value.replace("\x00", "\\x00")
     if value.isascii():  # the usual case: nothing more to check
@@ -132,6 +136,17 @@ def storable(value: str | None) -> str | None:
     except UnicodeEncodeError:
         value = value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value
+
+
+def storable_prefix(value: str | None, size: int) -> str | None:
+    """The longest start of ``value`` whose :func:`storable` form has at most ``size`` characters
+    (for a column of that size; the row is escaped once, when it is written)."""
+    if value is None:
+        return None
+    cut = value[:size]
+    while len(storable(cut) or "") > size:
+        cut = cut[: -max(1, (len(storable(cut) or "") - size) // 6)]
+    return cut
 
 
 def storable_event(e: AuditEvent) -> AuditEvent:
