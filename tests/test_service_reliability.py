@@ -77,6 +77,41 @@ def test_a_row_the_store_refuses_is_written_as_unwritable_and_the_rows_behind_it
     assert verdict.ok and verdict.unstopped == ()
 
 
+def test_a_row_that_meets_a_passing_fault_is_written_intact_later(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch and then the row alone meet a lock (OperationalError): the row is retried and
+    written as it was, never replaced by an ``unwritable`` placeholder."""
+    real = auditing.append_audit
+    faults = [2]
+
+    def locked_twice(store: Any, events: Any) -> int:
+        if faults[0]:
+            faults[0] -= 1
+            try:
+                raise sa.exc.OperationalError("INSERT INTO audit", {}, Exception("database is locked"))
+            except sa.exc.OperationalError as exc:
+                raise StoreError("database is locked") from exc
+        return real(store, events)
+
+    monkeypatch.setattr(auditing, "append_audit", locked_twice)
+    at = datetime.now(UTC)
+    with open_store(db_url) as store:
+        writer = AuditWriter(store, flush_seconds=0.01)
+        writer.start()
+        writer.submit(AuditEvent(at, 1, "t", "match", "values:1", "ok", 200))
+        writer.submit(AuditEvent(at, 2, "t", "match", "values:2", "ok", 200))
+        writer.close()
+        rows = [r.event for r in list_audit(store, limit=100)]
+        assert verify_audit(store).ok
+    assert faults == [0]
+    assert [(e.token_id, e.object, e.result, e.seq) for e in rows] == [
+        (1, "values:1", "ok", 1),
+        (2, "values:2", "ok", 2),
+        (None, "2", "ok", 3),
+    ]
+
+
 def test_audit_escapes_tell_a_nul_from_text_that_looks_like_its_escape(db_url: str) -> None:
     at = datetime.now(UTC)
     objects = ["a\x00b", "a\\x00b", "c\\", "\udcff", "\\udcff"]  # NUL, literal "\x00", surrogate...
