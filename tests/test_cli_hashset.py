@@ -410,6 +410,28 @@ def _one_line_error(code: int, err: str, *words: str) -> None:
         assert w in err, (w, err)
 
 
+def test_plain_export_of_pdq_imports_again_as_pdq(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "store.sqlite")
+    src = tmp_path / "pdq.csv"
+    write_entries([Entry({"pdq": f"{i + 1:064x}"}, external_id=str(i)) for i in range(5)], src, "csv")
+    code, _, err = run(monkeypatch, capsys, "hashset", "import", str(src), "-n", "p", "--db", db)
+    assert code == 0, err
+    out = tmp_path / "p.txt"
+    code, _, err = run(
+        monkeypatch, capsys, "hashset", "export", "p", "-f", "plain", "-o", str(out), "--db", db
+    )
+    assert code == 0, err
+    for i, extra in enumerate(((), ("--type", "pdq"))):
+        code, _, err = run(
+            monkeypatch, capsys, "hashset", "import", str(out), "-n", f"again{i}", *extra, "--db", db
+        )
+        assert code == 0, err
+        code, shown, _ = run(monkeypatch, capsys, "hashset", "show", f"again{i}", "--json", "--db", db)
+        assert json.loads(shown)["signals"] == {"pdq": 5}, extra
+
+
 def test_export_refuses_to_overwrite_and_names_folders(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
