@@ -720,8 +720,9 @@ def hma_entries(draw: st.DrawFn, content_id: str) -> Entry:
         category=category,
         tags=draw(tags_no_sep),
         source=draw(st.none() | st.sampled_from(["BANK_A", "BANK_B"])),
-        # a content of several signals is held together by its id
-        external_id=content_id if len(signals) > 1 or draw(st.booleans()) else None,
+        # entries without an external id, or sharing one (even "entry-N", the id the writer makes
+        # up), keep their boundaries: the writer gives each its own content id
+        external_id=draw(st.none() | st.sampled_from([content_id, "shared", "entry-1", "entry-2"])),
         extra=extra,
     )
 
@@ -761,6 +762,15 @@ def test_hma_threatexchange_csv_and_lines() -> None:
         {"pdq": "a" * 64},
         {"pdq": "b" * 64},
     ]
+
+
+def test_hma_export_keeps_entries_without_or_sharing_an_external_id_apart() -> None:
+    entries = [
+        Entry({"pdq": "1" * 64, "md5": "1" * 32}),
+        Entry({"pdq": "2" * 64, "md5": "2" * 32}, external_id="same"),
+        Entry({"pdq": "3" * 64, "sha1": "3" * 40}, external_id="same"),
+    ]
+    assert roundtrip(entries, "hma") == entries
 
 
 def test_hma_bank_content_grouping() -> None:
