@@ -17,8 +17,9 @@ import opspoor
 
 SRC = Path(opspoor.__file__).resolve().parent
 
-#: importable from anywhere: the package root (its version), typed errors, the cache folder
-BASE = frozenset({"opspoor", "errors", "cachedir"})
+#: importable from anywhere: the package root (its version), typed errors, the cache folder, the
+#: one way to open evidence
+BASE = frozenset({"opspoor", "errors", "cachedir", "readonly"})
 #: what each package may import besides itself, bottom layer first (docs/architecture.md):
 #: base; media; sources, signals; index, hashsets; store; matching; triage; demo, evaluate;
 #: the faces report, service; cli
@@ -26,6 +27,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "opspoor": frozenset(),
     "errors": frozenset(),
     "cachedir": frozenset(),
+    "readonly": frozenset({"errors"}),
     "media": BASE,
     "sources": BASE | {"media"},
     "signals": BASE | {"media"},

@@ -657,8 +657,8 @@ def test_plain_export_of_64_hex_reads_back_as_written(hash_type: str, named: boo
     data = buf.getvalue()
     assert data.startswith(f"# hash type: {hash_type}\n".encode())
     for fmt in ("auto", "plain"):
-        for given in (None, hash_type):
-            assert list(read_entries(io.BytesIO(data), fmt, hash_type=given)) == entries, (fmt, given)
+        for typed in (None, hash_type):
+            assert list(read_entries(io.BytesIO(data), fmt, hash_type=typed)) == entries, (fmt, typed)
 
 
 def test_an_explicit_type_is_honoured_for_named_64_hex_lines() -> None:

@@ -20,7 +20,6 @@ import py7zr
 import pytest
 from PIL import Image
 
-import opspoor.sources.evidence as evidence_mod
 from opspoor.demo.malformed import EMPTY_FILE, make_malformed_corpus
 from opspoor.errors import (
     ArchiveBomb,
@@ -190,7 +189,7 @@ def test_unreadable_file_becomes_an_error_record(dump: Path, monkeypatch: pytest
             raise PermissionError(13, "Permission denied", path)
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr(evidence_mod.os, "open", refusing_open)
+    monkeypatch.setattr(os, "open", refusing_open)
     got = records([dump])
     bad = got["dump/b/notes.txt"]
     assert isinstance(bad.error, UnreadableSource) and "permission" in bad.error.message

@@ -245,7 +245,7 @@ class _Group:
             source=bank or opts.source,
             # opspoor's own export says the external id apart from the content id (which it
             # makes up where an entry has none)
-            external_id=(row["external_id"] if "external_id" in row else content) or None,
+            external_id=row.get("external_id", content) or None,
             extra=extra,
         )
 
