@@ -322,3 +322,39 @@ def test_an_entry_stored_with_a_nul_by_an_older_version_exports_as_one_line(
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code != 0 and len(lines) == 1 and "entry 1" in lines[0] and "NUL" in lines[0], err
     assert "Traceback" not in err
+
+
+# --- the service's own pixel limit -----------------------------------------------------------------
+def test_the_service_pixel_setting_is_honoured_and_held_to_the_media_limit(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``OPSPOOR_SERVICE_MAX_PIXELS`` (default 100 M, as before) refuses an upload declaring more
+    pixels, and a value above ``media.limits.MAX_PIXELS`` is held to it."""
+    from dataclasses import replace as with_
+
+    from opspoor.demo.pngs import png_bytes
+    from opspoor.media.limits import MAX_PIXELS
+    from opspoor.service import routes_match
+    from opspoor.service.settings import Settings
+    from test_service import TEST_SETTINGS
+
+    assert Settings().max_pixels == 100_000_000
+    assert Settings.from_env({"OPSPOOR_SERVICE_MAX_PIXELS": "5000"}).max_pixels == 5000
+    picture = png_bytes(100, 100)  # 10,000 pixels
+    for limit, ok in ((5000, False), (20_000, True)):
+        with running(sqlite_url, with_(TEST_SETTINGS, max_pixels=limit)) as api:
+            r = api.client.post(
+                "/v1/hash", headers=api.auth("a", "platform"), files={"file": ("p.png", picture)}
+            )
+            assert (r.status_code == 200 and bool(r.json().get("pdq"))) == ok, (limit, r.text[:300])
+    seen: list[int] = []
+    real = routes_match.hash_bytes
+
+    def spy(data: bytes, **kw: Any) -> Any:
+        seen.append(kw["options"].max_pixels)
+        return real(data, **kw)
+
+    monkeypatch.setattr(routes_match, "hash_bytes", spy)
+    with running(sqlite_url, with_(TEST_SETTINGS, max_pixels=MAX_PIXELS * 10)) as api:
+        api.client.post("/v1/hash", headers=api.auth("a", "platform"), files={"file": ("p.png", picture)})
+    assert seen == [MAX_PIXELS]

@@ -24,6 +24,9 @@ class Settings:
     #: memory one upload's decode may take, estimated from its header (413 above); images declaring
     #: more pixels than ``media.limits.MAX_PIXELS`` are refused too, as on the command line
     decode_memory_mb: int = 256
+    #: images (and video frames) declaring more pixels than this are refused before decoding; never
+    #: above ``media.limits.MAX_PIXELS`` (a larger value is held to it)
+    max_pixels: int = 100_000_000
     #: requests per second per token, in each worker (0: no limit); ``rate_burst`` may come at once
     rate_per_second: float = 100.0
     rate_burst: int = 200
