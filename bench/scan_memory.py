@@ -13,7 +13,9 @@ Goal: memory bounded by the room whatever the members' size: a member above the 
 it streams and never held (cost about 0); one that fits is held by the main process while it reads
 ahead and sends it, and by a worker while it arrives (about twice): worker peak - anchor <= 2 x room,
 main peak - anchor <= 3 x room (each + 64 MiB of noise).
-Usage: ``python bench/scan_memory.py [--member-mb 250 700] [--room-mb 256] [--workers 2]``.
+Usage: ``python bench/scan_memory.py [--member-mb 250 700] [--room-mb 256] [--workers 2]`` (256 MiB,
+as docs/reliability.md's figures; the scan's default room, ``Limits()`` and ``--max-member-memory``,
+is 1024 MiB: ``--room-mb 1024 --member-mb 1000 1100`` measures it).
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def scan_peaks(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--member-mb", type=int, nargs="+", default=[250, 700])
-    ap.add_argument("--room-mb", type=int, default=Limits().max_in_memory // MiB)
+    ap.add_argument("--room-mb", type=int, default=256)  # docs/reliability.md's figures; Limits(): 1024
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     room = args.room_mb * MiB

@@ -129,6 +129,16 @@ def scan(
     ] = False,
     json_log: Annotated[bool, typer.Option("--json-log", help="JSON-lines progress on stderr.")] = False,
     max_depth: Annotated[int, typer.Option("--max-depth", help="Archive nesting limit.")] = 8,
+    max_member_memory: Annotated[
+        int,
+        typer.Option(
+            "--max-member-memory",
+            metavar="MIB",
+            min=1,
+            help="Largest archive member held in memory to be decoded (MiB); a larger one is only "
+            "hashed (MD5, SHA-1, SHA-256). Main process and workers may hold about 3x this.",
+        ),
+    ] = 1024,
     robust: RobustOption = Robust.fast,
     low_quality: LowQualityOption = True,
     local: LocalOption = True,
@@ -151,7 +161,8 @@ def scan(
     """
     try:  # Ctrl-C at any moment: one line, and the case resumes (Click would say "Aborted!")
         _scan(sources, hashset, case, db, workers, no_thumbnails, json_log,
-              max_depth, robust, low_quality, local, distance, case_number, examiner)  # fmt: skip
+              max_depth, max_member_memory, robust, low_quality, local, distance, case_number,
+              examiner)  # fmt: skip
     except KeyboardInterrupt:
         err.print(INTERRUPTED)
         raise typer.Exit(130) from None
@@ -169,6 +180,7 @@ def _scan(
     no_thumbnails: bool,
     json_log: bool,
     max_depth: int,
+    max_member_memory: int,
     robust: Robust,
     low_quality: bool,
     local: bool,
@@ -187,7 +199,7 @@ def _scan(
         db_url=db,
         workers=workers or os.cpu_count() or 1,
         thumbnails=not no_thumbnails,
-        limits=Limits(max_depth=max_depth),
+        limits=Limits(max_depth=max_depth, max_in_memory=max_member_memory << 20),
         options=HashOptions(robust=robust_query_methods(robust, low_quality)),
         local=local,
         case_number=case_number,

@@ -304,8 +304,9 @@ def decode_memory(data: bytes, *, target: int = PDQ_TARGET) -> int:
     """Bytes :func:`decode_image` of ``data`` at ``target`` holds at its peak, estimated from the
     header alone (nothing is decoded): the pixels loaded (a JPEG at the DCT scale it will be drafted
     at), a converted copy when its mode is not RGB or L, a quarter more for the scaled
-    intermediates, and for a 16-bit grey image its second, full-size decode (clip16). 0 for anything that is not an image decoded here, or whose header is unreadable
-    (its decode fails early)."""
+    intermediates, and for a 16-bit grey image its second, full-size decode (clip16). 0 for
+    anything that is not an image decoded here, or whose header is unreadable (its decode fails
+    early)."""
     sniffed = sniff(bytes(data[:SNIFF_BYTES]))
     if sniffed.kind != "image" or sniffed.type not in _PIL_FORMATS:
         return 0

@@ -28,8 +28,9 @@ class Limits:
     max_ratio: float = 200.0
     max_members: int = 1_000_000
     #: a worker holds a member about twice while it arrives (pipe buffer, then bytes), the main process
-    #: too while it sends it: with 256 MiB, a scan worker stays within about 0.5 GiB plus the decoder
-    max_in_memory: int = 256 * MiB
+    #: too while it sends it: with 1 GiB, a scan worker stays within about 2 GiB plus the decoder.
+    #: ``scan --max-member-memory`` lowers it on a machine with less memory (docs/reliability.md)
+    max_in_memory: int = 1 * GiB
     ratio_min_bytes: int = 16 * MiB
 
 
