@@ -42,9 +42,9 @@ import numpy as np  # noqa: E402
 
 from corpus import CACHE, describe, photo_corpus  # noqa: E402
 from opspoor.hashsets.model import Category, Entry  # noqa: E402
+from opspoor.matching import build_index_cache  # noqa: E402
 from opspoor.signals.engine import ROBUST_PRESETS, HashOptions, hash_bytes  # noqa: E402
 from opspoor.store import import_entries, list_hashsets, open_store  # noqa: E402
-from opspoor.triage.matching import build_index_cache  # noqa: E402
 from opspoor.triage.scan import ScanConfig, run_scan  # noqa: E402
 from setup_info import setup_line  # noqa: E402
 

@@ -53,9 +53,6 @@ KNOWN: dict[tuple[str, ...], str] = {
     ("opspoor.sources.archives", "opspoor.signals.crypto"): f"streamed digests below sources: {LATER}",
     ("opspoor.triage.outputs", "opspoor.report.html"): f"case outputs written above triage: {LATER}",
     ("opspoor.triage.outputs", "opspoor.report.places"): f"case outputs written above triage: {LATER}",
-    ("opspoor.service.batching", "opspoor.triage.matching"): f"matching out of triage: {LATER}",
-    ("opspoor.service.live", "opspoor.triage.matching"): f"matching out of triage: {LATER}",
-    ("opspoor.service.routes_match", "opspoor.triage.matching"): f"matching out of triage: {LATER}",
     (
         "opspoor.triage.export",
         "opspoor.triage.outputs",

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from opspoor.cli import app
 from opspoor.errors import SignalError
+from opspoor.matching import IndexGroup
 from opspoor.signals import get_signal
 from opspoor.signals.local import MIN_INLIERS, LocalFeatures, local_distance, local_features
 from opspoor.store import has_signal, load_signal_texts, open_store
-from opspoor.triage.matching import IndexGroup
 from opspoor.triage.scan import ScanConfig, run_scan
 from pictures import busy_picture
 

@@ -370,8 +370,8 @@ def test_scan_maps_the_index_cached_at_import(
     corpus: dict[str, object], scanned: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A set cached at import is mapped by the scan, next to a set the scan caches itself."""
+    from opspoor.matching import build_index_cache, set_cache_dir
     from opspoor.store import get_hashset
-    from opspoor.triage.matching import build_index_cache, set_cache_dir
 
     monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
     store = open_store(corpus["db"])  # type: ignore[arg-type]

@@ -32,7 +32,7 @@ from opspoor.triage.priority import Group, rank_groups
 from opspoor.triage.records import STATUSES
 
 if TYPE_CHECKING:
-    from opspoor.triage.matching import Matcher
+    from opspoor.matching import Matcher
     from opspoor.triage.scan import ScanConfig
 
 FILES_JSONL = "files.jsonl"

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from opspoor.errors import CaseError, MissingSource, OpspoorError
+from opspoor.matching import LOCAL, Matcher
 from opspoor.signals.engine import ROBUST_PRESETS, HashOptions
 from opspoor.sources import EvidenceItem, Limits, count_evidence, iter_evidence
 from opspoor.triage.case import CASE_DB, CaseDB, check_case_dir
-from opspoor.triage.matching import LOCAL, Matcher
 from opspoor.triage.pool import CRASH, CrashSafePool
 from opspoor.triage.provenance import describe_hashsets, describe_source
 from opspoor.triage.records import EMPTY_FILE, error_record, new_record, verdict
