@@ -26,6 +26,7 @@ MAX_THUMBS = 12
 MAX_ROWS = 5000
 MAX_SINGLES = 3000
 
+
 @dataclass(slots=True)
 class GroupView:
     id: str
