@@ -37,12 +37,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import psutil  # noqa: E402
 
+from opspoor.casefile.scan import scan_case  # noqa: E402
 from opspoor.demo.images import generate_image  # noqa: E402
 from opspoor.demo.malformed import make_malformed_corpus  # noqa: E402
 from opspoor.hashsets.model import Category, Entry  # noqa: E402
 from opspoor.signals.engine import hash_bytes  # noqa: E402
 from opspoor.store import import_entries, open_store  # noqa: E402
-from opspoor.triage.scan import ScanConfig, run_scan  # noqa: E402
+from opspoor.triage.config import ScanConfig  # noqa: E402
 from opspoor.triage.worker import FAULT_ENV  # noqa: E402
 from setup_info import setup_line  # noqa: E402
 
@@ -102,7 +103,7 @@ def cli(ev: Path, case: Path, db: str, stderr: int = subprocess.PIPE, **kw: Any)
 def malformed(ev: Path, expected: dict[str, str], db: str, work: Path) -> None:
     case = work / "malformed-case"
     t0 = time.perf_counter()
-    result = run_scan(ScanConfig(sources=[ev], hashsets=["known"], case_dir=case, db_url=db, workers=2))
+    result = scan_case(ScanConfig(sources=[ev], hashsets=["known"], case_dir=case, db_url=db, workers=2))
     seconds = time.perf_counter() - t0
     got = {r["path"]: r for r in records(case)}
     wrong = [p for p, reason in expected.items() if got.get(p, {}).get("error_reason") != reason]
@@ -177,7 +178,7 @@ def crash_loop(ev: Path, db: str, work: Path, n: int, rng: random.Random) -> Non
         os.environ[FAULT_ENV] = ",".join(f"crash:{c}" for c in culprits)
         case = work / f"crash{k}"
         try:
-            result = run_scan(
+            result = scan_case(
                 ScanConfig(
                     sources=[ev / "pics"],
                     hashsets=["known"],
@@ -198,7 +199,7 @@ def crash_loop(ev: Path, db: str, work: Path, n: int, rng: random.Random) -> Non
             blamed += crashed and is_culprit
             missed += is_culprit and not crashed
     del os.environ[FAULT_ENV]
-    retried = run_scan(
+    retried = scan_case(
         ScanConfig(sources=[ev / "pics"], hashsets=["known"], case_dir=case, db_url=db, workers=2)
     )
     left = sum(r.get("error_reason") == "crash" for r in records(case))

@@ -3,7 +3,7 @@ took a worker to 3.2 GB).
 
 A zip holds two members of ``--member-mb`` MiB each (one size just under the in-memory room, one
 well above it, by default), compressible about 25:1 (1 KiB blocks of 32 random
-bytes and zeros: no bomb by ratio), next to a few small pictures. ``run_scan`` (2 workers) scans it
+bytes and zeros: no bomb by ratio), next to a few small pictures. ``scan_case`` (2 workers) scans it
 while a thread samples the resident memory of the main process and of each worker every 50 ms. In the
 same run, the anchor is the same scan of a zip whose two members are 1 MiB: what a scan costs anyway
 (interpreter, numba kernels, indexes). Printed: the peaks of both runs and their difference, with the
@@ -36,11 +36,12 @@ sys.path.insert(0, str(ROOT / "tests"))  # process_memory, shared with the memor
 
 import numpy as np  # noqa: E402
 
+from opspoor.casefile.scan import scan_case  # noqa: E402
 from opspoor.demo.images import generate_image  # noqa: E402
 from opspoor.hashsets.model import Category, Entry  # noqa: E402
 from opspoor.sources import Limits  # noqa: E402
 from opspoor.store import import_entries, open_store  # noqa: E402
-from opspoor.triage.scan import ScanConfig, run_scan  # noqa: E402
+from opspoor.triage.config import ScanConfig  # noqa: E402
 from process_memory import PeakMemory  # noqa: E402
 from setup_info import setup_line  # noqa: E402
 
@@ -82,7 +83,7 @@ def scan_peaks(
         limits=Limits(max_in_memory=room), local=False,
     )  # fmt: skip
     with PeakMemory(interval=0.05) as s:
-        result = run_scan(cfg)
+        result = scan_case(cfg)
     assert result.reconciled
     return s.main, s.worker, result.summary
 

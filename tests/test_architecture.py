@@ -22,7 +22,7 @@ SRC = Path(opspoor.__file__).resolve().parent
 BASE = frozenset({"opspoor", "errors", "cachedir", "readonly"})
 #: what each package may import besides itself, bottom layer first (docs/architecture.md):
 #: base; media; sources, signals; index, hashsets; store; matching; triage; demo, evaluate;
-#: the faces report, service; cli
+#: report; the case outputs (casefile), service; cli
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "opspoor": frozenset(),
     "errors": frozenset(),
@@ -39,10 +39,11 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "demo": BASE | {"media", "signals", "hashsets"},
     "evaluate": BASE | {"media", "signals", "index", "hashsets", "matching", "demo"},
     "report": BASE | {"media", "signals", "hashsets", "store", "triage"},
+    "casefile": BASE | {"media", "signals", "hashsets", "store", "triage", "report"},
     "service": BASE | {"media", "signals", "index", "hashsets", "store", "matching"},
     "cli": BASE
     | {"sources", "media", "signals", "index", "hashsets", "store", "matching", "triage"}
-    | {"demo", "evaluate", "report", "service"},
+    | {"demo", "evaluate", "report", "casefile", "service"},
     "__main__": BASE | {"cli"},
 }
 
@@ -53,16 +54,6 @@ KNOWN: dict[tuple[str, ...], str] = {
     # members above the in-memory room are hashed as they stream (never held); the digests move to a
     # module below both with the signal registry
     ("opspoor.sources.archives", "opspoor.signals.crypto"): f"streamed digests below sources: {LATER}",
-    ("opspoor.triage.outputs", "opspoor.report.html"): f"case outputs written above triage: {LATER}",
-    ("opspoor.triage.outputs", "opspoor.report.places"): f"case outputs written above triage: {LATER}",
-    ("opspoor.service.batching", "opspoor.triage.matching"): f"matching out of triage: {LATER}",
-    ("opspoor.service.live", "opspoor.triage.matching"): f"matching out of triage: {LATER}",
-    ("opspoor.service.routes_match", "opspoor.triage.matching"): f"matching out of triage: {LATER}",
-    (
-        "opspoor.triage.export",
-        "opspoor.triage.outputs",
-        "opspoor.triage.scan",
-    ): f"ScanConfig in a module of its own: {LATER}",
 }
 
 

@@ -262,8 +262,8 @@ def test_store_refusals_are_reported_under_their_file_record(tmp_path: Path) -> 
 
 def _set_cache(db: str, name: str) -> list[Path]:
     """The cache folders of a set's states that exist on disk."""
+    from opspoor.matching import set_cache_dir
     from opspoor.store import get_hashset
-    from opspoor.triage.matching import set_cache_dir
 
     store = open_store(db)
     folder = set_cache_dir(store, get_hashset(store, name))
@@ -274,8 +274,8 @@ def test_import_caches_the_match_index(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """After an import the next match maps the set's index cache; a second import replaces it."""
+    from opspoor.matching import Matcher, Query, index_cache_dir, set_cache_dir
     from opspoor.store import get_hashset
-    from opspoor.triage.matching import Matcher, Query, index_cache_dir, set_cache_dir
 
     monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
     db = str(tmp_path / "s.sqlite")
@@ -312,8 +312,8 @@ def test_build_caches_the_match_index(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from opspoor.demo.images import generate_image
+    from opspoor.matching import IndexGroup, index_cache_dir
     from opspoor.store import get_hashset
-    from opspoor.triage.matching import IndexGroup, index_cache_dir
 
     monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "media"

@@ -22,9 +22,9 @@ from opspoor.hashsets.formats import CaseInfo, read_entries, write_entries
 from opspoor.hashsets.formats.arrays import ArrayBatch
 from opspoor.hashsets.formats.vics import CONTEXT_V2, uk_data_model
 from opspoor.hashsets.model import Category, CategoryMap, Entry
+from opspoor.matching import Matcher
 from opspoor.signals.engine import hash_bytes
 from opspoor.store import entry_details, import_entries, iter_entries, list_conflicts, open_store
-from opspoor.triage.matching import Matcher
 from opspoor.triage.records import verdict
 
 runner = CliRunner()

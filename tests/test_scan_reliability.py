@@ -19,13 +19,14 @@ import psutil
 import pytest
 from PIL import Image
 
+from opspoor.casefile.scan import scan_case
 from opspoor.demo.images import generate_image
 from opspoor.errors import CaseError, MissingSource
 from opspoor.hashsets.model import Category, Entry
 from opspoor.signals.engine import hash_bytes
 from opspoor.sources import Limits
 from opspoor.store import import_entries, open_store
-from opspoor.triage.scan import ScanConfig, ScanResult, run_scan
+from opspoor.triage.config import ScanConfig, ScanResult
 from opspoor.triage.worker import FAULT_ENV
 from process_memory import PeakMemory
 
@@ -66,7 +67,7 @@ def scan(
         local=False,
         **kw,  # type: ignore[arg-type]
     )
-    return run_scan(cfg)
+    return scan_case(cfg)
 
 
 def records(case: Path) -> dict[str, dict]:
@@ -121,7 +122,7 @@ def test_a_resume_after_a_set_changed_matches_every_file_again(
     case = tmp_path / "case"
     logs: list[str] = []
     cfg = ScanConfig(sources=[ev], hashsets=["p1"], case_dir=case, db_url=db, workers=2, local=False)
-    assert run_scan(cfg, log=logs.append).reconciled
+    assert scan_case(cfg, log=logs.append).reconciled
     assert {r["status"] for r in records(case).values()} == {"new"}
     # p1 gains f0 (by MD5) and the original of mirror.jpg (by PDQ: found by the robust query hashes)
     added = [
@@ -135,7 +136,7 @@ def test_a_resume_after_a_set_changed_matches_every_file_again(
     # nothing may be read again: a worker handed any of these files dies
     monkeypatch.setenv(FAULT_ENV, ",".join(f"crash:{p.name}" for p in ev.iterdir()))
     logs.clear()
-    assert run_scan(cfg, log=logs.append).reconciled
+    assert scan_case(cfg, log=logs.append).reconciled
     recs = records(case)
     assert recs["ev/f0.jpg"]["status"] == "known" and recs["ev/mirror.jpg"]["status"] == "known"
     assert recs["ev/mirror.jpg"]["matches"][0]["signal"] == "pdq"
@@ -148,7 +149,7 @@ def test_a_resume_after_a_set_changed_matches_every_file_again(
     assert summary["by_status"]["known"] == 2
     # unchanged sets: no second matching
     logs.clear()
-    assert run_scan(cfg, log=logs.append).reconciled
+    assert scan_case(cfg, log=logs.append).reconciled
     assert not any("changed" in m for m in logs), logs
     assert records(case) == recs
     del world
@@ -215,7 +216,7 @@ def test_case_guardrails(world: dict[str, Path | str], tmp_path: Path) -> None:
         sources=[world["ev"]], hashsets=["nope"], case_dir=tmp_path / "c2", db_url=str(world["db"])
     )  # type: ignore[list-item]
     with pytest.raises(NotFound):
-        run_scan(cfg)
+        scan_case(cfg)
     assert not (tmp_path / "c2").exists()
     # an empty folder made for the case is fine
     (tmp_path / "c3").mkdir()
@@ -371,7 +372,7 @@ def test_members_above_the_room_are_hashed_as_they_stream_and_memory_stays_bound
             limits=Limits(max_in_memory=8 << 20),
         )  # fmt: skip
         with PeakMemory() as peak:
-            assert run_scan(cfg).reconciled
+            assert scan_case(cfg).reconciled
         peaks[name] = peak
     recs = records(tmp_path / "case-large")
     a, b = recs["large/big.zip!/a.bin"], recs["large/big.zip!/b.bin"]

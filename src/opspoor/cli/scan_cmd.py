@@ -188,9 +188,10 @@ def _scan(
     case_number: str | None,
     examiner: str | None,
 ) -> None:
+    from opspoor.casefile.scan import scan_case
     from opspoor.signals.engine import HashOptions
     from opspoor.sources import Limits
-    from opspoor.triage.scan import ScanConfig, run_scan
+    from opspoor.triage.config import ScanConfig
 
     cfg = ScanConfig(
         sources=sources,
@@ -207,7 +208,7 @@ def _scan(
         distance=distance,
     )
     progress = JsonLogProgress() if json_log else RichProgress()
-    result = run_scan(cfg, progress, log=lambda m: err.print(m))
+    result = scan_case(cfg, progress, log=lambda m: err.print(m))
     s = result.summary
     if json_log:
         sys.stderr.write(json.dumps({"event": "done", "summary": s}) + "\n")

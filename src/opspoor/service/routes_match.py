@@ -23,9 +23,9 @@ from opspoor.service.routing import api_router, service_of
 
 if TYPE_CHECKING:
     from opspoor.service.state import Service
+from opspoor.matching import Match, Query
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes
 from opspoor.signals.vpdq import format_vpdq
-from opspoor.triage.matching import Match, Query
 
 router = api_router(401, 403, 413, 415, 422, 429, 503, tags=["matching"])
 

@@ -4,8 +4,9 @@ Flow: the main process walks the sources (``opspoor.sources``) and feeds a proce
 hashes each file in one read (``opspoor.signals.engine``); results are matched in batches
 (``Matcher``) and committed to the case database, keyed by evidence path. A killed scan is
 resumed by running the same command again: finished paths are skipped. When every file is
-accounted for, the outputs (files.jsonl, summary.json, export-vics.json, report.html) are
-written from the case database.
+accounted for, the new media are grouped and the scan is added up (``triage.summary``); the
+outputs (files.jsonl, summary.json, export-vics.json, report.html) are written from the case
+database by the layer above (``opspoor.casefile.scan_case``).
 """
 
 from __future__ import annotations
@@ -17,80 +18,23 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from opspoor.errors import CaseError, MissingSource, OpspoorError
-from opspoor.signals.engine import ROBUST_PRESETS, HashOptions
-from opspoor.sources import EvidenceItem, Limits, count_evidence, iter_evidence
+from opspoor.matching import LOCAL, Matcher
+from opspoor.signals.engine import HashOptions
+from opspoor.sources import EvidenceItem, count_evidence, iter_evidence
 from opspoor.triage.case import CASE_DB, CaseDB, check_case_dir
-from opspoor.triage.matching import LOCAL, Matcher
+from opspoor.triage.config import NoProgress, Progress, ScanConfig, ScanResult
 from opspoor.triage.pool import CRASH, CrashSafePool
 from opspoor.triage.provenance import describe_hashsets, describe_source
 from opspoor.triage.records import EMPTY_FILE, error_record, new_record, verdict
+from opspoor.triage.summary import assign_groups, build_summary
 from opspoor.triage.worker import Task
 
 BATCH = 256
 BATCH_SECONDS = 2.0
-
-
-class Progress(Protocol):
-    def start(self, total: int | None) -> None: ...
-    def advance(self, files: int, nbytes: int) -> None: ...
-    def finish(self) -> None: ...
-
-
-class NoProgress:
-    def start(self, total: int | None) -> None:
-        pass
-
-    def advance(self, files: int, nbytes: int) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
-
-
-@dataclass(slots=True)
-class ScanConfig:
-    sources: list[Path]
-    hashsets: list[str]
-    case_dir: Path
-    db_url: str | None = None
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    thumbnails: bool = True
-    limits: Limits = field(default_factory=Limits)
-    #: hashing options; the default adds the fast robust query hashes (rotations, flips, borders)
-    options: HashOptions = field(default_factory=lambda: HashOptions(robust=ROBUST_PRESETS["fast"]))
-    #: match images by their local features too when the sets hold their originals' (built with
-    #: ``hashset build --augment``; ~4 ms per image, and 10-250 ms to look up each image that
-    #: nothing else matched against 300-10,000 originals: docs/benchmarks.md)
-    local: bool = True
-    #: shown in the report; not part of the identity (a resume may add or correct them)
-    case_number: str | None = None
-    examiner: str | None = None
-
-    #: PDQ match distance for every set (``None``: each set's own)
-    distance: int | None = None
-
-    def identity(self) -> dict[str, Any]:
-        """What must be equal for a re-run to resume this case rather than mix two scans."""
-        ident: dict[str, Any] = {
-            "sources": [str(p.resolve()) for p in self.sources],
-            "hashsets": sorted(self.hashsets),
-        }
-        if self.distance is not None:  # (absent otherwise, so cases scanned before still resume)
-            ident["distance"] = self.distance
-        return ident
-
-
-@dataclass(slots=True)
-class ScanResult:
-    case_dir: Path
-    summary: dict[str, Any]
-    reconciled: bool
-    outputs: dict[str, Path]
 
 
 class _UniquePaths:
@@ -159,7 +103,6 @@ def _set_versions(store: Any, names: list[str]) -> dict[str, list[Any]]:
 
 def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -> ScanResult:
     from opspoor.store import get_hashset, has_signal, open_store
-    from opspoor.triage.outputs import write_outputs
 
     options = dataclasses.replace(cfg.options, thumbnail=cfg.thumbnails)
     started = time.time()
@@ -232,9 +175,10 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
     matcher = matcher_ready.result()
     case.set_meta("files_in", files_in)
     note_time()
-    summary, outputs = write_outputs(case, cfg, matcher, files_in=files_in, started=case.get_meta("started"))
+    groups = assign_groups(case, radius=matcher.pdq_radius)
+    summary = build_summary(case, cfg, files_in, case.get_meta("started"), groups)
     case.close()
-    return ScanResult(cfg.case_dir, summary, bool(summary["reconciled"]), outputs)
+    return ScanResult(cfg.case_dir, summary, bool(summary["reconciled"]), {}, groups)
 
 
 def _match_again(
