@@ -23,6 +23,7 @@ from typing import Any
 
 from opspoor.errors import CaseError, MissingSource, OpspoorError
 from opspoor.matching import LOCAL, Matcher
+from opspoor.media.sniff import kind_of
 from opspoor.signals.engine import HashOptions
 from opspoor.sources import EvidenceItem, count_evidence, iter_evidence
 from opspoor.triage.case import CASE_DB, CaseDB, check_case_dir
@@ -204,7 +205,7 @@ def _match_again(
             if options.local and rec.get("pdq") and not matches:
                 again.append(rec["path"])
                 continue
-            kind = "image" if rec.get("pdq") else "video" if rec.get("vpdq_frames") else "other"
+            kind = kind_of(rec.get("type"))  # the sniffed type: a video without frames is still a video
             failed = rec.get("error") is not None
             status = verdict(kind, matches, failed=failed)
             if status != rec["status"]:
