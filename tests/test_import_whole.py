@@ -321,6 +321,27 @@ def test_a_category_0_entry_never_makes_a_match_known(db_url: str) -> None:
     assert verdict("image", ms, failed=False) == "new"
 
 
+def test_an_undefined_category_code_never_makes_a_match_known(db_url: str) -> None:
+    """``us-cat:8`` in a known set (one publisher's 8 is non-pertinent): the match is reported as
+    ``unknown-category`` and the file stays new until the code is mapped; a mapped or defined code is
+    known, and an ignorable set's entry stays ignorable whatever its code."""
+    md5s = {"8": "a8" * 16, "1": "a1" * 16, "ign": "a0" * 16}
+    with open_store(db_url) as store:
+        import_entries(
+            store,
+            "K",
+            [
+                Entry({"md5": md5s["8"]}, Category("us-cat", "8")),
+                Entry({"md5": md5s["1"]}, Category("us-cat", "1")),
+            ],
+        )
+        import_entries(store, "I", [Entry({"md5": md5s["ign"]}, Category("us-cat", "8"))], kind="ignorable")
+        got = Matcher.from_store(store, ["K", "I"]).match_batch([{"md5": v} for v in md5s.values()])
+    kinds = [[m["kind"] for m in ms] for ms in got]
+    assert kinds == [["unknown-category"], ["known"], ["ignorable"]]
+    assert [verdict("image", ms, failed=False) for ms in got] == ["new", "known", "ignorable"]
+
+
 def test_build_refuses_category_0_for_known(tmp_path: Path) -> None:
     from opspoor.demo.images import generate_image
 

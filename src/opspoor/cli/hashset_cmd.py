@@ -265,7 +265,10 @@ def import_summary(name: str, result: ImportResult, *, rejected: int, added: str
     if result.unknown_categories:
         n = sum(result.unknown_categories.values())
         codes = ", ".join(f"{c} {k:,}" for c, k in sorted(result.unknown_categories.items()))
-        parts.append(f"{n:,} with a category code their scheme does not define ({codes})")
+        parts.append(
+            f"{n:,} with a category code their scheme does not define ({codes}): "
+            "they make no file known until mapped with --category-map"
+        )
     if result.uncategorised:
         parts.append(f"{result.uncategorised:,} uncategorised (category 0) not imported: not known material")
     return ", ".join(parts)

@@ -138,10 +138,16 @@ UNCATEGORISED = Category("us-cat", "0")
 
 
 def match_kind(set_kind: str, category: Category | None) -> str:
-    """The kind a match on an entry counts as: its set's, except that an uncategorised entry
-    (``us-cat:0``) of a known set is ``uncategorised``, which never makes a file known."""
-    if set_kind == "known" and category is not None and category.uncategorised:
-        return "uncategorised"
+    """The kind a match on an entry counts as: its set's, except in a known set an uncategorised
+    entry (``us-cat:0``) is ``uncategorised`` and an entry whose code its scheme does not define
+    (``us-cat:8``) is ``unknown-category``. Neither makes a file known: what the publisher meant by
+    the code is not known here (one national list writes 8 for non-pertinent items), so the file
+    stays in front of a person until the code is mapped (``hashset import --category-map``)."""
+    if set_kind == "known" and category is not None:
+        if category.uncategorised:
+            return "uncategorised"
+        if not category.known:
+            return "unknown-category"
     return set_kind
 
 

@@ -19,7 +19,7 @@ from opspoor.store import HashSetRecord, Store, get_hashset
 from opspoor.store.hashsets import last_changes
 
 #: bump when the cached index layout changes
-CACHE_VERSION = 4
+CACHE_VERSION = 5  # 5: entries of undefined category codes match as unknown-category
 
 log = logging.getLogger(__name__)
 
