@@ -7,7 +7,9 @@ import numpy as np
 from sqlalchemy import bindparam, func, select
 
 from opspoor.store.db import Store
-from opspoor.store.hashsets import (
+from opspoor.store.hashsets.catalogue import _record
+from opspoor.store.hashsets.reads import _take_signal_rows
+from opspoor.store.hashsets.schema import (
     CHANGES,
     DERIVED_HEX_LENGTH,
     ENTRIES,
@@ -17,8 +19,6 @@ from opspoor.store.hashsets import (
     SIGNALS,
     Change,
     HashSetRecord,
-    _record,
-    _take_signal_rows,
     _utc,
 )
 
