@@ -235,30 +235,32 @@ def _array_tuple_rows(h: int, batch: ArrayBatch, lo: int) -> _Rows:
     n = len(batch)
     codes = batch.category.tolist()
     flags = [[None if f < 0 else bool(f) for f in col] for col in batch.flags.T.tolist()]
-    hashes = []
+    hashes = {}
     for k, (name, width) in enumerate(ARRAY_HASHES.items()):
         raw = batch.hashes[name].tobytes()
         given = batch.has[:, k].tolist()
-        hashes.append([raw[i * width : (i + 1) * width] if g else None for i, g in enumerate(given)])
+        hashes[name] = [raw[i * width : (i + 1) * width] if g else None for i, g in enumerate(given)]
     external_id, series, date_updated, extra = batch.texts(*TEXT_FIELDS)
-    entries = list(
-        zip(
-            range(lo, lo + n),
-            repeat(h),
-            external_id,
-            [None if c < 0 else "us-cat" for c in codes],
-            [None if c < 0 else str(c) for c in codes],
-            *flags,
-            series,
-            repeat(None),  # tags
-            repeat(batch.source),
-            date_updated,
-            [None if v < 0 else v for v in batch.size.tolist()],
-            repeat(None),  # vpdq
-            extra,
-            *hashes,
-        )
-    )
+    victim, offender, distributed = flags
+    columns: dict[str, Iterable[Any]] = {
+        "id": range(lo, lo + n),
+        "hashset_id": repeat(h),
+        "external_id": external_id,
+        "category_scheme": [None if c < 0 else "us-cat" for c in codes],
+        "category_code": [None if c < 0 else str(c) for c in codes],
+        "victim_identified": victim,
+        "offender_identified": offender,
+        "distributed": distributed,
+        "series": series,
+        "tags": repeat(None),
+        "source": repeat(batch.source),
+        "date_updated": date_updated,
+        "size": [None if v < 0 else v for v in batch.size.tolist()],
+        "vpdq": repeat(None),
+        "extra": extra,
+        **hashes,
+    }
+    entries = _in_entry_order(columns)
     return _Rows(entries)
 
 
@@ -270,28 +272,32 @@ def _tuple_rows(h: int, batch: EntryBatch, lo: int) -> _Rows:
     tags = _tags_json(batch.tags)
     extra = _extra_json(batch.extra)
     vpdq = batch.signals.get("vpdq")
-    entries = list(
-        zip(
-            ids,
-            repeat(h),
-            batch.external_id,
-            scheme,
-            code,
-            batch.victim_identified,
-            batch.offender_identified,
-            batch.distributed,
-            batch.series,
-            repeat(None) if tags is None else tags,
-            batch.source,
-            batch.date_updated,
-            batch.size,
-            repeat(None) if vpdq is None else vpdq,
-            repeat(None) if extra is None else extra,
-            *(_blob_column(batch.signals.get(name), nbytes) for name, nbytes in HASH_COLUMNS.items()),
-        )
-    )
+    columns: dict[str, Iterable[Any]] = {
+        "id": ids,
+        "hashset_id": repeat(h),
+        "external_id": batch.external_id,
+        "category_scheme": scheme,
+        "category_code": code,
+        "victim_identified": batch.victim_identified,
+        "offender_identified": batch.offender_identified,
+        "distributed": batch.distributed,
+        "series": batch.series,
+        "tags": repeat(None) if tags is None else tags,
+        "source": batch.source,
+        "date_updated": batch.date_updated,
+        "size": batch.size,
+        "vpdq": repeat(None) if vpdq is None else vpdq,
+        "extra": repeat(None) if extra is None else extra,
+        **{name: _blob_column(batch.signals.get(name), nbytes) for name, nbytes in HASH_COLUMNS.items()},
+    }
+    entries = _in_entry_order(columns)
     rows = _Rows(entries)
     for name, eids, values, derived in _signal_columns(batch, ids):
         rows.signal_rows += len(values)
         rows.signals.append(list(zip(eids, repeat(h), repeat(name), values, repeat(derived))))
     return rows
+
+
+def _in_entry_order(columns: dict[str, Iterable[Any]]) -> list[tuple[Any, ...]]:
+    """executemany rows of columns named by ``ENTRY_COLUMNS`` (the one list of them), in its order."""
+    return list(zip(*(columns[c] for c in ENTRY_COLUMNS), strict=False))
