@@ -5,10 +5,20 @@ from __future__ import annotations
 
 from opspoor.errors import SignalError
 from opspoor.hashsets.formats.base import EntryBatch
+from opspoor.signals import SIGNALS
 from opspoor.signals.vpdq import parse_vpdq
 
-#: hex length of each fixed-width signal
-HEX_LENGTH: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64, "vpdq": 64}
+
+def _hex_length(name: str) -> int | None:
+    s = SIGNALS.get(name)
+    return None if s is None else s.hex_length
+
+
+def _stored_text(name: str) -> bool:
+    """A stored-only signal whose value is text, not fixed-width hex (PhotoDNA)."""
+    s = SIGNALS.get(name)
+    return s is not None and not s.computed and s.hex_length is None
+
 
 # --- checking a batch ------------------------------------------------------------------------
 _LOWER_HEX = b"0123456789abcdef"
@@ -41,7 +51,7 @@ def column_ok(name: str, values: list[str | None]) -> bool:
         joined = "".join(given)  # type: ignore[arg-type]
     except TypeError:
         return False
-    length = HEX_LENGTH.get(name)
+    length = _hex_length(name)
     if name == "vpdq":
         return False  # parsed one by one
     if length is not None:
@@ -51,7 +61,7 @@ def column_ok(name: str, values: list[str | None]) -> bool:
             and joined.isascii()
             and not joined.encode("ascii").translate(None, _LOWER_HEX)
         )
-    if name == "photodna":
+    if _stored_text(name):
         return "" not in given and not _CONTROL.intersection(joined)
     return False
 
@@ -66,11 +76,11 @@ def signal_problem(name: str, value: object) -> str | None:
         except SignalError as exc:
             return exc.message
         return None
-    if name == "photodna":
+    if _stored_text(name):
         if not value or _CONTROL.intersection(value):
-            return "photodna value is empty or holds control characters"
+            return f"{name} value is empty or holds control characters"
         return None
-    length = HEX_LENGTH.get(name)
+    length = _hex_length(name)
     if length is None:
         return f"unknown signal type {name!r}"
     if len(value) != length:

@@ -175,6 +175,9 @@ class VPDQ(SignalType):
 
     name = "vpdq"
     media = frozenset({"video"})
+    #: the index holds the frame hashes (PDQ, by Hamming distance)
+    index = "hamming"
+    index_hex_length = 64
     #: frame-level Hamming threshold (``threshold`` in ``brute_force_match``)
     default_threshold = DISTANCE_THRESHOLD
 

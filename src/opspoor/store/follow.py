@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import bindparam, func, select
 
+from opspoor.signals import indexed_hex_lengths
 from opspoor.store.db import Store
 from opspoor.store.hashsets.catalogue import _record
 from opspoor.store.hashsets.reads import _take_signal_rows
@@ -15,7 +16,6 @@ from opspoor.store.hashsets.schema import (
     ENTRIES,
     HASH_COLUMNS,
     HASHSETS,
-    HEX_LENGTH,
     SIGNALS,
     Change,
     HashSetRecord,
@@ -66,7 +66,7 @@ def signals_between(
             if held:
                 ids, values = by_signal.setdefault(sig, ([], []))
                 _take_signal_rows(held, 2 * nbytes, ids, values)
-        lengths = {**HEX_LENGTH, **DERIVED_HEX_LENGTH}
+        lengths = {**indexed_hex_lengths(), **DERIVED_HEX_LENGTH}
         q = select(s.c.signal, s.c.entry_id, s.c.value).where(
             s.c.hashset_id == hashset_id, s.c.entry_id.between(lo, hi), s.c.signal.in_(list(lengths))
         )

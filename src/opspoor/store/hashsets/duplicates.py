@@ -8,6 +8,7 @@ from sqlalchemy import Connection, text
 
 from opspoor.store.hashsets.schema import (
     _IDENTITY_SQL,
+    _ROW_KEYS_SQL,
     CHANGES,
     HASH_COLUMNS,
     IDENTITY_SIGNALS,
@@ -94,14 +95,15 @@ def _repeated_keys(conn: Connection, h: int, lo: int, pg: bool, *, candidates: b
             p,
         ).rowcount
     if candidates:
-        # PhotoDNA candidates drive, each probing the index on values (SQLite, without statistics,
+        # PhotoDNA (row key) candidates drive, each probing the index on values (SQLite, without statistics,
         # would rather scan the set by its (hashset_id, signal) index)
         signals = "entry_signals s" if pg else "entry_signals s INDEXED BY ix_entry_signals_value"
         found += conn.execute(
             text(
                 f"""INSERT INTO _imp_keys (signal, value) SELECT s.signal, s.value
-                FROM (SELECT DISTINCT value FROM _imp_cand WHERE signal = 'photodna') c CROSS JOIN {signals}
-                WHERE s.value = c.value AND s.signal = 'photodna' AND s.hashset_id = :h AND NOT s.derived
+                FROM (SELECT DISTINCT signal, value FROM _imp_cand WHERE signal IN ({_ROW_KEYS_SQL})) c
+                CROSS JOIN {signals}
+                WHERE s.value = c.value AND s.signal = c.signal AND s.hashset_id = :h AND NOT s.derived
                 GROUP BY s.signal, s.value HAVING count(*) > 1 AND max(s.entry_id) >= :lo"""
             ),
             p,
@@ -109,8 +111,8 @@ def _repeated_keys(conn: Connection, h: int, lo: int, pg: bool, *, candidates: b
     else:
         found += conn.execute(
             text(
-                """INSERT INTO _imp_keys (signal, value) SELECT signal, value FROM entry_signals
-                WHERE hashset_id = :h AND NOT derived AND signal = 'photodna'
+                f"""INSERT INTO _imp_keys (signal, value) SELECT signal, value FROM entry_signals
+                WHERE hashset_id = :h AND NOT derived AND signal IN ({_ROW_KEYS_SQL})
                 GROUP BY signal, value HAVING count(*) > 1 AND max(entry_id) >= :lo"""
             ),
             p,
@@ -138,11 +140,12 @@ def _fold_and_record(conn: Connection, h: int, lo: int, result: ImportResult, pg
     conn.execute(
         text(
             temp("_imp_rows")
-            + """AS SELECT s.signal, s.value, s.entry_id, e.category_scheme AS scheme, e.category_code AS code
+            + f"""AS SELECT s.signal, s.value, s.entry_id,
+                e.category_scheme AS scheme, e.category_code AS code
             FROM entry_signals s
             JOIN _imp_keys k ON k.signal = s.signal AND k.value = s.value
             JOIN entries e ON e.id = s.entry_id
-            WHERE s.hashset_id = :h AND NOT s.derived AND s.signal = 'photodna'"""
+            WHERE s.hashset_id = :h AND NOT s.derived AND s.signal IN ({_ROW_KEYS_SQL})"""
         ),
         p,
     )

@@ -15,6 +15,7 @@ from opspoor.hashsets.model import (
     RecordError,
     match_kind,
 )
+from opspoor.signals import indexed_hex_lengths
 from opspoor.store.db import Store
 from opspoor.store.hashsets.catalogue import _get
 from opspoor.store.hashsets.schema import (
@@ -24,7 +25,6 @@ from opspoor.store.hashsets.schema import (
     ENTRIES,
     HASH_COLUMNS,
     HASHSETS,
-    HEX_LENGTH,
     SIGNALS,
     ConflictRecord,
     EntryRef,
@@ -148,9 +148,10 @@ def load_signal_arrays(
     included: ``(entry_ids int64 (N,), values uint8 (N, bytes))`` — the bytes of the hex, in order,
     which is what the indexes take. Streamed in chunks; an entry id repeats when it has several values.
     """
-    length = HEX_LENGTH.get(signal) or DERIVED_HEX_LENGTH.get(signal)
+    matchable = indexed_hex_lengths()
+    length = matchable.get(signal) or DERIVED_HEX_LENGTH.get(signal)
     if length is None:
-        raise SignalError(f"{signal!r} values are not matchable hashes; one of {', '.join(HEX_LENGTH)}")
+        raise SignalError(f"{signal!r} values are not matchable hashes; one of {', '.join(matchable)}")
     id_parts: list[np.ndarray] = [np.zeros(0, np.int64)]
     value_parts: list[np.ndarray] = [np.zeros((0, length // 2), np.uint8)]
     with store.read() as conn:

@@ -15,6 +15,7 @@ from opspoor.hashsets.model import (
     Entry,
     HashSetInfo,
 )
+from opspoor.signals import get_signal, identity_signals, signals_by_index
 from opspoor.store.models import ChangeRow, ConflictRow, EntryRow, EntrySignalRow, HashSetRow
 
 HASHSETS = cast(Table, HashSetRow.__table__)
@@ -29,16 +30,22 @@ def _index(name: str) -> Index:
 
 
 DEFAULT_TENANT = "default"
-#: hex length of each fixed-width signal
-HEX_LENGTH: dict[str, int] = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64, "vpdq": 64}
-#: signals stored as binary columns of ``entries`` (bytes per value); the others are ``entry_signals`` rows
-HASH_COLUMNS: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32, "pdq": 32}
+#: signals stored as binary columns of ``entries`` (bytes per value, from the signal registry); the
+#: others are ``entry_signals`` rows. The names are the table's columns (a migration adds one).
+HASH_COLUMNS: dict[str, int] = {
+    n: get_signal(n).hex_length // 2  # type: ignore[operator]
+    for n in ("md5", "sha1", "sha256", "pdq")
+}
+#: signals found by equal value that are ``entry_signals`` rows (PhotoDNA)
+ROW_KEY_SIGNALS: tuple[str, ...] = tuple(n for n in signals_by_index("exact") if n not in HASH_COLUMNS)
 #: signals whose equal values are looked for on import: a shared value of different categories is
 #: a conflict (vPDQ frames are not looked at)
-KEY_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "photodna")
+KEY_SIGNALS: tuple[str, ...] = (*HASH_COLUMNS, *ROW_KEY_SIGNALS)
 #: signals whose equal values make two entries the same item (a duplicate): cryptographic identities
 #: only; two files may share a perceptual hash (PDQ, PhotoDNA) and still be two media items
-IDENTITY_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256")
+IDENTITY_SIGNALS: tuple[str, ...] = identity_signals()
+assert set(IDENTITY_SIGNALS) <= set(HASH_COLUMNS), "an identity signal needs its column of entries"
+_ROW_KEYS_SQL = ", ".join(f"'{c}'" for c in ROW_KEY_SIGNALS)
 _IDENTITY_SQL = ", ".join(f"'{c}'" for c in IDENTITY_SIGNALS)
 ENTRY_COLUMNS = (
     "id",
