@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from opspoor.hashsets.formats.base import canonical_signal
-from opspoor.hashsets.model import Category, Entry, RecordError
+from opspoor.hashsets.model import ENTRY_SIGNALS, Category, Entry, RecordError
 from opspoor.index import ExactIndex
 from opspoor.signals import (
     SIGNALS,
@@ -78,6 +78,7 @@ def test_the_registry_describes_every_signal() -> None:
     assert identity_signals() == IDENTITY_SIGNALS == ("md5", "sha1", "sha256")
     assert HASH_COLUMNS == {"md5": 16, "sha1": 20, "sha256": 32, "pdq": 32}
     assert KEY_SIGNALS == ("md5", "sha1", "sha256", "pdq", "photodna")
+    assert ENTRY_SIGNALS == ("md5", "sha1", "sha256", "pdq", "vpdq", "photodna")  # not local features
     photodna = get_signal("photodna")
     assert (photodna.computed, photodna.index, photodna.hex_length) == (False, "exact", None)
     assert all(SIGNALS[n].computed for n in ("md5", "sha1", "sha256", "pdq", "vpdq", "local"))

@@ -38,6 +38,9 @@ class SignalType(ABC):
     computed: ClassVar[bool] = True
     #: equal values are the same item (a cryptographic identity): what makes a duplicate on import
     identity: ClassVar[bool] = False
+    #: an entry of a hash set carries it as its own value (read, stored, exported); False: a
+    #: matching-only value derived from the entry's original (local features)
+    entry_value: ClassVar[bool] = True
 
     @classmethod
     def indexed_hex_length(cls) -> int | None:
