@@ -331,4 +331,7 @@ def test_a_large_vics_file_imports_what_the_careful_path_reads(store: Store, tmp
 def test_binary_columns_are_the_entry_columns_an_array_batch_has() -> None:
     from opspoor.store.hashsets.copybinary import BINARY_COLUMNS
 
-    assert tuple(c for c in store_hashsets.ENTRY_COLUMNS if c not in ("tags", "vpdq")) == BINARY_COLUMNS
+    # the encoder writes every field an ArrayBatch holds, no other (BINARY_COLUMNS names their order)
+    held = {"id", "hashset_id", "category_scheme", "category_code", "source", "size"}
+    assert set(BINARY_COLUMNS) == held | {*TEXT_FIELDS, *FLAG_FIELDS, *ARRAY_HASHES}
+    assert set(BINARY_COLUMNS) <= set(store_hashsets.ENTRY_COLUMNS)

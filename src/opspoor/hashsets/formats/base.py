@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from itertools import compress
 from typing import Any, BinaryIO
 
@@ -166,20 +167,8 @@ class EntryBatch:
         )
 
 
-_BATCH_FIELDS = (
-    "category",
-    "victim_identified",
-    "offender_identified",
-    "distributed",
-    "series",
-    "tags",
-    "source",
-    "date_updated",
-    "external_id",
-    "size",
-    "extra",
-    "derived",
-)
+#: the per-entry lists of an EntryBatch besides ``signals`` (its own field list, in order)
+_BATCH_FIELDS = tuple(f.name for f in dataclass_fields(EntryBatch) if f.name != "signals")
 
 Reader = Callable[[BinaryIO, ReadOptions], Iterator[Entry]]
 #: yields EntryBatch columns, or for the usual shape of a large list ArrayBatch arrays (formats.arrays)
