@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from opspoor.errors import SignalError
 from opspoor.hashsets.formats.base import canonical_signal
 from opspoor.hashsets.model import ENTRY_SIGNALS, Category, Entry, RecordError
 from opspoor.index import ExactIndex
@@ -29,10 +30,11 @@ from opspoor.store import (
     hashset_counts,
     import_entries,
     iter_entries,
+    list_conflicts,
     load_signal_arrays,
     open_store,
 )
-from opspoor.store.hashsets import HASH_COLUMNS, IDENTITY_SIGNALS, KEY_SIGNALS
+from opspoor.store.hashsets import HASH_COLUMNS, IDENTITY_SIGNALS, key_signals
 
 
 class TestHash(SignalType):
@@ -77,7 +79,7 @@ def test_the_registry_describes_every_signal() -> None:
     assert signals_by_index("hamming") == ("pdq", "vpdq")
     assert identity_signals() == IDENTITY_SIGNALS == ("md5", "sha1", "sha256")
     assert HASH_COLUMNS == {"md5": 16, "sha1": 20, "sha256": 32, "pdq": 32}
-    assert KEY_SIGNALS == ("md5", "sha1", "sha256", "pdq", "photodna")
+    assert key_signals() == ("md5", "sha1", "sha256", "pdq", "photodna")
     assert ENTRY_SIGNALS == ("md5", "sha1", "sha256", "pdq", "vpdq", "photodna")  # not local features
     photodna = get_signal("photodna")
     assert (photodna.computed, photodna.index, photodna.hex_length) == (False, "exact", None)
@@ -100,6 +102,7 @@ def test_a_registered_signal_is_known_to_the_formats_and_then_forgotten(
 def test_a_registered_stored_only_signal_is_imported_and_matched_exactly(
     store: Store, testhash: type[SignalType]
 ) -> None:
+    assert key_signals()[-1] == "testhash"  # looked at for conflicts, as PhotoDNA is
     cat = Category("us-cat", "1")
     entries = [Entry({"testhash": _hex(k)}, category=cat, external_id=f"t{k}") for k in range(1, 6)] + [
         Entry({"testhash": "not hex at all, wrong length"}, category=cat, external_id="bad")
@@ -119,6 +122,29 @@ def test_a_registered_stored_only_signal_is_imported_and_matched_exactly(
     assert hits.query_idx.tolist() == [0]  # the second query is in no entry
     found = entry_details(store, hits.ids.tolist())
     assert [ref.external_id for ref in found.values()] == ["t3"]
+
+
+def test_a_registered_signal_shared_across_categories_is_a_conflict_never_a_duplicate(
+    store: Store, testhash: type[SignalType]
+) -> None:
+    entries = [
+        Entry({"testhash": _hex(1)}, category=Category("us-cat", "1"), external_id="a"),
+        Entry({"testhash": _hex(1)}, category=Category("us-cat", "2"), external_id="b"),
+        Entry({"testhash": _hex(1)}, category=Category("us-cat", "1"), external_id="c"),
+    ]
+    result = import_entries(store, "plugin", entries)
+    assert (result.added, result.duplicates, result.conflicts) == (3, 0, 1)
+    [c] = list_conflicts(store, "plugin")
+    assert (c.signal, c.value, c.entry.external_id, c.other.external_id) == ("testhash", _hex(1), "a", "b")
+
+
+def test_a_signal_name_the_store_cannot_keep_is_refused() -> None:
+    class Bad(TestHash):
+        name = "no'quotes"
+
+    with pytest.raises(SignalError, match="signal name"):
+        register(Bad)
+    assert "no'quotes" not in SIGNALS
 
 
 def test_photodna_is_stored_and_found_by_equal_value(store: Store) -> None:

@@ -5,6 +5,8 @@ from here, at the time it is used.
 
 from __future__ import annotations
 
+import re
+
 from opspoor.errors import SignalError
 from opspoor.signals.base import IndexKind, SignalType
 from opspoor.signals.crypto import MD5, SHA1, SHA256
@@ -27,6 +29,9 @@ SIGNALS: dict[str, type[SignalType]] = {
 }
 
 
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,15}")
+
+
 def get_signal(name: str) -> type[SignalType]:
     try:
         return SIGNALS[name.lower()]
@@ -35,7 +40,10 @@ def get_signal(name: str) -> type[SignalType]:
 
 
 def register(signal: type[SignalType]) -> type[SignalType]:
-    """Add a signal type (a plugin's, or a test's); usable as a class decorator."""
+    """Add a signal type (a plugin's, or a test's); usable as a class decorator. The name is what
+    the store keeps (16 characters at most) and goes into its SQL as a literal, so it is checked."""
+    if not _NAME.fullmatch(signal.name):
+        raise SignalError(f"a signal name is 1-16 lower-case letters, digits or _, not {signal.name!r}")
     if signal.name in SIGNALS and SIGNALS[signal.name] is not signal:
         raise SignalError(f"signal type {signal.name!r} is registered already")
     SIGNALS[signal.name] = signal

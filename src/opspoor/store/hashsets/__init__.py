@@ -56,7 +56,6 @@ from opspoor.store.hashsets.schema import (
     ENTRY_COLUMNS,
     HASH_COLUMNS,
     IDENTITY_SIGNALS,
-    KEY_SIGNALS,
     Change,
     ConflictRecord,
     EntryRef,
@@ -65,6 +64,7 @@ from opspoor.store.hashsets.schema import (
     ImportResult,
     RejectHandler,
     hex_rows,
+    key_signals,
 )
 from opspoor.store.hashsets.writers import REBUILD_MIN_ROWS
 
@@ -75,7 +75,7 @@ __all__ = [
     "ENTRY_COLUMNS",
     "HASH_COLUMNS",
     "IDENTITY_SIGNALS",
-    "KEY_SIGNALS",
+    "key_signals",
     "REBUILD_MIN_ROWS",
     "Change",
     "ConflictRecord",

@@ -12,8 +12,8 @@ from opspoor.hashsets.formats.arrays import ARRAY_HASHES, ArrayBatch
 from opspoor.hashsets.formats.base import EntryBatch
 from opspoor.store.hashsets.schema import (
     HASH_COLUMNS,
-    KEY_SIGNALS,
     hex_rows,
+    key_signals,
 )
 
 
@@ -84,8 +84,9 @@ _KeyColumn = tuple[str, np.ndarray, Callable[[np.ndarray], list[str]]]
 
 def _entry_keys(batch: EntryBatch) -> Iterator[_KeyColumn]:
     """Key columns of an EntryBatch (checked, lower-case values)."""
+    wanted = key_signals()
     for name, values in batch.signals.items():
-        if name not in KEY_SIGNALS:
+        if name not in wanted:
             continue
         given: list[str] = values if None not in values else [v for v in values if v is not None]  # type: ignore[assignment]
         if not given:

@@ -8,12 +8,12 @@ from sqlalchemy import Connection, text
 
 from opspoor.store.hashsets.schema import (
     _IDENTITY_SQL,
-    _ROW_KEYS_SQL,
     CHANGES,
     HASH_COLUMNS,
     IDENTITY_SIGNALS,
     ImportResult,
     _now,
+    row_keys_sql,
 )
 
 # --- duplicates and conflicts, set-wise ------------------------------------------------------
@@ -60,6 +60,7 @@ def _temp(pg: bool, name: str) -> str:
 def _repeated_keys(conn: Connection, h: int, lo: int, pg: bool, *, candidates: bool) -> int:
     """Fill ``_imp_keys`` with the key values that occur more than once in the set, at least once in
     a new entry: (signal, value as text, raw bytes of a hash column). Returns how many."""
+    row_keys = row_keys_sql()
     p = {"h": h, "lo": lo}
     conn.exec_driver_sql(
         f"CREATE TEMP TABLE _imp_keys (signal VARCHAR(16), value TEXT, raw {'BYTEA' if pg else 'BLOB'},"
@@ -101,7 +102,7 @@ def _repeated_keys(conn: Connection, h: int, lo: int, pg: bool, *, candidates: b
         found += conn.execute(
             text(
                 f"""INSERT INTO _imp_keys (signal, value) SELECT s.signal, s.value
-                FROM (SELECT DISTINCT signal, value FROM _imp_cand WHERE signal IN ({_ROW_KEYS_SQL})) c
+                FROM (SELECT DISTINCT signal, value FROM _imp_cand WHERE signal IN ({row_keys})) c
                 CROSS JOIN {signals}
                 WHERE s.value = c.value AND s.signal = c.signal AND s.hashset_id = :h AND NOT s.derived
                 GROUP BY s.signal, s.value HAVING count(*) > 1 AND max(s.entry_id) >= :lo"""
@@ -112,7 +113,7 @@ def _repeated_keys(conn: Connection, h: int, lo: int, pg: bool, *, candidates: b
         found += conn.execute(
             text(
                 f"""INSERT INTO _imp_keys (signal, value) SELECT signal, value FROM entry_signals
-                WHERE hashset_id = :h AND NOT derived AND signal IN ({_ROW_KEYS_SQL})
+                WHERE hashset_id = :h AND NOT derived AND signal IN ({row_keys})
                 GROUP BY signal, value HAVING count(*) > 1 AND max(entry_id) >= :lo"""
             ),
             p,
@@ -124,6 +125,7 @@ def _repeated_keys(conn: Connection, h: int, lo: int, pg: bool, *, candidates: b
 
 def _fold_and_record(conn: Connection, h: int, lo: int, result: ImportResult, pg: bool) -> None:
     """Given ``_imp_keys``: record the conflicts, fold the duplicates into the entries they repeat."""
+    row_keys = row_keys_sql()
     temp = partial(_temp, pg)
     p = {"h": h, "lo": lo}
     if pg:
@@ -145,7 +147,7 @@ def _fold_and_record(conn: Connection, h: int, lo: int, result: ImportResult, pg
             FROM entry_signals s
             JOIN _imp_keys k ON k.signal = s.signal AND k.value = s.value
             JOIN entries e ON e.id = s.entry_id
-            WHERE s.hashset_id = :h AND NOT s.derived AND s.signal IN ({_ROW_KEYS_SQL})"""
+            WHERE s.hashset_id = :h AND NOT s.derived AND s.signal IN ({row_keys})"""
         ),
         p,
     )

@@ -36,16 +36,29 @@ HASH_COLUMNS: dict[str, int] = {
     n: get_signal(n).hex_length // 2  # type: ignore[operator]
     for n in ("md5", "sha1", "sha256", "pdq")
 }
-#: signals found by equal value that are ``entry_signals`` rows (PhotoDNA)
-ROW_KEY_SIGNALS: tuple[str, ...] = tuple(n for n in signals_by_index("exact") if n not in HASH_COLUMNS)
-#: signals whose equal values are looked for on import: a shared value of different categories is
-#: a conflict (vPDQ frames are not looked at)
-KEY_SIGNALS: tuple[str, ...] = (*HASH_COLUMNS, *ROW_KEY_SIGNALS)
+
+
+def row_key_signals() -> tuple[str, ...]:
+    """Signals found by equal value that are ``entry_signals`` rows (PhotoDNA, a plugin's), as the
+    registry has them now."""
+    return tuple(n for n in signals_by_index("exact") if n not in HASH_COLUMNS)
+
+
+def key_signals() -> tuple[str, ...]:
+    """Signals whose equal values are looked for on import: a shared value of different categories
+    is a conflict (vPDQ frames are not looked at)."""
+    return (*HASH_COLUMNS, *row_key_signals())
+
+
+def row_keys_sql() -> str:
+    """:func:`row_key_signals` as an SQL list (names are checked by ``signals.register``)."""
+    return ", ".join(f"'{c}'" for c in row_key_signals()) or "NULL"
+
+
 #: signals whose equal values make two entries the same item (a duplicate): cryptographic identities
 #: only; two files may share a perceptual hash (PDQ, PhotoDNA) and still be two media items
 IDENTITY_SIGNALS: tuple[str, ...] = identity_signals()
 assert set(IDENTITY_SIGNALS) <= set(HASH_COLUMNS), "an identity signal needs its column of entries"
-_ROW_KEYS_SQL = ", ".join(f"'{c}'" for c in ROW_KEY_SIGNALS)
 _IDENTITY_SQL = ", ".join(f"'{c}'" for c in IDENTITY_SIGNALS)
 ENTRY_COLUMNS = (
     "id",
