@@ -7,7 +7,9 @@ within ``NEAR_DUPLICATE_BITS`` is kept, the largest). When the JPEGs alone are f
 large PNG/WebP pictures are re-encoded once as JPEG quality 90 into ``.cache/photos/``; if still short
 (Debian ships few large photographs), regions of the largest photographs are cut out as further photos
 (``CROP`` pixels, PDQ quality >= 50, and again no near-duplicates).
-``.cache/photos/manifest.json`` records each photo's package and source path; a later call reuses it.
+``.cache/photos/manifest.json`` records each photo's package and source path (relative to its ``root``,
+the checkout); a later call reuses it. The package finds the corpus where ``OPSPOOR_CORPUS`` points
+(``opspoor eval robustness --benchmark-corpus``); the benchmarks here pass :data:`PHOTOS` to it.
 
 Usage: ``python bench/corpus.py [--min-count N]`` (prints what it did); ``photo_corpus()`` from code.
 """
@@ -40,6 +42,8 @@ DEBS = CACHE / "debs"
 PKGS = CACHE / "pkgs"
 PHOTOS = CACHE / "photos"
 MANIFEST = PHOTOS / "manifest.json"
+#: what photo paths in the manifest are relative to, from the manifest's folder: the checkout
+MANIFEST_ROOT = "../.."
 
 #: Debian packages with photos, in order of preference (photographic wallpapers first).
 #: All are benign: landscapes, nature, space imagery, abstract art.
@@ -204,6 +208,9 @@ def _load_manifest(min_count: int, min_size: tuple[int, int]) -> list[Path] | No
     paths = [ROOT / p["path"] for p in meta["photos"]]
     if len(paths) < min_count or not all(p.is_file() for p in paths):
         return None
+    if meta.get("root") != MANIFEST_ROOT:  # written before the manifest named its root
+        meta["root"] = MANIFEST_ROOT
+        MANIFEST.write_text(json.dumps(meta, indent=1))
     return paths
 
 
@@ -266,7 +273,12 @@ def photo_corpus(min_count: int = 300, min_size: tuple[int, int] = (1024, 768)) 
     for stale in PHOTOS.glob("*.jpg"):  # left by an earlier build with other choices
         if stale not in referenced:
             stale.unlink()
-    meta = {"min_count": min_count, "min_size": list(min_size), "photos": [asdict(p) for p in kept]}
+    meta = {
+        "root": MANIFEST_ROOT,
+        "min_count": min_count,
+        "min_size": list(min_size),
+        "photos": [asdict(p) for p in kept],
+    }
     MANIFEST.write_text(json.dumps(meta, indent=1))
     _log(f"manifest written to {MANIFEST.relative_to(ROOT)}")
     return [ROOT / p.path for p in kept]

@@ -43,6 +43,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
+from corpus import PHOTOS  # noqa: E402
 from opspoor.demo.images import generate_image  # noqa: E402
 from opspoor.evaluate.harness import Picture, benchmark_photos, load_picture, photo_sources  # noqa: E402
 from opspoor.signals.local import (  # noqa: E402
@@ -300,8 +301,8 @@ def main() -> None:
         sizes = [300]
     # whole photographs only: the corpus also holds regions cut out of its largest photographs,
     # and a crop of a photograph rightly matches such a region (the same picture)
-    regions = {p for p, (_, region) in photo_sources().items() if region}
-    photos = [p for p in benchmark_photos() or [] if p not in regions]
+    regions = {p for p, (_, region) in photo_sources(PHOTOS).items() if region}
+    photos = [p for p in benchmark_photos(PHOTOS) or [] if p not in regions]
     note = (
         f"{min(len(photos), sizes[-1])} benchmark photos (bench/corpus.py, regions cut out of larger "
         "photographs left out) + generated 800x600 'mixed' "

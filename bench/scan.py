@@ -8,7 +8,7 @@ happen) sits in a SQLite store. In one run, on the same files, it measures:
   anchor: single-core hashing only (read + PDQ + MD5 + SHA-1 + SHA-256 from one read), times 2,
           measured again right before each scan: this VM's speed drifts by up to a quarter between
           minutes (other tenants), so each scan is compared with the anchor next to it;
-  scan:   ``run_scan`` with 2 workers, end to end (walk, archives, EXIF, matching, case db, outputs),
+  scan:   ``scan_case`` with 2 workers, end to end (walk, archives, EXIF, matching, case db, outputs),
           for each ``--robust`` preset (default: off, which isolates the machinery, and fast, the
           command's default): the first scan after an import, as a user gets it (the set's index
           cache built at import, as ``opspoor hashset import`` does; its seconds are printed on
@@ -41,11 +41,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 
 from corpus import CACHE, describe, photo_corpus  # noqa: E402
+from opspoor.casefile.scan import scan_case  # noqa: E402
 from opspoor.hashsets.model import Category, Entry  # noqa: E402
+from opspoor.matching import build_index_cache  # noqa: E402
 from opspoor.signals.engine import ROBUST_PRESETS, HashOptions, hash_bytes  # noqa: E402
 from opspoor.store import import_entries, list_hashsets, open_store  # noqa: E402
-from opspoor.triage.matching import build_index_cache  # noqa: E402
-from opspoor.triage.scan import ScanConfig, run_scan  # noqa: E402
+from opspoor.triage.config import ScanConfig  # noqa: E402
 from setup_info import setup_line  # noqa: E402
 
 WORK = CACHE / "bench-scan"
@@ -174,7 +175,7 @@ def scan_runs(
         anchor = hashing_only_rate(photos)
         t, cpu = time.perf_counter(), cpu_seconds()
         cfg = ScanConfig([evidence], ["bench-known"], case, db_url=db, workers=workers, options=opts)
-        result = run_scan(cfg)  # (its workers have ended when it returns: their CPU time is counted)
+        result = scan_case(cfg)  # (its workers have ended when it returns: their CPU time is counted)
         dt = time.perf_counter() - t
         runs.append(ScanRun(f"--robust {robust}, {label}", dt, cpu_seconds() - cpu, result.summary, anchor))
     return build, runs

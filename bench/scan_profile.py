@@ -26,8 +26,9 @@ import numpy as np  # noqa: E402
 
 from corpus import describe, photo_corpus  # noqa: E402
 from opspoor.index import ExactIndex, HammingIndex  # noqa: E402
+from opspoor.matching import IndexGroup, Query  # noqa: E402
+from opspoor.matching.groups import _Prepared  # noqa: E402
 from opspoor.signals.engine import ROBUST_PRESETS, HashOptions  # noqa: E402
-from opspoor.triage.matching import IndexGroup, Query, _Prepared  # noqa: E402
 from opspoor.triage.worker import Task, run_task, warm_up  # noqa: E402
 from setup_info import setup_line  # noqa: E402
 

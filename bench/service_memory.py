@@ -28,7 +28,6 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -36,19 +35,13 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))  # process_memory, shared with the memory tests
 
 from opspoor.demo.pngs import png_bytes  # noqa: E402
+from process_memory import rss  # noqa: E402
 from setup_info import setup_line  # noqa: E402
 
 MIB = 1 << 20
-
-
-def rss(proc: psutil.Process) -> int:
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        with suppress(psutil.NoSuchProcess):  # a worker that just exited
-            total += p.memory_info().rss
-    return total
 
 
 def free_port() -> int:

@@ -262,8 +262,8 @@ def test_store_refusals_are_reported_under_their_file_record(tmp_path: Path) -> 
 
 def _set_cache(db: str, name: str) -> list[Path]:
     """The cache folders of a set's states that exist on disk."""
+    from opspoor.matching import set_cache_dir
     from opspoor.store import get_hashset
-    from opspoor.triage.matching import set_cache_dir
 
     store = open_store(db)
     folder = set_cache_dir(store, get_hashset(store, name))
@@ -274,8 +274,8 @@ def test_import_caches_the_match_index(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """After an import the next match maps the set's index cache; a second import replaces it."""
+    from opspoor.matching import Matcher, Query, index_cache_dir, set_cache_dir
     from opspoor.store import get_hashset
-    from opspoor.triage.matching import Matcher, Query, index_cache_dir, set_cache_dir
 
     monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
     db = str(tmp_path / "s.sqlite")
@@ -312,8 +312,8 @@ def test_build_caches_the_match_index(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from opspoor.demo.images import generate_image
+    from opspoor.matching import IndexGroup, index_cache_dir
     from opspoor.store import get_hashset
-    from opspoor.triage.matching import IndexGroup, index_cache_dir
 
     monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "media"
@@ -410,6 +410,28 @@ def _one_line_error(code: int, err: str, *words: str) -> None:
         assert w in err, (w, err)
 
 
+def test_plain_export_of_pdq_imports_again_as_pdq(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = str(tmp_path / "store.sqlite")
+    src = tmp_path / "pdq.csv"
+    write_entries([Entry({"pdq": f"{i + 1:064x}"}, external_id=str(i)) for i in range(5)], src, "csv")
+    code, _, err = run(monkeypatch, capsys, "hashset", "import", str(src), "-n", "p", "--db", db)
+    assert code == 0, err
+    out = tmp_path / "p.txt"
+    code, _, err = run(
+        monkeypatch, capsys, "hashset", "export", "p", "-f", "plain", "-o", str(out), "--db", db
+    )
+    assert code == 0, err
+    for i, extra in enumerate(((), ("--type", "pdq"))):
+        code, _, err = run(
+            monkeypatch, capsys, "hashset", "import", str(out), "-n", f"again{i}", *extra, "--db", db
+        )
+        assert code == 0, err
+        code, shown, _ = run(monkeypatch, capsys, "hashset", "show", f"again{i}", "--json", "--db", db)
+        assert json.loads(shown)["signals"] == {"pdq": 5}, extra
+
+
 def test_export_refuses_to_overwrite_and_names_folders(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -445,7 +467,7 @@ def test_export_refuses_to_overwrite_and_names_folders(
     _one_line_error(code, err, "--format", "vics2")
 
 
-def test_export_offers_every_format_that_can_be_written(
+def test_export_offers_every_format_that_can_be_written_owner_only(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from opspoor.hashsets.formats import FORMATS
@@ -470,6 +492,7 @@ def test_export_offers_every_format_that_can_be_written(
             monkeypatch, capsys, "hashset", "export", "a", "-f", name, "-o", str(target), "--db", db
         )
         assert code == 0 and target.stat().st_size > 0, (name, err)
+        assert target.stat().st_mode & 0o777 == 0o600, name  # owner-only, like case outputs
 
 
 def test_import_of_a_folder_or_an_unknown_format_is_one_line(

@@ -49,3 +49,35 @@ def test_scan_distance_means_what_match_distance_means(tmp_path: Path) -> None:
     match = runner.invoke(app, ["match", "--hashset", "known", "--db", db, "--robust", "off", "--json",
                                 "--distance", str(d - 1), str(evidence / "copy.jpg")])  # fmt: skip
     assert json.loads(match.stdout.splitlines()[0])["matches"] == []
+
+
+def test_max_member_memory_sets_the_room_for_decoding_archive_members(tmp_path: Path) -> None:
+    """By default a member up to 1 GiB is held and decoded (as before the 256 MiB cut);
+    ``--max-member-memory`` lowers the room: a larger member is then only hashed."""
+    import zipfile
+
+    from opspoor.sources import Limits
+
+    assert Limits().max_in_memory == 1 << 30
+    picture = generate_image(7, 1600, 1200, style="mixed")
+    buf = io.BytesIO()
+    picture.save(buf, "PNG")  # a few MiB
+    assert len(buf.getvalue()) > 1 << 20
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    with zipfile.ZipFile(evidence / "photos.zip", "w") as zf:
+        zf.writestr("big.png", buf.getvalue())
+    db = str(tmp_path / "store.sqlite")
+    import_entries(open_store(db), "known", [Entry({"md5": "0" * 32}, external_id="x")], kind="known")
+
+    def row(case: str, *options: str) -> dict[str, object]:
+        args = ["scan", str(evidence), "--hashset", "known", "--case", str(tmp_path / case), "--db", db]
+        res = runner.invoke(app, [*args, "--workers", "1", "--robust", "off", "--no-thumbnails", *options])
+        assert res.exit_code == 0, res.output
+        rows = [json.loads(x) for x in (tmp_path / case / "files.jsonl").read_text().splitlines()]
+        return next(r for r in rows if str(r["path"]).endswith("big.png"))
+
+    decoded = row("default")
+    assert decoded["pdq"] and not decoded.get("error")
+    hashed = row("small", "--max-member-memory", "1")
+    assert not hashed["pdq"] and hashed["md5"] and "not decoded" in str(hashed.get("error")), hashed

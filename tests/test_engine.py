@@ -120,6 +120,32 @@ def test_hash_path_equals_hash_bytes_and_leaves_the_file_alone(tmp_path: Path, v
         assert (path.read_bytes(), os.stat(path).st_mtime_ns, os.stat(path).st_mode) == before
 
 
+@pytest.mark.skipif(not hasattr(os, "O_NOATIME"), reason="O_NOATIME is Linux's")
+def test_hash_path_and_provenance_open_exhibits_as_the_scan_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hash_path`` and the report's SHA-256 of a source open the file the one way evidence is
+    opened (``readonly.open_readonly``): read-only, with O_NOATIME, so its access time is kept."""
+    from opspoor.triage.provenance import sha256_file
+
+    img = tmp_path / "p.jpg"
+    img.write_bytes(jpeg_bytes(3))
+    flags: list[int] = []
+    real_open = os.open
+
+    def recording_open(path: object, fl: int, *args: object, **kw: object) -> int:
+        if os.fspath(path) == str(img):  # type: ignore[call-overload]
+            flags.append(fl)
+        return real_open(path, fl, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", recording_open)
+    hash_path(img)
+    sha256_file(img)
+    assert len(flags) == 2 and all(f & os.O_NOATIME and not f & (os.O_WRONLY | os.O_RDWR) for f in flags), (
+        flags
+    )
+
+
 def test_missing_file_raises_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as info:
         hash_path(tmp_path / "gone.jpg")

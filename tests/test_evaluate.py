@@ -453,3 +453,51 @@ def test_a_region_and_its_photograph_are_one_picture_but_two_regions_are_two() -
     kept, dropped, pairs = deduplicate([left, right, whole, other], fps, 41)
     assert kept == [0, 1, 3] and dropped["same photograph"] == 1
     assert pairs == [{"dropped": "photo", "kept": "left", "distance": -1}]
+
+
+def _corpus_folder(folder: Path, root: str | None, names: list[str]) -> list[Path]:
+    """A benchmark corpus folder as ``bench/corpus.py`` writes it (benign generated photos)."""
+    folder.mkdir(parents=True)
+    base = (folder / root).resolve() if root else folder
+    photos = []
+    for i, name in enumerate(names):
+        path = base / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generate_image(7000 + i, 320, 240, "mixed").save(path, "JPEG", quality=90)
+        photos.append({"path": name, "package": "pkg", "source": f"s{i}.png", "crop": [0, 0] if i else None})
+    meta = {"min_count": len(names), "photos": photos, **({"root": root} if root else {})}
+    (folder / "manifest.json").write_text(json.dumps(meta))
+    return [base / n for n in names]
+
+
+def test_the_benchmark_corpus_is_found_in_the_cache_folder_or_where_told_never_in_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opspoor.evaluate.harness import (
+        benchmark_corpus_dir,
+        benchmark_photos,
+        corpus_pictures,
+        photo_sources,
+    )
+
+    monkeypatch.delenv("OPSPOOR_CORPUS", raising=False)
+    monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
+    assert benchmark_corpus_dir() == tmp_path / "cache" / "photos"
+    assert benchmark_photos() is None  # not built: the checkout's .cache is not looked at
+    cached = _corpus_folder(tmp_path / "cache" / "photos", None, ["a.jpg", "b.jpg"])
+    assert benchmark_photos() == cached
+    assert photo_sources() == {cached[0]: ("pkg:s0.png", False), cached[1]: ("pkg:s1.png", True)}
+
+    # as bench/corpus.py builds it in a checkout: photo paths relative to the manifest's root
+    checkout = tmp_path / "checkout"
+    names = [".cache/photos/c.jpg", ".cache/pkgs/d.jpg"]
+    told = _corpus_folder(checkout / ".cache" / "photos", "../..", names)
+    monkeypatch.setenv("OPSPOOR_CORPUS", str(checkout / ".cache" / "photos"))
+    assert benchmark_photos() == told
+    pictures, source = corpus_pictures(EvalConfig())
+    assert [p.name for p in pictures] == names and "benchmark" in source
+    # the option wins over the environment
+    pictures, _ = corpus_pictures(EvalConfig(benchmark=tmp_path / "cache" / "photos"))
+    assert [p.path for p in pictures] == [str(p) for p in cached]
+    pictures, source = corpus_pictures(EvalConfig(benchmark=tmp_path / "nowhere", n=2, distractors=1))
+    assert "generated" in source and str(tmp_path / "nowhere") in source

@@ -637,11 +637,41 @@ def test_plain_roundtrip(entries: list[Entry]) -> None:
 @pytest.mark.parametrize("hash_type", ["sha256", "pdq"])
 def test_plain_64_hex_needs_a_type(hash_type: str) -> None:
     entries = [Entry({hash_type: f"{i:064x}"}) for i in range(3)]
+    data = "".join(f"{i:064x}\n" for i in range(3)).encode()  # another tool's list: no type comment
+    err = first_error(data)
+    assert isinstance(err, AmbiguousHash) and (err.record, err.line) == (1, 1)
+    assert list(read_entries(io.BytesIO(data), hash_type=hash_type)) == entries
+
+
+@pytest.mark.parametrize("hash_type", ["sha256", "pdq"])
+@pytest.mark.parametrize("named", [False, True])
+def test_plain_export_of_64_hex_reads_back_as_written(hash_type: str, named: bool) -> None:
+    """opspoor's plain list of PDQ (or SHA-256), with file names or without, reads back as the same
+    signal: detected or ``--format plain``, with or without ``--type``."""
+    entries = [
+        Entry({hash_type: f"{i + 1:064x}"}, extra={"plain": {"name": f"dir/p {i}.jpg"}} if named else {})
+        for i in range(3)
+    ]
     buf = io.BytesIO()
     assert write_entries(entries + [Entry({"md5": "1" * 32})], buf, "plain") == 3  # first entry's signal
-    err = first_error(buf.getvalue())
-    assert isinstance(err, AmbiguousHash) and (err.record, err.line) == (1, 1)
-    assert list(read_entries(io.BytesIO(buf.getvalue()), hash_type=hash_type)) == entries
+    data = buf.getvalue()
+    assert data.startswith(f"# hash type: {hash_type}\n".encode())
+    for fmt in ("auto", "plain"):
+        for typed in (None, hash_type):
+            assert list(read_entries(io.BytesIO(data), fmt, hash_type=typed)) == entries, (fmt, typed)
+
+
+def test_an_explicit_type_is_honoured_for_named_64_hex_lines() -> None:
+    """``HASH  name`` lines of another tool (no type comment): SHA-256 by default, PDQ when asked."""
+    data = "".join(f"{i + 1:064x}  p{i}.jpg\n" for i in range(2)).encode()
+    assert detect_format(data) == "sums"
+    assert [e.signals for e in read_entries(io.BytesIO(data))] == [
+        {"sha256": f"{i + 1:064x}"} for i in range(2)
+    ]
+    for fmt in ("auto", "sums", "plain"):
+        got = list(read_entries(io.BytesIO(data), fmt, hash_type="pdq"))
+        assert [e.signals for e in got] == [{"pdq": f"{i + 1:064x}"} for i in range(2)], fmt
+        assert [e.extra for e in got] == [{"plain": {"name": f"p{i}.jpg"}} for i in range(2)]
 
 
 def test_plain_mixed_lengths_comments_md5sum_bom_crlf() -> None:
@@ -690,8 +720,9 @@ def hma_entries(draw: st.DrawFn, content_id: str) -> Entry:
         category=category,
         tags=draw(tags_no_sep),
         source=draw(st.none() | st.sampled_from(["BANK_A", "BANK_B"])),
-        # a content of several signals is held together by its id
-        external_id=content_id if len(signals) > 1 or draw(st.booleans()) else None,
+        # entries without an external id, or sharing one (even "entry-N", the id the writer makes
+        # up), keep their boundaries: the writer gives each its own content id
+        external_id=draw(st.none() | st.sampled_from([content_id, "shared", "entry-1", "entry-2"])),
         extra=extra,
     )
 
@@ -731,6 +762,15 @@ def test_hma_threatexchange_csv_and_lines() -> None:
         {"pdq": "a" * 64},
         {"pdq": "b" * 64},
     ]
+
+
+def test_hma_export_keeps_entries_without_or_sharing_an_external_id_apart() -> None:
+    entries = [
+        Entry({"pdq": "1" * 64, "md5": "1" * 32}),
+        Entry({"pdq": "2" * 64, "md5": "2" * 32}, external_id="same"),
+        Entry({"pdq": "3" * 64, "sha1": "3" * 40}, external_id="same"),
+    ]
+    assert roundtrip(entries, "hma") == entries
 
 
 def test_hma_bank_content_grouping() -> None:

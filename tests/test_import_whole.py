@@ -22,9 +22,9 @@ from opspoor.hashsets.formats import CaseInfo, read_entries, write_entries
 from opspoor.hashsets.formats.arrays import ArrayBatch
 from opspoor.hashsets.formats.vics import CONTEXT_V2, uk_data_model
 from opspoor.hashsets.model import Category, CategoryMap, Entry
+from opspoor.matching import Matcher
 from opspoor.signals.engine import hash_bytes
 from opspoor.store import entry_details, import_entries, iter_entries, list_conflicts, open_store
-from opspoor.triage.matching import Matcher
 from opspoor.triage.records import verdict
 
 runner = CliRunner()
@@ -249,6 +249,12 @@ def test_the_uk_data_model_is_detected_from_the_context() -> None:
         "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/US/$metadata#Media"
     )
     assert not uk_data_model("http://example.org/UKRAINE/$metadata#Media")
+    # a US (or default) model served from a host or path that says /uk/ elsewhere is not the UK's
+    assert not uk_data_model(
+        "http://mirror.example.org/uk/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/US/$metadata"
+    )
+    assert not uk_data_model("http://uk/ProjectVic/DataModels/2.0.xml/Default/$metadata#Media")
+    assert uk_data_model("http://mirror.example.org/uk/ProjectVic/DataModels/2.0.xml/UK/$metadata#Media")
 
 
 def test_a_uk_vics_file_reads_uk_categories(tmp_path: Path) -> None:

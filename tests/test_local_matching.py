@@ -13,13 +13,14 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from opspoor.casefile.scan import scan_case
 from opspoor.cli import app
 from opspoor.errors import SignalError
+from opspoor.matching import IndexGroup
 from opspoor.signals import get_signal
 from opspoor.signals.local import MIN_INLIERS, LocalFeatures, local_distance, local_features
 from opspoor.store import has_signal, load_signal_texts, open_store
-from opspoor.triage.matching import IndexGroup
-from opspoor.triage.scan import ScanConfig, run_scan
+from opspoor.triage.config import ScanConfig
 from pictures import busy_picture
 
 runner = CliRunner()
@@ -119,7 +120,7 @@ def test_build_stores_each_images_local_features_unless_told_not_to(
 
 def _scan(db: str, evidence: Path, case: Path, **kw: object) -> dict[str, dict]:
     cfg = ScanConfig(sources=[evidence], hashsets=["own"], case_dir=case, db_url=db, workers=1, **kw)  # type: ignore[arg-type]
-    assert run_scan(cfg).reconciled
+    assert scan_case(cfg).reconciled
     return {r["path"]: r for r in map(json.loads, (case / "files.jsonl").read_text().splitlines())}
 
 

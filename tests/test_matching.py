@@ -9,8 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from opspoor.hashsets.model import Category, Entry
-from opspoor.store import Store, get_hashset, import_entries, open_store, remove_entries
-from opspoor.triage.matching import (
+from opspoor.matching import (
     IndexGroup,
     Matcher,
     Query,
@@ -18,6 +17,7 @@ from opspoor.triage.matching import (
     index_cache_dir,
     set_cache_dir,
 )
+from opspoor.store import Store, get_hashset, import_entries, open_store, remove_entries
 
 
 def _entries(n: int, seed: int) -> list[Entry]:

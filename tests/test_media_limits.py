@@ -60,7 +60,9 @@ def test_truncated_png_is_an_error_in_the_cli_and_the_service(served: Api, tmp_p
 def test_one_pixel_limit_for_the_cli_and_the_service(served: Api, tmp_path: Path) -> None:
     api = served
     assert HashOptions().max_pixels == MAX_PIXELS
-    assert "max_pixels" not in {f for f in Settings.__dataclass_fields__}
+    # the service keeps its own, lower setting (OPSPOOR_SERVICE_MAX_PIXELS), never above the media's
+    service_limit = min(Settings().max_pixels, MAX_PIXELS)
+    assert service_limit == 100_000_000
     # grey, one row of data: about 250 MB decoded, inside the service's memory budget of 256 MiB
     wide = png_bytes(20_000, MAX_PIXELS // 20_000 + 1, rows=1, color=0)
     with pytest.raises(MediaTooLarge, match=f"above the limit of {MAX_PIXELS:,}"):
@@ -72,7 +74,7 @@ def test_one_pixel_limit_for_the_cli_and_the_service(served: Api, tmp_path: Path
     r = api.client.post("/v1/hash", headers=api.auth("a", "platform"), files={"file": ("wide.png", wide)})
     assert r.status_code == 200, r.text
     assert f"above the limit of {MAX_PIXELS:,}" in row["error"]
-    assert f"above the limit of {MAX_PIXELS:,}" in r.json()["error"]["message"]
+    assert f"above the limit of {service_limit:,}" in r.json()["error"]["message"]
 
 
 def test_an_upload_whose_decode_exceeds_the_memory_budget_is_refused_with_413(served: Api) -> None:
@@ -86,3 +88,19 @@ def test_an_upload_whose_decode_exceeds_the_memory_budget_is_refused_with_413(se
     out = io.BytesIO()
     Image.new("L", (10_000, 10_000), 128).save(out, "JPEG")
     assert decode_memory(out.getvalue()) < 16 << 20
+
+
+def test_decode_memory_counts_the_second_decode_of_a_16_bit_image() -> None:
+    """A 16-bit grey image is decoded twice (its picture, then clip16 at full size, while the first
+    is held): the estimate covers both, the second being its 16-bit pixels and their RGB copy."""
+    import numpy as np
+    from PIL import Image
+
+    side = 512
+    out = io.BytesIO()
+    grey16 = (np.arange(side * side, dtype=np.uint32) % 65536).astype(np.uint16).reshape(side, side)
+    Image.fromarray(grey16).save(out, "PNG")  # mode I;16
+    data = out.getvalue()
+    px = side * side
+    first = (px * 2 + px * 4) * 5 // 4  # its 16-bit pixels and the converted copy, as for any image
+    assert decode_memory(data) >= first + px * (2 + 3)

@@ -24,12 +24,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from opspoor.casefile.scan import scan_case
 from opspoor.demo.images import generate_image
 from opspoor.hashsets.model import CATEGORY_NAMES, SCHEMES, Category, Entry, category_name
 from opspoor.report.charts import timeline, timeline_series
 from opspoor.signals.engine import hash_bytes
 from opspoor.store import import_entries, open_store
-from opspoor.triage.scan import ScanConfig, run_scan
+from opspoor.triage.config import ScanConfig
 
 STYLE = "shapes"
 CHROMIUM = "/usr/bin/chromium"
@@ -117,7 +118,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         case_number="EX-2026-17",
         examiner="A. Examiner",
     )
-    result = run_scan(cfg)
+    result = scan_case(cfg)
     assert result.reconciled
     return {"root": root, "cfg": cfg, "dir": root / "case", "bundle": bundle, "summary": result.summary}
 
@@ -212,7 +213,7 @@ def test_elapsed_is_the_scans_own_time_not_the_gap_before_a_resume(
     before = json.loads((case_dir / "summary.json").read_text())
     time.sleep(2.0)  # the case lies idle: not scan time
     t0 = time.time()
-    result = run_scan(dataclasses.replace(case["cfg"], case_dir=case_dir, case_number=None, examiner=None))
+    result = scan_case(dataclasses.replace(case["cfg"], case_dir=case_dir, case_number=None, examiner=None))
     run2 = time.time() - t0
     after = result.summary
     assert after["started"] == before["started"]

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from opspoor.casefile.scan import scan_case
 from opspoor.demo.images import generate_image
 from opspoor.demo.malformed import make_malformed_corpus
 from opspoor.demo.videos import generate_video
@@ -27,7 +28,7 @@ from opspoor.hashsets.formats import read_entries
 from opspoor.hashsets.model import Category, Entry
 from opspoor.signals.engine import hash_bytes
 from opspoor.store import import_entries, iter_entries, open_store
-from opspoor.triage.scan import ScanConfig, run_scan
+from opspoor.triage.config import ScanConfig
 from pictures import soft_picture
 
 STYLE = "shapes"  # high PDQ quality: near-duplicates are reliably near
@@ -120,7 +121,7 @@ def _scan(corpus: dict[str, object], case: Path, **kw: object) -> dict[str, dict
         workers=2,
         **kw,  # type: ignore[arg-type]
     )
-    result = run_scan(cfg)
+    result = scan_case(cfg)
     assert result.reconciled
     return {r["path"]: r for r in map(json.loads, (case / "files.jsonl").read_text().splitlines())}
 
@@ -288,7 +289,7 @@ def test_bad_input_becomes_error_records(tmp_path: Path, corpus: dict[str, objec
     cfg = ScanConfig(
         sources=[bad], hashsets=["known"], case_dir=tmp_path / "case", db_url=corpus["db"], workers=2
     )  # type: ignore[arg-type]
-    result = run_scan(cfg)
+    result = scan_case(cfg)
     assert result.reconciled
     recs = {
         r["path"]: r for r in map(json.loads, (tmp_path / "case" / "files.jsonl").read_text().splitlines())
@@ -309,7 +310,7 @@ def test_other_case_is_refused(corpus: dict[str, object], tmp_path: Path) -> Non
     _scan(corpus, tmp_path / "c")
     cfg = ScanConfig(sources=[tmp_path], hashsets=["known"], case_dir=tmp_path / "c", db_url=corpus["db"])  # type: ignore[arg-type]
     with pytest.raises(CaseError):
-        run_scan(cfg)
+        scan_case(cfg)
 
 
 # --- kill and resume --------------------------------------------------------------------------
@@ -370,8 +371,8 @@ def test_scan_maps_the_index_cached_at_import(
     corpus: dict[str, object], scanned: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A set cached at import is mapped by the scan, next to a set the scan caches itself."""
+    from opspoor.matching import build_index_cache, set_cache_dir
     from opspoor.store import get_hashset
-    from opspoor.triage.matching import build_index_cache, set_cache_dir
 
     monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
     store = open_store(corpus["db"])  # type: ignore[arg-type]
@@ -409,7 +410,7 @@ def test_the_default_scan_finds_a_padded_flat_picture_by_its_low_quality_hash(tm
 
     def scan(case: str, **kw: object) -> dict[str, dict]:
         cfg = ScanConfig(sources=[evidence], hashsets=["known"], case_dir=tmp_path / case, db_url=db, **kw)  # type: ignore[arg-type]
-        assert run_scan(cfg).reconciled
+        assert scan_case(cfg).reconciled
         return {
             r["path"]: r for r in map(json.loads, (tmp_path / case / "files.jsonl").read_text().splitlines())
         }

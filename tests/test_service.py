@@ -707,10 +707,10 @@ def test_uploads_are_hashed_in_memory_never_on_disk(sqlite_api: Api, monkeypatch
 # --- the change-log follower -----------------------------------------------------------------------
 def test_follower_applies_changes_committed_out_of_order_and_video_entries(sqlite_url: str) -> None:
     from opspoor.hashsets.model import Entry
+    from opspoor.matching import Query
     from opspoor.service.live import IndexFollower
     from opspoor.signals.vpdq import VpdqFrame, format_vpdq
     from opspoor.store import import_entries, remove_entries
-    from opspoor.triage.matching import Query
 
     rng = np.random.default_rng(5)
 
@@ -758,10 +758,10 @@ def test_follower_puts_local_features_of_added_entries_into_a_new_local_index(
     has built a new local index (at most every LOCAL_REBUILD_SECONDS); removed ones stop at once,
     and their features are left out of the next local index."""
     from opspoor.hashsets.model import Entry
+    from opspoor.matching import Query
     from opspoor.service import live
     from opspoor.signals.local import local_features
     from opspoor.store import changes_since, import_entries, remove_entries
-    from opspoor.triage.matching import Query
     from pictures import busy_picture
 
     def entry(seed: int) -> Entry:
@@ -795,25 +795,25 @@ def test_follower_puts_local_features_of_added_entries_into_a_new_local_index(
         assert found(t, 50) == [("p50", "local")]  # the features held before are kept
         assert u.has_local and found(u, 52) == [("p52", "local")] and found(u, 51) == []
         # an add applied again (as one made during the load is) leaves the index as it was
-        before = len(t._all.local)
+        before = len(t.local)
         for change in changes_since(store, 0):
             follower._apply_add(change)
         follower.poll()
-        assert len(t._all.local) == before and found(t, 51) == [("p51", "local")]
+        assert len(t.local) == before and found(t, 51) == [("p51", "local")]
 
         (gone,) = t.match_queries([Query(md5=f"{50:032x}")])[0]
-        held = len(t._all.local)
+        held = len(t.local)
         monkeypatch.setattr(live, "LOCAL_REBUILD_SECONDS", 3600.0)
         remove_entries(store, "own", entry_ids=[gone.entry_id], tenant="t")
         follower.poll()
         assert found(t, 50) == [] and found(t, 51) == [("p51", "local")]  # at once
-        assert gone.entry_id in t._all.local.owner  # its descriptors wait for the next local index
+        assert gone.entry_id in t.local.owner  # its descriptors wait for the next local index
         monkeypatch.setattr(live, "LOCAL_REBUILD_SECONDS", 0.0)
         follower.poll()
-        assert gone.entry_id not in t._all.local.owner and len(t._all.local) < held
+        assert gone.entry_id not in t.local.owner and len(t.local) < held
         assert t.local_removed == set() and found(t, 51) == [("p51", "local")] and found(t, 50) == []
         follower.poll()  # nothing new: the index stays the one built
-        assert len(t._all.local) < held
+        assert len(t.local) < held
 
 
 def test_an_upload_is_matched_by_local_features_against_a_set_that_holds_them(

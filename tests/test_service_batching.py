@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from opspoor.hashsets.model import Entry
+from opspoor.matching import Match, Query
 from opspoor.service.batching import INLINE_QUERIES, MatchBatcher
 from opspoor.service.live import IndexFollower, LiveMatcher
 from opspoor.service.transport import CoalescingTransport
 from opspoor.store import Store, import_entries, open_store
-from opspoor.triage.matching import Match, Query
 
 
 def near(value: str, bits: int) -> str:

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -21,19 +20,11 @@ import pytest
 from opspoor.demo.pngs import png_bytes
 from opspoor.store import open_store
 from opspoor.store.tokens import create_token
+from process_memory import rss
 from test_service_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
-
-
-def rss(proc: psutil.Process) -> int:
-    """Resident memory of the server and its children (uvicorn workers)."""
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        with suppress(psutil.NoSuchProcess):  # a worker that just exited
-            total += p.memory_info().rss
-    return total
 
 
 @pytest.mark.slow

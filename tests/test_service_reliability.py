@@ -77,6 +77,76 @@ def test_a_row_the_store_refuses_is_written_as_unwritable_and_the_rows_behind_it
     assert verdict.ok and verdict.unstopped == ()
 
 
+def test_a_row_that_meets_a_passing_fault_is_written_intact_later(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch and then the row alone meet a lock (OperationalError): the row is retried and
+    written as it was, never replaced by an ``unwritable`` placeholder."""
+    real = auditing.append_audit
+    faults = [2]
+
+    def locked_twice(store: Any, events: Any) -> int:
+        if faults[0]:
+            faults[0] -= 1
+            try:
+                raise sa.exc.OperationalError("INSERT INTO audit", {}, Exception("database is locked"))
+            except sa.exc.OperationalError as exc:
+                raise StoreError("database is locked") from exc
+        return real(store, events)
+
+    monkeypatch.setattr(auditing, "append_audit", locked_twice)
+    at = datetime.now(UTC)
+    with open_store(db_url) as store:
+        writer = AuditWriter(store, flush_seconds=0.01)
+        writer.start()
+        writer.submit(AuditEvent(at, 1, "t", "match", "values:1", "ok", 200))
+        writer.submit(AuditEvent(at, 2, "t", "match", "values:2", "ok", 200))
+        writer.close()
+        rows = [r.event for r in list_audit(store, limit=100)]
+        assert verify_audit(store).ok
+    assert faults == [0]
+    assert [(e.token_id, e.object, e.result, e.seq) for e in rows] == [
+        (1, "values:1", "ok", 1),
+        (2, "values:2", "ok", 2),
+        (None, "2", "ok", 3),
+    ]
+
+
+def test_audit_escapes_tell_a_nul_from_text_that_looks_like_its_escape(db_url: str) -> None:
+    at = datetime.now(UTC)
+    objects = ["a\x00b", "a\\x00b", "c\\", "\udcff", "\\udcff"]  # NUL, literal "\x00", surrogate...
+    with open_store(db_url) as store:
+        append_audit(store, [AuditEvent(at, 1, "t", "hashset.show", o, "ok", 200) for o in objects])
+        stored = [r.event.object for r in list_audit(store)]
+        assert verify_audit(store).ok
+    assert stored == ["a\\x00b", "a\\\\x00b", "c\\\\", "\\udcff", "\\\\udcff"]
+    assert len(set(stored)) == len(objects)
+
+
+def test_audit_rows_escaped_the_earlier_way_still_verify(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows written before backslashes were escaped (a NUL and a literal ``\\x00`` stored alike)
+    keep verifying: the hash covers the row as stored, not as the current escaping would write it."""
+    from opspoor.store import audit
+
+    current = audit.storable
+
+    def earlier(value: str | None) -> str | None:
+        return None if value is None else value.replace("\x00", "\\x00")
+
+    at = datetime.now(UTC)
+    with open_store(db_url) as store:
+        monkeypatch.setattr(audit, "storable", earlier)
+        append_audit(
+            store, [AuditEvent(at, 1, "t", "hashset.show", o, "ok", 200) for o in ("a\x00b", "a\\x00b")]
+        )
+        monkeypatch.setattr(audit, "storable", current)
+        append_audit(store, [AuditEvent(at, 1, "t", "hashset.show", "new\\row", "ok", 200)])
+        assert [r.event.object for r in list_audit(store)] == ["a\\x00b", "a\\x00b", "new\\\\row"]
+        assert verify_audit(store).ok
+
+
 def test_a_write_is_not_answered_success_while_its_audit_row_cannot_be_written(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -252,3 +322,39 @@ def test_an_entry_stored_with_a_nul_by_an_older_version_exports_as_one_line(
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code != 0 and len(lines) == 1 and "entry 1" in lines[0] and "NUL" in lines[0], err
     assert "Traceback" not in err
+
+
+# --- the service's own pixel limit -----------------------------------------------------------------
+def test_the_service_pixel_setting_is_honoured_and_held_to_the_media_limit(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``OPSPOOR_SERVICE_MAX_PIXELS`` (default 100 M, as before) refuses an upload declaring more
+    pixels, and a value above ``media.limits.MAX_PIXELS`` is held to it."""
+    from dataclasses import replace as with_
+
+    from opspoor.demo.pngs import png_bytes
+    from opspoor.media.limits import MAX_PIXELS
+    from opspoor.service import routes_match
+    from opspoor.service.settings import Settings
+    from test_service import TEST_SETTINGS
+
+    assert Settings().max_pixels == 100_000_000
+    assert Settings.from_env({"OPSPOOR_SERVICE_MAX_PIXELS": "5000"}).max_pixels == 5000
+    picture = png_bytes(100, 100)  # 10,000 pixels
+    for limit, ok in ((5000, False), (20_000, True)):
+        with running(sqlite_url, with_(TEST_SETTINGS, max_pixels=limit)) as api:
+            r = api.client.post(
+                "/v1/hash", headers=api.auth("a", "platform"), files={"file": ("p.png", picture)}
+            )
+            assert (r.status_code == 200 and bool(r.json().get("pdq"))) == ok, (limit, r.text[:300])
+    seen: list[int] = []
+    real = routes_match.hash_bytes
+
+    def spy(data: bytes, **kw: Any) -> Any:
+        seen.append(kw["options"].max_pixels)
+        return real(data, **kw)
+
+    monkeypatch.setattr(routes_match, "hash_bytes", spy)
+    with running(sqlite_url, with_(TEST_SETTINGS, max_pixels=MAX_PIXELS * 10)) as api:
+        api.client.post("/v1/hash", headers=api.auth("a", "platform"), files={"file": ("p.png", picture)})
+    assert seen == [MAX_PIXELS]

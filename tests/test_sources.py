@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import io
 import lzma
 import os
@@ -19,7 +20,6 @@ import py7zr
 import pytest
 from PIL import Image
 
-import opspoor.sources.evidence as evidence_mod
 from opspoor.demo.malformed import EMPTY_FILE, make_malformed_corpus
 from opspoor.errors import (
     ArchiveBomb,
@@ -189,7 +189,7 @@ def test_unreadable_file_becomes_an_error_record(dump: Path, monkeypatch: pytest
             raise PermissionError(13, "Permission denied", path)
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr(evidence_mod.os, "open", refusing_open)
+    monkeypatch.setattr(os, "open", refusing_open)
     got = records([dump])
     bad = got["dump/b/notes.txt"]
     assert isinstance(bad.error, UnreadableSource) and "permission" in bad.error.message
@@ -329,22 +329,31 @@ def test_stream_bomb_in_tar_gz_stops_the_archive(tmp_path: Path) -> None:
     assert got["b.tgz!/ok.txt"].read() == b"fine"
     assert isinstance(got["b.tgz!/zeros.bin"].error, ArchiveBomb)
     assert isinstance(got["b.tgz"].error, ArchiveBomb) and "b.tgz!/after.txt" not in got
-    # a member too large to keep is skipped by decompressing it, still watched for the ratio
+    # a member too large to keep is hashed as it streams, still watched for the ratio
     skipped = records(
         [tmp_path / "b.tgz"], Limits(max_ratio=50, ratio_min_bytes=256 << 10, max_in_memory=1 << 20)
     )
-    assert isinstance(skipped["b.tgz!/zeros.bin"].error, MemberTooLarge)
+    assert isinstance(skipped["b.tgz!/zeros.bin"].error, ArchiveBomb)
     assert isinstance(skipped["b.tgz"].error, ArchiveBomb) and "b.tgz!/after.txt" not in skipped
 
 
-def test_member_larger_than_memory_room_is_skipped_not_read(tmp_path: Path) -> None:
-    big, small = os.urandom(300_000), b"small"
+def test_member_larger_than_memory_room_is_hashed_as_it_streams_not_held(tmp_path: Path) -> None:
+    big, small = b"%PDF" + os.urandom(300_000), b"small"
     (tmp_path / "m.tar").write_bytes(tar_bytes([("big.bin", big), ("small.txt", small)]))
     (tmp_path / "m.zip").write_bytes(zip_bytes([("big.bin", big), ("small.txt", small)]))
     (tmp_path / "m.7z").write_bytes(sevenzip_bytes([("big.bin", big), ("small.txt", small)]))
-    got = records([tmp_path / "m.tar", tmp_path / "m.zip", tmp_path / "m.7z"], Limits(max_in_memory=100_000))
+    (tmp_path / "m.bin.gz").write_bytes(gzip.compress(big))
+    sources = [tmp_path / n for n in ("m.tar", "m.zip", "m.7z", "m.bin.gz")]
+    got = records(sources, Limits(max_in_memory=100_000))
+    for name in ("m.tar!/big.bin", "m.zip!/big.bin", "m.7z!/big.bin", "m.bin.gz!/m.bin"):
+        member = got[name]
+        assert isinstance(member.error, MemberTooLarge) and "not decoded" in member.error.message, name
+        assert not member.has_content and member.size == len(big), name  # not held
+        assert member.digests.md5 == hashlib.md5(big).hexdigest(), name
+        assert member.digests.sha1 == hashlib.sha1(big).hexdigest(), name
+        assert member.digests.sha256 == hashlib.sha256(big).hexdigest(), name
+        assert member.head == big[: len(member.head)] and len(member.head) >= 4, name
     for a in ("m.tar", "m.zip", "m.7z"):
-        assert isinstance(got[f"{a}!/big.bin"].error, MemberTooLarge), a
         assert got[f"{a}!/small.txt"].read() == small, a
         assert got[a].error is None, a
 
@@ -640,3 +649,86 @@ def test_random_damage_never_stops_iteration(tmp_path: Path) -> None:
         assert item.error is None or isinstance(item.error, SourceError)
         if item.has_content:
             item.read()
+
+
+# --- odd member names (issue 17) ---------------------------------------------------------
+
+
+def zip_with_raw_names(names: list[bytes]) -> bytes:
+    """A zip whose member names are exactly these bytes (empty, NUL...), which ``zipfile`` will not
+    write: each is written under a placeholder of the same length, then the bytes are swapped in."""
+    buf = io.BytesIO()
+    placeholders = [f"{chr(65 + k)}" * len(n) if n else "" for k, n in enumerate(names)]
+    with zipfile.ZipFile(buf, "w") as zf:
+        for k, ph in enumerate(placeholders):
+            zf.writestr(zipfile.ZipInfo(ph or f"@{k}"), f"member {k}".encode())
+    data = buf.getvalue()
+    for k, (raw, ph) in enumerate(zip(names, placeholders, strict=True)):
+        if raw:
+            assert data.count(ph.encode()) == 2  # local header and central directory
+            data = data.replace(ph.encode(), raw)
+        else:  # an empty name: drop the placeholder and set the name length to 0 in both headers
+            tag = f"@{k}".encode()
+            while (at := data.find(tag)) >= 0:
+                length_at = at - (30 - 26 if data[at - 30 : at - 26] == b"PK\x03\x04" else 46 - 28)
+                assert struct.unpack_from("<H", data, length_at)[0] == len(tag)
+                data = data[:length_at] + b"\x00\x00" + data[length_at + 2 : at] + data[at + len(tag) :]
+                eocd = data.rfind(b"PK\x05\x06")
+                cd_size, cd_off = struct.unpack_from("<II", data, eocd + 12)
+                if at > cd_off:  # the central directory shrank
+                    data = data[: eocd + 12] + struct.pack("<I", cd_size - len(tag)) + data[eocd + 16 :]
+                else:  # the central directory moved
+                    data = data[: eocd + 16] + struct.pack("<I", cd_off - len(tag)) + data[eocd + 20 :]
+                    cd = data.find(b"PK\x01\x02")
+                    # later local headers moved too: fix their offsets in the central directory
+                    pos = cd
+                    while data[pos : pos + 4] == b"PK\x01\x02":
+                        (off,) = struct.unpack_from("<I", data, pos + 42)
+                        if off > at:
+                            data = data[: pos + 42] + struct.pack("<I", off - len(tag)) + data[pos + 46 :]
+                        n, e, c = struct.unpack_from("<HHH", data, pos + 28)
+                        pos += 46 + n + e + c
+    return data
+
+
+def test_odd_zip_member_names_are_error_records_not_a_crash(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    raw = [b"ok.txt", b"", b"a\x00b.txt", b"/abs/c.txt", b"dup.txt", b"dup.txt", b"ok2.txt"]
+    data = zip_with_raw_names(raw)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:  # the builder made what it says
+        assert [i.orig_filename for i in zf.infolist()] == [r.decode() for r in raw]
+    (src / "odd.zip").write_bytes(data)
+    got = records([src])
+    assert count_evidence([src], zip_members=True) == len(raw) + 1
+    members = {p: i for p, i in got.items() if "!/" in p}
+    assert len(members) == len(raw)
+    assert got["src/odd.zip"].error is None  # the archive itself is fine
+    assert got["src/odd.zip!/ok.txt"].error is None and got["src/odd.zip!/ok2.txt"].read() == b"member 6"
+    empty = got["src/odd.zip!/(unnamed)"]
+    assert isinstance(empty.error, UnsafeMemberName) and "empty name" in empty.error.message
+    assert empty.read() == b"member 1"  # still evidence: readable, hashed
+    nul = got["src/odd.zip!/a%00b.txt"]
+    assert isinstance(nul.error, UnsafeMemberName) and "NUL" in nul.error.message
+    assert isinstance(got["src/odd.zip!/%2Fabs/c.txt"].error, UnsafeMemberName)
+    assert got["src/odd.zip!/dup.txt"].read() == b"member 4"
+    assert got["src/odd.zip!/dup.txt#2"].read() == b"member 5"
+
+
+def test_odd_member_names_in_a_zip_without_central_directory_and_in_a_tar(tmp_path: Path) -> None:
+    data = zip_with_raw_names([b"ok.txt", b"", b"a\x00b.txt"])
+    (tmp_path / "cut.zip").write_bytes(data[: data.find(b"PK\x01\x02")])  # salvaged from local headers
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name in ("", "/abs/t.txt", "dup", "dup"):
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tf.addfile(info, io.BytesIO(b"abc"))
+    (tmp_path / "odd.tar").write_bytes(buf.getvalue())
+    got = records([tmp_path / "cut.zip", tmp_path / "odd.tar"])
+    assert isinstance(got["cut.zip!/(unnamed)"].error, UnsafeMemberName)
+    assert got["cut.zip!/(unnamed)"].read() == b"member 1"
+    assert isinstance(got["cut.zip!/a%00b.txt"].error, UnsafeMemberName)
+    assert isinstance(got["odd.tar!/(unnamed)"].error, UnsafeMemberName)
+    assert isinstance(got["odd.tar!/%2Fabs/t.txt"].error, UnsafeMemberName)
+    assert got["odd.tar!/dup"].read() == got["odd.tar!/dup#2"].read() == b"abc"

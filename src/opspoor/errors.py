@@ -100,6 +100,10 @@ class SourceError(OpspoorError):
     """An evidence source (file, folder, archive member) could not be read."""
 
 
+class MissingSource(SourceError):
+    """A source named on the command line does not exist."""
+
+
 class ArchiveError(SourceError):
     """An archive is corrupt, encrypted, or exceeds the bomb limits."""
 

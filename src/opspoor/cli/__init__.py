@@ -28,5 +28,5 @@ def main() -> None:
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
-        err.print("interrupted")
+        err.print(scan_cmd.INTERRUPTED if sys.argv[1:2] == ["scan"] else "interrupted")
         sys.exit(130)

@@ -34,6 +34,16 @@ def robustness(
             help="Folder of benign photos (default: the benchmark corpus if built, else generated).",
         ),
     ] = None,
+    benchmark_corpus: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FOLDER",
+            envvar="OPSPOOR_CORPUS",
+            show_default=False,
+            help="Where the benchmark corpus is (bench/corpus.py builds it in the checkout's "
+            ".cache/photos; default: photos in the cache folder, $OPSPOOR_CACHE or the user's).",
+        ),
+    ] = None,
     n: Annotated[int, typer.Option("--n", help="Originals in the known set.")] = 200,
     distractors: Annotated[int, typer.Option(help="Distractor pictures, never in the known set.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the split and of every transform.")] = 0,
@@ -79,6 +89,7 @@ def robustness(
     }
     cfg = EvalConfig(
         corpus=corpus,
+        benchmark=benchmark_corpus,
         generated=generated,
         n=n,
         distractors=distractors,

@@ -286,7 +286,7 @@ def cache_match_index(store: Store, name: str) -> None:
     """Build the set's match index into the index cache right after the set changed, so the next
     scan or match maps it instead of reading the whole set from the store. The import is done by
     now: a failure here only warns (the next scan builds the index itself)."""
-    from opspoor.triage.matching import build_index_cache
+    from opspoor.matching import build_index_cache
 
     t = time.perf_counter()
     try:
@@ -450,7 +450,7 @@ def remove_cmd(
     db: DbOption = None,
 ) -> None:
     """Remove a hash set and all its entries (and its cached match index). Asks first."""
-    from opspoor.triage.matching import drop_index_cache
+    from opspoor.matching import drop_index_cache
 
     with open_store(db) as store:
         rec = get_hashset(store, name)

@@ -27,8 +27,8 @@ from opspoor.cli.options import (
 )
 from opspoor.cli.tables import Column, print_table
 from opspoor.errors import OpspoorError, SignalError, SourceError
+from opspoor.matching import Match, Matcher, Query
 from opspoor.signals.engine import HashOptions, hash_path
-from opspoor.triage.matching import Match, Matcher, Query
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 NOT_A_VALUE = "not an MD5/SHA-1/SHA-256/PDQ hex value"

@@ -26,8 +26,8 @@ def pdf(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --output file.")] = False,
 ) -> None:
     """Print the case report to an A4 PDF with the system's headless Chromium (owner-only file)."""
+    from opspoor.casefile.outputs import REPORT_HTML
     from opspoor.report.pdf import write_pdf
-    from opspoor.triage.outputs import REPORT_HTML
 
     html = case / REPORT_HTML
     if not html.is_file():

@@ -129,6 +129,16 @@ def scan(
     ] = False,
     json_log: Annotated[bool, typer.Option("--json-log", help="JSON-lines progress on stderr.")] = False,
     max_depth: Annotated[int, typer.Option("--max-depth", help="Archive nesting limit.")] = 8,
+    max_member_memory: Annotated[
+        int,
+        typer.Option(
+            "--max-member-memory",
+            metavar="MIB",
+            min=1,
+            help="Largest archive member held in memory to be decoded (MiB); a larger one is only "
+            "hashed (MD5, SHA-1, SHA-256). Main process and workers may hold about 3x this.",
+        ),
+    ] = 1024,
     robust: RobustOption = Robust.fast,
     low_quality: LowQualityOption = True,
     local: LocalOption = True,
@@ -149,9 +159,39 @@ def scan(
     Known material is separated from new; new media are grouped into series candidates and put
     in review order. Writes case.sqlite, files.jsonl, summary.json, report.html and a VICS export.
     """
+    try:  # Ctrl-C at any moment: one line, and the case resumes (Click would say "Aborted!")
+        _scan(sources, hashset, case, db, workers, no_thumbnails, json_log,
+              max_depth, max_member_memory, robust, low_quality, local, distance, case_number,
+              examiner)  # fmt: skip
+    except KeyboardInterrupt:
+        err.print(INTERRUPTED)
+        raise typer.Exit(130) from None
+
+
+INTERRUPTED = "interrupted; run the same command to resume"
+
+
+def _scan(
+    sources: list[Path],
+    hashset: list[str],
+    case: Path,
+    db: str | None,
+    workers: int,
+    no_thumbnails: bool,
+    json_log: bool,
+    max_depth: int,
+    max_member_memory: int,
+    robust: Robust,
+    low_quality: bool,
+    local: bool,
+    distance: int | None,
+    case_number: str | None,
+    examiner: str | None,
+) -> None:
+    from opspoor.casefile.scan import scan_case
     from opspoor.signals.engine import HashOptions
     from opspoor.sources import Limits
-    from opspoor.triage.scan import ScanConfig, run_scan
+    from opspoor.triage.config import ScanConfig
 
     cfg = ScanConfig(
         sources=sources,
@@ -160,7 +200,7 @@ def scan(
         db_url=db,
         workers=workers or os.cpu_count() or 1,
         thumbnails=not no_thumbnails,
-        limits=Limits(max_depth=max_depth),
+        limits=Limits(max_depth=max_depth, max_in_memory=max_member_memory << 20),
         options=HashOptions(robust=robust_query_methods(robust, low_quality)),
         local=local,
         case_number=case_number,
@@ -168,7 +208,7 @@ def scan(
         distance=distance,
     )
     progress = JsonLogProgress() if json_log else RichProgress()
-    result = run_scan(cfg, progress, log=lambda m: err.print(m))
+    result = scan_case(cfg, progress, log=lambda m: err.print(m))
     s = result.summary
     if json_log:
         sys.stderr.write(json.dumps({"event": "done", "summary": s}) + "\n")

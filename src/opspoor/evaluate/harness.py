@@ -38,10 +38,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from opspoor.cachedir import cache_home
 from opspoor.errors import OpspoorError, SourceError
 from opspoor.evaluate.methods import (
     KNOWN_TAGS,
@@ -86,6 +88,7 @@ MAX_CLOSEST = 10
 @dataclass
 class EvalConfig:
     corpus: Path | None = None  # folder of photos; None: the benchmark corpus if cached, else generated
+    benchmark: Path | None = None  # the benchmark corpus's folder; None: ``benchmark_corpus_dir()``
     generated: bool = False  # use generated images even if the benchmark corpus is there
     n: int = 200  # originals
     distractors: int = 100
@@ -132,29 +135,42 @@ class Hashed:
 # corpus
 
 
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[3]
+#: the benchmark corpus's folder, when it is not ``photos`` in the cache folder
+CORPUS_ENV = "OPSPOOR_CORPUS"
 
 
-def benchmark_photos() -> list[Path] | None:
-    """The benchmark corpus of ``bench/corpus.py`` if it has been built (never downloads here)."""
-    manifest = _repo_root() / ".cache" / "photos" / "manifest.json"
+def benchmark_corpus_dir() -> Path:
+    """Where the benchmark corpus is looked for: ``$OPSPOOR_CORPUS``, else ``photos`` in the cache
+    folder (``opspoor.cachedir``). ``bench/corpus.py`` builds it in the checkout's ``.cache/photos``
+    and points the benchmarks there; the package never looks into a source tree by itself."""
+    given = os.environ.get(CORPUS_ENV)
+    return Path(given) if given else cache_home() / "photos"
+
+
+def _manifest(folder: Path | None) -> tuple[Path, list[dict[str, Any]]]:
+    """The corpus root (photo paths are relative to it) and the photos of ``folder/manifest.json``;
+    no photos when there is no manifest. The root is the manifest's ``root``, relative to its folder."""
+    folder = benchmark_corpus_dir() if folder is None else folder
+    manifest = folder / "manifest.json"
     if not manifest.is_file():
-        return None
+        return folder, []
     meta = json.loads(manifest.read_text())
-    paths = [_repo_root() / p["path"] for p in meta.get("photos", [])]
+    return (folder / meta.get("root", ".")).resolve(), list(meta.get("photos", []))
+
+
+def benchmark_photos(folder: Path | None = None) -> list[Path] | None:
+    """The benchmark corpus of ``bench/corpus.py`` in ``folder`` (default
+    :func:`benchmark_corpus_dir`) if it has been built (never downloads here)."""
+    root, photos = _manifest(folder)
+    paths = [root / p["path"] for p in photos]
     return [p for p in paths if p.is_file()] or None
 
 
-def photo_sources() -> dict[Path, tuple[str, bool]]:
+def photo_sources(folder: Path | None = None) -> dict[Path, tuple[str, bool]]:
     """Per benchmark photo: the package file it comes from, and whether it is a region cut out of it."""
-    manifest = _repo_root() / ".cache" / "photos" / "manifest.json"
-    if not manifest.is_file():
-        return {}
-    meta = json.loads(manifest.read_text())
+    root, photos = _manifest(folder)
     return {
-        _repo_root() / p["path"]: (f"{p.get('package')}:{p.get('source')}", p.get("crop") is not None)
-        for p in meta.get("photos", [])
+        root / p["path"]: (f"{p.get('package')}:{p.get('source')}", p.get("crop") is not None) for p in photos
     }
 
 
@@ -181,9 +197,9 @@ def corpus_pictures(cfg: EvalConfig) -> tuple[list[Picture], str]:
     if cfg.corpus is not None:
         paths = folder_photos(cfg.corpus)
         return [Picture(str(p.relative_to(cfg.corpus)), str(p)) for p in paths], f"folder {cfg.corpus}"
-    photos = None if cfg.generated else benchmark_photos()
+    photos = None if cfg.generated else benchmark_photos(cfg.benchmark)
     if photos:
-        root, sources = _repo_root(), photo_sources()
+        root, sources = _manifest(cfg.benchmark)[0], photo_sources(cfg.benchmark)
         pics = [
             Picture(str(p.relative_to(root)), str(p), None, *sources.get(p, (None, False))) for p in photos
         ]
@@ -191,7 +207,8 @@ def corpus_pictures(cfg: EvalConfig) -> tuple[list[Picture], str]:
     # 40 % spare for the pictures deduplication drops
     count = int((cfg.n + cfg.distractors) * 1.4) + 10
     pics = [Picture(f"generated:{cfg.seed * 100_000 + i}", seed=cfg.seed * 100_000 + i) for i in range(count)]
-    why = "requested" if cfg.generated else "benchmark corpus not built (python bench/corpus.py)"
+    folder = benchmark_corpus_dir() if cfg.benchmark is None else cfg.benchmark
+    why = "requested" if cfg.generated else f"no benchmark corpus in {folder} (python bench/corpus.py)"
     return pics, f"generated images (opspoor.demo.images; {why})"
 
 
@@ -848,6 +865,7 @@ def run_evaluation(cfg: EvalConfig, progress: Callable[[str, int, int], None] | 
         )
     config = asdict(cfg)
     config["corpus"] = str(cfg.corpus) if cfg.corpus else None
+    config["benchmark"] = str(cfg.benchmark) if cfg.benchmark else None
     corpus = {
         "source": source,
         "originals": n_orig,

@@ -303,9 +303,10 @@ _PIL_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2}
 def decode_memory(data: bytes, *, target: int = PDQ_TARGET) -> int:
     """Bytes :func:`decode_image` of ``data`` at ``target`` holds at its peak, estimated from the
     header alone (nothing is decoded): the pixels loaded (a JPEG at the DCT scale it will be drafted
-    at), a converted copy when its mode is not RGB or L, and a quarter more for the scaled
-    intermediates. 0 for anything that is not an image decoded here, or whose header is unreadable
-    (its decode fails early)."""
+    at), a converted copy when its mode is not RGB or L, a quarter more for the scaled
+    intermediates, and for a 16-bit grey image its second, full-size decode (clip16). 0 for
+    anything that is not an image decoded here, or whose header is unreadable (its decode fails
+    early)."""
     sniffed = sniff(bytes(data[:SNIFF_BYTES]))
     if sniffed.kind != "image" or sniffed.type not in _PIL_FORMATS:
         return 0
@@ -324,12 +325,15 @@ def decode_memory(data: bytes, *, target: int = PDQ_TARGET) -> int:
         if size != (width, height):
             scale = _draft_scale(width, height, size)
             width, height = -(-width // scale), -(-height // scale)
+    # a 16-bit grey image is decoded a second time, at full size, for its clip16 query hash
+    # (``clipped_16bit_rgb``: the 16-bit pixels and their RGB copy) while the first is still held
+    clip16 = width * height * (2 + 3) if mode.startswith("I;16") else 0
     pixels = width * height
     loaded = pixels * _PIL_PIXEL_BYTES.get(mode, 4)
     if sniffed.type in ("webp", "heic", "heif", "avif"):
         loaded *= 3  # their decoders fill a buffer of their own, copied into Pillow's (measured ~3x)
     converted = 0 if mode in ("RGB", "L", "YCbCr") else pixels * 4
-    return (loaded + converted) * 5 // 4
+    return (loaded + converted) * 5 // 4 + clip16
 
 
 #: how Python shows an object it has no words for (Pillow names the in-memory stream it was given:

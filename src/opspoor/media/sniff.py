@@ -30,6 +30,17 @@ class Sniffed:
     type: str  # short name: jpeg, png, mp4, zip, ...; "unknown" when nothing matched
 
 
+#: what ``sniff`` calls images and videos, by type: a record that keeps only its type (a case's
+#: ``files`` row) gets its kind back from these
+IMAGE_TYPES = frozenset({"jpeg", "png", "gif", "webp", "bmp", "tiff", *_HEIF_BRANDS.values()})
+VIDEO_TYPES = frozenset({"avi", "3gp", "mov", "mp4", "webm", "mkv", "asf", "flv", "mpeg", "mpegts"})
+
+
+def kind_of(type_: str | None) -> str:
+    """``image``, ``video`` or ``other`` for a type name ``sniff`` gave."""
+    return "image" if type_ in IMAGE_TYPES else "video" if type_ in VIDEO_TYPES else "other"
+
+
 def sniff(head: bytes) -> Sniffed:
     """Classify by magic bytes. ``head`` should be the first ``SNIFF_BYTES`` bytes (fewer is fine)."""
     h = head

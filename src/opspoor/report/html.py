@@ -18,19 +18,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from opspoor import __version__
 from opspoor.hashsets.model import category_name
 from opspoor.report.charts import CATEGORY_COLOURS, NEUTRAL, STATUS_COLOURS, bar_chart, timeline
+from opspoor.triage.records import signal_kind
 
 #: members listed per group, thumbnails per group, rows of each file list, before "... and N more"
 MAX_PATHS = 200
 MAX_THUMBS = 12
 MAX_ROWS = 5000
 MAX_SINGLES = 3000
-
-EXACT_SIGNALS = frozenset({"md5", "sha1", "sha256"})
-
-
-def signal_kind(signal: str) -> str:
-    """``exact`` for a cryptographic hash, ``perceptual`` for PDQ, vPDQ and local features."""
-    return "exact" if signal in EXACT_SIGNALS else "perceptual"
 
 
 @dataclass(slots=True)

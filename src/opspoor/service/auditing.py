@@ -10,9 +10,11 @@ written to the server log as JSON, so they can be re-entered by hand.
 
 Nothing in a row can wedge the writer: text the database cannot hold is escaped by the store
 (``store.audit.storable``), and when a batch still fails while the store answers, its rows are
-written one by one and a row that fails alone is written as a placeholder (result ``unwritable``,
-the reason as its object) in its place, so the rows behind it are not held up. Only an outage (the
-store does not answer) keeps a batch queued for the next attempt.
+written one by one and a row the store refuses for its data (too long, NUL, encoding, a
+constraint) is written as a placeholder (result ``unwritable``, the reason as its object) in its
+place, so the rows behind it are not held up. An outage (the store does not answer) or a passing
+fault (a lock, a serialization failure, a lost connection) keeps the rows queued for the next
+attempt, intact.
 
 Each writer numbers its rows (``writer``, ``seq``) and ends with an ``audit.stop`` row when it stops
 normally, so ``opspoor audit verify`` finds a row that was queued but never written.
@@ -30,9 +32,11 @@ from concurrent.futures import Future
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from sqlalchemy import exc as sa_exc
+
 from opspoor.service.metrics import AUDIT_FAILURES, AUDIT_PENDING
 from opspoor.store import Store
-from opspoor.store.audit import STOP_ACTION, AuditEvent, append_audit, storable
+from opspoor.store.audit import STOP_ACTION, AuditEvent, append_audit, event_json, storable_prefix
 
 log = logging.getLogger("opspoor.service.audit")
 MAX_BATCH = 2000
@@ -114,6 +118,10 @@ class AuditWriter:
             try:
                 append_audit(self.store, [event])
             except Exception as exc:
+                if not refused_row(exc):  # locked, serialization failure, connection lost: try again later
+                    self._keep_for_retry(batch[i:], exc)  # the rows before are written
+                    del batch[i:]
+                    return True
                 log.error("audit row %s of %s not writable (%s): kept as such", event.seq, event.action, exc)
                 try:
                     append_audit(self.store, [unwritable(event, exc)])
@@ -139,22 +147,7 @@ class AuditWriter:
         with self._cv:
             self._pending = self._pending[len(batch) :]  # _write put them back; they go to the log
         for e, _ in batch:
-            log.error(
-                "audit row not written: %s",
-                json.dumps(
-                    {
-                        "at": e.at.isoformat(),
-                        "token_id": e.token_id,
-                        "tenant": e.tenant,
-                        "action": e.action,
-                        "object": e.object,
-                        "result": e.result,
-                        "status": e.status,
-                        "writer": e.writer,
-                        "seq": e.seq,
-                    }
-                ),
-            )
+            log.error("audit row not written: %s", json.dumps(event_json(e)))
 
     def close(self) -> None:
         """Write everything queued, then stop."""
@@ -168,14 +161,29 @@ class AuditWriter:
             self._thread.join(timeout=60)
 
 
+def refused_row(exc: BaseException) -> bool:
+    """Whether the store refused the row itself (its data: a value too long, NUL, bad encoding, a
+    constraint), as opposed to a passing fault (a lock, a serialization failure, a lost connection)
+    after which the same row is written intact."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, sa_exc.DataError | sa_exc.IntegrityError | UnicodeError | ValueError):
+            return True
+        orig = getattr(e, "orig", None)
+        e = orig if isinstance(orig, BaseException) else (e.__cause__ or e.__context__)
+    return False
+
+
 def unwritable(event: AuditEvent, exc: BaseException) -> AuditEvent:
     """The placeholder of a row the store refused: who, when, which action and status, and why the
     rest could not be kept (in place of the object)."""
     reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-    return replace(
+    return replace(  # raw text cut to fit once escaped: append_audit escapes it
         event,
-        tenant=(storable(event.tenant) or "")[:64] or None,
-        action=(storable(event.action) or "")[:64],
-        object=f"row not writable: {storable(reason)}"[:500],
+        tenant=storable_prefix(event.tenant, 64) or None,
+        action=storable_prefix(event.action, 64) or "",
+        object=storable_prefix(f"row not writable: {reason}", 500),
         result="unwritable",
     )

@@ -26,10 +26,10 @@ from opspoor.service.metrics import AUTH_FAILURES
 from opspoor.service.problems import Problem
 from opspoor.store import Store
 from opspoor.store.audit import AuditEvent
-from opspoor.store.tokens import SECRET_PREFIX, find_token, secret_digest
+from opspoor.store.tokens import ROLES, SECRET_PREFIX, find_token, secret_digest
 
-#: the roles and what each may do (routes name the roles they admit)
-PLATFORM, CURATOR, ANALYST, ADMIN = "platform", "curator", "analyst", "admin"
+#: the roles (defined with the tokens table); routes name the ones they admit
+PLATFORM, CURATOR, ANALYST, ADMIN = ROLES
 ANY_ROLE: tuple[str, ...] = ()
 CACHE_LIMIT = 10_000
 log = logging.getLogger("opspoor.service")

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 
+from opspoor.matching import Match, Query
 from opspoor.service.live import LiveMatcher
-from opspoor.triage.matching import Match, Query
 
 #: queries per search call; larger batches wait for the next call
 MAX_BATCH = 512

@@ -5,7 +5,9 @@ It does exactly what the FastAPI route does, with the same functions (authentica
 rate checks, :func:`routes_match.match_values`, audit, problem details, metrics); it only skips
 the framework's per-request machinery (its middleware stack, routing and dependency injection),
 which costs more than the search itself. The route stays in the OpenAPI schema, and multipart
-uploads to it go through FastAPI as usual. :class:`opspoor.service.app.ServiceApp` calls it.
+uploads to it go through FastAPI as usual. :class:`opspoor.service.app.ServiceApp` calls it unless
+``Settings.fast_path`` is off; ``tests/test_service_fastpath.py`` sends the same requests both ways
+and compares status, body, audit rows and metrics.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from opspoor.service.problems import Problem, problem_for, problem_response
 from opspoor.service.routes_match import MATCH_ROLES, match_values
 
 if TYPE_CHECKING:
-    from opspoor.service.app import Service
+    from opspoor.service.state import Service
 
 log = logging.getLogger("opspoor.service")
 PATH = "/v1/match"

@@ -29,9 +29,10 @@ import numpy as np
 
 from opspoor.errors import OpspoorError
 from opspoor.index import ExactIndex, HammingIndex
+from opspoor.matching import EXACT_SIGNALS, LOCAL, PDQ_LOW_QUALITY, Matcher, Query
 from opspoor.signals import get_signal
 from opspoor.signals.local import LocalFeatures, LocalIndex
-from opspoor.store import Change, EntryRef, Store, changes_since, entry_details
+from opspoor.store import Change, Store, changes_since
 from opspoor.store.follow import (
     all_hashsets,
     changes_with_ids,
@@ -42,7 +43,6 @@ from opspoor.store.follow import (
     texts_between,
 )
 from opspoor.store.hashsets import HashSetRecord
-from opspoor.triage.matching import EXACT_SIGNALS, LOCAL, PDQ_LOW_QUALITY, Matcher, Query
 
 log = logging.getLogger("opspoor.service")
 
@@ -76,12 +76,12 @@ class LiveMatcher(Matcher):
                 self.exact[sig] = ExactIndex(WIDTH[sig])
         if self.pdq is None:
             self.pdq = HammingIndex()
-        if self._all.pdq_lq is None:
-            self._all.pdq_lq = HammingIndex()
+        if self.pdq_lq is None:
+            self.pdq_lq = HammingIndex()
         if self.frames is None:
             self.frames = HammingIndex()
         if threads:  # several workers share the CPUs: each search uses its share
-            for index in (*self.exact.values(), self.pdq, self._all.pdq_lq, self.frames):
+            for index in (*self.exact.values(), self.pdq, self.pdq_lq, self.frames):
                 assert index is not None
                 index.threads = threads
         self.by_id: dict[int, HashSetRecord] = {h.id: h for h in self.sets.values()}
@@ -102,14 +102,6 @@ class LiveMatcher(Matcher):
         self.match_queries(
             [Query(md5=zero[:32], sha1=zero[:40], sha256=zero, pdq=[(zero, "pdq")], vpdq_frames=[zero])]
         )
-
-    def _refs(self, ids: set[int]) -> dict[int, EntryRef]:
-        # as Matcher's, but the follower may drop an id from the cache meanwhile
-        missing = [i for i in ids if i not in self._details]
-        if missing:
-            self._details.update(entry_details(self.store, missing))
-        found = {i: self._details.get(i) for i in ids}
-        return {i: r for i, r in found.items() if r is not None}
 
     # --- updates (follower thread) -------------------------------------------------------------
     def add_set(self, rec: HashSetRecord) -> None:
@@ -138,8 +130,8 @@ class LiveMatcher(Matcher):
                 assert self.pdq is not None
                 self.pdq.add(_words(values), ids)
             elif sig == PDQ_LOW_QUALITY:
-                assert self._all.pdq_lq is not None
-                self._all.pdq_lq.add(_words(values), ids)
+                assert self.pdq_lq is not None
+                self.pdq_lq.add(_words(values), ids)
             elif sig == "vpdq":
                 fresh = ~np.isin(ids, known)  # a video's frames never change once stored
                 self._add_frames(ids[fresh], values[fresh])
@@ -176,15 +168,14 @@ class LiveMatcher(Matcher):
             index = self.exact[sig]
             if index is not None:
                 index.remove(ids)
-        assert self.pdq is not None and self.frames is not None and self._all.pdq_lq is not None
+        assert self.pdq is not None and self.frames is not None and self.pdq_lq is not None
         self.pdq.remove(ids)
-        self._all.pdq_lq.remove(ids)
+        self.pdq_lq.remove(ids)
         rows = np.flatnonzero(np.isin(self.frame_entry, ids))
         if len(rows):
             self.frames.remove(rows)
-        for i in ids.tolist():
-            self._details.pop(i, None)
-        if self._all.local is not None or self.local_pending:
+        self.forget_entries(ids.tolist())
+        if self.local is not None or self.local_pending:
             self.local_removed.update(ids.tolist())
 
     def drop_set(self, hashset_id: int) -> None:
@@ -197,7 +188,7 @@ class LiveMatcher(Matcher):
             del self.distance[rec.name]
 
     def merge_large_deltas(self) -> None:
-        indexes = [*self.exact.values(), self.pdq, self._all.pdq_lq, self.frames]
+        indexes = [*self.exact.values(), self.pdq, self.pdq_lq, self.frames]
         for index in indexes:
             if index is not None and index.delta_size > max(MERGE_AT, (len(index) - index.delta_size) // 8):
                 index.merge()
@@ -211,7 +202,7 @@ class LiveMatcher(Matcher):
         then."""
         pending, self.local_pending = self.local_pending, []
         removed, self.local_removed = self.local_removed, set()
-        old = base = self._all.local
+        old = base = self.local
         if old is not None and np.isin(old.owner, list(removed)).any():
             base = old.without(list(removed))
         # an add applied twice (one made during the load) must not index an entry twice: its
@@ -226,7 +217,7 @@ class LiveMatcher(Matcher):
         else:
             fresh = base.with_added(features, owners) if owners else base
         fresh.warm_up()
-        self._all.local = fresh
+        self.local = fresh
         self._local_built = time.monotonic()
 
 

@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from opspoor.media.limits import MAX_PIXELS
 from opspoor.service.auth import ANALYST, PLATFORM, Call, require
 from opspoor.service.limits import Upload, body_chunks, check_declared_length, multipart_boundary, read_upload
 from opspoor.service.memory import MIB, check_decode_budget, run_then_trim
@@ -21,11 +22,11 @@ from opspoor.service.problems import Problem
 from opspoor.service.routing import api_router, service_of
 
 if TYPE_CHECKING:
-    from opspoor.service.app import Service
+    from opspoor.service.state import Service
+from opspoor.matching import Match, Query
 from opspoor.signals import get_signal
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes
 from opspoor.signals.vpdq import format_vpdq
-from opspoor.triage.matching import Match, Query
 
 router = api_router(401, 403, 413, 415, 422, 429, 503, tags=["matching"])
 
@@ -165,7 +166,8 @@ async def hash_upload(request: Request, upload: Upload, *, local: bool = False) 
     ``local``: also the image's local features (for sets that hold their originals')."""
     svc = service_of(request)
     s = svc.settings
-    options = HashOptions(video_time_limit=s.decode_seconds, local=local)
+    pixels = min(s.max_pixels, MAX_PIXELS)  # the service's own limit, never above the media's
+    options = HashOptions(video_time_limit=s.decode_seconds, max_pixels=pixels, local=local)
     where = upload.filename or "upload"
     need = check_decode_budget(upload.data, s.decode_memory_mb * MIB)
     future = svc.hashing.submit(

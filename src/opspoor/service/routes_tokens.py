@@ -4,7 +4,7 @@ answer to its creation and nowhere else."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import anyio
 from fastapi import Depends, Path, Query, Request
@@ -14,6 +14,7 @@ from opspoor.service.auth import ADMIN, Call, require
 from opspoor.service.fields import Text
 from opspoor.service.routing import api_router, service_of
 from opspoor.store.audit import list_audit
+from opspoor.store.models_service import Role
 from opspoor.store.tokens import create_token, get_token, list_tokens, revoke_token
 
 #: ids are 32-bit in the database; larger ones cannot exist
@@ -22,7 +23,7 @@ router = api_router(401, 403, 404, 422, 429, 503, tags=["tokens"])
 
 
 class TokenCreate(BaseModel):
-    role: Literal["platform", "curator", "analyst", "admin"]
+    role: Role
     label: Annotated[Text | None, Field(max_length=200)] = None
 
 

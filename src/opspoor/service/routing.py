@@ -12,7 +12,7 @@ from opspoor.service.auth import Call, record
 from opspoor.service.problems import responses, status_for
 
 if TYPE_CHECKING:
-    from opspoor.service.app import Service
+    from opspoor.service.state import Service
 
 
 class AuditedRoute(APIRoute):

@@ -24,6 +24,9 @@ class Settings:
     #: memory one upload's decode may take, estimated from its header (413 above); images declaring
     #: more pixels than ``media.limits.MAX_PIXELS`` are refused too, as on the command line
     decode_memory_mb: int = 256
+    #: images (and video frames) declaring more pixels than this are refused before decoding; never
+    #: above ``media.limits.MAX_PIXELS`` (a larger value is held to it)
+    max_pixels: int = 100_000_000
     #: requests per second per token, in each worker (0: no limit); ``rate_burst`` may come at once
     rate_per_second: float = 100.0
     rate_burst: int = 200
@@ -39,6 +42,9 @@ class Settings:
     #: threads hashing uploads, and uploads read into memory at once, per worker
     hash_threads: int = 2
     upload_slots: int = 8
+    #: a JSON ``POST /v1/match`` is answered before FastAPI's layers (``service.fastpath``); off, the
+    #: route answers it, with the same status, body, audit row and metrics (slower)
+    fast_path: bool = True
     #: audit rows of reads are written in batches this often (writes wait for theirs)
     audit_flush_seconds: float = 0.2
 

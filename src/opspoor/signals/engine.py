@@ -11,10 +11,8 @@ Everything here is plain functions and dataclasses, so it pickles for a process 
 
 from __future__ import annotations
 
-import errno
 import io
 import os
-import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -27,13 +25,14 @@ from opspoor.errors import (
     SourceError,
     SymlinkNotFollowed,
     UndecodableMedia,
-    UnreadableSource,
+    VanishedSource,
 )
 from opspoor.media.exif import ExifInfo
 from opspoor.media.image import clipped_16bit_rgb, decode_with_detail
 from opspoor.media.limits import MAX_PIXELS
 from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
 from opspoor.media.thumbs import safe_thumbnail
+from opspoor.readonly import open_readonly
 from opspoor.signals.crypto import CHUNK, DigestAccumulator, Digests, digest_bytes
 from opspoor.signals.local import local_features
 from opspoor.signals.pdq import PdqHash, pdq_hash_image, pdq_with_dihedral
@@ -163,43 +162,19 @@ def hash_path(path: Path | str, options: HashOptions = DEFAULT) -> FileSignals:
 
 
 def _open_regular(path: Path | str, where: str) -> BinaryIO:
-    """Open a regular file; anything else is a one-line ``SourceError`` that says what it is.
-    Opened non-blocking so that a FIFO or a device never hangs the caller (nothing is read from it)."""
+    """Open a file the user named, as the scan opens evidence (``readonly.open_readonly``: no
+    access-time change, never blocking on a FIFO), following a symlink it names; what is wrong
+    with it is a one-line ``SourceError``."""
+    if os.path.isdir(path):
+        raise SourceError("a folder, not a file", where)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except IsADirectoryError:
-        raise SourceError("a folder, not a file", where) from None
-    except FileNotFoundError:
+        return open_readonly(os.fspath(path), where, follow_symlinks=True)
+    except VanishedSource:
         if os.path.islink(path):
             raise SymlinkNotFollowed(f"broken symlink to {os.readlink(path)!r}", where) from None
         raise SourceError("no such file", where) from None
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise SymlinkNotFollowed("symlink loop", where) from None
-        raise SourceError(f"cannot open: {exc.strerror or exc}", where) from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise SourceError("a folder, not a file", where)
-        if not stat.S_ISREG(mode):
-            raise UnreadableSource(f"not a regular file ({_special_kind(mode)}); not read", where)
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _special_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode):
-        return "character device"
-    if stat.S_ISBLK(mode):
-        return "block device"
-    return "special file"
+    except SymlinkNotFollowed:
+        raise SymlinkNotFollowed("symlink loop", where) from None
 
 
 # --- parts -------------------------------------------------------------------------------------

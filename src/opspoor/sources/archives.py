@@ -36,7 +36,6 @@ from opspoor.errors import (
     CorruptArchive,
     DepthLimit,
     EncryptedContent,
-    MemberTooLarge,
     OpspoorError,
     SourceError,
     SymlinkNotFollowed,
@@ -44,6 +43,7 @@ from opspoor.errors import (
     UnsafeMemberName,
 )
 from opspoor.media.sniff import SNIFF_BYTES, sniff
+from opspoor.signals.crypto import DigestAccumulator, Digests
 from opspoor.sources.evidence import EvidenceItem, UniqueNames, join_member, member_parts, open_readonly
 from opspoor.sources.limits import Budget
 
@@ -160,7 +160,11 @@ class _Namer:
         parts, unsafe = member_parts(name)
         path = self.unique(join_member(self.archive.path, "/".join(parts)))
         item = EvidenceItem(path=path, size=size, depth=self.archive.depth + 1, mtime=mtime)
-        if unsafe:
+        if not name:
+            item.error = UnsafeMemberName("member has an empty name", path)
+        elif "\x00" in name:
+            item.error = UnsafeMemberName(f"member name holds a NUL byte: {name!r}", path)
+        elif unsafe:
             item.error = UnsafeMemberName(f"member name escapes the archive: {name!r}", path)
         return item
 
@@ -170,9 +174,21 @@ class _Namer:
             raise ArchiveBomb(f"more than {limit} members", self.archive.path)
 
 
-def _set_data(member: EvidenceItem, data: bytes) -> None:
+def _set_data(member: EvidenceItem, data: bytes | Streamed, budget: Budget | None = None) -> None:
+    if isinstance(data, Streamed):  # too large to hold: hashed as it streamed past, not decoded
+        member._data, member.digests, member.head = None, data.digests, data.head
+        member.size = data.digests.size
+        if member.error is None and budget is not None:
+            member.error = budget.too_large(member.size, member.path)
+        return
     member._data = data
     member.size = len(data)
+
+
+@dataclass(slots=True)
+class Streamed:
+    digests: Digests
+    head: bytes
 
 
 def _fail(member: EvidenceItem, exc: SourceError) -> None:
@@ -198,7 +214,7 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                 item.path,
             ) from exc
         with zf:
-            infos = [i for i in zf.infolist() if not i.is_dir()]
+            infos = [i for i in zf.infolist() if not zip_is_dir(i)]
             if len(infos) > lim.max_members:
                 raise ArchiveBomb(f"{len(infos)} members, more than {lim.max_members}", item.path)
             # per member by declared sizes; per archive over what was actually read (many small members
@@ -206,13 +222,14 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
             bomb: ArchiveBomb | None = None
             read_u = read_c = 0
             for info in infos:
-                member = names(info.filename, info.file_size, _zip_mtime(info.date_time))
+                # orig_filename keeps a NUL and what follows it (zipfile cuts ``filename`` there)
+                member = names(info.orig_filename, info.file_size, _zip_mtime(info.date_time))
                 if bomb is not None:
                     _fail(member, ArchiveBomb(f"not read: {bomb.message}"))
                     yield member
                     continue
                 try:
-                    _set_data(member, _read_zip_member(zf, info, member.path, budget))
+                    _set_data(member, _read_zip_member(zf, info, member.path, budget), budget)
                 except ArchiveError as exc:
                     _fail(member, exc)
                 else:
@@ -224,6 +241,11 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                 yield member
             if bomb is not None:
                 raise bomb
+
+
+def zip_is_dir(info: zipfile.ZipInfo) -> bool:
+    """``ZipInfo.is_dir`` without its IndexError on a member with an empty name."""
+    return info.filename.endswith("/")
 
 
 def _zip_declared_entries(f: BinaryIO) -> int | None:
@@ -245,15 +267,17 @@ def _zip_mtime(date_time: tuple[int, ...]) -> float | None:
         return None
 
 
-def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, budget: Budget) -> bytes:
+def _read_zip_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, budget: Budget
+) -> bytes | Streamed:
     if info.flag_bits & 0x41 or info.compress_type == 99:  # traditional / strong encryption, WinZip AES
         raise EncryptedContent("encrypted member", where)
     budget.check_declared(info.file_size, where)
     budget.check_ratio(info.file_size, info.compress_size, where)
     try:
-        # zipfile never returns more than the declared file_size, so the declared checks bound memory
+        # zipfile never returns more than the declared file_size; above the room it is hashed as it streams
         with zf.open(info) as ext:
-            data = ext.read()
+            data = _read_member(ext, info.file_size, where, budget, None, counted=False)
     except zipfile.BadZipFile as exc:
         raise CorruptArchive(f"{exc} (corrupt data, or a size header that lies)", where) from exc
     except NotImplementedError as exc:
@@ -262,9 +286,10 @@ def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, bud
         raise EncryptedContent(str(exc), where) from exc
     except (zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, struct.error) as exc:
         raise CorruptArchive(f"{type(exc).__name__}: {exc}", where) from exc
-    budget.add_uncompressed(len(data), where)
-    if len(data) != info.file_size:
-        raise CorruptArchive(f"holds {len(data)} bytes, declared {info.file_size}", where)
+    size = data.digests.size if isinstance(data, Streamed) else len(data)
+    budget.add_uncompressed(size, where)
+    if size != info.file_size:
+        raise CorruptArchive(f"holds {size} bytes, declared {info.file_size}", where)
     return data
 
 
@@ -298,6 +323,7 @@ def _zip_salvage(
             if flags & 0x08 or 0xFFFFFFFF in (csize, usize):
                 raise CorruptArchive("sizes are only in the lost central directory; not salvaged")
             budget.check_declared(usize, member.path)
+            budget.check_in_memory(usize, member.path)  # (read whole: the local header is all there is)
             budget.check_ratio(usize, csize, member.path)
             if csize > usize + 1024:  # stored and deflate never grow data by more
                 raise CorruptArchive(f"compressed size {csize} does not fit its {usize} bytes")
@@ -401,26 +427,17 @@ def _tar_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                     _tar_special(member, info)
                     yield member
                     continue
-                keep = True
                 try:
-                    try:
-                        budget.check_declared(info.size, member.path)
-                    except MemberTooLarge as exc:
-                        _fail(member, exc)
-                        keep = False
+                    budget.check_declared(info.size, member.path)
                     stream = tf.extractfile(info)
-                    if keep:
-                        _set_data(member, _read_stream(stream, info.size, member.path, budget, stream_pos))
-                    else:
-                        _drain(stream, member.path, budget, stream_pos)
+                    data = _read_member(stream, info.size, member.path, budget, stream_pos)
+                    _set_data(member, data, budget)
                 except ArchiveError as exc:
-                    if keep:
-                        _fail(member, exc)
+                    _fail(member, exc)
                     yield member
                     raise type(exc)(f"stopped at {member.path}: {exc.message}", item.path) from exc
                 except _TAR_ERRORS as exc:
-                    if keep:
-                        _fail(member, CorruptArchive(f"{type(exc).__name__}: {exc}"))
+                    _fail(member, CorruptArchive(f"{type(exc).__name__}: {exc}"))
                     yield member
                     raise CorruptArchive(f"truncated or corrupt at {member.path}", item.path) from exc
                 yield member
@@ -436,43 +453,56 @@ def _tar_special(member: EvidenceItem, info: tarfile.TarInfo) -> None:
         member.error = UnreadableSource("special member (device or fifo); no content", member.path)
 
 
-def _read_stream(
+def _read_member(
     stream: IO[bytes] | None,
     declared: int | None,
     where: str,
     budget: Budget,
-    stream_pos: Callable[[], tuple[int, int]],
-) -> bytes:
-    """Read a member in chunks, stopping at the member cap, the archive total or the stream ratio."""
+    stream_pos: Callable[[], tuple[int, int]] | None,
+    counted: bool = True,
+) -> bytes | Streamed:
+    """Read a member in chunks, stopping at the archive total or the stream ratio. A member larger
+    than the in-memory room is not held: from there on its chunks only feed the digests (any size,
+    constant memory), and it comes back as ``Streamed``. ``counted``: add to the archive total here."""
     if stream is None:
         raise CorruptArchive("member has no data", where)
     cap = budget.member_cap()
     chunks: list[bytes] = []
+    # declared too large: digests from the first byte (nothing held)
+    acc: DigestAccumulator | None = DigestAccumulator() if declared is not None and declared > cap else None
+    head = b""
     got = 0
+    # a member that fits is read in one piece (one buffer, no join); others in chunks
+    want = declared + 1 if acc is None and declared is not None else CHUNK
     while True:
-        chunk = stream.read(CHUNK)
+        chunk = stream.read(want)
+        want = CHUNK
         if not chunk:
             break
         got += len(chunk)
-        budget.add_uncompressed(len(chunk), where)
+        if counted:
+            budget.add_uncompressed(len(chunk), where)
         if declared is not None and got > declared:
             raise ArchiveBomb(f"holds more than its declared {declared} bytes", where)
-        if got > cap:
-            raise MemberTooLarge(f"larger than the {cap}-byte member/in-memory limit", where)
-        budget.check_ratio(*stream_pos(), where, "stream")
-        chunks.append(chunk)
+        if stream_pos is not None:
+            budget.check_ratio(*stream_pos(), where, "stream")
+        if acc is None and got > cap:
+            acc = DigestAccumulator()
+            for held in chunks:
+                acc.update(held)
+            head = chunks[0][:SNIFF_BYTES] if chunks else b""
+            chunks.clear()
+        if acc is not None:
+            acc.update(chunk)
+            if len(head) < SNIFF_BYTES:
+                head += chunk[: SNIFF_BYTES - len(head)]
+        else:
+            chunks.append(chunk)
     if declared is not None and got < declared:
         raise CorruptArchive(f"truncated: {got} of {declared} bytes", where)
-    return b"".join(chunks)
-
-
-def _drain(
-    stream: IO[bytes] | None, where: str, budget: Budget, stream_pos: Callable[[], tuple[int, int]]
-) -> None:
-    """Skip a member that is not kept, still watching the stream for a bomb."""
-    while stream is not None and (chunk := stream.read(CHUNK)):
-        budget.add_uncompressed(len(chunk), where)
-        budget.check_ratio(*stream_pos(), where, "stream")
+    if acc is not None:
+        return Streamed(acc.result(), head)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 # --- single-file gz / bz2 / xz ---------------------------------------------------
@@ -503,13 +533,13 @@ def _compressed_members(
         where = join_member(item.path, _stripped_name(item.path))
         try:
             with _decompressor(kind, counted) as d:  # type: ignore[arg-type]
-                data = _read_stream(d, None, where, budget, lambda: (d.tell(), counted.n))
+                data = _read_member(d, None, where, budget, lambda: (d.tell(), counted.n))
         except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
             raise CorruptArchive(f"{kind} stream: {type(exc).__name__}: {exc}", item.path) from exc
         except ArchiveError as exc:
             raise type(exc)(f"{exc.message} (in {where})", item.path) from exc
-    member = names(_stripped_name(item.path), len(data))
-    _set_data(member, data)
+    member = names(_stripped_name(item.path), None)
+    _set_data(member, data, budget)
     yield member
 
 
@@ -610,8 +640,11 @@ class _SevenZipRun:
     """The producer side: a py7zr writer factory and progress queue that hands out each member once
     py7zr has checked its CRC (py7zr reports ``("e", name, size)`` after the check)."""
 
-    def __init__(self, caps: dict[int, int], out: queue.Queue[tuple[Any, ...]], cancel: threading.Event):
+    def __init__(
+        self, caps: dict[int, int], out: queue.Queue[tuple[Any, ...]], cancel: threading.Event, room: int
+    ):
         self.caps = caps
+        self.room = room  # a member larger than this is hashed as it streams, not held
         self.out = out
         self.cancel = cancel
         self.current: _SevenZipSink | None = None
@@ -626,7 +659,7 @@ class _SevenZipRun:
     def put(self, msg: tuple[Any, ...]) -> None:
         if msg and msg[0] == "e" and self.pending is not None:
             sink, self.pending = self.pending, None
-            self.emit(("ok", sink.key, b"".join(sink.chunks)))
+            self.emit(("ok", sink.key, sink.content()))
 
     def closed(self, sink: _SevenZipSink) -> None:
         self.current, self.pending = None, sink
@@ -661,6 +694,8 @@ class _SevenZipSink:
         self.run, self.key = run, key
         self.chunks: list[bytes] = []
         self.n = 0
+        self.acc = DigestAccumulator() if run.caps[key] > run.room else None
+        self.head = b""
 
     def write(self, s: bytes | bytearray) -> int:
         if self.run.cancel.is_set():
@@ -668,8 +703,16 @@ class _SevenZipSink:
         self.n += len(s)
         if self.n > self.run.caps[self.key]:
             raise ArchiveBomb(f"holds more than its declared {self.run.caps[self.key]} bytes")
-        self.chunks.append(bytes(s))
+        if self.acc is not None:
+            if len(self.head) < SNIFF_BYTES:
+                self.head += bytes(s[: SNIFF_BYTES - len(self.head)])
+            self.acc.update(memoryview(s))
+        else:
+            self.chunks.append(bytes(s))
         return len(s)
+
+    def content(self) -> bytes | Streamed:
+        return Streamed(self.acc.result(), self.head) if self.acc is not None else b"".join(self.chunks)
 
     def read(self, size: int | None = None) -> bytes:
         return b""
@@ -709,7 +752,7 @@ def _sevenzip_extract(
 
     out: queue.Queue[tuple[Any, ...]] = queue.Queue(maxsize=1)
     cancel = threading.Event()
-    run = _SevenZipRun({k: m.size or 0 for k, m in planned.items()}, out, cancel)
+    run = _SevenZipRun({k: m.size or 0 for k, m in planned.items()}, out, cancel, budget.member_cap())
     worker = sz.worker
     worker.max_extract_size = budget.limits.max_total_uncompressed - budget.uncompressed
     for fid in planned:
@@ -725,8 +768,9 @@ def _sevenzip_extract(
             if msg[0] == "ok":
                 member = planned.pop(msg[1])
                 try:
-                    budget.add_uncompressed(len(msg[2]), member.path)
-                    _set_data(member, msg[2])
+                    size = msg[2].digests.size if isinstance(msg[2], Streamed) else len(msg[2])
+                    budget.add_uncompressed(size, member.path)
+                    _set_data(member, msg[2], budget)
                 except ArchiveError as exc:
                     _fail(member, exc)
                     failure = exc

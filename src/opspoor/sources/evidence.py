@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import errno
 import io
-import os
 import re
-import stat
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from opspoor.errors import SourceError, SymlinkNotFollowed, UnreadableSource, VanishedSource
+from opspoor.errors import SourceError, UnreadableSource
+from opspoor.readonly import file_kind as file_kind  # the sources name what they skip with it
+from opspoor.readonly import open_readonly
 
 #: separator that enters a container in an evidence path: ``dump/Photos.zip!/2019/a.jpg``
 CONTAINER_SEP = "!/"
@@ -34,6 +33,10 @@ class EvidenceItem:
     mtime: float | None = None
     fs_path: str | None = field(default=None, repr=False)
     _data: bytes | None = field(default=None, repr=False, compare=False)
+    #: an archive member too large to hold: its digests (``signals.crypto.Digests``), taken as it
+    #: streamed past, and its first bytes (for its type); ``error`` says it was not decoded
+    digests: Any = field(default=None, repr=False, compare=False)
+    head: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def has_content(self) -> bool:
@@ -56,58 +59,6 @@ class EvidenceItem:
         if self.fs_path is not None:
             return open_readonly(self.fs_path, self.path)
         raise self.error or SourceError("no content", self.path)
-
-
-def _noatime() -> int:
-    return getattr(os, "O_NOATIME", 0)
-
-
-def open_readonly(fs_path: str, where: str) -> BinaryIO:
-    """Open a regular file for reading without following a final symlink or blocking on a FIFO.
-
-    The file must still be a regular file once open (it may have been swapped since listing).
-    O_NOATIME keeps access times too where the kernel allows it (owner or root).
-    """
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        try:
-            fd = os.open(fs_path, flags | _noatime())
-        except PermissionError:
-            if not _noatime():
-                raise
-            fd = os.open(fs_path, flags)
-    except FileNotFoundError as exc:
-        raise VanishedSource("file vanished before it could be read", where) from exc
-    except PermissionError as exc:
-        raise UnreadableSource(f"permission denied: {exc.strerror}", where) from exc
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise SymlinkNotFollowed("became a symlink after listing; not followed", where) from exc
-        raise UnreadableSource(f"cannot open: {exc.strerror or exc}", where) from exc
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnreadableSource(f"not a regular file ({file_kind(st.st_mode)})", where)
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def file_kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISREG, "file"),
-        (stat.S_ISDIR, "directory"),
-        (stat.S_ISLNK, "symlink"),
-        (stat.S_ISFIFO, "fifo"),
-        (stat.S_ISSOCK, "socket"),
-        (stat.S_ISCHR, "character device"),
-        (stat.S_ISBLK, "block device"),
-    ):
-        if test(mode):
-            return name
-    return "unknown type"
 
 
 # --- evidence paths ----------------------------------------------------------

@@ -17,7 +17,7 @@ from opspoor.errors import (
     VanishedSource,
 )
 from opspoor.media.sniff import SNIFF_BYTES
-from opspoor.sources.archives import Blob, archive_kind, expand
+from opspoor.sources.archives import Blob, archive_kind, expand, zip_is_dir
 from opspoor.sources.evidence import EvidenceItem, UniqueNames, encode_component, file_kind, open_readonly
 from opspoor.sources.limits import Budget, Limits
 
@@ -85,7 +85,7 @@ def _zip_member_count(entry: _Entry, limits: Limits) -> int:
                 return 0
             f.seek(0)
             with zipfile.ZipFile(f) as zf:
-                return min(sum(1 for i in zf.infolist() if not i.is_dir()), limits.max_members)
+                return min(sum(1 for i in zf.infolist() if not zip_is_dir(i)), limits.max_members)
     except (SourceError, OSError, zipfile.BadZipFile, ValueError, EOFError):
         return 0
 

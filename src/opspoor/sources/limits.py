@@ -15,6 +15,9 @@ class Limits:
     """Per-scan limits on archive expansion.
 
     ``max_total_uncompressed`` is counted over one outermost archive and everything nested in it.
+    ``max_in_memory`` (and ``max_member_size``) bound the member bytes held at once, for decoding: a
+    larger member is streamed through the cryptographic hashes and not decoded. It is the main part of
+    a scan worker's memory budget (the bytes are also handed to one worker, which decodes them).
     ``max_ratio`` is judged per member and per archive, but only once ``ratio_min_bytes`` are at stake:
     small, very uniform files (a blank BMP, a text of spaces) legitimately compress beyond 200:1.
     """
@@ -24,6 +27,9 @@ class Limits:
     max_total_uncompressed: int = 64 * GiB
     max_ratio: float = 200.0
     max_members: int = 1_000_000
+    #: a worker holds a member about twice while it arrives (pipe buffer, then bytes), the main process
+    #: too while it sends it: with 1 GiB, a scan worker stays within about 2 GiB plus the decoder.
+    #: ``scan --max-member-memory`` lowers it on a machine with less memory (docs/reliability.md)
     max_in_memory: int = 1 * GiB
     ratio_min_bytes: int = 16 * MiB
 
@@ -43,17 +49,23 @@ class Budget:
         """Largest member that may be read now."""
         return min(self.limits.max_member_size, self.room_in_memory())
 
+    def check_in_memory(self, declared: int, where: str) -> None:
+        """Refuse a member that would have to be held whole but is larger than the room (salvage)."""
+        if declared > self.member_cap():
+            raise MemberTooLarge(
+                f"declared size {declared} exceeds the in-memory room {self.member_cap()}", where
+            )
+
+    def too_large(self, size: int, where: str) -> MemberTooLarge:
+        """The note on a member that was hashed as a stream rather than held and decoded."""
+        cap = self.member_cap()
+        return MemberTooLarge(
+            f"not decoded: {size} bytes is above the in-memory room of {cap}; hashed", where
+        )
+
     def check_declared(self, declared: int, where: str) -> None:
         """Refuse a member by its declared size, before reading a byte of it."""
         lim = self.limits
-        if declared > lim.max_member_size:
-            raise MemberTooLarge(
-                f"declared size {declared} exceeds the member limit {lim.max_member_size}", where
-            )
-        if declared > self.room_in_memory():
-            raise MemberTooLarge(
-                f"declared size {declared} exceeds the in-memory room {self.room_in_memory()}", where
-            )
         if self.uncompressed + declared > lim.max_total_uncompressed:
             raise ArchiveBomb(
                 f"archive total uncompressed size would exceed {lim.max_total_uncompressed} bytes", where

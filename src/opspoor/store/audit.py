@@ -17,7 +17,9 @@ are listed by the verdict.
 
 Text the database cannot hold (a NUL character, which PostgreSQL's ``text`` refuses, or a lone
 surrogate, which is not UTF-8) is escaped (``\\x00``, ``\\udcxx``) by :func:`storable` before a row
-is hashed and written, so no request can make a row unwritable.
+is hashed and written, so no request can make a row unwritable. A backslash itself is written
+``\\\\``, so an escape never reads the same as text that looked like one. The hash covers the row
+as stored, so rows written before backslashes were escaped still verify.
 
 Limits: someone who can write the database can also delete the newest rows, or rewrite the whole
 chain consistently. Both are caught only against a head (id and hash) recorded elsewhere earlier:
@@ -29,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -59,6 +61,23 @@ class AuditEvent:
     seq: int | None = None  # the row's number among that writer's rows, from 1
 
 
+#: an event's fields, the one list of them: the order a row's hash covers them in (after the row's
+#: id), the audit table's columns, the JSON of a row; the writer's numbering (the last two) is hashed
+#: only in rows that have it, so rows written before it existed keep their hash
+EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(AuditEvent))
+NUMBERING = ("writer", "seq")
+
+
+def event_values(e: AuditEvent) -> dict[str, Any]:
+    """The event's fields by name, in :data:`EVENT_FIELDS` order."""
+    return {name: getattr(e, name) for name in EVENT_FIELDS}
+
+
+def event_json(e: AuditEvent) -> dict[str, Any]:
+    """The event as JSON: its fields, the time in ISO 8601."""
+    return {**event_values(e), "at": e.at.isoformat()}
+
+
 #: the action of the last row a writer writes when it stops normally; its object is its row count
 STOP_ACTION = "audit.stop"
 
@@ -71,20 +90,7 @@ class AuditRecord:
     row_hash: str
 
     def to_json(self) -> dict[str, Any]:
-        e = self.event
-        return {
-            "id": self.id,
-            "at": e.at.isoformat(),
-            "token_id": e.token_id,
-            "tenant": e.tenant,
-            "action": e.action,
-            "object": e.object,
-            "result": e.result,
-            "status": e.status,
-            "writer": e.writer,
-            "seq": e.seq,
-            "row_hash": self.row_hash,
-        }
+        return {"id": self.id, **event_json(self.event), "row_hash": self.row_hash}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,18 +112,21 @@ class AuditVerdict:
 def canonical(row_id: int, e: AuditEvent) -> str:
     """The row as hashed: a JSON array in a fixed order, the time in UTC to the microsecond (writer
     and number at the end, for rows that have them: rows written before they existed keep their hash)."""
-    at = _utc(e.at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    fields: list[object] = [row_id, at, e.token_id, e.tenant, e.action, e.object, e.result, e.status]
-    if e.writer is not None:
-        fields += [e.writer, e.seq]
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    values = event_values(e)
+    values["at"] = _utc(e.at).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if e.writer is None:
+        for name in NUMBERING:
+            del values[name]
+    return json.dumps([row_id, *values.values()], ensure_ascii=False, separators=(",", ":"))
 
 
 def storable(value: str | None) -> str | None:
     """``value`` as every store can hold it: NUL (refused by PostgreSQL text) and lone surrogates
-    (not UTF-8) written as backslash escapes; other text unchanged."""
+    (not UTF-8) written as backslash escapes, a backslash as two; other text unchanged."""
     if value is None:
         return None
+    if "\\" in value:  # first, so that a literal "\x00" and a NUL stay apart
+        value = value.replace("\\", "\\\\")
     if "\x00" in value:
         value = value.replace("\x00", "\\x00")
     if value.isascii():  # the usual case: nothing more to check
@@ -129,18 +138,27 @@ def storable(value: str | None) -> str | None:
     return value
 
 
+def storable_prefix(value: str | None, size: int) -> str | None:
+    """The longest start of ``value`` whose :func:`storable` form has at most ``size`` characters
+    (for a column of that size; the row is escaped once, when it is written)."""
+    if value is None:
+        return None
+    cut = value[:size]
+    while len(storable(cut) or "") > size:
+        cut = cut[: -max(1, (len(storable(cut) or "") - size) // 6)]
+    return cut
+
+
 def storable_event(e: AuditEvent) -> AuditEvent:
     """The event with its text made :func:`storable` and its time in UTC."""
-    return AuditEvent(
-        _utc(e.at),
-        e.token_id,
-        storable(e.tenant),
-        storable(e.action) or "",
-        storable(e.object),
-        storable(e.result) or "",
-        e.status,
-        storable(e.writer),
-        e.seq,
+    return replace(
+        e,
+        at=_utc(e.at),
+        tenant=storable(e.tenant),
+        action=storable(e.action) or "",
+        object=storable(e.object),
+        result=storable(e.result) or "",
+        writer=storable(e.writer),
     )
 
 
@@ -165,22 +183,7 @@ def append_audit_conn(conn: Connection, events: Sequence[AuditEvent]) -> int:
         row_id += 1
         ev = storable_event(e)
         h = chain_hash(prev, row_id, ev)
-        rows.append(
-            {
-                "id": row_id,
-                "at": ev.at,
-                "token_id": ev.token_id,
-                "tenant": ev.tenant,
-                "action": ev.action,
-                "object": ev.object,
-                "result": ev.result,
-                "status": ev.status,
-                "writer": ev.writer,
-                "seq": ev.seq,
-                "prev_hash": prev,
-                "row_hash": h,
-            }
-        )
+        rows.append({"id": row_id, **event_values(ev), "prev_hash": prev, "row_hash": h})
         prev = h
     if rows:
         conn.execute(AUDIT.insert(), rows)
@@ -188,9 +191,7 @@ def append_audit_conn(conn: Connection, events: Sequence[AuditEvent]) -> int:
 
 
 def _event(r: Any) -> AuditEvent:
-    return AuditEvent(
-        _utc(r.at), r.token_id, r.tenant, r.action, r.object, r.result, r.status, r.writer, r.seq
-    )
+    return replace(AuditEvent(**{name: getattr(r, name) for name in EVENT_FIELDS}), at=_utc(r.at))
 
 
 def list_audit(

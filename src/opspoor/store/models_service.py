@@ -6,13 +6,16 @@ They share ``Base`` with :mod:`opspoor.store.models`, so one metadata describes 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal, get_args
 
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opspoor.store.models import Base, BigId
 
-ROLES: tuple[str, ...] = ("platform", "curator", "analyst", "admin")
+#: what a token may do: the one list of roles (``service.auth`` names them, routes admit some)
+Role = Literal["platform", "curator", "analyst", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
 
 
 class TokenRow(Base):
@@ -20,7 +23,7 @@ class TokenRow(Base):
 
     __tablename__ = "tokens"
     __table_args__ = (
-        CheckConstraint("role IN ('platform', 'curator', 'analyst', 'admin')", name="role"),
+        CheckConstraint(f"role IN ({', '.join(repr(r) for r in ROLES)})", name="role"),
         {"sqlite_autoincrement": True},
     )
 

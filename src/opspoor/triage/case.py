@@ -22,14 +22,17 @@ from opspoor.errors import CaseError
 CASE_DB = "case.sqlite"
 SCHEMA_VERSION = 1
 
+_TABLES = {"meta", "files", "groups"}
 _SCHEMA = """
+BEGIN;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
     path   TEXT PRIMARY KEY,
     seq    INTEGER NOT NULL,
     status TEXT NOT NULL,
     record TEXT NOT NULL,
-    thumb  BLOB
+    thumb  BLOB,
+    query  TEXT
 );
 CREATE INDEX IF NOT EXISTS files_seq ON files (seq);
 CREATE TABLE IF NOT EXISTS groups (
@@ -37,6 +40,7 @@ CREATE TABLE IF NOT EXISTS groups (
     rank     INTEGER NOT NULL,
     info     TEXT NOT NULL
 );
+COMMIT;
 """
 
 
@@ -48,6 +52,49 @@ def owner_only() -> Iterator[None]:
         yield
     finally:
         os.umask(old)
+
+
+def check_case_dir(path: Path, sources: Iterable[Path]) -> None:
+    """Refuse a case folder that would mix with other files or be scanned as evidence, before
+    anything is created or changed."""
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise CaseError(
+                "is not a folder; --case needs a new or empty folder, or an earlier case", str(path)
+            )
+        entries = {p.name for p in path.iterdir()}
+        if entries and CASE_DB not in entries:
+            raise CaseError(
+                "folder holds other files and is not an opspoor case; use a new or empty folder", str(path)
+            )
+        if CASE_DB in entries:
+            check_is_case(path / CASE_DB)
+    real = Path(os.path.realpath(path))
+    for src in sources:
+        src_real = Path(os.path.realpath(src))
+        if src_real.is_dir() and (real == src_real or src_real in real.parents):
+            raise CaseError(
+                f"case folder is inside the source {src}; its own files would be scanned", str(path)
+            )
+
+
+def check_is_case(db: Path) -> None:
+    """Refuse a case.sqlite that some other program wrote, reading it only: opened read-only, so
+    neither it nor its folder changes (no journal mode, no chmod) before it is known to be a case."""
+    if not db.is_file():
+        raise CaseError("not an opspoor case database (not a file)", str(db))
+    try:
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise CaseError(f"cannot open case database: {exc}", str(db)) from exc
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise CaseError(f"not an opspoor case database ({exc})", str(db)) from None
+    finally:
+        conn.close()
+    if tables - _TABLES:  # (fewer is a case killed while it was being created)
+        raise CaseError("not an opspoor case database (other tables)", str(db))
 
 
 def make_case_dir(path: Path) -> Path:
@@ -68,8 +115,10 @@ class CaseDB:
     """One case's results. Each evidence path has exactly one row."""
 
     def __init__(self, case_dir: Path) -> None:
-        self.dir = make_case_dir(case_dir)
         self.path = case_dir / CASE_DB
+        if os.path.lexists(self.path):
+            check_is_case(self.path)  # before anything here is changed
+        self.dir = make_case_dir(case_dir)
         with owner_only():
             try:
                 self.conn = sqlite3.connect(self.path, isolation_level=None)
@@ -79,6 +128,8 @@ class CaseDB:
         # NORMAL + WAL: a SIGKILL loses at most uncommitted batches, which resume redoes
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(_SCHEMA)
+        if "query" not in {r[1] for r in self.conn.execute("PRAGMA table_info(files)")}:
+            self.conn.execute("ALTER TABLE files ADD COLUMN query TEXT")  # a case of an earlier opspoor
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(self.path) + suffix)
             if p.exists():
@@ -100,21 +151,57 @@ class CaseDB:
         self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     # --- files ---------------------------------------------------------------
-    def done_paths(self) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT path FROM files")}
+    def done_paths(self, retry_reasons: Iterable[str] = ()) -> set[str]:
+        """Paths finished by an earlier run, less those whose error is worth another try
+        (``retry_reasons``: a worker crash may have been the machine's, not the file's)."""
+        retry = set(retry_reasons)
+        done = set()
+        for path, status, rec in self.conn.execute("SELECT path, status, record FROM files"):
+            if status == "error" and retry and json.loads(rec).get("error_reason") in retry:
+                continue
+            done.add(path)
+        return done
 
-    def add_files(self, rows: Iterable[tuple[int, dict[str, Any], bytes | None]]) -> None:
-        """Write a batch of (seq, record, thumbnail) in one transaction."""
+    def add_files(
+        self,
+        rows: Iterable[
+            tuple[int, dict[str, Any], bytes | None] | tuple[int, dict[str, Any], bytes | None, Any]
+        ],
+    ) -> None:
+        """Write a batch of (seq, record, thumbnail[, query]) in one transaction; ``query`` is what
+        matching needs beyond the record (the robust query hashes), kept to match again on resume."""
         data = [
-            (rec["path"], seq, rec["status"], json.dumps(rec, sort_keys=False), thumb)
-            for seq, rec, thumb in rows
-        ]
+            (r[1]["path"], r[0], r[1]["status"], json.dumps(r[1], sort_keys=False), r[2],
+             json.dumps(r[3]) if len(r) > 3 and r[3] is not None else None)  # type: ignore[misc]
+            for r in rows
+        ]  # fmt: skip
         if not data:
             return
         with self._tx():
             self.conn.executemany(
-                "INSERT OR REPLACE INTO files (path, seq, status, record, thumb) VALUES (?, ?, ?, ?, ?)", data
+                "INSERT OR REPLACE INTO files (path, seq, status, record, thumb, query)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                data,
             )
+
+    def iter_queries(self, size: int = 512) -> Iterator[list[tuple[dict[str, Any], dict[str, Any] | None]]]:
+        """Every record with its stored query, in batches (to match again)."""
+        after: tuple[int, str] = (-1, "")
+        while True:  # by key, not one cursor: the caller updates rows between batches
+            rows = self.conn.execute(
+                "SELECT seq, path, record, query FROM files"
+                " WHERE (seq, path) > (?, ?) ORDER BY seq, path LIMIT ?",
+                (*after, size),
+            ).fetchall()
+            if not rows:
+                return
+            after = (rows[-1][0], rows[-1][1])
+            yield [(json.loads(r), json.loads(q) if q else None) for _, _, r, q in rows]
+
+    def forget(self, paths: Iterable[str]) -> None:
+        """Drop these paths' rows: the next pass over the sources does them again."""
+        with self._tx():
+            self.conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in paths))
 
     def update_records(self, records: Iterable[dict[str, Any]]) -> None:
         with self._tx():

@@ -9,6 +9,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opspoor.errors import SourceError
+from opspoor.sources import open_readonly
+
 if TYPE_CHECKING:
     from opspoor.store import HashSetRecord, Store
 
@@ -17,7 +20,7 @@ _CHUNK = 1 << 20
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_readonly(str(path), str(path), follow_symlinks=True) as fh:  # the exhibit as the scan reads it
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
@@ -48,7 +51,7 @@ def describe_source(path: Path) -> dict[str, Any]:
         elif path.is_dir():
             size, files = _folder_size(path)
             out.update(kind="folder", size=size, files=files)
-    except OSError as exc:
+    except (OSError, SourceError) as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
     return out
 

@@ -15,6 +15,12 @@ STATUSES: tuple[Status, ...] = ("known", "ignorable", "new", "other", "error")
 MEDIA_KINDS = ("image", "video")
 #: error reason of a 0-byte file
 EMPTY_FILE = "EmptyFile"
+EXACT_SIGNALS = frozenset({"md5", "sha1", "sha256"})
+
+
+def signal_kind(signal: str) -> str:
+    """``exact`` for a cryptographic hash, ``perceptual`` for PDQ, vPDQ and local features."""
+    return "exact" if signal in EXACT_SIGNALS else "perceptual"
 
 
 def exif_json(exif: Any) -> dict[str, Any] | None:

@@ -4,91 +4,38 @@ Flow: the main process walks the sources (``opspoor.sources``) and feeds a proce
 hashes each file in one read (``opspoor.signals.engine``); results are matched in batches
 (``Matcher``) and committed to the case database, keyed by evidence path. A killed scan is
 resumed by running the same command again: finished paths are skipped. When every file is
-accounted for, the outputs (files.jsonl, summary.json, export-vics.json, report.html) are
-written from the case database.
+accounted for, the new media are grouped and the scan is added up (``triage.summary``); the
+outputs (files.jsonl, summary.json, export-vics.json, report.html) are written from the case
+database by the layer above (``opspoor.casefile.scan_case``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from opspoor.errors import CaseError, OpspoorError
-from opspoor.signals.engine import ROBUST_PRESETS, HashOptions
-from opspoor.sources import EvidenceItem, Limits, count_evidence, iter_evidence
-from opspoor.triage.case import CaseDB
-from opspoor.triage.matching import LOCAL, Matcher
+from opspoor.errors import CaseError, MissingSource, OpspoorError
+from opspoor.matching import LOCAL, Matcher
+from opspoor.media.sniff import kind_of
+from opspoor.signals.engine import HashOptions
+from opspoor.sources import EvidenceItem, count_evidence, iter_evidence
+from opspoor.triage.case import CASE_DB, CaseDB, check_case_dir
+from opspoor.triage.config import NoProgress, Progress, ScanConfig, ScanResult
+from opspoor.triage.pool import CRASH, CrashSafePool
 from opspoor.triage.provenance import describe_hashsets, describe_source
 from opspoor.triage.records import EMPTY_FILE, error_record, new_record, verdict
-from opspoor.triage.worker import Task, run_task, warm_up
+from opspoor.triage.summary import assign_groups, build_summary
+from opspoor.triage.worker import Task
 
 BATCH = 256
 BATCH_SECONDS = 2.0
-
-
-class Progress(Protocol):
-    def start(self, total: int | None) -> None: ...
-    def advance(self, files: int, nbytes: int) -> None: ...
-    def finish(self) -> None: ...
-
-
-class NoProgress:
-    def start(self, total: int | None) -> None:
-        pass
-
-    def advance(self, files: int, nbytes: int) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
-
-
-@dataclass(slots=True)
-class ScanConfig:
-    sources: list[Path]
-    hashsets: list[str]
-    case_dir: Path
-    db_url: str | None = None
-    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    thumbnails: bool = True
-    limits: Limits = field(default_factory=Limits)
-    #: hashing options; the default adds the fast robust query hashes (rotations, flips, borders)
-    options: HashOptions = field(default_factory=lambda: HashOptions(robust=ROBUST_PRESETS["fast"]))
-    #: match images by their local features too when the sets hold their originals' (built with
-    #: ``hashset build --augment``; ~4 ms per image, and 10-250 ms to look up each image that
-    #: nothing else matched against 300-10,000 originals: docs/benchmarks.md)
-    local: bool = True
-    #: shown in the report; not part of the identity (a resume may add or correct them)
-    case_number: str | None = None
-    examiner: str | None = None
-
-    #: PDQ match distance for every set (``None``: each set's own)
-    distance: int | None = None
-
-    def identity(self) -> dict[str, Any]:
-        """What must be equal for a re-run to resume this case rather than mix two scans."""
-        ident: dict[str, Any] = {
-            "sources": [str(p.resolve()) for p in self.sources],
-            "hashsets": sorted(self.hashsets),
-        }
-        if self.distance is not None:  # (absent otherwise, so cases scanned before still resume)
-            ident["distance"] = self.distance
-        return ident
-
-
-@dataclass(slots=True)
-class ScanResult:
-    case_dir: Path
-    summary: dict[str, Any]
-    reconciled: bool
-    outputs: dict[str, Path]
 
 
 class _UniquePaths:
@@ -115,63 +62,200 @@ def _task_for(seq: int, path: str, item: EvidenceItem) -> Task:
 def run_scan(
     cfg: ScanConfig, progress: Progress | None = None, log: Callable[[str], None] | None = None
 ) -> ScanResult:
-    from opspoor.store import get_hashset, has_signal, open_store
-    from opspoor.triage.outputs import write_outputs
+    """Scan ``cfg.sources`` into the case. Checks everything it can before it creates the case folder,
+    and removes a folder it created when the scan could not start."""
+    check_case_dir(cfg.case_dir, cfg.sources)
+    for src in cfg.sources:  # a mistyped source is the user's mistake, not a record in a case
+        if not os.path.exists(src):
+            broken = " (a broken symlink)" if os.path.islink(src) else ""
+            raise MissingSource(f"source not found{broken}", str(src))
+    created = not os.path.lexists(cfg.case_dir)
+    started_work = False
+    try:
+        result = _run_scan(cfg, progress or NoProgress(), log or (lambda _m: None))
+        started_work = True
+        return result
+    except BaseException:
+        if created and not started_work and not _has_results(cfg.case_dir):
+            shutil.rmtree(cfg.case_dir, ignore_errors=True)
+        raise
 
-    progress = progress or NoProgress()
+
+def _has_results(case_dir: Path) -> bool:
+    try:
+        con = sqlite3.connect(f"file:{case_dir / CASE_DB}?mode=ro", uri=True)
+        try:
+            return bool(con.execute("SELECT 1 FROM files LIMIT 1").fetchone())
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+
+
+def _set_versions(store: Any, names: list[str]) -> dict[str, list[Any]]:
+    """Each set's identity and newest change (the key of its cached index): equal means unchanged."""
+    from opspoor.store import get_hashset
+    from opspoor.store.hashsets import last_changes
+
+    recs = {name: get_hashset(store, name) for name in names}  # a wrong name fails here
+    last = last_changes(store, [r.id for r in recs.values()])
+    return {name: [r.id, str(r.created_at), last[r.id]] for name, r in sorted(recs.items())}
+
+
+def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -> ScanResult:
+    from opspoor.store import get_hashset, has_signal, open_store
+
     options = dataclasses.replace(cfg.options, thumbnail=cfg.thumbnails)
     started = time.time()
     run_t0 = time.monotonic()
-    case = CaseDB(cfg.case_dir)
     ident = cfg.identity()
-    previous = case.get_meta("identity")
-    if previous is not None and previous != ident:
-        raise CaseError(
-            "case directory holds another scan (different sources or hash sets); use a new --case DIR",
-            str(cfg.case_dir),
-        )
-    workers = max(1, cfg.workers)
-    # start the workers first: they load their kernels while the hash sets are being loaded
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=warm_up)
-    for _ in range(workers):
-        pool.submit(time.sleep, 0)
+    if (cfg.case_dir / CASE_DB).exists():  # refuse another scan's case before starting anything
+        existing = CaseDB(cfg.case_dir)
+        try:
+            previous = existing.get_meta("identity")
+        finally:
+            existing.close()
+        if previous is not None and previous != ident:
+            raise CaseError(
+                "case directory holds another scan (different sources or hash sets); use a new --case DIR",
+                str(cfg.case_dir),
+            )
+    pool: CrashSafePool | None = None
+    loader: ThreadPoolExecutor | None = None
+    interrupted = False
     try:
+        # start the workers first: they load their kernels while the hash sets are being loaded
+        pool = CrashSafePool(max(1, cfg.workers), options)
         store = open_store(cfg.db_url)
-        # a wrong name fails now, before any work
-        records = [get_hashset(store, name) for name in cfg.hashsets]
-        hashsets_info = describe_hashsets(store, records)
-        if cfg.local and cfg.options.pdq and has_signal(store, cfg.hashsets, LOCAL):
-            options = dataclasses.replace(options, local=True)
-        store.close()
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            versions = _set_versions(store, cfg.hashsets)
+            records = [get_hashset(store, name) for name in cfg.hashsets]
+            hashsets_info = describe_hashsets(store, records)
+            if cfg.local and cfg.options.pdq and has_signal(store, cfg.hashsets, LOCAL):
+                options = dataclasses.replace(options, local=True)
+                pool.options = options
+        finally:
+            store.close()
+        # the indexes load in a thread while the workers hash: results wait in memory until it is ready
+        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opspoor-index-load")
+        # (a store of its own: a SQLite connection belongs to the thread that opened it)
+        matcher_ready = loader.submit(
+            lambda: Matcher.from_store(open_store(cfg.db_url), cfg.hashsets, cfg.distance, cache=True)
+        )
+        case = CaseDB(cfg.case_dir)
+        case.set_meta("identity", ident)  # only once the hash sets are known to load
+        if case.get_meta("started") is None:
+            case.set_meta("started", started)
+        _record_provenance(case, cfg, hashsets_info, log)
+        # the scan's own time: each run adds what it spent, so a gap before a resume is not counted
+        spent_before = float(case.get_meta("scan_seconds") or 0.0)
+
+        def note_time() -> None:
+            case.set_meta("scan_seconds", round(spent_before + time.monotonic() - run_t0, 3))
+
+        if case.count() and case.get_meta("hashset_versions") != versions:
+            _match_again(
+                case, matcher_ready.result(), versions, case.get_meta("hashset_versions"), options, log
+            )
+        case.set_meta("hashset_versions", versions)
+        done = case.done_paths(retry_reasons=[CRASH])
+        if done:
+            log(f"resuming: {len(done)} files already done")
+        files_in = _hash_and_match(cfg, case, pool, matcher_ready, done, progress, note_time)
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
         raise
-    # the indexes load in a thread while the workers hash: results wait in memory until it is ready
-    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opspoor-index-load")
-    # (a store of its own: a SQLite connection belongs to the thread that opened it)
-    matcher_ready = loader.submit(
-        lambda: Matcher.from_store(open_store(cfg.db_url), cfg.hashsets, cfg.distance, cache=True)
+    finally:
+        if pool is not None:
+            pool.shutdown(interrupted=interrupted)
+        if loader is not None:
+            loader.shutdown(wait=not interrupted, cancel_futures=True)
+    assert pool is not None
+    if pool.crashes:
+        log(f"{pool.crashes} worker process(es) died; the files in flight were run again one at a time")
+    matcher = matcher_ready.result()
+    case.set_meta("files_in", files_in)
+    note_time()
+    groups = assign_groups(case, radius=matcher.pdq_radius)
+    summary = build_summary(case, cfg, files_in, case.get_meta("started"), groups)
+    case.close()
+    return ScanResult(cfg.case_dir, summary, bool(summary["reconciled"]), {}, groups)
+
+
+def _match_again(
+    case: CaseDB,
+    matcher: Matcher,
+    versions: dict[str, list[Any]],
+    before: dict[str, list[Any]] | None,
+    options: HashOptions,
+    log: Callable[[str], None],
+) -> None:
+    """The hash sets changed since the case's last run: match every finished file again from the
+    hashes the case holds (no file is read again). Images without a match are hashed again when local
+    features are matched (the case does not keep them: up to 48 KB an image)."""
+    changed = [n for n in versions if (before or {}).get(n) != versions[n]]
+    matched = changed_verdicts = 0
+    again: list[str] = []
+    for rows in case.iter_queries():
+        sigs = [_query_signals(rec, query) for rec, query in rows]
+        updated = []
+        for (rec, _), matches in zip(rows, matcher.match_batch(sigs), strict=True):
+            if rec.get("error_reason") == CRASH:
+                continue  # done again anyway
+            if options.local and rec.get("pdq") and not matches:
+                again.append(rec["path"])
+                continue
+            kind = kind_of(rec.get("type"))  # the sniffed type: a video without frames is still a video
+            failed = rec.get("error") is not None
+            status = verdict(kind, matches, failed=failed)
+            if status != rec["status"]:
+                changed_verdicts += 1
+            rec["matches"], rec["status"] = matches, status
+            updated.append(rec)
+        case.update_records(updated)
+        matched += len(updated)
+    case.forget(again)
+    names = ", ".join(changed) if before else "the hash sets (not recorded by the earlier run)"
+    more = f", {len(again)} images to hash again for their local features" if again else ""
+    log(
+        f"hash set {names} changed since the last run: {matched} files matched again "
+        f"({changed_verdicts} verdicts changed){more}"
     )
-    case.set_meta("identity", ident)  # only once the hash sets are known to load
-    if case.get_meta("started") is None:
-        case.set_meta("started", started)
-    _record_provenance(case, cfg, hashsets_info, log)
-    # the scan's own time: each run adds what it spent, so a gap before a resume is not counted
-    spent_before = float(case.get_meta("scan_seconds") or 0.0)
 
-    def note_time() -> None:
-        case.set_meta("scan_seconds", round(spent_before + time.monotonic() - run_t0, 3))
 
-    done = case.done_paths()
-    resumed = len(done)
-    if log and resumed:
-        log(f"resuming: {resumed} files already done")
+def _streamed_signals(item: EvidenceItem) -> dict[str, Any]:
+    from opspoor.media.sniff import sniff
 
+    d, found, err = item.digests, sniff(item.head or b""), item.error
+    return {
+        "size": d.size, "kind": found.kind, "type": found.type, "md5": d.md5, "sha1": d.sha1,
+        "sha256": d.sha256, "error": err.message if err else None,
+        "error_reason": err.reason if err else None,
+    }  # fmt: skip
+
+
+def _query_signals(rec: dict[str, Any], query: dict[str, Any] | None) -> dict[str, Any]:
+    sig = {k: rec.get(k) for k in ("md5", "sha1", "sha256", "pdq", "pdq_quality", "vpdq_frames")}
+    if query:
+        sig["pdq_variants"] = query.get("pdq_variants")
+    return sig
+
+
+def _hash_and_match(
+    cfg: ScanConfig,
+    case: CaseDB,
+    pool: CrashSafePool,
+    matcher_ready: Future[Matcher],
+    done: set[str],
+    progress: Progress,
+    note_time: Callable[[], None],
+) -> int:
+    """Every file of the sources not yet done: hashed in the pool, matched in batches, committed."""
     # an estimate for the ETA: files on disk plus top-level zip members (nested members come on top)
     progress.start(count_evidence(cfg.sources, cfg.limits, zip_members=True))
     files_in = 0
     unique = _UniquePaths()
-    batch: list[tuple[int, dict[str, Any], bytes | None]] = []
+    batch: list[tuple[int, dict[str, Any], bytes | None, Any]] = []
     hashed: list[tuple[int, str, dict[str, Any], bytes | None]] = []
     last_flush = time.monotonic()
 
@@ -180,44 +264,16 @@ def run_scan(
         if hashed and (final or matcher_ready.done()):
             results = matcher_ready.result().match_batch([r for _, _, r, _ in hashed])
             for (seq, path, sig, thumb), matches in zip(hashed, results, strict=True):
-                batch.append((seq, _record(path, sig, matches), thumb))
+                query = {"pdq_variants": sig["pdq_variants"]} if sig.get("pdq_variants") else None
+                batch.append((seq, _record(path, sig, matches), thumb, query))
             hashed.clear()
         case.add_files(batch)
         note_time()
-        progress.advance(len(batch), sum(r.get("size") or 0 for _, r, _ in batch))
+        progress.advance(len(batch), sum(r.get("size") or 0 for _, r, _, _ in batch))
         batch.clear()
         last_flush = time.monotonic()
 
-    max_inflight = workers * 4
-    inflight: dict[Future[Any], Task] = {}
-
-    def collect(block: bool) -> None:
-        nonlocal pool
-        if not inflight:
-            return
-        ready, _ = wait(list(inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
-        for fut in ready:
-            task = inflight.pop(fut)
-            try:
-                hashed.append(fut.result())
-            except BrokenProcessPool:
-                # a decoder crashed a worker: record this file, restart the pool, retry the others
-                hashed.append(
-                    (
-                        task.seq,
-                        task.path,
-                        {"error": "worker crashed while decoding", "error_reason": "crash"},
-                        None,
-                    )
-                )
-                others = list(inflight.values())
-                inflight.clear()
-                pool.shutdown(wait=False, cancel_futures=True)
-                pool = ProcessPoolExecutor(max_workers=workers, initializer=warm_up)
-                for t in others:
-                    inflight[pool.submit(run_task, t, options)] = t
-                return
-
+    max_inflight = pool.workers * 4
     try:
         for seq, item in enumerate(_evidence(cfg)):
             files_in += 1
@@ -225,14 +281,11 @@ def run_scan(
             if path in done:
                 progress.advance(1, 0)
                 continue
-            if item.error is not None and not item.has_content:
-                batch.append(
-                    (
-                        seq,
-                        error_record(path, item.size, item.error.message, item.error.reason, item.container),
-                        None,
-                    )
-                )
+            if item.digests is not None:  # a member too large to hold: hashed as it streamed past
+                hashed.append((seq, path, _streamed_signals(item), None))
+            elif item.error is not None and not item.has_content:
+                rec = error_record(path, item.size, item.error.message, item.error.reason, item.container)
+                batch.append((seq, rec, None, None))
             else:
                 try:
                     task = _task_for(seq, path, item)
@@ -242,30 +295,26 @@ def run_scan(
                         if isinstance(exc, OpspoorError)
                         else (str(exc), type(exc).__name__)
                     )
-                    batch.append((seq, error_record(path, item.size, msg, reason), None))
+                    batch.append((seq, error_record(path, item.size, msg, reason), None, None))
                 else:
-                    inflight[pool.submit(run_task, task, options)] = task
-            while len(inflight) >= max_inflight:
-                collect(block=True)
-            collect(block=False)
+                    # members travel to the workers as bytes: those in flight stay within one room
+                    size = len(task.data) if task.data is not None else 0
+                    while len(pool) and pool.held + size > cfg.limits.max_in_memory:
+                        hashed.extend(pool.collect(block=True))
+                    hashed.extend(pool.submit(task))
+            while len(pool) >= max_inflight:
+                hashed.extend(pool.collect(block=True))
+            hashed.extend(pool.collect(block=False))
             if len(hashed) + len(batch) >= BATCH or time.monotonic() - last_flush > BATCH_SECONDS:
                 flush()
-        while inflight:
-            collect(block=True)
+        while len(pool):
+            hashed.extend(pool.collect(block=True))
             if len(hashed) >= BATCH:
                 flush()
         flush(final=True)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        loader.shutdown(wait=True)
         progress.finish()
-    matcher = matcher_ready.result()
-
-    case.set_meta("files_in", files_in)
-    note_time()
-    summary, outputs = write_outputs(case, cfg, matcher, files_in=files_in, started=case.get_meta("started"))
-    case.close()
-    return ScanResult(cfg.case_dir, summary, bool(summary["reconciled"]), outputs)
+    return files_in
 
 
 def _record_provenance(

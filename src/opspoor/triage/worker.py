@@ -6,6 +6,11 @@ nothing depends on pickling exception classes.
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +55,64 @@ def signals_json(sig: FileSignals) -> dict[str, Any]:
     }
 
 
+#: test-only: ``crash:NAME`` or ``hang:NAME`` (comma-separated) makes the worker that is handed a file
+#: whose evidence path ends in ``/NAME`` die at once (SIGKILL, as a decoder segfault or the OOM killer
+#: would) or never finish it, so that tests can reproduce those faults with benign files
+FAULT_ENV = "OPSPOOR_TEST_WORKER_FAULT"
+
+
+def _test_fault(path: str) -> None:
+    for spec in os.environ.get(FAULT_ENV, "").split(","):
+        what, _, name = spec.partition(":")
+        if name and (path == name or path.endswith("/" + name)):
+            if what == "crash":
+                os.kill(os.getpid(), signal.SIGKILL)
+            elif what == "hang":
+                while True:
+                    time.sleep(60)
+
+
+def follow_parent(parent: int) -> None:
+    """Pool initializer: the worker dies with the scan's main process ``parent``.
+
+    A pool worker whose parent is killed (SIGKILL, the OOM killer) would otherwise finish its file,
+    about 250 MB of memory held, and may then wait for work forever. On Linux the kernel sends the
+    worker SIGKILL when the thread that started it exits (PR_SET_PDEATHSIG; the scan starts its pools
+    from its main thread); a thread that sees the parent gone within a second covers other systems, a
+    failed prctl and a pool started from a thread that ended before the process. Ctrl-C is left to
+    the main process, which stops the pool and says how to resume.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the thread below still notices
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="opspoor-parent", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def start_worker(parent: int, warm: bool = True) -> None:
+    """Pool initializer: follow the parent (above), then warm up."""
+    follow_parent(parent)
+    if warm:
+        warm_up()
+
+
 def warm_up() -> None:
-    """Pool initializer: load the compiled kernels (numba cache) before the first real file arrives,
-    while the main process is still loading the hash sets."""
+    """Load the compiled kernels (numba cache) before the first real file arrives, while the main
+    process is still loading the hash sets."""
     import io
 
     import numpy as np
@@ -65,6 +125,8 @@ def warm_up() -> None:
 
 def run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any], bytes | None]:
     """Hash one file. Never raises: failures come back as an ``error`` in the result."""
+    if FAULT_ENV in os.environ:
+        _test_fault(task.path)
     try:
         if task.fs_path is not None:
             with open_readonly(task.fs_path, task.path) as fh:

@@ -296,7 +296,11 @@ def write_entries(
     path = Path(path_or_stream)
     tmp = path.with_name(f".{path.name}.partial")
     try:
-        with tmp.open("wb") as f:
+        # owner-only like every case output; a stale partial of an earlier crash goes first so
+        # O_EXCL creates the file with this mode rather than reusing another's
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        with os.fdopen(fd, "wb") as f:
             n = fmt.writer(entries, f, wopts)
         os.replace(tmp, path)
     except BaseException:

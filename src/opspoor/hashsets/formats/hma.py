@@ -12,7 +12,10 @@ Two shapes are read, and written (``hma`` the CSV, ``hma-lines`` the lines):
   with the collaboration's name and the opinion (``pdq 0f3c… 'Sample' POSITIVE_CLASS``), are read
   too.
 
-Mapping: bank/collab -> ``source``; content id -> ``external_id``; ``category`` either
+Mapping: bank/collab -> ``source``; content id -> ``external_id`` (unless an ``external_id``
+column holds it: opspoor writes a content id per entry, the entry's external id when it has one
+that the entry before does not share, else ``entry-N``, and the external id itself in
+``external_id``, so entries keep their boundaries); ``category`` either
 ``SCHEME:CODE`` (an opspoor category) or a ThreatExchange opinion (``POSITIVE_CLASS`` …, kept in
 ``extra["hma"]["category"]``); ``tags`` space-separated. Signal types: python-threatexchange's
 ``pdq``, ``vpdq`` (a JSON list of ``"hex,quality,seconds"``), ``video_md5`` and ``photo_md5``
@@ -48,7 +51,7 @@ from opspoor.hashsets.formats.base import (
 from opspoor.hashsets.model import ENTRY_SIGNALS, Entry
 from opspoor.signals.vpdq import VpdqFrame, format_vpdq, parse_vpdq
 
-HEADER = ("collab", "content_id", "signal_type", "signal_str", "category", "tags")
+HEADER = ("collab", "content_id", "signal_type", "signal_str", "category", "tags", "external_id")
 _COLUMNS = {
     "collab": "bank",
     "bank": "bank",
@@ -61,6 +64,7 @@ _COLUMNS = {
     "signalvalue": "signal",
     "category": "category",
     "tags": "tags",
+    "externalid": "external_id",
 }
 #: signal type names (python-threatexchange's and opspoor's, compared normalised) -> opspoor signal
 _TYPES = {s: s for s in ENTRY_SIGNALS} | {"videomd5": "md5", "photomd5": "md5", "videosha256": "sha256"}
@@ -239,7 +243,9 @@ class _Group:
             category=category,
             tags=split_tags(row.get("tags"), None),
             source=bank or opts.source,
-            external_id=content or None,
+            # opspoor's own export says the external id apart from the content id (which it
+            # makes up where an entry has none)
+            external_id=row.get("external_id", content) or None,
             extra=extra,
         )
 
@@ -295,6 +301,7 @@ def write_hma(entries: Iterable[Entry], stream: BinaryIO, opts: WriteOptions) ->
     try:
         w = csv.writer(out, lineterminator="\n")
         w.writerow(HEADER)
+        previous = ""
         for n, e in enumerate(entries, 1):
             for t in e.tags:
                 if re.search(r"\s", t):
@@ -305,14 +312,22 @@ def write_hma(entries: Iterable[Entry], stream: BinaryIO, opts: WriteOptions) ->
                 category = str(e.category)
             else:
                 category = (e.extra.get("hma") or {}).get("category", "")
+            # rows of one content id in a row are one entry when read: each entry gets its own
+            content = e.external_id or ""
+            if not content or content == previous:
+                content = f"entry-{n}"
+            while content == previous:  # (the entry before had the external id "entry-N")
+                content += "'"
+            previous = content
             for kind, value in e.signals.items():
                 w.writerow(
                     (
                         e.source or opts.name or "",
-                        e.external_id or "",
+                        content,
                         *te_signal(kind, value),
                         category,
                         " ".join(e.tags),
+                        e.external_id or "",
                     )
                 )
         out.flush()

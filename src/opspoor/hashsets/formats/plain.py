@@ -2,7 +2,9 @@
 
 ``plain``: one hash per line; ``#`` comments and blank lines are ignored; ``md5sum``-style lines
 (``HASH  name``) keep the name in ``extra["plain"]["name"]``. The type follows from the length:
-32 hex MD5, 40 SHA-1, 64 SHA-256 or PDQ (ambiguous: the caller must say which, ``--type``).
+32 hex MD5, 40 SHA-1, 64 SHA-256 or PDQ (ambiguous: the caller must say which, ``--type``, or the
+list does in a comment before its first hash, ``# hash type: pdq``, which opspoor writes in every
+list of 64-hex values; an explicit ``--type`` wins).
 
 ``csv``: a header names the columns (any case; ``Media ID`` = ``media_id``); the delimiter (comma,
 tab, semicolon or bar) is taken from the header line. Hash columns are named by signal (``md5``,
@@ -44,6 +46,15 @@ from opspoor.hashsets.formats.base import (
 from opspoor.hashsets.model import ENTRY_SIGNALS, Entry
 
 _HEX_TOKEN = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}")
+#: the comment that says what a list's 64-hex values are (written by ``write_plain``)
+_TYPE_COMMENT = re.compile(r"#\s*hash[ _-]?type\s*[:=]\s*(sha256|pdq)\s*", re.IGNORECASE)
+_TYPED_SIGNALS = ("sha256", "pdq")  # the 64-hex signals, which a list must name
+
+
+def declared_type(comment: str) -> str | None:
+    """The type a ``# hash type: pdq`` comment gives a list's 64-hex values, if it is one."""
+    m = _TYPE_COMMENT.fullmatch(comment.strip())
+    return None if m is None else m.group(1).lower()
 
 
 # --- plain -----------------------------------------------------------------------
@@ -56,6 +67,7 @@ def sniff_plain(head: bytes) -> bool:
 
 def read_plain(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
     check_hash_type(opts.hash_type)
+    hash_type = opts.hash_type
     record = 0
     content = False
     for line_no, line in enumerate(text_lines(stream, opts.where), 1):
@@ -64,11 +76,13 @@ def read_plain(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
             continue
         content = True
         if s.startswith("#"):
+            if record == 0 and opts.hash_type is None:
+                hash_type = declared_type(s) or hash_type
             continue
         record += 1
         parts = s.split(maxsplit=1)
         try:
-            kind = hex_type(parts[0], opts.hash_type)
+            kind = hex_type(parts[0], hash_type)
             value = canonical_signal(kind, parts[0])
         except AmbiguousHash as exc:
             raise AmbiguousHash(exc.detail, opts.where, record=record, line=line_no) from None
@@ -101,6 +115,8 @@ def write_plain(entries: Iterable[Entry], stream: BinaryIO, opts: WriteOptions) 
             continue
         name = (e.extra.get("plain") or {}).get("name")
         line = f"{value}  {name}\n" if name else f"{value}\n"
+        if n == 0 and signal in _TYPED_SIGNALS:  # 64 hex: say which, so the list reads back as written
+            line = f"# hash type: {signal}\n{line}"
         stream.write(line.encode("utf-8"))
         n += 1
     return n

@@ -11,7 +11,8 @@ lists, so a list ``--format plain`` wrote with names reads back the same):
 - ``      SIZE  HASH  name`` (``md5deep -z``): the size goes to ``size``.
 
 The hash's type follows from the tag or from its length: 32 hex MD5, 40 SHA-1, 64 SHA-256 (a
-64-hex value with a file name after it is a file checksum, never a PDQ). When the list's own
+64-hex value with a file name after it is a file checksum, unless ``--type`` or a ``# hash type:
+pdq`` comment before the first line, as opspoor's plain lists write, says PDQ). When the list's own
 file name names a tool (``MD5SUMS``, ``list.sha256``, ``hashes.sha1``), a hash of another
 length is an error rather than a guess. A line with a bare hash and no name is read as in a plain
 list (64 hex then needs ``--type``).
@@ -35,6 +36,7 @@ from opspoor.hashsets.formats.base import (
     report,
     text_lines,
 )
+from opspoor.hashsets.formats.plain import declared_type
 from opspoor.hashsets.model import Entry
 
 _HEX = r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}"
@@ -76,7 +78,8 @@ def tool_type(where: str | None) -> str | None:
 
 def parse_sums_line(s: str, expect: str | None, hash_type: str | None = None) -> Entry:
     """One line of checksum output as an entry; ``expect`` is the type the list's name gives,
-    ``hash_type`` what a bare 64-hex value without a name is."""
+    ``hash_type`` what a 64-hex value is (given: with a name too; not given: SHA-256 with a name,
+    an error without)."""
     size = None
     name = None
     if _BARE.fullmatch(s.strip()):
@@ -84,12 +87,12 @@ def parse_sums_line(s: str, expect: str | None, hash_type: str | None = None) ->
         kind = expect or hex_type(value, hash_type)
     elif m := _SIZED.fullmatch(s):
         size, value, name = int(m.group(1)), m.group(2), m.group(3)
-        kind = _LENGTH_TYPES[len(value)]
+        kind = _length_type(value, hash_type)
     elif m := _GNU.fullmatch(s):
         value, name = m.group(2), m.group(3)
         if m.group(1):
             name = _unescape(name)
-        kind = _LENGTH_TYPES[len(value)]
+        kind = _length_type(value, hash_type)
     elif m := _TAG.fullmatch(s):
         tag, name, value = m.group(2), m.group(3), m.group(4)
         if m.group(1):
@@ -106,8 +109,13 @@ def parse_sums_line(s: str, expect: str | None, hash_type: str | None = None) ->
     return Entry({kind: canonical_signal(kind, value)}, size=size, extra=extra)
 
 
+def _length_type(value: str, hash_type: str | None) -> str:
+    return hash_type if hash_type is not None and len(value) == 64 else _LENGTH_TYPES[len(value)]
+
+
 def read_sums(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
     expect = tool_type(opts.where)
+    hash_type = opts.hash_type
     record = 0
     content = False
     for line_no, line in enumerate(text_lines(stream, opts.where), 1):
@@ -116,10 +124,12 @@ def read_sums(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
             continue
         content = True
         if s.lstrip().startswith("#"):
+            if record == 0 and opts.hash_type is None:
+                hash_type = declared_type(s) or hash_type
             continue
         record += 1
         try:
-            e = parse_sums_line(s, expect, opts.hash_type)
+            e = parse_sums_line(s, expect, hash_type)
         except AmbiguousHash as exc:
             raise AmbiguousHash(exc.detail, opts.where, record=record, line=line_no) from None
         except RecordError as exc:

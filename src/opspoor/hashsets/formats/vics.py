@@ -322,8 +322,9 @@ _UK_NUMBERS = {0: UNCATEGORISED} | {n: Category("uk", c) for n, c in enumerate("
 _UK_CAT: dict[object, Category] = {c: Category("uk", c) for c in "ABC"}
 for _n, _c in _UK_NUMBERS.items():
     _UK_CAT[_n] = _UK_CAT[str(_n)] = _c
-#: a context naming the UK data model: a path segment ``UK``
-_UK_MODEL = re.compile(r"/UK(?:/|\$|#|$)", re.IGNORECASE)
+#: a context naming the UK data model: ``UK`` as the data-model segment right after
+#: ``DataModels/<version>.xml/`` (not a ``/uk/`` elsewhere in the host or path)
+_UK_MODEL = re.compile(r"/DataModels/[^/]+\.xml/UK(?:/|\$|#|$)", re.IGNORECASE)
 
 
 def uk_data_model(context: str) -> bool:

@@ -8,32 +8,20 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from opspoor import __version__
-from opspoor.report.html import (
-    FileRow,
-    GroupView,
-    KnownRow,
-    PlaceView,
-    ReportData,
-    render_report,
-    signal_kind,
-)
+from opspoor.casefile.export import write_vics_export
+from opspoor.report.html import FileRow, GroupView, KnownRow, PlaceView, ReportData, render_report
 from opspoor.report.places import name_places
 from opspoor.triage.case import CaseDB, owner_only
-from opspoor.triage.grouping import MIN_QUALITY, Link, Member, group_members, why_together
-from opspoor.triage.priority import Group, rank_groups
-from opspoor.triage.records import STATUSES
-
-if TYPE_CHECKING:
-    from opspoor.triage.matching import Matcher
-    from opspoor.triage.scan import ScanConfig
+from opspoor.triage.config import ScanConfig
+from opspoor.triage.priority import Group
+from opspoor.triage.records import signal_kind
+from opspoor.triage.summary import reason_key
 
 FILES_JSONL = "files.jsonl"
 SUMMARY_JSON = "summary.json"
@@ -50,118 +38,6 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
         os.fsync(fh.fileno())
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
-
-
-def _member(rec: dict[str, Any]) -> Member:
-    frames = []
-    for line in rec.get("vpdq_frames") or []:
-        parts = line.split(",")
-        if len(parts) >= 3 and int(parts[1]) >= MIN_QUALITY:
-            frames.append(parts[2])
-    return Member(
-        path=rec["path"],
-        pdq=rec.get("pdq"),
-        quality=rec.get("pdq_quality"),
-        frames=sorted(set(frames)),
-        serial=(rec.get("exif") or {}).get("serial"),
-    )
-
-
-def assign_groups(case: CaseDB, radius: int) -> list[Group]:
-    """Group the new media, rank the groups, and store each record's group id."""
-    new = []
-    for f in case.iter_files():
-        if f.record["status"] == "new":
-            f.record["_seq"] = f.seq
-            new.append(f.record)
-    links: list[Link] = []
-    clusters = group_members([_member(r) for r in new], radius=radius, links=links)
-    cluster_of = {i: k for k, c in enumerate(clusters) for i in c}
-    per_cluster: list[list[Link]] = [[] for _ in clusters]
-    for link in links:
-        per_cluster[cluster_of[link.a]].append(link)
-    groups = rank_groups(
-        [[new[i] for i in c] for c in clusters], [why_together(ls, radius) for ls in per_cluster]
-    )
-    changed = []
-    for g in groups:
-        for m in g.members:
-            m.pop("_seq", None)
-            m["group"] = g.id
-            changed.append(m)
-    case.update_records(changed)
-    case.replace_groups((g.id, g.rank, g.info()) for g in groups)
-    return groups
-
-
-def build_summary(
-    case: CaseDB, cfg: ScanConfig, files_in: int, started: float, groups: list[Group]
-) -> dict[str, Any]:
-    by_status: Counter[str] = Counter({s: 0 for s in STATUSES})
-    by_category: Counter[str] = Counter()
-    by_type: Counter[str] = Counter()
-    by_hashset: Counter[str] = Counter()
-    by_signal_kind: Counter[str] = Counter()
-    errors: Counter[str] = Counter()
-    accounted = 0
-    for f in case.iter_files():
-        r = f.record
-        accounted += 1
-        by_status[r["status"]] += 1
-        by_type[r.get("type") or "unknown"] += 1
-        if r["status"] == "known":
-            cats = {
-                f"{m['category']['scheme']}:{m['category']['code']}" if m.get("category") else "uncategorised"
-                for m in r["matches"]
-                if m.get("kind") == "known"
-            }
-            for c in cats:
-                by_category[c] += 1
-            for hs in {m["hashset"] for m in r["matches"]}:
-                by_hashset[hs] += 1
-            # a file counts as an exact match if any known match is by a cryptographic hash
-            kinds = {signal_kind(m["signal"]) for m in r["matches"] if m.get("kind") == "known"}
-            by_signal_kind["exact" if "exact" in kinds else "perceptual"] += 1
-        if r["status"] == "error":
-            errors[_reason_key(r)] += 1
-    ended = time.time()
-    scan_seconds = case.get_meta("scan_seconds")
-    return {
-        "opspoor_version": __version__,
-        "case_dir": str(cfg.case_dir),
-        "case_number": case.get_meta("case_number"),
-        "examiner": case.get_meta("examiner"),
-        "sources": [str(p) for p in cfg.sources],
-        "source_details": case.get_meta("sources") or [],
-        "hashsets": list(cfg.hashsets),
-        "hashset_details": case.get_meta("hashsets") or [],
-        "files_in": files_in,
-        "files_accounted": accounted,
-        "reconciled": files_in == accounted,
-        "by_status": dict(by_status),
-        "by_category": dict(by_category),
-        "by_hashset": dict(by_hashset),
-        "known_by_signal": {"exact": by_signal_kind["exact"], "perceptual": by_signal_kind["perceptual"]},
-        "by_type": dict(by_type),
-        "groups": {
-            "count": len(groups),
-            "largest": max((len(g.members) for g in groups), default=0),
-            "with_location_clues": sum(1 for g in groups if g.has_location_clue),
-        },
-        "errors_by_reason": dict(errors),
-        "started": started,
-        "ended": ended,
-        "runs": case.get_meta("runs") or 1,
-        # the scan's own time, added up over its runs: a pause before a resume is not in it
-        "elapsed_seconds": round(float(scan_seconds if scan_seconds is not None else ended - started), 3),
-    }
-
-
-def _reason_key(rec: dict[str, Any]) -> str:
-    if rec.get("error_reason"):
-        return str(rec["error_reason"])
-    err = rec.get("error") or "unknown"
-    return err.split(":", 1)[0][:60]
 
 
 def write_files_jsonl(case: CaseDB, path: Path) -> None:
@@ -189,7 +65,7 @@ def write_report(
             gps_files[(round(float(gps[0]), 4), round(float(gps[1]), 4))] += 1
         status = r["status"]
         if status == "error":
-            errors.append((r["path"], _reason_key(r), r.get("error") or "unknown"))
+            errors.append((r["path"], reason_key(r), r.get("error") or "unknown"))
         elif status == "known":
             known.extend(_known_rows(r))
         elif status == "ignorable":
@@ -278,12 +154,9 @@ def _known_rows(rec: dict[str, Any]) -> list[KnownRow]:
 
 
 def write_outputs(
-    case: CaseDB, cfg: ScanConfig, matcher: Matcher, *, files_in: int, started: float
-) -> tuple[dict[str, Any], dict[str, Path]]:
-    from opspoor.triage.export import write_vics_export
-
-    groups = assign_groups(case, radius=matcher.pdq_radius)
-    summary = build_summary(case, cfg, files_in, started, groups)
+    case: CaseDB, cfg: ScanConfig, summary: dict[str, Any], groups: list[Group]
+) -> dict[str, Path]:
+    """files.jsonl, export-vics.json, report.html and summary.json, in that order (by name)."""
     out = {
         "files": cfg.case_dir / FILES_JSONL,
         "summary": cfg.case_dir / SUMMARY_JSON,
@@ -297,4 +170,4 @@ def write_outputs(
     with atomic_write(out["summary"]) as fh:
         json.dump(summary, fh, indent=2)
         fh.write("\n")
-    return summary, out
+    return out

@@ -5,15 +5,13 @@ match; new media go out uncategorised (``us-cat:0``), ready for an analyst to ca
 from __future__ import annotations
 
 import posixpath
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from opspoor.hashsets.formats import write_entries
 from opspoor.hashsets.formats.base import CaseInfo
 from opspoor.hashsets.model import Category, Entry
 from opspoor.triage.case import CaseDB
-
-if TYPE_CHECKING:
-    from opspoor.triage.scan import ScanConfig
+from opspoor.triage.config import ScanConfig
 
 EXPORTED = ("known", "ignorable", "new")
 UNCATEGORISED = Category("us-cat", "0")

@@ -1,0 +1,131 @@
+"""The scan's worker pool, which survives a worker that dies and blames only the file that killed it.
+
+When a worker process dies (a decoder segfault, the OOM killer), ``ProcessPoolExecutor`` fails every
+task that was in flight with ``BrokenProcessPool``, and which of them killed the worker cannot be told
+from that. So every task that was in flight is run again, one at a time, in a pool of one worker: a
+task is blamed ("worker crashed") only when it kills a worker while it is alone there; the others get
+their normal results. Then a fresh pool takes the rest of the scan.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from opspoor.signals.engine import HashOptions
+from opspoor.triage.worker import Task, run_task, start_worker
+
+Result = tuple[int, str, dict[str, Any], bytes | None]
+
+CRASH = "crash"
+
+
+def crashed(task: Task) -> Result:
+    return task.seq, task.path, {"error": "worker crashed while decoding", "error_reason": CRASH}, None
+
+
+def new_pool(workers: int, warm: bool = True) -> ProcessPoolExecutor:
+    # started from the caller's thread (the scan's main thread): see ``follow_parent``
+    return ProcessPoolExecutor(max_workers=workers, initializer=start_worker, initargs=(os.getpid(), warm))
+
+
+class CrashSafePool:
+    """Tasks in, results out: a dead worker costs a re-run of what was in flight, not a wrong record."""
+
+    def __init__(self, workers: int, options: HashOptions) -> None:
+        self.workers = workers
+        self.options = options
+        self.pool = new_pool(workers)
+        self.inflight: dict[Future[Result], Task] = {}
+        self.crashes = 0  # workers lost, for the log
+        for _ in range(workers):  # start the workers now: they warm up while the hash sets load
+            self.pool.submit(int)
+
+    def __len__(self) -> int:
+        return len(self.inflight)
+
+    @property
+    def held(self) -> int:
+        """Bytes of archive members in flight (each is in this process until its result is back)."""
+        return sum(len(t.data) for t in self.inflight.values() if t.data is not None)
+
+    def submit(self, task: Task) -> list[Result]:
+        """Hand a task to the pool; returns results only when a broken pool had to be recovered."""
+        try:
+            fut = self.pool.submit(run_task, task, self.options)
+        except BrokenProcessPool:  # the pool broke since the last collect
+            return self._recover([task])
+        self.inflight[fut] = task
+        return []
+
+    def collect(self, block: bool) -> list[Result]:
+        """Results of finished tasks (waiting for at least one when ``block``)."""
+        if not self.inflight:
+            return []
+        ready, _ = wait(list(self.inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        out: list[Result] = []
+        broken = False
+        for fut in ready:
+            try:
+                out.append(fut.result())
+            except BrokenProcessPool:
+                broken = True
+                continue
+            del self.inflight[fut]
+        if broken:
+            out.extend(self._recover([]))
+        return out
+
+    def _recover(self, extra: list[Task]) -> list[Result]:
+        """After a worker died: settle every task of the broken pool, then start a fresh pool."""
+        self.crashes += 1
+        self.pool.shutdown(wait=True, cancel_futures=True)  # a broken pool resolves every future
+        out: list[Result] = []
+        suspects = list(extra)
+        for fut, task in self.inflight.items():
+            try:
+                out.append(fut.result(timeout=0))
+            except (BrokenProcessPool, CancelledError, TimeoutError):
+                suspects.append(task)
+        self.inflight.clear()
+        out.extend(self._one_at_a_time(sorted(suspects, key=lambda t: t.seq)))
+        self.pool = new_pool(self.workers)
+        return out
+
+    def _one_at_a_time(self, tasks: list[Task]) -> list[Result]:
+        out: list[Result] = []
+        solo: ProcessPoolExecutor | None = None
+        try:
+            for task in tasks:
+                solo = solo or new_pool(1, warm=False)
+                try:
+                    out.append(solo.submit(run_task, task, self.options).result())
+                except BrokenProcessPool:
+                    out.append(crashed(task))  # it died alone: this file did it
+                    solo.shutdown(wait=True)
+                    solo = None
+        except BaseException:  # Ctrl-C: do not wait for the file being decoded
+            if solo is not None:
+                _stop_now(solo)
+            raise
+        if solo is not None:
+            solo.shutdown(wait=True)
+        return out
+
+    def shutdown(self, interrupted: bool = False) -> None:
+        """Stop the pool; after an interrupt, without waiting for the files being decoded."""
+        if interrupted:
+            _stop_now(self.pool)
+        else:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.inflight.clear()
+
+
+def _stop_now(pool: ProcessPoolExecutor) -> None:
+    """Shut a pool down without waiting for the files its workers are decoding."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:  # (private attribute: the executor has no public way to stop its work)
+        p.kill()
