@@ -27,10 +27,11 @@ from opspoor.hashsets.formats import vics as vics_module
 from opspoor.hashsets.formats.base import RecordError
 from opspoor.hashsets.formats.vics import media_batch, media_entry
 from opspoor.hashsets.model import Category, Entry
-from opspoor.store import hashsets as store_hashsets
 from opspoor.store import import_entries, iter_entries, list_conflicts, open_store
 from opspoor.store.db import Store
 from opspoor.store.hashsets import _DuplicateFilter, import_batches
+from opspoor.store.hashsets import importer as store_importer
+from opspoor.store.hashsets import writers as store_writers
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Media"
@@ -267,9 +268,9 @@ def test_batches_and_entries_import_alike(
 ) -> None:
     """Per-entry import, column import with the value index kept up to date, and with it rebuilt
     after the load (and the duplicate search on Bloom candidates) give the same set."""
-    monkeypatch.setattr(store_hashsets, "BATCH", 300)
+    monkeypatch.setattr(store_importer, "BATCH", 300)
     if rebuild:
-        monkeypatch.setattr(store_hashsets, "REBUILD_MIN_ROWS", 0)
+        monkeypatch.setattr(store_writers, "REBUILD_MIN_ROWS", 0)
     entries = synthetic(2000, seed=4, repeat_every=7)
     r1 = import_entries(store, "one", iter(entries))  # a plain iterator: grouped into batches
     batches = [EntryBatch.from_entries(entries[i : i + 128]) for i in range(0, len(entries), 128)]
@@ -316,8 +317,8 @@ def test_the_filter_names_every_repeat() -> None:
 
 
 def test_a_failing_large_load_keeps_the_index(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_hashsets, "BATCH", 100)
-    monkeypatch.setattr(store_hashsets, "REBUILD_MIN_ROWS", 0)
+    monkeypatch.setattr(store_importer, "BATCH", 100)
+    monkeypatch.setattr(store_writers, "REBUILD_MIN_ROWS", 0)
     import_entries(store, "kept", synthetic(50, seed=1))
 
     def failing() -> Iterator[Entry]:
@@ -337,7 +338,7 @@ def test_a_failing_large_load_keeps_the_index(store: Store, monkeypatch: pytest.
 def test_a_busy_table_keeps_its_index_during_the_load(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """PostgreSQL: when another session reads entry_signals, the load does not wait on it to drop
     the index (two seconds at most) and goes on updating the index instead."""
-    monkeypatch.setattr(store_hashsets, "REBUILD_MIN_ROWS", 0)
+    monkeypatch.setattr(store_writers, "REBUILD_MIN_ROWS", 0)
     store = open_store(pg_url)
     try:
         import_entries(store, "first", synthetic(10, seed=1))

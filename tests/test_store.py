@@ -35,8 +35,8 @@ from opspoor.store import (
     remove_hashset,
     resolve_url,
 )
-from opspoor.store import hashsets as store_hashsets
 from opspoor.store.db import Store, alembic_config, head_revision
+from opspoor.store.hashsets import importer as store_importer
 from opspoor.store.models import Base
 from records import comparable
 
@@ -269,7 +269,7 @@ def failing_reader(entries: list[Entry], fail_at: int) -> Iterator[Entry]:
 def test_a_reader_error_mid_file_leaves_nothing(
     store: Store, monkeypatch: pytest.MonkeyPatch, existing: bool
 ) -> None:
-    monkeypatch.setattr(store_hashsets, "BATCH", 100)  # several batches are written before the error
+    monkeypatch.setattr(store_importer, "BATCH", 100)  # several batches are written before the error
     if existing:
         import_entries(store, "s", synthetic(10, seed=9))
     before = [comparable(e) for e in iter_entries(store, "s")] if existing else None

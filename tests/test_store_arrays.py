@@ -26,6 +26,8 @@ from opspoor.store import changes_since, hashset_counts, iter_entries, list_conf
 from opspoor.store import hashsets as store_hashsets
 from opspoor.store.db import Store
 from opspoor.store.hashsets import ImportResult, _DuplicateFilter, import_batches, import_entries
+from opspoor.store.hashsets import importer as store_importer
+from opspoor.store.hashsets import rows as store_rows
 from records import comparable
 
 US = [Category("us-cat", str(n)) for n in range(6)]
@@ -132,7 +134,7 @@ def test_array_batches_store_what_entry_batches_store(
     assert {bool(e.extra) for e in entries} == {True, False}
     r_entry = import_batches(store, "entry", [EntryBatch.from_entries(entries)])
     # small batches are gathered to BATCH entries: 7 alone, then 1 + 52 in one COPY
-    monkeypatch.setattr(store_hashsets, "BATCH", 5)
+    monkeypatch.setattr(store_importer, "BATCH", 5)
     parts = [entries[:7], entries[7:8], entries[8:]]
     payloads: list[int] = []
     encode = store_hashsets.copy_binary
@@ -141,7 +143,7 @@ def test_array_batches_store_what_entry_batches_store(
         payloads.append(len(batch))
         return encode(batch, h, lo)
 
-    monkeypatch.setattr(store_hashsets, "copy_binary", spy)
+    monkeypatch.setattr(store_rows, "copy_binary", spy)
     r_array = import_batches(store, "array", [array_batch(p) for p in parts])
     assert payloads == ([] if store.is_sqlite else [7, 53])  # PostgreSQL takes them as COPY BINARY
     assert outcome(r_array) == outcome(r_entry) == (60, 0, 0, 0)
@@ -327,6 +329,9 @@ def test_a_large_vics_file_imports_what_the_careful_path_reads(store: Store, tmp
 
 
 def test_binary_columns_are_the_entry_columns_an_array_batch_has() -> None:
-    from opspoor.store.copybinary import BINARY_COLUMNS
+    from opspoor.store.hashsets.copybinary import BINARY_COLUMNS
 
-    assert tuple(c for c in store_hashsets.ENTRY_COLUMNS if c not in ("tags", "vpdq")) == BINARY_COLUMNS
+    # the encoder writes every field an ArrayBatch holds, no other (BINARY_COLUMNS names their order)
+    held = {"id", "hashset_id", "category_scheme", "category_code", "source", "size"}
+    assert set(BINARY_COLUMNS) == held | {*TEXT_FIELDS, *FLAG_FIELDS, *ARRAY_HASHES}
+    assert set(BINARY_COLUMNS) <= set(store_hashsets.ENTRY_COLUMNS)

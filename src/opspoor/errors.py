@@ -46,7 +46,12 @@ class UnsupportedMedia(MediaError):
 
 # --- signals ---------------------------------------------------------------
 class SignalError(OpspoorError):
-    """A signal value is malformed (bad hex, wrong length) or of an unknown type."""
+    """A signal value is malformed (bad hex, wrong length) or of an unknown type. ``line``: the line
+    at fault of a value of several lines (vPDQ), 1-based."""
+
+    def __init__(self, message: str, where: str | None = None, *, line: int | None = None) -> None:
+        super().__init__(message, where)
+        self.line = line
 
 
 # --- hash sets -------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from opspoor.errors import SignalError
+from opspoor.signals import SIGNALS
 
 Kind = Literal["known", "ignorable"]
 KINDS: tuple[str, ...] = ("known", "ignorable")
@@ -86,8 +87,8 @@ def category_name(scheme: str | None, code: str | None) -> str:
     return CATEGORY_NAMES.get(scheme, {}).get(str(code), f"{scheme}:{code}")
 
 
-#: signal names an entry may carry; photodna is opaque (stored, never computed)
-ENTRY_SIGNALS: tuple[str, ...] = ("md5", "sha1", "sha256", "pdq", "vpdq", "photodna")
+#: signal names an entry may carry, from the signal registry; photodna is opaque (stored, never computed)
+ENTRY_SIGNALS: tuple[str, ...] = tuple(n for n, s in SIGNALS.items() if s.entry_value)
 
 
 #: what a category code may look like (a code its scheme does not define is kept, see ``Category.known``)

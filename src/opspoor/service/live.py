@@ -30,6 +30,7 @@ import numpy as np
 from opspoor.errors import OpspoorError
 from opspoor.index import ExactIndex, HammingIndex
 from opspoor.matching import EXACT_SIGNALS, LOCAL, PDQ_LOW_QUALITY, Matcher, Query
+from opspoor.signals import get_signal
 from opspoor.signals.local import LocalFeatures, LocalIndex
 from opspoor.store import Change, Store, changes_since
 from opspoor.store.follow import (
@@ -45,7 +46,8 @@ from opspoor.store.hashsets import HashSetRecord
 
 log = logging.getLogger("opspoor.service")
 
-WIDTH = {"md5": 16, "sha1": 20, "sha256": 32}
+#: bytes per value of each exact signal (from the signal registry)
+WIDTH = {sig: get_signal(sig).hex_length // 2 for sig in EXACT_SIGNALS}  # type: ignore[operator]
 #: how long a skipped change id is looked for (a rolled-back transaction leaves one for good)
 GAP_SECONDS = 60.0
 #: merge a delta into the base when it holds more than this many entries, or 1/8 of the base

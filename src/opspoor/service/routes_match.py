@@ -24,6 +24,7 @@ from opspoor.service.routing import api_router, service_of
 if TYPE_CHECKING:
     from opspoor.service.state import Service
 from opspoor.matching import Match, Query
+from opspoor.signals import get_signal
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes
 from opspoor.signals.vpdq import format_vpdq
 
@@ -136,7 +137,7 @@ def query_for_value(s: SignalIn) -> Query:
         if len(v) != 64:
             raise Problem(422, f"a pdq value is 64 hex characters, not {len(v)}", slug="invalid-signal")
         return Query(pdq=[(v, "pdq")])
-    length = {"md5": 32, "sha1": 40, "sha256": 64}[s.type]
+    length = get_signal(s.type).hex_length
     if len(v) != length:
         raise Problem(
             422, f"a {s.type} value is {length} hex characters, not {len(v)}", slug="invalid-signal"

@@ -1,7 +1,9 @@
 """The signal-type plugin shape (modelled on python-threatexchange's ``SignalType``).
 
-A signal type declares its short name, the media it applies to, how to validate and
-compare two values, and a brute-force matcher. The brute-force matcher is the
+A signal type declares its short name, the media it applies to, its width, how to validate and
+compare two values, how the index finds it, whether opspoor computes it, and a brute-force matcher.
+It is the one definition of a signal: the store, the formats and the service derive their tables
+of widths from the registry (:mod:`opspoor.signals`). The brute-force matcher is the
 correctness reference that every faster index (``opspoor.index``) is tested against.
 """
 
@@ -14,6 +16,8 @@ from typing import ClassVar, Literal
 from opspoor.errors import SignalError
 
 MediaKind = Literal["any", "image", "video"]
+#: how the index finds a value: equal bytes, within a Hamming distance, or not by a hash index
+IndexKind = Literal["exact", "hamming", "none"]
 
 
 class SignalType(ABC):
@@ -26,6 +30,22 @@ class SignalType(ABC):
     default_threshold: ClassVar[int] = 0
     #: hex length of a value, when the value is fixed-width hex
     hex_length: ClassVar[int | None] = None
+    #: how the index finds a value (``none``: compared by its own matcher, e.g. local features)
+    index: ClassVar[IndexKind] = "none"
+    #: hex length of the values the index holds (a vPDQ's frame hashes); by default ``hex_length``
+    index_hex_length: ClassVar[int | None] = None
+    #: whether opspoor computes it from media; False: stored and matched only (PhotoDNA)
+    computed: ClassVar[bool] = True
+    #: equal values are the same item (a cryptographic identity): what makes a duplicate on import
+    identity: ClassVar[bool] = False
+    #: an entry of a hash set carries it as its own value (read, stored, exported); False: a
+    #: matching-only value derived from the entry's original (local features)
+    entry_value: ClassVar[bool] = True
+
+    @classmethod
+    def indexed_hex_length(cls) -> int | None:
+        """Hex length of the fixed-width values the index holds, None when it holds none."""
+        return cls.index_hex_length or cls.hex_length
 
     @classmethod
     def validate(cls, value: str) -> str:
@@ -65,6 +85,8 @@ class ExactSignal(SignalType):
 
     media = frozenset({"any"})
     default_threshold = 0
+    index = "exact"
+    identity = True
 
     @classmethod
     def distance(cls, a: str, b: str) -> int:

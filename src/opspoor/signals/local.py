@@ -162,6 +162,7 @@ class LocalSignal(SignalType):
 
     name = "local"
     media = frozenset({"image"})
+    entry_value = False
     default_threshold = PDQ_THRESHOLD
 
     @classmethod

@@ -59,6 +59,7 @@ class PDQ(SignalType):
     media = frozenset({"image"})
     default_threshold = 31
     hex_length = 64
+    index = "hamming"
 
     @classmethod
     def distance(cls, a: str, b: str) -> int:

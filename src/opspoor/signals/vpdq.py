@@ -12,6 +12,7 @@ distance 31 in the target, and the other way round.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -79,27 +80,45 @@ def format_vpdq(frames: Sequence[VpdqFrame]) -> str:
     return "\n".join(f.line() for f in frames)
 
 
+#: the shape of a vPDQ line as Meta's tools write it (what sniffing a vPDQ file looks for)
+VPDQ_LINE = re.compile(r"\d+\s*,\s*\d+\s*,\s*[0-9A-Fa-f]{64}\s*,\s*\d+(\.\d*)?")
+
+
+def looks_like_vpdq_line(line: str) -> bool:
+    """Whether ``line`` has the exact shape Meta's vPDQ tools write (stricter than parsing)."""
+    return VPDQ_LINE.fullmatch(line) is not None
+
+
 def parse_vpdq(text: str) -> list[VpdqFrame]:
-    """Read vPDQ lines; blank lines are skipped. ``SignalError`` names the first bad line (1-based)."""
+    """Read vPDQ lines; blank lines are skipped. ``SignalError`` names the first bad line (1-based,
+    also in its ``line``)."""
     frames = []
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if not line:
-            continue
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) != 4:
-            raise SignalError(f"vpdq line {n}: expected frame,quality,hash,timestamp, got {line[:120]!r}")
-        try:
-            frame_number, quality, timestamp = int(parts[0]), int(parts[1]), float(parts[3])
-        except ValueError:
-            raise SignalError(f"vpdq line {n}: bad number in {line[:120]!r}") from None
-        digest = parts[2].lower()
-        if len(digest) != 64 or not _is_hex(digest):
-            raise SignalError(f"vpdq line {n}: hash must be 64 hex characters, got {parts[2][:80]!r}")
-        if frame_number < 0 or not 0 <= quality <= 100 or not timestamp >= 0:
-            raise SignalError(f"vpdq line {n}: frame, quality (0-100) or timestamp out of range")
-        frames.append(VpdqFrame(frame_number, quality, digest, timestamp))
+        if line:
+            frames.append(parse_vpdq_line(line, n))
     return frames
+
+
+def parse_vpdq_line(line: str, n: int = 1) -> VpdqFrame:
+    """One vPDQ line (``frame,quality,hash,timestamp``), line number ``n`` for the error."""
+
+    def bad(detail: str) -> SignalError:
+        return SignalError(f"vpdq line {n}: {detail}", line=n)
+
+    parts = [p.strip() for p in line.split(",")]
+    if len(parts) != 4:
+        raise bad(f"expected frame,quality,hash,timestamp, got {line[:120]!r}")
+    try:
+        frame_number, quality, timestamp = int(parts[0]), int(parts[1]), float(parts[3])
+    except ValueError:
+        raise bad(f"bad number in {line[:120]!r}") from None
+    digest = parts[2].lower()
+    if len(digest) != 64 or not _is_hex(digest):
+        raise bad(f"hash must be 64 hex characters, got {parts[2][:80]!r}")
+    if frame_number < 0 or not 0 <= quality <= 100 or not timestamp >= 0:
+        raise bad("frame, quality (0-100) or timestamp out of range")
+    return VpdqFrame(frame_number, quality, digest, timestamp)
 
 
 def _is_hex(s: str) -> bool:
@@ -156,6 +175,9 @@ class VPDQ(SignalType):
 
     name = "vpdq"
     media = frozenset({"video"})
+    #: the index holds the frame hashes (PDQ, by Hamming distance)
+    index = "hamming"
+    index_hex_length = 64
     #: frame-level Hamming threshold (``threshold`` in ``brute_force_match``)
     default_threshold = DISTANCE_THRESHOLD
 

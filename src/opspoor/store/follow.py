@@ -6,19 +6,19 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import bindparam, func, select
 
+from opspoor.signals import indexed_hex_lengths
 from opspoor.store.db import Store
-from opspoor.store.hashsets import (
+from opspoor.store.hashsets.catalogue import _record
+from opspoor.store.hashsets.reads import _take_signal_rows
+from opspoor.store.hashsets.schema import (
     CHANGES,
     DERIVED_HEX_LENGTH,
     ENTRIES,
     HASH_COLUMNS,
     HASHSETS,
-    HEX_LENGTH,
     SIGNALS,
     Change,
     HashSetRecord,
-    _record,
-    _take_signal_rows,
     _utc,
 )
 
@@ -66,7 +66,7 @@ def signals_between(
             if held:
                 ids, values = by_signal.setdefault(sig, ([], []))
                 _take_signal_rows(held, 2 * nbytes, ids, values)
-        lengths = {**HEX_LENGTH, **DERIVED_HEX_LENGTH}
+        lengths = {**indexed_hex_lengths(), **DERIVED_HEX_LENGTH}
         q = select(s.c.signal, s.c.entry_id, s.c.value).where(
             s.c.hashset_id == hashset_id, s.c.entry_id.between(lo, hi), s.c.signal.in_(list(lengths))
         )

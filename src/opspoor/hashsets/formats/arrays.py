@@ -18,9 +18,13 @@ import orjson
 
 from opspoor.hashsets.formats.base import EntryBatch
 from opspoor.hashsets.model import Category, Entry
+from opspoor.signals import get_signal
 
 #: the hash columns an ArrayBatch holds, with their width in bytes (the order of ``has``)
-ARRAY_HASHES: dict[str, int] = {"md5": 16, "sha1": 20, "sha256": 32, "pdq": 32}
+ARRAY_HASHES: dict[str, int] = {
+    n: get_signal(n).hex_length // 2  # type: ignore[operator]
+    for n in ("md5", "sha1", "sha256", "pdq")
+}
 #: the text fields, in the order of ``spans``' second axis
 TEXT_FIELDS: tuple[str, ...] = ("external_id", "series", "date_updated", "extra")
 #: flag columns, in the order of ``flags``' second axis

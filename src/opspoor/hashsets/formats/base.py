@@ -14,12 +14,14 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from itertools import compress
 from typing import Any, BinaryIO
 
 from opspoor.errors import FormatError, SignalError
 from opspoor.hashsets.model import Category, Entry, RecordError
-from opspoor.signals import get_signal
+from opspoor.signals import SIGNALS, get_signal
+from opspoor.signals.photodna import PhotoDNA
 
 ErrorHandler = Callable[[FormatError], None]
 
@@ -165,20 +167,8 @@ class EntryBatch:
         )
 
 
-_BATCH_FIELDS = (
-    "category",
-    "victim_identified",
-    "offender_identified",
-    "distributed",
-    "series",
-    "tags",
-    "source",
-    "date_updated",
-    "external_id",
-    "size",
-    "extra",
-    "derived",
-)
+#: the per-entry lists of an EntryBatch besides ``signals`` (its own field list, in order)
+_BATCH_FIELDS = tuple(f.name for f in dataclass_fields(EntryBatch) if f.name != "signals")
 
 Reader = Callable[[BinaryIO, ReadOptions], Iterator[Entry]]
 #: yields EntryBatch columns, or for the usual shape of a large list ArrayBatch arrays (formats.arrays)
@@ -226,29 +216,16 @@ def report(err: FormatError, opts: ReadOptions) -> None:
 
 # --- values -------------------------------------------------------------------
 
-_PHOTODNA_TEXT = re.compile(r"[A-Za-z0-9+/=]+|\d{1,3}(?:,\d{1,3})+")
-_WS = re.compile(r"\s+")
-
 
 def validate_photodna(value: str) -> str:
-    """PhotoDNA is opaque: keep it as given minus whitespace; refuse only what cannot be one.
-
-    Accepted spellings are base64, hex, and comma-separated decimal bytes.
-    """
-    v = _WS.sub("", value)
-    if not v:
-        raise SignalError("photodna value is empty")
-    if not _PHOTODNA_TEXT.fullmatch(v):
-        raise SignalError(f"photodna value is not base64, hex or decimal bytes: {value[:40]!r}")
-    return v
-
-
-_HEX_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
+    """PhotoDNA's canonical text (see :class:`opspoor.signals.photodna.PhotoDNA`)."""
+    return PhotoDNA.validate(value)
 
 
 def canonical_signal(name: str, value: object) -> str:
     """The canonical text of a signal value, or ``RecordError`` saying what is wrong."""
-    if type(value) is str and len(value) == _HEX_LENGTHS.get(name):
+    s = SIGNALS.get(name)
+    if type(value) is str and s is not None and len(value) == s.hex_length:
         # the common case, checked here without the registry's overhead; same rule as SignalType.validate
         v = value.lower()
         if v.isascii() and v.isalnum() and _HEX.fullmatch(v):
@@ -256,8 +233,6 @@ def canonical_signal(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise RecordError(f"{name} value must be text, got {type(value).__name__}")
     try:
-        if name == "photodna":
-            return validate_photodna(value)
         return get_signal(name).validate(value)
     except SignalError as exc:
         raise RecordError(exc.message) from None

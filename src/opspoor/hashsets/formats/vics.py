@@ -47,6 +47,7 @@ from opspoor.hashsets.formats.base import (
 from opspoor.hashsets.formats.jsonstream import JsonReader, run_end
 from opspoor.hashsets.formats.vics_arrays import MEDIA_KEYS, media_arrays
 from opspoor.hashsets.model import UNCATEGORISED, Category, Entry
+from opspoor.signals import get_signal
 
 CONTEXT_V2 = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata"
 CONTEXT_V13 = "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml"
@@ -467,7 +468,7 @@ _FLAG_OF: dict[object, bool | None] = {
 _ALT_SPELLED = {"PhotoDNA": "photodna", "PDQ": "pdq", "vPDQ": "vpdq", "MD5": "md5", "SHA1": "sha1"} | {
     "SHA256": "sha256"
 }
-_HEX_SIGNALS = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
+_HEX_SIGNALS = {n: get_signal(n).hex_length for n in ("md5", "sha1", "sha256", "pdq")}
 _HEX_DIGITS = b"0123456789abcdef"
 #: a float this large may be an integer orjson could not hold (beyond 64 bits): json's path keeps it
 _BIG = float(1 << 63)

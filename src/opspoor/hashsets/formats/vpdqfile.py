@@ -6,22 +6,18 @@ in canonical text; when read from a named file, the file's name is kept in ``ext
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from opspoor.errors import FormatError, SignalError
 from opspoor.hashsets.formats.base import ReadOptions, WriteOptions, first_lines, report, text_lines
 from opspoor.hashsets.model import Entry
-from opspoor.signals.vpdq import format_vpdq, parse_vpdq
-
-_FRAME_LINE = re.compile(r"\d+\s*,\s*\d+\s*,\s*[0-9A-Fa-f]{64}\s*,\s*\d+(\.\d*)?")
-_LINE_PREFIX = re.compile(r"vpdq line (\d+): ")
+from opspoor.signals.vpdq import format_vpdq, looks_like_vpdq_line, parse_vpdq
 
 
 def sniff_vpdq(head: bytes) -> bool:
     lines = first_lines(head, 3)
-    return bool(lines) and all(_FRAME_LINE.fullmatch(s) for s in lines)
+    return bool(lines) and all(map(looks_like_vpdq_line, lines))
 
 
 def read_vpdq(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
@@ -32,10 +28,8 @@ def read_vpdq(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
     try:
         frames = parse_vpdq(text)
     except SignalError as exc:
-        m = _LINE_PREFIX.match(exc.message)
-        line = int(m.group(1)) if m else None
-        detail = exc.message[m.end() :] if m else exc.message
-        report(FormatError(detail, opts.where, record=1, line=line), opts)
+        detail = exc.message.removeprefix(f"vpdq line {exc.line}: ")
+        report(FormatError(detail, opts.where, record=1, line=exc.line), opts)
         return
     extra = {"vpdq": {"name": os.path.basename(opts.where)}} if opts.where else {}
     yield Entry({"vpdq": format_vpdq(frames)}, source=opts.source, extra=extra)

@@ -15,25 +15,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from opspoor.hashsets.formats.arrays import ARRAY_HASHES, ArrayBatch
+from opspoor.hashsets.formats.arrays import ArrayBatch
+from opspoor.store.hashsets.schema import ENTRY_COLUMNS
 
-#: the ``entries`` columns a payload gives, in order (tags and vpdq stay NULL: not in ArrayBatch)
-BINARY_COLUMNS: tuple[str, ...] = (
-    "id",
-    "hashset_id",
-    "external_id",
-    "category_scheme",
-    "category_code",
-    "victim_identified",
-    "offender_identified",
-    "distributed",
-    "series",
-    "source",
-    "date_updated",
-    "size",
-    "extra",
-    *ARRAY_HASHES,
-)
+#: the ``entries`` columns a payload gives, in order: all but tags and vpdq, which an ArrayBatch
+#: does not hold and stay NULL (``_encode`` writes the fields in this order)
+BINARY_COLUMNS: tuple[str, ...] = tuple(c for c in ENTRY_COLUMNS if c not in ("tags", "vpdq"))
 
 _SIGNATURE = np.frombuffer(b"PGCOPY\n\xff\r\n\x00" + bytes(8), np.uint8)  # + flags, header extension
 _US_CAT = np.frombuffer(b"us-cat", np.uint8)

@@ -1,0 +1,157 @@
+"""The signal registry is the one place that defines a signal: a stored-only signal registered by a
+plugin (here a 16-byte "testhash") is checked, imported, exported, loaded and matched exactly
+through the store and the index with no other edit; PhotoDNA is such a signal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from opspoor.errors import SignalError
+from opspoor.hashsets.formats.base import canonical_signal
+from opspoor.hashsets.model import ENTRY_SIGNALS, Category, Entry, RecordError
+from opspoor.index import ExactIndex
+from opspoor.signals import (
+    SIGNALS,
+    SignalType,
+    get_signal,
+    hex_lengths,
+    identity_signals,
+    indexed_hex_lengths,
+    register,
+    signals_by_index,
+    unregister,
+)
+from opspoor.store import (
+    Store,
+    entry_details,
+    hashset_counts,
+    import_entries,
+    iter_entries,
+    list_conflicts,
+    load_signal_arrays,
+    open_store,
+)
+from opspoor.store.hashsets import HASH_COLUMNS, IDENTITY_SIGNALS, key_signals
+
+
+class TestHash(SignalType):
+    """A stored-only signal of 16 bytes, matched by equal value."""
+
+    __test__ = False
+    name = "testhash"
+    media = frozenset({"any"})
+    hex_length = 32
+    index = "exact"
+    computed = False
+
+    @classmethod
+    def distance(cls, a: str, b: str) -> int:
+        return 0 if a == b else 1
+
+
+@pytest.fixture
+def testhash() -> Iterator[type[SignalType]]:
+    register(TestHash)
+    try:
+        yield TestHash
+    finally:
+        unregister(TestHash.name)
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    s = open_store(db_url)
+    yield s
+    s.close()
+
+
+def _hex(k: int) -> str:
+    return format(k, "032x")
+
+
+def test_the_registry_describes_every_signal() -> None:
+    assert hex_lengths() == {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
+    assert indexed_hex_lengths() == {**hex_lengths(), "vpdq": 64}  # vPDQ's index holds frame hashes
+    assert signals_by_index("exact") == ("md5", "sha1", "sha256", "photodna")
+    assert signals_by_index("hamming") == ("pdq", "vpdq")
+    assert identity_signals() == IDENTITY_SIGNALS == ("md5", "sha1", "sha256")
+    assert HASH_COLUMNS == {"md5": 16, "sha1": 20, "sha256": 32, "pdq": 32}
+    assert key_signals() == ("md5", "sha1", "sha256", "pdq", "photodna")
+    assert ENTRY_SIGNALS == ("md5", "sha1", "sha256", "pdq", "vpdq", "photodna")  # not local features
+    photodna = get_signal("photodna")
+    assert (photodna.computed, photodna.index, photodna.hex_length) == (False, "exact", None)
+    assert all(SIGNALS[n].computed for n in ("md5", "sha1", "sha256", "pdq", "vpdq", "local"))
+    assert photodna.validate(" QUJD REVG= ") == "QUJDREVG="
+
+
+def test_a_registered_signal_is_known_to_the_formats_and_then_forgotten(
+    testhash: type[SignalType],
+) -> None:
+    assert canonical_signal("testhash", _hex(7).upper()) == _hex(7)
+    with pytest.raises(RecordError, match="testhash value must be 32 hex characters"):
+        canonical_signal("testhash", "abc")
+    unregister("testhash")
+    with pytest.raises(RecordError, match="unknown signal type 'testhash'"):
+        canonical_signal("testhash", _hex(7))
+    register(testhash)
+
+
+def test_a_registered_stored_only_signal_is_imported_and_matched_exactly(
+    store: Store, testhash: type[SignalType]
+) -> None:
+    assert key_signals()[-1] == "testhash"  # looked at for conflicts, as PhotoDNA is
+    cat = Category("us-cat", "1")
+    entries = [Entry({"testhash": _hex(k)}, category=cat, external_id=f"t{k}") for k in range(1, 6)] + [
+        Entry({"testhash": "not hex at all, wrong length"}, category=cat, external_id="bad")
+    ]
+    rejected: list[tuple[int, str]] = []
+    result = import_entries(store, "plugin", entries, on_reject=lambda n, e, why: rejected.append((n, why)))
+    assert (result.added, result.rejected) == (5, 1)
+    assert rejected == [(6, "testhash value must be 32 hex characters, got 28")]
+    assert hashset_counts(store, "plugin").signals == {"testhash": 5}
+    assert [e.signals for e in iter_entries(store, "plugin")] == [{"testhash": _hex(k)} for k in range(1, 6)]
+
+    ids, values = load_signal_arrays(store, ["plugin"], "testhash")
+    assert values.shape == (5, 16)
+    index = ExactIndex.build(values, ids)
+    queries = np.frombuffer(bytes.fromhex(_hex(3) + _hex(9)), np.uint8).reshape(2, 16)
+    hits = index.lookup(queries)
+    assert hits.query_idx.tolist() == [0]  # the second query is in no entry
+    found = entry_details(store, hits.ids.tolist())
+    assert [ref.external_id for ref in found.values()] == ["t3"]
+
+
+def test_a_registered_signal_shared_across_categories_is_a_conflict_never_a_duplicate(
+    store: Store, testhash: type[SignalType]
+) -> None:
+    entries = [
+        Entry({"testhash": _hex(1)}, category=Category("us-cat", "1"), external_id="a"),
+        Entry({"testhash": _hex(1)}, category=Category("us-cat", "2"), external_id="b"),
+        Entry({"testhash": _hex(1)}, category=Category("us-cat", "1"), external_id="c"),
+    ]
+    result = import_entries(store, "plugin", entries)
+    assert (result.added, result.duplicates, result.conflicts) == (3, 0, 1)
+    [c] = list_conflicts(store, "plugin")
+    assert (c.signal, c.value, c.entry.external_id, c.other.external_id) == ("testhash", _hex(1), "a", "b")
+
+
+def test_a_signal_name_the_store_cannot_keep_is_refused() -> None:
+    class Bad(TestHash):
+        name = "no'quotes"
+
+    with pytest.raises(SignalError, match="signal name"):
+        register(Bad)
+    assert "no'quotes" not in SIGNALS
+
+
+def test_photodna_is_stored_and_found_by_equal_value(store: Store) -> None:
+    entries = [
+        Entry({"md5": _hex(1), "photodna": "QUJD"}, category=Category("us-cat", "1")),
+        Entry({"md5": _hex(2), "photodna": "QUJD"}, category=Category("us-cat", "2")),
+    ]
+    result = import_entries(store, "pdna", entries)
+    assert (result.added, result.duplicates, result.conflicts) == (2, 0, 1)  # never a duplicate
+    assert hashset_counts(store, "pdna").signals == {"md5": 2, "photodna": 2}
