@@ -239,12 +239,14 @@ def synthetic(n: int, seed: int, repeat_every: int = 0) -> list[Entry]:
     out: list[Entry] = []
     for i in range(n):
         md5, sha1 = rng.randbytes(16).hex(), rng.randbytes(20).hex()
+        # a PhotoDNA value too, so the load writes entry_signals rows (and drops their value index)
+        photodna = rng.randbytes(12).hex()
         if repeat_every and i and i % repeat_every == 0:
             earlier = out[rng.randrange(i)].signals
-            md5, sha1 = earlier["md5"], earlier["sha1"]  # the same file: its cryptographic hashes agree
+            # the same file: its hashes agree
+            md5, sha1, photodna = earlier["md5"], earlier["sha1"], earlier["photodna"]
         cat = Category("us-cat", str(1 + rng.randrange(2)))
-        # a PhotoDNA value too, so the load writes entry_signals rows (and drops their value index)
-        signals = {"md5": md5, "sha1": sha1, "photodna": rng.randbytes(12).hex()}
+        signals = {"md5": md5, "sha1": sha1, "photodna": photodna}
         out.append(Entry(signals, category=cat, external_id=str(i)))
     return out
 

@@ -172,6 +172,26 @@ def test_same_md5_with_another_sha256_is_not_a_duplicate(db_url: str) -> None:
         assert [e.external_id for e in iter_entries(store, "S")] == ["a", "b"]
 
 
+def test_same_md5_with_another_pdq_or_photodna_keeps_both_hashes(db_url: str) -> None:
+    """The same file hashed by two tools (PDQ ports differ by bits): both PDQs stay searchable, each
+    record keeps its external id; a repeat that brings nothing different is still a duplicate."""
+    md5, pdq_a, pdq_b = "cd" * 16, "f" * 64, "0f" * 32
+    entries = [
+        Entry({"md5": md5, "pdq": pdq_a}, Category("us-cat", "1"), external_id="m1"),
+        Entry({"md5": md5, "pdq": pdq_b}, Category("us-cat", "1"), external_id="m2"),
+        Entry({"md5": md5, "photodna": "pdna-1"}, Category("us-cat", "1"), external_id="m3"),
+        Entry({"md5": md5, "photodna": "pdna-2"}, Category("us-cat", "1"), external_id="m4"),
+        Entry({"md5": md5, "pdq": pdq_a}, Category("us-cat", "1"), external_id="m5"),
+    ]
+    with open_store(db_url) as store:
+        r = import_entries(store, "S", entries)
+        kept = {e.external_id: e.signals for e in iter_entries(store, "S")}
+    assert (r.added, r.duplicates) == (3, 2), r
+    assert sorted(kept) == ["m1", "m2", "m4"]  # m3 folds into m1 (brings a PhotoDNA m1 lacks)
+    assert {kept["m1"]["pdq"], kept["m2"]["pdq"]} == {pdq_a, pdq_b}
+    assert kept["m1"]["photodna"] == "pdna-1" and kept["m4"]["photodna"] == "pdna-2"
+
+
 # --- 2. categories outside 0-5 ----------------------------------------------------------------
 def _vics(media: list[dict[str, Any]], context: str = CONTEXT_V2 + "#Media") -> str:
     return json.dumps({"@odata.context": context, "value": media})

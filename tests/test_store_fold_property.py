@@ -6,10 +6,12 @@ The rule (docs/formats.md, "an entry is one record"), as the reference applies i
 - per key value (MD5, SHA-1, SHA-256, PDQ, PhotoDNA) shared by several entries of the set, a new
   record looks at the earliest entry holding it: for a cryptographic value (identity) the earliest
   of its own category (any, when it has none) is the entry it may repeat; it repeats it when no
-  cryptographic hash both give differs. A record repeating several takes the earliest. A shared
-  PDQ or PhotoDNA never makes a duplicate;
+  hash both give differs (a different PDQ or PhotoDNA keeps it a separate entry). A record
+  repeating several takes the earliest. A shared PDQ or PhotoDNA never makes a duplicate;
 - a categorised record whose value's earliest categorised entry has another category conflicts
   with that entry (with the entry it was folded into, when that one is a duplicate);
+- a later repeat of the same entry that brings another value of a type than an earlier repeat of it
+  stays an entry (no value is lost in the fold);
 - a duplicate is not stored; the entry it repeats (through chains) gains the hash types it lacks,
   the least value when several bring one.
 
@@ -79,7 +81,8 @@ class Outcome:
 
 
 def _contradicts(a: dict[str, str], b: dict[str, str]) -> bool:
-    return any(s in a and s in b and a[s] != b[s] for s in IDENTITY)
+    """Any hash both give differs: not the same item (a PDQ or PhotoDNA of another tool included)."""
+    return any(s in a and s in b and a[s] != b[s] for s in KEYS)
 
 
 def reference_import(held: list[Stored], new: list[Stored]) -> tuple[list[Stored], Outcome]:
@@ -108,6 +111,16 @@ def reference_import(held: list[Stored], new: list[Stored]) -> tuple[list[Stored
         if kept:
             dup_of[r.id] = min(kept)
             decided_by[r.id] = next(s for s in reversed(IDENTITY) if repeats.get(s) == dup_of[r.id])
+    # a later repeat of the same entry that brings another value of a type than an earlier repeat
+    # stays an entry (judged against the repeats as first found, in one pass)
+    by_id = {e.id: e for e in everyone}
+    first = dict(dup_of)
+    for d, keep in first.items():
+        if any(
+            e < d and k == keep and _contradicts(by_id[d].signals, by_id[e].signals) for e, k in first.items()
+        ):
+            del dup_of[d]
+            del decided_by[d]
     out.duplicates = len(dup_of)
     for s in decided_by.values():
         out.duplicates_by[s] = out.duplicates_by.get(s, 0) + 1

@@ -187,16 +187,39 @@ def _fold_and_record(conn: Connection, h: int, lo: int, result: ImportResult, pg
         ("CREATE TEMP TABLE _imp_dup (new_id BIGINT PRIMARY KEY, keep_id BIGINT NOT NULL)")
         + (" ON COMMIT DROP" if pg else "")
     )
-    # the same item: no cryptographic hash that both give differs (an MD5 shared by two records
-    # whose SHA-256 differ is two files, however unlikely)
-    same = " AND ".join(f"(n.{c} IS NULL OR k.{c} IS NULL OR n.{c} = k.{c})" for c in IDENTITY_SIGNALS)
+    # the same item: no hash that both give differs. An MD5 shared by two records whose SHA-256
+    # differ is two files, however unlikely; one whose PDQ or PhotoDNA differ was hashed by another
+    # tool (Meta's own PDQ ports differ by bits), and folding it would lose the hash that finds copies
+    same = " AND ".join(f"(n.{c} IS NULL OR k.{c} IS NULL OR n.{c} = k.{c})" for c in HASH_COLUMNS)
     conn.execute(
         text(
             f"""INSERT INTO _imp_dup (new_id, keep_id)
             SELECT f.entry_id, min(f.dup_of) FROM _imp_flags f
             JOIN entries n ON n.id = f.entry_id JOIN entries k ON k.id = f.dup_of
-            WHERE f.dup_of IS NOT NULL AND {same} GROUP BY f.entry_id"""
-        )
+            WHERE f.dup_of IS NOT NULL AND {same} AND NOT EXISTS (
+                SELECT 1 FROM entry_signals a JOIN entry_signals b
+                  ON b.hashset_id = :h AND b.entry_id = k.id AND b.signal = a.signal AND b.value <> a.value
+                  AND NOT b.derived
+                WHERE a.hashset_id = :h AND a.entry_id = n.id AND NOT a.derived)
+            GROUP BY f.entry_id"""
+        ),
+        p,
+    )
+    # two repeats of one entry that bring different values of a type (two PhotoDNAs for an entry
+    # without one): the first folds, the later ones stay entries, so no value is lost in the fold
+    differs = " OR ".join(f"n.{c} <> o.{c}" for c in HASH_COLUMNS)
+    conn.execute(
+        text(
+            f"""DELETE FROM _imp_dup WHERE new_id IN (
+            SELECT d.new_id FROM _imp_dup d JOIN _imp_dup e ON e.keep_id = d.keep_id AND e.new_id < d.new_id
+            JOIN entries n ON n.id = d.new_id JOIN entries o ON o.id = e.new_id WHERE {differs}
+            UNION SELECT d.new_id FROM _imp_dup d
+            JOIN _imp_dup e ON e.keep_id = d.keep_id AND e.new_id < d.new_id
+            JOIN entry_signals a ON a.hashset_id = :h AND a.entry_id = d.new_id AND NOT a.derived
+            JOIN entry_signals b ON b.hashset_id = :h AND b.entry_id = e.new_id AND NOT b.derived
+              AND b.signal = a.signal AND b.value <> a.value)"""
+        ),
+        p,
     )
     # what decided each duplicate: the strongest hash it shares with the entry it repeats
     rank = " ".join(f"WHEN '{c}' THEN {k}" for k, c in enumerate(reversed(IDENTITY_SIGNALS)))
