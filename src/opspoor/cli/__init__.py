@@ -21,10 +21,11 @@ from opspoor.errors import OpspoorError
 from opspoor.triage import interrupt
 
 
-def main() -> None:
-    """Entry point: an ``OpspoorError`` becomes one readable line and exit status 2, never a traceback."""
+def main(interrupted: bool = False) -> None:
+    """Entry point: an ``OpspoorError`` becomes one readable line and exit status 2, never a traceback.
+    ``interrupted``: Ctrl-C came while the command was loading."""
     if sys.argv[1:2] == ["scan"]:  # the scan stops at a safe point on Ctrl-C (opspoor.triage.interrupt)
-        interrupt.install(scan_cmd.INTERRUPTED, deferred=True)
+        interrupt.install(scan_cmd.INTERRUPTED, deferred=True, requested=interrupted)
     try:
         app(prog_name="opspoor")
     except OpspoorError as exc:

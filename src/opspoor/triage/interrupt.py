@@ -24,13 +24,16 @@ _shield = 0  # shielded() depth; only the main thread changes it (the handler ru
 _message = "interrupted"
 
 
-def install(message: str, deferred: bool = True) -> None:
+def install(message: str, deferred: bool = True, requested: bool = False) -> None:
     """Take over SIGINT (from the main thread). ``deferred``: Ctrl-C only sets the flag until
-    ``release()``, e.g. while the command line is parsed."""
+    ``release()``, e.g. while the command line is parsed; ``requested``: one came already."""
     global _message, _shield
     _message = message
     _shield = 1 if deferred else 0
-    REQUESTED.clear()
+    if requested:
+        REQUESTED.set()
+    else:
+        REQUESTED.clear()
     signal.signal(signal.SIGINT, _on_sigint)
 
 
