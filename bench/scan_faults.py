@@ -160,7 +160,11 @@ def interrupt_loop(
     same = clean = hangs = 0
     for k in range(n):
         case = work / f"int{k}"
-        proc = cli(ev, case, db, json_log=bool(k % 2), start_new_session=True)
+        # (SIGINT as at a terminal: a bench run with nohup or & would pass it on ignored)
+        proc = cli(
+            ev, case, db, json_log=bool(k % 2), start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
         time.sleep(rng.uniform(*delays))
         os.killpg(proc.pid, signal.SIGINT)
         try:

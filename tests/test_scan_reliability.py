@@ -231,6 +231,10 @@ def cli(*args: str, **kw: object) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def scan_args(world: dict[str, Path | str], case: Path, *sources: Path) -> list[str]:
     srcs = [str(s) for s in sources] or [str(world["ev"])]
     return ["scan", *srcs, "--hashset", "p1", "--case", str(case), "--db", str(world["db"]), "--workers", "2"]
@@ -274,7 +278,8 @@ def test_ctrl_c_at_any_moment_says_how_to_resume(world: dict[str, Path | str], t
     for moment in ("loading", "hashing", "stuck", "twice"):
         case = tmp_path / moment
         env = {FAULT_ENV: "hang:f5.jpg"} if moment in ("stuck", "twice") else {}
-        proc = cli(*scan_args(world, case), env=env, start_new_session=True)
+        # (SIGINT as at a terminal: a test run in the background of a shell would pass it on ignored)
+        proc = cli(*scan_args(world, case), env=env, start_new_session=True, preexec_fn=sigint_default)
         if moment == "loading":
             time.sleep(0.3)
         else:

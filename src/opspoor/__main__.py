@@ -2,9 +2,10 @@ import signal
 import sys
 
 # a scan notes a Ctrl-C that comes while the command loads (an import may swallow KeyboardInterrupt)
-# and stops with its one line once loaded; other commands stop at once
+# and stops with its one line once loaded; other commands stop at once. (A command started with
+# SIGINT ignored, as in the background of a script, keeps ignoring it.)
 early: list[int] = []
-if sys.argv[1:2] == ["scan"]:
+if sys.argv[1:2] == ["scan"] and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
     signal.signal(signal.SIGINT, lambda _sig, _frame: early.append(1))
 
 try:

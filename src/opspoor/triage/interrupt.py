@@ -26,8 +26,11 @@ _message = "interrupted"
 
 def install(message: str, deferred: bool = True, requested: bool = False) -> None:
     """Take over SIGINT (from the main thread). ``deferred``: Ctrl-C only sets the flag until
-    ``release()``, e.g. while the command line is parsed; ``requested``: one came already."""
+    ``release()``, e.g. while the command line is parsed; ``requested``: one came already.
+    A process started with SIGINT ignored (``nohup``, a script's ``&``) keeps ignoring it."""
     global _message, _shield
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return
     _message = message
     _shield = 1 if deferred else 0
     if requested:
