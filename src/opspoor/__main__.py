@@ -1,8 +1,8 @@
 import signal
 import sys
 
-# a scan notes a Ctrl-C that comes while the command loads (an import may swallow KeyboardInterrupt)
-# and stops with its one line once loaded; other commands stop at once. (A command started with
+# a scan notes a Ctrl-C that comes while the command loads (no KeyboardInterrupt in the middle of an
+# import) and stops with its one line as the scan starts; other commands stop at once. (A command started with
 # SIGINT ignored, as in the background of a script, keeps ignoring it.)
 early: list[int] = []
 if sys.argv[1:2] == ["scan"] and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
