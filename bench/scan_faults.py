@@ -12,7 +12,8 @@ Four loops over benign generated files (40 pictures, a zip of 8 more, and the ma
              ``OPSPOOR_TEST_WORKER_FAULT``, as a decoder segfault or the OOM killer would): only those
              files may be blamed; a run again retries them.
 
-Usage: ``python bench/scan_faults.py [--kills 10] [--interrupts 5] [--crashes 30] [--seed 1]``.
+Usage: ``python bench/scan_faults.py [--kills 10] [--interrupts 5] [--interrupt-delays 0.2,6]
+[--crashes 30] [--no-malformed] [--seed 1]``.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def records(case: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (case / "files.jsonl").read_text().splitlines()]
 
 
-def cli(ev: Path, case: Path, db: str, stderr: int = subprocess.PIPE, **kw: Any) -> subprocess.Popen[str]:
+def cli(
+    ev: Path, case: Path, db: str, stderr: int = subprocess.PIPE, json_log: bool = True, **kw: Any
+) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     args = [
         "scan",
@@ -92,7 +95,7 @@ def cli(ev: Path, case: Path, db: str, stderr: int = subprocess.PIPE, **kw: Any)
         db,
         "--workers",
         "2",
-        "--json-log",
+        *(["--json-log"] if json_log else []),
     ]
     return subprocess.Popen(
         [sys.executable, "-m", "opspoor", *args], stdout=subprocess.DEVNULL, stderr=stderr,
@@ -145,27 +148,48 @@ def kill_loop(
 
 
 def interrupt_loop(
-    ev: Path, db: str, work: Path, reference: list[dict[str, Any]], n: int, rng: random.Random
+    ev: Path,
+    db: str,
+    work: Path,
+    reference: list[dict[str, Any]],
+    n: int,
+    rng: random.Random,
+    delays: tuple[float, float],
 ) -> None:
-    codes: dict[int, int] = {}
-    same = clean = 0
+    """Half the runs with the Rich progress bar on stderr (as at a terminal), half with --json-log."""
+    codes: dict[int | str, int] = {}
+    same = clean = hangs = 0
     for k in range(n):
         case = work / f"int{k}"
-        proc = cli(ev, case, db, start_new_session=True)
-        time.sleep(rng.uniform(0.2, 6.0))
+        # (SIGINT as at a terminal: a bench run with nohup or & would pass it on ignored)
+        proc = cli(
+            ev, case, db, json_log=bool(k % 2), start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+        time.sleep(rng.uniform(*delays))
         os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate()
-        codes[proc.returncode] = codes.get(proc.returncode, 0) + 1
-        last = [line for line in err.splitlines() if not line.startswith("{")]
-        clean += proc.returncode == 0 or (
-            proc.returncode == 130 and last == ["interrupted; run the same command to resume"]
-        )
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # a hang: stop it, and the case is resumed all the same
+            hangs += 1
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            codes["hang"] = codes.get("hang", 0) + 1
+        else:
+            codes[proc.returncode] = codes.get(proc.returncode, 0) + 1
+            last = [line for line in err.splitlines() if line.strip() and not line.startswith("{")]
+            clean += proc.returncode == 0 or (
+                proc.returncode == 130
+                and "Traceback" not in err
+                and last[-1:] == ["interrupted; run the same command to resume"]
+            )
         again = cli(ev, case, db)
-        again.communicate()
+        again.communicate(timeout=300)
         same += again.returncode == 0 and records(case) == reference
     print(
-        f"Ctrl-C and resume: exit codes {codes}; {clean}/{n} with one line and no traceback; "
-        f"{same}/{n} cases equal to the reference"
+        f"Ctrl-C after {delays[0]}-{delays[1]} s and resume: exit codes {codes}; "
+        f"{clean}/{n} finished or exit 130 with the one line last and no traceback; "
+        f"{hangs} hung (no exit within 60 s); {same}/{n} resumed cases equal to the reference"
     )
 
 
@@ -216,6 +240,8 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--interrupts", type=int, default=5)
     ap.add_argument("--crashes", type=int, default=30)
+    ap.add_argument("--interrupt-delays", default="0.2,6", help="Ctrl-C after MIN,MAX seconds")
+    ap.add_argument("--no-malformed", action="store_true", help="skip the malformed-corpus scan")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -223,15 +249,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="opspoor-scan-faults-") as tmp:
         work = Path(tmp)
         ev, expected, db = make_world(work)
-        malformed(ev, expected, db, work)
+        if not args.no_malformed:
+            malformed(ev, expected, db, work)
         ref = cli(ev, work / "reference", db)
         _, err = ref.communicate()
         assert ref.returncode == 0, err
         reference = records(work / "reference")
         print(f"reference scan: {len(reference)} records")
         kill_loop(ev, db, work, reference, args.kills, rng)
-        interrupt_loop(ev, db, work, reference, args.interrupts, rng)
-        crash_loop(ev, db, work, args.crashes, rng)
+        lo, hi = (float(x) for x in args.interrupt_delays.split(","))
+        interrupt_loop(ev, db, work, reference, args.interrupts, rng, (lo, hi))
+        if args.crashes:
+            crash_loop(ev, db, work, args.crashes, rng)
 
 
 if __name__ == "__main__":

@@ -260,6 +260,10 @@ def cli(*args: str, **kw: object) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+def sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def scan_args(world: dict[str, Path | str], case: Path, *sources: Path) -> list[str]:
     srcs = [str(s) for s in sources] or [str(world["ev"])]
     return ["scan", *srcs, "--hashset", "p1", "--case", str(case), "--db", str(world["db"]), "--workers", "2"]
@@ -294,29 +298,32 @@ def _wait_for(cond: object, timeout: float = 60) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_at_any_moment_says_how_to_resume(world: dict[str, Path | str], tmp_path: Path) -> None:
-    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) early, while the workers
-    hash, and while one is stuck on a file: one line, exit 130, and the same command finishes the case."""
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the command loads,
+    once the case exists and the workers hash, while one is stuck on a file, and twice in a row:
+    one line, exit 130, and the same command finishes the case."""
     reference = tmp_path / "ref"
     ref = cli(*scan_args(world, reference))
     assert ref.wait(timeout=120) == 0
-    for k, delay in enumerate((0.3, 2.0, None)):
-        case = tmp_path / f"c{k}"
-        env = {FAULT_ENV: "hang:f5.jpg"} if delay is None else {}
-        proc = cli(*scan_args(world, case), env=env, start_new_session=True)
-        if delay is None:
-            _wait_for(lambda case=case: (case / "case.sqlite").exists())
-            time.sleep(3)  # f5.jpg never finishes
+    for moment in ("loading", "hashing", "stuck", "twice"):
+        case = tmp_path / moment
+        env = {FAULT_ENV: "hang:f5.jpg"} if moment in ("stuck", "twice") else {}
+        # (SIGINT as at a terminal: a test run in the background of a shell would pass it on ignored)
+        proc = cli(*scan_args(world, case), env=env, start_new_session=True, preexec_fn=sigint_default)
+        if moment == "loading":
+            time.sleep(0.3)
         else:
-            time.sleep(delay)
+            _wait_for(lambda case=case: (case / "case.sqlite").exists())
+            time.sleep(3 if moment == "stuck" else 0.2)  # f5.jpg never finishes
         os.killpg(proc.pid, signal.SIGINT)
+        if moment == "twice":
+            time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGINT)
         out, errs = proc.communicate(timeout=60)
-        if proc.returncode == 0:  # finished before the signal came: nothing to check at this moment
+        if proc.returncode == 0 and moment == "hashing":  # finished first: nothing to check then
             continue
-        assert proc.returncode == 130, (delay, proc.returncode, errs)
-        assert (
-            "Traceback" not in errs
-            and errs.strip().splitlines()[-1] == "interrupted; run the same command to resume"
-        )
+        assert proc.returncode == 130, (moment, proc.returncode, errs)
+        assert "Traceback" not in errs and "Error" not in errs, (moment, errs)
+        assert errs.strip().splitlines()[-1] == "interrupted; run the same command to resume", (moment, errs)
         again = cli(*scan_args(world, case))
         out, errs = again.communicate(timeout=120)
         assert again.returncode == 0, errs

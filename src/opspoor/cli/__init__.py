@@ -18,15 +18,22 @@ from opspoor.cli import (  # noqa: F401
 )
 from opspoor.cli.app import app, err
 from opspoor.errors import OpspoorError
+from opspoor.triage import interrupt
 
 
-def main() -> None:
-    """Entry point: an ``OpspoorError`` becomes one readable line and exit status 2, never a traceback."""
+def main(interrupted: bool = False) -> None:
+    """Entry point: an ``OpspoorError`` becomes one readable line and exit status 2, never a traceback.
+    ``interrupted``: Ctrl-C came while the command was loading."""
+    if sys.argv[1:2] == ["scan"]:  # the scan stops at a safe point on Ctrl-C (opspoor.triage.interrupt)
+        interrupt.install(scan_cmd.INTERRUPTED, deferred=True, requested=interrupted)
     try:
         app(prog_name="opspoor")
     except OpspoorError as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
-        err.print(scan_cmd.INTERRUPTED if sys.argv[1:2] == ["scan"] else "interrupted")
+        if sys.argv[1:2] == ["scan"]:
+            scan_cmd.say_interrupted()
+        else:
+            err.print("interrupted")
         sys.exit(130)

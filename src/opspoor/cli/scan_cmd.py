@@ -159,16 +159,31 @@ def scan(
     Known material is separated from new; new media are grouped into series candidates and put
     in review order. Writes case.sqlite, files.jsonl, summary.json, report.html and a VICS export.
     """
-    try:  # Ctrl-C at any moment: one line, and the case resumes (Click would say "Aborted!")
+    from opspoor.triage import interrupt
+
+    # Ctrl-C at any moment: one line, and the case resumes (Click would say "Aborted!"). The handler
+    # is installed by ``main`` (deferred while the command line is parsed); from here on the scan
+    # raises it only at safe points (opspoor.triage.interrupt)
+    try:
+        interrupt.release()
         _scan(sources, hashset, case, db, workers, no_thumbnails, json_log,
               max_depth, max_member_memory, robust, low_quality, local, distance, case_number,
               examiner)  # fmt: skip
     except KeyboardInterrupt:
-        err.print(INTERRUPTED)
+        interrupt.defer()  # a Ctrl-C more would only cut this line short
+        say_interrupted()
         raise typer.Exit(130) from None
+    interrupt.defer()  # done: a Ctrl-C now must not turn a finished scan into a traceback
 
 
 INTERRUPTED = "interrupted; run the same command to resume"
+
+
+def say_interrupted() -> None:
+    # plain write, after the progress display has stopped: the line is the last thing on stderr
+    sys.stdout.flush()
+    sys.stderr.write(INTERRUPTED + "\n")
+    sys.stderr.flush()
 
 
 def _scan(

@@ -15,11 +15,13 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from opspoor.signals.engine import HashOptions
+from opspoor.triage.interrupt import REQUESTED, shielded, sigint_blocked
 from opspoor.triage.worker import Task, run_task, start_worker
 
 Result = tuple[int, str, dict[str, Any], bytes | None]
 
 CRASH = "crash"
+POLL = 0.2  # seconds between looks at Ctrl-C while waiting for the workers
 
 
 def crashed(task: Task) -> Result:
@@ -31,17 +33,35 @@ def new_pool(workers: int, warm: bool = True) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, initializer=start_worker, initargs=(os.getpid(), warm))
 
 
+def _submit(pool: ProcessPoolExecutor, *call: Any) -> Future[Any]:
+    # a submit may fork the workers: they start with Ctrl-C blocked, until their initializer ignores it
+    with sigint_blocked():
+        return pool.submit(*call)
+
+
+def _finished(futures: list[Future[Any]], block: bool) -> set[Future[Any]]:
+    """Those of ``futures`` that are done; with ``block``, waits for one unless Ctrl-C came."""
+    while True:
+        ready, _ = wait(futures, timeout=POLL if block else 0, return_when=FIRST_COMPLETED)
+        if ready or not block or REQUESTED.is_set():
+            return ready
+
+
 class CrashSafePool:
-    """Tasks in, results out: a dead worker costs a re-run of what was in flight, not a wrong record."""
+    """Tasks in, results out: a dead worker costs a re-run of what was in flight, not a wrong record.
+
+    Every call is ``shielded``: a Ctrl-C is raised when the call returns, never inside the executor's
+    locks, and a wait ends early for it."""
 
     def __init__(self, workers: int, options: HashOptions) -> None:
         self.workers = workers
         self.options = options
-        self.pool = new_pool(workers)
         self.inflight: dict[Future[Result], Task] = {}
         self.crashes = 0  # workers lost, for the log
-        for _ in range(workers):  # start the workers now: they warm up while the hash sets load
-            self.pool.submit(int)
+        with shielded():
+            self.pool = new_pool(workers)
+            for _ in range(workers):  # start the workers now: they warm up while the hash sets load
+                _submit(self.pool, int)
 
     def __len__(self) -> int:
         return len(self.inflight)
@@ -53,18 +73,23 @@ class CrashSafePool:
 
     def submit(self, task: Task) -> list[Result]:
         """Hand a task to the pool; returns results only when a broken pool had to be recovered."""
-        try:
-            fut = self.pool.submit(run_task, task, self.options)
-        except BrokenProcessPool:  # the pool broke since the last collect
-            return self._recover([task])
-        self.inflight[fut] = task
-        return []
+        with shielded():
+            try:
+                fut = _submit(self.pool, run_task, task, self.options)
+            except BrokenProcessPool:  # the pool broke since the last collect
+                return self._recover([task])
+            self.inflight[fut] = task
+            return []
 
     def collect(self, block: bool) -> list[Result]:
         """Results of finished tasks (waiting for at least one when ``block``)."""
+        with shielded():
+            return self._collect(block)
+
+    def _collect(self, block: bool) -> list[Result]:
         if not self.inflight:
             return []
-        ready, _ = wait(list(self.inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        ready = _finished(list(self.inflight), block)
         out: list[Result] = []
         broken = False
         for fut in ready:
@@ -74,7 +99,7 @@ class CrashSafePool:
                 broken = True
                 continue
             del self.inflight[fut]
-        if broken:
+        if broken and not REQUESTED.is_set():  # (workers that die while the scan stops are no crash)
             out.extend(self._recover([]))
         return out
 
@@ -99,9 +124,14 @@ class CrashSafePool:
         solo: ProcessPoolExecutor | None = None
         try:
             for task in tasks:
+                if REQUESTED.is_set():  # Ctrl-C: the rest is done again on resume
+                    raise KeyboardInterrupt
                 solo = solo or new_pool(1, warm=False)
                 try:
-                    out.append(solo.submit(run_task, task, self.options).result())
+                    fut = _submit(solo, run_task, task, self.options)
+                    if not _finished([fut], block=True):
+                        raise KeyboardInterrupt
+                    out.append(fut.result())
                 except BrokenProcessPool:
                     out.append(crashed(task))  # it died alone: this file did it
                     solo.shutdown(wait=True)
@@ -116,11 +146,12 @@ class CrashSafePool:
 
     def shutdown(self, interrupted: bool = False) -> None:
         """Stop the pool; after an interrupt, without waiting for the files being decoded."""
-        if interrupted:
-            _stop_now(self.pool)
-        else:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-        self.inflight.clear()
+        with shielded():
+            if interrupted or REQUESTED.is_set():
+                _stop_now(self.pool)
+            else:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+            self.inflight.clear()
 
 
 def _stop_now(pool: ProcessPoolExecutor) -> None:

@@ -17,7 +17,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from opspoor.signals.engine import HashOptions
 from opspoor.sources import EvidenceItem, count_evidence, iter_evidence
 from opspoor.triage.case import CASE_DB, CaseDB, check_case_dir
 from opspoor.triage.config import NoProgress, Progress, ScanConfig, ScanResult
+from opspoor.triage.interrupt import REQUESTED, shielded
 from opspoor.triage.pool import CRASH, CrashSafePool
 from opspoor.triage.provenance import describe_hashsets, describe_source
 from opspoor.triage.records import EMPTY_FILE, error_record, new_record, verdict
@@ -36,6 +37,44 @@ from opspoor.triage.worker import Task
 
 BATCH = 256
 BATCH_SECONDS = 2.0
+
+
+class ShieldedProgress:
+    """A progress display whose calls a Ctrl-C does not cut short (Rich's live display holds a lock
+    and a refresh thread; cut short, it may swallow the line that says how to resume)."""
+
+    def __init__(self, inner: Progress) -> None:
+        self.inner = inner
+
+    def start(self, total: int | None) -> None:
+        with shielded():
+            self.inner.start(total)
+
+    def advance(self, files: int, nbytes: int) -> None:
+        with shielded():
+            self.inner.advance(files, nbytes)
+
+    def finish(self) -> None:
+        with shielded():
+            self.inner.finish()
+
+
+def _shielded_log(log: Callable[[str], None]) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        with shielded():
+            log(message)
+
+    return say
+
+
+def _ready(fut: Future[Any]) -> Any:
+    """``fut.result()``, waited for where a Ctrl-C cannot land inside the future's lock."""
+    with shielded():
+        while not fut.done():
+            if REQUESTED.is_set():
+                raise KeyboardInterrupt
+            wait([fut], timeout=0.2)
+    return fut.result()
 
 
 class _UniquePaths:
@@ -72,7 +111,8 @@ def run_scan(
     created = not os.path.lexists(cfg.case_dir)
     started_work = False
     try:
-        result = _run_scan(cfg, progress or NoProgress(), log or (lambda _m: None))
+        progress = ShieldedProgress(progress or NoProgress())
+        result = _run_scan(cfg, progress, _shielded_log(log or (lambda _m: None)))
         started_work = True
         return result
     except BaseException:
@@ -137,11 +177,12 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
         finally:
             store.close()
         # the indexes load in a thread while the workers hash: results wait in memory until it is ready
-        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opspoor-index-load")
-        # (a store of its own: a SQLite connection belongs to the thread that opened it)
-        matcher_ready = loader.submit(
-            lambda: Matcher.from_store(open_store(cfg.db_url), cfg.hashsets, cfg.distance, cache=True)
-        )
+        with shielded():  # (a Ctrl-C inside submit could leave the executor's lock held)
+            loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opspoor-index-load")
+            # (a store of its own: a SQLite connection belongs to the thread that opened it)
+            matcher_ready = loader.submit(
+                lambda: Matcher.from_store(open_store(cfg.db_url), cfg.hashsets, cfg.distance, cache=True)
+            )
         case = CaseDB(cfg.case_dir)
         case.set_meta("identity", ident)  # only once the hash sets are known to load
         if case.get_meta("started") is None:
@@ -155,7 +196,7 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
 
         if case.count() and case.get_meta("hashset_versions") != versions:
             _match_again(
-                case, matcher_ready.result(), versions, case.get_meta("hashset_versions"), options, log
+                case, _ready(matcher_ready), versions, case.get_meta("hashset_versions"), options, log
             )
         case.set_meta("hashset_versions", versions)
         done = case.done_paths(retry_reasons=[CRASH])
@@ -166,14 +207,15 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
         interrupted = isinstance(exc, KeyboardInterrupt)
         raise
     finally:
-        if pool is not None:
-            pool.shutdown(interrupted=interrupted)
-        if loader is not None:
-            loader.shutdown(wait=not interrupted, cancel_futures=True)
+        with shielded():  # both stopped whatever comes; a Ctrl-C meanwhile is raised after
+            if pool is not None:
+                pool.shutdown(interrupted=interrupted)
+            if loader is not None:
+                loader.shutdown(wait=not interrupted, cancel_futures=True)
     assert pool is not None
     if pool.crashes:
         log(f"{pool.crashes} worker process(es) died; the files in flight were run again one at a time")
-    matcher = matcher_ready.result()
+    matcher = _ready(matcher_ready)
     case.set_meta("files_in", files_in)
     note_time()
     groups = assign_groups(case, radius=matcher.pdq_radius)
@@ -262,7 +304,7 @@ def _hash_and_match(
     def flush(final: bool = False) -> None:
         nonlocal last_flush
         if hashed and (final or matcher_ready.done()):
-            results = matcher_ready.result().match_batch([r for _, _, r, _ in hashed])
+            results = _ready(matcher_ready).match_batch([r for _, _, r, _ in hashed])
             for (seq, path, sig, thumb), matches in zip(hashed, results, strict=True):
                 query = {"pdq_variants": sig["pdq_variants"]} if sig.get("pdq_variants") else None
                 batch.append((seq, _record(path, sig, matches), thumb, query))

@@ -17,6 +17,7 @@ from typing import Any
 from opspoor.errors import OpspoorError
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes, hash_stream
 from opspoor.sources import open_readonly
+from opspoor.triage.interrupt import ignore_in_worker
 from opspoor.triage.records import exif_json
 
 
@@ -82,7 +83,7 @@ def follow_parent(parent: int) -> None:
     failed prctl and a pool started from a thread that ended before the process. Ctrl-C is left to
     the main process, which stops the pool and says how to resume.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_in_worker()
     if sys.platform.startswith("linux"):
         try:
             import ctypes
