@@ -349,6 +349,8 @@ def test_import_of_a_binary_file_is_one_line(
             assert (
                 str(path) in lines[0] and f"not a hash list: {what}" in lines[0] and "UTF-8" not in lines[0]
             )
+            # not a terminal: no progress line before it, the error is all there is
+            assert err.strip().splitlines() == [lines[0]], err
 
 
 def test_forensic_lists_import_and_export_for_threatexchange(

@@ -117,6 +117,7 @@ def _progress(label: str) -> Iterator[Any]:
         console=err,
         transient=False,
         refresh_per_second=4,
+        disable=not err.is_terminal,  # piped or redirected: the summary line says it all
     ) as progress:
         task = progress.add_task(label, total=None)
         yield lambda n: progress.update(task, completed=n)
