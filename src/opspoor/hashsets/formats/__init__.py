@@ -53,9 +53,8 @@ from opspoor.hashsets.formats.vics import (
     read_vics_batches,
     sniff_vics2,
     sniff_vics13,
-    write_vics2,
-    write_vics13,
 )
+from opspoor.hashsets.formats.vics_write import write_vics2, write_vics13
 from opspoor.hashsets.formats.vpdqfile import read_vpdq, sniff_vpdq, write_vpdq
 from opspoor.hashsets.model import Entry
 
