@@ -14,16 +14,15 @@ from opspoor.cli import app
 from opspoor.cli.build_cmd import store_takes_derived
 from opspoor.demo.images import generate_image
 from opspoor.evaluate.harness import (
-    FAR,
     EvalConfig,
     Hashed,
-    _choose_threshold,
     method_distances,
     run_evaluation,
     tag_distances,
 )
 from opspoor.evaluate.methods import KNOWN_TAGS, METHODS, QUERY_TAGS, method_by_name
 from opspoor.evaluate.report import goals, markdown, write_report
+from opspoor.evaluate.scoring import FAR, _choose_threshold
 from opspoor.evaluate.transforms import apply_transform, default_suite
 from opspoor.media.image import decode_image
 from opspoor.signals.pdq import words_to_hex
@@ -129,7 +128,7 @@ def test_threshold_choice_keeps_to_the_range_asked() -> None:
 def _two_halves_scores(flat: np.ndarray | None = None):
     """Four originals, two per half, one copy each; the closest different pair is 34 bits in half A
     and 32 in half B: a threshold swept past 31 on A (33) admits B's pair, one within 31 does not."""
-    from opspoor.evaluate.harness import score_method
+    from opspoor.evaluate.scoring import score_method
     from opspoor.evaluate.transforms import default_suite
 
     suite = default_suite()[:1]

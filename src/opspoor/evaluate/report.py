@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from opspoor.evaluate.harness import MAX_SWEEP, EvalResult, Scores
+from opspoor.evaluate.harness import EvalResult
+from opspoor.evaluate.scoring import MAX_SWEEP, Scores
 from opspoor.signals.robust import FLAT_QUALITY
 
 BASELINE = "pdq"
