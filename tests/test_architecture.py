@@ -22,7 +22,7 @@ SRC = Path(opspoor.__file__).resolve().parent
 BASE = frozenset({"opspoor", "errors", "cachedir", "readonly"})
 #: what each package may import besides itself, bottom layer first (docs/architecture.md):
 #: base; media; sources, signals; index, hashsets; store; matching; triage; demo, evaluate;
-#: report; the case outputs (casefile), service; cli
+#: report; the case outputs (casefile), service, the review workspace (review); cli
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "opspoor": frozenset(),
     "errors": frozenset(),
@@ -41,9 +41,10 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "report": BASE | {"media", "signals", "hashsets", "store", "triage"},
     "casefile": BASE | {"media", "signals", "hashsets", "store", "triage", "report"},
     "service": BASE | {"media", "signals", "index", "hashsets", "store", "matching"},
+    "review": BASE | {"sources", "media", "signals", "hashsets", "store", "triage"},
     "cli": BASE
     | {"sources", "media", "signals", "index", "hashsets", "store", "matching", "triage"}
-    | {"demo", "evaluate", "report", "casefile", "service"},
+    | {"demo", "evaluate", "report", "casefile", "service", "review"},
     "__main__": BASE | {"cli"},
 }
 

@@ -13,6 +13,7 @@ from opspoor.cli import (  # noqa: F401
     hashset_cmd,
     match_cmd,
     report_cmd,
+    review_cmd,
     scan_cmd,
     serve_cmd,
 )

@@ -1,0 +1,142 @@
+"""A scanned case as the review workspace reads it: its groups of new media in review order (with
+why they are there and why their members belong together), its records, counts and known matches.
+
+The case database is opened read-only: reviewing never changes the scan's results.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opspoor.errors import CaseError
+from opspoor.hashsets.model import category_name
+from opspoor.media.sniff import kind_of
+from opspoor.triage.case import CASE_DB, check_is_case
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewGroup:
+    id: str
+    rank: int
+    paths: tuple[str, ...]
+    types: tuple[tuple[str, int], ...]
+    why_ranked: tuple[str, ...]
+    why_together: tuple[str, ...]
+    cameras: tuple[str, ...]
+    serials: tuple[str, ...]
+    gps: int
+    date_first: str | None
+    date_last: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KnownCount:
+    """Known files counted by what they matched: never a path, never a picture."""
+
+    category: str
+    hashset: str
+    entry: str
+    signal: str
+    distance: int | None
+    files: int
+
+
+class CaseView:
+    """One case, read once into memory (groups and records; thumbnails are read when asked)."""
+
+    def __init__(self, case_dir: Path) -> None:
+        self.dir = case_dir
+        db = case_dir / CASE_DB
+        check_is_case(db)
+        self._conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        self._lock = threading.Lock()
+        meta = {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+        self.meta = meta
+        self.name = case_dir.name
+        self.records: dict[str, dict[str, Any]] = {}
+        for path, rec in self._conn.execute("SELECT path, record FROM files ORDER BY seq, path"):
+            self.records[path] = json.loads(rec)
+        self.groups: list[ReviewGroup] = []
+        for gid, rank, info in self._conn.execute("SELECT group_id, rank, info FROM groups ORDER BY rank"):
+            i = json.loads(info)
+            self.groups.append(
+                ReviewGroup(
+                    id=gid,
+                    rank=int(rank),
+                    paths=tuple(i["paths"]),
+                    types=tuple((t, int(n)) for t, n in i.get("types") or []),
+                    why_ranked=tuple(i.get("why_ranked") or ()),
+                    why_together=tuple(i.get("why_together") or ()),
+                    cameras=tuple(i.get("cameras") or ()),
+                    serials=tuple(i.get("serials") or ()),
+                    gps=len(i.get("gps") or ()),
+                    date_first=i.get("date_first"),
+                    date_last=i.get("date_last"),
+                )
+            )
+        if not self.groups and any(r["status"] == "new" for r in self.records.values()):
+            raise CaseError("the case has new media but no groups: finish the scan first", str(db))
+        self.by_id = {g.id: g for g in self.groups}
+        self.position = {g.id: k for k, g in enumerate(self.groups)}
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def group(self, group_id: str) -> ReviewGroup:
+        g = self.by_id.get(group_id)
+        if g is None:
+            raise CaseError(f"no group {group_id!r} in this case", str(self.dir))
+        return g
+
+    def members(self) -> dict[str, tuple[str, ...]]:
+        return {g.id: g.paths for g in self.groups}
+
+    def thumb(self, path: str) -> bytes | None:
+        """The scan's own thumbnail (already grayscale and blurred, media.thumbs), if it made one."""
+        with self._lock:
+            row = self._conn.execute("SELECT thumb FROM files WHERE path = ?", (path,)).fetchone()
+        return bytes(row[0]) if row and row[0] else None
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(r["status"] for r in self.records.values())
+        media = sum(1 for r in self.records.values() if kind_of(r.get("type")) in ("image", "video"))
+        return {"files": len(self.records), "media": media, "groups": len(self.groups), **c}
+
+    def known_counts(self) -> list[KnownCount]:
+        """Known files by category, matched entry, signal and best distance."""
+        tally: Counter[tuple[str, str, str, str, int | None]] = Counter()
+        for r in self.records.values():
+            if r["status"] != "known":
+                continue
+            best: dict[tuple[str, str], dict[str, Any]] = {}
+            for m in r.get("matches") or []:
+                if m.get("kind") != "known":
+                    continue
+                key = (m["hashset"], str(m.get("external_id") or m.get("entry_id")))
+                d = m.get("distance")
+                if key not in best or (d or 0) < (best[key].get("distance") or 0):
+                    best[key] = m
+            for (hs, entry), m in best.items():
+                cat = m.get("category") or {}
+                name = category_name(cat.get("scheme"), cat.get("code"))
+                tally[(name, hs, entry, m["signal"], m.get("distance"))] += 1
+        return [KnownCount(*k, files=n) for k, n in sorted(tally.items(), key=lambda kv: (kv[0][0], -kv[1]))]
+
+    def timeline(self) -> list[tuple[str, int]]:
+        months: Counter[str] = Counter()
+        for r in self.records.values():
+            dt = (r.get("exif") or {}).get("datetime")
+            if dt and len(dt) >= 7:
+                months[dt[:7].replace(":", "-")] += 1
+        return sorted(months.items())
+
+    def sources(self) -> list[Path]:
+        """The scanned sources (absolute), from the case's identity."""
+        ident = self.meta.get("identity") or {}
+        return [Path(p) for p in ident.get("sources") or []]

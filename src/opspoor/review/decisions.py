@@ -1,0 +1,319 @@
+"""Reviewers' decisions, reveals and the audit trail of one case, in ``review.sqlite`` beside the
+case database (the scan's ``case.sqlite`` refuses tables it does not know, and a rescan must not
+lose what people decided).
+
+Nothing is ever deleted: an undo marks a decision undone (who, when) and the row stays, so the
+trail shows every step. A decision on a group (``path`` null) covers every member; a decision on
+one file overrides it for that file. Each reviewer's latest decision stands for them, so two
+reviewers who disagree both stay visible; the case's category of a file is the latest of all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+
+from opspoor.errors import CaseError
+from opspoor.hashsets.model import SCHEMES, Category
+
+REVIEW_DB = "review.sqlite"
+
+metadata = MetaData()
+decisions = Table(
+    "review_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("reviewer", String(200), nullable=False),
+    Column("group_id", String(64), nullable=False, index=True),
+    Column("path", Text, nullable=True),  # null: the whole group
+    Column("scheme", String(16), nullable=True),  # null with code: a tag or note only
+    Column("code", String(32), nullable=True),
+    Column("tags", Text, nullable=False, default="[]"),
+    Column("note", Text, nullable=True),
+    Column("series", Text, nullable=True),
+    Column("undone_at", Float, nullable=True),
+    Column("undone_by", String(200), nullable=True),
+)
+reveals = Table(
+    "review_reveals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("reviewer", String(200), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("started", Float, nullable=False),
+    Column("seconds", Float, nullable=True),  # null until the reviewer lets go
+    Column("full_size", Integer, nullable=False, default=0),
+)
+audit = Table(
+    "review_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("reviewer", String(200), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", Text, nullable=True),
+    Column("detail", Text, nullable=True),
+)
+
+#: codes that say "not pertinent": these files go to an ``ignorable`` set, not a set of known material
+NOT_PERTINENT: dict[str, frozenset[str]] = {
+    "us-cat": frozenset({"5"}),
+    "inhope": frozenset({"not-illegal"}),
+}
+
+
+def key_codes(scheme: str) -> dict[str, str]:
+    """The digit keys of a scheme: Project VIC's ``0``–``5`` are their own codes; the other schemes'
+    codes are on ``1``… in their order (UK A/B/C on 1/2/3)."""
+    codes = SCHEMES[scheme]
+    if scheme == "us-cat":
+        return {c: c for c in codes}
+    return {str(i): c for i, c in enumerate(codes, start=1)}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    id: int
+    at: float
+    reviewer: str
+    group_id: str
+    path: str | None
+    category: Category | None
+    tags: tuple[str, ...] = ()
+    note: str | None = None
+    series: str | None = None
+    undone: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at,
+            "reviewer": self.reviewer,
+            "group": self.group_id,
+            "path": self.path,
+            "category": f"{self.category.scheme}:{self.category.code}" if self.category else None,
+            "tags": list(self.tags),
+            "note": self.note,
+            "series": self.series,
+        }
+
+
+@dataclass(slots=True)
+class FileState:
+    """What the reviewers decided about one file: the case's category (the latest decision), each
+    reviewer's own, and every tag."""
+
+    category: Category | None = None
+    decided_by: str | None = None
+    series: str | None = None
+    by_reviewer: dict[str, str] = field(default_factory=dict)
+    tags: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+
+
+class ReviewDB:
+    """The review tables of one case: a SQLite file beside it (``review.sqlite``, owner-only) or,
+    for a team, any SQLAlchemy URL (the same tables on PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        metadata.create_all(engine)
+
+    @classmethod
+    def for_case(cls, case_dir: Path) -> ReviewDB:
+        path = case_dir / REVIEW_DB
+        if not case_dir.is_dir():
+            raise CaseError("not a case folder", str(case_dir))
+        old = os.umask(0o077)
+        try:
+            db = cls(create_engine(f"sqlite:///{path}"))
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        return db
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- decisions ---------------------------------------------------------------------------
+    def decide(
+        self,
+        reviewer: str,
+        group_id: str,
+        path: str | None,
+        category: Category | None,
+        *,
+        tags: Sequence[str] = (),
+        note: str | None = None,
+        series: str | None = None,
+    ) -> Decision:
+        """Record one decision (a category, tags, a note, a series name) on a file or a whole group."""
+        now = time.time()
+        row = {
+            "at": now,
+            "reviewer": reviewer,
+            "group_id": group_id,
+            "path": path,
+            "scheme": category.scheme if category else None,
+            "code": category.code if category else None,
+            "tags": json.dumps(sorted(set(tags))),
+            "note": note,
+            "series": series,
+        }
+        with self.engine.begin() as conn:
+            new_id = conn.execute(insert(decisions).values(**row)).inserted_primary_key[0]  # type: ignore[index]
+            target = path if path is not None else f"group {group_id}"
+            what = f"{category.scheme}:{category.code}" if category else ""
+            detail = json.dumps({"decision": new_id, "category": what, "tags": sorted(set(tags))})
+            conn.execute(
+                insert(audit).values(at=now, reviewer=reviewer, action="decide", target=target, detail=detail)
+            )
+        return Decision(
+            int(new_id), now, reviewer, group_id, path, category, tuple(sorted(set(tags))), note, series
+        )
+
+    def undo_last(self, reviewer: str) -> Decision | None:
+        """Mark the reviewer's latest standing decision undone (the row stays); None when there is none."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(decisions)
+                .where(and_(decisions.c.reviewer == reviewer, decisions.c.undone_at.is_(None)))
+                .order_by(decisions.c.id.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            now = time.time()
+            conn.execute(
+                update(decisions).where(decisions.c.id == row.id).values(undone_at=now, undone_by=reviewer)
+            )
+            conn.execute(
+                insert(audit).values(
+                    at=now, reviewer=reviewer, action="undo", target=row.path or f"group {row.group_id}",
+                    detail=json.dumps({"decision": row.id}),
+                )
+            )  # fmt: skip
+        return _decision(row)
+
+    def standing(self, group_ids: Iterable[str] | None = None) -> list[Decision]:
+        """Every decision not undone, oldest first (of these groups only, when given)."""
+        q = select(decisions).where(decisions.c.undone_at.is_(None)).order_by(decisions.c.id)
+        if group_ids is not None:
+            q = q.where(decisions.c.group_id.in_(list(group_ids)))
+        with self.engine.connect() as conn:
+            return [_decision(r) for r in conn.execute(q)]
+
+    def file_states(self, members: Mapping[str, Sequence[str]]) -> dict[str, FileState]:
+        """Each member's state, from the standing decisions of its group (``members``: group id to
+        its paths). A file decision beats a group decision of the same reviewer; among reviewers,
+        the latest decision is the case's."""
+        out = {p: FileState() for paths in members.values() for p in paths}
+        # (path, reviewer) -> (is a file decision, id, decision): the reviewer's standing one
+        mine: dict[tuple[str, str], tuple[bool, int, Decision]] = {}
+        for d in self.standing(members):
+            targets = [d.path] if d.path is not None else list(members.get(d.group_id, ()))
+            for p in targets:
+                if p not in out:
+                    continue
+                st = out[p]
+                st.tags.update(d.tags)
+                if d.note:
+                    st.notes.append(d.note)
+                if d.series:
+                    st.series = d.series
+                if d.category is None:
+                    continue
+                key = (p, d.reviewer)
+                rank = (d.path is not None, d.id, d)
+                if key not in mine or rank[:2] > mine[key][:2]:
+                    mine[key] = rank
+        latest: dict[str, tuple[bool, int, Decision]] = {}
+        for (p, reviewer), (is_file, i, d) in mine.items():
+            assert d.category is not None
+            out[p].by_reviewer[reviewer] = f"{d.category.scheme}:{d.category.code}"
+            if p not in latest or i > latest[p][1]:
+                latest[p] = (is_file, i, d)
+        for p, (_, _, d) in latest.items():
+            out[p].category, out[p].decided_by = d.category, d.reviewer
+        return out
+
+    # --- reveals ------------------------------------------------------------------------------
+    def reveal_started(self, reviewer: str, path: str, *, full_size: bool = False) -> int:
+        now = time.time()
+        with self.engine.begin() as conn:
+            rid = conn.execute(
+                insert(reveals).values(reviewer=reviewer, path=path, started=now, full_size=int(full_size))
+            ).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(
+                insert(audit).values(
+                    at=now, reviewer=reviewer, action="reveal-full" if full_size else "reveal", target=path,
+                    detail=json.dumps({"reveal": rid}),
+                )
+            )  # fmt: skip
+        return int(rid)
+
+    def reveal_ended(self, reviewer: str, reveal_id: int, seconds: float | None = None) -> None:
+        """The reviewer let go: the time shown is measured here (from the start) unless the browser's
+        own measurement is shorter (the picture took time to arrive)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(reveals).where(and_(reveals.c.id == reveal_id, reveals.c.reviewer == reviewer))
+            ).first()
+            if row is None or row.seconds is not None:
+                return
+            spent = time.time() - row.started
+            if seconds is not None and 0 <= seconds < spent:
+                spent = seconds
+            conn.execute(update(reveals).where(reveals.c.id == reveal_id).values(seconds=round(spent, 3)))
+
+    def exposure(self, since: float = 0.0) -> dict[str, Any]:
+        """Reveals since ``since``: how many, of how many distinct files, and seconds per reviewer."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(reveals).where(reveals.c.started >= since)).all()
+        per: dict[str, dict[str, float]] = {}
+        for r in rows:
+            p = per.setdefault(r.reviewer, {"reveals": 0, "seconds": 0.0})
+            p["reveals"] += 1
+            p["seconds"] += float(r.seconds or 0.0)
+        return {"reveals": len(rows), "files": len({r.path for r in rows}), "by_reviewer": per}
+
+    def audit_trail(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(audit).order_by(audit.c.id))]
+
+
+def _decision(r: Any) -> Decision:
+    return Decision(
+        id=int(r.id),
+        at=float(r.at),
+        reviewer=r.reviewer,
+        group_id=r.group_id,
+        path=r.path,
+        category=Category(r.scheme, r.code) if r.scheme and r.code else None,
+        tags=tuple(json.loads(r.tags or "[]")),
+        note=r.note,
+        series=r.series,
+        undone=r.undone_at is not None,
+    )

@@ -1,0 +1,79 @@
+"""Reviewers' decisions into hash sets: every categorised file of a case becomes an entry with all
+the signals the scan took (MD5, SHA-1, SHA-256, PDQ, vPDQ), its category, tags and series name.
+Not-pertinent files (CAT-5, INHOPE not illegal) go to an ``ignorable`` set of their own, so a later
+scan files them away without anyone looking again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from opspoor.hashsets.model import Entry
+from opspoor.review.caseview import CaseView
+from opspoor.review.decisions import NOT_PERTINENT, ReviewDB
+from opspoor.store import ImportResult, Store, import_entries
+
+
+@dataclass(frozen=True, slots=True)
+class FromCase:
+    known: list[Entry]
+    ignorable: list[Entry]
+    undecided: int  # new files nobody categorised (not exported)
+
+
+def entries_from_case(view: CaseView, review: ReviewDB) -> FromCase:
+    """One entry per distinct content (by MD5) that reviewers categorised; the latest category stands."""
+    states = review.file_states(view.members())
+    known: dict[str, Entry] = {}
+    ignorable: dict[str, Entry] = {}
+    undecided = 0
+    for path, st in states.items():
+        rec = view.records.get(path)
+        if rec is None:
+            continue
+        if st.category is None or st.category.uncategorised:
+            undecided += 1
+            continue
+        signals = {k: rec[k] for k in ("md5", "sha1", "sha256", "pdq") if rec.get(k)}
+        if rec.get("vpdq_frames"):
+            signals["vpdq"] = "\n".join(rec["vpdq_frames"])
+        if not signals:
+            undecided += 1
+            continue
+        bucket = ignorable if st.category.code in NOT_PERTINENT.get(st.category.scheme, ()) else known
+        key = rec.get("md5") or path
+        if key in bucket:
+            continue
+        tags = sorted(st.tags | {f"reviewed-by:{st.decided_by}"})
+        bucket[key] = Entry(
+            signals=signals,
+            category=st.category,
+            series=st.series,
+            tags=tuple(tags),
+            size=rec.get("size"),
+            external_id=f"{view.name}:{path}",
+            source=f"opspoor review of case {view.name}",
+        )
+    return FromCase(list(known.values()), list(ignorable.values()), undecided)
+
+
+def write_hashsets(
+    store: Store,
+    name: str,
+    found: FromCase,
+    *,
+    ignorable_name: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, ImportResult]:
+    """Add the entries to set ``name`` (known) and ``ignorable_name`` (default ``NAME-ignorable``),
+    creating them when missing; a file already in a set is not added twice (the store folds it)."""
+    out: dict[str, ImportResult] = {}
+    if found.known:
+        out[name] = import_entries(
+            store, name, found.known, kind="known", source="opspoor review", progress=progress
+        )
+    if found.ignorable:
+        ig = ignorable_name or f"{name}-ignorable"
+        out[ig] = import_entries(store, ig, found.ignorable, kind="ignorable", source="opspoor review")
+    return out

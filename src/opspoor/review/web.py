@@ -1,0 +1,289 @@
+"""The review app (FastAPI, Jinja2 templates, one plain script; every asset inside the package).
+
+``create_review_app`` serves one case. On a workstation (``opspoor review CASE_DIR``) it listens on
+127.0.0.1 only and admits one browser: the URL printed at start carries a one-time secret, which
+is exchanged for a session cookie (HttpOnly, SameSite=Strict) and then forgotten; any request
+without that cookie is refused, as is one naming another host (DNS rebinding).
+
+Pages never load an unveiled picture by themselves: ``/item/…/veiled`` is grayscale and blurred
+before it is encoded; ``/item/…/reveal`` (POST, so nothing prefetches it) is asked for by the script
+only while the reviewer holds a key or the mouse button, and every reveal is recorded.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from opspoor.errors import OpspoorError
+from opspoor.hashsets.model import CATEGORY_NAMES, Category, category_name
+from opspoor.media.sniff import VIDEO_TYPES, kind_of
+from opspoor.review.caseview import CaseView
+from opspoor.review.decisions import ReviewDB, key_codes
+from opspoor.review.evidence import read_evidence, revealed_view, veiled_view
+
+COOKIE = "opspoor_review"
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
+#: after this much reveal time in a day the page suggests a break (seconds)
+DEFAULT_BREAK_AFTER = 20 * 60
+
+
+@dataclass
+class ReviewConfig:
+    case_dir: Path
+    reviewer: str
+    scheme: str = "us-cat"
+    break_after: float = DEFAULT_BREAK_AFTER
+    #: the one-time secret of the printed URL; None once exchanged
+    secret: str | None = field(default_factory=lambda: secrets.token_urlsafe(24))
+    sessions: set[str] = field(default_factory=set)
+
+
+class OneTimeSecret(BaseHTTPMiddleware):
+    """Admit a browser that brings the printed URL's secret once, and then only by its cookie."""
+
+    def __init__(self, app: Any, config: ReviewConfig) -> None:
+        super().__init__(app)
+        self.config = config
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        cfg = self.config
+        host = (request.headers.get("host") or "").rsplit(":", 1)[0]
+        if host not in LOCAL_HOSTS:
+            return _refused("this review is served to this machine only (host not allowed)")
+        if request.cookies.get(COOKIE) in cfg.sessions:
+            return await call_next(request)
+        given = request.query_params.get("token")
+        if given and cfg.secret and hmac.compare_digest(given, cfg.secret):
+            cfg.secret = None  # one time: the link cannot admit a second browser
+            session = secrets.token_urlsafe(32)
+            cfg.sessions.add(session)
+            resp = RedirectResponse(request.url.path, status_code=303)
+            resp.set_cookie(COOKIE, session, httponly=True, samesite="strict", path="/")
+            return resp
+        return _refused("open the link printed by `opspoor review` (its secret works once)")
+
+
+def _refused(why: str) -> Response:
+    body = f"<!doctype html><title>refused</title><p>Refused: {why}.</p>"
+    return HTMLResponse(body, status_code=403, headers={"Cache-Control": "no-store"})
+
+
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("opspoor.review", "templates"), autoescape=select_autoescape())
+    env.globals["category_name"] = category_name
+    env.globals["video_types"] = VIDEO_TYPES
+    return env
+
+
+def create_review_app(config: ReviewConfig) -> FastAPI:
+    view = CaseView(config.case_dir)
+    review = ReviewDB.for_case(config.case_dir)
+    keys = key_codes(config.scheme)
+    env = _env()
+    script = (files("opspoor.review") / "templates" / "review.js").read_text(encoding="utf-8")
+    app = FastAPI(title="opspoor review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(OneTimeSecret, config=config)
+    app.state.view, app.state.review, app.state.config = view, review, config
+
+    def page(name: str, **ctx: Any) -> HTMLResponse:
+        html = env.get_template(name).render(case=view, config=config, **ctx)
+        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+    def problem(status: int, detail: str) -> JSONResponse:
+        return JSONResponse({"title": "bad request", "status": status, "detail": detail}, status_code=status)
+
+    def exposure_today() -> dict[str, Any]:
+        midnight = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
+        exp = review.exposure(since=midnight)
+        mine = exp["by_reviewer"].get(config.reviewer, {"reveals": 0, "seconds": 0.0})
+        return {**mine, "break": mine["seconds"] >= config.break_after}
+
+    def group_state(group_id: str) -> dict[str, Any]:
+        g = view.group(group_id)
+        states = review.file_states({g.id: g.paths})
+        items = []
+        for p in g.paths:
+            st = states[p]
+            cat = st.category
+            items.append(
+                {
+                    "category": f"{cat.scheme}:{cat.code}" if cat else None,
+                    "name": category_name(cat.scheme, cat.code) if cat else "not categorised",
+                    "by": st.by_reviewer,
+                    "tags": sorted(st.tags),
+                }
+            )
+        return {"group": g.id, "items": items, "exposure": exposure_today()}
+
+    @app.get("/", response_class=HTMLResponse)
+    def overview() -> HTMLResponse:
+        counts = view.counts()
+        exp = review.exposure()
+        decided = review.file_states(view.members())
+        by_cat: dict[str, int] = {}
+        for st in decided.values():
+            name = (
+                category_name(st.category.scheme, st.category.code) if st.category else "not categorised yet"
+            )
+            by_cat[name] = by_cat.get(name, 0) + 1
+        media = counts.get("media", 0)
+        return page(
+            "overview.html",
+            counts=counts,
+            decided=sorted(by_cat.items()),
+            known=view.known_counts(),
+            timeline=view.timeline(),
+            exposure=exp,
+            today=exposure_today(),
+            views_ratio=(exp["files"] / media) if media else 0.0,
+            groups_ratio=(counts["groups"] / media) if media else 0.0,
+        )
+
+    @app.get("/queue", response_class=HTMLResponse)
+    def queue(offset: int = 0, limit: int = 200) -> HTMLResponse:
+        offset, limit = max(0, offset), min(max(1, limit), 1000)
+        shown = view.groups[offset : offset + limit]
+        states = review.file_states({g.id: g.paths for g in shown})
+        done = {g.id: sum(1 for p in g.paths if states[p].category is not None) for g in shown}
+        return page("queue.html", groups=shown, done=done, offset=offset, limit=limit, total=len(view.groups))
+
+    @app.get("/group/{group_id}", response_class=HTMLResponse)
+    def group_page(group_id: str) -> Response:
+        try:
+            g = view.group(group_id)
+        except OpspoorError as exc:
+            return HTMLResponse(f"<p>{exc}</p>", status_code=404)
+        members = [view.records.get(p, {}) for p in g.paths]
+        k = view.position[g.id]
+        return page(
+            "group.html",
+            group=g,
+            members=members,
+            position=k + 1,
+            total=len(view.groups),
+            keys=keys,
+            names=CATEGORY_NAMES.get(config.scheme, {}),
+            script=script,
+        )
+
+    def _step(group_id: str, step: int, undecided: bool) -> RedirectResponse:
+        k = view.position.get(group_id, -1 if step > 0 else len(view.groups))
+        k += step
+        while 0 <= k < len(view.groups):
+            g = view.groups[k]
+            if not undecided:
+                break
+            states = review.file_states({g.id: g.paths})
+            if any(states[p].category is None for p in g.paths):
+                break
+            k += step
+        if 0 <= k < len(view.groups):
+            return RedirectResponse(f"/group/{view.groups[k].id}", status_code=303)
+        return RedirectResponse("/queue?done=1", status_code=303)
+
+    @app.get("/next")
+    def next_group(after: str = "", undecided: int = 0) -> RedirectResponse:
+        return _step(after, +1, bool(undecided))
+
+    @app.get("/prev")
+    def prev_group(before: str = "") -> RedirectResponse:
+        return _step(before, -1, False)
+
+    def _item(group_id: str, index: int) -> tuple[str, dict[str, Any]]:
+        g = view.group(group_id)
+        if not 0 <= index < len(g.paths):
+            raise OpspoorError(f"group {group_id} has no item {index}")
+        return g.paths[index], view.records.get(g.paths[index], {})
+
+    @app.get("/item/{group_id}/{index}/veiled")
+    def veiled(group_id: str, index: int) -> Response:
+        try:
+            path, rec = _item(group_id, index)
+            data = view.thumb(path) if kind_of(rec.get("type")) != "video" else None
+            if data is None:
+                data = veiled_view(read_evidence(path, view.sources()), path, kind_of(rec.get("type")))
+        except OpspoorError as exc:
+            return problem(404, str(exc))
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.post("/item/{group_id}/{index}/reveal")
+    def reveal(group_id: str, index: int, full: int = 0) -> Response:
+        try:
+            path, rec = _item(group_id, index)
+            data = revealed_view(
+                read_evidence(path, view.sources()), path, kind_of(rec.get("type")), full_size=bool(full)
+            )
+        except OpspoorError as exc:
+            return problem(404, str(exc))
+        rid = review.reveal_started(config.reviewer, path, full_size=bool(full))
+        return Response(
+            data, media_type="image/jpeg", headers={"Cache-Control": "no-store", "X-Reveal-Id": str(rid)}
+        )
+
+    @app.post("/api/reveal/{reveal_id}/end")
+    async def reveal_end(reveal_id: int, request: Request) -> JSONResponse:
+        body = await _json(request)
+        seconds = body.get("seconds")
+        review.reveal_ended(
+            config.reviewer, reveal_id, float(seconds) if isinstance(seconds, int | float) else None
+        )
+        return JSONResponse({"exposure": exposure_today()})
+
+    @app.get("/api/group/{group_id}/state")
+    def state(group_id: str) -> JSONResponse:
+        try:
+            return JSONResponse(group_state(group_id))
+        except OpspoorError as exc:
+            return problem(404, str(exc))
+
+    @app.post("/api/decide")
+    async def decide(request: Request) -> JSONResponse:
+        body = await _json(request)
+        try:
+            group_id = str(body.get("group"))
+            index = body.get("item")
+            path = _item(group_id, int(index))[0] if index is not None else None
+            view.group(group_id)
+            category = None
+            if body.get("key") is not None:
+                code = keys.get(str(body["key"]))
+                if code is None:
+                    return problem(400, f"key {body['key']!r} means no category of {config.scheme}")
+                category = Category(config.scheme, code)
+            tags = [str(t)[:100] for t in body.get("tags") or []]
+            series = str(body["series"])[:200] if body.get("series") else None
+            note = str(body["note"])[:2000] if body.get("note") else None
+            if category is None and not (tags or series or note):
+                return problem(400, "a decision needs a category key, a tag, a series name or a note")
+        except (OpspoorError, ValueError, TypeError) as exc:
+            return problem(400, str(exc))
+        d = review.decide(config.reviewer, group_id, path, category, tags=tags, note=note, series=series)
+        return JSONResponse({"decision": d.as_json(), **group_state(group_id)})
+
+    @app.post("/api/undo")
+    def undo() -> JSONResponse:
+        d = review.undo_last(config.reviewer)
+        if d is None:
+            return JSONResponse({"undone": None})
+        return JSONResponse({"undone": d.as_json(), **group_state(d.group_id)})
+
+    return app
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
