@@ -1,0 +1,227 @@
+"""The review workspace without a browser: the one-time secret, the queue and its reasons, veiled
+pictures and recorded reveals, decisions (group, per file, undo, two reviewers), known material kept
+out of every page, and the loop from decisions to a hash set to a rescan that finds the files known."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from typer.testing import CliRunner
+
+from opspoor.casefile.scan import scan_case
+from opspoor.cli import app as cli_app
+from opspoor.hashsets.model import Category
+from opspoor.review.decisions import ReviewDB, key_codes
+from opspoor.review.web import COOKIE, ReviewConfig, create_review_app
+from opspoor.triage.config import ScanConfig
+from review_case import build_case
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return build_case(tmp_path_factory.mktemp("review"))
+
+
+@pytest.fixture
+def fresh(tmp_path: Path, case: dict[str, Any]) -> Path:
+    """A copy of the case folder, so decisions made by one test do not reach another."""
+    out = tmp_path / "case"
+    shutil.copytree(case["dir"], out)
+    (out / "review.sqlite").unlink(missing_ok=True)
+    return out
+
+
+def _client(case_dir: Path, reviewer: str = "alice") -> tuple[TestClient, ReviewConfig]:
+    cfg = ReviewConfig(case_dir=case_dir, reviewer=reviewer)
+    client = TestClient(create_review_app(cfg), base_url="http://127.0.0.1")
+    assert client.get(f"/?token={cfg.secret}", follow_redirects=False).status_code == 303
+    return client, cfg
+
+
+@pytest.fixture
+def client(fresh: Path) -> Iterator[TestClient]:
+    c, _ = _client(fresh)
+    yield c
+    c.app.state.view.close()  # type: ignore[attr-defined]
+    c.app.state.review.close()  # type: ignore[attr-defined]
+
+
+def _image(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(np.int16)
+
+
+def test_secret_is_required_and_works_once(fresh: Path) -> None:
+    cfg = ReviewConfig(case_dir=fresh, reviewer="alice")
+    app = create_review_app(cfg)
+    secret = cfg.secret
+    c = TestClient(app, base_url="http://127.0.0.1")
+    for path in ("/", "/queue", "/group/G0001", "/item/G0001/0/veiled", "/api/group/G0001/state"):
+        assert c.get(path).status_code == 403, path
+    assert c.post("/item/G0001/0/reveal").status_code == 403
+    assert c.post("/api/decide", json={"group": "G0001", "item": 0, "key": "1"}).status_code == 403
+    assert c.get("/?token=wrong", follow_redirects=False).status_code == 403
+    r = c.get(f"/?token={secret}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    assert (
+        "httponly" in r.headers["set-cookie"].lower() and "samesite=strict" in r.headers["set-cookie"].lower()
+    )
+    assert c.get("/").status_code == 200  # by the cookie now
+    other = TestClient(app, base_url="http://127.0.0.1")
+    assert other.get(f"/?token={secret}", follow_redirects=False).status_code == 403  # used once
+    other.cookies.set(COOKIE, "made-up")
+    assert other.get("/").status_code == 403
+    # another host name (DNS rebinding) is refused even with the cookie
+    assert c.get("/", headers={"host": "evil.example:80"}).status_code == 403
+
+
+def test_queue_in_priority_order_with_reasons(client: TestClient) -> None:
+    html = client.get("/queue").text
+    order = [part.split('"')[0] for part in html.split('data-group="')[1:]]
+    assert order == sorted(order) and len(order) == 6
+    assert "location clue: camera serial SER-9" in html  # why ranked first
+    assert "same camera body serial: SER-9" in html  # why together
+    assert "near-duplicate images: 2 pairs within PDQ distance" in html
+    assert html.index("SER-9") < html.index("near-duplicate images")
+
+
+def test_veiled_is_grayscale_and_blurred_reveal_is_limited_and_recorded(
+    client: TestClient, fresh: Path
+) -> None:
+    veiled = client.get("/item/G0002/0/veiled")
+    assert veiled.status_code == 200
+    v = _image(veiled.content)
+    assert np.abs(v[..., 0] - v[..., 1]).max() <= 2 and np.abs(v[..., 1] - v[..., 2]).max() <= 2  # gray
+    assert max(v.shape[:2]) <= 320
+    r = client.post("/item/G0002/0/reveal")
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    shown = _image(r.content)
+    assert max(shown.shape[:2]) == 512  # an 800 x 600 picture, limited to 512 px
+    assert np.abs(shown[..., 0] - shown[..., 2]).max() > 40  # in colour
+    # blurred: far less fine detail than the reveal at the same size
+    small = np.asarray(Image.fromarray(shown.astype(np.uint8)).convert("L").resize(v.shape[1::-1])).astype(
+        float
+    )
+    assert (
+        np.abs(np.diff(v[..., 0].astype(float), axis=1)).mean() < 0.5 * np.abs(np.diff(small, axis=1)).mean()
+    )
+    full = client.post("/item/G0002/0/reveal?full=1")
+    assert max(_image(full.content).shape[:2]) == 800
+    rid = int(r.headers["x-reveal-id"])
+    assert client.post(f"/api/reveal/{rid}/end", json={"seconds": 0.4}).status_code == 200
+    db = ReviewDB.for_case(fresh)
+    exp = db.exposure()
+    assert (
+        exp["reveals"] == 2
+        and exp["files"] == 1
+        and exp["by_reviewer"]["alice"]["seconds"] == pytest.approx(0.4)
+    )
+    actions = [(a["action"], a["target"]) for a in db.audit_trail()]
+    assert ("reveal", "dump/series_0.jpg") in actions and ("reveal-full", "dump/series_0.jpg") in actions
+    db.close()
+    assert client.post("/item/G0002/9/reveal").status_code == 404  # no such item: a problem, not a 500
+
+
+def test_video_is_a_frame_grid_and_archive_members_open(client: TestClient, case: dict[str, Any]) -> None:
+    view = client.app.state.view  # type: ignore[attr-defined]
+    video = next(g for g in view.groups if g.paths[0].endswith(".mp4"))
+    grid = _image(client.post(f"/item/{video.id}/0/reveal").content)
+    assert grid.shape[1] == 512 and grid.shape[0] == 2 * 128  # 4 columns of 128 px; 6 frames = 2 rows
+    page = client.get(f"/group/{video.id}").text
+    assert "<video" not in page and "frame grid" in page  # never a playable video, never autoplay
+    zipped = next(g for g in view.groups if "!/" in g.paths[0])
+    assert client.post(f"/item/{zipped.id}/0/reveal").status_code == 200
+    assert client.get(f"/item/{zipped.id}/0/veiled").status_code == 200
+
+
+def test_known_material_never_on_a_page(client: TestClient) -> None:
+    pages = [client.get(p).text for p in ("/", "/queue")]
+    pages += [client.get(f"/group/G000{k}").text for k in range(1, 7)]
+    assert all("known.jpg" not in p for p in pages)
+    overview = pages[0]
+    assert "CAT-1 child abuse material" in overview and "K-1" in overview  # counted by category and entry
+
+
+def test_group_decision_covers_members_file_overrides_undo_and_two_reviewers(fresh: Path) -> None:
+    db = ReviewDB.for_case(fresh)
+    members = {"G1": ("a", "b", "c")}
+    db.decide("alice", "G1", None, Category("us-cat", "3"))
+    db.decide("alice", "G1", "b", Category("us-cat", "5"))
+    st = db.file_states(members)
+    assert [st[p].category.code for p in "abc"] == ["3", "5", "3"]  # type: ignore[union-attr]
+    db.decide("bob", "G1", "a", Category("us-cat", "4"), tags=["follow-up"])
+    st = db.file_states(members)
+    assert st["a"].by_reviewer == {"alice": "us-cat:3", "bob": "us-cat:4"}  # both stay visible
+    assert st["a"].category == Category("us-cat", "4") and st["a"].decided_by == "bob"  # latest stands
+    assert st["a"].tags == {"follow-up"}
+    undone = db.undo_last("alice")
+    assert undone is not None and undone.path == "b"
+    assert db.file_states(members)["b"].category == Category("us-cat", "3")
+    db.undo_last("alice")
+    st = db.file_states(members)
+    assert st["c"].category is None and st["a"].by_reviewer == {"bob": "us-cat:4"}
+    trail = [a["action"] for a in db.audit_trail()]
+    assert trail == ["decide", "decide", "decide", "undo", "undo"]  # nothing is deleted
+    db.close()
+    assert key_codes("uk") == {"1": "A", "2": "B", "3": "C"} and key_codes("us-cat")["0"] == "0"
+
+
+def test_decisions_through_the_app_and_bad_input(client: TestClient) -> None:
+    r = client.post("/api/decide", json={"group": "G0002", "item": None, "key": "2"}).json()
+    assert [i["category"] for i in r["items"]] == ["us-cat:2"] * 3
+    r = client.post("/api/decide", json={"group": "G0002", "item": 1, "key": "5"}).json()
+    assert [i["category"] for i in r["items"]] == ["us-cat:2", "us-cat:5", "us-cat:2"]
+    r = client.post("/api/undo").json()
+    assert r["undone"]["path"] == "dump/series_1.jpg" and r["items"][1]["category"] == "us-cat:2"
+    for body in (
+        {"group": "G0002", "item": 0, "key": "9"},
+        {"group": "G9999", "item": 0, "key": "1"},
+        {"group": "G0002", "item": 7, "key": "1"},
+        {"group": "G0002", "item": 0},
+    ):
+        bad = client.post("/api/decide", json=body)
+        assert bad.status_code == 400 and bad.json()["detail"], body
+    assert client.post("/api/decide", content=b"not json").status_code == 400
+
+
+def test_loop_decisions_to_hash_set_to_a_rescan_that_finds_them_known(
+    fresh: Path, case: dict[str, Any], tmp_path: Path
+) -> None:
+    client, _ = _client(fresh)
+    view = client.app.state.view  # type: ignore[attr-defined]
+    new_paths = {p for g in view.groups for p in g.paths}
+    for g in view.groups:  # Shift+digit on every group: CAT-5 for the loners, CAT-3 for the rest
+        key = "5" if "loner" in g.paths[0] else "3"
+        assert client.post("/api/decide", json={"group": g.id, "item": None, "key": key}).status_code == 200
+    view.close()
+    client.app.state.review.close()  # type: ignore[attr-defined]
+    result = CliRunner().invoke(
+        cli_app, ["hashset", "from-case", str(fresh), "--name", "reviewed", "--db", case["db"]]
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "reviewed: 7 entries added" in result.output
+        and "reviewed-ignorable: 2 entries added" in result.output
+    )
+    # the same material in another case: a copy of the evidence, scanned with the new sets
+    again = tmp_path / "again" / "dump"
+    shutil.copytree(case["evidence"], again)
+    cfg = ScanConfig(
+        sources=[again],
+        hashsets=["known", "reviewed", "reviewed-ignorable"],
+        case_dir=tmp_path / "case2",
+        db_url=case["db"],
+        workers=1,
+    )
+    summary = scan_case(cfg).summary
+    assert summary["by_status"]["new"] == 0 and summary["groups"]["count"] == 0
+    assert summary["by_status"]["known"] == 1 + 7 and summary["by_status"]["ignorable"] == 2
+    assert summary["by_hashset"].get("reviewed") == 7
+    assert len(new_paths) == 9
