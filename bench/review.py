@@ -1,0 +1,241 @@
+"""How little a reviewer has to see, and how fast the next group comes (see docs/review.md, docs/benchmarks.md).
+
+Part 1, on the demo case (``python -m opspoor.demo``: benign generated pictures and videos, scanned
+against its two demo sets), served by the real ``opspoor review`` command and driven in headless
+Chromium by keyboard alone: ``n`` opens the first group nobody has categorised; in each group the
+reviewer holds ``space`` once (one reveal, of the selected first file) and presses ``Shift``+digit
+(the whole group, then on to the next). It reports the files revealed ÷ media files next to new
+groups ÷ media files, and the keystrokes spent categorising next to groups + 1.
+Goals: views needed ÷ media files <= new groups ÷ media files; categorising keystrokes <= groups + 1.
+
+Part 2, at scale: a synthetic case of ``--files`` records in ``--groups`` groups (no pictures: a
+fixed veiled thumbnail per file) served in-process; the server time of "the next group on screen"
+(``/next`` + the group page + its veiled thumbnails) over 200 groups, p50/p95, anchored by a
+refused request (the cheapest answer the same app gives) in the same run; then one browser
+measurement (key ``n`` to the next page loaded, Navigation Timing) over 20 groups.
+Goal: p95 < 150 ms.
+
+Usage: ``python bench/review.py [--small] [--files 100000] [--groups 10000] [--skip-demo] [--skip-scale]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import numpy as np  # noqa: E402
+
+from opspoor.media.thumbs import safe_thumbnail  # noqa: E402
+from opspoor.report.pdf import CHROMIUM_ARGS, find_chromium  # noqa: E402
+from opspoor.review.caseview import CaseView  # noqa: E402
+from opspoor.review.decisions import ReviewDB  # noqa: E402
+from opspoor.triage.case import CaseDB  # noqa: E402
+from setup_info import setup_line  # noqa: E402
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def serve(case_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opspoor", "review", str(case_dir), "--reviewer", "bench"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert proc.stdout is not None
+    for _ in range(5):
+        m = re.search(r"http://127\.0\.0\.1:\d+/\?token=\S+", proc.stdout.readline())
+        if m:
+            return proc, m.group(0)
+    proc.kill()
+    sys.exit("opspoor review printed no URL")
+
+
+def demo_exposure(small: bool) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    tmp = Path(tempfile.mkdtemp(prefix="opspoor-bench-review-"))
+    args = [sys.executable, "-m", "opspoor.demo", "--dir", str(tmp / "demo")] + (["--small"] if small else [])
+    subprocess.run(args, check=True, env=ENV, stdout=subprocess.DEVNULL)
+    case_dir = tmp / "demo" / "case"
+    summary = json.loads((case_dir / "summary.json").read_text())
+    proc, url = serve(case_dir)
+    keys = 0
+    groups_seen = 0
+    try:
+        with sync_playwright() as p:
+            chromium = find_chromium()
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=list(CHROMIUM_ARGS))
+            page = browser.new_page()
+            page.goto(url, wait_until="load")
+            with page.expect_navigation():
+                page.keyboard.press("n")
+                keys += 1
+            while "/group/" in page.url:
+                groups_seen += 1
+                with page.expect_response(lambda r: "/reveal" in r.url):
+                    page.keyboard.down("Space")  # one look, at the group's first file
+                page.wait_for_selector(".item img.revealed")
+                page.keyboard.up("Space")
+                page.wait_for_selector('.item[data-index="0"] img.veiled')
+                with page.expect_navigation():
+                    page.keyboard.press("Shift+Digit3")
+                    keys += 1
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    db = ReviewDB.for_case(case_dir)
+    exposure = db.exposure()
+    db.close()
+    view = CaseView(case_dir)
+    media = view.counts()["media"]  # image and video files, whatever their status
+    view.close()
+    n_groups = summary["groups"]["count"]
+    return {
+        "files": summary["files_in"],
+        "new_files": summary["by_status"]["new"],
+        "known_files": summary["by_status"]["known"],
+        "groups": n_groups,
+        "groups_visited": groups_seen,
+        "revealed_files": exposure["files"],
+        "media_files": media,
+        "views_per_media": exposure["files"] / media,
+        "groups_per_media": n_groups / media,
+        "categorising_keys": keys,
+        "groups_plus_one": n_groups + 1,
+    }
+
+
+def synthetic_case(case_dir: Path, n_files: int, n_groups: int) -> None:
+    rng = np.random.default_rng(7)
+    thumb = safe_thumbnail(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    case = CaseDB(case_dir)
+    rows = []
+    for i in range(n_files):
+        md5 = rng.bytes(16).hex()
+        rec = {"path": f"dump/f{i:07d}.jpg", "size": 1000, "type": "jpeg", "md5": md5, "sha1": None,
+               "sha256": None, "status": "new", "error": None, "pdq": None, "pdq_quality": None,
+               "vpdq_frames": None, "matches": [], "group": f"G{i % n_groups:05d}", "exif": None}  # fmt: skip
+        rows.append((i, rec, thumb))
+        if len(rows) == 20_000:
+            case.add_files(rows)
+            rows = []
+    case.add_files(rows)
+    groups = []
+    for g in range(n_groups):
+        paths = [f"dump/f{i:07d}.jpg" for i in range(g, n_files, n_groups)]
+        info = {"size": len(paths), "paths": paths, "cameras": [], "serials": [], "gps": [],
+                "date_first": None, "date_last": None, "types": [["jpeg", len(paths)]],
+                "why_ranked": ["no location clue"], "why_together": ["synthetic"]}  # fmt: skip
+        groups.append((f"G{g:05d}", g + 1, info))
+    case.replace_groups(groups)
+    case.close()
+
+
+def scale(n_files: int, n_groups: int) -> dict[str, Any]:
+    from fastapi.testclient import TestClient
+    from playwright.sync_api import sync_playwright
+
+    from opspoor.review.web import ReviewConfig, create_review_app
+
+    tmp = Path(tempfile.mkdtemp(prefix="opspoor-bench-review-scale-"))
+    t0 = time.perf_counter()
+    synthetic_case(tmp / "case", n_files, n_groups)
+    built = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cfg = ReviewConfig(case_dir=tmp / "case", reviewer="bench")
+    app = create_review_app(cfg)
+    opened = time.perf_counter() - t0
+    client = TestClient(app, base_url="http://127.0.0.1")
+    anchor = []
+    for _ in range(50):
+        t = time.perf_counter()
+        TestClient(app, base_url="http://127.0.0.1").get("/queue")  # refused: no cookie
+        anchor.append(time.perf_counter() - t)
+    client.get(f"/?token={cfg.secret}")
+    rng = np.random.default_rng(3)
+    ids = [f"G{g:05d}" for g in rng.choice(n_groups - 1, 200, replace=False)]
+    # half the groups before each asked one are decided already, as in a review under way
+    for gid in ids[:100]:
+        client.post("/api/decide", json={"group": gid, "item": None, "key": "3"})
+    times = []
+    for gid in ids:
+        t = time.perf_counter()
+        r = client.get(f"/next?after={gid}&undecided=1", follow_redirects=False)
+        nxt = r.headers["location"].rsplit("/", 1)[-1]
+        client.get(f"/group/{nxt}")
+        for i in range(n_files // n_groups):
+            client.get(f"/item/{nxt}/{i}/veiled")
+        times.append(time.perf_counter() - t)
+    ms = np.array(times) * 1000
+    browser_ms: list[float] = []
+    proc, url = serve(tmp / "case")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=find_chromium(), headless=True, args=list(CHROMIUM_ARGS)
+            )
+            page = browser.new_page()
+            page.goto(url, wait_until="load")
+            page.goto(url.split("/?")[0] + "/group/G05000", wait_until="load")
+            for _ in range(20):
+                with page.expect_navigation(wait_until="load"):
+                    page.keyboard.press("n")
+                nav = page.evaluate("performance.getEntriesByType('navigation')[0].toJSON()")
+                browser_ms.append(float(nav["loadEventEnd"]))  # from the key's navigation start
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    anchor_ms = float(np.median(anchor) * 1000)
+    return {
+        "files": n_files,
+        "groups": n_groups,
+        "synthetic_case_seconds": round(built, 1),
+        "app_open_seconds": round(opened, 2),
+        "anchor_refused_ms": round(anchor_ms, 2),
+        "next_group_server_ms_p50": round(float(np.percentile(ms, 50)), 1),
+        "next_group_server_ms_p95": round(float(np.percentile(ms, 95)), 1),
+        "p95_over_anchor": round(float(np.percentile(ms, 95)) / anchor_ms, 1),
+        "next_group_browser_ms_p50": round(float(np.percentile(browser_ms, 50)), 1),
+        "next_group_browser_ms_p95": round(float(np.percentile(browser_ms, 95)), 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--small", action="store_true", help="the small demo case")
+    ap.add_argument("--files", type=int, default=100_000)
+    ap.add_argument("--groups", type=int, default=10_000)
+    ap.add_argument("--skip-demo", action="store_true")
+    ap.add_argument("--skip-scale", action="store_true")
+    a = ap.parse_args()
+    print("setup:", setup_line(), flush=True)
+    if not a.skip_demo:
+        d = demo_exposure(a.small)
+        print("demo case:", json.dumps(d, indent=1), flush=True)
+        ok1 = d["views_per_media"] <= d["groups_per_media"]
+        ok2 = d["categorising_keys"] <= d["groups_plus_one"]
+        print(f"goal views/media <= groups/media: {'met' if ok1 else 'NOT met'}; "
+              f"keys <= groups + 1: {'met' if ok2 else 'NOT met'}")  # fmt: skip
+    if not a.skip_scale:
+        s = scale(a.files, a.groups)
+        print("scale:", json.dumps(s, indent=1), flush=True)
+        print(f"goal p95 < 150 ms: {'met' if s['next_group_server_ms_p95'] < 150 else 'NOT met'} (server)")
+
+
+if __name__ == "__main__":
+    main()
