@@ -1,4 +1,4 @@
-"""How little a reviewer has to see, and how fast the next group comes (see docs/review.md, docs/benchmarks.md).
+"""How little a reviewer has to see, and how fast the next group comes (docs/review.md, docs/benchmarks.md).
 
 Part 1, on the demo case (``python -m opspoor.demo``: benign generated pictures and videos, scanned
 against its two demo sets), served by the real ``opspoor review`` command and driven in headless
