@@ -28,11 +28,14 @@ from sqlalchemy import (
     Text,
     and_,
     create_engine,
+    delete,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from opspoor.errors import CaseError
 from opspoor.hashsets.model import SCHEMES, Category
@@ -44,6 +47,7 @@ decisions = Table(
     "review_decisions",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(200), nullable=False, default="", index=True),
     Column("at", Float, nullable=False),
     Column("reviewer", String(200), nullable=False),
     Column("group_id", String(64), nullable=False, index=True),
@@ -60,6 +64,7 @@ reveals = Table(
     "review_reveals",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(200), nullable=False, default="", index=True),
     Column("reviewer", String(200), nullable=False),
     Column("path", Text, nullable=False),
     Column("started", Float, nullable=False),
@@ -70,12 +75,23 @@ audit = Table(
     "review_audit",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(200), nullable=False, default="", index=True),
     Column("at", Float, nullable=False),
     Column("reviewer", String(200), nullable=False),
     Column("action", String(32), nullable=False),
     Column("target", Text, nullable=True),
     Column("detail", Text, nullable=True),
 )
+claims = Table(
+    "review_claims",
+    metadata,
+    Column("case_id", String(200), primary_key=True),
+    Column("group_id", String(64), primary_key=True),
+    Column("reviewer", String(200), nullable=False),
+    Column("expires", Float, nullable=False),
+)
+#: how long a reviewer holds a group they opened before another reviewer may be given it (seconds)
+CLAIM_SECONDS = 15 * 60
 
 #: codes that say "not pertinent": these files go to an ``ignorable`` set, not a set of known material
 NOT_PERTINENT: dict[str, frozenset[str]] = {
@@ -135,11 +151,17 @@ class FileState:
 
 class ReviewDB:
     """The review tables of one case: a SQLite file beside it (``review.sqlite``, owner-only) or,
-    for a team, any SQLAlchemy URL (the same tables on PostgreSQL)."""
+    for a team, any SQLAlchemy URL (the same tables on PostgreSQL, one ``case_id`` per case)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, case_id: str = "") -> None:
         self.engine = engine
+        self.case_id = case_id
         metadata.create_all(engine)
+
+    @classmethod
+    def at_url(cls, url: str, case_id: str) -> ReviewDB:
+        """The review tables in a shared database (a team's PostgreSQL), for case ``case_id``."""
+        return cls(create_engine(url), case_id)
 
     @classmethod
     def for_case(cls, case_dir: Path) -> ReviewDB:
@@ -172,6 +194,7 @@ class ReviewDB:
         """Record one decision (a category, tags, a note, a series name) on a file or a whole group."""
         now = time.time()
         row = {
+            "case_id": self.case_id,
             "at": now,
             "reviewer": reviewer,
             "group_id": group_id,
@@ -186,10 +209,8 @@ class ReviewDB:
             new_id = conn.execute(insert(decisions).values(**row)).inserted_primary_key[0]  # type: ignore[index]
             target = path if path is not None else f"group {group_id}"
             what = f"{category.scheme}:{category.code}" if category else ""
-            detail = json.dumps({"decision": new_id, "category": what, "tags": sorted(set(tags))})
-            conn.execute(
-                insert(audit).values(at=now, reviewer=reviewer, action="decide", target=target, detail=detail)
-            )
+            detail = {"decision": new_id, "category": what, "tags": sorted(set(tags))}
+            self._audit(conn, now, reviewer, "decide", target, detail)
         return Decision(
             int(new_id), now, reviewer, group_id, path, category, tuple(sorted(set(tags))), note, series
         )
@@ -199,7 +220,8 @@ class ReviewDB:
         with self.engine.begin() as conn:
             row = conn.execute(
                 select(decisions)
-                .where(and_(decisions.c.reviewer == reviewer, decisions.c.undone_at.is_(None)))
+                .where(and_(decisions.c.case_id == self.case_id, decisions.c.reviewer == reviewer))
+                .where(decisions.c.undone_at.is_(None))
                 .order_by(decisions.c.id.desc())
                 .limit(1)
             ).first()
@@ -209,17 +231,16 @@ class ReviewDB:
             conn.execute(
                 update(decisions).where(decisions.c.id == row.id).values(undone_at=now, undone_by=reviewer)
             )
-            conn.execute(
-                insert(audit).values(
-                    at=now, reviewer=reviewer, action="undo", target=row.path or f"group {row.group_id}",
-                    detail=json.dumps({"decision": row.id}),
-                )
-            )  # fmt: skip
+            target = row.path or f"group {row.group_id}"
+            self._audit(conn, now, reviewer, "undo", target, {"decision": row.id})
         return _decision(row)
 
     def standing(self, group_ids: Iterable[str] | None = None) -> list[Decision]:
         """Every decision not undone, oldest first (of these groups only, when given)."""
-        q = select(decisions).where(decisions.c.undone_at.is_(None)).order_by(decisions.c.id)
+        q = select(decisions).where(
+            and_(decisions.c.case_id == self.case_id, decisions.c.undone_at.is_(None))
+        )
+        q = q.order_by(decisions.c.id)
         if group_ids is not None:
             q = q.where(decisions.c.group_id.in_(list(group_ids)))
         with self.engine.connect() as conn:
@@ -264,14 +285,11 @@ class ReviewDB:
         now = time.time()
         with self.engine.begin() as conn:
             rid = conn.execute(
-                insert(reveals).values(reviewer=reviewer, path=path, started=now, full_size=int(full_size))
-            ).inserted_primary_key[0]  # type: ignore[index]
-            conn.execute(
-                insert(audit).values(
-                    at=now, reviewer=reviewer, action="reveal-full" if full_size else "reveal", target=path,
-                    detail=json.dumps({"reveal": rid}),
+                insert(reveals).values(
+                    case_id=self.case_id, reviewer=reviewer, path=path, started=now, full_size=int(full_size)
                 )
-            )  # fmt: skip
+            ).inserted_primary_key[0]  # type: ignore[index]
+            self._audit(conn, now, reviewer, "reveal-full" if full_size else "reveal", path, {"reveal": rid})
         return int(rid)
 
     def reveal_ended(self, reviewer: str, reveal_id: int, seconds: float | None = None) -> None:
@@ -279,7 +297,13 @@ class ReviewDB:
         own measurement is shorter (the picture took time to arrive)."""
         with self.engine.begin() as conn:
             row = conn.execute(
-                select(reveals).where(and_(reveals.c.id == reveal_id, reveals.c.reviewer == reviewer))
+                select(reveals).where(
+                    and_(
+                        reveals.c.id == reveal_id,
+                        reveals.c.reviewer == reviewer,
+                        reveals.c.case_id == self.case_id,
+                    )
+                )
             ).first()
             if row is None or row.seconds is not None:
                 return
@@ -291,7 +315,9 @@ class ReviewDB:
     def exposure(self, since: float = 0.0) -> dict[str, Any]:
         """Reveals since ``since``: how many, of how many distinct files, and seconds per reviewer."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(reveals).where(reveals.c.started >= since)).all()
+            rows = conn.execute(
+                select(reveals).where(and_(reveals.c.case_id == self.case_id, reveals.c.started >= since))
+            ).all()
         per: dict[str, dict[str, float]] = {}
         for r in rows:
             p = per.setdefault(r.reviewer, {"reveals": 0, "seconds": 0.0})
@@ -299,9 +325,83 @@ class ReviewDB:
             p["seconds"] += float(r.seconds or 0.0)
         return {"reveals": len(rows), "files": len({r.path for r in rows}), "by_reviewer": per}
 
+    def _audit(
+        self, conn: Any, at: float, reviewer: str, action: str, target: str, detail: dict[str, Any]
+    ) -> None:
+        conn.execute(
+            insert(audit).values(
+                case_id=self.case_id,
+                at=at,
+                reviewer=reviewer,
+                action=action,
+                target=target,
+                detail=json.dumps(detail),
+            )
+        )
+
+    # --- claims (several reviewers on one case) --------------------------------------------------
+    def claim_next(
+        self,
+        reviewer: str,
+        candidates: Iterable[str],
+        *,
+        seconds: float = CLAIM_SECONDS,
+        now: float | None = None,
+    ) -> str | None:
+        """The first of ``candidates`` (groups in review order, not yet categorised) that no other
+        reviewer holds, now held by ``reviewer`` for ``seconds``; a claim that expired is free again.
+        Two reviewers asking at once get different groups: the claim row is the lock."""
+        for group_id in candidates:
+            if self.claim(reviewer, group_id, seconds=seconds, now=now):
+                return group_id
+        return None
+
+    def claim(
+        self, reviewer: str, group_id: str, *, seconds: float = CLAIM_SECONDS, now: float | None = None
+    ) -> bool:
+        """Hold ``group_id`` (or hold it longer), letting go of any other group the reviewer held;
+        False when another reviewer holds it."""
+        t = time.time() if now is None else now
+        mine = and_(claims.c.case_id == self.case_id, claims.c.reviewer == reviewer)
+        key = and_(claims.c.case_id == self.case_id, claims.c.group_id == group_id)
+        try:
+            with self.engine.begin() as conn:
+                taken = conn.execute(
+                    update(claims)
+                    .where(key)
+                    .where(or_(claims.c.reviewer == reviewer, claims.c.expires < t))
+                    .values(reviewer=reviewer, expires=t + seconds)
+                ).rowcount
+                if not taken:
+                    if conn.execute(select(claims.c.reviewer).where(key)).first() is not None:
+                        return False  # held by another reviewer
+                    conn.execute(
+                        insert(claims).values(
+                            case_id=self.case_id, group_id=group_id, reviewer=reviewer, expires=t + seconds
+                        )
+                    )
+                conn.execute(delete(claims).where(mine).where(claims.c.group_id != group_id))
+                return True
+        except IntegrityError:
+            return False  # another reviewer claimed it between our look and our insert
+
+    def holder(self, group_id: str, *, now: float | None = None) -> str | None:
+        """Who holds ``group_id`` now, if anyone."""
+        t = time.time() if now is None else now
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(claims).where(and_(claims.c.case_id == self.case_id, claims.c.group_id == group_id))
+            ).first()
+        return row.reviewer if row is not None and row.expires >= t else None
+
     def audit_trail(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(select(audit).order_by(audit.c.id))]
+            return [
+                dict(r._mapping)
+                for r in conn.execute(
+                    select(audit).where(audit.c.case_id == self.case_id).order_by(audit.c.id)
+                )
+            ]
 
 
 def _decision(r: Any) -> Decision:

@@ -28,7 +28,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from opspoor.errors import OpspoorError
 from opspoor.hashsets.model import CATEGORY_NAMES, Category, category_name
 from opspoor.media.sniff import VIDEO_TYPES, kind_of
-from opspoor.review.caseview import CaseView
+from opspoor.review.caseview import CaseView, ReviewGroup
 from opspoor.review.decisions import ReviewDB, key_codes
 from opspoor.review.evidence import read_evidence, revealed_view, veiled_view
 
@@ -177,19 +177,20 @@ def create_review_app(config: ReviewConfig) -> FastAPI:
             script=script,
         )
 
+    def _open(g: ReviewGroup) -> bool:
+        states = review.file_states({g.id: g.paths})
+        return any(states[p].category is None for p in g.paths)
+
     def _step(group_id: str, step: int, undecided: bool) -> RedirectResponse:
-        k = view.position.get(group_id, -1 if step > 0 else len(view.groups))
-        k += step
-        while 0 <= k < len(view.groups):
-            g = view.groups[k]
-            if not undecided:
-                break
-            states = review.file_states({g.id: g.paths})
-            if any(states[p].category is None for p in g.paths):
-                break
-            k += step
-        if 0 <= k < len(view.groups):
-            return RedirectResponse(f"/group/{view.groups[k].id}", status_code=303)
+        k = view.position.get(group_id, -1 if step > 0 else len(view.groups)) + step
+        target: str | None = None
+        if undecided:  # the next group nobody has categorised and no other reviewer holds (a claim)
+            later = view.groups[k:] if step > 0 else view.groups[k::-1] if k >= 0 else []
+            target = review.claim_next(config.reviewer, (g.id for g in later if _open(g)))
+        elif 0 <= k < len(view.groups):
+            target = view.groups[k].id
+        if target is not None:
+            return RedirectResponse(f"/group/{target}", status_code=303)
         return RedirectResponse("/queue?done=1", status_code=303)
 
     @app.get("/next")
