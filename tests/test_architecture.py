@@ -208,7 +208,7 @@ def test_one_definition_each_of_roles_and_audit_fields() -> None:
     from opspoor.store.audit import EVENT_FIELDS, AuditEvent, AuditRecord
     from opspoor.store.models_service import ROLES, AuditRow, TokenRow
 
-    assert (auth.PLATFORM, auth.CURATOR, auth.ANALYST, auth.ADMIN) == ROLES
+    assert (auth.PLATFORM, auth.CURATOR, auth.ANALYST, auth.ADMIN, auth.REVIEWER) == ROLES
     (check,) = [c for c in TokenRow.__table__.constraints if c.name == "ck_tokens_role"]
     assert str(check.sqltext) == "role IN (" + ", ".join(f"'{r}'" for r in ROLES) + ")"
     assert TokenCreate.model_json_schema()["properties"]["role"]["enum"] == list(ROLES)

@@ -261,3 +261,20 @@ def test_two_reviewers_in_the_app_get_different_groups(fresh: Path) -> None:
     for c in (a, b):
         c.app.state.view.close()  # type: ignore[attr-defined]
         c.app.state.review.close()  # type: ignore[attr-defined]
+
+
+def test_a_token_may_have_the_reviewer_role_after_the_migration(db_url: str) -> None:
+    """Migration 0006 widens the tokens table's CHECK: a reviewer token is stored, a made-up role is not."""
+    import sqlalchemy as sa
+
+    from opspoor.store import open_store
+    from opspoor.store.tokens import create_token, find_token
+
+    with open_store(db_url) as store:
+        rec, secret = create_token(store, "reviewer", "hotline", label="first reviewer")
+        found = find_token(store, secret)
+        assert found is not None and found.role == "reviewer"
+        with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO tokens (tenant, role, secret_sha256) VALUES ('t', 'boss', 'x')")
+            )

@@ -29,6 +29,7 @@ from sqlalchemy import (
     and_,
     create_engine,
     delete,
+    event,
     insert,
     or_,
     select,
@@ -170,7 +171,11 @@ class ReviewDB:
             raise CaseError("not a case folder", str(case_dir))
         old = os.umask(0o077)
         try:
-            db = cls(create_engine(f"sqlite:///{path}"))
+            engine = create_engine(f"sqlite:///{path}")
+            # WAL + NORMAL: a decision is one small write; a crash loses at most the last ones, never
+            # the file (the same trade as the case database)
+            event.listen(engine, "connect", _sqlite_wal)
+            db = cls(engine)
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
@@ -402,6 +407,14 @@ class ReviewDB:
                     select(audit).where(audit.c.case_id == self.case_id).order_by(audit.c.id)
                 )
             ]
+
+
+def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
 
 
 def _decision(r: Any) -> Decision:
