@@ -278,3 +278,17 @@ def test_a_token_may_have_the_reviewer_role_after_the_migration(db_url: str) -> 
             conn.execute(
                 sa.text("INSERT INTO tokens (tenant, role, secret_sha256) VALUES ('t', 'boss', 'x')")
             )
+
+
+def test_a_break_is_suggested_after_the_reveal_time_set(fresh: Path) -> None:
+    cfg = ReviewConfig(case_dir=fresh, reviewer="alice", break_after=0.0)
+    c = TestClient(create_review_app(cfg), base_url="http://127.0.0.1")
+    c.get(f"/?token={cfg.secret}")
+    r = c.post("/item/G0002/0/reveal")
+    c.post(f"/api/reveal/{r.headers['x-reveal-id']}/end", json={})
+    assert 'id="break"' in c.get("/").text and "time for a break" in c.get("/").text
+    assert c.get("/api/group/G0002/state").json()["exposure"]["break"] is True
+    relaxed = ReviewConfig(case_dir=fresh, reviewer="bob", break_after=3600.0)
+    c2 = TestClient(create_review_app(relaxed), base_url="http://127.0.0.1")
+    c2.get(f"/?token={relaxed.secret}")
+    assert 'id="break"' not in c2.get("/").text  # bob has revealed nothing today

@@ -129,6 +129,11 @@ def test_blurred_by_default_reveal_on_hold_and_keyboard(session: Any, served: di
     session.wait_for_function(
         "document.querySelector('.item[data-index=\"0\"] .cat').textContent === 'not categorised'"
     )
+    session.keyboard.press("k")  # (the digit moved the selection on to the next file)
+    session.keyboard.press("f")  # the follow-up tag, on the selected file
+    session.wait_for_function(
+        "document.querySelector('.item[data-index=\"0\"] .tags').textContent === '#follow-up'"
+    )
     # Shift+digit: the whole group, then on to the next group not yet categorised
     with session.expect_navigation():
         session.keyboard.press("Shift+Digit3")
