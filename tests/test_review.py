@@ -292,3 +292,22 @@ def test_a_break_is_suggested_after_the_reveal_time_set(fresh: Path) -> None:
     c2 = TestClient(create_review_app(relaxed), base_url="http://127.0.0.1")
     c2.get(f"/?token={relaxed.secret}")
     assert 'id="break"' not in c2.get("/").text  # bob has revealed nothing today
+
+
+def test_vics_export_carries_the_reviewers_categories_tags_and_series(fresh: Path, tmp_path: Path) -> None:
+    from opspoor.hashsets.formats import read_entries
+
+    db = ReviewDB.for_case(fresh)
+    db.decide("alice", "G0002", None, Category("us-cat", "2"), series="Harbour series")
+    db.decide("alice", "G0002", "dump/series_1.jpg", None, tags=["follow-up"])
+    db.close()
+    out = tmp_path / "reviewed.vics.json"
+    result = CliRunner().invoke(cli_app, ["review", str(fresh), "--export-vics", str(out)])
+    assert result.exit_code == 0, result.output
+    entries = list(read_entries(out, "vics2"))
+    by_name = {e.extra["files"][0]["FileName"]: e for e in entries if e.extra.get("files")}
+    series = [by_name[f"series_{k}.jpg"] for k in range(3)]
+    assert all(e.category == Category("us-cat", "2") and e.series == "Harbour series" for e in series)
+    assert "follow-up" in series[1].tags and "follow-up" not in series[0].tags
+    assert by_name["known.jpg"].category == Category("us-cat", "1")  # its match's category
+    assert by_name["loner_0.jpg"].category == Category("us-cat", "0")  # nobody has looked yet

@@ -45,6 +45,14 @@ def review(
             "--break-after", metavar="MINUTES", help="Suggest a break after this much reveal time a day."
         ),
     ] = 20.0,
+    export_vics: Annotated[
+        Path | None,
+        typer.Option(
+            "--export-vics",
+            metavar="FILE",
+            help="Write the case's VICS export with the reviewers' categories, tags and series, and exit.",
+        ),
+    ] = None,
 ) -> None:
     """Review a case's new groups in the browser: blurred, by keyboard, on this machine only.
 
@@ -52,6 +60,10 @@ def review(
     import uvicorn
 
     from opspoor.review.web import ReviewConfig, create_review_app
+
+    if export_vics is not None:
+        _export_vics(case_dir, export_vics)
+        return
 
     if scheme not in SCHEMES:
         raise CaseError(f"unknown scheme {scheme!r}; one of {', '.join(SCHEMES)}", "--scheme")
@@ -77,6 +89,21 @@ def review(
     finally:
         review_app.state.view.close()
         review_app.state.review.close()
+
+
+def _export_vics(case_dir: Path, path: Path) -> None:
+    from opspoor.review.caseview import CaseView
+    from opspoor.review.decisions import ReviewDB
+    from opspoor.review.tohashset import write_reviewed_vics
+
+    view = CaseView(case_dir)
+    review_db = ReviewDB.for_case(case_dir)
+    try:
+        n = write_reviewed_vics(view, review_db, path)
+    finally:
+        view.close()
+        review_db.close()
+    out.print(f"wrote {path} ({n} media)", markup=False)
 
 
 @hashset_app.command("from-case")

@@ -1,15 +1,21 @@
 """Reviewers' decisions into hash sets: every categorised file of a case becomes an entry with all
 the signals the scan took (MD5, SHA-1, SHA-256, PDQ, vPDQ), its category, tags and series name.
 Not-pertinent files (CAT-5, INHOPE not illegal) go to an ``ignorable`` set of their own, so a later
-scan files them away without anyone looking again.
+scan files them away without anyone looking again. The case's VICS export with the reviewers'
+categories is written here too.
 """
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from opspoor.hashsets.model import Entry
+from opspoor.hashsets.formats import write_entries
+from opspoor.hashsets.formats.base import CaseInfo
+from opspoor.hashsets.model import Category, Entry
 from opspoor.review.caseview import CaseView
 from opspoor.review.decisions import NOT_PERTINENT, ReviewDB
 from opspoor.store import ImportResult, Store, import_entries
@@ -77,3 +83,48 @@ def write_hashsets(
         ig = ignorable_name or f"{name}-ignorable"
         out[ig] = import_entries(store, ig, found.ignorable, kind="ignorable", source="opspoor review")
     return out
+
+
+def reviewed_vics_entries(view: CaseView, review: ReviewDB) -> list[Entry]:
+    """The case's media for a VICS export, one per content (by MD5), each with every place it was
+    found: a reviewed file carries the reviewers' category, tags and series name; a matched file its
+    match's category; anything else goes out uncategorised (``us-cat:0``)."""
+    states = review.file_states(view.members())
+    by_md5: dict[str, Entry] = {}
+    for path, rec in view.records.items():
+        if rec["status"] not in ("known", "ignorable", "new") or not rec.get("md5"):
+            continue
+        st = states.get(path)
+        e = by_md5.get(rec["md5"])
+        if e is None:
+            signals = {k: rec[k] for k in ("md5", "sha1", "sha256", "pdq") if rec.get(k)}
+            category = st.category if st is not None and st.category is not None else _matched(rec)
+            tags = sorted(st.tags) if st is not None else []
+            e = Entry(
+                signals=signals,
+                category=category,
+                series=st.series if st is not None else None,
+                tags=tuple(tags),
+                size=rec.get("size"),
+                external_id=str(len(by_md5) + 1),
+            )
+            e.extra["files"] = []
+            by_md5[rec["md5"]] = e
+        e.extra["files"].append(
+            {"MD5": rec["md5"].upper(), "FileName": posixpath.basename(path), "FilePath": path}
+        )
+    return list(by_md5.values())
+
+
+def _matched(rec: dict[str, Any]) -> Category:
+    for kind in ("known", "ignorable"):
+        for m in rec.get("matches") or []:
+            if m.get("kind") == kind and m.get("category"):
+                return Category(m["category"]["scheme"], m["category"]["code"])
+    return Category("us-cat", "0")
+
+
+def write_reviewed_vics(view: CaseView, review: ReviewDB, path: Path) -> int:
+    """The case's VICS 2.0 ``#Cases`` export with the reviewers' categories, tags and series."""
+    info = CaseInfo(case_id=1, case_number=view.name, properties={"SourceApplicationName": "opspoor review"})
+    return write_entries(reviewed_vics_entries(view, review), path, "vics2", cases=info)
