@@ -311,3 +311,17 @@ def test_vics_export_carries_the_reviewers_categories_tags_and_series(fresh: Pat
     assert "follow-up" in series[1].tags and "follow-up" not in series[0].tags
     assert by_name["known.jpg"].category == Category("us-cat", "1")  # its match's category
     assert by_name["loner_0.jpg"].category == Category("us-cat", "0")  # nobody has looked yet
+
+
+def test_review_tables_of_another_version_are_one_clear_error(fresh: Path) -> None:
+    import sqlite3
+
+    from opspoor.errors import CaseError
+
+    conn = sqlite3.connect(fresh / "review.sqlite")
+    conn.execute("CREATE TABLE review_decisions (id INTEGER PRIMARY KEY, at REAL)")
+    conn.close()
+    with pytest.raises(CaseError, match="review_decisions lacks"):
+        ReviewDB.for_case(fresh)
+    result = CliRunner().invoke(cli_app, ["hashset", "from-case", str(fresh), "--name", "x"])
+    assert result.exit_code != 0 and "Traceback" not in result.output

@@ -31,12 +31,13 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
     or_,
     select,
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from opspoor.errors import CaseError
 from opspoor.hashsets.model import SCHEMES, Category
@@ -157,7 +158,21 @@ class ReviewDB:
     def __init__(self, engine: Engine, case_id: str = "") -> None:
         self.engine = engine
         self.case_id = case_id
-        metadata.create_all(engine)
+        try:
+            metadata.create_all(engine)
+            found = inspect(engine)
+            for table in metadata.sorted_tables:
+                missing = {c.name for c in table.columns} - {c["name"] for c in found.get_columns(table.name)}
+                if missing:
+                    lacks = ", ".join(sorted(missing))
+                    raise CaseError(
+                        f"review tables of another opspoor version ({table.name} lacks {lacks})",
+                        engine.url.render_as_string(hide_password=True),
+                    )
+        except SQLAlchemyError as exc:
+            raise CaseError(
+                f"cannot open the review tables: {exc.__class__.__name__}", str(engine.url)
+            ) from exc
 
     @classmethod
     def at_url(cls, url: str, case_id: str) -> ReviewDB:
