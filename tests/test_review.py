@@ -173,6 +173,15 @@ def test_group_decision_covers_members_file_overrides_undo_and_two_reviewers(fre
     assert key_codes("uk") == {"1": "A", "2": "B", "3": "C"} and key_codes("us-cat")["0"] == "0"
 
 
+def test_a_group_decision_covers_the_members_it_was_made_on(fresh: Path) -> None:
+    """A rescan may group differently: a group decision covers the files it was made on, not newcomers."""
+    db = ReviewDB.for_case(fresh)
+    db.decide("alice", "G1", None, Category("us-cat", "3"), members=("a", "b"))
+    st = db.file_states({"G1": ("a", "b", "c")})  # "c" joined G1 after a rescan
+    assert st["a"].category == st["b"].category == Category("us-cat", "3") and st["c"].category is None
+    db.close()
+
+
 def test_decisions_through_the_app_and_bad_input(client: TestClient) -> None:
     r = client.post("/api/decide", json={"group": "G0002", "item": None, "key": "2"}).json()
     assert [i["category"] for i in r["items"]] == ["us-cat:2"] * 3

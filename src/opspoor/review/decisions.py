@@ -54,6 +54,9 @@ decisions = Table(
     Column("reviewer", String(200), nullable=False),
     Column("group_id", String(64), nullable=False, index=True),
     Column("path", Text, nullable=True),  # null: the whole group
+    # a group decision names the members it was made on: a rescan that groups differently must not
+    # carry it over to files nobody looked at
+    Column("members", Text, nullable=True),
     Column("scheme", String(16), nullable=True),  # null with code: a tag or note only
     Column("code", String(32), nullable=True),
     Column("tags", Text, nullable=False, default="[]"),
@@ -123,6 +126,7 @@ class Decision:
     note: str | None = None
     series: str | None = None
     undone: bool = False
+    members: tuple[str, ...] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -210,6 +214,7 @@ class ReviewDB:
         tags: Sequence[str] = (),
         note: str | None = None,
         series: str | None = None,
+        members: Sequence[str] | None = None,
     ) -> Decision:
         """Record one decision (a category, tags, a note, a series name) on a file or a whole group."""
         now = time.time()
@@ -224,6 +229,7 @@ class ReviewDB:
             "tags": json.dumps(sorted(set(tags))),
             "note": note,
             "series": series,
+            "members": json.dumps(list(members)) if path is None and members is not None else None,
         }
         with self.engine.begin() as conn:
             new_id = conn.execute(insert(decisions).values(**row)).inserted_primary_key[0]  # type: ignore[index]
@@ -274,7 +280,10 @@ class ReviewDB:
         # (path, reviewer) -> (is a file decision, id, decision): the reviewer's standing one
         mine: dict[tuple[str, str], tuple[bool, int, Decision]] = {}
         for d in self.standing(members):
-            targets = [d.path] if d.path is not None else list(members.get(d.group_id, ()))
+            if d.path is not None:
+                targets = [d.path]
+            else:  # the members it was made on, when recorded
+                targets = list(d.members if d.members is not None else members.get(d.group_id, ()))
             for p in targets:
                 if p not in out:
                     continue
@@ -444,4 +453,5 @@ def _decision(r: Any) -> Decision:
         note=r.note,
         series=r.series,
         undone=r.undone_at is not None,
+        members=tuple(json.loads(r.members)) if r.members else None,
     )

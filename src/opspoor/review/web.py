@@ -269,7 +269,16 @@ def create_review_app(config: ReviewConfig) -> FastAPI:
                 return problem(400, "a decision needs a category key, a tag, a series name or a note")
         except (OpspoorError, ValueError, TypeError) as exc:
             return problem(400, str(exc))
-        d = review.decide(config.reviewer, group_id, path, category, tags=tags, note=note, series=series)
+        d = review.decide(
+            config.reviewer,
+            group_id,
+            path,
+            category,
+            tags=tags,
+            note=note,
+            series=series,
+            members=view.group(group_id).paths,
+        )
         return JSONResponse({"decision": d.as_json(), **group_state(group_id)})
 
     @app.post("/api/undo")
