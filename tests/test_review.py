@@ -334,3 +334,14 @@ def test_review_tables_of_another_version_are_one_clear_error(fresh: Path) -> No
         ReviewDB.for_case(fresh)
     result = CliRunner().invoke(cli_app, ["hashset", "from-case", str(fresh), "--name", "x"])
     assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+def test_overview_shows_views_needed_per_media_file_and_my_exposure(client: TestClient) -> None:
+    media = client.app.state.view.counts()["media"]  # type: ignore[attr-defined]
+    assert media == 10  # 9 new pictures and video + the known picture (the text file is not media)
+    for _ in range(2):  # the same file twice: one view needed
+        r = client.post("/item/G0002/1/reveal")
+        client.post(f"/api/reveal/{r.headers['x-reveal-id']}/end", json={})
+    html = client.get("/").text
+    assert f'<td id="views-ratio">{1 / media:.3f}</td>' in html
+    assert '<td id="my-exposure">2 reveals,' in html
