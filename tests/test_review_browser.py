@@ -6,6 +6,7 @@ material absent from every page and from the network."""
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import re
@@ -148,7 +149,7 @@ def test_blurred_by_default_reveal_on_hold_and_keyboard(session: Any, served: di
 def test_pixels_received_are_veiled_unless_revealed_and_known_never_sent(
     session: Any, served: dict[str, Any]
 ) -> None:
-    for group in ("G0001", "G0004"):  # pictures, then the video's frame grid
+    for group in ("G0001", "G0004"):  # pictures (inside the page), then the video's frame grid (fetched)
         session.responses.clear()
         session.goto(served["base"] + f"/group/{group}", wait_until="networkidle")
         with session.expect_response(lambda r: "/reveal" in r.url):
@@ -160,7 +161,14 @@ def test_pixels_received_are_veiled_unless_revealed_and_known_never_sent(
         sent = [r for r in session.responses if r.url.startswith(served["base"])]
         assert all(r.url.startswith(("blob:", served["base"])) for r in session.responses)
         images = [r for r in sent if r.headers.get("content-type") == "image/jpeg"]
-        assert any(r.request.method == "GET" for r in images)
+        # the pictures inside the page (the scan's veiled thumbnails, as data: URIs) and those fetched
+        srcs = session.eval_on_selector_all(".item img", "els => els.map(e => e.getAttribute('src'))")
+        inline = [base64.b64decode(x.split(",", 1)[1]) for x in srcs if x.startswith("data:")]
+        fetched = [r for r in images if r.request.method == "GET"]
+        assert len(inline) + len(fetched) >= len(srcs) and (inline if group == "G0001" else fetched)
+        for data in inline:
+            px = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+            assert np.abs(px[..., 0] - px[..., 2]).max() <= 2 and max(px.shape[:2]) <= 320
         for r in images:
             if r.request.method == "POST":
                 assert "/reveal" in r.url  # the only unveiled pixels: a reveal while a key was held

@@ -12,6 +12,7 @@ only while the reviewer holds a key or the mouse button, and every reveal is rec
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 import time
@@ -166,10 +167,20 @@ def create_review_app(config: ReviewConfig) -> FastAPI:
             return HTMLResponse(f"<p>{exc}</p>", status_code=404)
         members = [view.records.get(p, {}) for p in g.paths]
         k = view.position[g.id]
+        # the scan's veiled thumbnails go inside the page (one request puts the group on screen);
+        # a video's frame grid is made on demand, so it stays a URL
+        veiled_src = []
+        for i, (p, rec) in enumerate(zip(g.paths, members, strict=True)):
+            thumb = view.thumb(p) if kind_of(rec.get("type")) != "video" else None
+            if thumb is None:
+                veiled_src.append(f"/item/{g.id}/{i}/veiled")
+            else:
+                veiled_src.append("data:image/jpeg;base64," + base64.b64encode(thumb).decode("ascii"))
         return page(
             "group.html",
             group=g,
             members=members,
+            veiled_src=veiled_src,
             position=k + 1,
             total=len(view.groups),
             keys=keys,

@@ -52,7 +52,7 @@
   async function reveal(i) {
     if (revealing) return;
     const img = items[i].querySelector("img");
-    const r = { img: img, rid: null, url: null, released: false, shownAt: 0 };
+    const r = { img: img, veiled: img.getAttribute("src"), rid: null, url: null, released: false, shownAt: 0 };
     revealing = r;
     const resp = await fetch("/item/" + encodeURIComponent(cfg.group) + "/" + i + "/reveal?full=" + (full ? 1 : 0),
       { method: "POST" });
@@ -74,7 +74,7 @@
     r.released = true;
     r.img.classList.remove("revealed");
     r.img.classList.add("veiled");
-    r.img.src = r.img.dataset.veiled;
+    r.img.src = r.veiled;
     if (r.url) URL.revokeObjectURL(r.url);
     if (r.rid) endReveal(r);
   }
