@@ -69,6 +69,13 @@ def signals_by_index(kind: IndexKind) -> tuple[str, ...]:
     return tuple(n for n, s in SIGNALS.items() if s.index == kind)
 
 
+def exact_widths() -> dict[str, int]:
+    """Bytes per value of each signal the index finds by equal value (md5 16, sha1 20, sha256 32, a
+    plugin's), in registry order: what the matcher's exact indexes hold. A signal found by equal
+    value without a fixed width (PhotoDNA) has no exact index yet: it is stored, not matched."""
+    return {n: h // 2 for n, s in SIGNALS.items() if s.index == "exact" and (h := s.indexed_hex_length())}
+
+
 def identity_signals() -> tuple[str, ...]:
     """Cryptographic identities: equal values are the same item (md5, sha1, sha256)."""
     return tuple(n for n, s in SIGNALS.items() if s.identity)
@@ -77,6 +84,7 @@ def identity_signals() -> tuple[str, ...]:
 __all__ = [
     "SIGNALS",
     "SignalType",
+    "exact_widths",
     "get_signal",
     "hex_lengths",
     "identity_signals",
