@@ -28,6 +28,7 @@ from opspoor.index.cache import write_folder
 from opspoor.matching.query import Query
 from opspoor.signals import exact_widths
 from opspoor.signals.local import LocalFeatures, LocalIndex, LocalMatch, local_distance
+from opspoor.signals.pdq import PDQ
 from opspoor.signals.robust import LOW_QUALITY_DISTANCE
 from opspoor.store import Store, load_signal_arrays, load_signal_texts
 from opspoor.store.hashsets import hex_rows
@@ -44,10 +45,14 @@ LOCAL = "local"
 LOCAL_THREADS = os.cpu_count() or 1
 
 
+#: bytes of a PDQ value (from the signal registry): four 64-bit words
+PDQ_BYTES = (PDQ.hex_length or 0) // 2
+
+
 def pdq_words(values: Sequence[str]) -> np.ndarray:
     """PDQ hex → (N, 4) uint64 in the byte layout the store hands the index (any fixed layout keeps
     Hamming distances; both sides must use the same one)."""
-    return np.ascontiguousarray(hex_rows(values, 32)).view(np.uint64).reshape(-1, 4)
+    return np.ascontiguousarray(hex_rows(values, PDQ_BYTES)).view(np.uint64).reshape(-1, 4)
 
 
 #: the file of a cached group that maps frame rows to entries (written last: the group is whole)

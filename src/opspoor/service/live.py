@@ -32,6 +32,7 @@ from opspoor.index import ExactIndex, HammingIndex
 from opspoor.matching import LOCAL, PDQ_LOW_QUALITY, Matcher, Query
 from opspoor.signals import exact_widths
 from opspoor.signals.local import LocalFeatures, LocalIndex
+from opspoor.signals.pdq import PDQ
 from opspoor.store import Change, Store, changes_since
 from opspoor.store.follow import (
     all_hashsets,
@@ -96,7 +97,7 @@ class LiveMatcher(Matcher):
     def warm_up(self) -> None:
         """One search of every index, so that the first request does not wait for the compiled
         kernels to load."""
-        zero = "0" * 64
+        zero = "0" * (PDQ.hex_length or 0)  # a PDQ, and a vPDQ frame's hash
         exact = {sig: "00" * width for sig, width in exact_widths().items()}
         self.match_queries([Query(pdq=[(zero, "pdq")], vpdq_frames=[zero], **exact)])
 
