@@ -80,10 +80,11 @@ class Query:
         **exact: str | None,
     ) -> None:
         """``Query(md5=..., pdq=[...])``: any signal the index finds by equal value is a keyword."""
-        widths = exact_widths()
-        unknown = set(exact) - set(widths)
-        if unknown:
-            raise TypeError(f"not a signal found by equal value: {', '.join(sorted(unknown))}")
+        if exact:
+            widths = exact_widths()
+            unknown = [sig for sig in exact if sig not in widths]
+            if unknown:
+                raise TypeError(f"not a signal found by equal value: {', '.join(sorted(unknown))}")
         self.exact = {sig: v for sig, v in exact.items() if v}
         self.pdq = list(pdq or [])
         self.vpdq_frames = list(vpdq_frames or [])
@@ -119,12 +120,18 @@ class Query:
         return q
 
 
+_value_widths: list[Any] = [None, {}]
+
+
 def value_widths() -> dict[str, int]:
     """Hex length of a value that can be matched on its own, by signal (registry order): every
     signal the index finds by equal value, and PDQ (vPDQ and local features need a whole file)."""
-    widths = {sig: 2 * n for sig, n in exact_widths().items()}
-    pdq = SIGNALS["pdq"].hex_length
-    return {**widths, "pdq": pdq} if pdq else widths
+    exact = exact_widths()
+    if _value_widths[0] is not exact:  # (exact_widths is the same dict until the registry changes)
+        widths = {sig: 2 * n for sig, n in exact.items()}
+        pdq = SIGNALS["pdq"].hex_length
+        _value_widths[:] = [exact, {**widths, "pdq": pdq} if pdq else widths]
+    return _value_widths[1]  # type: ignore[no-any-return]
 
 
 def value_query(signal: str, value: str) -> Query:
