@@ -29,7 +29,7 @@ from opspoor.store.audit import AuditEvent
 from opspoor.store.tokens import ROLES, SECRET_PREFIX, find_token, secret_digest
 
 #: the roles (defined with the tokens table); routes name the ones they admit
-PLATFORM, CURATOR, ANALYST, ADMIN = ROLES
+PLATFORM, CURATOR, ANALYST, ADMIN, REPORTER, HOTLINE = ROLES
 ANY_ROLE: tuple[str, ...] = ()
 CACHE_LIMIT = 10_000
 log = logging.getLogger("opspoor.service")
