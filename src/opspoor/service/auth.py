@@ -190,6 +190,12 @@ def _object_of(request: Request) -> str | None:
     params = request.path_params
     if "name" in params:
         return f"hashset:{params['name']}"
+    if "report_id" in params:
+        return f"report:{params['report_id']}"
+    if "bundle_id" in params:
+        return f"bundle:{params['bundle_id']}"
+    if "country" in params:
+        return f"country:{params['country']}"
     if "token_id" in params:
         return f"token:{params['token_id']}"
     return None

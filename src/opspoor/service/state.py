@@ -10,10 +10,13 @@ assembles them.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import anyio
 
+from opspoor.intake.sealing import key_from_text
 from opspoor.service import heap
 from opspoor.service.auditing import AuditWriter
 from opspoor.service.auth import TokenCache
@@ -22,6 +25,7 @@ from opspoor.service.limits import RateLimiter
 from opspoor.service.live import IndexFollower
 from opspoor.service.settings import Settings
 from opspoor.store import Store, open_store
+from opspoor.store.intake import Lifetimes
 
 
 class Service:
@@ -47,6 +51,12 @@ class Service:
         )
         self.upload_slots = anyio.Semaphore(max(1, settings.upload_slots))
         self.pid = os.getpid()
+        #: the intake's clock (tests set it to reach an expiry)
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.intake_key = key_from_text(settings.intake_key) if settings.intake_key else None
+        self.intake_life = Lifetimes(
+            settings.intake_open_hours, settings.intake_idle_hours, settings.intake_retention_days
+        )
 
     def start(self) -> None:
         if self.freeze:

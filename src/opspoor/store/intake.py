@@ -362,7 +362,7 @@ def _sharing(
             for p in pdqs:
                 mine = np.frombuffer(bytes.fromhex(p), np.uint8)
                 dist = np.unpackbits(theirs ^ mine, axis=1).sum(axis=1)
-                found |= {rows[i][0] for i in np.flatnonzero(dist <= distance)}
+                found |= {int(rows[int(i)][0]) for i in np.flatnonzero(dist <= distance)}
     found.discard(report_id)
     return found
 

@@ -70,7 +70,9 @@ class IntakeFileRow(Base):
     __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    report_id: Mapped[int] = mapped_column(BigId, ForeignKey("intake_reports.id", ondelete="CASCADE"), index=True)
+    report_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("intake_reports.id", ondelete="CASCADE"), index=True
+    )
     file_name: Mapped[str | None] = mapped_column(Text)  # as uploaded
     size: Mapped[int] = mapped_column(BigId)
     md5: Mapped[str] = mapped_column(String(32), index=True)
