@@ -242,7 +242,10 @@ def test_xml_documents_are_validated_against_the_xsd_and_stored_as_json(api: Api
         {"ipAddress": "193.0.6.139", "eventName": "Upload"}
     ]
     fid = upload(api, rid, picture(3)).json()["fileId"]
-    info = f"<fileDetails><fileId>{fid}</fileId><industryClassification>B2</industryClassification><fileAnnotations><liveStreaming/></fileAnnotations></fileDetails>"
+    info = (
+        f"<fileDetails><fileId>{fid}</fileId><industryClassification>B2</industryClassification>"
+        "<fileAnnotations><liveStreaming/></fileAnnotations></fileDetails>"
+    )
     assert step(api, rid, "fileinfo", content=info.encode(), headers=h).status_code == 200
     f = show(api, rid).json()["files"][0]["fileDetails"]
     assert f["fileAnnotations"] == {"liveStreaming": True} and f["industryClassification"] == "B2"
@@ -403,3 +406,56 @@ def test_intake_calls_are_audited(sqlite_api: Api) -> None:
         ("intake.finish", f"report:{rid}"),
     ]
     eventually(lambda: all(w in rows() for w in want))
+
+
+# --- referral package ----------------------------------------------------------------------------
+def test_referral_export_writes_reports_vics_and_hashes_and_files_only_when_asked(
+    api: Api, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import stat
+
+    from test_cli_hashset import run as run_cli
+
+    known, new = picture(1), picture(2)
+    known_set(api, known)
+    rid = submit(api, report_doc(personOrUserReported=[{"ipCaptureEvent": [{"ipAddress": "193.0.6.139"}]}]))
+    for data in (known, new):
+        assert upload(api, rid, data).status_code == 200
+    assert step(api, rid, "finish").status_code == 200
+    elsewhere = submit(api, report_doc(victim=[{"estimatedLocation": {"countryCode": "FR"}}]))
+    assert step(api, elsewhere, "finish").status_code == 200
+
+    base = ["referral", "export", "--country", "NL", "--tenant", "a", "--db", api.url]
+    code, _, err = run_cli(monkeypatch, capsys, *base, "-o", str(tmp_path / "nl"))
+    assert code == 0, err
+    pkg = tmp_path / "nl"
+    assert sorted(p.name for p in pkg.iterdir()) == ["hashes.csv", "hashes.vics.json", "reports.json"]
+    assert stat.S_IMODE(pkg.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in pkg.iterdir())
+    reports = json.loads((pkg / "reports.json").read_text())["reports"]
+    assert [x["reportId"] for x in reports] == [rid]  # the FR report is not NL's
+    hashes = {h["hashType"]: h["value"] for f in reports[0]["fileDetails"] for h in f["originalFileHash"]}
+    assert hashes["MD5"] in {hashlib.md5(known).hexdigest(), hashlib.md5(new).hexdigest()}
+    vics = json.loads((pkg / "hashes.vics.json").read_text())["value"]
+    cats = sorted(str(m.get("Category")) for m in vics)
+    assert len(vics) == 2 and "1" in cats
+    lines = (pkg / "hashes.csv").read_text().splitlines()
+    assert len(lines) == 3 and f",{hashlib.md5(known).hexdigest()}," in lines[1] + lines[2]
+    for blob in (pkg / "reports.json", pkg / "hashes.vics.json", pkg / "hashes.csv"):
+        assert known[:64] not in blob.read_bytes()
+
+    # the files only with --with-files and the key, audited
+    monkeypatch.delenv("OPSPOOR_SERVICE_INTAKE_KEY", raising=False)
+    code, _, err = run_cli(monkeypatch, capsys, *base, "-o", str(tmp_path / "nokey"), "--with-files")
+    assert code != 0 and "intake key" in err and "Traceback" not in err
+    monkeypatch.setenv("OPSPOOR_SERVICE_INTAKE_KEY", KEY or "")
+    code, _, err = run_cli(monkeypatch, capsys, *base, "-o", str(tmp_path / "full"), "--with-files")
+    assert code == 0, err
+    got = sorted(p.read_bytes() for p in (tmp_path / "full" / "files").iterdir())
+    assert got == sorted([known, new])
+    from opspoor.store.audit import list_audit
+
+    with open_store(api.url) as store:
+        actions = [row.event.action for row in list_audit(store, tenant="a", limit=10_000)]
+    assert "referral.export_files" in actions
