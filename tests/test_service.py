@@ -62,6 +62,12 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/intake/reports"): frozenset({"reporter", "hotline"}),
     ("GET", "/v1/intake/referrals/{country}"): frozenset({"hotline"}),
     ("GET", "/v1/intake/bundles/{bundle_id}"): frozenset({"hotline"}),
+    ("POST", "/v1/hashsets/{name}/shares"): frozenset({"curator"}),
+    ("GET", "/v1/hashsets/{name}/shares"): frozenset({"curator"}),
+    ("DELETE", "/v1/hashsets/{name}/shares/{subscriber}"): frozenset({"curator"}),
+    ("GET", "/v1/shared"): frozenset({"curator", "analyst", "platform"}),
+    ("POST", "/v1/subscriptions"): frozenset({"curator"}),
+    ("DELETE", "/v1/subscriptions/{publisher}/{name}"): frozenset({"curator"}),
 }
 PUBLIC = {("GET", "/v1/health")}
 TEST_SETTINGS = Settings(
@@ -208,6 +214,7 @@ def test_every_route_needs_a_token_of_its_role_and_shows_no_other_tenants_data(a
 
     def call(method: str, path: str, headers: dict[str, str]) -> Any:
         url = path.replace("{name}", "victim-set").replace("{token_id}", str(a_token))
+        url = url.replace("{subscriber}", "b").replace("{publisher}", "a")
         url = url.replace("{report_id}", str(a_report)).replace("{country}", "NL").replace("{bundle_id}", "1")
         kw: dict[str, Any] = {"headers": headers}
         if (method, path) in (("POST", "/v1/hash"), ("POST", "/v1/intake/reports/{report_id}/upload")):
@@ -225,6 +232,10 @@ def test_every_route_needs_a_token_of_its_role_and_shows_no_other_tenants_data(a
             kw["headers"] = {**headers, "content-type": "application/octet-stream"}
         elif (method, path) == ("POST", "/v1/intake/reports/{report_id}/fileinfo"):
             kw["json"] = {"fileDetails": {"fileId": 1}}
+        elif (method, path) == ("POST", "/v1/hashsets/{name}/shares"):
+            kw["json"] = {"tenants": ["b"]}
+        elif (method, path) == ("POST", "/v1/subscriptions"):
+            kw["json"] = {"publisher": "a", "hashset": "victim-set"}
         elif (method, path) == ("POST", "/v1/intake/submit"):
             kw["json"] = {"report": {}}
         elif (method, path) == ("POST", "/v1/tokens"):

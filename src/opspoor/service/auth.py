@@ -188,6 +188,8 @@ async def record(audit: AuditWriter, call: Call, status: int) -> None:
 
 def _object_of(request: Request) -> str | None:
     params = request.path_params
+    if "publisher" in params:
+        return f"share:{params['publisher']}/{params.get('name')}"
     if "name" in params:
         return f"hashset:{params['name']}"
     if "report_id" in params:

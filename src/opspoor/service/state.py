@@ -24,6 +24,7 @@ from opspoor.service.batching import MatchBatcher
 from opspoor.service.limits import RateLimiter
 from opspoor.service.live import IndexFollower
 from opspoor.service.settings import Settings
+from opspoor.service.sharing import SharedSets
 from opspoor.store import Store, open_store
 from opspoor.store.intake import Lifetimes
 
@@ -46,6 +47,7 @@ class Service:
             on_loaded=heap.freeze_heap if freeze else None,
         )
         self.batcher = MatchBatcher()
+        self.shared = SharedSets(self.store, settings.token_cache_seconds)
         self.hashing = ThreadPoolExecutor(
             max_workers=settings.hash_threads, thread_name_prefix="opspoor-hash"
         )

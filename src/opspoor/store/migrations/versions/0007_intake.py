@@ -1,4 +1,5 @@
-"""Hotline intake: reports, their sealed files and bundles; token roles ``reporter`` and ``hotline``.
+"""Hotline intake: reports, their sealed files and bundles; token roles ``reporter`` and ``hotline``;
+hash sets shared between tenants (offers and subscriptions).
 
 Revision ID: 0007
 Revises: 0005
@@ -101,9 +102,45 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_intake_files_md5"), "intake_files", ["md5"], unique=False)
     op.create_index(op.f("ix_intake_files_report_id"), "intake_files", ["report_id"], unique=False)
+    op.create_table(
+        "share_offers",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("publisher", sa.String(length=64), nullable=False),
+        sa.Column("hashset", sa.String(length=255), nullable=False),
+        sa.Column("subscriber", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_share_offers")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index(
+        op.f("ix_share_offers_subscriber_revoked_at"),
+        "share_offers",
+        ["subscriber", "revoked_at"],
+        unique=False,
+    )
+    op.create_table(
+        "subscriptions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("subscriber", sa.String(length=64), nullable=False),
+        sa.Column("publisher", sa.String(length=64), nullable=False),
+        sa.Column("hashset", sa.String(length=255), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscriptions")),
+        sqlite_autoincrement=True,
+    )
+    op.create_index(
+        op.f("ix_subscriptions_subscriber_ended_at"),
+        "subscriptions",
+        ["subscriber", "ended_at"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("subscriptions")
+    op.drop_table("share_offers")
     op.drop_table("intake_files")
     op.drop_table("intake_reports")
     op.drop_index(op.f("ix_intake_bundles_tenant"), table_name="intake_bundles")
