@@ -459,3 +459,38 @@ def test_referral_export_writes_reports_vics_and_hashes_and_files_only_when_aske
     with open_store(api.url) as store:
         actions = [row.event.action for row in list_audit(store, tenant="a", limit=10_000)]
     assert "referral.export_files" in actions
+
+
+# --- on a real socket ----------------------------------------------------------------------------
+def test_the_flow_over_http_on_a_running_server(db_url: str) -> None:
+    """Submit (XML), upload, fileinfo, finish as a platform would, then the hotline's queue, over
+    HTTP against uvicorn on a real socket."""
+    import httpx
+
+    from test_service_server import served
+
+    with open_store(db_url) as store:
+        reporter = create_token(store, "reporter", "hl")[1]
+        hotline = create_token(store, "hotline", "hl")[1]
+    with served(db_url) as base, httpx.Client(base_url=base, timeout=30) as http:
+        rh = {"Authorization": f"Bearer {reporter}"}
+        r = http.post(
+            "/v1/intake/submit", headers={**rh, "content-type": "application/xml"}, content=XML_REPORT
+        )
+        assert r.status_code == 201, r.text
+        rid = r.json()["reportId"]
+        data = picture(4)
+        r = http.post(
+            f"/v1/intake/reports/{rid}/upload", headers=rh, files={"file": ("a.jpg", data, "image/jpeg")}
+        )
+        assert r.status_code == 200 and r.json()["hash"] == hashlib.md5(data).hexdigest(), r.text
+        info = {
+            "fileDetails": {"fileId": r.json()["fileId"], "fileAnnotations": {"possibleSelfProduction": True}}
+        }
+        assert http.post(f"/v1/intake/reports/{rid}/fileinfo", headers=rh, json=info).status_code == 200
+        assert http.post(f"/v1/intake/reports/{rid}/finish", headers=rh).status_code == 200
+        queue = http.get("/v1/intake/referrals/NL", headers={"Authorization": f"Bearer {hotline}"}).json()[
+            "queue"
+        ]
+        assert [q["reportId"] for q in queue] == [rid]
+        assert queue[0]["priorityReasons"] == ["newMaterial", "possibleSelfProduction"]
