@@ -494,3 +494,28 @@ def test_the_flow_over_http_on_a_running_server(db_url: str) -> None:
         ]
         assert [q["reportId"] for q in queue] == [rid]
         assert queue[0]["priorityReasons"] == ["newMaterial", "possibleSelfProduction"]
+
+
+def test_migration_0007_admits_the_new_roles_and_goes_back(db_url: str) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+
+    from opspoor.errors import StoreError
+    from opspoor.store.db import alembic_config, resolve_url
+
+    url = resolve_url(db_url)
+    command.upgrade(alembic_config(url), "0005")
+    with open_store(db_url, migrate=False) as store, pytest.raises(StoreError):
+        create_token(store, "hotline", "t")  # the old CHECK refuses the role
+    command.upgrade(alembic_config(url), "head")
+    with open_store(db_url) as store:
+        create_token(store, "hotline", "t")
+        create_token(store, "platform", "t")
+    command.downgrade(alembic_config(url), "0005")
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+        roles = set(conn.execute(sa.text("SELECT role FROM tokens")).scalars())
+    engine.dispose()
+    assert not tables & {"intake_reports", "intake_files", "intake_bundles", "share_offers", "subscriptions"}
+    assert roles == {"platform"}  # tokens of the removed roles go with them
