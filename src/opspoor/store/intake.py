@@ -7,13 +7,14 @@ open fails with :class:`~opspoor.errors.IntakeError`, inside the same transactio
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Connection, Table, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, or_, select, text, update
 
 from opspoor.errors import IntakeError, NotFound
 from opspoor.store.db import Store
@@ -303,6 +304,10 @@ def finish_report(
     finished reports of the tenant that share a file: the same MD5, or PDQs within ``pdq_distance``.
     Bundles it touches are merged into the oldest. Answers the bundle id (None: shares nothing)."""
     with store.write() as conn:
+        if conn.dialect.name != "sqlite":  # one finish of a tenant at a time: bundles are merged
+            # without deadlocks, and each finish sees the reports finished before it (SQLite's write
+            # transaction already excludes other writers)
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _bundle_lock(tenant)})
         rep = _locate(conn, tenant, report_id, now, token_id)
         if rep.status != "open":
             raise IntakeError(
@@ -337,6 +342,12 @@ def finish_report(
             )
         )
         return bundle
+
+
+def _bundle_lock(tenant: str) -> int:
+    """The advisory lock key of a tenant's bundles (signed 64 bits, as PostgreSQL takes it)."""
+    digest = hashlib.sha256(b"opspoor-intake-bundles:" + tenant.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def _sharing(
