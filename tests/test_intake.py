@@ -112,7 +112,7 @@ def known_set(api: Api, data: bytes) -> None:
     md5 = hashlib.md5(data).hexdigest()
     create_set(api, "known")
     add_entries(api, "known", [{"signals": {"md5": md5}, "category": {"scheme": "us-cat", "code": "1"}}])
-    eventually(lambda: bool(match_values(api, [{"type": "md5", "value": md5}])[0]["matches"]))
+    eventually(lambda: bool(match_values(api, [{"type": "md5", "value": md5}])[0]["matches"]), timeout=30)
 
 
 # --- the flow ------------------------------------------------------------------------------------
@@ -405,7 +405,7 @@ def test_intake_calls_are_audited(sqlite_api: Api) -> None:
         ("intake.upload", f"report:{rid}/file:{fid}"),
         ("intake.finish", f"report:{rid}"),
     ]
-    eventually(lambda: all(w in rows() for w in want))
+    eventually(lambda: all(w in rows() for w in want), timeout=30)
 
 
 # --- referral package ----------------------------------------------------------------------------
@@ -519,3 +519,74 @@ def test_migration_0007_admits_the_new_roles_and_goes_back(db_url: str) -> None:
     engine.dispose()
     assert not tables & {"intake_reports", "intake_files", "intake_bundles", "share_offers", "subscriptions"}
     assert roles == {"platform"}  # tokens of the removed roles go with them
+
+
+# --- the platform's side -------------------------------------------------------------------------
+def test_report_build_from_match_answers_and_a_scan_then_sent_to_the_intake(
+    sqlite_api: Api, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from test_cli_hashset import run as run_cli
+
+    api = sqlite_api
+    known, other = picture(1), picture(2)
+    create_set(api, "known")
+    md5 = hashlib.md5(known).hexdigest()
+    add_entries(api, "known", [{"signals": {"md5": md5}, "category": {"scheme": "ncmec", "code": "B2"}}])
+    eventually(lambda: bool(match_values(api, [{"type": "md5", "value": md5}])[0]["matches"]), timeout=30)
+    answers = [
+        api.client.post(
+            "/v1/match", headers=api.auth("a", "platform"), files={"file": (name, data, "image/jpeg")}
+        ).json()
+        for name, data in (("known.jpg", known), ("other.jpg", other))
+    ]
+    (tmp_path / "answers.json").write_text(json.dumps(answers))
+    out = tmp_path / "report.json"
+    args = ["report", "build", str(tmp_path / "answers.json"), "-o", str(out), "--ip", "193.0.6.139"]
+    code, _, err = run_cli(monkeypatch, capsys, *args, "--incident-datetime", "2026-02-28T10:00:00Z")
+    assert code == 0, err
+    doc = json.loads(out.read_text())
+    assert [f["md5"] for f in doc["files"]] == [md5]  # only the known file is reported
+    assert doc["files"][0]["fileDetails"] == {
+        "fileViewedByEsp": False,
+        "originalFileName": "known.jpg",
+        "industryClassification": "B2",
+    }
+    # a bad value is one line naming its element, nothing written
+    bad = tmp_path / "bad.json"
+    code, _, err = run_cli(monkeypatch, capsys, *args[:4], str(bad), "--incident-datetime", "yesterday")
+    assert code != 0 and "incidentDateTime" in err and "Traceback" not in err and not bad.exists()
+
+    # a scan's files.jsonl gives the same
+    case = tmp_path / "case"
+    case.mkdir()
+    rec = {"path": "/evidence/dir/known.jpg", "status": "known", "md5": md5, "sha1": None, "sha256": None}
+    rec["matches"] = [{"hashset": "known", "kind": "known", "category": None}]
+    (case / "files.jsonl").write_text(
+        json.dumps(rec) + "\n" + json.dumps({**rec, "md5": "0" * 32, "matches": []})
+    )
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "report",
+        "build",
+        str(case),
+        "-o",
+        str(tmp_path / "r2.json"),
+        "--incident-datetime",
+        "2026-02-28T10:00:00Z",
+    )
+    assert code == 0, err
+    scan_doc = json.loads((tmp_path / "r2.json").read_text())
+    assert [(f["path"], f["fileName"]) for f in scan_doc["files"]] == [
+        ("/evidence/dir/known.jpg", "known.jpg")
+    ]
+
+    # ready to send: the intake takes it as it is
+    rid = submit(api, {"report": doc["report"]})
+    fid = upload(api, rid, known).json()["fileId"]
+    details = {"fileDetails": {**doc["files"][0]["fileDetails"], "fileId": fid}}
+    assert step(api, rid, "fileinfo", json=details).status_code == 200
+    assert step(api, rid, "finish").status_code == 200
+    assert show(api, rid).json()["referral"]["countries"] == ["NL"]

@@ -40,8 +40,8 @@ def test_offer_subscribe_match_revoke_and_isolation_both_ways(api: Api) -> None:
     )
     create_set(api, "own", tenant="b")
     add_entries(api, "own", [{"signals": {"md5": MD5_B}}], tenant="b")
-    eventually(lambda: owners(api, "a", MD5_A) == [("hotline-list", None)])
-    eventually(lambda: owners(api, "b", MD5_B) == [("own", None)])
+    eventually(lambda: owners(api, "a", MD5_A) == [("hotline-list", None)], timeout=30)
+    eventually(lambda: owners(api, "b", MD5_B) == [("own", None)], timeout=30)
 
     # not offered: b can neither see nor subscribe; a's set does not match for b
     assert c.get("/v1/shared", headers=api.auth("b", "curator")).json() == {"shared": []}
@@ -60,7 +60,7 @@ def test_offer_subscribe_match_revoke_and_isolation_both_ways(api: Api) -> None:
     assert owners(api, "b", MD5_A) == []
     r = c.post("/v1/subscriptions", headers=api.auth("b", "curator"), json=sub)
     assert r.status_code == 201, r.text
-    eventually(lambda: owners(api, "b", MD5_A) == [("hotline-list", "a")])
+    eventually(lambda: owners(api, "b", MD5_A) == [("hotline-list", "a")], timeout=30)
     # ...as if it were b's own, alongside its own sets; a does not match b's sets in return
     assert owners(api, "b", MD5_B) == [("own", None)]
     assert owners(api, "a", MD5_B) == []
@@ -74,22 +74,22 @@ def test_offer_subscribe_match_revoke_and_isolation_both_ways(api: Api) -> None:
 
     # revoked: the matches stop, for b only
     assert c.delete("/v1/hashsets/hotline-list/shares/b", headers=api.auth("a", "curator")).status_code == 200
-    eventually(lambda: owners(api, "b", MD5_A) == [])
+    eventually(lambda: owners(api, "b", MD5_A) == [], timeout=30)
     assert owners(api, "a", MD5_A) == [("hotline-list", None)]
     is_problem(c.delete("/v1/hashsets/hotline-list/shares/b", headers=api.auth("a", "curator")), 404)
 
     # offered to everyone: b's standing subscription matches again; ending it stops that
     c.post("/v1/hashsets/hotline-list/shares", headers=api.auth("a", "curator"), json={"tenants": ["*"]})
-    eventually(lambda: owners(api, "b", MD5_A) == [("hotline-list", "a")])
+    eventually(lambda: owners(api, "b", MD5_A) == [("hotline-list", "a")], timeout=30)
     assert c.delete("/v1/subscriptions/a/hotline-list", headers=api.auth("b", "curator")).status_code == 200
-    eventually(lambda: owners(api, "b", MD5_A) == [])
+    eventually(lambda: owners(api, "b", MD5_A) == [], timeout=30)
 
     # every offer, revocation, subscription and its end is audited, on both sides
     def actions(tenant: str) -> list[str]:
         rows = c.get("/v1/audit", headers=api.auth(tenant, "admin")).json()["rows"]
         return [f"{r['action']} {r['object']} {r['status']}" for r in rows]
 
-    eventually(lambda: "hashset.share hashset:hotline-list->* 201" in actions("a"))
+    eventually(lambda: "hashset.share hashset:hotline-list->* 201" in actions("a"), timeout=30)
     a_rows, b_rows = actions("a"), actions("b")
     assert "hashset.share hashset:hotline-list->b 201" in a_rows
     assert "hashset.revoke_share hashset:hotline-list->b 200" in a_rows
