@@ -177,6 +177,14 @@ async def upload(
     file is hashed in memory and stored sealed (AES-GCM), never in the clear."""
     svc = service_of(request)
     key = _sealing_key(svc)
+    p = call.principal
+    rep = await anyio.to_thread.run_sync(  # 404/409 before the upload is read and hashed
+        lambda: get_report(svc.store, p.tenant, report_id, svc.clock(), token_id=p.token_id)
+    )
+    if rep.status != "open":
+        raise Problem(
+            409, f"report {report_id} is {rep.status}; it can no longer be changed", slug="report-state"
+        )
     async with svc.upload_slots:
         up = await read_upload(request, svc.settings.max_upload_bytes)
         sig = await hash_upload(request, up)
@@ -185,7 +193,7 @@ async def upload(
     f = NewFile(
         up.filename, sig.size, sig.md5, sig.sha1, sig.sha256, sig.pdq, sig.quality, sig.type, gps, sealed
     )
-    p, now = call.principal, svc.clock()
+    now = svc.clock()
     fid = await anyio.to_thread.run_sync(
         lambda: add_file(svc.store, p.tenant, report_id, p.token_id, f, now, svc.intake_life)
     )

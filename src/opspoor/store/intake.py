@@ -172,7 +172,7 @@ def get_report(
     store: Store, tenant: str, report_id: int, now: datetime, *, token_id: int | None = None
 ) -> IntakeReport:
     """The report with its files (not their bytes). ``token_id``: only if that token opened it.
-    An open report past its expiry is gone, whether or not the sweep has deleted it yet."""
+    A report past its expiry (or retention) is gone, whether or not the sweep has deleted it yet."""
     with store.read() as conn:
         rep = _locate(conn, tenant, report_id, now, token_id)
         rows = conn.execute(select(*FILE_COLUMNS).where(FILES.c.report_id == report_id).order_by(FILES.c.id))
@@ -187,7 +187,7 @@ def _locate(
     if token_id is not None:
         q = q.where(REPORTS.c.token_id == token_id)
     row = conn.execute(q).first()
-    if row is None or (row.status != "finished" and _aware(row.expires_at) <= now):
+    if row is None or _aware(row.expires_at) <= now:  # expired, or past retention: swept soon
         raise NotFound(f"no report {report_id}", where=f"report:{report_id}")
     return _report(row)
 
