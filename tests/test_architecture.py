@@ -40,11 +40,12 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "evaluate": BASE | {"media", "signals", "index", "hashsets", "matching", "demo"},
     "report": BASE | {"media", "signals", "hashsets", "store", "triage"},
     "casefile": BASE | {"media", "signals", "hashsets", "store", "triage", "report"},
-    "service": BASE | {"media", "signals", "index", "hashsets", "store", "matching"},
+    "intake": BASE | {"media", "signals", "hashsets", "store", "matching"},
+    "service": BASE | {"media", "signals", "index", "hashsets", "store", "matching", "intake"},
     "review": BASE | {"sources", "media", "signals", "hashsets", "store", "triage"},
     "cli": BASE
     | {"sources", "media", "signals", "index", "hashsets", "store", "matching", "triage"}
-    | {"demo", "evaluate", "report", "casefile", "service", "review"},
+    | {"demo", "evaluate", "report", "casefile", "service", "intake", "review"},
     "__main__": BASE | {"cli"},
 }
 
@@ -203,7 +204,15 @@ def test_one_definition_each_of_roles_and_audit_fields() -> None:
     from opspoor.store.audit import EVENT_FIELDS, AuditEvent, AuditRecord
     from opspoor.store.models_service import ROLES, AuditRow, TokenRow
 
-    assert (auth.PLATFORM, auth.CURATOR, auth.ANALYST, auth.ADMIN, auth.REVIEWER) == ROLES
+    assert (
+        auth.PLATFORM,
+        auth.CURATOR,
+        auth.ANALYST,
+        auth.ADMIN,
+        auth.REVIEWER,
+        auth.REPORTER,
+        auth.HOTLINE,
+    ) == ROLES
     (check,) = [c for c in TokenRow.__table__.constraints if c.name == "ck_tokens_role"]
     assert str(check.sqltext) == "role IN (" + ", ".join(f"'{r}'" for r in ROLES) + ")"
     assert TokenCreate.model_json_schema()["properties"]["role"]["enum"] == list(ROLES)

@@ -33,7 +33,7 @@ from opspoor.store import open_store
 from opspoor.store.audit import AuditEvent, append_audit, list_audit, verify_audit
 from opspoor.store.tokens import create_token, find_token
 
-ROLES = ("platform", "curator", "analyst", "admin")
+ROLES = ("platform", "curator", "analyst", "admin", "reporter", "hotline")
 ALL = frozenset(ROLES)
 #: who may call each route (the issue's role model); the schema walk checks it is complete
 ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
@@ -53,6 +53,21 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/tokens/{token_id}"): frozenset({"admin"}),
     ("DELETE", "/v1/tokens/{token_id}"): frozenset({"admin"}),
     ("GET", "/v1/audit"): frozenset({"admin"}),
+    ("POST", "/v1/intake/submit"): frozenset({"reporter"}),
+    ("POST", "/v1/intake/reports/{report_id}/upload"): frozenset({"reporter"}),
+    ("POST", "/v1/intake/reports/{report_id}/fileinfo"): frozenset({"reporter"}),
+    ("POST", "/v1/intake/reports/{report_id}/retract"): frozenset({"reporter"}),
+    ("POST", "/v1/intake/reports/{report_id}/finish"): frozenset({"reporter"}),
+    ("GET", "/v1/intake/reports/{report_id}"): frozenset({"reporter", "hotline"}),
+    ("GET", "/v1/intake/reports"): frozenset({"reporter", "hotline"}),
+    ("GET", "/v1/intake/referrals/{country}"): frozenset({"hotline"}),
+    ("GET", "/v1/intake/bundles/{bundle_id}"): frozenset({"hotline"}),
+    ("POST", "/v1/hashsets/{name}/shares"): frozenset({"curator"}),
+    ("GET", "/v1/hashsets/{name}/shares"): frozenset({"curator"}),
+    ("DELETE", "/v1/hashsets/{name}/shares/{subscriber}"): frozenset({"curator"}),
+    ("GET", "/v1/shared"): frozenset({"curator", "analyst", "platform"}),
+    ("POST", "/v1/subscriptions"): frozenset({"curator"}),
+    ("DELETE", "/v1/subscriptions/{publisher}/{name}"): frozenset({"curator"}),
 }
 PUBLIC = {("GET", "/v1/health")}
 TEST_SETTINGS = Settings(
@@ -63,6 +78,7 @@ TEST_SETTINGS = Settings(
     max_upload_bytes=2 * 1024 * 1024,
     max_json_bytes=1024 * 1024,
     max_import_bytes=1024 * 1024,
+    intake_key="00" * 32,
 )
 PROBLEM = "application/problem+json"
 
@@ -181,12 +197,27 @@ def test_every_route_needs_a_token_of_its_role_and_shows_no_other_tenants_data(a
     )
     eventually(lambda: bool(match_values(api, [{"type": "md5", "value": pic_md5}])[0]["matches"]))
     a_token = api.ids["a", "admin"]
-    markers = ("victim-ext-7", "victim-src-x")  # stored by a, never sent by b (names are echoed)
+    markers = ("victim-ext-7", "victim-src-x", "victim-screen-9")  # stored by a, never sent by b
+    a_report = c.post(
+        "/v1/intake/submit",
+        headers=api.auth("a", "reporter"),
+        json={
+            "report": {
+                "incidentSummary": {
+                    "incidentType": "Child Sex Tourism",
+                    "incidentDateTime": "2026-01-01T00:00:00Z",
+                },
+                "personOrUserReported": [{"screenName": "victim-screen-9"}],
+            }
+        },
+    ).json()["reportId"]
 
     def call(method: str, path: str, headers: dict[str, str]) -> Any:
         url = path.replace("{name}", "victim-set").replace("{token_id}", str(a_token))
+        url = url.replace("{subscriber}", "b").replace("{publisher}", "a")
+        url = url.replace("{report_id}", str(a_report)).replace("{country}", "NL").replace("{bundle_id}", "1")
         kw: dict[str, Any] = {"headers": headers}
-        if (method, path) in (("POST", "/v1/hash"),):
+        if (method, path) in (("POST", "/v1/hash"), ("POST", "/v1/intake/reports/{report_id}/upload")):
             kw["files"] = {"file": ("x.jpg", pic, "image/jpeg")}
         elif (method, path) == ("POST", "/v1/match"):
             kw["json"] = {"signals": [{"type": "md5", "value": pic_md5}]}
@@ -199,6 +230,14 @@ def test_every_route_needs_a_token_of_its_role_and_shows_no_other_tenants_data(a
         elif (method, path) == ("POST", "/v1/hashsets/{name}/import"):
             kw["content"] = (pic_md5 + "\n").encode()
             kw["headers"] = {**headers, "content-type": "application/octet-stream"}
+        elif (method, path) == ("POST", "/v1/intake/reports/{report_id}/fileinfo"):
+            kw["json"] = {"fileDetails": {"fileId": 1}}
+        elif (method, path) == ("POST", "/v1/hashsets/{name}/shares"):
+            kw["json"] = {"tenants": ["b"]}
+        elif (method, path) == ("POST", "/v1/subscriptions"):
+            kw["json"] = {"publisher": "a", "hashset": "victim-set"}
+        elif (method, path) == ("POST", "/v1/intake/submit"):
+            kw["json"] = {"report": {}}
         elif (method, path) == ("POST", "/v1/tokens"):
             kw["json"] = {"role": "platform"}
         return c.request(method, url, **kw)
@@ -220,7 +259,10 @@ def test_every_route_needs_a_token_of_its_role_and_shows_no_other_tenants_data(a
             assert r.status_code < 500 and r.status_code not in (401, 403), f"{where} as b/{role}: {r.text}"
             for marker in markers:
                 assert marker not in r.text, f"{where} as b/{role} shows tenant a's {marker}"
-            if path.startswith("/v1/hashsets/{name}") or path == "/v1/tokens/{token_id}":
+            if (
+                path.startswith(("/v1/hashsets/{name}", "/v1/intake/reports/{"))
+                or path == "/v1/tokens/{token_id}"
+            ):
                 assert r.status_code == 404, f"{where} as b/{role} reached tenant a's object"
             if (method, path) == ("POST", "/v1/match"):
                 assert r.json()["results"][0]["matches"] == []

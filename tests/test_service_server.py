@@ -127,6 +127,9 @@ def test_two_workers_follow_a_change_within_five_seconds(tmp_path: Path) -> None
 
 # --- schemathesis ---------------------------------------------------------------------------------
 ROLE_FOR = {
+    "/v1/intake/referrals": "hotline",
+    "/v1/intake/bundles": "hotline",
+    "/v1/intake": "reporter",
     "/v1/hash": "platform",
     "/v1/match": "platform",
     "/v1/tokens": "admin",
@@ -144,6 +147,7 @@ def served(url: str) -> Iterator[str]:
         poll_seconds=0.1,
         max_upload_bytes=1 << 20,
         max_import_bytes=1 << 20,
+        intake_key="00" * 32,
     )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(s), host="127.0.0.1", port=port, log_level="warning"))
@@ -204,7 +208,7 @@ def fuzz(
 def test_schemathesis_finds_no_server_error_and_answers_conform_on_both_stores(db_url: str) -> None:
     tokens: dict[str, str] = {}
     with open_store(db_url) as store:
-        for role in ("platform", "curator", "analyst", "admin"):
+        for role in ("platform", "curator", "analyst", "admin", "reporter", "hotline"):
             tokens[role] = create_token(store, role, "fuzz")[1]
     statuses: dict[int, int] = {}
     failures: list[str] = []

@@ -151,3 +151,20 @@ class CaseError(OpspoorError):
 # --- report ----------------------------------------------------------------
 class ReportError(OpspoorError):
     """The case report cannot be made (no report in the case, no browser to print it with)."""
+
+
+# --- intake ----------------------------------------------------------------
+class IntakeError(OpspoorError):
+    """A hotline report cannot take this step (finished, retracted, expired, no key to seal files)."""
+
+
+class DocumentError(IntakeError):
+    """A report document (JSON or XML in NCMEC's element names) breaks the schema. ``errors`` lists
+    each fault as (pointer, element, message): the pointer is an RFC 6901 JSON pointer, or the
+    element's path in an XML document."""
+
+    def __init__(
+        self, message: str, where: str | None = None, errors: list[tuple[str, str, str]] | None = None
+    ) -> None:
+        super().__init__(message, where)
+        self.errors = errors or []

@@ -12,6 +12,7 @@ from opspoor.cli import (  # noqa: F401
     hash_cmd,
     hashset_cmd,
     match_cmd,
+    referral_cmd,
     report_cmd,
     review_cmd,
     scan_cmd,

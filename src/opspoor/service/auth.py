@@ -29,7 +29,7 @@ from opspoor.store.audit import AuditEvent
 from opspoor.store.tokens import ROLES, SECRET_PREFIX, find_token, secret_digest
 
 #: the roles (defined with the tokens table); routes name the ones they admit
-PLATFORM, CURATOR, ANALYST, ADMIN, REVIEWER = ROLES
+PLATFORM, CURATOR, ANALYST, ADMIN, REVIEWER, REPORTER, HOTLINE = ROLES
 ANY_ROLE: tuple[str, ...] = ()
 CACHE_LIMIT = 10_000
 log = logging.getLogger("opspoor.service")
@@ -188,8 +188,16 @@ async def record(audit: AuditWriter, call: Call, status: int) -> None:
 
 def _object_of(request: Request) -> str | None:
     params = request.path_params
+    if "publisher" in params:
+        return f"share:{params['publisher']}/{params.get('name')}"
     if "name" in params:
         return f"hashset:{params['name']}"
+    if "report_id" in params:
+        return f"report:{params['report_id']}"
+    if "bundle_id" in params:
+        return f"bundle:{params['bundle_id']}"
+    if "country" in params:
+        return f"country:{params['country']}"
     if "token_id" in params:
         return f"token:{params['token_id']}"
     return None

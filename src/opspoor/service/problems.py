@@ -19,7 +19,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opspoor.errors import (
     AlreadyExists,
+    DocumentError,
     FormatError,
+    IntakeError,
     MediaError,
     NotFound,
     OpspoorError,
@@ -111,6 +113,11 @@ def _opspoor_problem(exc: OpspoorError) -> Problem:
         return Problem(404, text, slug="not-found")
     if isinstance(exc, AlreadyExists):
         return Problem(409, text, slug="already-exists")
+    if isinstance(exc, DocumentError):
+        errors = [{"pointer": p, "element": e, "message": m} for p, e, m in exc.errors]
+        return Problem(422, exc.message, slug="invalid-document", extra={"errors": errors})
+    if isinstance(exc, IntakeError):
+        return Problem(409, text, slug="report-state")
     if isinstance(exc, FormatError):
         return Problem(422, text, slug="invalid-hashset-file")
     if isinstance(exc, SignalError):

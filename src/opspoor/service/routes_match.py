@@ -20,6 +20,7 @@ from opspoor.service.memory import MIB, check_decode_budget, run_then_trim
 from opspoor.service.metrics import MATCH_HITS, MATCH_INPUTS
 from opspoor.service.problems import Problem
 from opspoor.service.routing import api_router, service_of
+from opspoor.service.sharing import SharedMatch, shared_matches
 
 if TYPE_CHECKING:
     from opspoor.service.state import Service
@@ -67,6 +68,7 @@ class MatchOut(BaseModel):
     distance: int | None  # Hamming signals; null for a local-feature match (see inliers)
     method: str | None = None
     inliers: int | None = None  # local features: the agreeing patches that decided the match
+    owner: str | None = None  # a set another tenant shares: that tenant
 
 
 class ErrorOut(BaseModel):
@@ -167,6 +169,7 @@ def match_json(m: Match) -> dict[str, Any]:
         "distance": None if m.inliers is not None else m.distance,
         "method": m.method,
         **({"inliers": m.inliers} if m.inliers is not None else {}),
+        **({"owner": m.owner} if isinstance(m, SharedMatch) else {}),
     }
 
 
@@ -205,6 +208,10 @@ async def match_queries(service: Service, call: Call, queries: list[Query]) -> l
         )
     matcher = index.matcher(call.principal.tenant)
     results = await service.batcher.match(matcher, queries)
+    for shared in await service.shared.of(call.principal.tenant):  # sets other tenants share with it
+        theirs = await service.batcher.match(index.matcher(shared.publisher), queries)
+        for mine, found in zip(results, theirs, strict=True):
+            mine.extend(shared_matches(shared, found))
     for ms in results:
         for m in ms:
             MATCH_HITS.labels(m.signal).inc()

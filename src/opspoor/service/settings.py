@@ -47,6 +47,16 @@ class Settings:
     fast_path: bool = True
     #: audit rows of reads are written in batches this often (writes wait for theirs)
     audit_flush_seconds: float = 0.2
+    #: hotline intake: the AES-256-GCM key that seals uploaded files (64 hex characters or base64 of
+    #: 32 bytes); without one the intake routes answer 503, never store a file in the clear
+    intake_key: str | None = None
+    #: an unfinished report is deleted this long after opening or after its last change, whichever
+    #: is later; a finished one after its retention (one year, as US law asks of platforms)
+    intake_open_hours: float = 24.0
+    intake_idle_hours: float = 1.0
+    intake_retention_days: float = 365.0
+    #: reports join one bundle when they share a file: the same MD5, or PDQs this close
+    intake_bundle_distance: int = 31
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -58,7 +68,7 @@ class Settings:
             if raw is None:
                 continue
             default = getattr(s, f.name)
-            if f.name == "db":
+            if f.name in ("db", "intake_key"):
                 changes[f.name] = raw or None
             elif isinstance(default, bool):
                 changes[f.name] = raw.lower() in ("1", "true", "yes")

@@ -10,10 +10,13 @@ assembles them.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import anyio
 
+from opspoor.intake.sealing import key_from_text
 from opspoor.service import heap
 from opspoor.service.auditing import AuditWriter
 from opspoor.service.auth import TokenCache
@@ -21,7 +24,9 @@ from opspoor.service.batching import MatchBatcher
 from opspoor.service.limits import RateLimiter
 from opspoor.service.live import IndexFollower
 from opspoor.service.settings import Settings
+from opspoor.service.sharing import SharedSets
 from opspoor.store import Store, open_store
+from opspoor.store.intake import Lifetimes
 
 
 class Service:
@@ -42,11 +47,18 @@ class Service:
             on_loaded=heap.freeze_heap if freeze else None,
         )
         self.batcher = MatchBatcher()
+        self.shared = SharedSets(self.store, settings.token_cache_seconds)
         self.hashing = ThreadPoolExecutor(
             max_workers=settings.hash_threads, thread_name_prefix="opspoor-hash"
         )
         self.upload_slots = anyio.Semaphore(max(1, settings.upload_slots))
         self.pid = os.getpid()
+        #: the intake's clock (tests set it to reach an expiry)
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.intake_key = key_from_text(settings.intake_key) if settings.intake_key else None
+        self.intake_life = Lifetimes(
+            settings.intake_open_hours, settings.intake_idle_hours, settings.intake_retention_days
+        )
 
     def start(self) -> None:
         if self.freeze:

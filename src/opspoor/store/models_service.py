@@ -1,4 +1,5 @@
-"""The service's tables: API tokens and the hash-chained audit log (migrations 0002, 0005, 0006).
+"""The service's tables: API tokens and the hash-chained audit log (migrations 0002, 0005; role
+``reviewer`` of the review workspace, 0006; roles ``reporter`` and ``hotline`` of the intake, 0007).
 
 They share ``Base`` with :mod:`opspoor.store.models`, so one metadata describes the whole schema.
 """
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from opspoor.store.models import Base, BigId
 
 #: what a token may do: the one list of roles (``service.auth`` names them, routes admit some)
-Role = Literal["platform", "curator", "analyst", "admin", "reviewer"]
+Role = Literal["platform", "curator", "analyst", "admin", "reviewer", "reporter", "hotline"]
 ROLES: tuple[Role, ...] = get_args(Role)
 
 

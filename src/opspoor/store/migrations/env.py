@@ -7,7 +7,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from opspoor.store import models_service  # noqa: F401  (the service's tables join Base.metadata)
+from opspoor.store import models_intake, models_service, models_sharing  # noqa: F401  (their tables join Base.metadata)
 from opspoor.store.models import Base
 
 config = context.config
