@@ -56,23 +56,6 @@ def signals_json(sig: FileSignals) -> dict[str, Any]:
     }
 
 
-#: test-only: ``crash:NAME`` or ``hang:NAME`` (comma-separated) makes the worker that is handed a file
-#: whose evidence path ends in ``/NAME`` die at once (SIGKILL, as a decoder segfault or the OOM killer
-#: would) or never finish it, so that tests can reproduce those faults with benign files
-FAULT_ENV = "OPSPOOR_TEST_WORKER_FAULT"
-
-
-def _test_fault(path: str) -> None:
-    for spec in os.environ.get(FAULT_ENV, "").split(","):
-        what, _, name = spec.partition(":")
-        if name and (path == name or path.endswith("/" + name)):
-            if what == "crash":
-                os.kill(os.getpid(), signal.SIGKILL)
-            elif what == "hang":
-                while True:
-                    time.sleep(60)
-
-
 def follow_parent(parent: int) -> None:
     """Pool initializer: the worker dies with the scan's main process ``parent``.
 
@@ -126,8 +109,6 @@ def warm_up() -> None:
 
 def run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any], bytes | None]:
     """Hash one file. Never raises: failures come back as an ``error`` in the result."""
-    if FAULT_ENV in os.environ:
-        _test_fault(task.path)
     try:
         if task.fs_path is not None:
             with open_readonly(task.fs_path, task.path) as fh:
