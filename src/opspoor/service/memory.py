@@ -10,12 +10,11 @@ uploads arrive at once.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 from collections.abc import Callable
 from typing import TypeVar
 
+from opspoor.media.heap import trim_heap
 from opspoor.media.image import decode_memory
 from opspoor.service.problems import Problem
 
@@ -46,25 +45,3 @@ def run_then_trim(fn: Callable[[], T], need: int) -> T:
     finally:
         if need > TRIM_ABOVE:
             trim_heap()
-
-
-def _load_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    try:
-        fn = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError, TypeError):  # not glibc: nothing to trim
-        return None
-    fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
-    return fn  # type: ignore[no-any-return]
-
-
-_TRIM = _load_trim()
-
-
-def trim_heap() -> None:
-    """Give free heap memory back to the system (glibc ``malloc_trim``). Pillow allocates a large
-    image in 16 MiB blocks, which glibc serves from the hashing thread's own arena once its mmap
-    threshold has grown; freed, they stay in that arena and the worker's RSS stays at its peak
-    (2.6 GiB after a burst of large PNGs). ``malloc_trim(0)`` returns them from every arena."""
-    if _TRIM is not None:
-        _TRIM(0)

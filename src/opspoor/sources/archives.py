@@ -20,6 +20,7 @@ import contextlib
 import gzip
 import io
 import lzma
+import os
 import queue
 import struct
 import tarfile
@@ -214,14 +215,14 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                 item.path,
             ) from exc
         with zf:
-            infos = [i for i in zf.infolist() if not zip_is_dir(i)]
+            infos = [(k, i) for k, i in enumerate(zf.infolist()) if not zip_is_dir(i)]
             if len(infos) > lim.max_members:
                 raise ArchiveBomb(f"{len(infos)} members, more than {lim.max_members}", item.path)
             # per member by declared sizes; per archive over what was actually read (many small members
             # that each stay under ``ratio_min_bytes``), so one bomb member does not hide the others
             bomb: ArchiveBomb | None = None
             read_u = read_c = 0
-            for info in infos:
+            for index, info in infos:
                 # orig_filename keeps a NUL and what follows it (zipfile cuts ``filename`` there)
                 member = names(info.orig_filename, info.file_size, _zip_mtime(info.date_time))
                 if bomb is not None:
@@ -229,7 +230,13 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                     yield member
                     continue
                 try:
-                    _set_data(member, _read_zip_member(zf, info, member.path, budget), budget)
+                    if (
+                        blob.fs_path is not None
+                        and budget.limits.stream_above < info.file_size <= budget.member_cap()
+                    ):
+                        _check_zip_member(zf, info, member, budget, blob.fs_path, index)
+                    else:
+                        _set_data(member, _read_zip_member(zf, info, member.path, budget), budget)
                 except ArchiveError as exc:
                     _fail(member, exc)
                 else:
@@ -291,6 +298,49 @@ def _read_zip_member(
     if size != info.file_size:
         raise CorruptArchive(f"holds {size} bytes, declared {info.file_size}", where)
     return data
+
+
+def _check_zip_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, member: EvidenceItem, budget: Budget, fs_path: str, index: int
+) -> None:
+    """A large member of a zip on disk: read through once here (CRC, size, bombs, an archive inside),
+    none of it kept; the worker reads it again from the zip (``sources.zipref``). A member that is
+    itself an archive is held as before, to be expanded."""
+    from opspoor.sources.zipref import ZipMemberRef
+
+    where = member.path
+    if info.flag_bits & 0x41 or info.compress_type == 99:
+        raise EncryptedContent("encrypted member", where)
+    budget.check_declared(info.file_size, where)
+    budget.check_ratio(info.file_size, info.compress_size, where)
+    try:
+        with zf.open(info) as ext:
+            head = ext.read(SNIFF_BYTES)
+            if archive_kind(head) is not None:  # nested: expanded from its bytes, as every archive
+                ext.seek(0)
+                data = _read_member(ext, info.file_size, where, budget, None, counted=False)
+                got = data.digests.size if isinstance(data, Streamed) else len(data)
+            else:
+                data, got = None, len(head)
+                while chunk := ext.read(CHUNK):  # zipfile checks the CRC at the end
+                    got += len(chunk)
+            mtime_ns = os.fstat(zf.fp.fileno()).st_mtime_ns  # type: ignore[union-attr]
+    except zipfile.BadZipFile as exc:
+        raise CorruptArchive(f"{exc} (corrupt data, or a size header that lies)", where) from exc
+    except NotImplementedError as exc:
+        raise ArchiveError(f"unsupported zip feature: {exc}", where) from exc
+    except RuntimeError as exc:
+        raise EncryptedContent(str(exc), where) from exc
+    except (zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, struct.error) as exc:
+        raise CorruptArchive(f"{type(exc).__name__}: {exc}", where) from exc
+    budget.add_uncompressed(got, where)
+    if got != info.file_size:
+        raise CorruptArchive(f"holds {got} bytes, declared {info.file_size}", where)
+    if data is not None:
+        _set_data(member, data, budget)
+        return
+    member.size = got
+    member.zip_member = ZipMemberRef(fs_path, index, info.orig_filename, got, mtime_ns)
 
 
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from opspoor.errors import OpspoorError
+from opspoor.media.heap import trim_heap
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes, hash_stream
 from opspoor.sources import open_readonly
+from opspoor.sources.zipref import open_zip_member
 from opspoor.triage.interrupt import ignore_in_worker
 from opspoor.triage.records import exif_json
 
@@ -32,6 +34,8 @@ class Task:
         None  # the source flagged the item (unsafe name, depth limit) but it is readable
     )
     source_reason: str | None = None
+    #: a large member of a zip on disk (``sources.zipref.ZipMemberRef``): the worker reads it there
+    zip_member: Any = None
 
 
 def signals_json(sig: FileSignals) -> dict[str, Any]:
@@ -107,11 +111,27 @@ def warm_up() -> None:
     hash_bytes(buf.getvalue(), options=HashOptions(thumbnail=True))
 
 
+#: after a file this large (or a picture of this much decoded memory), a worker gives freed memory back
+TRIM_ABOVE = 32 << 20
+
+
 def run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any], bytes | None]:
-    """Hash one file. Never raises: failures come back as an ``error`` in the result."""
+    """Hash one file, then give a large file's memory back. Never raises: failures come back as an
+    ``error`` in the result."""
+    try:
+        return _run_task(task, options)
+    finally:
+        if (task.size or 0) > TRIM_ABOVE or (task.data is not None and len(task.data) > TRIM_ABOVE):
+            trim_heap()
+
+
+def _run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any], bytes | None]:
     try:
         if task.fs_path is not None:
             with open_readonly(task.fs_path, task.path) as fh:
+                sig = hash_stream(fh, where=task.path, options=options, size_hint=task.size)
+        elif task.zip_member is not None:
+            with open_zip_member(task.zip_member, task.path) as fh:
                 sig = hash_stream(fh, where=task.path, options=options, size_hint=task.size)
         else:
             assert task.data is not None
