@@ -7,7 +7,6 @@ generated gradient, every video generated frames of flat colour and a moving blo
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -17,12 +16,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import av
 import httpx
-import numpy as np
 import psutil
 import pytest
 
+from large_media import video
 from opspoor.demo.pngs import png_bytes
 from opspoor.store import open_store
 from opspoor.store.tokens import create_token
@@ -88,24 +86,6 @@ def burst(
     done.set()
     sampler.join()
     return answers, before, peak[0], rss(proc)
-
-
-def video(width: int, height: int, frames: int, seed: int) -> bytes:
-    """An MPEG-4 video of flat colour with a moving block (benign, quick to encode at any size)."""
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as out:
-        stream = out.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        base = np.full((height, width, 3), 40 + seed * 20, np.uint8)
-        for i in range(frames):
-            pixels = base.copy()
-            x = (i * width // frames) % max(1, width - width // 4)
-            pixels[height // 4 : height // 2, x : x + width // 4] = 230
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return buf.getvalue()
 
 
 @pytest.mark.slow
