@@ -383,3 +383,27 @@ def test_cli_words_in_cli_messages_and_http_words_in_http_errors(
         lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
         assert code == 2 and len(lines) == 1 and option in lines[0], err
         assert "hash_type" not in lines[0] and "query parameter" not in lines[0], err
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("list.csv", b"md5,external_id\n" + b"0" * 31 + b"1,a\n" + b"0" * 31 + b"2,b\xff\n", 3),
+        ("list.txt", b"a" * 32 + b"\n" + b"b" * 32 + b"\xff\n", 2),
+    ],
+)
+def test_an_invalid_utf8_byte_is_named_at_its_line_in_one_cli_line(
+    name: str,
+    text: bytes,
+    line: int,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    src = tmp_path / name
+    src.write_bytes(text)
+    code, _, err = run_cli(monkeypatch, capsys, "hashset", "import", str(src), "--name", "u", "--db", db_url)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert str(src) in lines[0] and f"line {line}:" in lines[0] and "not UTF-8" in lines[0], err
