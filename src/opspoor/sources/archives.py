@@ -1,15 +1,15 @@
 """Archive members as evidence: zip, tar (plain, gz, bz2, xz), 7z and single-file gz/bz2/xz, nested.
 
-Members are read into memory from the archive stream, within ``Limits``, and never written to disk.
+Members are read into memory from the archive stream, within ``Limits``, and never written to disk;
+a large member of a zip on disk is only checked here and read by its worker from the zip (zipref).
 ``expand`` yields an archive's members (recursing into those that are archives) and then the archive
 itself: only after its members have been read is it known whether the archive is intact, so the
 archive's own record comes last and carries the structural error, if any. A consumer that finished an
 archive's record has therefore finished all of its members.
 
-Bytes read: a nested archive is opened from the member bytes already read for its own record (no second
-read). An archive that is a plain file on disk is read by the consumer (to hash it) and once more here
-(to list its members); single-file gz/bz2/xz and tar.* streams read their first kilobytes twice (once to
-see whether a tar is inside).
+Bytes read: a nested archive is opened from the member bytes already read for its own record. An
+archive that is a plain file on disk is read by the consumer (to hash it) and once more here (to list
+its members); gz/bz2/xz and tar.* streams read their first kilobytes twice (a tar inside?).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import contextlib
 import gzip
 import io
 import lzma
-import os
 import queue
 import struct
 import tarfile
@@ -47,6 +46,7 @@ from opspoor.media.sniff import SNIFF_BYTES, sniff
 from opspoor.signals.crypto import DigestAccumulator, Digests
 from opspoor.sources.evidence import EvidenceItem, UniqueNames, join_member, member_parts, open_readonly
 from opspoor.sources.limits import Budget
+from opspoor.sources.zipref import ZipMemberRef, member_head, read_through, zip_faults
 
 CHUNK = 1 << 20
 _COMPRESSED = ("gzip", "bzip2", "xz")
@@ -175,7 +175,12 @@ class _Namer:
             raise ArchiveBomb(f"more than {limit} members", self.archive.path)
 
 
-def _set_data(member: EvidenceItem, data: bytes | Streamed, budget: Budget | None = None) -> None:
+def _set_data(
+    member: EvidenceItem, data: bytes | Streamed | ZipMemberRef, budget: Budget | None = None
+) -> None:
+    if isinstance(data, ZipMemberRef):  # large, in a zip on disk: its worker reads it there
+        member._data, member.zip_member, member.size = None, data, data.size
+        return
     if isinstance(data, Streamed):  # too large to hold: hashed as it streamed past, not decoded
         member._data, member.digests, member.head = None, data.digests, data.head
         member.size = data.digests.size
@@ -230,13 +235,8 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                     yield member
                     continue
                 try:
-                    if (
-                        blob.fs_path is not None
-                        and budget.limits.stream_above < info.file_size <= budget.member_cap()
-                    ):
-                        _check_zip_member(zf, info, member, budget, blob.fs_path, index)
-                    else:
-                        _set_data(member, _read_zip_member(zf, info, member.path, budget), budget)
+                    on_disk = (blob.fs_path, index) if blob.fs_path is not None else None
+                    _set_data(member, _read_zip_member(zf, info, member.path, budget, on_disk), budget)
                 except ArchiveError as exc:
                     _fail(member, exc)
                 else:
@@ -275,72 +275,27 @@ def _zip_mtime(date_time: tuple[int, ...]) -> float | None:
 
 
 def _read_zip_member(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, budget: Budget
-) -> bytes | Streamed:
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, budget: Budget, on_disk: tuple[str, int] | None
+) -> bytes | Streamed | ZipMemberRef:
+    """A member's bytes; or, for a large member of a zip on disk (``on_disk``: path, member index) that
+    is no archive, a reference its worker reads it by (checked here as it streams past, not kept)."""
     if info.flag_bits & 0x41 or info.compress_type == 99:  # traditional / strong encryption, WinZip AES
         raise EncryptedContent("encrypted member", where)
     budget.check_declared(info.file_size, where)
     budget.check_ratio(info.file_size, info.compress_size, where)
-    try:
-        # zipfile never returns more than the declared file_size; above the room it is hashed as it streams
-        with zf.open(info) as ext:
-            data = _read_member(ext, info.file_size, where, budget, None, counted=False)
-    except zipfile.BadZipFile as exc:
-        raise CorruptArchive(f"{exc} (corrupt data, or a size header that lies)", where) from exc
-    except NotImplementedError as exc:
-        raise ArchiveError(f"unsupported zip feature: {exc}", where) from exc
-    except RuntimeError as exc:  # zipfile's "password required"
-        raise EncryptedContent(str(exc), where) from exc
-    except (zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, struct.error) as exc:
-        raise CorruptArchive(f"{type(exc).__name__}: {exc}", where) from exc
+    large = budget.limits.stream_above < info.file_size <= budget.member_cap()
+    if on_disk is not None and large and archive_kind(member_head(zf, info, where)) is None:
+        ref = read_through(zf, info, *on_disk, where)
+        budget.add_uncompressed(ref.size, where)
+        return ref
+    # zipfile never returns more than the declared file_size; above the room it is hashed as it streams
+    with zip_faults(where), zf.open(info) as ext:
+        data = _read_member(ext, info.file_size, where, budget, None, counted=False)
     size = data.digests.size if isinstance(data, Streamed) else len(data)
     budget.add_uncompressed(size, where)
     if size != info.file_size:
         raise CorruptArchive(f"holds {size} bytes, declared {info.file_size}", where)
     return data
-
-
-def _check_zip_member(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, member: EvidenceItem, budget: Budget, fs_path: str, index: int
-) -> None:
-    """A large member of a zip on disk: read through once here (CRC, size, bombs, an archive inside),
-    none of it kept; the worker reads it again from the zip (``sources.zipref``). A member that is
-    itself an archive is held as before, to be expanded."""
-    from opspoor.sources.zipref import ZipMemberRef
-
-    where = member.path
-    if info.flag_bits & 0x41 or info.compress_type == 99:
-        raise EncryptedContent("encrypted member", where)
-    budget.check_declared(info.file_size, where)
-    budget.check_ratio(info.file_size, info.compress_size, where)
-    try:
-        with zf.open(info) as ext:
-            head = ext.read(SNIFF_BYTES)
-            if archive_kind(head) is not None:  # nested: expanded from its bytes, as every archive
-                ext.seek(0)
-                data = _read_member(ext, info.file_size, where, budget, None, counted=False)
-                got = data.digests.size if isinstance(data, Streamed) else len(data)
-            else:
-                data, got = None, len(head)
-                while chunk := ext.read(CHUNK):  # zipfile checks the CRC at the end
-                    got += len(chunk)
-            mtime_ns = os.fstat(zf.fp.fileno()).st_mtime_ns  # type: ignore[union-attr]
-    except zipfile.BadZipFile as exc:
-        raise CorruptArchive(f"{exc} (corrupt data, or a size header that lies)", where) from exc
-    except NotImplementedError as exc:
-        raise ArchiveError(f"unsupported zip feature: {exc}", where) from exc
-    except RuntimeError as exc:
-        raise EncryptedContent(str(exc), where) from exc
-    except (zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, struct.error) as exc:
-        raise CorruptArchive(f"{type(exc).__name__}: {exc}", where) from exc
-    budget.add_uncompressed(got, where)
-    if got != info.file_size:
-        raise CorruptArchive(f"holds {got} bytes, declared {info.file_size}", where)
-    if data is not None:
-        _set_data(member, data, budget)
-        return
-    member.size = got
-    member.zip_member = ZipMemberRef(fs_path, index, info.orig_filename, got, mtime_ns)
 
 
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")

@@ -10,6 +10,7 @@ members of one zip do not parse its central directory again each.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import lzma
 import os
@@ -17,11 +18,15 @@ import struct
 import threading
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from opspoor.errors import CorruptArchive, VanishedSource
+from opspoor.errors import ArchiveError, CorruptArchive, EncryptedContent, VanishedSource
+from opspoor.media.sniff import SNIFF_BYTES
 from opspoor.readonly import open_readonly
+
+CHUNK = 1 << 20
 
 _ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, struct.error, ValueError, OSError)
 
@@ -33,6 +38,42 @@ class ZipMemberRef:
     name: str  # its name as stored (``orig_filename``), checked on opening
     size: int  # declared (and checked) uncompressed size
     mtime_ns: int  # the zip's modification time when it was listed: a changed zip is not read
+
+
+@contextlib.contextmanager
+def zip_faults(where: str) -> Iterator[None]:
+    """``zipfile``'s many faults on reading a member, as the typed error that names it."""
+    try:
+        yield
+    except zipfile.BadZipFile as exc:
+        raise CorruptArchive(f"{exc} (corrupt data, or a size header that lies)", where) from exc
+    except NotImplementedError as exc:
+        raise ArchiveError(f"unsupported zip feature: {exc}", where) from exc
+    except RuntimeError as exc:  # zipfile's "password required"
+        raise EncryptedContent(str(exc), where) from exc
+    except (zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, struct.error) as exc:
+        raise CorruptArchive(f"{type(exc).__name__}: {exc}", where) from exc
+
+
+def member_head(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> bytes:
+    """The first bytes of a member (to tell an archive inside)."""
+    with zip_faults(where), zf.open(info) as ext:
+        return bytes(ext.read(SNIFF_BYTES))
+
+
+def read_through(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, archive: str, index: int, where: str
+) -> ZipMemberRef:
+    """Read a member of the zip on disk ``archive`` through once, keeping nothing (``zipfile`` checks
+    its CRC at the end), and return the reference its worker reads it by."""
+    got = 0
+    with zip_faults(where), zf.open(info) as ext:
+        while chunk := ext.read(CHUNK):
+            got += len(chunk)
+        mtime_ns = os.fstat(zf.fp.fileno()).st_mtime_ns  # type: ignore[union-attr]
+    if got != info.file_size:
+        raise CorruptArchive(f"holds {got} bytes, declared {info.file_size}", where)
+    return ZipMemberRef(archive, index, info.orig_filename, got, mtime_ns)
 
 
 _lock = threading.Lock()
