@@ -9,7 +9,7 @@ Four loops over benign generated files (40 pictures, a zip of 8 more, and the ma
   interrupt: SIGINT to the process group (Ctrl-C) at a random moment: exit 130 and one line, then the
              same command finishes a case equal to the reference.
   crash:     scans in which one or two files kill their worker (SIGKILL through the test-only hook
-             ``OPSPOOR_TEST_WORKER_FAULT``, as a decoder segfault or the OOM killer would): only those
+             ``tests/worker_faults.py``, as a decoder segfault or the OOM killer would): only those
              files may be blamed; a run again retries them.
 
 Usage: ``python bench/scan_faults.py [--kills 10] [--interrupts 5] [--interrupt-delays 0.2,6]
@@ -35,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))  # worker_faults: the test-only hook that makes a worker die
 
 import psutil  # noqa: E402
 
@@ -45,8 +46,8 @@ from opspoor.hashsets.model import Category, Entry  # noqa: E402
 from opspoor.signals.engine import hash_bytes  # noqa: E402
 from opspoor.store import import_entries, open_store  # noqa: E402
 from opspoor.triage.config import ScanConfig  # noqa: E402
-from opspoor.triage.worker import FAULT_ENV  # noqa: E402
 from setup_info import setup_line  # noqa: E402
+from worker_faults import installed  # noqa: E402
 
 
 def jpeg(seed: int) -> bytes:
@@ -199,19 +200,19 @@ def crash_loop(ev: Path, db: str, work: Path, n: int, rng: random.Random) -> Non
     t0 = time.perf_counter()
     for k in range(n):
         culprits = set(rng.sample(pics, rng.choice((1, 2))))
-        os.environ[FAULT_ENV] = ",".join(f"crash:{c}" for c in culprits)
         case = work / f"crash{k}"
         try:
-            result = scan_case(
-                ScanConfig(
-                    sources=[ev / "pics"],
-                    hashsets=["known"],
-                    case_dir=case,
-                    db_url=db,
-                    workers=2,
-                    local=False,
+            with installed(",".join(f"crash:{c}" for c in culprits)):
+                result = scan_case(
+                    ScanConfig(
+                        sources=[ev / "pics"],
+                        hashsets=["known"],
+                        case_dir=case,
+                        db_url=db,
+                        workers=2,
+                        local=False,
+                    )
                 )
-            )
         except Exception:
             aborted += 1
             continue
@@ -222,7 +223,6 @@ def crash_loop(ev: Path, db: str, work: Path, n: int, rng: random.Random) -> Non
             innocent += crashed and not is_culprit
             blamed += crashed and is_culprit
             missed += is_culprit and not crashed
-    del os.environ[FAULT_ENV]
     retried = scan_case(
         ScanConfig(sources=[ev / "pics"], hashsets=["known"], case_dir=case, db_url=db, workers=2)
     )

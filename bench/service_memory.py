@@ -11,9 +11,14 @@ after the burst, for two runs in the same invocation:
   with ``--before SRC``, also the server of another tree (its ``src`` folder), e.g. the one before
   issue 17, which neither refused nor gave memory back.
 
+With ``--video``, the uploads are videos instead (``tests/large_media.video``: flat colour and a
+moving block, MPEG-4): ``--large`` of 1280x720, 30 frames (about 45 MiB to decode) and
+``--oversized`` of 3840x2160, 4 frames (about 280 MiB: refused under the default budget).
+
 Every picture is a generated gradient (``opspoor.demo.pngs``).
 
-    .venv/bin/python bench/service_memory.py                    # 8 large + 8 oversized
+    .venv/bin/python bench/service_memory.py                    # 8 large + 8 oversized PNGs
+    .venv/bin/python bench/service_memory.py --video            # the same with videos
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))  # process_memory, shared with the memory tests
 
+from large_media import video  # noqa: E402
 from opspoor.demo.pngs import png_bytes  # noqa: E402
 from process_memory import rss  # noqa: E402
 from setup_info import setup_line  # noqa: E402
@@ -138,9 +144,14 @@ def main() -> None:
     ap.add_argument("--large", type=int, default=8, help="5000x5000 PNG uploads (default 8)")
     ap.add_argument("--oversized", type=int, default=8, help="10000x10000 PNG uploads (default 8)")
     ap.add_argument("--before", type=Path, help="the src folder of another tree to run as well")
+    ap.add_argument("--video", action="store_true", help="upload videos instead of pictures")
     args = ap.parse_args()
     print(setup_line())
-    uploads = [png_bytes(5000, 5000)] * args.large + [png_bytes(10_000, 10_000)] * args.oversized
+    if args.video:
+        uploads = [video(1280, 720, 30, k % 8) for k in range(args.large)]
+        uploads += [video(3840, 2160, 4, 1)] * args.oversized
+    else:
+        uploads = [png_bytes(5000, 5000)] * args.large + [png_bytes(10_000, 10_000)] * args.oversized
     rows = {"anchor (no budget)": burst(100_000, uploads), "budget 256 MiB": burst(256, uploads)}
     if args.before is not None:
         rows[f"before ({args.before})"] = burst(256, uploads, args.before.resolve())

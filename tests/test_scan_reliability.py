@@ -27,8 +27,8 @@ from opspoor.signals.engine import hash_bytes
 from opspoor.sources import Limits
 from opspoor.store import import_entries, open_store
 from opspoor.triage.config import ScanConfig, ScanResult
-from opspoor.triage.worker import FAULT_ENV
 from process_memory import PeakMemory
+from worker_faults import command, inject
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -85,7 +85,7 @@ def test_a_worker_crash_blames_only_the_file_that_crashes_alone(
     varying places among healthy files: only those files are blamed, every other file is hashed."""
     for run in range(20):
         culprits = {f"f{run % 8}.jpg"} | ({f"f{(run * 3 + 1) % 8}.jpg"} if run % 3 == 0 else set())
-        monkeypatch.setenv(FAULT_ENV, ",".join(f"crash:{c}" for c in culprits))
+        inject(monkeypatch, ",".join(f"crash:{c}" for c in culprits))
         case = tmp_path / f"c{run}"
         result = scan(world, case)
         assert result.reconciled
@@ -97,7 +97,7 @@ def test_a_worker_crash_blames_only_the_file_that_crashes_alone(
             else:
                 assert rec["status"] == "new" and rec["md5"] and rec["pdq"], (run, culprits, rec)
     # a resume tries the crashed files again: the machine, not the file, may have been at fault
-    monkeypatch.delenv(FAULT_ENV)
+    monkeypatch.undo()
     result = scan(world, case)
     assert result.reconciled
     assert all(r["status"] == "new" and r["md5"] for r in records(case).values())
@@ -134,7 +134,7 @@ def test_a_resume_after_a_set_changed_matches_every_file_again(
     import_entries(store, "p1", added)
     store.close()
     # nothing may be read again: a worker handed any of these files dies
-    monkeypatch.setenv(FAULT_ENV, ",".join(f"crash:{p.name}" for p in ev.iterdir()))
+    inject(monkeypatch, ",".join(f"crash:{p.name}" for p in ev.iterdir()))
     logs.clear()
     assert scan_case(cfg, log=logs.append).reconciled
     recs = records(case)
@@ -252,11 +252,12 @@ def test_a_foreign_or_broken_case_sqlite_is_read_only_and_one_line(
     assert proc.returncode != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 
-def cli(*args: str, **kw: object) -> subprocess.Popen[str]:
+def cli(*args: str, faults: str = "", **kw: object) -> subprocess.Popen[str]:
+    """``opspoor ARGS`` in a subprocess; ``faults``: workers die or hang on those files (worker_faults)."""
     env = {**os.environ, "PYTHONPATH": SRC, **kw.pop("env", {})}  # type: ignore[dict-item]
+    argv = command(faults, *args) if faults else [sys.executable, "-m", "opspoor", *args]
     return subprocess.Popen(
-        [sys.executable, "-m", "opspoor", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=env, **kw,  # type: ignore[arg-type]
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **kw,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -306,9 +307,9 @@ def test_ctrl_c_at_any_moment_says_how_to_resume(world: dict[str, Path | str], t
     assert ref.wait(timeout=120) == 0
     for moment in ("loading", "hashing", "stuck", "twice"):
         case = tmp_path / moment
-        env = {FAULT_ENV: "hang:f5.jpg"} if moment in ("stuck", "twice") else {}
+        faults = "hang:f5.jpg" if moment in ("stuck", "twice") else ""
         # (SIGINT as at a terminal: a test run in the background of a shell would pass it on ignored)
-        proc = cli(*scan_args(world, case), env=env, start_new_session=True, preexec_fn=sigint_default)
+        proc = cli(*scan_args(world, case), faults=faults, start_new_session=True, preexec_fn=sigint_default)
         if moment == "loading":
             time.sleep(0.3)
         else:
@@ -331,7 +332,7 @@ def test_ctrl_c_at_any_moment_says_how_to_resume(world: dict[str, Path | str], t
 
 
 def test_workers_die_with_the_main_process(world: dict[str, Path | str], tmp_path: Path) -> None:
-    proc = cli(*scan_args(world, tmp_path / "case"), env={FAULT_ENV: "hang:f1.jpg,hang:f2.jpg"})
+    proc = cli(*scan_args(world, tmp_path / "case"), faults="hang:f1.jpg,hang:f2.jpg")
     main = psutil.Process(proc.pid)
     _wait_for(lambda: len(main.children()) >= 2 and (tmp_path / "case" / "case.sqlite").exists())
     time.sleep(1)  # the two workers are stuck on their files

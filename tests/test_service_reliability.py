@@ -358,3 +358,52 @@ def test_the_service_pixel_setting_is_honoured_and_held_to_the_media_limit(
     with running(sqlite_url, with_(TEST_SETTINGS, max_pixels=MAX_PIXELS * 10)) as api:
         api.client.post("/v1/hash", headers=api.auth("a", "platform"), files={"file": ("p.png", picture)})
     assert seen == [MAX_PIXELS]
+
+
+# --- the words of each face ----------------------------------------------------------------------------
+def test_cli_words_in_cli_messages_and_http_words_in_http_errors(
+    api: Api, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 64-hex plain list without its type, and a file of no known format: the service names its
+    query parameters (``hash_type``, ``format``), the command line its options (``--type``, ``--format``)."""
+    c, h = api.client, api.auth("a", "curator")
+    create_set(api, "words")
+    ambiguous, unknown = ("f" * 64 + "\n").encode(), b"neither a list nor a table\n"
+    detail = is_problem(c.post("/v1/hashsets/words/import?format=plain", headers=h, content=ambiguous), 422)
+    assert "query parameter hash_type" in detail["detail"] and "--" not in detail["detail"], detail
+    detail = is_problem(c.post("/v1/hashsets/words/import", headers=h, content=unknown), 422)
+    assert "query parameter format" in detail["detail"] and "--" not in detail["detail"], detail
+    for data, option in ((ambiguous, "--type sha256"), (unknown, "--format")):
+        src = tmp_path / "list.txt"
+        src.write_bytes(data)
+        fmt = ["--format", "plain"] if data == ambiguous else []
+        code, _, err = run_cli(
+            monkeypatch, capsys, "hashset", "import", str(src), "--name", "w", "--db", db_url, *fmt
+        )
+        lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert code == 2 and len(lines) == 1 and option in lines[0], err
+        assert "hash_type" not in lines[0] and "query parameter" not in lines[0], err
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("list.csv", b"md5,external_id\n" + b"0" * 31 + b"1,a\n" + b"0" * 31 + b"2,b\xff\n", 3),
+        ("list.txt", b"a" * 32 + b"\n" + b"b" * 32 + b"\xff\n", 2),
+    ],
+)
+def test_an_invalid_utf8_byte_is_named_at_its_line_in_one_cli_line(
+    name: str,
+    text: bytes,
+    line: int,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    src = tmp_path / name
+    src.write_bytes(text)
+    code, _, err = run_cli(monkeypatch, capsys, "hashset", "import", str(src), "--name", "u", "--db", db_url)
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert str(src) in lines[0] and f"line {line}:" in lines[0] and "not UTF-8" in lines[0], err

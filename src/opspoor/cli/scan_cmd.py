@@ -135,8 +135,8 @@ def scan(
             "--max-member-memory",
             metavar="MIB",
             min=1,
-            help="Largest archive member held in memory to be decoded (MiB); a larger one is only "
-            "hashed (MD5, SHA-1, SHA-256). Main process and workers may hold about 3x this.",
+            help="Largest archive member decoded (MiB); a larger one is only hashed (MD5, SHA-1, "
+            "SHA-256). Also caps a worker's memory budget (512 MiB): bytes it holds, an image's decode.",
         ),
     ] = 1024,
     robust: RobustOption = Robust.fast,

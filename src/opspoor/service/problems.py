@@ -107,8 +107,23 @@ def problem_for(exc: BaseException) -> Problem:
     return Problem(500, "internal error; the server log has the details", slug="internal-error")
 
 
+#: the command line's words in the errors of the layers below, as an HTTP client says the same
+#: (the query parameters of ``POST /v1/hashsets/{name}/import``)
+_HTTP_WORDS = (
+    ("pass --type sha256 or --type pdq", "set the query parameter hash_type to sha256 or pdq"),
+    ("pass --format", "set the query parameter format"),
+)
+
+
+def http_words(text: str) -> str:
+    """``text`` with the command line's option names put as the HTTP API names them."""
+    for cli, http in _HTTP_WORDS:
+        text = text.replace(cli, http)
+    return text
+
+
 def _opspoor_problem(exc: OpspoorError) -> Problem:
-    text = str(exc)
+    text = http_words(str(exc))
     if isinstance(exc, NotFound):
         return Problem(404, text, slug="not-found")
     if isinstance(exc, AlreadyExists):

@@ -24,6 +24,7 @@ from opspoor.service.limits import (
     multipart_boundary,
     multipart_file_chunks,
 )
+from opspoor.service.problems import http_words
 from opspoor.service.routing import api_router, service_of
 from opspoor.signals import SIGNALS
 from opspoor.store import (
@@ -341,7 +342,7 @@ async def import_file(
     def reject(record: int | None, line: int | None, reason: str) -> None:
         count[0] += 1
         if len(rejects) < MAX_REJECTS_LISTED:
-            rejects.append({"record": record, "line": line, "reason": reason})
+            rejects.append({"record": record, "line": line, "reason": http_words(reason)})
 
     def on_read_error(exc: FormatError) -> None:
         reject(exc.record, exc.line, exc.detail)

@@ -29,7 +29,7 @@ from opspoor.errors import (
 )
 from opspoor.media.digests import CHUNK, DigestAccumulator, Digests, digest_bytes
 from opspoor.media.exif import ExifInfo
-from opspoor.media.image import clipped_16bit_rgb, decode_with_detail
+from opspoor.media.image import clipped_16bit_rgb, decode_memory, decode_with_detail
 from opspoor.media.limits import MAX_PIXELS
 from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
 from opspoor.media.thumbs import safe_thumbnail
@@ -49,6 +49,9 @@ class HashOptions:
     max_pixels: int = MAX_PIXELS  # refuse images / video frames declaring more pixels
     video_time_limit: float = 120.0  # seconds per video (decode + hash)
     max_in_memory: int = 512 * 1024 * 1024  # larger files are digested as a stream
+    #: refuse (``MediaTooLarge``, from the header, before any pixel) an image whose decode would take
+    #: more memory than this (``media.image.decode_memory``); ``None``: only ``max_pixels`` applies
+    max_decode_memory: int | None = None
     thumbnail: bool = False  # a review-safe (grayscale, blurred) thumbnail, see media.thumbs
     #: extra PDQ query hashes of images (signals.robust), any of "dihedral" (rotations and flips,
     #: ~5 ms per image), "borders" (borders removed, ~2 ms), "embedded" (pictures inside a larger
@@ -189,6 +192,14 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
         # regions (borders, screenshots) are cut from a larger picture of the same bytes: the
         # pixels this decode loads, kept when regions will be looked for, or a second decode
         cuts = bool({"borders", "embedded"} & options.robust)
+        if options.max_decode_memory is not None:
+            need = decode_memory(data)
+            if need > options.max_decode_memory:
+                raise MediaTooLarge(
+                    f"decoding would take about {need >> 20:,} MiB, above the memory budget of "
+                    f"{options.max_decode_memory >> 20:,} MiB; hashed, not decoded",
+                    where,
+                )
         img, detail = decode_with_detail(data, where=where, max_pixels=options.max_pixels, keep=cuts)
         if options.dihedral:
             h, sig.pdq_dihedral = pdq_with_dihedral(img.rgb)

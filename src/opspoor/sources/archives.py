@@ -1,15 +1,15 @@
 """Archive members as evidence: zip, tar (plain, gz, bz2, xz), 7z and single-file gz/bz2/xz, nested.
 
-Members are read into memory from the archive stream, within ``Limits``, and never written to disk.
+Members are read into memory from the archive stream, within ``Limits``, and never written to disk;
+a large member of a zip on disk is only checked here and read by its worker from the zip (zipref).
 ``expand`` yields an archive's members (recursing into those that are archives) and then the archive
 itself: only after its members have been read is it known whether the archive is intact, so the
 archive's own record comes last and carries the structural error, if any. A consumer that finished an
 archive's record has therefore finished all of its members.
 
-Bytes read: a nested archive is opened from the member bytes already read for its own record (no second
-read). An archive that is a plain file on disk is read by the consumer (to hash it) and once more here
-(to list its members); single-file gz/bz2/xz and tar.* streams read their first kilobytes twice (once to
-see whether a tar is inside).
+Bytes read: a nested archive is opened from the member bytes already read for its own record. An
+archive that is a plain file on disk is read by the consumer (to hash it) and once more here (to list
+its members); gz/bz2/xz and tar.* streams read their first kilobytes twice (a tar inside?).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from opspoor.media.digests import DigestAccumulator, Digests
 from opspoor.media.sniff import SNIFF_BYTES, sniff
 from opspoor.sources.evidence import EvidenceItem, UniqueNames, join_member, member_parts, open_readonly
 from opspoor.sources.limits import Budget
+from opspoor.sources.zipref import ZipMemberRef, member_head, read_through, zip_faults
 
 CHUNK = 1 << 20
 _COMPRESSED = ("gzip", "bzip2", "xz")
@@ -174,7 +175,12 @@ class _Namer:
             raise ArchiveBomb(f"more than {limit} members", self.archive.path)
 
 
-def _set_data(member: EvidenceItem, data: bytes | Streamed, budget: Budget | None = None) -> None:
+def _set_data(
+    member: EvidenceItem, data: bytes | Streamed | ZipMemberRef, budget: Budget | None = None
+) -> None:
+    if isinstance(data, ZipMemberRef):  # large, in a zip on disk: its worker reads it there
+        member._data, member.zip_member, member.size = None, data, data.size
+        return
     if isinstance(data, Streamed):  # too large to hold: hashed as it streamed past, not decoded
         member._data, member.digests, member.head = None, data.digests, data.head
         member.size = data.digests.size
@@ -214,14 +220,14 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                 item.path,
             ) from exc
         with zf:
-            infos = [i for i in zf.infolist() if not zip_is_dir(i)]
+            infos = [(k, i) for k, i in enumerate(zf.infolist()) if not zip_is_dir(i)]
             if len(infos) > lim.max_members:
                 raise ArchiveBomb(f"{len(infos)} members, more than {lim.max_members}", item.path)
             # per member by declared sizes; per archive over what was actually read (many small members
             # that each stay under ``ratio_min_bytes``), so one bomb member does not hide the others
             bomb: ArchiveBomb | None = None
             read_u = read_c = 0
-            for info in infos:
+            for index, info in infos:
                 # orig_filename keeps a NUL and what follows it (zipfile cuts ``filename`` there)
                 member = names(info.orig_filename, info.file_size, _zip_mtime(info.date_time))
                 if bomb is not None:
@@ -229,7 +235,8 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                     yield member
                     continue
                 try:
-                    _set_data(member, _read_zip_member(zf, info, member.path, budget), budget)
+                    on_disk = (blob.fs_path, index) if blob.fs_path is not None else None
+                    _set_data(member, _read_zip_member(zf, info, member.path, budget, on_disk), budget)
                 except ArchiveError as exc:
                     _fail(member, exc)
                 else:
@@ -268,24 +275,22 @@ def _zip_mtime(date_time: tuple[int, ...]) -> float | None:
 
 
 def _read_zip_member(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, budget: Budget
-) -> bytes | Streamed:
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, budget: Budget, on_disk: tuple[str, int] | None
+) -> bytes | Streamed | ZipMemberRef:
+    """A member's bytes; or, for a large member of a zip on disk (``on_disk``: path, member index) that
+    is no archive, a reference its worker reads it by (checked here as it streams past, not kept)."""
     if info.flag_bits & 0x41 or info.compress_type == 99:  # traditional / strong encryption, WinZip AES
         raise EncryptedContent("encrypted member", where)
     budget.check_declared(info.file_size, where)
     budget.check_ratio(info.file_size, info.compress_size, where)
-    try:
-        # zipfile never returns more than the declared file_size; above the room it is hashed as it streams
-        with zf.open(info) as ext:
-            data = _read_member(ext, info.file_size, where, budget, None, counted=False)
-    except zipfile.BadZipFile as exc:
-        raise CorruptArchive(f"{exc} (corrupt data, or a size header that lies)", where) from exc
-    except NotImplementedError as exc:
-        raise ArchiveError(f"unsupported zip feature: {exc}", where) from exc
-    except RuntimeError as exc:  # zipfile's "password required"
-        raise EncryptedContent(str(exc), where) from exc
-    except (zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, struct.error) as exc:
-        raise CorruptArchive(f"{type(exc).__name__}: {exc}", where) from exc
+    large = budget.limits.stream_above < info.file_size <= budget.member_cap()
+    if on_disk is not None and large and archive_kind(member_head(zf, info, where)) is None:
+        ref = read_through(zf, info, *on_disk, where)
+        budget.add_uncompressed(ref.size, where)
+        return ref
+    # zipfile never returns more than the declared file_size; above the room it is hashed as it streams
+    with zip_faults(where), zf.open(info) as ext:
+        data = _read_member(ext, info.file_size, where, budget, None, counted=False)
     size = data.digests.size if isinstance(data, Streamed) else len(data)
     budget.add_uncompressed(size, where)
     if size != info.file_size:

@@ -22,7 +22,8 @@ class EvidenceItem:
     ``error`` says what is wrong with the item. Some errors leave the bytes readable (a traversal name,
     an archive at the depth limit, a corrupt archive whose own bytes are intact): ``has_content`` tells.
     Plain files are read from ``fs_path`` each time they are opened; archive members carry their bytes
-    (read once from the archive, never written to disk), so an item can be handed to another process.
+    (read once from the archive, never written to disk), so an item can be handed to another process,
+    except a large member of a zip on disk, which is read from the zip again (``zip_member``).
     """
 
     path: str
@@ -37,10 +38,12 @@ class EvidenceItem:
     #: streamed past, and its first bytes (for its type); ``error`` says it was not decoded
     digests: Any = field(default=None, repr=False, compare=False)
     head: bytes | None = field(default=None, repr=False, compare=False)
+    #: a large member of a zip on disk (``sources.zipref.ZipMemberRef``): read from the zip when opened
+    zip_member: Any = field(default=None, repr=False, compare=False)
 
     @property
     def has_content(self) -> bool:
-        return self._data is not None or self.fs_path is not None
+        return self._data is not None or self.fs_path is not None or self.zip_member is not None
 
     def read(self) -> bytes:
         """The whole content. Raises the item's error (or a SourceError) when there is none."""
@@ -58,6 +61,10 @@ class EvidenceItem:
             return io.BytesIO(self._data)
         if self.fs_path is not None:
             return open_readonly(self.fs_path, self.path)
+        if self.zip_member is not None:
+            from opspoor.sources.zipref import open_zip_member
+
+            return open_zip_member(self.zip_member, self.path)
         raise self.error or SourceError("no content", self.path)
 
 

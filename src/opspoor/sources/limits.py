@@ -32,6 +32,10 @@ class Limits:
     #: ``scan --max-member-memory`` lowers it on a machine with less memory (docs/reliability.md)
     max_in_memory: int = 1 * GiB
     ratio_min_bytes: int = 16 * MiB
+    #: a member of a zip on disk larger than this is checked as it streams past and not held: the
+    #: worker that hashes it reads it from the zip itself (``sources.zipref``), so neither process holds
+    #: it whole; smaller members travel to the workers as bytes (cheaper for many small pictures)
+    stream_above: int = 32 * MiB
 
 
 @dataclass(slots=True)

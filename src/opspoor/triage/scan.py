@@ -95,6 +95,8 @@ def _task_for(seq: int, path: str, item: EvidenceItem) -> Task:
     message, reason = (err.message, err.reason) if err else (None, None)
     if item.fs_path is not None:
         return Task(seq, path, item.fs_path, None, item.size, message, reason)
+    if item.zip_member is not None:  # large: the worker reads it from the zip, nobody holds it whole
+        return Task(seq, path, None, None, item.size, message, reason, zip_member=item.zip_member)
     return Task(seq, path, None, item.read(), item.size, message, reason)
 
 
@@ -145,7 +147,11 @@ def _set_versions(store: Any, names: list[str]) -> dict[str, list[Any]]:
 def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -> ScanResult:
     from opspoor.store import get_hashset, has_signal, open_store
 
-    options = dataclasses.replace(cfg.options, thumbnail=cfg.thumbnails)
+    # a worker's memory budget: file bytes held at once, and an image's decode (refused beyond it)
+    budget = min(cfg.options.max_in_memory, cfg.limits.max_in_memory)
+    options = dataclasses.replace(
+        cfg.options, thumbnail=cfg.thumbnails, max_in_memory=budget, max_decode_memory=budget
+    )
     started = time.time()
     run_t0 = time.monotonic()
     ident = cfg.identity()

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from opspoor.errors import OpspoorError
+from opspoor.media.heap import trim_heap
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes, hash_stream
 from opspoor.sources import open_readonly
+from opspoor.sources.zipref import open_zip_member
 from opspoor.triage.interrupt import ignore_in_worker
 from opspoor.triage.records import exif_json
 
@@ -32,6 +34,8 @@ class Task:
         None  # the source flagged the item (unsafe name, depth limit) but it is readable
     )
     source_reason: str | None = None
+    #: a large member of a zip on disk (``sources.zipref.ZipMemberRef``): the worker reads it there
+    zip_member: Any = None
 
 
 def signals_json(sig: FileSignals) -> dict[str, Any]:
@@ -54,23 +58,6 @@ def signals_json(sig: FileSignals) -> dict[str, Any]:
         "error": str(sig.error.message) if sig.error else None,
         "error_reason": sig.error.reason if sig.error else None,
     }
-
-
-#: test-only: ``crash:NAME`` or ``hang:NAME`` (comma-separated) makes the worker that is handed a file
-#: whose evidence path ends in ``/NAME`` die at once (SIGKILL, as a decoder segfault or the OOM killer
-#: would) or never finish it, so that tests can reproduce those faults with benign files
-FAULT_ENV = "OPSPOOR_TEST_WORKER_FAULT"
-
-
-def _test_fault(path: str) -> None:
-    for spec in os.environ.get(FAULT_ENV, "").split(","):
-        what, _, name = spec.partition(":")
-        if name and (path == name or path.endswith("/" + name)):
-            if what == "crash":
-                os.kill(os.getpid(), signal.SIGKILL)
-            elif what == "hang":
-                while True:
-                    time.sleep(60)
 
 
 def follow_parent(parent: int) -> None:
@@ -124,13 +111,27 @@ def warm_up() -> None:
     hash_bytes(buf.getvalue(), options=HashOptions(thumbnail=True))
 
 
+#: after a file this large (or a picture of this much decoded memory), a worker gives freed memory back
+TRIM_ABOVE = 32 << 20
+
+
 def run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any], bytes | None]:
-    """Hash one file. Never raises: failures come back as an ``error`` in the result."""
-    if FAULT_ENV in os.environ:
-        _test_fault(task.path)
+    """Hash one file, then give a large file's memory back. Never raises: failures come back as an
+    ``error`` in the result."""
+    try:
+        return _run_task(task, options)
+    finally:
+        if (task.size or 0) > TRIM_ABOVE or (task.data is not None and len(task.data) > TRIM_ABOVE):
+            trim_heap()
+
+
+def _run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any], bytes | None]:
     try:
         if task.fs_path is not None:
             with open_readonly(task.fs_path, task.path) as fh:
+                sig = hash_stream(fh, where=task.path, options=options, size_hint=task.size)
+        elif task.zip_member is not None:
+            with open_zip_member(task.zip_member, task.path) as fh:
                 sig = hash_stream(fh, where=task.path, options=options, size_hint=task.size)
         else:
             assert task.data is not None

@@ -255,9 +255,7 @@ def hex_type(value: str, hash_type: str | None) -> str:
         raise RecordError(f"not a hexadecimal hash: {value[:80]!r}")
     if len(v) == AMBIGUOUS_HEX:
         if hash_type is None:
-            raise AmbiguousHash(
-                "64 hex characters may be SHA-256 or PDQ; pass --type sha256 or --type pdq (hash_type=...)"
-            )
+            raise AmbiguousHash("64 hex characters may be SHA-256 or PDQ; pass --type sha256 or --type pdq")
         return hash_type
     kind = HEX_LENGTH_TYPES.get(len(v))
     if kind is None:
