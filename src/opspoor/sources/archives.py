@@ -174,7 +174,7 @@ class _Namer:
             raise ArchiveBomb(f"more than {limit} members", self.archive.path)
 
 
-def _set_data(member: EvidenceItem, data: bytes | Streamed, budget: Budget | None = None) -> None:
+def set_data(member: EvidenceItem, data: bytes | Streamed, budget: Budget | None = None) -> None:
     if isinstance(data, Streamed):  # too large to hold: hashed as it streamed past, not decoded
         member._data, member.digests, member.head = None, data.digests, data.head
         member.size = data.digests.size
@@ -229,7 +229,7 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                     yield member
                     continue
                 try:
-                    _set_data(member, _read_zip_member(zf, info, member.path, budget), budget)
+                    set_data(member, _read_zip_member(zf, info, member.path, budget), budget)
                 except ArchiveError as exc:
                     _fail(member, exc)
                 else:
@@ -277,7 +277,7 @@ def _read_zip_member(
     try:
         # zipfile never returns more than the declared file_size; above the room it is hashed as it streams
         with zf.open(info) as ext:
-            data = _read_member(ext, info.file_size, where, budget, None, counted=False)
+            data = read_member(ext, info.file_size, where, budget, None, counted=False)
     except zipfile.BadZipFile as exc:
         raise CorruptArchive(f"{exc} (corrupt data, or a size header that lies)", where) from exc
     except NotImplementedError as exc:
@@ -331,7 +331,7 @@ def _zip_salvage(
             raw = f.read(csize)
             if len(raw) < csize:
                 raise CorruptArchive(f"truncated: {len(raw)} of {csize} compressed bytes present")
-            _set_data(member, _inflate_salvaged(raw, method, usize, crc, member.path, budget))
+            set_data(member, _inflate_salvaged(raw, method, usize, crc, member.path, budget))
             recovered += 1
         except ArchiveError as exc:
             _fail(member, exc)
@@ -430,8 +430,8 @@ def _tar_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                 try:
                     budget.check_declared(info.size, member.path)
                     stream = tf.extractfile(info)
-                    data = _read_member(stream, info.size, member.path, budget, stream_pos)
-                    _set_data(member, data, budget)
+                    data = read_member(stream, info.size, member.path, budget, stream_pos)
+                    set_data(member, data, budget)
                 except ArchiveError as exc:
                     _fail(member, exc)
                     yield member
@@ -453,7 +453,7 @@ def _tar_special(member: EvidenceItem, info: tarfile.TarInfo) -> None:
         member.error = UnreadableSource("special member (device or fifo); no content", member.path)
 
 
-def _read_member(
+def read_member(
     stream: IO[bytes] | None,
     declared: int | None,
     where: str,
@@ -533,13 +533,13 @@ def _compressed_members(
         where = join_member(item.path, _stripped_name(item.path))
         try:
             with _decompressor(kind, counted) as d:  # type: ignore[arg-type]
-                data = _read_member(d, None, where, budget, lambda: (d.tell(), counted.n))
+                data = read_member(d, None, where, budget, lambda: (d.tell(), counted.n))
         except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
             raise CorruptArchive(f"{kind} stream: {type(exc).__name__}: {exc}", item.path) from exc
         except ArchiveError as exc:
             raise type(exc)(f"{exc.message} (in {where})", item.path) from exc
     member = names(_stripped_name(item.path), None)
-    _set_data(member, data, budget)
+    set_data(member, data, budget)
     yield member
 
 
@@ -586,7 +586,7 @@ def _sevenzip_members(
                     if fi.is_socket:
                         raise UnreadableSource("special member (socket); no content")
                     if fi.emptystream:
-                        _set_data(member, b"")
+                        set_data(member, b"")
                     elif fi.folder is not None and any(c.get("method") == _7Z_AES for c in fi.folder.coders):
                         raise EncryptedContent("encrypted member")
                     else:
@@ -770,7 +770,7 @@ def _sevenzip_extract(
                 try:
                     size = msg[2].digests.size if isinstance(msg[2], Streamed) else len(msg[2])
                     budget.add_uncompressed(size, member.path)
-                    _set_data(member, msg[2], budget)
+                    set_data(member, msg[2], budget)
                 except ArchiveError as exc:
                     _fail(member, exc)
                     failure = exc

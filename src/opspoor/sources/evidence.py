@@ -37,6 +37,9 @@ class EvidenceItem:
     #: streamed past, and its first bytes (for its type); ``error`` says it was not decoded
     digests: Any = field(default=None, repr=False, compare=False)
     head: bytes | None = field(default=None, repr=False, compare=False)
+    #: fields a source adds to the item's record: inside a disk image ``deleted``, ``carved``,
+    #: ``unallocated`` and ``offset`` (the byte offset in the image); on an image, ``image``
+    extra: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def has_content(self) -> bool:
