@@ -32,7 +32,13 @@ from opspoor.errors import (
 from opspoor.media.sniff import sniff
 from opspoor.sources.archives import descend, read_member, set_data
 from opspoor.sources.carving import carve
-from opspoor.sources.disk_containers import ImageReader, container_kind, open_image, verify_image
+from opspoor.sources.disk_containers import (
+    ImageReader,
+    container_kind,
+    describe_damage,
+    open_image,
+    verify_image,
+)
 from opspoor.sources.evidence import EvidenceItem, encode_component, join_member, open_readonly
 from opspoor.sources.kind import SourceKind, WalkOptions
 from opspoor.sources.limits import Budget
@@ -61,15 +67,15 @@ class DiskImageKind(SourceKind):
         try:
             disk = _Disk(item, kind, reader, opts)
             found = yield from disk.walk()
-            if not found and kind == "raw" and disk.errors == 0:
-                yield item  # a file merely named like a raw image: not a disk after all
-                return
             item.container = f"disk:{kind}"
             item.extra = {"image": disk.summary()}
             if not found:
                 item.error = DamagedImage(
                     "no partition table or file system found; the whole image was carved", item.path
                 )
+            if reader.damaged:
+                item.error = DamagedImage(describe_damage(reader.damaged), item.path)
+
         finally:
             reader.close()
         yield item
@@ -139,9 +145,8 @@ class _Disk:
             vs = None
         if vs is None:
             fs = _open_fs(img, 0)
-            if fs is None:
-                if self.kind != "raw":
-                    yield from self.carve_range(0, self.reader.size, [])
+            if fs is None:  # a wiped table, an unknown file system: still carved, and said
+                yield from self.carve_range(0, self.reader.size, [])
                 return False
             self.partitions.append({"name": "", "offset": 0, "size": self.reader.size})
             yield from self.file_system(fs, 0, self.reader.size, [])
@@ -291,6 +296,8 @@ class _FsWalk:
             if meta is not None and meta.type == t.TSK_FS_META_TYPE_VIRT:
                 self.allocated.extend(self._runs(f))  # $MBR, $FAT1: file system metadata, not files
                 continue
+            if meta is not None and f.info.name.name.endswith(b"(Volume Label Entry)"):
+                continue  # TSK shows a FAT volume label as an empty file; it is a label, not a file
             yield from self._file(f, parts, deleted)
 
     def _listing(self, d: Any, parts: list[str], deleted: bool) -> Iterator[tuple[Any, list[str], bool]]:
@@ -371,9 +378,12 @@ class _FsWalk:
             item.extra["offset"] = first
         budget = Budget(self.disk.opts.limits)
         try:
+            seen = len(self.disk.reader.damaged)
             stream: Any = _TskStream(f, int(meta.size), item.path, first)
             data = read_member(stream, int(meta.size), item.path, budget, None, counted=False)
             set_data(item, data, budget)
+            if len(self.disk.reader.damaged) > seen:  # hashed as read, but said: part of it is zeros
+                item.error = DamagedImage(describe_damage(self.disk.reader.damaged[seen:]), item.path)
         except OpspoorError as exc:
             reason: SourceError = exc if isinstance(exc, DamagedImage) else DamagedImage(exc.message)
             if deleted:

@@ -57,14 +57,43 @@ def container_kind(name: str, head: bytes, tail: bytes = b"") -> str | None:
 
 
 class ImageReader:
-    """A disk's bytes by offset. ``files`` are the evidence files behind it (kept open read-only)."""
+    """A disk's bytes by offset. ``files`` are the evidence files behind it (kept open read-only).
+
+    A region the container cannot give (a truncated or missing segment, a bad chunk) reads as zeros
+    so that the rest of the image is still scanned, and is kept in ``damaged`` (byte ranges), so the
+    items that touch it and the image itself say so."""
 
     size: int
+    PIECE = 32 << 10  # a failed read is retried in pieces this large, to narrow the damage down
 
     def __init__(self) -> None:
         self.files: list[BinaryIO] = []
+        self.damaged: list[tuple[int, int]] = []
 
     def read(self, offset: int, length: int) -> bytes:
+        length = max(0, min(length, self.size - offset))
+        try:
+            return self._read(offset, length)
+        except (OSError, RuntimeError, ValueError):
+            pass
+        out = bytearray()
+        for pos in range(offset, offset + length, self.PIECE):
+            n = min(self.PIECE, offset + length - pos)
+            try:
+                piece = self._read(pos, n)
+            except (OSError, RuntimeError, ValueError):
+                piece = b""
+                self._note_damage(pos, n)
+            out += piece + bytes(n - len(piece))
+        return bytes(out)
+
+    def _note_damage(self, pos: int, n: int) -> None:
+        if self.damaged and self.damaged[-1][0] + self.damaged[-1][1] == pos:
+            self.damaged[-1] = (self.damaged[-1][0], self.damaged[-1][1] + n)
+        elif (pos, n) not in self.damaged:
+            self.damaged.append((pos, n))
+
+    def _read(self, offset: int, length: int) -> bytes:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -87,7 +116,7 @@ class RawReader(ImageReader):
             total += os.fstat(f.fileno()).st_size
         self.size = total
 
-    def read(self, offset: int, length: int) -> bytes:
+    def _read(self, offset: int, length: int) -> bytes:
         out: list[bytes] = []
         end = min(offset + length, self.size)
         while offset < end:
@@ -120,8 +149,7 @@ class LibyalReader(ImageReader):
             self.close()
             raise DamagedImage(f"{kind} container cannot be opened: {exc}", where) from exc
 
-    def read(self, offset: int, length: int) -> bytes:
-        length = max(0, min(length, self.size - offset))
+    def _read(self, offset: int, length: int) -> bytes:
         return bytes(self.handle.read_buffer_at_offset(length, offset)) if length else b""
 
     def close(self) -> None:
@@ -155,9 +183,17 @@ def _open_handle(kind: str, path: str, where: str, files: list[BinaryIO]) -> Any
         handle = pyvhdi.file()
     f = open_readonly(path, where, follow_symlinks=True)
     files.append(f)
-    handle.open_file_object(f)
-    if kind == "vmdk":  # a descriptor names its extents; libvmdk opens them read-only beside it
+    if kind == "vmdk" and f.read(4) != VMDK_SPARSE_MAGIC:
+        # a text descriptor names its extent files: libvmdk opens them (read-only) beside it
+        handle.open(path)
         handle.open_extent_data_files()
+        return handle
+    f.seek(0)
+    handle.open_file_object(f)
+    if kind == "vmdk":  # a sparse VMDK is its own single extent
+        extent = open_readonly(path, where, follow_symlinks=True)
+        files.append(extent)
+        handle.open_extent_data_files_as_file_objects([extent])
     elif kind == "qcow2" and handle.get_backing_filename():
         raise DamagedImage("a QCOW2 overlay needs its backing image, which is not read", where)
     return handle
@@ -231,3 +267,9 @@ def verify_image(reader: ImageReader, where: str, tick: Callable[[int], None] | 
         return Verification(where, "unreadable", stored, detail=f"read failed at byte offset {offset}: {exc}")
     computed = {name: h.hexdigest() for name, h in hashes.items()}
     return Verification(where, "verified" if computed == stored else "MISMATCH", stored, computed)
+
+
+def describe_damage(ranges: list[tuple[int, int]]) -> str:
+    shown = ", ".join(f"bytes {a}-{a + n - 1}" for a, n in ranges[:5])
+    more = f" and {len(ranges) - 5} more ranges" if len(ranges) > 5 else ""
+    return f"unreadable region(s) of the image, read as zeros: {shown}{more}"
