@@ -124,10 +124,11 @@ def partitioned(path: Path, file_systems: list[Path], table: str = "gpt", gap_mi
     return offsets
 
 
-def to_ewf(raw: Path, target: Path, segment_mib: int | None = None) -> list[Path]:
-    """An E01 (EnCase 6, uncompressed) of ``raw`` with its MD5 stored, split into segments of
-    ``segment_mib`` MiB when given. ``target`` is named without the ``.E01``; returns the segments."""
-    cmd = ["ewfacquire", "-u", "-t", str(target), "-f", "encase6", "-c", "none", "-C", "case", "-D", "demo",
+def to_ewf(raw: Path, target: Path, segment_mib: int | None = None, compression: str = "none") -> list[Path]:
+    """An E01 (EnCase 6, uncompressed unless ``compression`` is ``fast`` or ``best``) of ``raw`` with
+    its MD5 stored, split into segments of ``segment_mib`` MiB when given. ``target`` is named
+    without the ``.E01``; returns the segments."""
+    cmd = ["ewfacquire", "-u", "-t", str(target), "-f", "encase6", "-c", compression, "-C", "case", "-D", "demo",
            "-e", "opspoor", "-E", "1", "-N", "benign test image"]  # fmt: skip
     if segment_mib:
         cmd += ["-S", f"{segment_mib}MiB"]
@@ -139,3 +140,27 @@ def qemu_convert(raw: Path, out: Path, fmt: str) -> Path:
     """``raw`` as ``vmdk``, ``qcow2``, ``vhd`` or ``vhdx`` (qemu-img)."""
     _run("qemu-img", "convert", "-f", "raw", "-O", QEMU_FORMATS[fmt], str(raw), str(out))
     return out
+
+
+def build_demo_disk(dest: Path, evidence: Path) -> Path:
+    """``dest/laptop.E01``: a GPT disk with a FAT partition (three pictures from the demo's Download
+    folder, one deleted from the camera roll, one more written into free space so that only carving
+    finds it) and an ext4 partition (two more camera pictures), acquired as an E01 with its MD5."""
+    pictures = sorted(p for p in (evidence / "Download").iterdir() if p.suffix.lower() == ".jpg")
+    camera = sorted(p for p in (evidence / "DCIM" / "Camera").iterdir() if p.suffix.lower() == ".jpg")
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        fat, ext, raw = Path(tmp, "fat.img"), Path(tmp, "ext.img"), Path(tmp, "laptop.raw")
+        fat_image(
+            fat,
+            {f"Users/x/Downloads/{p.name}": p.read_bytes() for p in pictures[:3]},
+            deleted={f"Users/x/Pictures/{camera[0].name}": camera[0].read_bytes()},
+            carved=[camera[1].read_bytes()],
+            size_mib=16,
+        )
+        ext4_image(ext, {f"home/x/{p.name}": p.read_bytes() for p in camera[2:4]})
+        partitioned(raw, [fat, ext], "gpt")
+        for old in dest.glob("laptop.E*"):
+            old.unlink()
+        to_ewf(raw, dest / "laptop", compression="best")
+    return dest / "laptop.E01"
