@@ -133,7 +133,8 @@ def main() -> None:
     search, full, hits = carving()
     lines = [
         f"setup: {setup_line()}",
-        f"corpus: {describe(photos)}, {nbytes / 1e6:.0f} MB; ext4 in an uncompressed E01; 2 workers, robust off",
+        f"corpus: {describe(photos)}, {nbytes / 1e6:.0f} MB; ext4 in an uncompressed E01; "
+        "2 workers, robust off",
         f"folder scan: {best['folder']:.2f} s ({rate['folder']:.1f} photos/s), rounds {times['folder']}",
         f"E01 scan:    {best['e01']:.2f} s ({rate['e01']:.1f} photos/s), rounds {times['e01']}",
         f"E01 / folder rate: {ratio:.2f} (goal >= {SCAN_GOAL})",

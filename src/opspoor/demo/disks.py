@@ -128,8 +128,8 @@ def to_ewf(raw: Path, target: Path, segment_mib: int | None = None, compression:
     """An E01 (EnCase 6, uncompressed unless ``compression`` is ``fast`` or ``best``) of ``raw`` with
     its MD5 stored, split into segments of ``segment_mib`` MiB when given. ``target`` is named
     without the ``.E01``; returns the segments."""
-    cmd = ["ewfacquire", "-u", "-t", str(target), "-f", "encase6", "-c", compression, "-C", "case", "-D", "demo",
-           "-e", "opspoor", "-E", "1", "-N", "benign test image"]  # fmt: skip
+    cmd = ["ewfacquire", "-u", "-t", str(target), "-f", "encase6", "-c", compression, "-C", "case",
+           "-D", "demo", "-e", "opspoor", "-E", "1", "-N", "benign test image"]  # fmt: skip
     if segment_mib:
         cmd += ["-S", f"{segment_mib}MiB"]
     _run(*cmd, str(raw))
