@@ -12,6 +12,7 @@ PACKAGES=(
   dosfstools          # mkfs.fat: FAT file systems
   mtools              # mcopy, mmd, mdel: files into FAT images, and deleted entries
   e2fsprogs           # mke2fs -d: ext4 file systems populated from a folder
+  ntfs-3g             # mkntfs, ntfscp: NTFS file systems with files in them
   fdisk               # sfdisk: MBR and GPT partition tables on an image file
   ewf-tools           # ewfacquire: E01 (split segments, stored MD5) from a raw image
   qemu-utils          # qemu-img convert: VMDK, QCOW2, VHD, VHDX

@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from opspoor.casefile.scan import scan_case
-from opspoor.demo.disks import ext4_image, fat_image, partitioned, qemu_convert, to_ewf
+from opspoor.demo.disks import ext4_image, fat_image, ntfs_image, partitioned, qemu_convert, to_ewf
 from opspoor.demo.images import generate_image
 from opspoor.demo.videos import generate_video
 from opspoor.hashsets.model import Category, Entry
@@ -163,6 +163,18 @@ def test_bare_file_systems_have_no_partition_step(disks: dict[str, Any]) -> None
     assert {p: it.read() for p, it in ext.items() if "!/" in p} == {
         f"ext.img!/{k}": v for k, v in EXT_FILES.items()
     }
+
+
+def test_ntfs_in_an_mbr_partition(tmp_path: Path) -> None:
+    ntfs, disk = tmp_path / "ntfs.img", tmp_path / "win.raw"
+    ntfs_image(ntfs, {"a.jpg": KNOWN, "b.png": _png(12)})
+    partitioned(disk, [ntfs], "mbr")
+    items = _items(disk)
+    assert items["win.raw!/p1/a.jpg"].read() == KNOWN
+    assert items["win.raw!/p1/b.png"].read() == _png(12)
+    assert items["win.raw!/p1/$MFT"].extra["deleted"] is False  # NTFS's own files are files too
+    assert not [p for p in items if "$OrphanFiles" in p]  # unused MFT slots are not records
+    assert items["win.raw"].error is None
 
 
 def test_a_file_named_like_an_image_that_is_a_picture_stays_a_picture(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from opspoor.errors import OpspoorError
 
 MiB = 1 << 20
-TOOLS = ("mkfs.fat", "mcopy", "mdel", "mmd", "mke2fs", "sfdisk", "ewfacquire", "qemu-img")
+TOOLS = ("mkfs.fat", "mcopy", "mdel", "mmd", "mke2fs", "mkntfs", "ntfscp", "sfdisk", "ewfacquire", "qemu-img")
 QEMU_FORMATS = {"vmdk": "vmdk", "qcow2": "qcow2", "vhd": "vpc", "vhdx": "vhdx"}
 
 
@@ -95,6 +95,19 @@ def ext4_image(path: Path, files: dict[str, bytes], size_mib: int = 16) -> None:
         if path.exists():
             path.unlink()
         _run("mke2fs", "-q", "-F", "-t", "ext4", "-d", tmp, str(path), f"{size_mib}M")
+
+
+def ntfs_image(path: Path, files: dict[str, bytes], size_mib: int = 16) -> None:
+    """An NTFS file system image (``mkntfs``) with ``files`` copied into its root by ``ntfscp``
+    (ntfs-3g's tools, no mount; ``ntfscp`` makes no directories, so names are flat)."""
+    with open(path, "wb") as f:
+        f.truncate(size_mib * MiB)
+    _run("mkntfs", "-F", "-q", "-f", "-L", "OPSPOOR", str(path))
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, data) in enumerate(files.items()):
+            src = Path(tmp, f"f{i}")
+            src.write_bytes(data)
+            _run("ntfscp", str(path), str(src), f"/{name}")
 
 
 def partitioned(path: Path, file_systems: list[Path], table: str = "gpt", gap_mib: int = 1) -> list[int]:

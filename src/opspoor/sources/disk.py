@@ -342,6 +342,8 @@ class _FsWalk:
 
     def _file(self, f: Any, parts: list[str], deleted: bool) -> Iterator[EvidenceItem]:
         t, meta = self.t, f.info.meta
+        if meta is None and parts[0] == "$OrphanFiles":
+            return  # TSK lists unused metadata slots (NTFS 16-23) as orphans: no name, no content
         if meta is None:
             gone: SourceError = (
                 DeletedContentLost("entry without metadata; content not recoverable")
