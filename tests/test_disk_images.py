@@ -24,7 +24,15 @@ import pytest
 from PIL import Image
 
 from opspoor.casefile.scan import scan_case
-from opspoor.demo.disks import ext4_image, fat_image, ntfs_image, partitioned, qemu_convert, to_ewf
+from opspoor.demo.disks import (
+    ext4_image,
+    ext4_remove,
+    fat_image,
+    ntfs_image,
+    partitioned,
+    qemu_convert,
+    to_ewf,
+)
 from opspoor.demo.images import generate_image
 from opspoor.demo.videos import generate_video
 from opspoor.hashsets.model import Category, Entry
@@ -163,6 +171,25 @@ def test_bare_file_systems_have_no_partition_step(disks: dict[str, Any]) -> None
     assert {p: it.read() for p, it in ext.items() if "!/" in p} == {
         f"ext.img!/{k}": v for k, v in EXT_FILES.items()
     }
+
+
+def test_ext4_deleted_and_orphan_files(tmp_path: Path) -> None:
+    ext = tmp_path / "ext.img"
+    ext4_image(ext, {"d/orphan.jpg": _jpeg(20), "gone.jpg": _jpeg(21), "kept.png": _png(22)})
+    ext4_remove(ext, "gone.jpg")  # inode and blocks freed
+    ext4_remove(ext, "d/orphan.jpg", keep_inode=True)  # the name dropped, the inode still allocated
+    items = _items(ext)
+    gone = items["ext.img!/$deleted/gone.jpg"]
+    assert gone.read() == _jpeg(21) and gone.extra["deleted"] is True and gone.extra["unallocated"] is True
+    orphan = items["ext.img!/$deleted/d/orphan.jpg"]
+    assert (
+        orphan.read() == _jpeg(20)
+        and orphan.extra["deleted"] is True
+        and orphan.extra["unallocated"] is False
+    )
+    assert items["ext.img!/kept.png"].read() == _png(22)
+    assert not [p for p in items if "$carved" in p]  # what was recovered is not carved again
+    assert items["ext.img"].extra["image"]["items"] == {"allocated": 1, "deleted": 2, "carved": 0}
 
 
 def test_ntfs_in_an_mbr_partition(tmp_path: Path) -> None:

@@ -16,7 +16,19 @@ from pathlib import Path
 from opspoor.errors import OpspoorError
 
 MiB = 1 << 20
-TOOLS = ("mkfs.fat", "mcopy", "mdel", "mmd", "mke2fs", "mkntfs", "ntfscp", "sfdisk", "ewfacquire", "qemu-img")
+TOOLS = (
+    "mkfs.fat",
+    "mcopy",
+    "mdel",
+    "mmd",
+    "mke2fs",
+    "debugfs",
+    "mkntfs",
+    "ntfscp",
+    "sfdisk",
+    "ewfacquire",
+    "qemu-img",
+)
 QEMU_FORMATS = {"vmdk": "vmdk", "qcow2": "qcow2", "vhd": "vpc", "vhdx": "vhdx"}
 
 
@@ -95,6 +107,12 @@ def ext4_image(path: Path, files: dict[str, bytes], size_mib: int = 16) -> None:
         if path.exists():
             path.unlink()
         _run("mke2fs", "-q", "-F", "-t", "ext4", "-d", tmp, str(path), f"{size_mib}M")
+
+
+def ext4_remove(path: Path, name: str, keep_inode: bool = False) -> None:
+    """Delete ``name`` from an ext4 image with ``debugfs`` (no mount): ``rm`` frees its inode and
+    blocks (a deleted file); with ``keep_inode``, ``unlink`` only drops the name (an orphan file)."""
+    _run("debugfs", "-w", "-R", f"{'unlink' if keep_inode else 'rm'} /{name}", str(path))
 
 
 def ntfs_image(path: Path, files: dict[str, bytes], size_mib: int = 16) -> None:

@@ -254,6 +254,8 @@ class _FsWalk:
         self.allocated: list[tuple[int, int]] = []  # image byte ranges of allocated files
         self.deleted_starts: set[int] = set()  # first bytes of recovered deleted files (not carved again)
         self.t = _tsk()
+        self.named: set[int] = set()  # metadata addresses of allocated names
+        self.reused: list[tuple[Any, list[str]]] = []  # deleted names whose metadata is allocated
 
     def run(self) -> Iterator[EvidenceItem]:
         t = self.t
@@ -298,7 +300,20 @@ class _FsWalk:
                 continue
             if meta is not None and f.info.name.name.endswith(b"(Volume Label Entry)"):
                 continue  # TSK shows a FAT volume label as an empty file; it is a label, not a file
+            if deleted and meta is not None and meta.flags & t.TSK_FS_META_FLAG_ALLOC:
+                self.reused.append((f, parts))  # decided once every allocated name is known
+                continue
+            if meta is not None and not deleted:
+                self.named.add(meta.addr)
             yield from self._file(f, parts, deleted)
+        for f, parts in self.reused:
+            if f.info.meta.addr in self.named:
+                lost = DeletedContentLost(
+                    "deleted name whose metadata now belongs to another file; not attributed"
+                )
+                yield self._error(parts, True, lost)
+            else:  # its metadata is still allocated but no name is left: an orphan, readable
+                yield from self._file(f, parts, True, unallocated=False)
 
     def _listing(self, d: Any, parts: list[str], deleted: bool) -> Iterator[tuple[Any, list[str], bool]]:
         """A directory's entries in name order (read whole here, so a broken directory fails here)."""
@@ -340,7 +355,9 @@ class _FsWalk:
         self.disk.counts["deleted" if deleted else "allocated"] += 1
         return item
 
-    def _file(self, f: Any, parts: list[str], deleted: bool) -> Iterator[EvidenceItem]:
+    def _file(
+        self, f: Any, parts: list[str], deleted: bool, unallocated: bool = True
+    ) -> Iterator[EvidenceItem]:
         t, meta = self.t, f.info.meta
         if meta is None and parts[0] == "$OrphanFiles":
             return  # TSK lists unused metadata slots (NTFS 16-23) as orphans: no name, no content
@@ -351,12 +368,6 @@ class _FsWalk:
                 else DamagedImage("entry without metadata")
             )
             yield self._error(parts, deleted, gone)
-            return
-        if deleted and meta.flags & t.TSK_FS_META_FLAG_ALLOC:
-            lost = DeletedContentLost(
-                "deleted name whose metadata now belongs to another file; not attributed"
-            )
-            yield self._error(parts, deleted, lost)
             return
         if meta.type == t.TSK_FS_META_TYPE_LNK:
             yield self._error(parts, deleted, SymlinkNotFollowed("symlink inside the image; not followed"))
@@ -374,6 +385,9 @@ class _FsWalk:
         else:
             self.allocated.extend(runs)
         item = self._item(parts, deleted, int(meta.size))
+        if deleted and not unallocated:
+            assert item.extra is not None
+            item.extra["unallocated"] = False
         item.mtime = float(meta.mtime) if meta.mtime else None
         if first is not None:
             assert item.extra is not None
