@@ -160,6 +160,13 @@ def test_every_container_gives_every_file_deleted_and_carved_item(
     assert own.extra["image"]["items"] == {"allocated": 5, "deleted": 1, "carved": 2}
 
 
+def test_no_carve_leaves_unallocated_space_alone(disks: dict[str, Any]) -> None:
+    items = _items(disks["raw"], carve=False)
+    assert not [p for p in items if "$carved" in p]
+    assert items["disk.raw!/p1/$deleted/dir/_one.jpg"].read() == DELETED["dir/gone.jpg"]
+    assert items["disk.raw"].extra["image"]["items"]["carved"] == 0
+
+
 def test_bare_file_systems_have_no_partition_step(disks: dict[str, Any]) -> None:
     fat = _items(disks["fat"])
     assert fat["fat.img!/dir/a.jpg"].read() == KNOWN

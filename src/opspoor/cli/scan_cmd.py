@@ -161,6 +161,10 @@ def scan(
             "the result is recorded in the case (docs/disk-images.md).",
         ),
     ] = False,
+    no_carve: Annotated[
+        bool,
+        typer.Option("--no-carve", help="Do not carve files from disk images' unallocated space."),
+    ] = False,
 ) -> None:
     """Triage evidence: hash, match and group every file into a case.
 
@@ -176,7 +180,7 @@ def scan(
         interrupt.release()
         _scan(sources, hashset, case, db, workers, no_thumbnails, json_log,
               max_depth, max_member_memory, robust, low_quality, local, distance, case_number,
-              examiner, verify_image)  # fmt: skip
+              examiner, verify_image, no_carve)  # fmt: skip
     except KeyboardInterrupt:
         interrupt.defer()  # a Ctrl-C more would only cut this line short
         say_interrupted()
@@ -211,6 +215,7 @@ def _scan(
     case_number: str | None,
     examiner: str | None,
     verify_image: bool = False,
+    no_carve: bool = False,
 ) -> None:
     from opspoor.casefile.scan import scan_case
     from opspoor.signals.engine import HashOptions
@@ -231,6 +236,7 @@ def _scan(
         examiner=examiner,
         distance=distance,
         verify_images=verify_image,
+        carve=not no_carve,
     )
     progress = JsonLogProgress() if json_log else RichProgress()
     result = scan_case(cfg, progress, log=lambda m: err.print(m))

@@ -189,6 +189,8 @@ class _Disk:
     def carve_range(
         self, start: int, end: int, prefix: list[str], taken: set[int] | None = None
     ) -> Iterator[EvidenceItem]:
+        if not self.opts.carve:
+            return
         cap = Budget(self.opts.limits).member_cap()
         for hit in carve(self.reader.read, start, end, cap, taken or set()):
             path = self.path([*prefix, CARVED, f"0x{hit.offset:x}.{hit.ext}"])

@@ -35,7 +35,11 @@ class _Entry:
 
 
 def iter_evidence(
-    sources: Sequence[Path | str], limits: Limits = Limits(), *, verify_images: bool = False
+    sources: Sequence[Path | str],
+    limits: Limits = Limits(),
+    *,
+    verify_images: bool = False,
+    carve: bool = True,
 ) -> Iterator[EvidenceItem]:
     """Every file in ``sources``, archive members and disk image contents included, each exactly once.
 
@@ -44,9 +48,10 @@ def iter_evidence(
     link or an unreadable file gives an item with ``error`` set. Symlinks are followed only to regular
     files inside the same source. An archive's members come before the archive's own item
     (see ``opspoor.sources.archives``), and a disk image's contents before the image's own item
-    (``opspoor.sources.disk``; ``verify_images`` checks the acquisition hash an image stores).
+    (``opspoor.sources.disk``; ``verify_images`` checks the acquisition hash an image stores,
+    ``carve`` searches its unallocated space).
     """
-    opts = WalkOptions(limits, verify_images)
+    opts = WalkOptions(limits, verify_images, carve)
     for entry in _entries(sources):
         if isinstance(entry, EvidenceItem):
             yield entry

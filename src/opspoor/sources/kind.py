@@ -19,6 +19,8 @@ class WalkOptions:
     limits: Limits = Limits()
     #: stream every disk image through the hashes its acquisition stored (``scan --verify-image``)
     verify_images: bool = False
+    #: carve unallocated space of disk images (``scan --no-carve`` turns it off: a faster first look)
+    carve: bool = True
 
 
 class SourceKind:

@@ -390,7 +390,7 @@ def _record_provenance(
 
 
 def _evidence(cfg: ScanConfig) -> Iterator[EvidenceItem]:
-    return iter_evidence(cfg.sources, cfg.limits, verify_images=cfg.verify_images)
+    return iter_evidence(cfg.sources, cfg.limits, verify_images=cfg.verify_images, carve=cfg.carve)
 
 
 def _note_image(case: CaseDB, path: str, image: dict[str, Any], log: Callable[[str], None]) -> None:
