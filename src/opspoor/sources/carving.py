@@ -3,7 +3,8 @@ structure (or footer), within size limits. Like PhotoRec and IPED, a header coun
 system could have started a file: at a sector boundary (512 bytes). A file is assumed contiguous
 from its header, which is how most small files lie on a disk.
 
-The search itself is ``bytes.find`` per signature over large chunks (C speed); only a hit is parsed.
+The search looks only at the first 8 bytes of each sector (NumPy, over 16 MiB chunks); only a hit is
+parsed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+import numpy as np
 
 SECTOR = 512
 CHUNK = 16 << 20
@@ -45,25 +48,38 @@ Read = Callable[[int, int], bytes]
 
 
 def find_headers(read: Read, start: int, end: int) -> Iterator[tuple[int, Signature]]:
-    """Sector-aligned header hits in ``[start, end)``, in offset order."""
+    """Sector-aligned header hits in ``[start, end)``, in offset order. Only the first 8 bytes of each
+    sector can start a file, so they are compared as two big-endian words per sector (NumPy), not
+    searched byte by byte."""
     pos = start - start % SECTOR
-    overlap = max(len(s.magic) + s.at for s in SIGNATURES)
     while pos < end:
         n = min(CHUNK, end - pos)
-        buf = read(pos, n + overlap)
+        buf = read(pos, n)
         if not buf:
             return
-        hits: list[tuple[int, Signature]] = []
-        for sig in SIGNATURES:
-            i = buf.find(sig.magic)
-            while 0 <= i < n + sig.at:
-                off = pos + i - sig.at
-                if off % SECTOR == 0 and start <= off < end:
-                    hits.append((off, sig))
-                i = buf.find(sig.magic, i + 1)
-        hits.sort(key=lambda h: h[0])
-        yield from hits
+        whole = len(buf) - len(buf) % SECTOR
+        sectors = np.frombuffer(buf, dtype=np.uint8, count=whole).reshape(-1, SECTOR)
+        w0 = np.ascontiguousarray(sectors[:, :4]).view(">u4").ravel()
+        w1 = np.ascontiguousarray(sectors[:, 4:8]).view(">u4").ravel()
+        masks = {sig: _match(sig, w0, w1) for sig in SIGNATURES}
+        hit_any = np.logical_or.reduce(list(masks.values()))
+        for i in np.flatnonzero(hit_any):
+            off = pos + int(i) * SECTOR
+            if start <= off < end:
+                yield off, next(sig for sig, m in masks.items() if m[i])
         pos += n
+
+
+def _match(sig: Signature, w0: np.ndarray, w1: np.ndarray) -> np.ndarray:
+    magic = sig.magic + bytes(8)
+    if sig.at == 4:  # MP4: ``ftyp`` is the second word
+        return w1 == int.from_bytes(magic[:4], "big")
+    if len(sig.magic) == 3:  # JPEG: three bytes, any fourth
+        return (w0 >> 8) == int.from_bytes(magic[:3], "big")
+    hit = w0 == int.from_bytes(magic[:4], "big")
+    if len(sig.magic) > 4:  # PNG: eight bytes
+        hit &= w1 == int.from_bytes(magic[4:8], "big")
+    return hit
 
 
 def carve(read: Read, start: int, end: int, cap: int, taken: set[int]) -> Iterator[Carved]:
