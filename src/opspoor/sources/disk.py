@@ -75,7 +75,6 @@ class DiskImageKind(SourceKind):
                 )
             if reader.damaged:
                 item.error = DamagedImage(describe_damage(reader.damaged), item.path)
-
         finally:
             reader.close()
         yield item

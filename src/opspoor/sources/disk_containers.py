@@ -31,7 +31,7 @@ VMDK_DESCRIPTOR = b"# Disk DescriptorFile"
 VHDX_MAGIC = b"vhdxfile"
 VHD_MAGIC = b"conectix"
 #: raw images are recognised by name only (a raw disk has no magic of its own)
-RAW_SUFFIXES = (".raw", ".dd", ".img", ".001", ".iso", ".dmg")
+RAW_SUFFIXES = (".raw", ".dd", ".img", ".001", ".iso")
 _SPLIT_RAW = re.compile(r"^(.*\.)(\d{3})$")
 VERIFY_CHUNK = 4 << 20
 
