@@ -373,6 +373,10 @@ def test_a_truncated_ewf_segment_becomes_error_records_not_a_crash(
     errors = [it for it in items.values() if it.error is not None]
     assert errors, "the damage is recorded"
     assert all(e.error is not None and e.error.where for e in errors)
+    own = items["ewf/disk.E01"].error
+    assert own is not None and "unreadable region" in own.message and "bytes " in own.message
+    # what lies before the lost part is still read
+    assert items["ewf/disk.E01!/p1/dir/a.jpg"].read() == KNOWN
 
 
 # --- kill and resume --------------------------------------------------------------------------

@@ -270,6 +270,14 @@ def verify_image(reader: ImageReader, where: str, tick: Callable[[int], None] | 
 
 
 def describe_damage(ranges: list[tuple[int, int]]) -> str:
+    merged: list[tuple[int, int]] = []
+    for a, n in sorted(ranges):
+        if merged and a <= merged[-1][0] + merged[-1][1]:
+            end = max(merged[-1][0] + merged[-1][1], a + n)
+            merged[-1] = (merged[-1][0], end - merged[-1][0])
+        else:
+            merged.append((a, n))
+    ranges = merged
     shown = ", ".join(f"bytes {a}-{a + n - 1}" for a, n in ranges[:5])
     more = f" and {len(ranges) - 5} more ranges" if len(ranges) > 5 else ""
     return f"unreadable region(s) of the image, read as zeros: {shown}{more}"
