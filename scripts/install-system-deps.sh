@@ -8,6 +8,15 @@ PACKAGES=(
   chromium            # report PDF export (opspoor report pdf) and the report's browser tests
   fonts-dejavu-core   # a font for headless Chromium to render the report and PDF with
   poppler-utils       # pdftoppm: the report tests check the PDF's page is not blank
+  # test, demo and benchmark disk images (opspoor.demo.disks), built without root or mounting:
+  dosfstools          # mkfs.fat: FAT file systems
+  mtools              # mcopy, mmd, mdel: files into FAT images, and deleted entries
+  e2fsprogs           # mke2fs -d: ext4 file systems populated from a folder
+  ntfs-3g             # mkntfs, ntfscp: NTFS file systems with files in them
+  fdisk               # sfdisk: MBR and GPT partition tables on an image file
+  ewf-tools           # ewfacquire: E01 (split segments, stored MD5) from a raw image
+  qemu-utils          # qemu-img convert: VMDK, QCOW2, VHD, VHDX
+  sleuthkit           # fls, icat: an independent look at a test image when a disk test fails
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

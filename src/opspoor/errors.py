@@ -144,6 +144,17 @@ class DepthLimit(ArchiveError):
     """An archive nested deeper than the configured limit is kept as one item, not opened."""
 
 
+class DamagedImage(SourceError):
+    """A region of a disk image cannot be read: a truncated segment, a corrupt partition table, a file
+    system The Sleuth Kit cannot open, a bad sector range. The message names the region (byte offsets);
+    the rest of the image is still scanned."""
+
+
+class DeletedContentLost(SourceError):
+    """A deleted directory entry whose content cannot be recovered (its metadata is gone or now belongs
+    to another file); it is still a record, with ``deleted: true``."""
+
+
 class CaseError(OpspoorError):
     """The case directory is unusable (exists for another command, not writable)."""
 

@@ -36,6 +36,11 @@ def case_entries(case: CaseDB) -> list[Entry]:
             "FileName": posixpath.basename(r["path"]),
             "FilePath": r["path"],
         }
+        if "deleted" in r or r.get("carved"):  # found inside a disk image (docs/disk-images.md)
+            media_file["Deleted"] = bool(r.get("deleted"))
+            media_file["Unallocated"] = bool(r.get("unallocated"))
+            if r.get("offset") is not None:
+                media_file["PhysicalLocation"] = int(r["offset"])
         e = by_md5.get(r["md5"])
         if e is None:
             signals = {k: r[k] for k in ("md5", "sha1", "sha256") if r.get(k)}

@@ -153,6 +153,18 @@ def scan(
         str | None,
         typer.Option("--examiner", help="Who ran the scan, shown in the report.", show_default=False),
     ] = None,
+    verify_image: Annotated[
+        bool,
+        typer.Option(
+            "--verify-image",
+            help="Read each disk image whole and check the acquisition hash it stores (E01); "
+            "the result is recorded in the case (docs/disk-images.md).",
+        ),
+    ] = False,
+    no_carve: Annotated[
+        bool,
+        typer.Option("--no-carve", help="Do not carve files from disk images' unallocated space."),
+    ] = False,
 ) -> None:
     """Triage evidence: hash, match and group every file into a case.
 
@@ -168,7 +180,7 @@ def scan(
         interrupt.release()
         _scan(sources, hashset, case, db, workers, no_thumbnails, json_log,
               max_depth, max_member_memory, robust, low_quality, local, distance, case_number,
-              examiner)  # fmt: skip
+              examiner, verify_image, no_carve)  # fmt: skip
     except KeyboardInterrupt:
         interrupt.defer()  # a Ctrl-C more would only cut this line short
         say_interrupted()
@@ -202,6 +214,8 @@ def _scan(
     distance: int | None,
     case_number: str | None,
     examiner: str | None,
+    verify_image: bool = False,
+    no_carve: bool = False,
 ) -> None:
     from opspoor.casefile.scan import scan_case
     from opspoor.signals.engine import HashOptions
@@ -221,6 +235,8 @@ def _scan(
         case_number=case_number,
         examiner=examiner,
         distance=distance,
+        verify_images=verify_image,
+        carve=not no_carve,
     )
     progress = JsonLogProgress() if json_log else RichProgress()
     result = scan_case(cfg, progress, log=lambda m: err.print(m))

@@ -84,6 +84,12 @@ def main() -> None:
         ),
     )
     print(f"\nreport: {case / 'report.html'}")
+    # a small disk image (E01) with a deleted and a carved picture: docs/disk-images.md
+    from opspoor.demo.disks import build_demo_disk
+
+    e01 = build_demo_disk(root / "disk", demo.evidence)
+    run(["scan", str(e01), "--hashset", "demo-known", "--case", str(root / "case-disk"), "--db", db,
+         "--verify-image"])  # fmt: skip
     # the demo's hash sets live in its own store, not the default one: say how to reach it
     print(
         "\nThe demo's hash sets are in its own store. To use it with the commands of README.md:\n"

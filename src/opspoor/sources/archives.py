@@ -175,7 +175,7 @@ class _Namer:
             raise ArchiveBomb(f"more than {limit} members", self.archive.path)
 
 
-def _set_data(
+def set_data(
     member: EvidenceItem, data: bytes | Streamed | ZipMemberRef, budget: Budget | None = None
 ) -> None:
     if isinstance(data, ZipMemberRef):  # large, in a zip on disk: its worker reads it there
@@ -236,7 +236,7 @@ def _zip_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                     continue
                 try:
                     on_disk = (blob.fs_path, index) if blob.fs_path is not None else None
-                    _set_data(member, _read_zip_member(zf, info, member.path, budget, on_disk), budget)
+                    set_data(member, _read_zip_member(zf, info, member.path, budget, on_disk), budget)
                 except ArchiveError as exc:
                     _fail(member, exc)
                 else:
@@ -290,7 +290,7 @@ def _read_zip_member(
         return ref
     # zipfile never returns more than the declared file_size; above the room it is hashed as it streams
     with zip_faults(where), zf.open(info) as ext:
-        data = _read_member(ext, info.file_size, where, budget, None, counted=False)
+        data = read_member(ext, info.file_size, where, budget, None, counted=False)
     size = data.digests.size if isinstance(data, Streamed) else len(data)
     budget.add_uncompressed(size, where)
     if size != info.file_size:
@@ -336,7 +336,7 @@ def _zip_salvage(
             raw = f.read(csize)
             if len(raw) < csize:
                 raise CorruptArchive(f"truncated: {len(raw)} of {csize} compressed bytes present")
-            _set_data(member, _inflate_salvaged(raw, method, usize, crc, member.path, budget))
+            set_data(member, _inflate_salvaged(raw, method, usize, crc, member.path, budget))
             recovered += 1
         except ArchiveError as exc:
             _fail(member, exc)
@@ -435,8 +435,8 @@ def _tar_members(item: EvidenceItem, blob: Blob, budget: Budget, names: _Namer) 
                 try:
                     budget.check_declared(info.size, member.path)
                     stream = tf.extractfile(info)
-                    data = _read_member(stream, info.size, member.path, budget, stream_pos)
-                    _set_data(member, data, budget)
+                    data = read_member(stream, info.size, member.path, budget, stream_pos)
+                    set_data(member, data, budget)
                 except ArchiveError as exc:
                     _fail(member, exc)
                     yield member
@@ -458,7 +458,7 @@ def _tar_special(member: EvidenceItem, info: tarfile.TarInfo) -> None:
         member.error = UnreadableSource("special member (device or fifo); no content", member.path)
 
 
-def _read_member(
+def read_member(
     stream: IO[bytes] | None,
     declared: int | None,
     where: str,
@@ -538,13 +538,13 @@ def _compressed_members(
         where = join_member(item.path, _stripped_name(item.path))
         try:
             with _decompressor(kind, counted) as d:  # type: ignore[arg-type]
-                data = _read_member(d, None, where, budget, lambda: (d.tell(), counted.n))
+                data = read_member(d, None, where, budget, lambda: (d.tell(), counted.n))
         except (EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:
             raise CorruptArchive(f"{kind} stream: {type(exc).__name__}: {exc}", item.path) from exc
         except ArchiveError as exc:
             raise type(exc)(f"{exc.message} (in {where})", item.path) from exc
     member = names(_stripped_name(item.path), None)
-    _set_data(member, data, budget)
+    set_data(member, data, budget)
     yield member
 
 
@@ -591,7 +591,7 @@ def _sevenzip_members(
                     if fi.is_socket:
                         raise UnreadableSource("special member (socket); no content")
                     if fi.emptystream:
-                        _set_data(member, b"")
+                        set_data(member, b"")
                     elif fi.folder is not None and any(c.get("method") == _7Z_AES for c in fi.folder.coders):
                         raise EncryptedContent("encrypted member")
                     else:
@@ -775,7 +775,7 @@ def _sevenzip_extract(
                 try:
                     size = msg[2].digests.size if isinstance(msg[2], Streamed) else len(msg[2])
                     budget.add_uncompressed(size, member.path)
-                    _set_data(member, msg[2], budget)
+                    set_data(member, msg[2], budget)
                 except ArchiveError as exc:
                     _fail(member, exc)
                     failure = exc

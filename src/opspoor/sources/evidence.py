@@ -40,6 +40,9 @@ class EvidenceItem:
     head: bytes | None = field(default=None, repr=False, compare=False)
     #: a large member of a zip on disk (``sources.zipref.ZipMemberRef``): read from the zip when opened
     zip_member: Any = field(default=None, repr=False, compare=False)
+    #: fields a source adds to the item's record: inside a disk image ``deleted``, ``carved``,
+    #: ``unallocated`` and ``offset`` (the byte offset in the image); on an image, ``image``
+    extra: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def has_content(self) -> bool:

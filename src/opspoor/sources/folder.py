@@ -17,9 +17,12 @@ from opspoor.errors import (
     VanishedSource,
 )
 from opspoor.media.sniff import SNIFF_BYTES
-from opspoor.sources.archives import Blob, archive_kind, expand, zip_is_dir
+from opspoor.sources.archives import archive_kind, zip_is_dir
+from opspoor.sources.disk import last_bytes
 from opspoor.sources.evidence import EvidenceItem, UniqueNames, encode_component, file_kind, open_readonly
-from opspoor.sources.limits import Budget, Limits
+from opspoor.sources.kind import WalkOptions
+from opspoor.sources.limits import Limits
+from opspoor.sources.registry import recognise
 
 
 @dataclass(slots=True)
@@ -31,20 +34,29 @@ class _Entry:
     st: os.stat_result
 
 
-def iter_evidence(sources: Sequence[Path | str], limits: Limits = Limits()) -> Iterator[EvidenceItem]:
-    """Every file in ``sources``, archive members included, each exactly once.
+def iter_evidence(
+    sources: Sequence[Path | str],
+    limits: Limits = Limits(),
+    *,
+    verify_images: bool = False,
+    carve: bool = True,
+) -> Iterator[EvidenceItem]:
+    """Every file in ``sources``, archive members and disk image contents included, each exactly once.
 
     Folders are walked depth-first in sorted name order; paths are relative to each source's parent
     (``scan /x/dump`` gives ``dump/a.jpg``). Every non-directory entry gives one item: a FIFO, a broken
     link or an unreadable file gives an item with ``error`` set. Symlinks are followed only to regular
     files inside the same source. An archive's members come before the archive's own item
-    (see ``opspoor.sources.archives``).
+    (see ``opspoor.sources.archives``), and a disk image's contents before the image's own item
+    (``opspoor.sources.disk``; ``verify_images`` checks the acquisition hash an image stores,
+    ``carve`` searches its unallocated space).
     """
+    opts = WalkOptions(limits, verify_images, carve)
     for entry in _entries(sources):
         if isinstance(entry, EvidenceItem):
             yield entry
         else:
-            yield from _file_evidence(entry, limits)
+            yield from _file_evidence(entry, opts)
 
 
 def walk_files(source: Path | str) -> Iterator[tuple[str, str | None, SourceError | None]]:
@@ -90,7 +102,7 @@ def _zip_member_count(entry: _Entry, limits: Limits) -> int:
         return 0
 
 
-def _file_evidence(entry: _Entry, limits: Limits) -> Iterator[EvidenceItem]:
+def _file_evidence(entry: _Entry, opts: WalkOptions) -> Iterator[EvidenceItem]:
     st = entry.st
     item = EvidenceItem(path=entry.path, size=st.st_size, mtime=st.st_mtime, fs_path=entry.fs_path)
     if not stat.S_ISREG(st.st_mode):
@@ -113,11 +125,11 @@ def _file_evidence(entry: _Entry, limits: Limits) -> Iterator[EvidenceItem]:
         item.error = UnreadableSource(f"read failed: {exc.strerror or exc}", entry.path)
         yield item
         return
-    kind = archive_kind(head)
-    if kind is None:
+    found = recognise(os.path.basename(entry.fs_path), head, lambda: last_bytes(entry.fs_path, entry.path))
+    if found is None:
         yield item
     else:
-        yield from expand(item, kind, Blob(entry.fs_path, None, st.st_size), Budget(limits))
+        yield from found[0].expand(item, found[1], opts)
 
 
 # --- walking ------------------------------------------------------------------------

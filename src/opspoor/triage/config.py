@@ -54,6 +54,10 @@ class ScanConfig:
 
     #: PDQ match distance for every set (``None``: each set's own)
     distance: int | None = None
+    #: stream each disk image through the acquisition hash it stores (E01) and record the result
+    verify_images: bool = False
+    #: carve pictures, videos and zips from disk images' unallocated space
+    carve: bool = True
 
     def identity(self) -> dict[str, Any]:
         """What must be equal for a re-run to resume this case rather than mix two scans."""

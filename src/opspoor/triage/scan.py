@@ -208,7 +208,7 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
         done = case.done_paths(retry_reasons=[CRASH])
         if done:
             log(f"resuming: {len(done)} files already done")
-        files_in = _hash_and_match(cfg, case, pool, matcher_ready, done, progress, note_time)
+        files_in = _hash_and_match(cfg, case, pool, matcher_ready, done, progress, note_time, log)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         raise
@@ -297,6 +297,7 @@ def _hash_and_match(
     done: set[str],
     progress: Progress,
     note_time: Callable[[], None],
+    log: Callable[[str], None] = lambda _m: None,
 ) -> int:
     """Every file of the sources not yet done: hashed in the pool, matched in batches, committed."""
     # an estimate for the ETA: files on disk plus top-level zip members (nested members come on top)
@@ -307,13 +308,16 @@ def _hash_and_match(
     hashed: list[tuple[int, str, dict[str, Any], bytes | None]] = []
     last_flush = time.monotonic()
 
+    # fields a source adds to a record (inside a disk image: deleted, carved, offset), by sequence
+    extras: dict[int, dict[str, Any]] = {}
+
     def flush(final: bool = False) -> None:
         nonlocal last_flush
         if hashed and (final or matcher_ready.done()):
             results = _ready(matcher_ready).match_batch([r for _, _, r, _ in hashed])
             for (seq, path, sig, thumb), matches in zip(hashed, results, strict=True):
                 query = {"pdq_variants": sig["pdq_variants"]} if sig.get("pdq_variants") else None
-                batch.append((seq, _record(path, sig, matches), thumb, query))
+                batch.append((seq, _record(path, sig, matches) | extras.pop(seq, {}), thumb, query))
             hashed.clear()
         case.add_files(batch)
         note_time()
@@ -326,14 +330,18 @@ def _hash_and_match(
         for seq, item in enumerate(_evidence(cfg)):
             files_in += 1
             path = unique(item.path)
+            if item.extra and "image" in item.extra:
+                _note_image(case, path, item.extra["image"], log)
             if path in done:
                 progress.advance(1, 0)
                 continue
+            if item.extra:
+                extras[seq] = item.extra
             if item.digests is not None:  # a member too large to hold: hashed as it streamed past
                 hashed.append((seq, path, _streamed_signals(item), None))
             elif item.error is not None and not item.has_content:
                 rec = error_record(path, item.size, item.error.message, item.error.reason, item.container)
-                batch.append((seq, rec, None, None))
+                batch.append((seq, rec | extras.pop(seq, {}), None, None))
             else:
                 try:
                     task = _task_for(seq, path, item)
@@ -343,7 +351,9 @@ def _hash_and_match(
                         if isinstance(exc, OpspoorError)
                         else (str(exc), type(exc).__name__)
                     )
-                    batch.append((seq, error_record(path, item.size, msg, reason), None, None))
+                    batch.append(
+                        (seq, error_record(path, item.size, msg, reason) | extras.pop(seq, {}), None, None)
+                    )
                 else:
                     # members travel to the workers as bytes: those in flight stay within one room
                     size = len(task.data) if task.data is not None else 0
@@ -386,7 +396,19 @@ def _record_provenance(
 
 
 def _evidence(cfg: ScanConfig) -> Iterator[EvidenceItem]:
-    return iter_evidence(cfg.sources, cfg.limits)
+    return iter_evidence(cfg.sources, cfg.limits, verify_images=cfg.verify_images, carve=cfg.carve)
+
+
+def _note_image(case: CaseDB, path: str, image: dict[str, Any], log: Callable[[str], None]) -> None:
+    """A disk image's partitions, counts and (``--verify-image``) verification, kept in the case
+    meta ``images`` by evidence path; the verification result is also said in the log."""
+    images = case.get_meta("images") or {}
+    images[path] = image
+    case.set_meta("images", images)
+    v = image.get("verification")
+    if v is not None:
+        stored = ", ".join(f"{k} {h}" for k, h in v.get("stored", {}).items()) or "none"
+        log(f"image {path}: acquisition hash {v['result']} (stored: {stored})")
 
 
 def _record(path: str, sig: dict[str, Any], matches: list[dict[str, Any]]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ error reason; whether every file is accounted for) that ``summary.json`` and the
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 from opspoor import __version__
@@ -69,6 +69,7 @@ def build_summary(
     by_signal_kind: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     accounted = 0
+    by_origin: defaultdict[str, Counter[str]] = defaultdict(Counter)
     for f in case.iter_files():
         r = f.record
         accounted += 1
@@ -89,6 +90,9 @@ def build_summary(
             by_signal_kind["exact" if "exact" in kinds else "perceptual"] += 1
         if r["status"] == "error":
             errors[reason_key(r)] += 1
+        if "deleted" in r or r.get("carved"):
+            origin = "carved" if r.get("carved") else "deleted" if r["deleted"] else "allocated"
+            by_origin[r["path"].split("!/", 1)[0]][origin] += 1
     ended = time.time()
     scan_seconds = case.get_meta("scan_seconds")
     return {
@@ -114,6 +118,7 @@ def build_summary(
             "with_location_clues": sum(1 for g in groups if g.has_location_clue),
         },
         "errors_by_reason": dict(errors),
+        "disk_images": disk_images(case.get_meta("images") or {}, by_origin),
         "started": started,
         "ended": ended,
         "runs": case.get_meta("runs") or 1,
@@ -127,3 +132,14 @@ def reason_key(rec: dict[str, Any]) -> str:
         return str(rec["error_reason"])
     err = rec.get("error") or "unknown"
     return err.split(":", 1)[0][:60]
+
+
+def disk_images(images: dict[str, Any], records: dict[str, Counter[str]]) -> dict[str, Any]:
+    """Per disk image: the allocated, deleted and carved items its walk found, the records the case
+    holds for them, and whether the two agree (nested archive members are counted with the archive)."""
+    out = {}
+    for path, image in images.items():
+        found = {k: int(v) for k, v in (image.get("items") or {}).items()}
+        held = {k: int(records.get(path, Counter())[k]) for k in found}
+        out[path] = {**image, "records": held, "reconciled": held == found}
+    return out

@@ -1,0 +1,420 @@
+"""Disk images as evidence: partitions, file systems, deleted and orphan files, carved files.
+
+An image (``opspoor.sources.disk_containers``) is read by The Sleuth Kit (``pytsk3``): its volume
+system (MBR, GPT; none for a bare file system), each partition's file system (FAT, exFAT, NTFS,
+ext2/3/4, HFS+, ISO 9660, as far as TSK reads them). Evidence paths name every step::
+
+    laptop.E01!/p2/Users/x/a.jpg              an allocated file on the second partition
+    laptop.E01!/p2/$deleted/Users/x/b.jpg     a deleted entry whose content could be read
+    laptop.E01!/p2/$deleted/$OrphanFiles/...  an orphan file (no name left in any directory)
+    laptop.E01!/p2/$carved/0x1a2b000.jpg      carved from unallocated space at that image offset
+    fat.img!/dir/a.jpg                        a bare file system: no partition step
+
+Files are read by the main process, one at a time, into bytes bounded by the scan's in-memory room
+(larger ones are hashed as they stream past, as archive members are) and handed to the pool.
+Archives inside the image are opened as anywhere else. The image's own item comes last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from opspoor.errors import (
+    DamagedImage,
+    DeletedContentLost,
+    OpspoorError,
+    SourceError,
+    SymlinkNotFollowed,
+    UnreadableSource,
+)
+from opspoor.media.sniff import sniff
+from opspoor.sources.archives import descend, read_member, set_data
+from opspoor.sources.carving import carve
+from opspoor.sources.disk_containers import (
+    ImageReader,
+    container_kind,
+    describe_damage,
+    open_image,
+    verify_image,
+)
+from opspoor.sources.evidence import EvidenceItem, encode_component, join_member, open_readonly
+from opspoor.sources.kind import SourceKind, WalkOptions
+from opspoor.sources.limits import Budget
+
+DELETED = "$deleted"
+CARVED = "$carved"
+
+
+class DiskImageKind(SourceKind):
+    name = "disk image"
+
+    def recognise(self, name: str, head: bytes, tail: Callable[[], bytes]) -> str | None:
+        kind = container_kind(name, head, tail() if name.lower().endswith(".vhd") else b"")
+        if kind == "raw" and sniff(head).kind in ("image", "video", "archive"):
+            return None  # named like a raw image but a picture or an archive: read it as that
+        return kind
+
+    def expand(self, item: EvidenceItem, kind: str, opts: WalkOptions) -> Iterator[EvidenceItem]:
+        assert item.fs_path is not None
+        try:
+            reader = open_image(kind, item.fs_path, item.path)
+        except SourceError as exc:
+            item.container, item.error = f"disk:{kind}", exc
+            yield item
+            return
+        try:
+            disk = _Disk(item, kind, reader, opts)
+            found = yield from disk.walk()
+            item.container = f"disk:{kind}"
+            item.extra = {"image": disk.summary()}
+            if not found:
+                item.error = DamagedImage(
+                    "no partition table or file system found; the whole image was carved", item.path
+                )
+            if reader.damaged:
+                item.error = DamagedImage(describe_damage(reader.damaged), item.path)
+        finally:
+            reader.close()
+        yield item
+
+
+def _tsk() -> Any:
+    import pytsk3  # imported here: only scans that meet a disk image pay for it
+
+    return pytsk3
+
+
+def _tsk_image(reader: ImageReader) -> Any:
+    pytsk3 = _tsk()
+
+    class TskImage(pytsk3.Img_Info):  # type: ignore[misc,name-defined]
+        """TSK reads the disk through our read-only reader (the documented external-image hook)."""
+
+        def __init__(self) -> None:
+            super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+        def read(self, offset: int, size: int) -> bytes:
+            return reader.read(offset, size)
+
+        def get_size(self) -> int:
+            return reader.size
+
+        def close(self) -> None:
+            pass
+
+    return TskImage()
+
+
+@dataclass
+class _Disk:
+    item: EvidenceItem
+    kind: str
+    reader: ImageReader
+    opts: WalkOptions
+    counts: dict[str, int] = field(default_factory=lambda: {"allocated": 0, "deleted": 0, "carved": 0})
+    partitions: list[dict[str, Any]] = field(default_factory=list)
+    verification: dict[str, Any] | None = None
+    errors: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "container": self.kind,
+            "size": self.reader.size,
+            "partitions": self.partitions,
+        }
+        out["items"] = dict(self.counts)
+        if self.verification is not None:
+            out["verification"] = self.verification
+        return out
+
+    def path(self, parts: list[str]) -> str:
+        return join_member(self.item.path, "/".join(parts))
+
+    def walk(self) -> Generator[EvidenceItem, None, bool]:
+        """Everything in the image; returns whether a volume system or a file system was found."""
+        if self.opts.verify_images:
+            self.verification = verify_image(self.reader, self.item.path).as_json()
+        img = _tsk_image(self.reader)
+        pytsk3 = _tsk()
+        try:
+            vs = pytsk3.Volume_Info(img)
+        except OSError:
+            vs = None
+        if vs is None:
+            fs = _open_fs(img, 0)
+            if fs is None:  # a wiped table, an unknown file system: still carved, and said
+                yield from self.carve_range(0, self.reader.size, [])
+                return False
+            self.partitions.append({"name": "", "offset": 0, "size": self.reader.size})
+            yield from self.file_system(fs, 0, self.reader.size, [])
+            return True
+        bs = vs.info.block_size
+        n = 0
+        for part in sorted(vs, key=lambda p: p.start):
+            start, length = part.start * bs, part.len * bs
+            if part.flags & pytsk3.TSK_VS_PART_FLAG_ALLOC:
+                n += 1
+                name = f"p{n}"
+                self.partitions.append({"name": name, "offset": start, "size": length,
+                                        "description": _text(part.desc)})  # fmt: skip
+                fs = _open_fs(img, start)
+                if fs is None:
+                    self.errors += 1
+                    err = DamagedImage(
+                        f"no file system The Sleuth Kit reads in partition {name} at byte offset {start} "
+                        f"({length} bytes); carved as unallocated space",
+                        self.path([name]),
+                    )
+                    yield EvidenceItem(
+                        path=self.path([name]), size=length, depth=self.item.depth + 1, error=err
+                    )
+                    yield from self.carve_range(start, min(start + length, self.reader.size), [name])
+                else:
+                    yield from self.file_system(fs, start, length, [name])
+            elif part.flags & pytsk3.TSK_VS_PART_FLAG_UNALLOC:
+                yield from self.carve_range(start, min(start + length, self.reader.size), [])
+        return True
+
+    # --- one file system ------------------------------------------------------------------
+    def file_system(self, fs: Any, offset: int, length: int, prefix: list[str]) -> Iterator[EvidenceItem]:
+        walk = _FsWalk(self, fs, offset, prefix)
+        yield from walk.run()
+        end = min(offset + length, self.reader.size)
+        for start, stop in _gaps(walk.allocated, offset, end):
+            yield from self.carve_range(start, stop, prefix, walk.deleted_starts)
+
+    def carve_range(
+        self, start: int, end: int, prefix: list[str], taken: set[int] | None = None
+    ) -> Iterator[EvidenceItem]:
+        if not self.opts.carve:
+            return
+        cap = Budget(self.opts.limits).member_cap()
+        for hit in carve(self.reader.read, start, end, cap, taken or set()):
+            path = self.path([*prefix, CARVED, f"0x{hit.offset:x}.{hit.ext}"])
+            member = EvidenceItem(path=path, size=hit.length, depth=self.item.depth + 1)
+            member.extra = {"carved": True, "unallocated": True, "offset": hit.offset}
+            self.counts["carved"] += 1
+            try:
+                set_data(member, self.reader.read(hit.offset, hit.length))
+            except OSError as exc:
+                member.error = DamagedImage(f"read failed at byte offset {hit.offset}: {exc}", path)
+            yield from descend(member, Budget(self.opts.limits))
+
+
+def _open_fs(img: Any, offset: int) -> Any:
+    try:
+        return _tsk().FS_Info(img, offset=offset)
+    except OSError:
+        return None
+
+
+def _text(b: Any) -> str:
+    return b.decode("utf-8", "replace") if isinstance(b, bytes) else str(b)
+
+
+def _gaps(allocated: list[tuple[int, int]], start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The byte ranges of ``[start, end)`` that no allocated run covers."""
+    pos = start
+    for a, b in sorted(allocated):
+        if a > pos:
+            yield pos, min(a, end)
+        pos = max(pos, b)
+        if pos >= end:
+            return
+    if pos < end:
+        yield pos, end
+
+
+class _TskStream:
+    """A file's content as a stream, for ``read_member``; a failed read names the image region."""
+
+    def __init__(self, f: Any, size: int, where: str, first: int | None) -> None:
+        self.f, self.size, self.pos, self.where, self.first = f, size, 0, where, first
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.pos if n < 0 else min(n, self.size - self.pos)
+        if n <= 0:
+            return b""
+        try:
+            b = self.f.read_random(self.pos, n)
+        except OSError as exc:
+            near = f" (file starts at image byte offset {self.first})" if self.first is not None else ""
+            raise DamagedImage(f"read failed at file offset {self.pos}{near}: {exc}", self.where) from exc
+        self.pos += len(b)
+        return b
+
+
+class _FsWalk:
+    """Depth-first walk of one file system, directories in name order, each inode entered once."""
+
+    def __init__(self, disk: _Disk, fs: Any, offset: int, prefix: list[str]) -> None:
+        self.disk, self.fs, self.offset, self.prefix = disk, fs, offset, prefix
+        self.bs = fs.info.block_size
+        self.allocated: list[tuple[int, int]] = []  # image byte ranges of allocated files
+        self.deleted_starts: set[int] = set()  # first bytes of recovered deleted files (not carved again)
+        self.t = _tsk()
+        self.named: set[int] = set()  # metadata addresses of allocated names
+        self.reused: list[tuple[Any, list[str]]] = []  # deleted names whose metadata is allocated
+
+    def run(self) -> Iterator[EvidenceItem]:
+        t = self.t
+        try:
+            root = self.fs.open_dir(inode=self.fs.info.root_inum)
+        except OSError as exc:
+            self.disk.errors += 1
+            where = self.disk.path(self.prefix or [""])
+            yield EvidenceItem(path=where, size=None, depth=self.disk.item.depth + 1,
+                               error=DamagedImage(f"root directory unreadable: {exc}", where))  # fmt: skip
+            return
+        visited = {self.fs.info.root_inum}
+        try:
+            stack: list[Iterator[tuple[Any, list[str], bool]]] = [self._listing(root, [], False)]
+        except OSError as exc:
+            self.disk.errors += 1
+            yield self._error([], False, DamagedImage(f"root directory cannot be listed: {exc}"))
+            return
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                stack.pop()
+                continue
+            f, parts, deleted = nxt
+            meta = f.info.meta
+            if meta is not None and meta.type in (t.TSK_FS_META_TYPE_DIR, t.TSK_FS_META_TYPE_VIRT_DIR):
+                if meta.addr in visited:
+                    continue
+                visited.add(meta.addr)
+                if not deleted:
+                    self.allocated.extend(self._runs(f))
+                orphans = meta.type == t.TSK_FS_META_TYPE_VIRT_DIR  # TSK's $OrphanFiles
+                try:
+                    stack.append(self._listing(f.as_directory(), parts, deleted or orphans))
+                except OSError as exc:
+                    if not deleted:  # a deleted directory's lost listing is expected, not damage
+                        self.disk.errors += 1
+                        yield self._error(parts, False, DamagedImage(f"directory cannot be listed: {exc}"))
+                continue
+            if meta is not None and meta.type == t.TSK_FS_META_TYPE_VIRT:
+                self.allocated.extend(self._runs(f))  # $MBR, $FAT1: file system metadata, not files
+                continue
+            if meta is not None and f.info.name.name.endswith(b"(Volume Label Entry)"):
+                continue  # TSK shows a FAT volume label as an empty file; it is a label, not a file
+            if deleted and meta is not None and meta.flags & t.TSK_FS_META_FLAG_ALLOC:
+                self.reused.append((f, parts))  # decided once every allocated name is known
+                continue
+            if meta is not None and not deleted:
+                self.named.add(meta.addr)
+            yield from self._file(f, parts, deleted)
+        for f, parts in self.reused:
+            if f.info.meta.addr in self.named:
+                lost = DeletedContentLost(
+                    "deleted name whose metadata now belongs to another file; not attributed"
+                )
+                yield self._error(parts, True, lost)
+            else:  # its metadata is still allocated but no name is left: an orphan, readable
+                yield from self._file(f, parts, True, unallocated=False)
+
+    def _listing(self, d: Any, parts: list[str], deleted: bool) -> Iterator[tuple[Any, list[str], bool]]:
+        """A directory's entries in name order (read whole here, so a broken directory fails here)."""
+        entries = sorted(
+            (f for f in d if f.info.name.name not in (b".", b"..")), key=lambda f: f.info.name.name
+        )
+        out = []
+        for f in entries:
+            name = f.info.name.name.decode("utf-8", "surrogateescape")
+            comp = encode_component(name)
+            if not parts and comp in (DELETED, CARVED):
+                comp = "%24" + comp[1:]  # a real file named like our steps must not read as one
+            unalloc = bool(f.info.name.flags & self.t.TSK_FS_NAME_FLAG_UNALLOC)
+            out.append((f, [*parts, comp], deleted or unalloc))
+        return iter(out)
+
+    def _runs(self, f: Any) -> list[tuple[int, int]]:
+        out = []
+        try:
+            for attr in f:
+                for run in attr:
+                    if run.len and not run.flags & self.t.TSK_FS_ATTR_RUN_FLAG_SPARSE:
+                        a = self.offset + run.addr * self.bs
+                        out.append((a, a + run.len * self.bs))
+        except OSError:
+            pass
+        return out
+
+    def _error(self, parts: list[str], deleted: bool, exc: SourceError) -> EvidenceItem:
+        item = self._item(parts, deleted, None)
+        exc.where = item.path
+        item.error = exc
+        return item
+
+    def _item(self, parts: list[str], deleted: bool, size: int | None) -> EvidenceItem:
+        steps = [*self.prefix, DELETED, *parts] if deleted else [*self.prefix, *parts]
+        item = EvidenceItem(path=self.disk.path(steps), size=size, depth=self.disk.item.depth + 1)
+        item.extra = {"deleted": True, "unallocated": True} if deleted else {"deleted": False}
+        self.disk.counts["deleted" if deleted else "allocated"] += 1
+        return item
+
+    def _file(
+        self, f: Any, parts: list[str], deleted: bool, unallocated: bool = True
+    ) -> Iterator[EvidenceItem]:
+        t, meta = self.t, f.info.meta
+        if meta is None and parts[0] == "$OrphanFiles":
+            return  # TSK lists unused metadata slots (NTFS 16-23) as orphans: no name, no content
+        if meta is None:
+            gone: SourceError = (
+                DeletedContentLost("entry without metadata; content not recoverable")
+                if deleted
+                else DamagedImage("entry without metadata")
+            )
+            yield self._error(parts, deleted, gone)
+            return
+        if meta.type == t.TSK_FS_META_TYPE_LNK:
+            yield self._error(parts, deleted, SymlinkNotFollowed("symlink inside the image; not followed"))
+            return
+        if meta.type != t.TSK_FS_META_TYPE_REG:
+            yield self._error(
+                parts, deleted, UnreadableSource("special file (device, fifo, socket); no content")
+            )
+            return
+        runs = self._runs(f)
+        first = runs[0][0] if runs else None
+        if deleted:
+            if first is not None:
+                self.deleted_starts.add(first)
+        else:
+            self.allocated.extend(runs)
+        item = self._item(parts, deleted, int(meta.size))
+        if deleted and not unallocated:
+            assert item.extra is not None
+            item.extra["unallocated"] = False
+        item.mtime = float(meta.mtime) if meta.mtime else None
+        if first is not None:
+            assert item.extra is not None
+            item.extra["offset"] = first
+        budget = Budget(self.disk.opts.limits)
+        try:
+            seen = len(self.disk.reader.damaged)
+            stream: Any = _TskStream(f, int(meta.size), item.path, first)
+            data = read_member(stream, int(meta.size), item.path, budget, None, counted=False)
+            set_data(item, data, budget)
+            if len(self.disk.reader.damaged) > seen:  # hashed as read, but said: part of it is zeros
+                item.error = DamagedImage(describe_damage(self.disk.reader.damaged[seen:]), item.path)
+        except OpspoorError as exc:
+            reason: SourceError = exc if isinstance(exc, DamagedImage) else DamagedImage(exc.message)
+            if deleted:
+                reason = DeletedContentLost(f"deleted; content not recoverable: {exc.message}")
+            reason.where = item.path
+            item.error, item._data = reason, None
+            yield item
+            return
+        yield from descend(item, budget)
+
+
+def last_bytes(fs_path: str, where: str) -> bytes:
+    """The last 512 bytes of a file (a fixed VHD's footer is at its end)."""
+    with open_readonly(fs_path, where) as f:
+        f.seek(0, 2)
+        f.seek(max(0, f.tell() - 512))
+        return f.read(512)

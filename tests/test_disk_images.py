@@ -1,0 +1,435 @@
+"""Disk images as evidence: every container, MBR/GPT and bare file systems, FAT and ext4, deleted
+files, carving, a zip inside an image, --verify-image, damaged images, read-only, kill and resume.
+
+Every image is built here from benign generated pictures with Debian's tools (opspoor.demo.disks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from opspoor.casefile.scan import scan_case
+from opspoor.demo.disks import (
+    ext4_image,
+    ext4_remove,
+    fat_image,
+    ntfs_image,
+    partitioned,
+    qemu_convert,
+    to_ewf,
+)
+from opspoor.demo.images import generate_image
+from opspoor.demo.videos import generate_video
+from opspoor.hashsets.model import Category, Entry
+from opspoor.signals.engine import hash_bytes
+from opspoor.sources import iter_evidence
+from opspoor.sources.carving import SECTOR, carve
+from opspoor.sources.registry import SOURCE_KINDS
+from opspoor.store import import_entries, open_store
+from opspoor.triage.config import ScanConfig
+
+
+def _jpeg(seed: int, size: tuple[int, int] = (160, 120)) -> bytes:
+    buf = io.BytesIO()
+    generate_image(seed, *size, style="shapes").save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def _png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    generate_image(seed, 100, 80, style="shapes").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _gif(seed: int) -> bytes:
+    buf = io.BytesIO()
+    generate_image(seed, 90, 60, style="shapes").convert("P").save(buf, "GIF")
+    return buf.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+KNOWN = _jpeg(1)
+FAT_FILES = {"dir/a.jpg": KNOWN, "b.png": _png(2), "docs/bundle.zip": _zip({"inner/k.jpg": _jpeg(3)})}
+DELETED = {"dir/gone.jpg": _jpeg(4)}
+CARVED = [_jpeg(5), _png(6)]
+EXT_FILES = {"photos/x.jpg": _jpeg(7), "y.png": _png(8)}
+#: evidence paths below the image, and their bytes (TSK shows a deleted FAT name's first letter as _)
+EXPECTED = {
+    "p1/dir/a.jpg": KNOWN,
+    "p1/b.png": FAT_FILES["b.png"],
+    "p1/docs/bundle.zip": FAT_FILES["docs/bundle.zip"],
+    "p1/docs/bundle.zip!/inner/k.jpg": _jpeg(3),
+    "p1/$deleted/dir/_one.jpg": DELETED["dir/gone.jpg"],
+    "p2/photos/x.jpg": EXT_FILES["photos/x.jpg"],
+    "p2/y.png": EXT_FILES["y.png"],
+}
+
+
+def _md5(b: bytes) -> str:
+    return hashlib.md5(b).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def disks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("disks")
+    fat, ext = root / "fat.img", root / "ext.img"
+    layout = fat_image(fat, FAT_FILES, DELETED, CARVED, size_mib=8)
+    ext4_image(ext, EXT_FILES, size_mib=16)
+    raw = root / "disk.raw"
+    offsets = partitioned(raw, [fat, ext], "gpt")
+    carved = {offsets[0] + off: data for off, data in layout.carved.items()}
+    out: dict[str, Any] = {
+        "root": root,
+        "fat": fat,
+        "ext": ext,
+        "raw": raw,
+        "offsets": offsets,
+        "carved": carved,
+    }
+    mbr = root / "mbr.raw"
+    partitioned(mbr, [fat, ext], "mbr")
+    out["mbr"] = mbr
+    split = root / "split"
+    split.mkdir()
+    data = raw.read_bytes()
+    half = len(data) // 2 // 512 * 512
+    (split / "disk.001").write_bytes(data[:half])
+    (split / "disk.002").write_bytes(data[half:])
+    out["split"] = split / "disk.001"
+    ewf = root / "ewf"
+    ewf.mkdir()
+    out["ewf_segments"] = to_ewf(raw, ewf / "disk", segment_mib=8)
+    out["ewf"] = ewf / "disk.E01"
+    for fmt in ("vmdk", "qcow2", "vhd", "vhdx"):
+        out[fmt] = qemu_convert(raw, root / f"disk.{fmt}", fmt)
+    return out
+
+
+def _items(source: Path, **kw: Any) -> dict[str, Any]:
+    return {it.path: it for it in iter_evidence([source], **kw)}
+
+
+@pytest.mark.parametrize("container", ["raw", "mbr", "split", "ewf", "vmdk", "qcow2", "vhd", "vhdx"])
+def test_every_container_gives_every_file_deleted_and_carved_item(
+    disks: dict[str, Any], container: str
+) -> None:
+    image: Path = disks[container]
+    items = _items(image)
+    prefix = f"{image.name}!/"
+    inside = {p[len(prefix) :]: it for p, it in items.items() if p.startswith(prefix)}
+    for rel, data in EXPECTED.items():
+        assert inside[rel].read() == data, rel
+    carved = {it.extra["offset"]: it for rel, it in inside.items() if "$carved" in rel}
+    assert {off: it.read() for off, it in carved.items()} == disks["carved"]
+    for off, it in carved.items():
+        ext = "jpg" if it.read().startswith(b"\xff\xd8") else "png"
+        assert it.path == f"{prefix}p1/$carved/0x{off:x}.{ext}"
+        assert it.extra == {"carved": True, "unallocated": True, "offset": off}
+    assert inside["p1/$deleted/dir/_one.jpg"].extra["deleted"] is True
+    assert inside["p1/dir/a.jpg"].extra["deleted"] is False
+    # the physical location is where the bytes really are in the disk
+    raw = disks["raw"].read_bytes()
+    a = inside["p1/dir/a.jpg"].extra["offset"]
+    assert raw[a : a + len(KNOWN)] == KNOWN
+    # nothing else was made up: every item inside is expected, carved, or the zip's own folder
+    assert set(inside) == set(EXPECTED) | {rel for rel in inside if "$carved" in rel}
+    own = items[image.name]
+    assert own.error is None and own.container is not None and own.container.startswith("disk:")
+    assert own.extra["image"]["items"] == {"allocated": 5, "deleted": 1, "carved": 2}
+
+
+def test_no_carve_leaves_unallocated_space_alone(disks: dict[str, Any]) -> None:
+    items = _items(disks["raw"], carve=False)
+    assert not [p for p in items if "$carved" in p]
+    assert items["disk.raw!/p1/$deleted/dir/_one.jpg"].read() == DELETED["dir/gone.jpg"]
+    assert items["disk.raw"].extra["image"]["items"]["carved"] == 0
+
+
+def test_bare_file_systems_have_no_partition_step(disks: dict[str, Any]) -> None:
+    fat = _items(disks["fat"])
+    assert fat["fat.img!/dir/a.jpg"].read() == KNOWN
+    assert fat["fat.img!/$deleted/dir/_one.jpg"].read() == DELETED["dir/gone.jpg"]
+    at = 6 << 20  # fat_image writes carved bytes from three quarters into the image, 4 KiB apart
+    expected = [f"fat.img!/$carved/0x{at:x}.jpg", f"fat.img!/$carved/0x{at + 8192:x}.png"]
+    assert sorted(p for p in fat if "$carved" in p) == expected
+    ext = _items(disks["ext"])
+    assert {p: it.read() for p, it in ext.items() if "!/" in p} == {
+        f"ext.img!/{k}": v for k, v in EXT_FILES.items()
+    }
+
+
+def test_ext4_deleted_and_orphan_files(tmp_path: Path) -> None:
+    ext = tmp_path / "ext.img"
+    ext4_image(ext, {"d/orphan.jpg": _jpeg(20), "gone.jpg": _jpeg(21), "kept.png": _png(22)})
+    ext4_remove(ext, "gone.jpg")  # inode and blocks freed
+    ext4_remove(ext, "d/orphan.jpg", keep_inode=True)  # the name dropped, the inode still allocated
+    items = _items(ext)
+    gone = items["ext.img!/$deleted/gone.jpg"]
+    assert gone.read() == _jpeg(21) and gone.extra["deleted"] is True and gone.extra["unallocated"] is True
+    orphan = items["ext.img!/$deleted/d/orphan.jpg"]
+    assert (
+        orphan.read() == _jpeg(20)
+        and orphan.extra["deleted"] is True
+        and orphan.extra["unallocated"] is False
+    )
+    assert items["ext.img!/kept.png"].read() == _png(22)
+    assert not [p for p in items if "$carved" in p]  # what was recovered is not carved again
+    assert items["ext.img"].extra["image"]["items"] == {"allocated": 1, "deleted": 2, "carved": 0}
+
+
+def test_ntfs_in_an_mbr_partition(tmp_path: Path) -> None:
+    ntfs, disk = tmp_path / "ntfs.img", tmp_path / "win.raw"
+    ntfs_image(ntfs, {"a.jpg": KNOWN, "b.png": _png(12)})
+    partitioned(disk, [ntfs], "mbr")
+    items = _items(disk)
+    assert items["win.raw!/p1/a.jpg"].read() == KNOWN
+    assert items["win.raw!/p1/b.png"].read() == _png(12)
+    assert items["win.raw!/p1/$MFT"].extra["deleted"] is False  # NTFS's own files are files too
+    assert not [p for p in items if "$OrphanFiles" in p]  # unused MFT slots are not records
+    assert items["win.raw"].error is None
+
+
+def test_a_file_named_like_an_image_that_is_a_picture_stays_a_picture(tmp_path: Path) -> None:
+    (tmp_path / "photo.img").write_bytes(KNOWN)
+    (tmp_path / "blob.dd").write_bytes(b"\x01" * 4096)  # no partition table, no file system
+    items = _items(tmp_path)
+    assert set(items) == {f"{tmp_path.name}/photo.img", f"{tmp_path.name}/blob.dd"}
+    photo = items[f"{tmp_path.name}/photo.img"]
+    assert photo.container is None and photo.error is None and photo.read() == KNOWN
+    # a raw image with no table and no file system is still a disk: carved (nothing here), and said
+    blob = items[f"{tmp_path.name}/blob.dd"]
+    assert blob.container == "disk:raw" and blob.error is not None and "carved" in blob.error.message
+    assert [k.name for k in SOURCE_KINDS] == ["disk image", "archive"]
+
+
+def test_carving_finds_each_type_by_its_structure(tmp_path: Path) -> None:
+    generate_video(tmp_path / "v.mp4", seed=3, seconds=1, fps=5, size=(64, 48))
+    files = {"jpg": _jpeg(9), "png": _png(10), "gif": _gif(11), "mp4": (tmp_path / "v.mp4").read_bytes(),
+             "zip": _zip({"a.txt": b"hello"})}  # fmt: skip
+    disk = bytearray(os.urandom(64) + b"\xff\xd8\xff\xe0" + bytes(1000))  # a header off a sector: ignored
+    where = {}
+    for ext, data in files.items():
+        disk += bytes(-len(disk) % SECTOR + SECTOR)
+        where[len(disk)] = (ext, data)
+        disk += data
+    disk += bytes(4096)
+    blob = bytes(disk)
+    found = list(carve(lambda o, n: blob[o : o + n], 0, len(blob), 1 << 30, set()))
+    assert {(c.offset, c.ext, c.length) for c in found} == {(o, e, len(d)) for o, (e, d) in where.items()}
+    # the size limit and the offsets already taken are respected
+    assert not [c for c in carve(lambda o, n: blob[o : o + n], 0, len(blob), 100, set()) if c.ext == "jpg"]
+    jpg_at = next(o for o, (e, _) in where.items() if e == "jpg")
+    assert jpg_at not in {
+        c.offset for c in carve(lambda o, n: blob[o : o + n], 0, len(blob), 1 << 30, {jpg_at})
+    }
+
+
+# --- the scan end to end --------------------------------------------------------------------
+def _store(root: Path) -> str:
+    db = f"sqlite:///{root / 'store.sqlite'}"
+    if not (root / "store.sqlite").exists():
+        store = open_store(db)
+        s = hash_bytes(KNOWN)
+        import_entries(store, "known", [Entry({"md5": s.md5}, Category("us-cat", "1"), external_id="k")],
+                       kind="known")  # fmt: skip
+        store.close()
+    return db
+
+
+def _stamp(paths: list[Path]) -> dict[str, tuple[str, int, int]]:
+    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns, p.stat().st_size)
+            for p in paths}  # fmt: skip
+
+
+def test_scan_of_an_e01_verifies_it_matches_inside_and_never_changes_it(
+    disks: dict[str, Any], tmp_path: Path
+) -> None:
+    segments: list[Path] = disks["ewf_segments"]
+    assert len(segments) > 1  # split segments
+    before = _stamp(segments)
+    case = tmp_path / "case"
+    db = _store(disks["root"])
+    cfg = ScanConfig(
+        sources=[disks["ewf"].parent],
+        hashsets=["known"],
+        case_dir=case,
+        db_url=db,
+        workers=2,
+        verify_images=True,
+    )
+    result = scan_case(cfg)
+    assert _stamp(segments) == before  # bytes and timestamps unchanged
+    assert result.reconciled
+    recs = {r["path"]: r for r in map(json.loads, (case / "files.jsonl").read_text().splitlines())}
+    top = "ewf/disk.E01!/"
+    assert recs[top + "p1/dir/a.jpg"]["status"] == "known"
+    assert recs[top + "p1/$deleted/dir/_one.jpg"]["deleted"] is True
+    assert recs[top + "p1/$deleted/dir/_one.jpg"]["md5"] == _md5(DELETED["dir/gone.jpg"])
+    assert recs[top + "p1/docs/bundle.zip!/inner/k.jpg"]["md5"] == _md5(_jpeg(3))
+    carved = [r for p, r in recs.items() if "$carved" in p]
+    assert {r["offset"]: r["md5"] for r in carved} == {o: _md5(d) for o, d in disks["carved"].items()}
+    # later segments are files of the folder too, hashed as they are
+    assert {"ewf/disk.E02", "ewf/disk.E01"} <= set(recs)
+    summary = json.loads((case / "summary.json").read_text())
+    image = summary["disk_images"]["ewf/disk.E01"]
+    assert image["verification"]["result"] == "verified"
+    assert image["verification"]["stored"]["md5"] == _md5(disks["raw"].read_bytes())
+    assert image["reconciled"] and image["records"] == {"allocated": 5, "deleted": 1, "carved": 2}
+    vics = json.loads((case / "export-vics.json").read_text())
+    files = {f["FilePath"]: f for m in vics["value"][0]["Media"] for f in m["MediaFiles"]}
+    assert files[top + "p1/$deleted/dir/_one.jpg"]["Deleted"] is True
+    gone = files[top + "p1/$deleted/dir/_one.jpg"]
+    assert gone["Unallocated"] is True and isinstance(gone["PhysicalLocation"], int)
+    first = min(disks["carved"])
+    assert files[f"{top}p1/$carved/0x{first:x}.jpg"]["PhysicalLocation"] == first
+    assert files[top + "p1/dir/a.jpg"]["Deleted"] is False
+
+
+def test_verify_image_reports_a_mismatch(disks: dict[str, Any], tmp_path: Path) -> None:
+    copy = tmp_path / "ewf"
+    copy.mkdir()
+    for seg in disks["ewf_segments"]:
+        shutil.copy(seg, copy / seg.name)
+    # one flipped byte inside a picture's bytes in the (uncompressed) media data of some segment
+    target = EXT_FILES["photos/x.jpg"][100:164]
+    seg = next(s for s in sorted(copy.iterdir()) if target in s.read_bytes())
+    data = bytearray(seg.read_bytes())
+    data[data.find(target) + 10] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    image = _items(copy / "disk.E01", verify_images=True)["disk.E01"]
+    verification = image.extra["image"]["verification"]
+    assert verification["result"] == "MISMATCH", verification
+    assert verification["stored"]["md5"] != verification["computed"]["md5"]
+
+
+# --- damaged images ---------------------------------------------------------------------------
+def test_a_corrupt_partition_table_is_an_error_and_the_image_is_still_carved(
+    disks: dict[str, Any], tmp_path: Path
+) -> None:
+    bad = tmp_path / "wiped.raw"
+    data = bytearray(disks["raw"].read_bytes())
+    data[: 64 * 512] = bytes(64 * 512)  # MBR and the primary GPT gone
+    data[-64 * 512 :] = bytes(64 * 512)  # and the backup GPT
+    data[disks["offsets"][0] : disks["offsets"][0] + 512] = bytes(512)  # and the FAT boot sector
+    data[disks["offsets"][1] + 1024 : disks["offsets"][1] + 2048] = bytes(1024)  # and the ext4 superblock
+    bad.write_bytes(bytes(data))
+    items = _items(bad)
+    own = items["wiped.raw"]
+    assert own.error is not None and type(own.error).__name__ == "DamagedImage"
+    carved = {it.read() for p, it in items.items() if "$carved" in p}
+    assert KNOWN in carved and EXT_FILES["photos/x.jpg"] in carved  # the rest was still scanned
+
+
+def test_an_unreadable_file_system_names_its_partition_and_the_others_are_walked(
+    disks: dict[str, Any], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.raw"
+    data = bytearray(disks["raw"].read_bytes())
+    off = disks["offsets"][1]
+    data[off + 1024 : off + 2048] = bytes(1024)  # the ext4 superblock
+    bad.write_bytes(bytes(data))
+    items = _items(bad)
+    err = items["bad.raw!/p2"].error
+    assert err is not None and f"byte offset {off}" in err.message
+    assert items["bad.raw!/p1/dir/a.jpg"].read() == KNOWN
+    assert EXT_FILES["photos/x.jpg"] in {
+        it.read() for p, it in items.items() if p.startswith("bad.raw!/p2/$carved/")
+    }
+
+
+def test_a_truncated_ewf_segment_becomes_error_records_not_a_crash(
+    disks: dict[str, Any], tmp_path: Path
+) -> None:
+    copy = tmp_path / "ewf"
+    copy.mkdir()
+    for seg in disks["ewf_segments"]:
+        shutil.copy(seg, copy / seg.name)
+    last = sorted(copy.glob("disk.E0*"))[-1]
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    items = _items(copy)
+    assert "ewf/disk.E01" in items
+    errors = [it for it in items.values() if it.error is not None]
+    assert errors, "the damage is recorded"
+    assert all(e.error is not None and e.error.where for e in errors)
+    own = items["ewf/disk.E01"].error
+    assert own is not None and "unreadable region" in own.message and "bytes " in own.message
+    # what lies before the lost part is still read
+    assert items["ewf/disk.E01!/p1/dir/a.jpg"].read() == KNOWN
+
+
+# --- kill and resume --------------------------------------------------------------------------
+def _cli(src: Path, case: Path, db: str, workers: int = 1) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "opspoor", "scan", str(src), "--hashset", "known", "--case", str(case),
+         "--db", db, "--workers", str(workers), "--json-log"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _rows(case: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{case / 'case.sqlite'}?mode=ro", uri=True, timeout=0.2)
+        try:
+            return int(con.execute("select count(*) from files").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return -1
+
+
+@pytest.mark.slow
+def test_kill_mid_image_and_resume(tmp_path: Path) -> None:
+    files = {f"d{k % 4}/p{k}.jpg": _jpeg(100 + k, (320, 240)) for k in range(60)}
+    fat = tmp_path / "ev" / "big.img"
+    fat.parent.mkdir()
+    fat_image(fat, files, {f"d0/x{k}.jpg": _jpeg(200 + k) for k in range(5)}, [_jpeg(300), _png(301)], 16)
+    db = _store(tmp_path)
+    ref = tmp_path / "ref"
+    assert _cli(fat.parent, ref, db, 2).wait(timeout=300) == 0
+    expected = (ref / "files.jsonl").read_text().splitlines()
+    assert len(expected) == 60 + 5 + 2 + 1
+    for point, rows in enumerate((1, 30)):
+        case = tmp_path / f"k{point}"
+        proc = _cli(fat.parent, case, db)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and _rows(case) < rows:
+            time.sleep(0.01)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert 0 <= _rows(case) < len(expected), "killed mid-image"
+        assert _cli(fat.parent, case, db, 2).wait(timeout=300) == 0
+        got = (case / "files.jsonl").read_text().splitlines()
+        paths = [json.loads(r)["path"] for r in got]
+        assert len(paths) == len(set(paths)), "no duplicates"
+        assert got == expected, f"kill point {point}"
+        summary = json.loads((case / "summary.json").read_text())
+        assert summary["reconciled"] and summary["disk_images"]["ev/big.img"]["reconciled"]
+
+
+def test_pictures_inside_the_image_are_the_same_pictures(disks: dict[str, Any]) -> None:
+    """Decoded from the image they are the pictures that were written (not a truncated copy)."""
+    it = _items(disks["raw"])["disk.raw!/p2/photos/x.jpg"]
+    assert Image.open(io.BytesIO(it.read())).size == (160, 120)
