@@ -36,13 +36,14 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "store": BASE | {"signals", "hashsets"},
     "matching": BASE | {"media", "signals", "index", "hashsets", "store"},
     "triage": BASE | {"sources", "media", "signals", "index", "hashsets", "store", "matching"},
+    "stream": BASE | {"media", "signals", "index", "hashsets", "store", "matching"},
     "demo": BASE | {"media", "signals", "hashsets"},
     "evaluate": BASE | {"media", "signals", "index", "hashsets", "matching", "demo"},
     "report": BASE | {"media", "signals", "hashsets", "store", "triage"},
     "casefile": BASE | {"media", "signals", "hashsets", "store", "triage", "report"},
-    "service": BASE | {"media", "signals", "index", "hashsets", "store", "matching"},
+    "service": BASE | {"media", "signals", "index", "hashsets", "store", "matching", "stream"},
     "cli": BASE
-    | {"sources", "media", "signals", "index", "hashsets", "store", "matching", "triage"}
+    | {"sources", "media", "signals", "index", "hashsets", "store", "matching", "triage", "stream"}
     | {"demo", "evaluate", "report", "casefile", "service"},
     "__main__": BASE | {"cli"},
 }

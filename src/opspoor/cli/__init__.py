@@ -15,6 +15,7 @@ from opspoor.cli import (  # noqa: F401
     report_cmd,
     scan_cmd,
     serve_cmd,
+    watch_cmd,
 )
 from opspoor.cli.app import app, err
 from opspoor.errors import OpspoorError
