@@ -53,6 +53,9 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/tokens/{token_id}"): frozenset({"admin"}),
     ("DELETE", "/v1/tokens/{token_id}"): frozenset({"admin"}),
     ("GET", "/v1/audit"): frozenset({"admin"}),
+    ("POST", "/v1/streams"): frozenset({"platform"}),
+    ("POST", "/v1/streams/{stream_id}/frames"): frozenset({"platform"}),
+    ("DELETE", "/v1/streams/{stream_id}"): frozenset({"platform"}),
 }
 PUBLIC = {("GET", "/v1/health")}
 TEST_SETTINGS = Settings(

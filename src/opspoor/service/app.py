@@ -14,7 +14,7 @@ import anyio
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from opspoor.service import routes_hashsets, routes_health, routes_match, routes_tokens
+from opspoor.service import routes_hashsets, routes_health, routes_match, routes_streams, routes_tokens
 from opspoor.service.fastpath import is_fast, serve_fast
 from opspoor.service.limits import JsonBodyLimit
 from opspoor.service.metrics import RequestMetrics
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     app.fast_path = settings.fast_path
     install_problems(app)
     app.include_router(routes_health.public)
-    for module in (routes_health, routes_match, routes_hashsets, routes_tokens):
+    for module in (routes_health, routes_match, routes_hashsets, routes_tokens, routes_streams):
         app.include_router(module.router)
     app.add_middleware(JsonBodyLimit, limit=settings.max_json_bytes, streamed=STREAMED)
     app.add_middleware(RequestMetrics)

@@ -47,6 +47,10 @@ class Settings:
     fast_path: bool = True
     #: audit rows of reads are written in batches this often (writes wait for theirs)
     audit_flush_seconds: float = 0.2
+    #: a stream session without a call for this long expires (``service.streams``)
+    stream_idle_seconds: float = 60.0
+    #: stream sessions one worker holds open at once (503 above)
+    max_streams: int = 1000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -21,6 +21,7 @@ from opspoor.service.batching import MatchBatcher
 from opspoor.service.limits import RateLimiter
 from opspoor.service.live import IndexFollower
 from opspoor.service.settings import Settings
+from opspoor.service.streams import StreamSessions
 from opspoor.store import Store, open_store
 
 
@@ -46,6 +47,7 @@ class Service:
             max_workers=settings.hash_threads, thread_name_prefix="opspoor-hash"
         )
         self.upload_slots = anyio.Semaphore(max(1, settings.upload_slots))
+        self.streams = StreamSessions(self.audit, settings.stream_idle_seconds, settings.max_streams)
         self.pid = os.getpid()
 
     def start(self) -> None:

@@ -23,6 +23,7 @@ import numpy as np
 from opspoor.matching import Matcher, PdqLookup, Query, pdq_lookups
 from opspoor.matching.groups import VIDEO_FRAME_DISTANCE, pdq_words
 from opspoor.matching.query import MIN_PDQ_QUALITY
+from opspoor.signals.engine import FileSignals
 from opspoor.signals.pdq import pdq_from_rgb
 from opspoor.signals.robust import query_hashes
 from opspoor.stream.alerts import DEFAULT_K, DEFAULT_N, Alert, AlertWindow, FrameHit, KnownEntry
@@ -173,3 +174,21 @@ class StreamWatcher:
         """Match one frame and take it (the command line's one-stream path)."""
         (found,) = match_frames(matcher, [frame])
         return self.take(frame, found)
+
+
+def hashed_file(sig: FileSignals, start: float, received_at: float | None = None) -> list[HashedFrame]:
+    """The frames of a hashed upload (``signals.engine``): an image is one frame at ``start`` (with
+    the robust variants it was hashed with); a short video segment gives its vPDQ frames (one a
+    second), at ``start`` plus their own time. Nothing for a file that is neither, or undecodable."""
+    received_at = time.monotonic() if received_at is None else received_at
+    if sig.kind == "image" and sig.pdq:
+        variants = list(sig.pdq_variants or [])
+        lookups = pdq_lookups(sig.pdq, sig.quality or 0, variants)
+        return [HashedFrame(start, sig.pdq, sig.quality or 0, tuple(lookups), received_at)]
+    frames = sig.vpdq_frames or []
+    return [
+        HashedFrame(
+            start + f.timestamp, f.hash, f.quality, tuple(pdq_lookups(f.hash, f.quality, [])), received_at
+        )
+        for f in frames
+    ]

@@ -10,28 +10,42 @@ wall-clock latency is measured by bench/live.py, never asserted in a test.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import stat
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from opspoor.cli import app as cli_app
 from opspoor.demo.images import generate_image
-from opspoor.demo.streams import STILL_SIZE, Splice, clip_frames, stream_frames, write_stream
+from opspoor.demo.streams import (
+    STILL_SIZE,
+    Splice,
+    add_logo,
+    clip_frames,
+    still_frame,
+    stream_frames,
+    write_stream,
+)
 from opspoor.hashsets.model import Category, Entry
 from opspoor.signals.pdq import pdq_from_rgb
 from opspoor.signals.vpdq import format_vpdq, vpdq_hash_video
 from opspoor.store import import_entries, open_store
-from opspoor.stream import AlertWindow, FrameHit
-from opspoor.stream.pull import Sampler
+from opspoor.store.audit import list_audit
+from opspoor.stream import AlertWindow, FrameHit, hash_frame
+from opspoor.stream.pull import Sampler, sample_stream
+from test_service import PROBLEM, TEST_SETTINGS, Api, running
 
 FPS = 10
 SIZE = (320, 180)
@@ -53,15 +67,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     frames = vpdq_hash_video(clip)
     still = pdq_from_rgb(np.asarray(generate_image(STILL, *STILL_SIZE, style="mixed").convert("RGB")))
     db = f"sqlite:///{root / 'store.db'}"
+    known = [
+        Entry({"vpdq": format_vpdq(frames)}, Category("us-cat", "1"), external_id="clip-5"),
+        Entry({"pdq": still.hash}, Category("us-cat", "2"), external_id="still-78"),
+    ]
     with open_store(db) as store:
-        import_entries(
-            store,
-            "known-live",
-            [
-                Entry({"vpdq": format_vpdq(frames)}, Category("us-cat", "1"), external_id="clip-5"),
-                Entry({"pdq": still.hash}, Category("us-cat", "2"), external_id="still-78"),
-            ],
-        )
+        import_entries(store, "known-live", known)
         import_entries(store, "harmless", [Entry({"pdq": "f" * 64}, external_id="white")], kind="ignorable")
     site = root / "site"
     site.mkdir()
@@ -82,7 +93,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         size=SIZE,
         container="mpegts",
     )
-    return {"root": root, "db": db, "site": site}
+    return {"root": root, "db": db, "site": site, "known": known}
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -227,3 +238,152 @@ def test_sampler_takes_a_tick_a_second_and_scene_changes_between() -> None:
     got = [(round(t, 1), s.wants(t, other if t >= 2.35 else flat)) for t in np.arange(0, 4, 0.1)]
     sampled = [(t, r) for t, r in got if r]
     assert sampled == [(0.0, "tick"), (1.0, "tick"), (2.0, "tick"), (2.4, "scene"), (3.0, "tick")]
+
+
+# --- the same through the service: stream sessions -----------------------------------------------
+SERVICE = replace(TEST_SETTINGS, stream_idle_seconds=30.0)
+
+
+@pytest.fixture
+def live_api(world: dict[str, Any], tmp_path: Path) -> Iterator[Api]:
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    with open_store(url) as store:
+        import_entries(store, "known-live", world["known"], tenant="a")
+    with running(url, SERVICE) as api:
+        yield api
+
+
+def sampled(path: Path) -> list[tuple[float, str, int]]:
+    """A stream's sampled frames as the platform hashes them: (time, PDQ, quality)."""
+    return [
+        (f.stream_time, h.pdq, h.quality)
+        for f in sample_stream(str(path), realtime=False)
+        for h in [hash_frame(f.rgb, f.stream_time)]
+    ]
+
+
+def push_values(
+    api: Api, sid: str, frames: list[tuple[float, str, int]], tenant: str = "a"
+) -> list[dict[str, Any]]:
+    alerts = []
+    for t, pdq, quality in frames:  # one call per frame, as a platform pushes them live
+        r = api.client.post(
+            f"/v1/streams/{sid}/frames",
+            json={"frames": [{"time": t, "pdq": pdq, "quality": quality}]},
+            headers=api.auth(tenant, "platform"),
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["frames"] == 1
+        alerts += r.json()["alerts"]
+    return alerts
+
+
+def open_stream(api: Api, **body: Any) -> str:
+    r = api.client.post("/v1/streams", json=body, headers=api.auth("a", "platform"))
+    assert r.status_code == 201, r.text
+    return str(r.json()["stream"])
+
+
+def test_service_stream_alerts_on_pushed_frames_and_not_on_a_distractor(
+    world: dict[str, Any], live_api: Api
+) -> None:
+    api, site = live_api, world["site"]
+    watched, other = open_stream(api, name="cam-1"), open_stream(api, name="cam-2", k=2, n=5)
+    alerts = push_values(api, watched, sampled(site / "watched.ts"))
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    (alert,) = alerts
+    assert alert["stream"] == "cam-1" and alert["category"] == {"scheme": "us-cat", "code": "1"}
+    times = [f["stream_time"] for f in alert["frames"]]
+    assert len(times) == K and all(2 - 0.01 <= t < 10 for t in times) and alert["stream_time"] <= 2 + K
+    assert all(f["signal"] == "vpdq" and f["distance"] <= 31 for f in alert["frames"])
+    # the distractor's frames (unknown clip and still), pushed to a session of its own at the same time
+    other_frames = [f for seg in sorted(site.glob("other-*.ts")) for f in sampled(seg)]
+    assert other_frames and push_values(api, other, other_frames) == []
+    # closing answers what the session saw; the session is gone afterwards
+    r = api.client.delete(f"/v1/streams/{watched}", headers=api.auth("a", "platform"))
+    assert r.status_code == 200
+    assert r.json()["alerts"] == 1 and r.json()["matched"] >= K and r.json()["name"] == "cam-1"
+    r = api.client.post(
+        f"/v1/streams/{watched}/frames",
+        json={"frames": [{"pdq": "0" * 64}]},
+        headers=api.auth("a", "platform"),
+    )
+    assert r.status_code == 404 and r.headers["content-type"].startswith(PROBLEM)
+
+
+def test_service_stream_takes_images_and_video_segments(world: dict[str, Any], live_api: Api) -> None:
+    api, site = live_api, world["site"]
+    sid = open_stream(api)
+    # the HLS segments of the watched stream (2 s each), pushed as they are cut, at their stream time
+    alerts = []
+    for i, seg in enumerate(sorted(site.glob("watched-*.ts"))):
+        r = api.client.post(
+            f"/v1/streams/{sid}/frames",
+            params={"time": 2 * i},
+            files={"file": (seg.name, seg.read_bytes(), "video/mp2t")},
+            headers=api.auth("a", "platform"),
+        )
+        assert r.status_code == 200, r.text
+        alerts += r.json()["alerts"]
+    by_entry = {a["external_id"]: a for a in alerts}
+    assert sorted(by_entry) == ["clip-5", "still-78"], alerts
+    for name, start, length in (("clip-5", CLIP_AT, 8), ("still-78", STILL_AT, 4)):
+        times = [f["stream_time"] for f in by_entry[name]["frames"]]
+        assert all(start - 0.01 <= t < start + length for t in times), times
+    # single frames as JPEG images: the known still with a logo, three times
+    still = io.BytesIO()
+    Image.fromarray(add_logo(still_frame(STILL, SIZE))).save(still, "JPEG", quality=80)
+    sid = open_stream(api)
+    got = []
+    for t in (0.0, 1.0, 2.0):
+        r = api.client.post(
+            f"/v1/streams/{sid}/frames",
+            params={"time": t},
+            files={"file": ("f.jpg", still.getvalue(), "image/jpeg")},
+            headers=api.auth("a", "platform"),
+        )
+        assert r.status_code == 200, r.text
+        got.append([a["external_id"] for a in r.json()["alerts"]])
+    assert got == [[], [], ["still-78"]]  # the third frame completes 3 of 5
+    # a text file is not a frame
+    r = api.client.post(
+        f"/v1/streams/{sid}/frames",
+        files={"file": ("a.txt", b"hello", "text/plain")},
+        headers=api.auth("a", "platform"),
+    )
+    assert r.status_code == 415 and r.headers["content-type"].startswith(PROBLEM)
+
+
+def test_service_streams_are_per_tenant_audited_and_expire(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'expire.db'}"
+    with running(url, replace(SERVICE, stream_idle_seconds=0.3)) as api:
+        sid = open_stream(api, name="quiet")
+        ok = {"frames": [{"time": 0, "pdq": "a" * 64}]}
+        r = api.client.post(f"/v1/streams/{sid}/frames", json=ok, headers=api.auth("b", "platform"))
+        assert r.status_code == 404  # another tenant's stream does not exist for b
+        r = api.client.post(f"/v1/streams/{sid}/frames", json=ok, headers=api.auth("a", "platform"))
+        assert r.status_code == 200 and r.json() == {"stream": sid, "frames": 1, "matched": 0, "alerts": []}
+        bad = api.client.post(
+            f"/v1/streams/{sid}/frames", json={"frames": [{"pdq": "xyz"}]}, headers=api.auth("a", "platform")
+        )
+        assert bad.status_code == 422 and "pdq" in bad.json()["detail"]
+        r = api.client.post("/v1/streams", json={"k": 6, "n": 5}, headers=api.auth("a", "platform"))
+        assert r.status_code == 422
+        time.sleep(0.6)  # quiet for longer than the idle time
+        r = api.client.post(f"/v1/streams/{sid}/frames", json=ok, headers=api.auth("a", "platform"))
+        assert r.status_code == 404 and "expired" in r.json()["detail"]
+        deadline = time.monotonic() + 10
+        while True:
+            with open_store(url) as store:
+                rows = [
+                    (row.event.action, row.event.result, row.event.status)
+                    for row in list_audit(store, tenant="a", limit=100)
+                    if row.event.object == f"stream:{sid}"
+                ]
+            if ("stream-expire", "ok", 200) in rows or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert ("stream-open", "ok", 201) in rows
+    assert ("stream-push", "ok", 200) in rows and ("stream-push", "rejected", 422) in rows
+    assert ("stream-expire", "ok", 200) in rows
+    assert ("stream-push", "rejected", 404) in rows
