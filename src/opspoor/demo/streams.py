@@ -44,8 +44,9 @@ class Splice:
     still: bool = False
 
 
-def add_logo(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
-    """A broadcaster's logo: an opaque box with a pattern, 1/10 of the width, top right."""
+def add_logo(rgb: np.ndarray, seed: int = 0, alpha: float = 1.0) -> np.ndarray:
+    """A broadcaster's logo: a box with a pattern, 1/10 of the width, top right; ``alpha`` < 1
+    blends it with the picture, as a translucent on-screen logo."""
     out = rgb.copy()
     h, w = out.shape[:2]
     lw, lh = max(8, w // 10), max(6, h // 14)
@@ -55,6 +56,9 @@ def add_logo(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
     out[y0 : y0 + lh, x0 : x0 + lw] = colour
     stripes = (np.arange(lw) // max(2, lw // 8)) % 2 == 0
     out[y0 + lh // 3 : y0 + 2 * lh // 3, x0 : x0 + lw][:, stripes] = 255 - colour
+    if alpha < 1.0:
+        box = (slice(y0, y0 + lh), slice(x0, x0 + lw))
+        out[box] = np.round(alpha * out[box] + (1 - alpha) * rgb[box]).astype(np.uint8)
     return out
 
 
