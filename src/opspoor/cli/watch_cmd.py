@@ -146,7 +146,8 @@ def watch(
             kept.close()
         store.close()
     err.print(
-        f"{label}: {watcher.frames:,} frames sampled, {watcher.matched:,} matched, {watcher.alerts:,} alerts",
+        f"{label}: {watcher.frames:,} frames sampled, {watcher.matched:,} matched, "
+        f"{watcher.alerts:,} alert{'' if watcher.alerts == 1 else 's'}",
         markup=False,
         highlight=False,
     )
