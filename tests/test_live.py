@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from starlette.websockets import WebSocketDisconnect
 from typer.testing import CliRunner
 
 from opspoor.cli import app as cli_app
@@ -387,3 +388,51 @@ def test_service_streams_are_per_tenant_audited_and_expire(tmp_path: Path) -> No
     assert ("stream-push", "ok", 200) in rows and ("stream-push", "rejected", 422) in rows
     assert ("stream-expire", "ok", 200) in rows
     assert ("stream-push", "rejected", 404) in rows
+
+
+def test_service_stream_over_one_websocket(world: dict[str, Any], live_api: Api) -> None:
+    api, site = live_api, world["site"]
+    with api.client.websocket_connect(
+        "/v1/streams/socket?name=cam-9", headers=api.auth("a", "platform")
+    ) as ws:
+        opened = ws.receive_json()
+        assert opened["name"] == "cam-9" and opened["k"] == K
+        alerts = []
+        for t, pdq, quality in sampled(site / "watched.ts"):
+            ws.send_text(json.dumps({"frames": [{"time": t, "pdq": pdq, "quality": quality}]}))
+            answer = ws.receive_json()
+            assert answer["frames"] == 1
+            alerts += answer["alerts"]
+        assert [a["external_id"] for a in alerts] == ["clip-5"]
+        ws.send_text('{"frames": [{"pdq": "nothex"}]}')  # a bad message is answered, the session goes on
+        assert ws.receive_json()["problem"]["status"] == 422
+        jpeg = io.BytesIO()
+        Image.fromarray(add_logo(still_frame(STILL, SIZE))).save(jpeg, "JPEG", quality=80)
+        got = []
+        for _ in range(3):
+            ws.send_bytes(jpeg.getvalue())
+            got.append([a["external_id"] for a in ws.receive_json()["alerts"]])
+        assert got == [[], [], ["still-78"]]
+    sid = opened["stream"]
+    # closed with the connection; audited like the HTTP calls
+    r = api.client.delete(f"/v1/streams/{sid}", headers=api.auth("a", "platform"))
+    assert r.status_code == 404
+    deadline = time.monotonic() + 10
+    while True:
+        with open_store(api.url) as store:
+            actions = {
+                row.event.action
+                for row in list_audit(store, tenant="a", limit=1000)
+                if row.event.object == f"stream:{sid}"
+            }
+        if "stream-close" in actions or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert {"stream-open", "stream-push", "stream-close"} <= actions
+    # refused without a platform token
+    for headers in ({}, api.auth("a", "curator")):
+        with (
+            pytest.raises(WebSocketDisconnect),
+            api.client.websocket_connect("/v1/streams/socket", headers=headers) as ws,
+        ):
+            ws.receive_json()

@@ -97,6 +97,11 @@ class StreamSessions:
         del self._open[sid]
         return session
 
+    def expire_now(self, session: StreamSession) -> None:
+        """Expire ``session`` now (a WebSocket that went quiet), with its audit row."""
+        session.last_seen = time.monotonic() - self.idle_seconds - 1
+        self.expire()
+
     def expire(self) -> list[StreamSession]:
         """Drop the sessions quiet for longer than ``idle_seconds``; each gets an audit row."""
         now = time.monotonic()
