@@ -436,3 +436,20 @@ def test_service_stream_over_one_websocket(world: dict[str, Any], live_api: Api)
             api.client.websocket_connect("/v1/streams/socket", headers=headers) as ws,
         ):
             ws.receive_json()
+
+
+def test_a_corner_logo_is_masked_by_a_corner_query_hash() -> None:
+    from opspoor.demo.videos import render_frame
+
+    def bits(a: str, b: str) -> int:
+        return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+    clean = render_frame(107, 0, 200, (640, 360))
+    known = pdq_from_rgb(clean).hash
+    framed = hash_frame(add_logo(clean, 3), 0.0)
+    methods = {lk[1]: bits(known, lk[0]) for lk in framed.lookups}
+    assert {"pdq", "corner/top-right", "corner/top-left", "corner/bottom-right", "corner/bottom-left"} <= set(
+        methods
+    )
+    assert methods["pdq"] > 31 >= methods["corner/top-right"]  # the logo alone moves it past the distance
+    assert [lk[1] for lk in hash_frame(clean, 0.0, robust="off").lookups] == ["pdq"]

@@ -57,8 +57,8 @@ def watch(
         StreamRobust,
         typer.Option(
             "--robust",
-            help="Extra query hashes per frame: border = also without letterbox bars; full = also "
-            "pictures inside a larger frame (slower); off = plain PDQ.",
+            help="Extra query hashes per frame: border = also without letterbox bars and with each "
+            "corner masked (a logo); full = also pictures inside a larger frame (slower); off = plain PDQ.",
         ),
     ] = StreamRobust.border,
     distance: DistanceOption = None,

@@ -28,8 +28,28 @@ from opspoor.signals.pdq import pdq_from_rgb
 from opspoor.signals.robust import query_hashes
 from opspoor.stream.alerts import DEFAULT_K, DEFAULT_N, Alert, AlertWindow, FrameHit, KnownEntry
 
-#: robust query hashes per frame: off (plain PDQ), border (bars removed), full (also embedded pictures)
+#: robust query hashes per frame: off (plain PDQ), border (bars removed, corners masked), full (also
+#: embedded pictures)
 ROBUST_MODES = ("off", "border", "full")
+#: the corner a broadcaster's logo (or a clock, a channel badge) sits in, as a share of the frame:
+#: masked one corner at a time for the ``corner/…`` query hashes
+CORNER = (0.18, 0.14)
+CORNERS = ("top-right", "top-left", "bottom-right", "bottom-left")
+
+
+def mask_corner(rgb: np.ndarray, corner: str, share: tuple[float, float] = CORNER) -> np.ndarray:
+    """The frame with one corner box painted over in the mean colour of the band just inside it:
+    what covers the corner (a logo, often high-contrast, moving a PDQ 20-30 bits) is gone, and the
+    box is as close to the picture under it as one colour can be (bench/live.py measures it)."""
+    h, w = rgb.shape[:2]
+    bw, bh = max(1, int(w * share[0])), max(1, int(h * share[1]))
+    top = corner.startswith("top")
+    ys = slice(0, bh) if top else slice(h - bh, h)
+    inside = slice(bh, 2 * bh) if top else slice(h - 2 * bh, h - bh)
+    xs = slice(w - bw, w) if corner.endswith("right") else slice(0, bw)
+    out = rgb.copy()
+    out[ys, xs] = rgb[inside, xs].reshape(-1, rgb.shape[2]).mean(axis=0).astype(np.uint8)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +71,8 @@ class HashedFrame:
 def hash_frame(
     rgb: np.ndarray, stream_time: float, *, robust: str = "border", decoded_at: float | None = None
 ) -> HashedFrame:
-    """PDQ of one frame (H, W, 3 uint8) and its robust query hashes."""
+    """PDQ of one frame (H, W, 3 uint8) and its robust query hashes: with ``border`` and ``full``,
+    the frame without uniform bars and the frame with each corner masked (``corner/top-right``…)."""
     decoded_at = time.monotonic() if decoded_at is None else decoded_at
     if robust == "off":
         h = pdq_from_rgb(rgb)
@@ -66,6 +87,12 @@ def hash_frame(
         (q.hash, q.method) if q.max_distance is None else (q.hash, q.method, q.max_distance)
         for q in hashes[1:]
     ]
+    seen = {q.hash for q in hashes}
+    for corner in CORNERS:
+        h = pdq_from_rgb(mask_corner(rgb, corner))
+        if h.quality >= MIN_PDQ_QUALITY and h.hash not in seen:
+            variants.append((h.hash, f"corner/{corner}"))
+            seen.add(h.hash)
     return HashedFrame(
         stream_time,
         plain.hash,
@@ -113,10 +140,11 @@ def match_frames(
                 keep(
                     i, m.entry_id, FrameHit(frames[i].stream_time, m.distance, "pdq", frames[i].pdq, m.method)
                 )
-    reliable = [i for i in todo if frames[i].reliable]
-    if reliable:
-        words = pdq_words([frames[i].pdq for i in reliable])
-        for _, group in matcher.groups.items():
+    # every lookup of a frame (its own PDQ when reliable, its robust variants) in the frame indexes
+    owner = [(i, lk) for i in todo for lk in frames[i].lookups]
+    if owner:
+        words = pdq_words([lk[0] for _, lk in owner])
+        for group in matcher.groups.values():
             if group.frames is None or not len(group.frames):
                 continue
             res = group.frames.search(words, radius=VIDEO_FRAME_DISTANCE)
@@ -124,8 +152,11 @@ def match_frames(
             for a, eid, d in zip(
                 res.query_idx.tolist(), entries.tolist(), res.distances.tolist(), strict=True
             ):
-                i = reliable[a]
-                keep(i, int(eid), FrameHit(frames[i].stream_time, int(d), "vpdq", frames[i].pdq))
+                i, lookup = owner[a]
+                cap = lookup[2] if len(lookup) > 2 else 64  # type: ignore[misc]
+                if d <= cap:
+                    method = None if lookup[1] == "pdq" else lookup[1]
+                    keep(i, int(eid), FrameHit(frames[i].stream_time, int(d), "vpdq", frames[i].pdq, method))
     refs = matcher.entry_refs({e for per_frame in hits for e in per_frame})
     for i, per_frame in enumerate(hits):
         for eid, hit in per_frame.items():
