@@ -453,3 +453,28 @@ def test_a_corner_logo_is_masked_by_a_corner_query_hash() -> None:
     )
     assert methods["pdq"] > 31 >= methods["corner/top-right"]  # the logo alone moves it past the distance
     assert [lk[1] for lk in hash_frame(clean, 0.0, robust="off").lookups] == ["pdq"]
+
+
+def test_watch_mpegts_over_tcp(world: dict[str, Any]) -> None:
+    """MPEG-TS pushed over a TCP connection on loopback (as an encoder's ``tcp://`` output)."""
+    import socket
+
+    data = (world["site"] / "watched.ts").read_bytes()
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        port = srv.getsockname()[1]
+        code, alerts, stderr = watch(
+            world["db"], f"tcp://127.0.0.1:{port}", "--format", "mpegts", "--hashset", "known-live"
+        )
+    finally:
+        srv.close()
+    assert code == 0, stderr
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])
