@@ -42,6 +42,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -239,6 +240,22 @@ def anchors(matcher: Matcher, pool: list[np.ndarray], n: int) -> dict[str, float
     return {"meta_hash": meta, "hash": hashed, "match": matched, "brute": brute}
 
 
+class Tee:
+    """Writes to the terminal and the ``--out`` file at once."""
+
+    def __init__(self, *streams: Any) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for s in self.streams:
+            s.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for s in self.streams:
+            s.flush()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--entries", type=int, default=1_000_000)
@@ -251,7 +268,10 @@ def main() -> None:
     ap.add_argument(
         "--logo-alpha", type=float, nargs="+", default=[1.0, 0.5], help="logo opacities (recall for each)"
     )
+    ap.add_argument("--out", type=Path, help="also write the results to this file")
     args = ap.parse_args()
+    if args.out is not None:
+        sys.stdout = Tee(sys.stdout, open(args.out, "w", encoding="utf-8"))  # noqa: SIM115
     print(setup_line())
     print(f"load average at start: {os.getloadavg()[0]:.1f}", flush=True)
     clips = [100 + i for i in range(args.clips)]
