@@ -118,6 +118,7 @@ def watch(
     kept = KeptMatches(keep, label) if keep is not None else None
     watcher = StreamWatcher(label, k=k, n=n, keep=kept)
     broke: StreamError | None = None
+    stopped = False
     try:
         frames = sample_stream(
             source,
@@ -139,6 +140,8 @@ def watch(
         if watcher.frames == 0:
             raise
         broke = exc
+    except KeyboardInterrupt:  # the usual end of watching a live stream: say what was seen
+        stopped = True
     finally:
         if hook is not None:
             hook.close()
@@ -153,3 +156,5 @@ def watch(
     )
     if broke is not None:
         raise broke
+    if stopped:
+        raise typer.Exit(130)

@@ -95,6 +95,7 @@ class KeptMatches:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
             raise StreamError(f"cannot write the kept matches: {exc.strerror or exc}", str(path)) from None
+        os.fchmod(fd, 0o600)  # an existing file too: what matched is evidence
         self._fh = os.fdopen(fd, "a", encoding="utf-8")
 
     def __call__(self, frame: HashedFrame, found: list[tuple[FrameHit, KnownEntry]]) -> None:
