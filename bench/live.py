@@ -330,7 +330,7 @@ def main() -> None:
         )
         a = anchors(matcher, pool, args.entries)
         print(
-            f"anchor: Meta's pdqhash {1000 * a['meta_hash']:.2f} ms/frame; ours (PDQ + border) "
+            f"anchor: Meta's pdqhash {1000 * a['meta_hash']:.2f} ms/frame; ours (PDQ + border + 4 corners) "
             f"{1000 * a['hash']:.2f} ms (x{a['hash'] / a['meta_hash']:.2f}); matching one frame "
             f"{1000 * a['match']:.2f} ms vs NumPy brute force over "
             f"{args.entries:,} {1000 * a['brute']:.0f} ms (x{a['brute'] / a['match']:.0f} faster)",
