@@ -26,6 +26,11 @@ BENCHES: list[tuple[str, list[str], list[str]]] = [
     ("service", [], ["--entries", "10000", "--seconds", "5"]),
     ("local", [], ["--quick"]),
     ("robust_cost", [], ["--n", "6", "--rounds", "1"]),
+    (
+        "live",
+        [],
+        ["--entries", "20000", "--clips", "3", "--streams", "20", "--seconds", "5", "--minutes", "2"],
+    ),
 ]
 
 

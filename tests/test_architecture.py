@@ -36,15 +36,16 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "store": BASE | {"signals", "hashsets"},
     "matching": BASE | {"media", "signals", "index", "hashsets", "store"},
     "triage": BASE | {"sources", "media", "signals", "index", "hashsets", "store", "matching"},
+    "stream": BASE | {"media", "signals", "index", "hashsets", "store", "matching"},
     "demo": BASE | {"media", "signals", "hashsets"},
     "evaluate": BASE | {"media", "signals", "index", "hashsets", "matching", "demo"},
     "report": BASE | {"media", "signals", "hashsets", "store", "triage"},
     "casefile": BASE | {"media", "signals", "hashsets", "store", "triage", "report"},
     "intake": BASE | {"media", "signals", "hashsets", "store", "matching"},
-    "service": BASE | {"media", "signals", "index", "hashsets", "store", "matching", "intake"},
+    "service": BASE | {"media", "signals", "index", "hashsets", "store", "matching", "intake", "stream"},
     "review": BASE | {"sources", "media", "signals", "hashsets", "store", "triage"},
     "cli": BASE
-    | {"sources", "media", "signals", "index", "hashsets", "store", "matching", "triage"}
+    | {"sources", "media", "signals", "index", "hashsets", "store", "matching", "triage", "stream"}
     | {"demo", "evaluate", "report", "casefile", "service", "intake", "review"},
     "__main__": BASE | {"cli"},
 }

@@ -68,6 +68,9 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/v1/shared"): frozenset({"curator", "analyst", "platform"}),
     ("POST", "/v1/subscriptions"): frozenset({"curator"}),
     ("DELETE", "/v1/subscriptions/{publisher}/{name}"): frozenset({"curator"}),
+    ("POST", "/v1/streams"): frozenset({"platform"}),
+    ("POST", "/v1/streams/{stream_id}/frames"): frozenset({"platform"}),
+    ("DELETE", "/v1/streams/{stream_id}"): frozenset({"platform"}),
 }
 PUBLIC = {("GET", "/v1/health")}
 TEST_SETTINGS = Settings(

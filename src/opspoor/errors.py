@@ -95,6 +95,11 @@ class IndexFileError(OpspoorError):
     """An index file is missing, corrupt or of another version."""
 
 
+# --- live streams ----------------------------------------------------------
+class StreamError(OpspoorError):
+    """A live stream could not be opened or read, or a stream session does not exist."""
+
+
 # --- sources and triage ----------------------------------------------------
 class SourceError(OpspoorError):
     """An evidence source (file, folder, archive member) could not be read."""

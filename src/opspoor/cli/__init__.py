@@ -17,6 +17,7 @@ from opspoor.cli import (  # noqa: F401
     review_cmd,
     scan_cmd,
     serve_cmd,
+    watch_cmd,
 )
 from opspoor.cli.app import app, err
 from opspoor.errors import OpspoorError

@@ -145,6 +145,12 @@ def video_decode_memory(source: IO[bytes], *, where: str | None = None) -> int:
     return info.width * info.height * VIDEO_BYTES_PER_PIXEL + VIDEO_BASE_MEMORY
 
 
+def demuxer_for(fh: IO[bytes], where: str | None = None) -> str:
+    """The FFmpeg demuxer for a video file, from its magic bytes (never FFmpeg's own probing);
+    raises ``UnsupportedMedia`` for anything else. The position of ``fh`` is kept."""
+    return _DEMUXERS[_container_type(fh, where)]
+
+
 def _open_file(path: str | Path, where: str | None) -> IO[bytes]:
     # read-only, and a Python file object rather than a name, so FFmpeg never parses it as a URL
     try:

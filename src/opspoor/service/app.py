@@ -20,6 +20,7 @@ from opspoor.service import (
     routes_intake,
     routes_match,
     routes_sharing,
+    routes_streams,
     routes_tokens,
 )
 from opspoor.service.fastpath import is_fast, serve_fast
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         routes_tokens,
         routes_intake,
         routes_sharing,
+        routes_streams,
     ):
         app.include_router(module.router)
     app.add_middleware(JsonBodyLimit, limit=settings.max_json_bytes, streamed=STREAMED)

@@ -257,7 +257,7 @@ class JsonBodyLimit:
         await self.app(scope, limited, send)
 
     def _streams(self, path: str) -> bool:
-        return path in self.streamed or path.endswith(("/import", "/upload"))
+        return path in self.streamed or path.endswith(("/import", "/upload", "/frames"))
 
 
 async def _send_413(scope: Scope, send: Send, limit: int) -> None:

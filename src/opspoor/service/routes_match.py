@@ -173,13 +173,22 @@ def match_json(m: Match) -> dict[str, Any]:
     }
 
 
-async def hash_upload(request: Request, upload: Upload, *, local: bool = False) -> FileSignals:
+async def hash_upload(
+    request: Request, upload: Upload, *, local: bool = False, robust: frozenset[str] = frozenset()
+) -> FileSignals:
     """Hash on the worker's hashing threads; 422 when it takes longer than the decode limit.
-    ``local``: also the image's local features (for sets that hold their originals')."""
-    svc = service_of(request)
+    ``local``: also the image's local features (for sets that hold their originals'); ``robust``:
+    the robust query hashes of an image (``HashOptions.robust``)."""
+    return await hash_in_worker(service_of(request), upload, local=local, robust=robust)
+
+
+async def hash_in_worker(
+    svc: Service, upload: Upload, *, local: bool = False, robust: frozenset[str] = frozenset()
+) -> FileSignals:
+    """``hash_upload`` for a caller that holds the service (a WebSocket message)."""
     s = svc.settings
     pixels = min(s.max_pixels, MAX_PIXELS)  # the service's own limit, never above the media's
-    options = HashOptions(video_time_limit=s.decode_seconds, max_pixels=pixels, local=local)
+    options = HashOptions(video_time_limit=s.decode_seconds, max_pixels=pixels, local=local, robust=robust)
     where = upload.filename or "upload"
     need = check_decode_budget(upload.data, s.decode_memory_mb * MIB)
     future = svc.hashing.submit(

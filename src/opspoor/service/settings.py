@@ -57,6 +57,10 @@ class Settings:
     intake_retention_days: float = 365.0
     #: reports join one bundle when they share a file: the same MD5, or PDQs this close
     intake_bundle_distance: int = 31
+    #: a stream session without a call for this long expires (``service.streams``)
+    stream_idle_seconds: float = 60.0
+    #: stream sessions one worker holds open at once (503 above)
+    max_streams: int = 1000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

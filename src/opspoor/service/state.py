@@ -25,6 +25,7 @@ from opspoor.service.limits import RateLimiter
 from opspoor.service.live import IndexFollower
 from opspoor.service.settings import Settings
 from opspoor.service.sharing import SharedSets
+from opspoor.service.streams import StreamSessions
 from opspoor.store import Store, open_store
 from opspoor.store.intake import Lifetimes
 
@@ -52,6 +53,7 @@ class Service:
             max_workers=settings.hash_threads, thread_name_prefix="opspoor-hash"
         )
         self.upload_slots = anyio.Semaphore(max(1, settings.upload_slots))
+        self.streams = StreamSessions(self.audit, settings.stream_idle_seconds, settings.max_streams)
         self.pid = os.getpid()
         #: the intake's clock (tests set it to reach an expiry)
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)

@@ -1,0 +1,480 @@
+"""``opspoor watch`` on loopback: a small HTTP server in the test serves HLS playlists made with
+PyAV from benign generated video (demo.streams); one has a known clip (re-encoded at a low bit rate,
+with a logo) and a known still spliced in at known times, the distractor has unknown ones.
+
+Every picture is generated; the "known" items are benign ones in a test hash set. Latency is
+checked in stream time here (the alert comes from the frames of the splice, within the window);
+wall-clock latency is measured by bench/live.py, never asserted in a test.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from starlette.websockets import WebSocketDisconnect
+from typer.testing import CliRunner
+
+from opspoor.cli import app as cli_app
+from opspoor.demo.images import generate_image
+from opspoor.demo.streams import (
+    STILL_SIZE,
+    Splice,
+    add_logo,
+    clip_frames,
+    still_frame,
+    stream_frames,
+    write_stream,
+)
+from opspoor.hashsets.model import Category, Entry
+from opspoor.signals.pdq import pdq_from_rgb
+from opspoor.signals.vpdq import format_vpdq, vpdq_hash_video
+from opspoor.store import import_entries, open_store
+from opspoor.store.audit import list_audit
+from opspoor.stream import AlertWindow, FrameHit, hash_frame
+from opspoor.stream.pull import Sampler, sample_stream
+from test_service import PROBLEM, TEST_SETTINGS, Api, running
+
+FPS = 10
+SIZE = (320, 180)
+SECONDS = 22
+CLIP, STILL = 5, 78  # the known clip's and the known still's seeds
+#: where the known items are spliced into the watched stream (seconds)
+CLIP_AT, STILL_AT = 6.5, 16.0
+K, N = 3, 5
+
+
+# --- the known set and the streams ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("live")
+    # the known clip at another size than the stream's (same aspect), encoded on its own
+    clip = write_stream(
+        root / "clip.mp4", clip_frames(CLIP, 10, FPS, (384, 216)), fps=FPS, size=(384, 216), container="mp4"
+    )
+    frames = vpdq_hash_video(clip)
+    still = pdq_from_rgb(np.asarray(generate_image(STILL, *STILL_SIZE, style="mixed").convert("RGB")))
+    db = f"sqlite:///{root / 'store.db'}"
+    known = [
+        Entry({"vpdq": format_vpdq(frames)}, Category("us-cat", "1"), external_id="clip-5"),
+        Entry({"pdq": still.hash}, Category("us-cat", "2"), external_id="still-78"),
+    ]
+    with open_store(db) as store:
+        import_entries(store, "known-live", known)
+        import_entries(store, "harmless", [Entry({"pdq": "f" * 64}, external_id="white")], kind="ignorable")
+    site = root / "site"
+    site.mkdir()
+    watched = [Splice(CLIP, CLIP_AT, 8), Splice(STILL, STILL_AT, 4, still=True)]
+    write_stream(
+        site / "watched.m3u8",
+        stream_frames(11, SECONDS, FPS, SIZE, watched, logo=True),
+        fps=FPS,
+        size=SIZE,
+        bit_rate=150_000,  # a low-quality re-encode
+    )
+    distractor = [Splice(6, CLIP_AT, 8), Splice(77, STILL_AT, 4, still=True)]  # unknown clip and still
+    write_stream(site / "other.m3u8", stream_frames(12, SECONDS, FPS, SIZE, distractor), fps=FPS, size=SIZE)
+    write_stream(
+        site / "watched.ts",
+        stream_frames(11, 12, FPS, SIZE, [Splice(CLIP, 2, 8)]),
+        fps=FPS,
+        size=SIZE,
+        container="mpegts",
+    )
+    return {"root": root, "db": db, "site": site, "known": known}
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(world: dict[str, Any]) -> Iterator[str]:
+    """The playlists over HTTP on 127.0.0.1 (a port of the system's choosing)."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(world["site"])))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def watch(db: str, *args: str) -> tuple[int, list[dict[str, Any]], str]:
+    res = CliRunner().invoke(cli_app, ["watch", *args, "--db", db])
+    alerts = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    return res.exit_code, alerts, res.stderr
+
+
+# --- the command ---------------------------------------------------------------------------------
+def test_watch_alerts_on_the_spliced_clip_and_still_within_the_window(
+    world: dict[str, Any], site: str
+) -> None:
+    code, alerts, stderr = watch(
+        world["db"], f"{site}/watched.m3u8", "--hashset", "known-live", "--hashset", "harmless"
+    )
+    assert code == 0, stderr
+    by_entry = {a["external_id"]: a for a in alerts}
+    assert sorted(by_entry) == ["clip-5", "still-78"], alerts  # once each, nothing else
+    clip, still = by_entry["clip-5"], by_entry["still-78"]
+    assert clip["hashset"] == "known-live" and clip["category"] == {"scheme": "us-cat", "code": "1"}
+    assert still["category"] == {"scheme": "us-cat", "code": "2"}
+    for alert, start, length, signal in ((clip, CLIP_AT, 8, "vpdq"), (still, STILL_AT, 4, "pdq")):
+        assert alert["rule"] == {"k": K, "n": N}
+        assert len(alert["frames"]) >= K
+        times = [f["stream_time"] for f in alert["frames"]]
+        # every frame that counted lies inside the splice; the alert comes within the window:
+        # K sampled frames (one a second, and the scene change at the cut) after the splice starts
+        assert all(start - 0.01 <= t < start + length for t in times), times
+        assert alert["stream_time"] == times[-1] <= start + K, times
+        assert all(f["signal"] == signal and 0 <= f["distance"] <= 31 for f in alert["frames"])
+        assert alert["latency_ms"] >= 0
+    assert "2 alerts" in stderr
+
+
+def test_watch_never_alerts_on_a_distractor_stream(world: dict[str, Any], site: str) -> None:
+    code, alerts, stderr = watch(
+        world["db"], f"{site}/other.m3u8", "--hashset", "known-live", "--k", "2", "--n", "5"
+    )
+    assert code == 0, stderr
+    assert alerts == []
+    assert "0 alerts" in stderr and "0 matched" in stderr
+
+
+def test_watch_a_local_file_posts_to_a_webhook_and_keeps_only_matching_hashes(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    keep = tmp_path / "kept.jsonl"
+    try:
+        code, alerts, stderr = watch(
+            world["db"],
+            str(world["site"] / "watched.ts"),
+            "--hashset",
+            "known-live",
+            "--no-realtime",
+            "--webhook",
+            f"http://127.0.0.1:{srv.server_address[1]}/alerts",
+            "--keep",
+            str(keep),
+        )
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert code == 0, stderr
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert [r["external_id"] for r in received] == ["clip-5"]  # the webhook got the same alert
+    assert received[0]["frames"] == alerts[0]["frames"]
+    assert stat.S_IMODE(os.stat(keep).st_mode) == 0o600
+    kept = [json.loads(line) for line in keep.read_text().splitlines()]
+    assert kept and all(set(r) == {"stream", "stream_time", "pdq", "quality", "matches"} for r in kept)
+    assert all(2 - 0.01 <= r["stream_time"] < 10 for r in kept)  # matching frames only
+    assert all(m["entry_id"] and m["distance"] <= 31 for r in kept for m in r["matches"])
+
+
+def test_watch_says_in_one_line_what_is_wrong(world: dict[str, Any], site: str, tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        cli_app,
+        ["watch", f"{site}/missing.m3u8", "--hashset", "known-live", "--db", world["db"], "--timeout", "2"],
+    )
+    assert res.exit_code != 0
+    not_video = tmp_path / "notes.txt"
+    not_video.write_text("hello")
+    res = CliRunner().invoke(
+        cli_app, ["watch", str(not_video), "--hashset", "known-live", "--db", world["db"]]
+    )
+    assert res.exit_code != 0 and "not a supported video container" in str(res.exception)
+    res = CliRunner().invoke(
+        cli_app, ["watch", str(not_video), "--hashset", "known-live", "--k", "6", "--db", world["db"]]
+    )
+    assert res.exit_code != 0 and "more than the window" in str(res.exception)
+
+
+# --- the parts -----------------------------------------------------------------------------------
+def hit(t: float) -> FrameHit:
+    return FrameHit(t, 3, "pdq", "0" * 64)
+
+
+def test_window_alerts_at_the_kth_frame_once_per_run_and_rearms() -> None:
+    w = AlertWindow(3, 5)
+    pattern = [1, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1]
+    raised = [bool(w.push({7: hit(t)} if on else {})) for t, on in enumerate(pattern)]
+    # 3 of 5 reached at frame 4; still running after; gone for 5 frames, then 3 of 5 again at 14
+    assert [t for t, r in enumerate(raised) if r] == [4, 14]
+    w = AlertWindow(3, 5)
+    assert not any(w.push({7: hit(t)} if t % 3 == 0 else {}) for t in range(30))  # 2 of 5 at most
+    with pytest.raises(ValueError):
+        AlertWindow(6, 5)
+
+
+def test_sampler_takes_a_tick_a_second_and_scene_changes_between() -> None:
+    s = Sampler(every=1.0, scene=0.1)
+    flat, other = np.zeros((18, 32), np.float32), np.ones((18, 32), np.float32)
+    got = [(round(t, 1), s.wants(t, other if t >= 2.35 else flat)) for t in np.arange(0, 4, 0.1)]
+    sampled = [(t, r) for t, r in got if r]
+    assert sampled == [(0.0, "tick"), (1.0, "tick"), (2.0, "tick"), (2.4, "scene"), (3.0, "tick")]
+
+
+# --- the same through the service: stream sessions -----------------------------------------------
+SERVICE = replace(TEST_SETTINGS, stream_idle_seconds=30.0)
+
+
+@pytest.fixture
+def live_api(world: dict[str, Any], tmp_path: Path) -> Iterator[Api]:
+    url = f"sqlite:///{tmp_path / 'service.db'}"
+    with open_store(url) as store:
+        import_entries(store, "known-live", world["known"], tenant="a")
+    with running(url, SERVICE) as api:
+        yield api
+
+
+def sampled(path: Path) -> list[tuple[float, str, int]]:
+    """A stream's sampled frames as the platform hashes them: (time, PDQ, quality)."""
+    return [
+        (f.stream_time, h.pdq, h.quality)
+        for f in sample_stream(str(path), realtime=False)
+        for h in [hash_frame(f.rgb, f.stream_time)]
+    ]
+
+
+def push_values(
+    api: Api, sid: str, frames: list[tuple[float, str, int]], tenant: str = "a"
+) -> list[dict[str, Any]]:
+    alerts = []
+    for t, pdq, quality in frames:  # one call per frame, as a platform pushes them live
+        r = api.client.post(
+            f"/v1/streams/{sid}/frames",
+            json={"frames": [{"time": t, "pdq": pdq, "quality": quality}]},
+            headers=api.auth(tenant, "platform"),
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["frames"] == 1
+        alerts += r.json()["alerts"]
+    return alerts
+
+
+def open_stream(api: Api, **body: Any) -> str:
+    r = api.client.post("/v1/streams", json=body, headers=api.auth("a", "platform"))
+    assert r.status_code == 201, r.text
+    return str(r.json()["stream"])
+
+
+def test_service_stream_alerts_on_pushed_frames_and_not_on_a_distractor(
+    world: dict[str, Any], live_api: Api
+) -> None:
+    api, site = live_api, world["site"]
+    watched, other = open_stream(api, name="cam-1"), open_stream(api, name="cam-2", k=2, n=5)
+    alerts = push_values(api, watched, sampled(site / "watched.ts"))
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    (alert,) = alerts
+    assert alert["stream"] == "cam-1" and alert["category"] == {"scheme": "us-cat", "code": "1"}
+    times = [f["stream_time"] for f in alert["frames"]]
+    assert len(times) == K and all(2 - 0.01 <= t < 10 for t in times) and alert["stream_time"] <= 2 + K
+    assert all(f["signal"] == "vpdq" and f["distance"] <= 31 for f in alert["frames"])
+    # the distractor's frames (unknown clip and still), pushed to a session of its own at the same time
+    other_frames = [f for seg in sorted(site.glob("other-*.ts")) for f in sampled(seg)]
+    assert other_frames and push_values(api, other, other_frames) == []
+    # closing answers what the session saw; the session is gone afterwards
+    r = api.client.delete(f"/v1/streams/{watched}", headers=api.auth("a", "platform"))
+    assert r.status_code == 200
+    assert r.json()["alerts"] == 1 and r.json()["matched"] >= K and r.json()["name"] == "cam-1"
+    r = api.client.post(
+        f"/v1/streams/{watched}/frames",
+        json={"frames": [{"pdq": "0" * 64}]},
+        headers=api.auth("a", "platform"),
+    )
+    assert r.status_code == 404 and r.headers["content-type"].startswith(PROBLEM)
+
+
+def test_service_stream_takes_images_and_video_segments(world: dict[str, Any], live_api: Api) -> None:
+    api, site = live_api, world["site"]
+    sid = open_stream(api)
+    # the HLS segments of the watched stream (2 s each), pushed as they are cut, at their stream time
+    alerts = []
+    for i, seg in enumerate(sorted(site.glob("watched-*.ts"))):
+        r = api.client.post(
+            f"/v1/streams/{sid}/frames",
+            params={"time": 2 * i},
+            files={"file": (seg.name, seg.read_bytes(), "video/mp2t")},
+            headers=api.auth("a", "platform"),
+        )
+        assert r.status_code == 200, r.text
+        alerts += r.json()["alerts"]
+    by_entry = {a["external_id"]: a for a in alerts}
+    assert sorted(by_entry) == ["clip-5", "still-78"], alerts
+    for name, start, length in (("clip-5", CLIP_AT, 8), ("still-78", STILL_AT, 4)):
+        times = [f["stream_time"] for f in by_entry[name]["frames"]]
+        assert all(start - 0.01 <= t < start + length for t in times), times
+    # single frames as JPEG images: the known still with a logo, three times
+    still = io.BytesIO()
+    Image.fromarray(add_logo(still_frame(STILL, SIZE))).save(still, "JPEG", quality=80)
+    sid = open_stream(api)
+    got = []
+    for t in (0.0, 1.0, 2.0):
+        r = api.client.post(
+            f"/v1/streams/{sid}/frames",
+            params={"time": t},
+            files={"file": ("f.jpg", still.getvalue(), "image/jpeg")},
+            headers=api.auth("a", "platform"),
+        )
+        assert r.status_code == 200, r.text
+        got.append([a["external_id"] for a in r.json()["alerts"]])
+    assert got == [[], [], ["still-78"]]  # the third frame completes 3 of 5
+    # a text file is not a frame
+    r = api.client.post(
+        f"/v1/streams/{sid}/frames",
+        files={"file": ("a.txt", b"hello", "text/plain")},
+        headers=api.auth("a", "platform"),
+    )
+    assert r.status_code == 415 and r.headers["content-type"].startswith(PROBLEM)
+
+
+def test_service_streams_are_per_tenant_audited_and_expire(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'expire.db'}"
+    with running(url, replace(SERVICE, stream_idle_seconds=0.3)) as api:
+        sid = open_stream(api, name="quiet")
+        ok = {"frames": [{"time": 0, "pdq": "a" * 64}]}
+        r = api.client.post(f"/v1/streams/{sid}/frames", json=ok, headers=api.auth("b", "platform"))
+        assert r.status_code == 404  # another tenant's stream does not exist for b
+        r = api.client.post(f"/v1/streams/{sid}/frames", json=ok, headers=api.auth("a", "platform"))
+        assert r.status_code == 200 and r.json() == {"stream": sid, "frames": 1, "matched": 0, "alerts": []}
+        bad = api.client.post(
+            f"/v1/streams/{sid}/frames", json={"frames": [{"pdq": "xyz"}]}, headers=api.auth("a", "platform")
+        )
+        assert bad.status_code == 422 and "pdq" in bad.json()["detail"]
+        r = api.client.post("/v1/streams", json={"k": 6, "n": 5}, headers=api.auth("a", "platform"))
+        assert r.status_code == 422
+        time.sleep(0.6)  # quiet for longer than the idle time
+        r = api.client.post(f"/v1/streams/{sid}/frames", json=ok, headers=api.auth("a", "platform"))
+        assert r.status_code == 404 and "expired" in r.json()["detail"]
+        deadline = time.monotonic() + 10
+        while True:
+            with open_store(url) as store:
+                rows = [
+                    (row.event.action, row.event.result, row.event.status)
+                    for row in list_audit(store, tenant="a", limit=100)
+                    if row.event.object == f"stream:{sid}"
+                ]
+            if ("stream-expire", "ok", 200) in rows or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert ("stream-open", "ok", 201) in rows
+    assert ("stream-push", "ok", 200) in rows and ("stream-push", "rejected", 422) in rows
+    assert ("stream-expire", "ok", 200) in rows
+    assert ("stream-push", "rejected", 404) in rows
+
+
+def test_service_stream_over_one_websocket(world: dict[str, Any], live_api: Api) -> None:
+    api, site = live_api, world["site"]
+    with api.client.websocket_connect(
+        "/v1/streams/socket?name=cam-9", headers=api.auth("a", "platform")
+    ) as ws:
+        opened = ws.receive_json()
+        assert opened["name"] == "cam-9" and opened["k"] == K
+        alerts = []
+        for t, pdq, quality in sampled(site / "watched.ts"):
+            ws.send_text(json.dumps({"frames": [{"time": t, "pdq": pdq, "quality": quality}]}))
+            answer = ws.receive_json()
+            assert answer["frames"] == 1
+            alerts += answer["alerts"]
+        assert [a["external_id"] for a in alerts] == ["clip-5"]
+        ws.send_text('{"frames": [{"pdq": "nothex"}]}')  # a bad message is answered, the session goes on
+        assert ws.receive_json()["problem"]["status"] == 422
+        jpeg = io.BytesIO()
+        Image.fromarray(add_logo(still_frame(STILL, SIZE))).save(jpeg, "JPEG", quality=80)
+        got = []
+        for _ in range(3):
+            ws.send_bytes(jpeg.getvalue())
+            got.append([a["external_id"] for a in ws.receive_json()["alerts"]])
+        assert got == [[], [], ["still-78"]]
+    sid = opened["stream"]
+    # closed with the connection; audited like the HTTP calls
+    r = api.client.delete(f"/v1/streams/{sid}", headers=api.auth("a", "platform"))
+    assert r.status_code == 404
+    deadline = time.monotonic() + 10
+    while True:
+        with open_store(api.url) as store:
+            actions = {
+                row.event.action
+                for row in list_audit(store, tenant="a", limit=1000)
+                if row.event.object == f"stream:{sid}"
+            }
+        if "stream-close" in actions or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert {"stream-open", "stream-push", "stream-close"} <= actions
+    # refused without a platform token
+    for headers in ({}, api.auth("a", "curator")):
+        with (
+            pytest.raises(WebSocketDisconnect),
+            api.client.websocket_connect("/v1/streams/socket", headers=headers) as ws,
+        ):
+            ws.receive_json()
+
+
+def test_a_corner_logo_is_masked_by_a_corner_query_hash() -> None:
+    from opspoor.demo.videos import render_frame
+
+    def bits(a: str, b: str) -> int:
+        return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+    clean = render_frame(107, 0, 200, (640, 360))
+    known = pdq_from_rgb(clean).hash
+    framed = hash_frame(add_logo(clean, 3), 0.0)
+    methods = {lk[1]: bits(known, lk[0]) for lk in framed.lookups}
+    assert {"pdq", "corner/top-right", "corner/top-left", "corner/bottom-right", "corner/bottom-left"} <= set(
+        methods
+    )
+    assert methods["pdq"] > 31 >= methods["corner/top-right"]  # the logo alone moves it past the distance
+    assert [lk[1] for lk in hash_frame(clean, 0.0, robust="off").lookups] == ["pdq"]
+
+
+def test_watch_mpegts_over_tcp(world: dict[str, Any]) -> None:
+    """MPEG-TS pushed over a TCP connection on loopback (as an encoder's ``tcp://`` output)."""
+    import socket
+
+    data = (world["site"] / "watched.ts").read_bytes()
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        port = srv.getsockname()[1]
+        code, alerts, stderr = watch(
+            world["db"], f"tcp://127.0.0.1:{port}", "--format", "mpegts", "--hashset", "known-live"
+        )
+    finally:
+        srv.close()
+    assert code == 0, stderr
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])
