@@ -8,6 +8,15 @@ PACKAGES=(
   chromium            # report PDF export (opspoor report pdf) and the report's browser tests
   fonts-dejavu-core   # a font for headless Chromium to render the report and PDF with
   poppler-utils       # pdftoppm: the report tests check the PDF's page is not blank
+  tesseract-ocr       # location clues: OCR of text in new pictures (opspoor/clues/ocr.py)
+  tesseract-ocr-eng   # location clues: English OCR model
+  tesseract-ocr-nld   # location clues: Dutch OCR model
+  tesseract-ocr-deu   # location clues: German OCR model
+  tesseract-ocr-fra   # location clues: French OCR model (bench/clues.py: 5 languages)
+  tesseract-ocr-spa   # location clues: Spanish OCR model (bench/clues.py: 5 languages)
+  tesseract-ocr-osd   # location clues: script and orientation detection
+  libtesseract-dev    # location clues: headers the tesserocr binding is built against
+  pkg-config          # location clues: tesserocr's build finds Tesseract through it
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

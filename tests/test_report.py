@@ -243,7 +243,7 @@ def test_timeline_fills_months_and_labels_them() -> None:
 
 
 def test_places_are_named_offline_or_rounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from opspoor.report.places import name_places
+    from opspoor.clues.places import name_places
 
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "reverse_geocode", None)  # as if not installed

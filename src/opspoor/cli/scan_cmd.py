@@ -153,6 +153,25 @@ def scan(
         str | None,
         typer.Option("--examiner", help="Who ran the scan, shown in the report.", show_default=False),
     ] = None,
+    country: Annotated[
+        str,
+        typer.Option(
+            "--country",
+            metavar="CC",
+            help="Country of interest (ISO 3166 alpha-2): groups with clues pointing there come first.",
+        ),
+    ] = "NL",
+    clues: Annotated[
+        bool,
+        typer.Option(
+            "--clues/--no-clues",
+            help="Location clues per media file: names, OCR where it looks like text, subtitles "
+            "(docs/clues.md).",
+        ),
+    ] = True,
+    ocr: Annotated[
+        bool, typer.Option("--ocr/--no-ocr", help="Read text in pictures and video frames (Tesseract).")
+    ] = True,
 ) -> None:
     """Triage evidence: hash, match and group every file into a case.
 
@@ -168,7 +187,7 @@ def scan(
         interrupt.release()
         _scan(sources, hashset, case, db, workers, no_thumbnails, json_log,
               max_depth, max_member_memory, robust, low_quality, local, distance, case_number,
-              examiner)  # fmt: skip
+              examiner, country, clues, ocr)  # fmt: skip
     except KeyboardInterrupt:
         interrupt.defer()  # a Ctrl-C more would only cut this line short
         say_interrupted()
@@ -177,6 +196,15 @@ def scan(
 
 
 INTERRUPTED = "interrupted; run the same command to resume"
+
+
+def _country_code(value: str) -> str:
+    code = value.strip().upper()
+    if len(code) != 2 or not code.isalpha():
+        raise typer.BadParameter(
+            f"{value!r} is not a two-letter country code (ISO 3166, e.g. NL)", param_hint="--country"
+        )
+    return code
 
 
 def say_interrupted() -> None:
@@ -202,6 +230,9 @@ def _scan(
     distance: int | None,
     case_number: str | None,
     examiner: str | None,
+    country: str = "NL",
+    clues: bool = True,
+    ocr: bool = True,
 ) -> None:
     from opspoor.casefile.scan import scan_case
     from opspoor.signals.engine import HashOptions
@@ -221,6 +252,9 @@ def _scan(
         case_number=case_number,
         examiner=examiner,
         distance=distance,
+        clues=clues,
+        ocr=ocr,
+        country=_country_code(country),
     )
     progress = JsonLogProgress() if json_log else RichProgress()
     result = scan_case(cfg, progress, log=lambda m: err.print(m))

@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from opspoor.clues.extract import ClueOptions
 from opspoor.errors import CaseError, MissingSource, OpspoorError
 from opspoor.matching import LOCAL, Matcher
 from opspoor.media.sniff import kind_of
@@ -165,7 +166,8 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
     interrupted = False
     try:
         # start the workers first: they load their kernels while the hash sets are being loaded
-        pool = CrashSafePool(max(1, cfg.workers), options)
+        clue_opts = ClueOptions(enabled=cfg.clues, ocr=cfg.ocr, country=cfg.country)
+        pool = CrashSafePool(max(1, cfg.workers), options, clue_opts)
         store = open_store(cfg.db_url)
         try:
             versions = _set_versions(store, cfg.hashsets)
@@ -218,7 +220,7 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
     matcher = _ready(matcher_ready)
     case.set_meta("files_in", files_in)
     note_time()
-    groups = assign_groups(case, radius=matcher.pdq_radius)
+    groups = assign_groups(case, radius=matcher.pdq_radius, country=cfg.country)
     summary = build_summary(case, cfg, files_in, case.get_meta("started"), groups)
     case.close()
     return ScanResult(cfg.case_dir, summary, bool(summary["reconciled"]), {}, groups)
@@ -387,6 +389,8 @@ def _record(path: str, sig: dict[str, Any], matches: list[dict[str, Any]]) -> di
     rec = new_record(path, size=sig.get("size"), type_=sig.get("type"))
     for k in ("md5", "sha1", "sha256", "pdq", "pdq_quality", "vpdq_frames", "exif", "error"):
         rec[k] = sig.get(k)
+    if sig.get("clues") is not None:
+        rec["clues"] = sig["clues"]
     if rec["size"] == 0 and not rec["error"]:
         # an empty file is evidence too (a wiped or failed copy): report it, do not call it "other"
         rec["error"], sig["error_reason"] = "empty file (0 bytes)", EMPTY_FILE

@@ -32,7 +32,7 @@ def _member(rec: dict[str, Any]) -> Member:
     )
 
 
-def assign_groups(case: CaseDB, radius: int) -> list[Group]:
+def assign_groups(case: CaseDB, radius: int, country: str = "NL") -> list[Group]:
     """Group the new media, rank the groups, and store each record's group id."""
     new = []
     for f in case.iter_files():
@@ -46,7 +46,9 @@ def assign_groups(case: CaseDB, radius: int) -> list[Group]:
     for link in links:
         per_cluster[cluster_of[link.a]].append(link)
     groups = rank_groups(
-        [[new[i] for i in c] for c in clusters], [why_together(ls, radius) for ls in per_cluster]
+        [[new[i] for i in c] for c in clusters],
+        [why_together(ls, radius) for ls in per_cluster],
+        country=country,
     )
     changed = []
     for g in groups:
@@ -112,7 +114,21 @@ def build_summary(
             "count": len(groups),
             "largest": max((len(g.members) for g in groups), default=0),
             "with_location_clues": sum(1 for g in groups if g.has_location_clue),
+            "pointing_to_country": sum(1 for g in groups if g.points_to_country),
         },
+        "country_of_interest": cfg.country,
+        # each group's clues with their evidence (text, place names, numbers: never pixels)
+        "clues": [
+            {
+                "group": g.id,
+                "rank": g.rank,
+                "points_to_country": g.points_to_country,
+                "why_ranked": g.why_ranked,
+                "clues": [c.to_json() for c in g.clues],
+            }
+            for g in groups
+            if g.clues
+        ],  # fmt: skip
         "errors_by_reason": dict(errors),
         "started": started,
         "ended": ended,

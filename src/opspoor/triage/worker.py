@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from opspoor.clues.extract import ClueOptions, image_clues, video_clues
 from opspoor.errors import OpspoorError
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes, hash_stream
 from opspoor.sources import open_readonly
@@ -124,8 +125,36 @@ def warm_up() -> None:
     hash_bytes(buf.getvalue(), options=HashOptions(thumbnail=True))
 
 
-def run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any], bytes | None]:
-    """Hash one file. Never raises: failures come back as an ``error`` in the result."""
+def add_clues(task: Task, out: dict[str, Any], clues: ClueOptions) -> None:
+    """The file's location clues (opspoor.clues), read from the same bytes or file once hashed.
+
+    The verdict is known only after matching, in the main process, so every decodable picture and
+    video gets them here; the text-likeness test keeps this cheap for pictures without text."""
+    if out.get("error") or out.get("kind") not in ("image", "video"):
+        return
+    if out["kind"] == "image":
+        if task.data is not None:
+            data = task.data
+        else:
+            assert task.fs_path is not None
+            with open_readonly(task.fs_path, task.path) as fh:
+                data = fh.read()
+        found = image_clues(data, task.path, clues)
+    elif task.data is not None:
+        import io
+
+        found = video_clues(io.BytesIO(task.data), task.path, clues)
+    else:
+        assert task.fs_path is not None
+        with open_readonly(task.fs_path, task.path) as fh:
+            found = video_clues(fh, task.path, clues)
+    out["clues"] = found.to_json()
+
+
+def run_task(
+    task: Task, options: HashOptions, clues: ClueOptions | None = None
+) -> tuple[int, str, dict[str, Any], bytes | None]:
+    """Hash one file (and read its clues). Never raises: failures come back as an ``error``."""
     if FAULT_ENV in os.environ:
         _test_fault(task.path)
     try:
@@ -136,6 +165,11 @@ def run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any]
             assert task.data is not None
             sig = hash_bytes(task.data, where=task.path, options=options)
         out = signals_json(sig)
+        if clues is not None and clues.enabled:
+            try:
+                add_clues(task, out, clues)
+            except Exception as exc:  # a clue is a bonus: never lose the file's hashes for it
+                out["clues"] = {"found": [], "notes": [f"clues failed: {type(exc).__name__}: {exc}"]}
         if task.source_error and not out.get("error"):
             out["error"], out["error_reason"] = task.source_error, task.source_reason
         return task.seq, task.path, out, getattr(sig, "thumbnail", None)
