@@ -28,7 +28,7 @@ def url_clues(text: str, source: str) -> list[Clue]:
             continue
         if len(tld) == 2 and tld not in _NOT_CC:
             countries: tuple[str, ...] = (_TLD_COUNTRY.get(tld, tld.upper()),)
-        elif tld in _GENERIC and (explicit or host.count(".") >= 1):
+        elif tld in _GENERIC:
             countries = ()
         else:
             continue
