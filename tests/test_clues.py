@@ -133,7 +133,9 @@ def test_ocr_text_turned_90_degrees() -> None:
     gray = np.asarray(text_picture([DUTCH], height=22, rotate=90).convert("L"))
     like = text_likeness(gray)
     assert like.likely and like.turned
-    assert "Nederlands" in read_text(gray, osd=True).text
+    assert "Nederlands" in read_text(gray, turned=True).text
+    upside = np.asarray(text_picture([DUTCH], height=22, rotate=270).convert("L"))
+    assert "Nederlands" in read_text(upside, turned=True).text
 
 
 @needs_ocr

@@ -66,7 +66,10 @@ def picture_clues(gray: np.ndarray, source: str, opts: ClueOptions, notes: list[
     if not like.likely:
         return []
     try:
-        read = read_text(gray, osd=like.turned)
+        x0, y0, x1, y1 = like.box or (0, 0, gray.shape[1], gray.shape[0])
+        # only the region with the text: Tesseract's page layout takes a textured photo for a
+        # picture region and skips a small caption in its corner
+        read = read_text(gray[y0:y1, x0:x1], turned=like.turned)
     except OcrUnavailable as exc:
         notes.append(f"no OCR: {exc}")
         return []

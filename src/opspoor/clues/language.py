@@ -49,6 +49,72 @@ COUNTRIES: dict[str, tuple[str, ...]] = {
     "ar": ("MA", "EG", "SA"),
 }
 
+#: the languages called: widely written ones. py3langid's 97 include regional languages and
+#: dialects (Extremaduran, Aragonese, Walloon, ...) that take probability from their big
+#: neighbours on short texts without being what an investigator needs to tell apart
+LANGUAGES = [
+    "af",
+    "ar",
+    "bg",
+    "bs",
+    "ca",
+    "cs",
+    "cy",
+    "da",
+    "de",
+    "el",
+    "en",
+    "eo",
+    "es",
+    "et",
+    "eu",
+    "fa",
+    "fi",
+    "fr",
+    "fy",
+    "ga",
+    "gl",
+    "he",
+    "hi",
+    "hr",
+    "hu",
+    "hy",
+    "id",
+    "is",
+    "it",
+    "ja",
+    "ka",
+    "kk",
+    "ko",
+    "lb",
+    "lt",
+    "lv",
+    "mk",
+    "ms",
+    "mt",
+    "nb",
+    "nl",
+    "nn",
+    "no",
+    "pl",
+    "pt",
+    "ro",
+    "ru",
+    "sk",
+    "sl",
+    "sq",
+    "sr",
+    "sv",
+    "sw",
+    "th",
+    "tl",
+    "tr",
+    "uk",
+    "ur",
+    "vi",
+    "zh",
+]
+
 _WORD = re.compile(r"[^\W\d_]{2,}")
 
 
@@ -56,7 +122,9 @@ _WORD = re.compile(r"[^\W\d_]{2,}")
 def _identifier() -> Any:
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ident.set_languages([lang for lang in LANGUAGES if lang in ident.labels])
+    return ident
 
 
 def words_of(text: str) -> list[str]:
@@ -69,7 +137,7 @@ def identify(text: str) -> tuple[str, float, list[str]] | None:
     if len(words) < MIN_WORDS:
         return None
     ident = _identifier()
-    lang, prob = ident.classify(" ".join(words))
+    lang, prob = ident.classify(" ".join(text.split()))
     if prob < MIN_CONFIDENCE:
         return None
     margins: dict[str, float] = {}

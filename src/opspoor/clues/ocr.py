@@ -2,9 +2,10 @@
 
 tesserocr keeps one Tesseract engine per worker process (loading the models costs ~0.3 s; reading a
 picture then costs 0.1-0.2 s), where pytesseract starts a ``tesseract`` process per picture.
-Pictures whose text-like lines stand upright (:mod:`opspoor.clues.textlike` found them only turned
-90°) are read with script and orientation detection (``osd``), which costs another 0.2-0.4 s, so
-only they pay for it. Only words Tesseract is reasonably sure of are kept
+Text turned 90° (:mod:`opspoor.clues.textlike` found its lines only in the turned picture) is read
+both ways turned back, and the reading with more confident words is kept: Tesseract's own
+orientation detection (``osd``, psm 0/1) gave no answer on the one or two lines a sign or a caption
+has, so it is not relied on. Only words Tesseract is reasonably sure of are kept
 (:data:`MIN_WORD_CONFIDENCE`), so that photo texture does not turn into words.
 """
 
@@ -25,8 +26,14 @@ LANGUAGES = ("nld", "eng", "deu", "fra", "spa")
 TESSDATA_DIRS = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata")
 #: per-word confidence (0-100) below which a word is dropped
 MIN_WORD_CONFIDENCE = 60
-#: Tesseract reads text of 20-40 px best: smaller pictures are enlarged, larger ones reduced
+#: a reading with fewer confident words is tried again binarised (dark, then light text)
+ENOUGH_WORDS = 3
+#: white margin around the region read (px)
+BORDER = 24
+#: larger pictures are reduced to this long side
 MAX_SIDE = 2400
+#: a region smaller than this (short side, px) is enlarged 2x: Tesseract reads small text badly
+SMALL_SIDE = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +55,7 @@ def tessdata_dir() -> str | None:
 
 
 @functools.cache
-def _engine(osd: bool = False) -> Any:
+def _engine() -> Any:
     try:
         import tesserocr
     except ImportError as exc:
@@ -59,8 +66,7 @@ def _engine(osd: bool = False) -> Any:
     have = [lang for lang in LANGUAGES if (Path(path) / f"{lang}.traineddata").exists()]
     if not have:
         raise OcrUnavailable(f"no Tesseract language models in {path}")
-    psm = tesserocr.PSM.AUTO_OSD if osd else tesserocr.PSM.AUTO
-    return tesserocr.PyTessBaseAPI(path=path + "/", lang="+".join(have), psm=psm)
+    return tesserocr.PyTessBaseAPI(path=path + "/", lang="+".join(have), psm=tesserocr.PSM.AUTO)
 
 
 def ocr_available() -> str | None:
@@ -72,16 +78,49 @@ def ocr_available() -> str | None:
     return None
 
 
-def read_text(gray: np.ndarray, osd: bool = False) -> OcrText:
-    """The words Tesseract reads in a grey (H, W) uint8 image (``osd``: find the text's orientation
-    first). ``OcrUnavailable`` if it cannot."""
-    import tesserocr
-
-    api = _engine(osd)
+def read_text(gray: np.ndarray, turned: bool = False) -> OcrText:
+    """The words Tesseract reads in a grey (H, W) uint8 image (``turned``: its text runs up or down
+    the picture). ``OcrUnavailable`` if it cannot."""
     img = Image.fromarray(gray)
     if max(img.size) > MAX_SIDE:
         img.thumbnail((MAX_SIDE, MAX_SIDE))
-    api.SetImage(img)
+    elif min(img.size) < SMALL_SIDE and max(img.size) * 2 <= MAX_SIDE:
+        img = img.resize((img.width * 2, img.height * 2), Image.Resampling.LANCZOS)
+    turns = (Image.Transpose.ROTATE_270, Image.Transpose.ROTATE_90) if turned else (None,)
+    best = OcrText("", 0, 0.0)
+    for binarise in (None, "dark", "light"):
+        for t in turns:
+            im = img.transpose(t) if t is not None else img
+            read = _read(_binarised(im, binarise) if binarise else im)
+            if read.words * read.mean_confidence > best.words * best.mean_confidence:
+                best = read
+        if best.words >= ENOUGH_WORDS:
+            break
+    return best
+
+
+def _binarised(img: Image.Image, ink: str) -> Image.Image:
+    """Black text on white by a local threshold: Tesseract's global one fails on text on a light
+    box on a mid-grey photo (it reads nothing), and on light text on a dark frame."""
+    import cv2
+
+    gray = np.asarray(img)
+    if ink == "light":
+        gray = 255 - gray
+    block = max(15, (min(gray.shape) // 2) | 1)
+    return Image.fromarray(
+        cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, 15)
+    )
+
+
+def _read(img: Image.Image) -> OcrText:
+    import tesserocr
+
+    from PIL import ImageOps
+
+    api = _engine()
+    # a margin: text running into the region's edge is misread (digits dropped at a line's end)
+    api.SetImage(ImageOps.expand(img, BORDER, fill=255))
     api.Recognize()
     it = api.GetIterator()
     lines: list[list[str]] = []
@@ -89,8 +128,10 @@ def read_text(gray: np.ndarray, osd: bool = False) -> OcrText:
     level = tesserocr.RIL.WORD
     if it is not None:
         while True:
-            word = it.GetUTF8Text(level)
-            conf = it.Confidence(level)
+            try:
+                word, conf = it.GetUTF8Text(level), it.Confidence(level)
+            except RuntimeError:  # "No text returned": an empty word box
+                word, conf = "", 0.0
             if word and word.strip() and conf >= MIN_WORD_CONFIDENCE:
                 if it.IsAtBeginningOf(tesserocr.RIL.TEXTLINE) or not lines:
                     lines.append([])

@@ -27,16 +27,21 @@ MIN_EDGE = 48
 MIN_STROKES, MAX_STROKES = 0.25, 0.85
 
 
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in the picture's pixels
+
+
 @dataclass(frozen=True, slots=True)
 class TextLikeness:
     lines: int  # boxes that look like lines of text
     likely: bool
-    #: found only with the picture turned 90°: OCR then needs orientation detection
+    #: the lines run up or down the picture (found in it turned 90°)
     turned: bool = False
+    #: the region holding every text-like line, with a margin (in the picture's own pixels)
+    box: Box | None = None
 
 
 def text_likeness(gray: np.ndarray) -> TextLikeness:
-    """How many text-line-like boxes a grey (H, W) uint8 image holds."""
+    """How many text-line-like boxes a grey (H, W) uint8 image holds, and where."""
     h, w = gray.shape[:2]
     scale = min(1.0, WORK_SIDE / max(h, w))
     if scale < 1.0:
@@ -44,24 +49,36 @@ def text_likeness(gray: np.ndarray) -> TextLikeness:
             gray, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA
         )
     gray = cv2.GaussianBlur(gray, (3, 3), 0)  # sensor grain is no stroke
-    lines = _lines(gray)
-    if lines:
-        return TextLikeness(lines, True)
-    turned = _lines(np.ascontiguousarray(gray.T))  # text turned 90°
-    return TextLikeness(turned, turned >= 1, turned >= 1)
+    flat = _lines(gray)
+    up = _lines(np.ascontiguousarray(gray.T))  # text turned 90°
+    turned = len(up) > len(flat)
+    found = [(y0, x0, y1, x1) for x0, y0, x1, y1 in up] if turned else flat
+    if not found:
+        return TextLikeness(0, False)
+    x0, y0 = min(b[0] for b in found), min(b[1] for b in found)
+    x1, y1 = max(b[2] for b in found), max(b[3] for b in found)
+    # a tight margin: more of a photo around a caption makes Tesseract's own binarisation fail
+    pad = max(2, int(0.4 * max(b[2] - b[0] if turned else b[3] - b[1] for b in found)))
+    box = (
+        max(0, int((x0 - pad) / scale)),
+        max(0, int((y0 - pad) / scale)),
+        min(w, int((x1 + pad) / scale) + 1),
+        min(h, int((y1 + pad) / scale) + 1),
+    )
+    return TextLikeness(len(found), True, turned, box)
 
 
-def _lines(gray: np.ndarray) -> int:
+def _lines(gray: np.ndarray) -> list[Box]:
     grad = cv2.morphologyEx(gray, cv2.MORPH_GRADIENT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
     _, bw = cv2.threshold(grad, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     bw[grad < MIN_EDGE] = 0
     closed = cv2.morphologyEx(bw, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (9, 1)))
     n, _, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
-    lines = 0
+    lines: list[Box] = []
     for i in range(1, n):
-        x, y, bw_, bh, area = stats[i]
+        x, y, bw_, bh, area = (int(v) for v in stats[i])
         if MIN_H <= bh <= MAX_H and bw_ >= MIN_ASPECT * bh and area >= MIN_FILL * bw_ * bh:
             inner = float(bw[y : y + bh, x : x + bw_].mean()) / 255.0
             if MIN_STROKES <= inner <= MAX_STROKES:  # letters have gaps; a solid bar has none
-                lines += 1
+                lines.append((x, y, x + bw_, y + bh))
     return lines
