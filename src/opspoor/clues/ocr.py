@@ -115,7 +115,6 @@ def _binarised(img: Image.Image, ink: str) -> Image.Image:
 
 def _read(img: Image.Image) -> OcrText:
     import tesserocr
-
     from PIL import ImageOps
 
     api = _engine()
