@@ -55,8 +55,9 @@ def text_picture(
     return img.rotate(rotate, expand=True) if rotate else img
 
 
-def gps_exif(lat: float, lon: float) -> Image.Exif:
-    """EXIF with a GPS position (degrees, minutes, seconds as rationals, as cameras write it)."""
+def gps_exif(lat: float, lon: float, serial: str | None = None) -> Image.Exif:
+    """EXIF with a GPS position (degrees, minutes, seconds as rationals, as cameras write it) and
+    optionally a camera body serial number."""
 
     def dms(v: float) -> tuple[float, float, float]:
         v = abs(v)
@@ -66,6 +67,8 @@ def gps_exif(lat: float, lon: float) -> Image.Exif:
 
     ex = Image.Exif()
     ex[0x010F], ex[0x0110] = "DemoCam", "DC-1"
+    if serial:
+        ex.get_ifd(0x8769)[0xA431] = serial
     g = ex.get_ifd(0x8825)
     g[1], g[2] = ("N" if lat >= 0 else "S"), dms(lat)
     g[3], g[4] = ("E" if lon >= 0 else "W"), dms(lon)

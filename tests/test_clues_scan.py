@@ -36,7 +36,7 @@ def evidence(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     sign = text_picture([DUTCH, "Bel 06-12345678", "Oude Delft 1, 2611 BC Delft"], 22)
     (ev / "WhatsApp/Media/IMG-20240112-WA0003.jpg").write_bytes(jpeg_bytes(sign))
     photo = generate_image(31, 800, 600, style="clouds")
-    (ev / "cam/delft.jpg").write_bytes(jpeg_bytes(photo, gps_exif(52.0116, 4.3571)))
+    (ev / "cam/delft.jpg").write_bytes(jpeg_bytes(photo, gps_exif(52.0116, 4.3571, "DC100-000417")))
     (ev / "cam/berlin.jpg").write_bytes(
         jpeg_bytes(generate_image(32, 800, 600, style="shapes"), gps_exif(52.52, 13.405))
     )
@@ -75,7 +75,7 @@ def _scan(evidence: dict[str, Any], name: str, **kw: Any) -> tuple[Path, dict[st
 
 @pytest.fixture(scope="module")
 def scanned_nl(evidence: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-    return _scan(evidence, "case-nl")
+    return _scan(evidence, "case-nl", case_number="2024-017")
 
 
 def _groups(case: Path) -> list[dict[str, Any]]:
@@ -167,6 +167,47 @@ def test_video_frames_are_read(tmp_path: Path) -> None:
         c.kind == "phone" and c.value == "+31 70 123 4567" and c.source.startswith("frame@")
         for c in found.clues
     )
+
+
+def test_links_to_an_earlier_case(evidence: dict[str, Any], scanned_nl: tuple[Path, dict[str, Any]]) -> None:
+    earlier, _ = scanned_nl
+    ev2 = evidence["root"] / "dump2"
+    ev2.mkdir()
+    (ev2 / "same_camera.jpg").write_bytes(
+        jpeg_bytes(generate_image(50, 800, 600, style="clouds"), gps_exif(48.8566, 2.3522, "DC100-000417"))
+    )
+    (ev2 / "same_number.jpg").write_bytes(jpeg_bytes(text_picture(["Bel 06-12345678"], 24)))
+    (ev2 / "unrelated.jpg").write_bytes(jpeg_bytes(generate_image(51, 640, 480, style="gradient")))
+    case = evidence["root"] / "case-later"
+    cfg = ScanConfig(
+        sources=[ev2],
+        hashsets=["known"],
+        case_dir=case,
+        db_url=evidence["db"],
+        workers=2,
+        link_cases=[earlier],
+    )
+    summary = scan_case(cfg).summary
+    links = {g["paths"][0]: g["links"] for g in _groups(case)}
+    assert links["dump2/same_camera.jpg"] == ["serial DC100-000417 was also seen in case 2024-017 (1 file)"]
+    assert links["dump2/same_number.jpg"] == ["phone +31 6 12345678 was also seen in case 2024-017 (1 file)"]
+    assert links["dump2/unrelated.jpg"] == []
+    assert len(summary["links"]) == 2
+    assert "serial DC100-000417 was also seen in case 2024-017 (1 file)" in (case / "report.html").read_text()
+
+
+def test_link_case_that_is_no_case_is_refused_before_work(evidence: dict[str, Any], tmp_path: Path) -> None:
+    from opspoor.errors import CaseError
+
+    (tmp_path / "notacase").mkdir()
+    (tmp_path / "notacase" / "case.sqlite").write_text("hello")
+    cfg = ScanConfig(
+        sources=[evidence["evidence"]], hashsets=["known"], case_dir=tmp_path / "c", db_url=evidence["db"],
+        link_cases=[tmp_path / "notacase"],
+    )  # fmt: skip
+    with pytest.raises(CaseError, match="not an opspoor case"):
+        scan_case(cfg)
+    assert not (tmp_path / "c").exists()
 
 
 # --- the spoken-language slot ------------------------------------------------------------------

@@ -109,6 +109,7 @@ def write_report(
                 why_together=g.why_together,
                 clues=[c.describe() for c in g.clues if c.kind != "gps"],  # GPS: the places above
                 points_to_country=g.points_to_country,
+                links=g.links,
             )
         )
     data = ReportData(

@@ -172,6 +172,16 @@ def scan(
     ocr: Annotated[
         bool, typer.Option("--ocr/--no-ocr", help="Read text in pictures and video frames (Tesseract).")
     ] = True,
+    link_case: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--link-case",
+            metavar="FOLDER",
+            help="An earlier case (repeatable): say which serials, phone numbers, plates and places "
+            "were seen there too. Read only.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Triage evidence: hash, match and group every file into a case.
 
@@ -187,7 +197,7 @@ def scan(
         interrupt.release()
         _scan(sources, hashset, case, db, workers, no_thumbnails, json_log,
               max_depth, max_member_memory, robust, low_quality, local, distance, case_number,
-              examiner, country, clues, ocr)  # fmt: skip
+              examiner, country, clues, ocr, link_case or [])  # fmt: skip
     except KeyboardInterrupt:
         interrupt.defer()  # a Ctrl-C more would only cut this line short
         say_interrupted()
@@ -233,6 +243,7 @@ def _scan(
     country: str = "NL",
     clues: bool = True,
     ocr: bool = True,
+    link_cases: list[Path] | None = None,
 ) -> None:
     from opspoor.casefile.scan import scan_case
     from opspoor.signals.engine import HashOptions
@@ -255,6 +266,7 @@ def _scan(
         clues=clues,
         ocr=ocr,
         country=_country_code(country),
+        link_cases=list(link_cases or []),
     )
     progress = JsonLogProgress() if json_log else RichProgress()
     result = scan_case(cfg, progress, log=lambda m: err.print(m))

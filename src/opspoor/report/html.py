@@ -48,6 +48,8 @@ class GroupView:
     clues: list[str] = field(default_factory=list)
     #: whether a clue points to the country of interest
     points_to_country: bool = False
+    #: clues also seen in earlier cases (triage.links)
+    links: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,7 @@ def _group(g: GroupView, thumbnails: bool) -> dict[str, Any]:
         "clue": bool(g.gps or g.serials or g.clues),
         "clues": g.clues,
         "points_to_country": g.points_to_country,
+        "links": g.links,
         "search": search,
     }
 

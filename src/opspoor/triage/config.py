@@ -58,6 +58,8 @@ class ScanConfig:
     ocr: bool = True
     #: the investigator's country (ISO 3166 alpha-2): groups with clues pointing there come first
     country: str = "NL"
+    #: earlier case folders, read-only: a clue of this case seen there is said (triage.links)
+    link_cases: list[Path] = field(default_factory=list)
 
     #: PDQ match distance for every set (``None``: each set's own)
     distance: int | None = None

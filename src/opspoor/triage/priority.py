@@ -34,6 +34,8 @@ class Group:
     clues: list[Clue] = field(default_factory=list)
     #: the country of interest (ISO 3166 alpha-2) the ranking favours
     country: str = "NL"
+    #: clues also seen in earlier cases (triage.links), one line each
+    links: list[str] = field(default_factory=list)
 
     @property
     def has_location_clue(self) -> bool:
@@ -91,6 +93,7 @@ class Group:
             "why_together": self.why_together,
             "points_to_country": self.points_to_country,
             "clues": [c.to_json() for c in self.clues],
+            "links": self.links,
         }
 
 

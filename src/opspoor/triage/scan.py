@@ -27,9 +27,10 @@ from opspoor.matching import LOCAL, Matcher
 from opspoor.media.sniff import kind_of
 from opspoor.signals.engine import HashOptions
 from opspoor.sources import EvidenceItem, count_evidence, iter_evidence
-from opspoor.triage.case import CASE_DB, CaseDB, check_case_dir
+from opspoor.triage.case import CASE_DB, CaseDB, check_case_dir, check_is_case
 from opspoor.triage.config import NoProgress, Progress, ScanConfig, ScanResult
 from opspoor.triage.interrupt import REQUESTED, shielded
+from opspoor.triage.links import read_case
 from opspoor.triage.pool import CRASH, CrashSafePool
 from opspoor.triage.provenance import describe_hashsets, describe_source
 from opspoor.triage.records import EMPTY_FILE, error_record, new_record, verdict
@@ -105,6 +106,10 @@ def run_scan(
     """Scan ``cfg.sources`` into the case. Checks everything it can before it creates the case folder,
     and removes a folder it created when the scan could not start."""
     check_case_dir(cfg.case_dir, cfg.sources)
+    for other in cfg.link_cases:  # a wrong --link-case is said before any work
+        if os.path.realpath(other) == os.path.realpath(cfg.case_dir):
+            raise CaseError("--link-case names this scan's own case folder", str(other))
+        check_is_case(Path(other) / CASE_DB)
     for src in cfg.sources:  # a mistyped source is the user's mistake, not a record in a case
         if not os.path.exists(src):
             broken = " (a broken symlink)" if os.path.islink(src) else ""
@@ -220,7 +225,8 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
     matcher = _ready(matcher_ready)
     case.set_meta("files_in", files_in)
     note_time()
-    groups = assign_groups(case, radius=matcher.pdq_radius, country=cfg.country)
+    others = [read_case(p) for p in cfg.link_cases]
+    groups = assign_groups(case, radius=matcher.pdq_radius, country=cfg.country, others=others)
     summary = build_summary(case, cfg, files_in, case.get_meta("started"), groups)
     case.close()
     return ScanResult(cfg.case_dir, summary, bool(summary["reconciled"]), {}, groups)
