@@ -20,9 +20,10 @@ from PIL import Image
 
 from opspoor.clues import text_clues
 from opspoor.clues.filenames import filename_clues
+from opspoor.clues.language import words_of
 from opspoor.clues.model import SNIPPET, Clue
 from opspoor.clues.ocr import OcrUnavailable, read_text
-from opspoor.clues.textlike import text_likeness
+from opspoor.clues.textlike import WORK_SIDE, text_likeness
 
 #: frames looked at per video (at these shares of its length)
 FRAME_POINTS = (0.1, 0.5, 0.9)
@@ -63,13 +64,24 @@ def picture_clues(gray: np.ndarray, source: str, opts: ClueOptions, notes: list[
     if not opts.ocr:
         return []
     like = text_likeness(gray)
-    if not like.likely:
+    if not like.likely or like.box is None:
         return []
+    return _read_region(gray, like.box, like.turned, source, opts, notes)
+
+
+def _read_region(
+    gray: np.ndarray,
+    box: tuple[int, int, int, int],
+    turned: bool,
+    source: str,
+    opts: ClueOptions,
+    notes: list[str],
+) -> list[Clue]:
     try:
-        x0, y0, x1, y1 = like.box or (0, 0, gray.shape[1], gray.shape[0])
+        x0, y0, x1, y1 = box
         # only the region with the text: Tesseract's page layout takes a textured photo for a
         # picture region and skips a small caption in its corner
-        read = read_text(gray[y0:y1, x0:x1], turned=like.turned)
+        read = read_text(gray[y0:y1, x0:x1], turned=turned)
     except OcrUnavailable as exc:
         notes.append(f"no OCR: {exc}")
         return []
@@ -77,27 +89,55 @@ def picture_clues(gray: np.ndarray, source: str, opts: ClueOptions, notes: list[
     if not read.text:
         return []
     found = text_clues(read.text, source, opts.country)
-    if found or read.words:
+    if _says_something(read.text):
         text = " ".join(read.text.split())
         excerpt = text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"
         found.append(Clue("text", excerpt, source, (), "", {"words": read.words}))
     return found
 
 
+def _says_something(text: str) -> bool:
+    """Two words of 2+ letters, or one of 4+: a lone "a 1" or "$" read in a photo's texture is no text."""
+    words = [w for w in words_of(text) if len(w) >= 2]
+    return len(words) >= 2 or any(len(w) >= 4 for w in words)
+
+
 def image_clues(data: bytes, path: str, opts: ClueOptions) -> FileClues:
     out = FileClues(filename_clues(path))
     if not opts.enabled:
         return out
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.draft("L", (im.width, im.height))  # JPEG: decode straight to grey
-            gray = np.asarray(im.convert("L"))
-    except Exception as exc:  # undecodable: the hash record already says why
-        out.notes.append(f"not read for clues: {type(exc).__name__}")
-        return out
-    out.clues.extend(picture_clues(gray, "ocr", opts, out.notes))
+    if opts.ocr:
+        try:
+            out.clues.extend(_image_text_clues(data, opts, out.notes))
+        except Exception as exc:  # undecodable: the hash record already says why
+            out.notes.append(f"not read for clues: {type(exc).__name__}")
     out.clues = _dedupe(out.clues)
     return out
+
+
+def _image_text_clues(data: bytes, opts: ClueOptions, notes: list[str]) -> list[Clue]:
+    """The test on a small grey decode (a JPEG is decoded straight to about WORK_SIDE by DCT
+    scaling: a few ms); only a picture that passes is decoded whole, and its text region read."""
+    with Image.open(io.BytesIO(data)) as im:
+        full_size = im.size
+        im.draft("L", (WORK_SIDE, WORK_SIDE))
+        small = im.convert("L")
+    if max(small.size) > WORK_SIDE:
+        small.thumbnail((WORK_SIDE, WORK_SIDE))
+    like = text_likeness(np.asarray(small))
+    if not like.likely or like.box is None:
+        return []
+    with Image.open(io.BytesIO(data)) as im:
+        gray = np.asarray(im.convert("L"))
+    sx, sy = full_size[0] / small.width, full_size[1] / small.height
+    x0, y0, x1, y1 = like.box
+    box = (
+        int(x0 * sx),
+        int(y0 * sy),
+        min(gray.shape[1], int(x1 * sx) + 1),
+        min(gray.shape[0], int(y1 * sy) + 1),
+    )
+    return _read_region(gray, box, like.turned, "ocr", opts, notes)
 
 
 def video_clues(source: Any, path: str, opts: ClueOptions) -> FileClues:

@@ -14,15 +14,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-#: the long side the test works at (text of 20 px on a 2000 px photo is still 10 px here)
-WORK_SIDE = 1024
+#: the long side the test works at (text of 30 px on a 2000 px photo is still 10 px here); the
+#: scan decodes JPEGs straight to about this size (DCT scaling), so the test costs a few ms
+WORK_SIDE = 640
 #: a text line's height at the working size (px), and how much wider than tall it must be
-MIN_H, MAX_H = 6, 90
+MIN_H, MAX_H = 5, 60
 MIN_ASPECT = 2.5
 #: share of the line box covered by strokes
 MIN_FILL = 0.45
 #: contrast a stroke edge must have (0-255), so that soft photo texture is no text
 MIN_EDGE = 48
+#: a box counts alone when this much wider than tall (a line of text); a shorter one (a word) only
+#: next to another of about its height on the same row, as words of a line stand
+LINE_ASPECT = 6.0
 #: share of a line box that is stroke edges before closing: letters leave gaps, bars and grain do not
 MIN_STROKES, MAX_STROKES = 0.25, 0.85
 
@@ -81,4 +85,20 @@ def _lines(gray: np.ndarray) -> list[Box]:
             inner = float(bw[y : y + bh, x : x + bw_].mean()) / 255.0
             if MIN_STROKES <= inner <= MAX_STROKES:  # letters have gaps; a solid bar has none
                 lines.append((x, y, x + bw_, y + bh))
-    return lines
+    return [b for b in lines if _in_a_line(b, lines)]
+
+
+def _in_a_line(box: Box, boxes: list[Box]) -> bool:
+    x0, y0, x1, y1 = box
+    h = y1 - y0
+    if x1 - x0 >= LINE_ASPECT * h:
+        return True
+    for o in boxes:
+        if o is box:
+            continue
+        oh = o[3] - o[1]
+        same_row = abs((o[1] + o[3]) - (y0 + y1)) <= h and 0.6 * h <= oh <= 1.6 * h
+        near = max(o[0] - x1, x0 - o[2]) <= 3 * h
+        if same_row and near:
+            return True
+    return False

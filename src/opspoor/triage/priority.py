@@ -57,9 +57,10 @@ class Group:
         if self.points_to_country:
             shown = self.country_clues[:SHOWN]
             more = len(self.country_clues) - len(shown)
+            also = f"; camera serial {', '.join(self.serials)}" if self.serials else ""
             return [
                 f"points to {self.country}: " + "; ".join(c.describe() for c in shown)
-                + (f"; and {more} more" if more > 0 else ""),
+                + (f"; and {more} more" if more > 0 else "") + also,
                 f"rule: groups with a clue pointing to the country of interest ({self.country}) come first",
             ]  # fmt: skip
         if self.has_location_clue:
