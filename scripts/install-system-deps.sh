@@ -17,6 +17,15 @@ PACKAGES=(
   ewf-tools           # ewfacquire: E01 (split segments, stored MD5) from a raw image
   qemu-utils          # qemu-img convert: VMDK, QCOW2, VHD, VHDX
   sleuthkit           # fls, icat: an independent look at a test image when a disk test fails
+  tesseract-ocr       # location clues: OCR of text in new pictures (opspoor/clues/ocr.py)
+  tesseract-ocr-eng   # location clues: English OCR model
+  tesseract-ocr-nld   # location clues: Dutch OCR model
+  tesseract-ocr-deu   # location clues: German OCR model
+  tesseract-ocr-fra   # location clues: French OCR model (bench/clues.py: 5 languages)
+  tesseract-ocr-spa   # location clues: Spanish OCR model (bench/clues.py: 5 languages)
+  tesseract-ocr-osd   # location clues: script and orientation detection
+  libtesseract-dev    # location clues: headers the tesserocr binding is built against
+  pkg-config          # location clues: tesserocr's build finds Tesseract through it
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -21,7 +21,7 @@ SRC = Path(opspoor.__file__).resolve().parent
 #: one way to open evidence
 BASE = frozenset({"opspoor", "errors", "cachedir", "readonly"})
 #: what each package may import besides itself, bottom layer first (docs/architecture.md):
-#: base; media; sources, signals; index, hashsets; store; matching; triage; demo, evaluate;
+#: base; media; sources, signals, clues; index, hashsets; store; matching; triage; demo, evaluate;
 #: report; the case outputs (casefile), service, the review workspace (review); cli
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "opspoor": frozenset(),
@@ -31,21 +31,22 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "media": BASE,
     "sources": BASE | {"media"},
     "signals": BASE | {"media"},
+    "clues": BASE | {"media"},
     "index": BASE,
     "hashsets": BASE | {"signals"},
     "store": BASE | {"signals", "hashsets"},
     "matching": BASE | {"media", "signals", "index", "hashsets", "store"},
-    "triage": BASE | {"sources", "media", "signals", "index", "hashsets", "store", "matching"},
+    "triage": BASE | {"sources", "media", "signals", "clues", "index", "hashsets", "store", "matching"},
     "stream": BASE | {"media", "signals", "index", "hashsets", "store", "matching"},
     "demo": BASE | {"media", "signals", "hashsets"},
     "evaluate": BASE | {"media", "signals", "index", "hashsets", "matching", "demo"},
-    "report": BASE | {"media", "signals", "hashsets", "store", "triage"},
-    "casefile": BASE | {"media", "signals", "hashsets", "store", "triage", "report"},
+    "report": BASE | {"media", "signals", "clues", "hashsets", "store", "triage"},
+    "casefile": BASE | {"media", "signals", "clues", "hashsets", "store", "triage", "report"},
     "intake": BASE | {"media", "signals", "hashsets", "store", "matching"},
     "service": BASE | {"media", "signals", "index", "hashsets", "store", "matching", "intake", "stream"},
     "review": BASE | {"sources", "media", "signals", "hashsets", "store", "triage"},
     "cli": BASE
-    | {"sources", "media", "signals", "index", "hashsets", "store", "matching", "triage", "stream"}
+    | {"sources", "media", "signals", "clues", "index", "hashsets", "store", "matching", "triage", "stream"}
     | {"demo", "evaluate", "report", "casefile", "service", "intake", "review"},
     "__main__": BASE | {"cli"},
 }

@@ -179,8 +179,9 @@ def test_groups_say_why(case: dict[str, Any]) -> None:
     con.close()
     by_file = {Path(p).name: g for g in groups.values() for p in g["paths"]}
     serial = by_file["serial_0.jpg"]
+    # its GPS position lies in the Netherlands, the default country of interest (docs/clues.md)
     assert (
-        serial["why_ranked"][0].startswith("location clue: 1 GPS position;")
+        serial["why_ranked"][0].startswith("points to NL: gps 52.00000,4.00000 (NL) from exif: near ")
         and "SER-42" in serial["why_ranked"][0]
     )
     assert "same camera body serial: SER-42" in serial["why_together"]
@@ -243,7 +244,7 @@ def test_timeline_fills_months_and_labels_them() -> None:
 
 
 def test_places_are_named_offline_or_rounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from opspoor.report.places import name_places
+    from opspoor.clues.places import name_places
 
     with monkeypatch.context() as m:
         m.setitem(sys.modules, "reverse_geocode", None)  # as if not installed

@@ -41,7 +41,7 @@ def parse(spec: str) -> Faults:
     return tuple(out)
 
 
-def faulty_run_task(faults: Faults, task: Task, options: HashOptions) -> Any:
+def faulty_run_task(faults: Faults, task: Task, options: HashOptions, clues: Any = None) -> Any:
     """``run_task``, except that a file named in ``faults`` kills its worker or never ends."""
     for what, name in faults:
         if task.path == name or task.path.endswith("/" + name):
@@ -49,7 +49,7 @@ def faulty_run_task(faults: Faults, task: Task, options: HashOptions) -> Any:
                 os.kill(os.getpid(), signal.SIGKILL)
             while True:
                 time.sleep(60)
-    return run_task(task, options)
+    return run_task(task, options, clues)
 
 
 def _with(spec: str) -> Any:

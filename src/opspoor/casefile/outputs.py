@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from opspoor.casefile.export import write_vics_export
+from opspoor.clues.places import name_places
 from opspoor.report.html import FileRow, GroupView, KnownRow, PlaceView, ReportData, render_report
-from opspoor.report.places import name_places
 from opspoor.triage.case import CaseDB, owner_only
 from opspoor.triage.config import ScanConfig
 from opspoor.triage.priority import Group
@@ -107,6 +107,9 @@ def write_report(
                 types=g.types,
                 why_ranked=g.why_ranked,
                 why_together=g.why_together,
+                clues=[c.describe() for c in g.clues if c.kind != "gps"],  # GPS: the places above
+                points_to_country=g.points_to_country,
+                links=g.links,
             )
         )
     data = ReportData(

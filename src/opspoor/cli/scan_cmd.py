@@ -165,6 +165,35 @@ def scan(
         bool,
         typer.Option("--no-carve", help="Do not carve files from disk images' unallocated space."),
     ] = False,
+    country: Annotated[
+        str,
+        typer.Option(
+            "--country",
+            metavar="CC",
+            help="Country of interest (ISO 3166 alpha-2): groups with clues pointing there come first.",
+        ),
+    ] = "NL",
+    clues: Annotated[
+        bool,
+        typer.Option(
+            "--clues/--no-clues",
+            help="Location clues per media file: names, OCR where it looks like text, subtitles "
+            "(docs/clues.md).",
+        ),
+    ] = True,
+    ocr: Annotated[
+        bool, typer.Option("--ocr/--no-ocr", help="Read text in pictures and video frames (Tesseract).")
+    ] = True,
+    link_case: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--link-case",
+            metavar="FOLDER",
+            help="An earlier case (repeatable): say which serials, phone numbers, plates and places "
+            "were seen there too. Read only.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Triage evidence: hash, match and group every file into a case.
 
@@ -180,7 +209,7 @@ def scan(
         interrupt.release()
         _scan(sources, hashset, case, db, workers, no_thumbnails, json_log,
               max_depth, max_member_memory, robust, low_quality, local, distance, case_number,
-              examiner, verify_image, no_carve)  # fmt: skip
+              examiner, verify_image, no_carve, country, clues, ocr, link_case or [])  # fmt: skip
     except KeyboardInterrupt:
         interrupt.defer()  # a Ctrl-C more would only cut this line short
         say_interrupted()
@@ -189,6 +218,15 @@ def scan(
 
 
 INTERRUPTED = "interrupted; run the same command to resume"
+
+
+def _country_code(value: str) -> str:
+    code = value.strip().upper()
+    if len(code) != 2 or not code.isalpha():
+        raise typer.BadParameter(
+            f"{value!r} is not a two-letter country code (ISO 3166, e.g. NL)", param_hint="--country"
+        )
+    return code
 
 
 def say_interrupted() -> None:
@@ -216,6 +254,10 @@ def _scan(
     examiner: str | None,
     verify_image: bool = False,
     no_carve: bool = False,
+    country: str = "NL",
+    clues: bool = True,
+    ocr: bool = True,
+    link_cases: list[Path] | None = None,
 ) -> None:
     from opspoor.casefile.scan import scan_case
     from opspoor.signals.engine import HashOptions
@@ -237,6 +279,10 @@ def _scan(
         distance=distance,
         verify_images=verify_image,
         carve=not no_carve,
+        clues=clues,
+        ocr=ocr,
+        country=_country_code(country),
+        link_cases=list(link_cases or []),
     )
     progress = JsonLogProgress() if json_log else RichProgress()
     result = scan_case(cfg, progress, log=lambda m: err.print(m))

@@ -43,6 +43,13 @@ class GroupView:
     types: list[tuple[str, int]] = field(default_factory=list)
     why_ranked: list[str] = field(default_factory=list)
     why_together: list[str] = field(default_factory=list)
+    #: location clues other than GPS, one line each with their evidence (opspoor.clues: an OCR
+    #: snippet, a number, the deciding words; never pixels)
+    clues: list[str] = field(default_factory=list)
+    #: whether a clue points to the country of interest
+    points_to_country: bool = False
+    #: clues also seen in earlier cases (triage.links)
+    links: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +160,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _group(g: GroupView, thumbnails: bool) -> dict[str, Any]:
-    search = " ".join([g.id, *g.paths[:MAX_PATHS], *g.cameras, *g.serials, *g.places]).lower()
+    search = " ".join([g.id, *g.paths[:MAX_PATHS], *g.cameras, *g.serials, *g.places, *g.clues]).lower()
     return {
         "id": g.id,
         "rank": g.rank,
@@ -169,7 +176,10 @@ def _group(g: GroupView, thumbnails: bool) -> dict[str, Any]:
         "types": g.types,
         "why_ranked": g.why_ranked,
         "why_together": g.why_together,
-        "clue": bool(g.gps or g.serials),
+        "clue": bool(g.gps or g.serials or g.clues),
+        "clues": g.clues,
+        "points_to_country": g.points_to_country,
+        "links": g.links,
         "search": search,
     }
 

@@ -52,6 +52,15 @@ class ScanConfig:
     case_number: str | None = None
     examiner: str | None = None
 
+    #: location clues of each media file (opspoor.clues: file names, OCR where the picture looks
+    #: like text, subtitles); ``ocr=False`` keeps the cheap ones only
+    clues: bool = True
+    ocr: bool = True
+    #: the investigator's country (ISO 3166 alpha-2): groups with clues pointing there come first
+    country: str = "NL"
+    #: earlier case folders, read-only: a clue of this case seen there is said (triage.links)
+    link_cases: list[Path] = field(default_factory=list)
+
     #: PDQ match distance for every set (``None``: each set's own)
     distance: int | None = None
     #: stream each disk image through the acquisition hash it stores (E01) and record the result

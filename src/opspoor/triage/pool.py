@@ -14,6 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessP
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from opspoor.clues.extract import ClueOptions
 from opspoor.signals.engine import HashOptions
 from opspoor.triage.interrupt import REQUESTED, shielded, sigint_blocked
 from opspoor.triage.worker import Task, run_task, start_worker
@@ -53,9 +54,10 @@ class CrashSafePool:
     Every call is ``shielded``: a Ctrl-C is raised when the call returns, never inside the executor's
     locks, and a wait ends early for it."""
 
-    def __init__(self, workers: int, options: HashOptions) -> None:
+    def __init__(self, workers: int, options: HashOptions, clues: ClueOptions | None = None) -> None:
         self.workers = workers
         self.options = options
+        self.clues = clues
         self.inflight: dict[Future[Result], Task] = {}
         self.crashes = 0  # workers lost, for the log
         with shielded():
@@ -75,7 +77,7 @@ class CrashSafePool:
         """Hand a task to the pool; returns results only when a broken pool had to be recovered."""
         with shielded():
             try:
-                fut = _submit(self.pool, run_task, task, self.options)
+                fut = _submit(self.pool, run_task, task, self.options, self.clues)
             except BrokenProcessPool:  # the pool broke since the last collect
                 return self._recover([task])
             self.inflight[fut] = task
@@ -128,7 +130,7 @@ class CrashSafePool:
                     raise KeyboardInterrupt
                 solo = solo or new_pool(1, warm=False)
                 try:
-                    fut = _submit(solo, run_task, task, self.options)
+                    fut = _submit(solo, run_task, task, self.options, self.clues)
                     if not _finished([fut], block=True):
                         raise KeyboardInterrupt
                     out.append(fut.result())

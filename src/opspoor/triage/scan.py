@@ -21,14 +21,16 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from opspoor.clues.extract import ClueOptions
 from opspoor.errors import CaseError, MissingSource, OpspoorError
 from opspoor.matching import LOCAL, Matcher
 from opspoor.media.sniff import kind_of
 from opspoor.signals.engine import HashOptions
 from opspoor.sources import EvidenceItem, count_evidence, iter_evidence
-from opspoor.triage.case import CASE_DB, CaseDB, check_case_dir
+from opspoor.triage.case import CASE_DB, CaseDB, check_case_dir, check_is_case
 from opspoor.triage.config import NoProgress, Progress, ScanConfig, ScanResult
 from opspoor.triage.interrupt import REQUESTED, shielded
+from opspoor.triage.links import read_case
 from opspoor.triage.pool import CRASH, CrashSafePool
 from opspoor.triage.provenance import describe_hashsets, describe_source
 from opspoor.triage.records import EMPTY_FILE, error_record, new_record, verdict
@@ -106,6 +108,10 @@ def run_scan(
     """Scan ``cfg.sources`` into the case. Checks everything it can before it creates the case folder,
     and removes a folder it created when the scan could not start."""
     check_case_dir(cfg.case_dir, cfg.sources)
+    for other in cfg.link_cases:  # a wrong --link-case is said before any work
+        if os.path.realpath(other) == os.path.realpath(cfg.case_dir):
+            raise CaseError("--link-case names this scan's own case folder", str(other))
+        check_is_case(Path(other) / CASE_DB)
     for src in cfg.sources:  # a mistyped source is the user's mistake, not a record in a case
         if not os.path.exists(src):
             broken = " (a broken symlink)" if os.path.islink(src) else ""
@@ -171,7 +177,8 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
     interrupted = False
     try:
         # start the workers first: they load their kernels while the hash sets are being loaded
-        pool = CrashSafePool(max(1, cfg.workers), options)
+        clue_opts = ClueOptions(enabled=cfg.clues, ocr=cfg.ocr, country=cfg.country)
+        pool = CrashSafePool(max(1, cfg.workers), options, clue_opts)
         store = open_store(cfg.db_url)
         try:
             versions = _set_versions(store, cfg.hashsets)
@@ -224,7 +231,8 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
     matcher = _ready(matcher_ready)
     case.set_meta("files_in", files_in)
     note_time()
-    groups = assign_groups(case, radius=matcher.pdq_radius)
+    others = [read_case(p) for p in cfg.link_cases]
+    groups = assign_groups(case, radius=matcher.pdq_radius, country=cfg.country, others=others)
     summary = build_summary(case, cfg, files_in, case.get_meta("started"), groups)
     case.close()
     return ScanResult(cfg.case_dir, summary, bool(summary["reconciled"]), {}, groups)
@@ -415,6 +423,8 @@ def _record(path: str, sig: dict[str, Any], matches: list[dict[str, Any]]) -> di
     rec = new_record(path, size=sig.get("size"), type_=sig.get("type"))
     for k in ("md5", "sha1", "sha256", "pdq", "pdq_quality", "vpdq_frames", "exif", "error"):
         rec[k] = sig.get(k)
+    if sig.get("clues") is not None:
+        rec["clues"] = sig["clues"]
     if rec["size"] == 0 and not rec["error"]:
         # an empty file is evidence too (a wiped or failed copy): report it, do not call it "other"
         rec["error"], sig["error_reason"] = "empty file (0 bytes)", EMPTY_FILE

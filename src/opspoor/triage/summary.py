@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from opspoor import __version__
 from opspoor.triage.case import CaseDB
 from opspoor.triage.config import ScanConfig
 from opspoor.triage.grouping import MIN_QUALITY, Link, Member, group_members, why_together
+from opspoor.triage.links import OtherCase, group_links
 from opspoor.triage.priority import Group, rank_groups
 from opspoor.triage.records import STATUSES, signal_kind
 
@@ -32,8 +34,11 @@ def _member(rec: dict[str, Any]) -> Member:
     )
 
 
-def assign_groups(case: CaseDB, radius: int) -> list[Group]:
-    """Group the new media, rank the groups, and store each record's group id."""
+def assign_groups(
+    case: CaseDB, radius: int, country: str = "NL", others: Sequence[OtherCase] = ()
+) -> list[Group]:
+    """Group the new media, rank the groups, link them to earlier cases (``others``), and store
+    each record's group id."""
     new = []
     for f in case.iter_files():
         if f.record["status"] == "new":
@@ -46,10 +51,13 @@ def assign_groups(case: CaseDB, radius: int) -> list[Group]:
     for link in links:
         per_cluster[cluster_of[link.a]].append(link)
     groups = rank_groups(
-        [[new[i] for i in c] for c in clusters], [why_together(ls, radius) for ls in per_cluster]
+        [[new[i] for i in c] for c in clusters],
+        [why_together(ls, radius) for ls in per_cluster],
+        country=country,
     )
     changed = []
     for g in groups:
+        g.links = group_links(g.members, others) if others else []
         for m in g.members:
             m.pop("_seq", None)
             m["group"] = g.id
@@ -116,7 +124,24 @@ def build_summary(
             "count": len(groups),
             "largest": max((len(g.members) for g in groups), default=0),
             "with_location_clues": sum(1 for g in groups if g.has_location_clue),
+            "pointing_to_country": sum(1 for g in groups if g.points_to_country),
         },
+        "country_of_interest": cfg.country,
+        "linked_cases": [str(p) for p in cfg.link_cases],
+        # clues also seen in the linked earlier cases, per group
+        "links": [{"group": g.id, "links": g.links} for g in groups if g.links],
+        # each group's clues with their evidence (text, place names, numbers: never pixels)
+        "clues": [
+            {
+                "group": g.id,
+                "rank": g.rank,
+                "points_to_country": g.points_to_country,
+                "why_ranked": g.why_ranked,
+                "clues": [c.to_json() for c in g.clues],
+            }
+            for g in groups
+            if g.clues
+        ],  # fmt: skip
         "errors_by_reason": dict(errors),
         "disk_images": disk_images(case.get_meta("images") or {}, by_origin),
         "started": started,

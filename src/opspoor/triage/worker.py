@@ -6,14 +6,18 @@ nothing depends on pickling exception classes.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
+from opspoor.clues.extract import ClueOptions, image_clues, video_clues
 from opspoor.errors import OpspoorError
 from opspoor.media.heap import trim_heap
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes, hash_stream
@@ -115,17 +119,50 @@ def warm_up() -> None:
 TRIM_ABOVE = 32 << 20
 
 
-def run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any], bytes | None]:
-    """Hash one file, then give a large file's memory back. Never raises: failures come back as an
-    ``error`` in the result."""
+@contextmanager
+def _content(task: Task) -> Iterator[IO[bytes]]:
+    """The task's bytes as a stream, from wherever they are (a member's bytes, a zip on disk, a file)."""
+    if task.data is not None:
+        yield io.BytesIO(task.data)
+    elif task.zip_member is not None:
+        with open_zip_member(task.zip_member, task.path) as fh:
+            yield fh
+    else:
+        assert task.fs_path is not None
+        with open_readonly(task.fs_path, task.path) as fh:
+            yield fh
+
+
+def add_clues(task: Task, out: dict[str, Any], clues: ClueOptions) -> None:
+    """The file's location clues (opspoor.clues), read from the same bytes or file once hashed.
+
+    The verdict is known only after matching, in the main process, so every decodable picture and
+    video gets them here; the text-likeness test keeps this cheap for pictures without text."""
+    if out.get("error") or out.get("kind") not in ("image", "video"):
+        return
+    with _content(task) as fh:
+        if out["kind"] == "image":
+            found = image_clues(fh.read(), task.path, clues)
+        else:
+            found = video_clues(fh, task.path, clues)
+    out["clues"] = found.to_json()
+
+
+def run_task(
+    task: Task, options: HashOptions, clues: ClueOptions | None = None
+) -> tuple[int, str, dict[str, Any], bytes | None]:
+    """Hash one file (and read its clues), then give a large file's memory back. Never raises:
+    failures come back as an ``error`` in the result."""
     try:
-        return _run_task(task, options)
+        return _run_task(task, options, clues)
     finally:
         if (task.size or 0) > TRIM_ABOVE or (task.data is not None and len(task.data) > TRIM_ABOVE):
             trim_heap()
 
 
-def _run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any], bytes | None]:
+def _run_task(
+    task: Task, options: HashOptions, clues: ClueOptions | None
+) -> tuple[int, str, dict[str, Any], bytes | None]:
     try:
         if task.fs_path is not None:
             with open_readonly(task.fs_path, task.path) as fh:
@@ -137,6 +174,11 @@ def _run_task(task: Task, options: HashOptions) -> tuple[int, str, dict[str, Any
             assert task.data is not None
             sig = hash_bytes(task.data, where=task.path, options=options)
         out = signals_json(sig)
+        if clues is not None and clues.enabled:
+            try:
+                add_clues(task, out, clues)
+            except Exception as exc:  # a clue is a bonus: never lose the file's hashes for it
+                out["clues"] = {"found": [], "notes": [f"clues failed: {type(exc).__name__}: {exc}"]}
         if task.source_error and not out.get("error"):
             out["error"], out["error_reason"] = task.source_error, task.source_reason
         return task.seq, task.path, out, getattr(sig, "thumbnail", None)

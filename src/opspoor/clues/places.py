@@ -2,8 +2,8 @@
 
 With the optional ``reverse-geocode`` package (``pip install 'opspoor[geo]'``: GeoNames towns,
 shipped inside the package, nearest-town lookup) a position reads "near Delft, South Holland,
-Netherlands". Without it the position is shown rounded, and the report says why. Nothing is
-ever looked up online.
+Netherlands" and has a country code. Without it the position is shown rounded, and the report says
+why. Nothing is ever looked up online.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ class Place:
     name: str
     lat: float
     lon: float
+    #: ISO 3166 alpha-2 of the nearest town's country, None without the geocoder
+    country: str | None = None
 
 
 def _rounded(lat: float, lon: float) -> str:
@@ -42,6 +44,7 @@ def name_places(points: Sequence[tuple[float, float]]) -> tuple[list[Place], str
     for (lat, lon), hit in zip(points, found, strict=True):
         parts = [hit.get("city"), hit.get("state"), hit.get("country")]
         name = ", ".join(p for p in parts if p)
-        places.append(Place(f"near {name} ({_rounded(lat, lon)})" if name else _rounded(lat, lon), lat, lon))
+        shown = f"near {name} ({_rounded(lat, lon)})" if name else _rounded(lat, lon)
+        places.append(Place(shown, lat, lon, hit.get("country_code") or None))
     note = "Place names: the nearest town in GeoNames (offline, from the reverse-geocode package)."
     return places, note

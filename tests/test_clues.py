@@ -1,0 +1,169 @@
+"""Location clues from text, names, pictures (opspoor.clues): each finder on known input, OCR on
+generated benign pictures (Dutch at 20 px, English, German, turned, on a photo), and no OCR text on
+generated photos without text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clue_pictures import DUTCH, ENGLISH, GERMAN, jpeg_bytes, text_picture
+from opspoor.clues import TEXT_CLUES, text_clues
+from opspoor.clues.extract import ClueOptions, image_clues, picture_clues
+from opspoor.clues.filenames import filename_clues
+from opspoor.clues.gps import gps_clues
+from opspoor.clues.language import identify
+from opspoor.clues.model import Clue
+from opspoor.clues.ocr import ocr_available, read_text
+from opspoor.clues.phones import phone_clues
+from opspoor.clues.postcodes import plate_clues, postcode_clues
+from opspoor.clues.textlike import text_likeness
+from opspoor.clues.urls import url_clues
+from opspoor.demo.images import generate_image
+
+needs_ocr = pytest.mark.skipif(ocr_available() is not None, reason=f"no OCR here: {ocr_available()}")
+
+
+def _values(clues: list[Clue], kind: str) -> list[str]:
+    return [c.value for c in clues if c.kind == kind]
+
+
+def test_phone_numbers_get_their_country_and_local_numbers_read_as_the_case_country() -> None:
+    found = phone_clues("Bel 06-12345678 of +32 2 555 12 12, bestelnummer 20240101", "ocr", "NL")
+    assert _values(found, "phone") == ["+31 6 12345678", "+32 2 555 12 12"]
+    assert [c.countries for c in found] == [("NL",), ("BE",)]
+    assert "06-12345678" in found[0].evidence  # as written, with context
+    # written without prefix: in a German case, read as German unless the text's language says Dutch
+    assert [c.countries for c in phone_clues("Bel 06-12345678", "ocr", "DE")] == [("DE",)]
+    dutch = phone_clues("Bel 06-12345678", "ocr", "DE", language_regions=["NL", "BE"])
+    assert [c.countries for c in dutch] == [("NL",)]
+    assert dutch[0].detail["read_as"] == "written without country prefix; read as NL"
+
+
+def test_dutch_text_reads_its_local_number_as_dutch_in_any_case() -> None:
+    found = text_clues(f"{DUTCH}. Bel 06-12345678", "ocr", country="DE")
+    assert [(c.value, c.countries) for c in found if c.kind == "phone"] == [("+31 6 12345678", ("NL",))]
+
+
+def test_postcodes_and_plates_by_pattern() -> None:
+    text = "Oude Delft 1, 2611 BC Delft; Rue Neuve 5, B-1000 Brussel. Auto 12-ABC-3 en 1-ABC-234."
+    assert _values(postcode_clues(text, "ocr"), "postcode") == ["2611 BC", "B-1000"]
+    plates = plate_clues(text, "ocr")
+    assert [(c.value, c.countries) for c in plates] == [("1-ABC-234", ("BE",))]  # 12-ABC-3: vowel A
+    assert _values(plate_clues("kenteken 12-BDF-3, GV-123-B", "ocr"), "plate") == ["12-BDF-3", "GV-123-B"]
+    # a postcode needs letters the post gives out; four digits alone are no Belgian postcode
+    assert postcode_clues("2611 SS en 1000 Brussel", "ocr") == []
+
+
+def test_urls_name_their_country_code_and_skip_file_names() -> None:
+    found = url_clues("zie www.voorbeeld.nl, mail info@example.be of https://example.com; foto.jpg", "ocr")
+    assert [(c.value, c.countries) for c in found] == [
+        ("voorbeeld.nl", ("NL",)),
+        ("example.be", ("BE",)),
+        ("example.com", ()),
+    ]
+
+
+def test_language_with_the_words_that_decided_it() -> None:
+    lang, prob, deciding = identify(DUTCH) or ("", 0.0, [])
+    assert lang == "nl" and prob >= 0.5
+    assert deciding and set(deciding) <= {w.lower() for w in DUTCH.split()}
+    assert identify("de fiets") is None  # too few words to call
+    assert (identify(GERMAN) or ("",))[0] == "de"
+    assert (identify(ENGLISH) or ("",))[0] == "en"
+
+
+def test_registry_runs_every_text_finder() -> None:
+    kinds = {name for name, _ in TEXT_CLUES}
+    assert kinds == {"language", "phone", "postcode", "plate", "url"}
+    found = text_clues(f"{DUTCH}. Bel 070-1234567, 2611 BC Delft, www.delft.nl", "ocr")
+    assert {c.kind for c in found} == kinds - {"plate"}
+
+
+@pytest.mark.parametrize(
+    ("path", "app"),
+    [
+        ("phone/WhatsApp/Media/IMG-20240112-WA0003.jpg", "WhatsApp"),
+        ("dl/photo_12@05-03-2024_10-11-12.jpg", "Telegram"),
+        ("DCIM/100APPLE/IMG_1234.JPG", "iPhone/iPad camera"),
+        ("x/PXL_20240101_101112345.jpg", "Android camera"),
+    ],
+)
+def test_file_names_say_which_app_or_camera_named_them(path: str, app: str) -> None:
+    assert app in _values(filename_clues(path), "filename")
+
+
+def test_words_in_folder_names_give_a_language() -> None:
+    found = filename_clues("vakantie met de kinderen in het zomerhuis/strand en zee/001.jpg")
+    assert ("language", "nl") in {(c.kind, c.value) for c in found}
+    assert not [c for c in filename_clues("a/b/IMG_0001.JPG") if c.kind == "language"]
+
+
+def test_gps_position_named_offline() -> None:
+    pytest.importorskip("reverse_geocode")
+    delft, berlin = gps_clues([(52.0116, 4.3571), (52.52, 13.405)])
+    assert delft.countries == ("NL",) and "Delft" in delft.evidence
+    assert berlin.countries == ("DE",) and "Berlin" in berlin.evidence
+
+
+# --- pictures ----------------------------------------------------------------------------------
+
+
+@needs_ocr
+def test_ocr_reads_a_dutch_sentence_at_20_px_and_calls_it_dutch() -> None:
+    img = text_picture([DUTCH], height=20)
+    gray = np.asarray(img.convert("L"))
+    assert text_likeness(gray).likely
+    found = picture_clues(gray, "ocr", ClueOptions(), [])
+    lang = [c for c in found if c.kind == "language"]
+    assert [c.value for c in lang] == ["nl"] and lang[0].countries[0] == "NL"
+    assert lang[0].detail["deciding_words"]
+    assert "Nederlands" in next(c.value for c in found if c.kind == "text")
+
+
+@needs_ocr
+@pytest.mark.parametrize(("text", "lang"), [(ENGLISH, "en"), (GERMAN, "de")])
+def test_ocr_english_and_german(text: str, lang: str) -> None:
+    found = picture_clues(np.asarray(text_picture([text], 24).convert("L")), "ocr", ClueOptions(), [])
+    assert _values(found, "language") == [lang]
+
+
+@needs_ocr
+def test_ocr_text_turned_90_degrees() -> None:
+    gray = np.asarray(text_picture([DUTCH], height=22, rotate=90).convert("L"))
+    like = text_likeness(gray)
+    assert like.likely and like.turned
+    assert "Nederlands" in read_text(gray, turned=True).text
+    upside = np.asarray(text_picture([DUTCH], height=22, rotate=270).convert("L"))
+    assert "Nederlands" in read_text(upside, turned=True).text
+
+
+@needs_ocr
+def test_ocr_on_a_photo_with_a_sign_finds_phone_and_postcode() -> None:
+    photo = generate_image(11, 1024, 768, style="clouds")
+    img = text_picture([DUTCH, "Bel 06-12345678", "Oude Delft 1, 2611 BC Delft"], 26, (1024, 768), photo)
+    found = image_clues(jpeg_bytes(img), "dump/foto.jpg", ClueOptions()).clues
+    assert "+31 6 12345678" in _values(found, "phone")
+    assert "2611 BC" in _values(found, "postcode")
+    assert "nl" in _values(found, "language")
+
+
+@pytest.mark.parametrize("style", ["clouds", "gradient", "stripes", "checkers"])
+def test_photos_without_text_are_not_read(style: str) -> None:
+    notes: list[str] = []
+    for seed in range(6):
+        gray = np.asarray(generate_image(seed, 800, 600, style=style).convert("L"))
+        assert not [c for c in picture_clues(gray, "ocr", ClueOptions(), notes) if c.kind != "filename"]
+    assert not notes  # the cheap test kept OCR from running at all
+
+
+def test_no_ocr_option_keeps_only_the_cheap_clues() -> None:
+    img = text_picture([DUTCH, "Bel 06-12345678"], 20)
+    out = image_clues(jpeg_bytes(img), "WhatsApp/IMG-20240112-WA0003.jpg", ClueOptions(ocr=False))
+    assert [c.kind for c in out.clues] == ["filename"]
+
+
+def test_clue_round_trips_through_json() -> None:
+    c = Clue("phone", "+31 6 12345678", "ocr", ("NL",), "Bel 06-12345678", {"written": "06-12345678"})
+    assert Clue.from_json(c.to_json()) == c
+    assert c.describe() == "phone +31 6 12345678 (NL) from ocr: Bel 06-12345678"
