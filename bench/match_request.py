@@ -72,9 +72,7 @@ def build(folder: str, entries: int) -> tuple[Any, dict[str, list[bytes]]]:
     stored = [{sig: _random_hex(rng, n) for sig, n in widths.items()} for _ in range(entries)]
     store = open_store(f"sqlite:///{folder}/bench.db")
     cat = Category("us-cat", "1")
-    import_entries(
-        store, "bench", (Entry(s, category=cat, external_id=str(i)) for i, s in enumerate(stored))
-    )
+    import_entries(store, "bench", (Entry(s, category=cat, external_id=str(i)) for i, s in enumerate(stored)))
     matcher = LiveMatcher(store, "default", [get_hashset(store, "bench")])
 
     def pdq_body(i: int) -> bytes:
@@ -85,7 +83,10 @@ def build(folder: str, entries: int) -> tuple[Any, dict[str, list[bytes]]]:
         hit = stored[i] if i % 4 == 0 else {sig: _random_hex(rng, n) for sig, n in widths.items()}
         return json.dumps({"signals": [{"type": sig, "value": hit[sig]} for sig in widths]}).encode()
 
-    return matcher, {"pdq": [pdq_body(i) for i in range(BODIES)], "mixed": [mixed_body(i) for i in range(BODIES)]}
+    return matcher, {
+        "pdq": [pdq_body(i) for i in range(BODIES)],
+        "mixed": [mixed_body(i) for i in range(BODIES)],
+    }
 
 
 def answer(matcher: Any, body: bytes) -> bytes:
@@ -267,7 +268,11 @@ def main() -> None:
                     r = tree.ask(do="round", workload=w, n=args.requests)
                     cpu[label, w].append(r["us"])
                     hits[label, w] = r["hits"]
-        step_times = {w: trees["after"].ask(do="steps", workload=w, n=args.requests) for w in WORKLOADS} if args.steps else {}
+        step_times = (
+            {w: trees["after"].ask(do="steps", workload=w, n=args.requests) for w in WORKLOADS}
+            if args.steps
+            else {}
+        )
     finally:
         for tree in trees.values():
             tree.close()
@@ -291,7 +296,9 @@ def main() -> None:
 
     if args.callgrind:
         extra = args.cg_large - args.cg_small
-        print(f"\ninstructions per request (callgrind: ({args.cg_large} - {args.cg_small} requests) / {extra})")
+        print(
+            f"\ninstructions per request (callgrind: ({args.cg_large} - {args.cg_small} requests) / {extra})"
+        )
         per: dict[tuple[str, str], float] = {}
         for w in WORKLOADS:
             for label, src in srcs.items():
