@@ -224,3 +224,30 @@ def test_a_registered_stored_only_signal_is_added_and_matched_by_the_service(
             json={"signals": [{"type": "photodna", "value": "ab" * 16}]},
         )
         assert r.status_code == 422 and "not matched by value" in r.json()["detail"]  # stored only
+
+
+def test_tables_asked_per_request_follow_every_change_of_the_registry() -> None:
+    """``exact_widths``/``value_widths`` are derived once (every match request asks) and derived
+    again after any change: ``register``/``unregister`` and a direct edit of ``SIGNALS`` alike."""
+    from opspoor.matching import value_query, value_widths
+    from opspoor.signals import exact_widths
+
+    before = exact_widths()
+    assert exact_widths() is before  # kept, not derived per call
+    assert "testhash" not in before and "testhash" not in value_widths()
+    register(TestHash)
+    try:
+        assert exact_widths()["testhash"] == 16
+        assert value_widths()["testhash"] == 32
+        assert value_query("testhash", "ab" * 16).exact == {"testhash": "ab" * 16}
+    finally:
+        unregister(TestHash.name)
+    assert "testhash" not in exact_widths() and "testhash" not in value_widths()
+    with pytest.raises(TypeError):
+        value_query("testhash", "ab" * 16)
+    SIGNALS["testhash"] = TestHash  # a plugin editing the dict itself
+    try:
+        assert exact_widths()["testhash"] == 16
+    finally:
+        del SIGNALS["testhash"]
+    assert exact_widths() == before

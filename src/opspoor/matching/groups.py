@@ -73,12 +73,20 @@ class _Prepared:
 
     @classmethod
     def of(cls, queries: Sequence[Query]) -> _Prepared:
+        # one pass over the queries, each signal's values in query order (most carry none or few)
+        rows: dict[str, tuple[list[int], list[str]]] = {}
+        for qi, q in enumerate(queries):
+            for sig, value in q.exact.items():
+                owners, values = rows.setdefault(sig, ([], []))
+                owners.append(qi)
+                values.append(value)
         exact = {}
-        for sig, nbytes in exact_widths().items():
-            rows = [(qi, q.exact[sig]) for qi, q in enumerate(queries) if sig in q.exact]
-            if rows:
-                qidx = np.array([r[0] for r in rows], np.int64)
-                exact[sig] = (qidx, hex_rows([r[1] for r in rows], nbytes))
+        if rows:
+            widths = exact_widths()
+            for sig in widths:  # registry order, as before
+                if sig in rows:
+                    owners, values = rows[sig]
+                    exact[sig] = (np.array(owners, np.int64), hex_rows(values, widths[sig]))
         owner = [qi for qi, q in enumerate(queries) for _ in q.pdq]
         values = [v[0] for q in queries for v in q.pdq]
         methods = [v[1] for q in queries for v in q.pdq]

@@ -80,14 +80,16 @@ class Query:
         **exact: str | None,
     ) -> None:
         """``Query(md5=..., pdq=[...])``: any signal the index finds by equal value is a keyword."""
+        self.exact = {}
         if exact:
             widths = exact_widths()
             unknown = [sig for sig in exact if sig not in widths]
             if unknown:
                 raise TypeError(f"not a signal found by equal value: {', '.join(sorted(unknown))}")
-        self.exact = {sig: v for sig, v in exact.items() if v}
-        self.pdq = list(pdq or [])
-        self.vpdq_frames = list(vpdq_frames or [])
+            self.exact = {sig: v for sig, v in exact.items() if v}
+        # (a service request makes one per value: no copy of what is not there)
+        self.pdq = list(pdq) if pdq else []
+        self.vpdq_frames = list(vpdq_frames) if vpdq_frames else []
         self.local = local
 
     @classmethod
@@ -120,28 +122,35 @@ class Query:
         return q
 
 
-_value_widths: list[Any] = [None, {}]
+#: ``value_widths`` and the ``exact_widths`` it was derived from (a new dict when the registry changes)
+_value_widths: tuple[dict[str, int] | None, dict[str, int]] = (None, {})
 
 
 def value_widths() -> dict[str, int]:
     """Hex length of a value that can be matched on its own, by signal (registry order): every
-    signal the index finds by equal value, and PDQ (vPDQ and local features need a whole file)."""
+    signal the index finds by equal value, and PDQ (vPDQ and local features need a whole file).
+    Shared, asked for on every service request: do not change it."""
+    global _value_widths
     exact = exact_widths()
-    if _value_widths[0] is not exact:  # (exact_widths is the same dict until the registry changes)
+    derived_from, widths = _value_widths
+    if derived_from is not exact:
         widths = {sig: 2 * n for sig, n in exact.items()}
         pdq = SIGNALS["pdq"].hex_length
-        _value_widths[:] = [exact, {**widths, "pdq": pdq} if pdq else widths]
-    return _value_widths[1]  # type: ignore[no-any-return]
+        if pdq:
+            widths["pdq"] = pdq
+        _value_widths = (exact, widths)
+    return widths
 
 
 def value_query(signal: str, value: str) -> Query:
     """A query for one canonical value of ``signal`` (one of :func:`value_widths`)."""
-    if signal == "pdq":
-        return Query(pdq=[(value, "pdq")])
-    if signal not in exact_widths():
-        raise TypeError(f"not a signal found by equal value: {signal}")
     q = Query()
-    q.exact[signal] = value
+    if signal == "pdq":
+        q.pdq.append((value, "pdq"))
+    elif signal in exact_widths():
+        q.exact[signal] = value
+    else:
+        raise TypeError(f"not a signal found by equal value: {signal}")
     return q
 
 

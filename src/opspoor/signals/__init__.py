@@ -1,11 +1,13 @@
 """Signal types by short name: the one place that defines a signal. A new type is one module plus
 one line in ``SIGNALS`` (or a :func:`register` call); every table of widths elsewhere is derived
-from here, at the time it is used.
+from here. A table asked for on every request (:func:`exact_widths`) is derived once and kept until
+the registry changes.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from opspoor.errors import SignalError
 from opspoor.signals.base import IndexKind, SignalType
@@ -15,8 +17,47 @@ from opspoor.signals.pdq import PDQ
 from opspoor.signals.photodna import PhotoDNA
 from opspoor.signals.vpdq import VPDQ
 
-SIGNALS: dict[str, type[SignalType]] = {
-    s.name: s
+
+class _Registry(dict[str, type[SignalType]]):
+    """The registry's dict: any change to it drops the tables derived from it."""
+
+    def __setitem__(self, name: str, signal: type[SignalType]) -> None:
+        super().__setitem__(name, signal)
+        _forget_tables()
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        _forget_tables()
+
+    def pop(self, *args: Any) -> Any:
+        try:
+            return super().pop(*args)
+        finally:
+            _forget_tables()
+
+    def popitem(self) -> tuple[str, type[SignalType]]:
+        try:
+            return super().popitem()
+        finally:
+            _forget_tables()
+
+    def setdefault(self, *args: Any) -> Any:
+        try:
+            return super().setdefault(*args)
+        finally:
+            _forget_tables()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        _forget_tables()
+
+    def clear(self) -> None:
+        super().clear()
+        _forget_tables()
+
+
+SIGNALS: dict[str, type[SignalType]] = _Registry(
+    (s.name, s)
     for s in (
         MD5,
         SHA1,
@@ -26,7 +67,7 @@ SIGNALS: dict[str, type[SignalType]] = {
         PhotoDNA,
         LocalSignal,
     )
-}
+)
 
 
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,15}")
@@ -69,23 +110,27 @@ def signals_by_index(kind: IndexKind) -> tuple[str, ...]:
     return tuple(n for n, s in SIGNALS.items() if s.index == kind)
 
 
-#: ``exact_widths`` of the registry as it was (every match request asks: kept until it changes)
-_exact_widths: tuple[tuple[type[SignalType], ...], dict[str, int]] = ((), {})
+#: ``exact_widths`` of the registry as it is (every match request asks); None after a change
+_exact_widths: dict[str, int] | None = None
+
+
+def _forget_tables() -> None:
+    global _exact_widths
+    _exact_widths = None
 
 
 def exact_widths() -> dict[str, int]:
     """Bytes per value of each signal the index finds by equal value (md5 16, sha1 20, sha256 32, a
     plugin's), in registry order: what the matcher's exact indexes hold. A signal found by equal
     value without a fixed width (PhotoDNA) has no exact index yet: it is stored, not matched.
-    The answer is shared: do not change it."""
+    The answer is shared and kept until the registry changes (then a new dict): do not change it."""
     global _exact_widths
-    key = tuple(SIGNALS.values())
-    if _exact_widths[0] != key:
-        widths = {
+    widths = _exact_widths
+    if widths is None:
+        widths = _exact_widths = {
             n: h // 2 for n, s in SIGNALS.items() if s.index == "exact" and (h := s.indexed_hex_length())
         }
-        _exact_widths = (key, widths)
-    return _exact_widths[1]
+    return widths
 
 
 def identity_signals() -> tuple[str, ...]:
