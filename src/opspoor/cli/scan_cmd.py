@@ -22,10 +22,13 @@ from rich.progress import (
 from opspoor.cli.app import DbOption, app, err, out
 from opspoor.cli.options import (
     DistanceOption,
+    ExecutorKind,
+    ExecutorOption,
     LocalOption,
     LowQualityOption,
     Robust,
     RobustOption,
+    SchedulerOption,
     WorkersOption,
     robust_query_methods,
 )
@@ -124,6 +127,8 @@ def scan(
     ],
     db: DbOption = None,
     workers: WorkersOption = 0,
+    executor: ExecutorOption = ExecutorKind.local,
+    scheduler: SchedulerOption = None,
     no_thumbnails: Annotated[
         bool, typer.Option("--no-thumbnails", help="Write no thumbnails at all.")
     ] = False,
@@ -168,7 +173,7 @@ def scan(
         interrupt.release()
         _scan(sources, hashset, case, db, workers, no_thumbnails, json_log,
               max_depth, max_member_memory, robust, low_quality, local, distance, case_number,
-              examiner)  # fmt: skip
+              examiner, executor, scheduler)  # fmt: skip
     except KeyboardInterrupt:
         interrupt.defer()  # a Ctrl-C more would only cut this line short
         say_interrupted()
@@ -202,6 +207,8 @@ def _scan(
     distance: int | None,
     case_number: str | None,
     examiner: str | None,
+    executor: ExecutorKind = ExecutorKind.local,
+    scheduler: str | None = None,
 ) -> None:
     from opspoor.casefile.scan import scan_case
     from opspoor.signals.engine import HashOptions
@@ -221,6 +228,8 @@ def _scan(
         case_number=case_number,
         examiner=examiner,
         distance=distance,
+        executor=executor.value,
+        scheduler=scheduler,
     )
     progress = JsonLogProgress() if json_log else RichProgress()
     result = scan_case(cfg, progress, log=lambda m: err.print(m))
