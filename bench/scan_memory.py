@@ -71,7 +71,7 @@ def make_evidence(folder: Path, member_bytes: int) -> str:
 
 
 def scan_peaks(
-    work: Path, name: str, member_bytes: int, room: int, workers: int, db: str
+    work: Path, name: str, member_bytes: int, room: int, workers: int, db: str, scheduler: str | None = None
 ) -> tuple[int, int, dict]:
     folder = work / name
     md5 = make_evidence(folder, member_bytes)
@@ -81,6 +81,7 @@ def scan_peaks(
     cfg = ScanConfig(
         sources=[folder], hashsets=[name], case_dir=work / f"case-{name}", db_url=db, workers=workers,
         limits=Limits(max_in_memory=room), local=False,
+        executor="dask" if scheduler else "local", scheduler=scheduler,
     )  # fmt: skip
     with PeakMemory(interval=0.05) as s:
         result = scan_case(cfg)
@@ -93,21 +94,45 @@ def main() -> None:
     ap.add_argument("--member-mb", type=int, nargs="+", default=[250, 700])
     ap.add_argument("--room-mb", type=int, default=256)  # docs/reliability.md's figures; Limits(): 1024
     ap.add_argument("--workers", type=int, default=2)
+    # (dask: a LocalCluster of --workers single-threaded processes; its scheduler runs in the main
+    # process, so "main" is the client and the scheduler together, which both hold members in flight)
+    ap.add_argument("--executor", choices=["local", "dask"], default="local")
     args = ap.parse_args()
+    if args.executor == "dask":
+        import os
+
+        from distributed import LocalCluster
+
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
+        with LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster:
+            measure(args, cluster.scheduler_address)
+    else:
+        measure(args, None)
+
+
+def measure(args: argparse.Namespace, scheduler: str | None) -> None:
     room = args.room_mb * MiB
     print(setup_line())
     with tempfile.TemporaryDirectory(prefix="opspoor-scan-memory-") as tmp:
         work = Path(tmp)
         db = f"sqlite:///{work / 'store.sqlite'}"
-        a_main, a_worker, _ = scan_peaks(work, "anchor", MiB, room, args.workers, db)
-        print(f"in-memory room {args.room_mb} MiB; {args.workers} workers")
+        a_main, a_worker, _ = scan_peaks(work, "anchor", MiB, room, args.workers, db, scheduler)
+        print(f"in-memory room {args.room_mb} MiB; {args.workers} workers; executor {args.executor}")
         print(
             f"anchor, 2 x 1 MiB members:   main peak {a_main / MiB:6.0f} MiB   "
             f"worker peak {a_worker / MiB:6.0f} MiB"
         )
         for mb in args.member_mb:
             t0 = time.perf_counter()
-            b_main, b_worker, summary = scan_peaks(work, f"m{mb}", mb * MiB, room, args.workers, db)
+            b_main, b_worker, summary = scan_peaks(
+                work, f"m{mb}", mb * MiB, room, args.workers, db, scheduler
+            )
             seconds = time.perf_counter() - t0
             d_main, d_worker = (b_main - a_main) / MiB, (b_worker - a_worker) / MiB
             ok = d_main <= 3 * args.room_mb + SLACK and d_worker <= 2 * args.room_mb + SLACK
