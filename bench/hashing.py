@@ -33,8 +33,8 @@ import pdqhash  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from corpus import describe, photo_corpus  # noqa: E402
+from opspoor.media.digests import digest_bytes  # noqa: E402
 from opspoor.media.image import decode_image  # noqa: E402
-from opspoor.signals.crypto import digest_bytes  # noqa: E402
 from opspoor.signals.pdq import PDQ, pdq_from_rgb, pdq_hash_image  # noqa: E402
 from setup_info import cpu_model  # noqa: E402
 

@@ -36,7 +36,7 @@ from setup_info import setup_line  # noqa: E402
 STAGES = (
     ("whole per-file work (run_task)", "triage/worker.py", "run_task"),
     ("  read the file", "engine.py", "_read_up_to"),
-    ("  MD5 + SHA-1 + SHA-256", "signals/crypto.py", "digest_bytes"),
+    ("  MD5 + SHA-1 + SHA-256", "media/digests.py", "digest_bytes"),
     ("  decode to RGB <= 512 px (incl. EXIF)", "media/image.py", "decode_image"),
     ("    of which EXIF", "media/exif.py", "read_exif"),
     ("  plain PDQ (canonical pipeline)", "signals/pdq.py", "pdq_hash_image"),

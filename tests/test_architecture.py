@@ -47,14 +47,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "__main__": BASE | {"cli"},
 }
 
-LATER = "fixed by the store/registry/matching step"
-#: violations that exist today, outside the service: (importer, imported) module pairs against the
-#: layers, and circles (their modules, sorted)
-KNOWN: dict[tuple[str, ...], str] = {
-    # members above the in-memory room are hashed as they stream (never held); the digests move to a
-    # module below both with the signal registry
-    ("opspoor.sources.archives", "opspoor.signals.crypto"): f"streamed digests below sources: {LATER}",
-}
+#: violations that exist today and are being fixed by another step: (importer, imported) module
+#: pairs against the layers, and circles (their modules, sorted), each with the step that fixes it
+KNOWN: dict[tuple[str, ...], str] = {}
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,19 @@ def test_values_match_through_both_indexes(setup: dict) -> None:
     assert m["category"] == {"scheme": "uk", "code": "B"}
 
 
+def test_a_typed_value_is_looked_up_as_that_type_only(setup: dict) -> None:
+    s0 = setup["sigs"][0]
+    args = ["--hashset", "known", "--db", setup["db"], f"MD5:{s0.md5.upper()}", f"pdq:{s0.pdq}"]
+    code, out = _json([*args, f"sha256:{s0.pdq}", f"sha1:{s0.md5}"])
+    assert code == 1  # the last is no SHA-1
+    assert [[(m["signal"], m["distance"]) for m in o["matches"]] for o in out[:3]] == [
+        [("md5", 0)],
+        [("pdq", 0)],
+        [],
+    ]
+    assert "a sha1 value is 40 hex characters" in out[3]["error"]
+
+
 def test_files_input_list_and_distance(setup: dict) -> None:
     root: Path = setup["root"]
     listing = root / "inputs.txt"

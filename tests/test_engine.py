@@ -14,9 +14,9 @@ import pytest
 from opspoor.demo.images import generate_image
 from opspoor.demo.videos import generate_video
 from opspoor.errors import MediaTooLarge, SourceError, UndecodableMedia
+from opspoor.media.digests import CHUNK
 from opspoor.media.image import decode_image
 from opspoor.signals import engine
-from opspoor.signals.crypto import CHUNK
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes, hash_path, hash_stream
 from opspoor.signals.pdq import pdq_hash_image
 from opspoor.signals.vpdq import vpdq_hash_video

@@ -1,14 +1,19 @@
 """The signal registry is the one place that defines a signal: a stored-only signal registered by a
-plugin (here a 16-byte "testhash") is checked, imported, exported, loaded and matched exactly
-through the store and the index with no other edit; PhotoDNA is such a signal."""
+plugin (here a 16-byte "testhash": one class and one ``register`` call, in this file) is checked,
+imported (a CSV column, the service's entries route), loaded and matched exactly through the store,
+the index, ``opspoor match`` and ``POST /v1/match`` with no other edit; PhotoDNA is such a signal."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from opspoor.cli import app as cli_app
 from opspoor.errors import SignalError
 from opspoor.hashsets.formats.base import canonical_signal
 from opspoor.hashsets.model import ENTRY_SIGNALS, Category, Entry, RecordError
@@ -35,6 +40,9 @@ from opspoor.store import (
     open_store,
 )
 from opspoor.store.hashsets import HASH_COLUMNS, IDENTITY_SIGNALS, key_signals
+from test_service import add_entries, create_set, eventually, match_values, running
+
+runner = CliRunner()
 
 
 class TestHash(SignalType):
@@ -155,3 +163,64 @@ def test_photodna_is_stored_and_found_by_equal_value(store: Store) -> None:
     result = import_entries(store, "pdna", entries)
     assert (result.added, result.duplicates, result.conflicts) == (2, 0, 1)  # never a duplicate
     assert hashset_counts(store, "pdna").signals == {"md5": 2, "photodna": 2}
+
+
+def test_a_registered_stored_only_signal_is_imported_and_matched_by_the_cli(
+    db_url: str, tmp_path: Path, testhash: type[SignalType]
+) -> None:
+    """No module names the plugin's signal: the CSV reader takes its column by its registry name,
+    ``opspoor match`` takes its value typed (``testhash:…``) or by its width, and the matcher's
+    exact index (built from the store, then mapped from the index cache) finds it."""
+    listing = tmp_path / "plugin.csv"
+    rows = [f"{_hex(k).upper()},us-cat:1,t{k}" for k in range(1, 6)]
+    listing.write_text("testhash,category,external_id\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    res = runner.invoke(cli_app, ["hashset", "import", str(listing), "--name", "plugin", "--db", db_url])
+    assert res.exit_code == 0, res.output
+    with open_store(db_url) as s:
+        assert hashset_counts(s, "plugin").signals == {"testhash": 5}
+
+    for _ in range(2):  # built from the store and cached, then mapped from the cache
+        res = runner.invoke(
+            cli_app,
+            ["match", "--hashset", "plugin", "--db", db_url, "--json", f"testhash:{_hex(3)}", _hex(4)]
+            + [_hex(9)],
+        )
+        assert res.exit_code == 0, res.output
+        out = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+        found = [[(m["signal"], m["external_id"], m["distance"]) for m in o["matches"]] for o in out]
+        assert found == [[("testhash", "t3", 0)], [("testhash", "t4", 0)], []]
+
+    unregister("testhash")  # without the registry line the value is not a hash value at all
+    res = runner.invoke(cli_app, ["match", "--hashset", "plugin", "--db", db_url, f"testhash:{_hex(3)}"])
+    assert res.exit_code == 1 and "not a file and not a hash value" in res.output
+    register(testhash)
+
+
+def test_a_registered_stored_only_signal_is_added_and_matched_by_the_service(
+    db_url: str, testhash: type[SignalType]
+) -> None:
+    """``POST /v1/hashsets/{name}/entries`` takes the plugin's values and ``POST /v1/match``
+    finds them (the live matcher's exact index for the signal is made from the registry)."""
+    with running(db_url) as api:
+        create_set(api, "plugin")
+        entries = [{"signals": {"testhash": _hex(k)}, "external_id": f"t{k}"} for k in (1, 2)]
+        assert add_entries(api, "plugin", entries)["added"] == 2
+
+        def found() -> list[list[tuple[str, str | None]]]:
+            values = [{"type": "testhash", "value": _hex(2).upper()}, {"type": "testhash", "value": _hex(7)}]
+            results = match_values(api, values)
+            return [[(m["signal"], m["external_id"]) for m in r["matches"]] for r in results]
+
+        eventually(lambda: found() == [[("testhash", "t2")], []])
+        r = api.client.post(
+            "/v1/match",
+            headers=api.auth("a", "platform"),
+            json={"signals": [{"type": "testhash", "value": "ab" * 20}]},
+        )
+        assert r.status_code == 422 and "a testhash value is 32 hex characters, not 40" in r.json()["detail"]
+        r = api.client.post(
+            "/v1/match",
+            headers=api.auth("a", "platform"),
+            json={"signals": [{"type": "photodna", "value": "ab" * 16}]},
+        )
+        assert r.status_code == 422 and "not matched by value" in r.json()["detail"]  # stored only

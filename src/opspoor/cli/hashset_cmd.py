@@ -276,6 +276,7 @@ def import_summary(name: str, result: ImportResult, *, rejected: int, added: str
 
 
 #: what the match index counts, as the summary line names it
+#: how the index sizes are named to people (a plugin signal goes by its registry name)
 _INDEXED = {
     "md5": "MD5",
     "sha1": "SHA-1",
@@ -299,7 +300,7 @@ def cache_match_index(store: Store, name: str) -> None:
     except (OpspoorError, OSError) as exc:
         err.print(f"{escape(name)}: match index not cached ({escape(str(exc))}); the next scan builds it")
         return
-    counts = ", ".join(f"{n:,} {_INDEXED[sig]}" for sig, n in sizes.items() if n)
+    counts = ", ".join(f"{n:,} {_INDEXED.get(sig, sig)}" for sig, n in sizes.items() if n)
     err.print(f"{escape(name)}: match index cached in {time.perf_counter() - t:.1f} s ({counts or 'empty'})")
 
 

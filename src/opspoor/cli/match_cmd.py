@@ -27,21 +27,35 @@ from opspoor.cli.options import (
 )
 from opspoor.cli.tables import Column, print_table
 from opspoor.errors import OpspoorError, SignalError, SourceError
-from opspoor.matching import Match, Matcher, Query
+from opspoor.matching import Match, Matcher, Query, value_query, value_widths
+from opspoor.signals import SIGNALS
 from opspoor.signals.engine import HashOptions, hash_path
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
-NOT_A_VALUE = "not an MD5/SHA-1/SHA-256/PDQ hex value"
 
 
 def query_for_value(text: str) -> Query:
-    """A hash value: 32 hex MD5, 40 SHA-1; 64 hex is looked up both as SHA-256 and as PDQ."""
-    v = text.strip().lower()
-    if not _HEX.match(v) or len(v) not in (32, 40, 64):
-        raise SignalError(f"not a file and {NOT_A_VALUE}: {text[:80]!r}")
-    if len(v) == 64:
-        return Query(sha256=v, pdq=[(v, "pdq")])
-    return Query(md5=v) if len(v) == 32 else Query(sha1=v)
+    """A hash value, typed (``md5:…``, ``pdq:…``, a plugin's ``name:…``) or known by its length:
+    32 hex is MD5, 40 SHA-1, 64 hex is looked up both as SHA-256 and as PDQ: every signal of that
+    width in the registry that can be matched by value (``matching.value_widths``)."""
+    widths = value_widths()
+    typed, colon, rest = text.partition(":")
+    if colon and typed.strip().lower() in widths:
+        signals, v = [typed.strip().lower()], rest.strip().lower()
+        if not _HEX.match(v) or len(v) != widths[signals[0]]:
+            raise SignalError(f"a {signals[0]} value is {widths[signals[0]]} hex characters: {text[:80]!r}")
+    else:
+        v = text.strip().lower()
+        signals = [sig for sig, n in widths.items() if n == len(v)] if _HEX.match(v) else []
+    if not signals:
+        known = ", ".join(f"{sig} {n}" for sig, n in widths.items())
+        raise SignalError(f"not a file and not a hash value (hex characters: {known}): {text[:80]!r}")
+    q = Query()
+    for sig in signals:
+        found = value_query(sig, v)
+        q.exact.update(found.exact)
+        q.pdq.extend(found.pdq)
+    return q
 
 
 def query_for_file(
@@ -119,7 +133,8 @@ def evidence_text(m: Match) -> str:
     features count the patches that agree on one geometry, videos the frames they share."""
     if m.inliers is not None:
         return f"{m.inliers} inliers"
-    if m.signal in ("md5", "sha1", "sha256"):
+    signal = SIGNALS.get(m.signal)
+    if signal is not None and signal.index == "exact":
         return "exact"
     if m.signal == "vpdq":
         return f"{100 - m.distance} % frames"
@@ -142,7 +157,8 @@ def match(
     inputs: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Hash values (MD5, SHA-1, SHA-256, PDQ) or image and video files.", metavar="INPUT"
+            help="Hash values (MD5, SHA-1, SHA-256, PDQ; TYPE:VALUE names the type), image or video files.",
+            metavar="INPUT",
         ),
     ] = None,
     hashset: Annotated[

@@ -91,6 +91,12 @@ def category_name(scheme: str | None, code: str | None) -> str:
 ENTRY_SIGNALS: tuple[str, ...] = tuple(n for n, s in SIGNALS.items() if s.entry_value)
 
 
+def entry_signals() -> frozenset[str]:
+    """The signals an entry may carry as the registry has them now (a plugin's registered after
+    this module was imported included)."""
+    return frozenset(n for n, s in SIGNALS.items() if s.entry_value)
+
+
 #: what a category code may look like (a code its scheme does not define is kept, see ``Category.known``)
 _CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,31}")
 

@@ -6,12 +6,11 @@ matcher behind ``opspoor match``, the scan and the service). Knows no cases and 
 """
 
 from opspoor.matching.cache import build_index_cache, drop_index_cache, index_cache_dir, set_cache_dir
-from opspoor.matching.groups import EXACT_SIGNALS, LOCAL, PDQ_LOW_QUALITY, IndexGroup
+from opspoor.matching.groups import LOCAL, PDQ_LOW_QUALITY, IndexGroup
 from opspoor.matching.matcher import Matcher
-from opspoor.matching.query import Match, PdqLookup, Query, pdq_lookups
+from opspoor.matching.query import Match, PdqLookup, Query, pdq_lookups, value_query, value_widths
 
 __all__ = [
-    "EXACT_SIGNALS",
     "LOCAL",
     "PDQ_LOW_QUALITY",
     "IndexGroup",
@@ -24,4 +23,6 @@ __all__ = [
     "index_cache_dir",
     "pdq_lookups",
     "set_cache_dir",
+    "value_query",
+    "value_widths",
 ]

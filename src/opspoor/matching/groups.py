@@ -1,6 +1,7 @@
 """The indexes over the values of hash sets, and how a batch of queries is looked up in them.
 
-An index group holds an exact index per cryptographic signal, a Hamming index over every PDQ value
+An index group holds an exact index per signal found by equal value (``signals.exact_widths``:
+md5, sha1, sha256, a plugin's), a Hamming index over every PDQ value
 (augmentation hashes included), one over the low-quality augmentation hashes (``pdq_lq``), and a
 Hamming index over the unique good frames of known videos. A PDQ hit counts within the query hash's
 own cap (a low-quality query hash) and ``LOW_QUALITY_DISTANCE`` (a low-quality known hash); a video
@@ -25,12 +26,13 @@ from opspoor.errors import IndexFileError
 from opspoor.index import ExactIndex, HammingIndex
 from opspoor.index.cache import write_folder
 from opspoor.matching.query import Query
+from opspoor.signals import exact_widths
 from opspoor.signals.local import LocalFeatures, LocalIndex, LocalMatch, local_distance
+from opspoor.signals.pdq import PDQ
 from opspoor.signals.robust import LOW_QUALITY_DISTANCE
 from opspoor.store import Store, load_signal_arrays, load_signal_texts
 from opspoor.store.hashsets import hex_rows
 
-EXACT_SIGNALS = ("md5", "sha1", "sha256")
 VIDEO_SHARE = 0.8
 VIDEO_FRAME_DISTANCE = 31
 #: the derived signal of an entry's low-quality augmentation hashes: matched only within
@@ -43,10 +45,14 @@ LOCAL = "local"
 LOCAL_THREADS = os.cpu_count() or 1
 
 
+#: bytes of a PDQ value (from the signal registry): four 64-bit words
+PDQ_BYTES = (PDQ.hex_length or 0) // 2
+
+
 def pdq_words(values: Sequence[str]) -> np.ndarray:
     """PDQ hex → (N, 4) uint64 in the byte layout the store hands the index (any fixed layout keeps
     Hamming distances; both sides must use the same one)."""
-    return np.ascontiguousarray(hex_rows(values, 32)).view(np.uint64).reshape(-1, 4)
+    return np.ascontiguousarray(hex_rows(values, PDQ_BYTES)).view(np.uint64).reshape(-1, 4)
 
 
 #: the file of a cached group that maps frame rows to entries (written last: the group is whole)
@@ -68,8 +74,8 @@ class _Prepared:
     @classmethod
     def of(cls, queries: Sequence[Query]) -> _Prepared:
         exact = {}
-        for sig, nbytes in (("md5", 16), ("sha1", 20), ("sha256", 32)):
-            rows = [(qi, getattr(q, sig)) for qi, q in enumerate(queries) if getattr(q, sig)]
+        for sig, nbytes in exact_widths().items():
+            rows = [(qi, q.exact[sig]) for qi, q in enumerate(queries) if sig in q.exact]
             if rows:
                 qidx = np.array([r[0] for r in rows], np.int64)
                 exact[sig] = (qidx, hex_rows([r[1] for r in rows], nbytes))
@@ -88,12 +94,13 @@ HitFn = Callable[[int, int, str, int, str | None, int | None], None]
 
 @dataclass(slots=True)
 class IndexGroup:
-    """The indexes over the values of one or more hash sets: an exact index per cryptographic
-    signal, a Hamming index over every PDQ value, one over the low-quality augmentation hashes
+    """The indexes over the values of one or more hash sets: an exact index per signal found by
+    equal value, a Hamming index over every PDQ value, one over the low-quality augmentation hashes
     (matched within ``LOW_QUALITY_DISTANCE`` only), and one over the video frames (indexed by row:
     ``frame_entry[row]`` is the entry whose frame it is)."""
 
-    exact: dict[str, ExactIndex | None] = field(default_factory=lambda: dict.fromkeys(EXACT_SIGNALS))
+    #: signal -> its exact index, for each signal of the registry found by equal value
+    exact: dict[str, ExactIndex | None] = field(default_factory=lambda: dict.fromkeys(exact_widths()))
     pdq: HammingIndex | None = None
     pdq_lq: HammingIndex | None = None
     frames: HammingIndex | None = None
@@ -105,7 +112,7 @@ class IndexGroup:
     def build(cls, store: Store, names: Sequence[str], tenant: str) -> IndexGroup:
         """Read the sets' values from the store and index them."""
         group = cls()
-        for sig in EXACT_SIGNALS:
+        for sig in group.exact:
             ids, keys = load_signal_arrays(store, names, sig, tenant=tenant)
             group.exact[sig] = ExactIndex.build(keys, ids) if len(ids) else None
         ids, vals = load_signal_arrays(store, names, "pdq", tenant=tenant)
@@ -164,7 +171,7 @@ class IndexGroup:
             raise IndexFileError("no cached index here", where=str(folder))
         try:
             group = cls()
-            for sig in EXACT_SIGNALS:
+            for sig in group.exact:
                 group.exact[sig] = ExactIndex.load(folder / sig) if (folder / sig).exists() else None
             group.pdq = HammingIndex.load(folder / "pdq") if (folder / "pdq").exists() else None
             lq = folder / PDQ_LOW_QUALITY
@@ -184,7 +191,7 @@ class IndexGroup:
     def find(self, prepared: _Prepared, radius: int, hit: HitFn) -> None:
         """Report every hit of the prepared queries in this group (PDQ within ``radius``)."""
         for sig, (qidx, keys) in prepared.exact.items():
-            index = self.exact[sig]
+            index = self.exact.get(sig)
             if index is None:
                 continue
             exact = index.lookup(keys)

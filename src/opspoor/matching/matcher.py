@@ -16,8 +16,9 @@ import numpy as np
 
 from opspoor.index import ExactIndex, HammingIndex
 from opspoor.matching.cache import load_set_index
-from opspoor.matching.groups import EXACT_SIGNALS, LOCAL, IndexGroup, _Prepared
+from opspoor.matching.groups import LOCAL, IndexGroup, _Prepared
 from opspoor.matching.query import Match, Query
+from opspoor.signals import exact_widths
 from opspoor.signals.local import LocalIndex
 from opspoor.store import EntryRef, Store, entry_details, get_hashset
 from opspoor.store.hashsets import last_changes
@@ -136,10 +137,10 @@ class Matcher:
 
     @property
     def size(self) -> dict[str, int]:
-        out = dict.fromkeys((*EXACT_SIGNALS, "pdq", "vpdq_frames", LOCAL), 0)
+        out = dict.fromkeys((*exact_widths(), "pdq", "vpdq_frames", LOCAL), 0)
         for group in self.groups.values():
             for sig, n in group.sizes().items():
-                out[sig] += n
+                out[sig] = out.get(sig, 0) + n
         return out
 
     def entry_refs(self, ids: set[int]) -> dict[int, EntryRef]:

@@ -9,10 +9,11 @@ borders, embedded pictures), each labelled with the method that made it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from opspoor.hashsets.model import Category
+from opspoor.signals import SIGNALS, exact_widths
 from opspoor.signals.engine import FileSignals
 from opspoor.signals.local import MIN_INLIERS
 from opspoor.signals.vpdq import QUALITY_THRESHOLD
@@ -59,23 +60,42 @@ class Match:
         return out
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Query:
-    """What is known about one input: any of its signals. ``pdq`` may hold several hashes
-    (the file's own and the robust query variants), each with a method label."""
+    """What is known about one input: any of its signals. ``exact`` holds the values of signals
+    found by equal value (``signals.exact_widths``: md5, sha1, sha256, a plugin's); ``pdq`` may hold
+    several hashes (the file's own and the robust query variants), each with a method label."""
 
-    md5: str | None = None
-    sha1: str | None = None
-    sha256: str | None = None
-    pdq: list[PdqLookup] = field(default_factory=list)  # (hash, method[, max distance])
-    vpdq_frames: list[str] = field(default_factory=list)  # unique frame hashes of quality >= 50
-    local: str | None = None  # the image's local features, encoded (HashOptions.local)
+    exact: dict[str, str]  # signal -> canonical value
+    pdq: list[PdqLookup]  # (hash, method[, max distance])
+    vpdq_frames: list[str]  # unique frame hashes of quality >= 50
+    local: str | None  # the image's local features, encoded (HashOptions.local)
+
+    def __init__(
+        self,
+        *,
+        pdq: list[PdqLookup] | None = None,
+        vpdq_frames: list[str] | None = None,
+        local: str | None = None,
+        **exact: str | None,
+    ) -> None:
+        """``Query(md5=..., pdq=[...])``: any signal the index finds by equal value is a keyword."""
+        if exact:
+            widths = exact_widths()
+            unknown = [sig for sig in exact if sig not in widths]
+            if unknown:
+                raise TypeError(f"not a signal found by equal value: {', '.join(sorted(unknown))}")
+        self.exact = {sig: v for sig, v in exact.items() if v}
+        self.pdq = list(pdq or [])
+        self.vpdq_frames = list(vpdq_frames or [])
+        self.local = local
 
     @classmethod
     def from_file_signals(cls, sig: FileSignals) -> Query:
-        """What a hashed file is matched by: its digests, its PDQ (and robust variants) when
-        reliable, its video's good frames."""
-        q = cls(md5=sig.md5, sha1=sig.sha1, sha256=sig.sha256, local=sig.local)
+        """What a hashed file is matched by: its digests (the exact signals opspoor computes), its
+        PDQ (and robust variants) when reliable, its video's good frames."""
+        exact = {name: getattr(sig, name, None) for name in exact_widths() if SIGNALS[name].computed}
+        q = cls(local=sig.local, **exact)
         if sig.pdq:
             q.pdq = pdq_lookups(sig.pdq, sig.quality or 0, sig.pdq_variants or [])
         if sig.vpdq_frames:
@@ -86,8 +106,8 @@ class Query:
 
     @classmethod
     def from_signals(cls, sig: dict[str, Any]) -> Query:
-        """From a scan/hash JSON record (md5, sha1, sha256, pdq, pdq_quality, vpdq_frames, pdq_variants)."""
-        q = cls(md5=sig.get("md5"), sha1=sig.get("sha1"), sha256=sig.get("sha256"), local=sig.get("local"))
+        """From a scan/hash JSON record (its exact signals, pdq, pdq_quality, vpdq_frames, pdq_variants)."""
+        q = cls(local=sig.get("local"), **{name: sig.get(name) for name in exact_widths()})
         if sig.get("pdq"):
             variants: list[PdqLookup] = [tuple(v) for v in sig.get("pdq_variants") or []]  # type: ignore[misc]
             q.pdq = pdq_lookups(sig["pdq"], sig.get("pdq_quality") or 0, variants)
@@ -98,6 +118,31 @@ class Query:
                 frames.append(parts[2])
         q.vpdq_frames = list(dict.fromkeys(frames))
         return q
+
+
+_value_widths: list[Any] = [None, {}]
+
+
+def value_widths() -> dict[str, int]:
+    """Hex length of a value that can be matched on its own, by signal (registry order): every
+    signal the index finds by equal value, and PDQ (vPDQ and local features need a whole file)."""
+    exact = exact_widths()
+    if _value_widths[0] is not exact:  # (exact_widths is the same dict until the registry changes)
+        widths = {sig: 2 * n for sig, n in exact.items()}
+        pdq = SIGNALS["pdq"].hex_length
+        _value_widths[:] = [exact, {**widths, "pdq": pdq} if pdq else widths]
+    return _value_widths[1]  # type: ignore[no-any-return]
+
+
+def value_query(signal: str, value: str) -> Query:
+    """A query for one canonical value of ``signal`` (one of :func:`value_widths`)."""
+    if signal == "pdq":
+        return Query(pdq=[(value, "pdq")])
+    if signal not in exact_widths():
+        raise TypeError(f"not a signal found by equal value: {signal}")
+    q = Query()
+    q.exact[signal] = value
+    return q
 
 
 def pdq_lookups(pdq: str, quality: int, variants: Sequence[PdqLookup]) -> list[PdqLookup]:

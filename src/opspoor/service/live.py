@@ -29,9 +29,10 @@ import numpy as np
 
 from opspoor.errors import OpspoorError
 from opspoor.index import ExactIndex, HammingIndex
-from opspoor.matching import EXACT_SIGNALS, LOCAL, PDQ_LOW_QUALITY, Matcher, Query
-from opspoor.signals import get_signal
+from opspoor.matching import LOCAL, PDQ_LOW_QUALITY, Matcher, Query
+from opspoor.signals import exact_widths
 from opspoor.signals.local import LocalFeatures, LocalIndex
+from opspoor.signals.pdq import PDQ
 from opspoor.store import Change, Store, changes_since
 from opspoor.store.follow import (
     all_hashsets,
@@ -46,8 +47,6 @@ from opspoor.store.hashsets import HashSetRecord
 
 log = logging.getLogger("opspoor.service")
 
-#: bytes per value of each exact signal (from the signal registry)
-WIDTH = {sig: get_signal(sig).hex_length // 2 for sig in EXACT_SIGNALS}  # type: ignore[operator]
 #: how long a skipped change id is looked for (a rolled-back transaction leaves one for good)
 GAP_SECONDS = 60.0
 #: merge a delta into the base when it holds more than this many entries, or 1/8 of the base
@@ -71,9 +70,9 @@ class LiveMatcher(Matcher):
         self, store: Store, tenant: str, hashsets: Sequence[HashSetRecord], *, threads: int | None = None
     ) -> None:
         super().__init__(store, [h.name for h in hashsets], tenant=tenant)
-        for sig in EXACT_SIGNALS:  # empty indexes, so later adds have somewhere to go
-            if self.exact[sig] is None:
-                self.exact[sig] = ExactIndex(WIDTH[sig])
+        self.threads = threads
+        for sig in exact_widths():  # empty indexes, so later adds have somewhere to go
+            self._exact_index(sig)
         if self.pdq is None:
             self.pdq = HammingIndex()
         if self.pdq_lq is None:
@@ -98,10 +97,19 @@ class LiveMatcher(Matcher):
     def warm_up(self) -> None:
         """One search of every index, so that the first request does not wait for the compiled
         kernels to load."""
-        zero = "0" * 64
-        self.match_queries(
-            [Query(md5=zero[:32], sha1=zero[:40], sha256=zero, pdq=[(zero, "pdq")], vpdq_frames=[zero])]
-        )
+        zero = "0" * (PDQ.hex_length or 0)  # a PDQ, and a vPDQ frame's hash
+        exact = {sig: "00" * width for sig, width in exact_widths().items()}
+        self.match_queries([Query(pdq=[(zero, "pdq")], vpdq_frames=[zero], **exact)])
+
+    def _exact_index(self, sig: str) -> ExactIndex:
+        """The exact index of a signal found by equal value (``signals.exact_widths``), made empty
+        when the sets hold no value of it yet."""
+        index = self.exact.get(sig)
+        if index is None:
+            index = self.exact[sig] = ExactIndex(exact_widths()[sig])
+            if self.threads:
+                index.threads = self.threads
+        return index
 
     # --- updates (follower thread) -------------------------------------------------------------
     def add_set(self, rec: HashSetRecord) -> None:
@@ -118,14 +126,13 @@ class LiveMatcher(Matcher):
         """Values of entries of the set (``signals_between``); entries it already has gain them."""
         known = self.members.get(hashset_id, np.zeros(0, np.int64))
         new_ids: list[np.ndarray] = []
+        by_equal_value = exact_widths()
         for sig, (ids, values) in arrays.items():
             if not len(ids):
                 continue
             new_ids.append(ids)
-            if sig in WIDTH:
-                index = self.exact[sig]
-                assert index is not None
-                index.add(values, ids)
+            if sig in by_equal_value:
+                self._exact_index(sig).add(values, ids)
             elif sig == "pdq":
                 assert self.pdq is not None
                 self.pdq.add(_words(values), ids)
@@ -164,8 +171,7 @@ class LiveMatcher(Matcher):
         ids = np.unique(np.asarray(ids, dtype=np.int64))
         if not len(ids):
             return
-        for sig in EXACT_SIGNALS:
-            index = self.exact[sig]
+        for index in self.exact.values():
             if index is not None:
                 index.remove(ids)
         assert self.pdq is not None and self.frames is not None and self.pdq_lq is not None
@@ -314,7 +320,7 @@ class IndexFollower:
         return FollowerState(self.loaded, self.last_change, age, self.error)
 
     def index_sizes(self) -> dict[str, int]:
-        total = dict.fromkeys((*EXACT_SIGNALS, "pdq", "vpdq_frames"), 0)
+        total = dict.fromkeys((*exact_widths(), "pdq", "vpdq_frames"), 0)
         for m in list(self.matchers.values()):
             for sig, n in m.size.items():
                 total[sig] = total.get(sig, 0) + n

@@ -25,6 +25,7 @@ from opspoor.service.limits import (
     multipart_file_chunks,
 )
 from opspoor.service.routing import api_router, service_of
+from opspoor.signals import SIGNALS
 from opspoor.store import (
     HashSetRecord,
     ImportResult,
@@ -103,7 +104,8 @@ class EntriesDelete(BaseModel):
     """Remove by entry id, or by value of one signal type."""
 
     entry_ids: Annotated[list[Annotated[int, Field(ge=1, le=2**63 - 1)]], Field(max_length=MAX_ENTRIES)] = []
-    signal: Literal["md5", "sha1", "sha256", "pdq", "photodna"] | None = None
+    #: a signal an entry carries (``hashsets.model``: any of the registry's but local features)
+    signal: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")] | None = None
     values: Annotated[list[Text], Field(max_length=MAX_ENTRIES)] = []
 
     @model_validator(mode="after")
@@ -112,6 +114,11 @@ class EntriesDelete(BaseModel):
             raise ValueError("give entry_ids, or signal and values")
         if self.values and self.signal is None:
             raise ValueError("removing by value needs the signal type")
+        if self.signal is not None:
+            found = SIGNALS.get(self.signal)
+            if found is None or not found.entry_value:
+                known = ", ".join(n for n, s in SIGNALS.items() if s.entry_value)
+                raise ValueError(f"signal {self.signal!r} is not a signal of entries; one of: {known}")
         return self
 
 
@@ -267,7 +274,9 @@ async def delete_entries(
 ) -> dict[str, Any]:
     """Remove entries by id, or those carrying any of the given values of one signal type."""
     store, tenant = service_of(request).store, call.principal.tenant
-    values = [v.lower() for v in body.values] if body.signal != "photodna" else body.values
+    # fixed-width hex values are kept lower-case; an opaque value (PhotoDNA) as given
+    hexed = body.signal is not None and SIGNALS[body.signal].hex_length is not None
+    values = [v.lower() for v in body.values] if hexed else body.values
     removed = await anyio.to_thread.run_sync(
         lambda: remove_entries(
             store, name, entry_ids=body.entry_ids, signal=body.signal, values=values, tenant=tenant

@@ -7,7 +7,7 @@ hashing threads with a time limit, and dropped; only their signals are answered 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
@@ -23,22 +23,29 @@ from opspoor.service.routing import api_router, service_of
 
 if TYPE_CHECKING:
     from opspoor.service.state import Service
-from opspoor.matching import Match, Query
-from opspoor.signals import get_signal
+from opspoor.matching import Match, Query, value_query, value_widths
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes
 from opspoor.signals.vpdq import format_vpdq
 
 router = api_router(401, 403, 413, 415, 422, 429, 503, tags=["matching"])
 
 MAX_SIGNALS = 1000
+#: the longest hex value the request schema admits; each signal's own width is checked after
+MAX_VALUE_HEX = 512
 #: who may match (the JSON fast path admits the same roles)
 MATCH_ROLES = (PLATFORM, ANALYST)
 
 
 # --- schemas (documented in the OpenAPI) -------------------------------------------------------
 class SignalIn(BaseModel):
-    type: Literal["md5", "sha1", "sha256", "pdq"]
-    value: Annotated[str, Field(pattern=r"^[0-9a-fA-F]+$", min_length=32, max_length=64)]
+    type: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-z][a-z0-9_]{0,15}$",
+            description="a signal matched by value: md5, sha1, sha256, pdq, or a plugin's exact signal",
+        ),
+    ]
+    value: Annotated[str, Field(pattern=r"^[0-9a-fA-F]+$", min_length=1, max_length=MAX_VALUE_HEX)]
 
 
 class MatchRequest(BaseModel):
@@ -132,19 +139,21 @@ def query_for_file(sig: FileSignals) -> Query:
 
 
 def query_for_value(s: SignalIn) -> Query:
+    """One value of a signal matched by value (``matching.value_widths``, from the registry)."""
     v = s.value.lower()
-    if s.type == "pdq":
-        if len(v) != 64:
-            raise Problem(422, f"a pdq value is 64 hex characters, not {len(v)}", slug="invalid-signal")
-        return Query(pdq=[(v, "pdq")])
-    length = get_signal(s.type).hex_length
+    widths = value_widths()
+    length = widths.get(s.type)
+    if length is None:
+        raise Problem(
+            422,
+            f"{s.type!r} values are not matched by value; one of: {', '.join(widths)}",
+            slug="invalid-signal",
+        )
     if len(v) != length:
         raise Problem(
             422, f"a {s.type} value is {length} hex characters, not {len(v)}", slug="invalid-signal"
         )
-    q = Query()
-    setattr(q, s.type, v)
-    return q
+    return value_query(s.type, v)
 
 
 def match_json(m: Match) -> dict[str, Any]:

@@ -69,6 +69,25 @@ def signals_by_index(kind: IndexKind) -> tuple[str, ...]:
     return tuple(n for n, s in SIGNALS.items() if s.index == kind)
 
 
+#: ``exact_widths`` of the registry as it was (every match request asks: kept until it changes)
+_exact_widths: tuple[tuple[type[SignalType], ...], dict[str, int]] = ((), {})
+
+
+def exact_widths() -> dict[str, int]:
+    """Bytes per value of each signal the index finds by equal value (md5 16, sha1 20, sha256 32, a
+    plugin's), in registry order: what the matcher's exact indexes hold. A signal found by equal
+    value without a fixed width (PhotoDNA) has no exact index yet: it is stored, not matched.
+    The answer is shared: do not change it."""
+    global _exact_widths
+    key = tuple(SIGNALS.values())
+    if _exact_widths[0] != key:
+        widths = {
+            n: h // 2 for n, s in SIGNALS.items() if s.index == "exact" and (h := s.indexed_hex_length())
+        }
+        _exact_widths = (key, widths)
+    return _exact_widths[1]
+
+
 def identity_signals() -> tuple[str, ...]:
     """Cryptographic identities: equal values are the same item (md5, sha1, sha256)."""
     return tuple(n for n, s in SIGNALS.items() if s.identity)
@@ -77,6 +96,7 @@ def identity_signals() -> tuple[str, ...]:
 __all__ = [
     "SIGNALS",
     "SignalType",
+    "exact_widths",
     "get_signal",
     "hex_lengths",
     "identity_signals",

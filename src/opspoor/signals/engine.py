@@ -27,13 +27,13 @@ from opspoor.errors import (
     UndecodableMedia,
     VanishedSource,
 )
+from opspoor.media.digests import CHUNK, DigestAccumulator, Digests, digest_bytes
 from opspoor.media.exif import ExifInfo
 from opspoor.media.image import clipped_16bit_rgb, decode_with_detail
 from opspoor.media.limits import MAX_PIXELS
 from opspoor.media.sniff import SNIFF_BYTES, Sniffed, sniff
 from opspoor.media.thumbs import safe_thumbnail
 from opspoor.readonly import open_readonly
-from opspoor.signals.crypto import CHUNK, DigestAccumulator, Digests, digest_bytes
 from opspoor.signals.local import local_features
 from opspoor.signals.pdq import PdqHash, pdq_hash_image, pdq_with_dihedral
 from opspoor.signals.robust import LOW_QUALITY_DISTANCE, QueryHash, clipped_16bit_hash, query_hashes

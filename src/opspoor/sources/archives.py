@@ -42,8 +42,8 @@ from opspoor.errors import (
     UnreadableSource,
     UnsafeMemberName,
 )
+from opspoor.media.digests import DigestAccumulator, Digests
 from opspoor.media.sniff import SNIFF_BYTES, sniff
-from opspoor.signals.crypto import DigestAccumulator, Digests
 from opspoor.sources.evidence import EvidenceItem, UniqueNames, join_member, member_parts, open_readonly
 from opspoor.sources.limits import Budget
 

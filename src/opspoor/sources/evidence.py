@@ -33,7 +33,7 @@ class EvidenceItem:
     mtime: float | None = None
     fs_path: str | None = field(default=None, repr=False)
     _data: bytes | None = field(default=None, repr=False, compare=False)
-    #: an archive member too large to hold: its digests (``signals.crypto.Digests``), taken as it
+    #: an archive member too large to hold: its digests (``media.digests.Digests``), taken as it
     #: streamed past, and its first bytes (for its type); ``error`` says it was not decoded
     digests: Any = field(default=None, repr=False, compare=False)
     head: bytes | None = field(default=None, repr=False, compare=False)

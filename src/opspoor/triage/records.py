@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from opspoor.signals import SIGNALS
+
 Status = Literal["known", "ignorable", "new", "other", "error"]
 STATUSES: tuple[Status, ...] = ("known", "ignorable", "new", "other", "error")
 MEDIA_KINDS = ("image", "video")
 #: error reason of a 0-byte file
 EMPTY_FILE = "EmptyFile"
-EXACT_SIGNALS = frozenset({"md5", "sha1", "sha256"})
 
 
 def signal_kind(signal: str) -> str:
-    """``exact`` for a cryptographic hash, ``perceptual`` for PDQ, vPDQ and local features."""
-    return "exact" if signal in EXACT_SIGNALS else "perceptual"
+    """``exact`` for a signal found by equal value (a cryptographic hash), ``perceptual`` for PDQ,
+    vPDQ and local features (from the signal registry)."""
+    found = SIGNALS.get(signal)
+    return "exact" if found is not None and found.index == "exact" else "perceptual"
 
 
 def exif_json(exif: Any) -> dict[str, Any] | None:

@@ -43,7 +43,8 @@ from opspoor.hashsets.formats.base import (
     text_lines,
     text_or_none,
 )
-from opspoor.hashsets.model import ENTRY_SIGNALS, Entry
+from opspoor.hashsets.model import ENTRY_SIGNALS, Entry, entry_signals
+from opspoor.signals import SIGNALS
 
 _HEX_TOKEN = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}")
 #: the comment that says what a list's 64-hex values are (written by ``write_plain``)
@@ -183,6 +184,13 @@ CSV_FIELDS = (
 )
 
 
+def _csv_field(column: str) -> str | None:
+    """The field a header column holds: a known spelling, or a signal of entries by its registry
+    name (a plugin's registered after this module was imported included)."""
+    name = normalise_column(column)
+    return _CSV_FIELDS.get(name) or (name if name in entry_signals() else None)
+
+
 def _delimiter(header: str) -> str:
     counts = [(header.count(d), d) for d in _DELIMITERS]
     best = max(counts)
@@ -194,7 +202,8 @@ def sniff_csv(head: bytes) -> bool:
     if not lines:
         return False
     cols = next(csv.reader([lines[0]], delimiter=_delimiter(lines[0])))
-    return any(_CSV_FIELDS.get(normalise_column(c)) in _HASH_FIELDS for c in cols)
+    hashes = _HASH_FIELDS | entry_signals()
+    return any(_csv_field(c) in hashes for c in cols)
 
 
 def read_csv(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
@@ -208,8 +217,8 @@ def read_csv(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
         raise FormatError("the file is empty (no header line)", opts.where)
     delimiter = _delimiter(line)
     header = [c.strip() for c in next(csv.reader([line], delimiter=delimiter))]
-    fields = [_CSV_FIELDS.get(normalise_column(c)) for c in header]
-    if not _HASH_FIELDS & set(fields):
+    fields = [_csv_field(c) for c in header]
+    if not (_HASH_FIELDS | entry_signals()) & set(fields):
         raise FormatError(
             f"no hash column in the header {line.strip()[:120]!r}; name one md5, sha1, sha256, pdq, "
             "photodna or hash",
@@ -245,7 +254,7 @@ def _row_entry(header: list[str], fields: list[str | None], row: list[str], opts
         if field is None:
             if cell:
                 extra[name] = cell
-        elif field in _SIGNAL_FIELDS:
+        elif field in _SIGNAL_FIELDS or field in SIGNALS:  # (SIGNALS: a plugin's column)
             if cell:
                 signals[field] = canonical_signal(field, cell)
         elif field == "hash":
@@ -255,7 +264,8 @@ def _row_entry(header: list[str], fields: list[str | None], row: list[str], opts
     if generic is not None:
         type_text = v.get("type")
         if type_text:
-            kind = _TYPE_NAMES.get(normalise_column(type_text))
+            named = normalise_column(type_text)
+            kind = _TYPE_NAMES.get(named) or (named if named in entry_signals() else None)
             if kind is None:
                 raise RecordError(f"type: {type_text[:40]!r} is not a signal opspoor stores")
         else:

@@ -84,7 +84,10 @@ ENTRY_COLUMNS = (
 _DERIVABLE = ("pdq", "pdq_lq", "local")
 #: derived-only signals: the signal type their values are checked as, and their hex length
 DERIVED_AS = {"pdq_lq": "pdq"}
-DERIVED_HEX_LENGTH = {"pdq_lq": 64}
+DERIVED_HEX_LENGTH: dict[str, int] = {
+    d: get_signal(like).hex_length  # type: ignore[misc]
+    for d, like in DERIVED_AS.items()
+}
 SIGNAL_COLUMNS = ("entry_id", "hashset_id", "signal", "value", "derived")
 
 
