@@ -272,3 +272,43 @@ def test_hashset_build_on_dask_equals_a_local_build(
         store.close()
     assert len(here) == 13  # 12 pictures and the mirrored one
     assert there == here
+
+
+def test_a_file_that_kills_every_worker_is_recorded_as_a_crash(
+    world: dict[str, Any], local_records: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """A file that kills each worker it is handed to (as a decoder segfault would) is given up after
+    Dask's allowed failures and gets a ``crash`` record; nothing is lost. Unlike the local pool,
+    Dask counts a worker's death against every file in flight on it, so a file queued next to the
+    culprit on its only worker may be given up too (docs/scale.md): a crash record, never a wrong
+    one; every other file is hashed as locally."""
+    import dask
+
+    from opspoor.triage.worker import FAULT_ENV
+
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            env={FAULT_ENV: "crash:p03.jpg", "PYTHONPATH": SRC},
+        ) as one,  # fmt: skip
+    ):
+        logged: list[str] = []
+        result = scan_case(
+            config(world, tmp_path / "case", executor="dask", scheduler=one.scheduler_address),
+            log=logged.append,
+        )
+    assert result.reconciled
+    got = {r["path"]: r for r in files_jsonl(tmp_path / "case")}
+    crashed = [p for p, r in got.items() if r.get("error_reason") == "crash"]
+    assert any(p.endswith("/p03.jpg") for p in crashed)
+    assert len(crashed) <= 4  # at most the culprit and what was queued with it (4 per worker thread)
+    assert all(got[p]["status"] == "error" and not got[p]["md5"] for p in crashed)
+    assert {p: r for p, r in got.items() if p not in crashed} == {
+        r["path"]: r for r in local_records if r["path"] not in crashed
+    }
+    assert any("killed every dask worker" in m for m in logged), logged
