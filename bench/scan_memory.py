@@ -48,7 +48,14 @@ SLACK = 64  # MiB: allocator and interpreter noise between two runs
 
 
 def scan_peaks(
-    work: Path, name: str, sizes: tuple[int, int, int], budget: int, room: int, workers: int, db: str
+    work: Path,
+    name: str,
+    sizes: tuple[int, int, int],
+    budget: int,
+    room: int,
+    workers: int,
+    db: str,
+    scheduler: str | None = None,
 ) -> tuple[int, int, dict[str, dict]]:
     folder = work / name
     md5 = make_zip(folder, *sizes)
@@ -59,6 +66,7 @@ def scan_peaks(
     cfg = ScanConfig(
         sources=[folder], hashsets=[name], case_dir=work / f"case-{name}", db_url=db, workers=workers,
         limits=Limits(max_in_memory=room), options=options, local=False,
+        executor="dask" if scheduler else "local", scheduler=scheduler,
     )  # fmt: skip
     with PeakMemory(interval=0.05) as s:
         result = scan_case(cfg)
@@ -81,14 +89,41 @@ def main() -> None:
     ap.add_argument("--budget-mb", type=int, default=HashOptions().max_in_memory // MiB)
     ap.add_argument("--room-mb", type=int, default=Limits().max_in_memory // MiB)
     ap.add_argument("--workers", type=int, default=2)
+    # (dask: a LocalCluster of --workers single-threaded processes; its scheduler runs in the main
+    # process, so "main" is the client and the scheduler together, which both hold members in flight)
+    ap.add_argument("--executor", choices=["local", "dask"], default="local")
     args = ap.parse_args()
+    if args.executor == "dask":
+        import os
+
+        from distributed import LocalCluster
+
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
+        with LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster:
+            measure(args, cluster.scheduler_address)
+    else:
+        measure(args, None)
+
+
+def measure(args: argparse.Namespace, scheduler: str | None) -> None:
     budget, room = args.budget_mb * MiB, args.room_mb * MiB
     print(setup_line())
     with tempfile.TemporaryDirectory(prefix="opspoor-scan-memory-") as tmp:
         work = Path(tmp)
         db = f"sqlite:///{work / 'store.sqlite'}"
-        a_main, a_worker, _ = scan_peaks(work, "anchor", (4, 64, 64), budget, room, args.workers, db)
-        print(f"worker budget {args.budget_mb} MiB, archive room {args.room_mb} MiB; {args.workers} workers")
+        a_main, a_worker, _ = scan_peaks(
+            work, "anchor", (4, 64, 64), budget, room, args.workers, db, scheduler
+        )
+        print(
+            f"worker budget {args.budget_mb} MiB, archive room {args.room_mb} MiB; "
+            f"{args.workers} workers; executor {args.executor}"
+        )
         print(
             f"anchor, small members:    main peak {a_main / MiB:6.0f} MiB   "
             f"worker peak {a_worker / MiB:6.0f} MiB"
@@ -96,7 +131,9 @@ def main() -> None:
         for mb in args.member_mb:
             t0 = time.perf_counter()
             sizes = sizes_for(mb, budget)
-            b_main, b_worker, recs = scan_peaks(work, f"m{mb}", sizes, budget, room, args.workers, db)
+            b_main, b_worker, recs = scan_peaks(
+                work, f"m{mb}", sizes, budget, room, args.workers, db, scheduler
+            )
             seconds = time.perf_counter() - t0
             d_main, d_worker = (b_main - a_main) / MiB, (b_worker - a_worker) / MiB
             ok = d_main <= SLACK and d_worker <= args.budget_mb + SLACK

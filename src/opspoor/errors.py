@@ -164,6 +164,10 @@ class CaseError(OpspoorError):
     """The case directory is unusable (exists for another command, not writable)."""
 
 
+class ExecutorError(OpspoorError):
+    """The scan's workers cannot be used (no dask scheduler answers, workers cannot see the sources)."""
+
+
 # --- report ----------------------------------------------------------------
 class ReportError(OpspoorError):
     """The case report cannot be made (no report in the case, no browser to print it with)."""

@@ -28,7 +28,7 @@ import typer
 from opspoor.cli.app import DbOption, err, out
 from opspoor.cli.hash_cmd import expand_paths
 from opspoor.cli.hashset_cmd import NoIndexCacheOption, cache_match_index, hashset_app, import_summary
-from opspoor.cli.options import WorkersOption, store_label
+from opspoor.cli.options import ExecutorKind, ExecutorOption, SchedulerOption, WorkersOption, store_label
 from opspoor.errors import SourceError, StoreError
 from opspoor.hashsets.model import KINDS, Category, Entry
 from opspoor.signals.pdq import ZERO_HASH
@@ -142,6 +142,8 @@ def build_cmd(
     ] = True,
     source: Annotated[str | None, typer.Option("--source", help="Who categorised these files.")] = None,
     workers: WorkersOption = 0,
+    executor: ExecutorOption = ExecutorKind.local,
+    scheduler: SchedulerOption = None,
     no_index_cache: NoIndexCacheOption = False,
     db: DbOption = None,
 ) -> None:
@@ -161,8 +163,16 @@ def build_cmd(
             "build without --augment"
         )
     files = list(expand_paths([folder]))
-    jobs = [(str(p), p.relative_to(folder).as_posix(), augment, low_quality, local) for p in files]
-    hashed = _hash_all(jobs, workers or os.cpu_count() or 1)
+    # (absolute paths: dask workers read the files at the client's paths, from a shared mount)
+    jobs = [
+        (os.path.abspath(p), p.relative_to(folder).as_posix(), augment, low_quality, local) for p in files
+    ]
+    if executor is ExecutorKind.dask:
+        from opspoor.triage.dask_pool import dask_map
+
+        hashed = list(dask_map(scheduler, hash_for_set, jobs, sources=[folder]))
+    else:
+        hashed = _hash_all(jobs, workers or os.cpu_count() or 1)
     media = [h for h in hashed if h.kind in ("image", "video") or (h.error is not None and not h.signals)]
     unreadable = [h for h in media if not h.signals]
     entries = [_entry(h, cat) for h in media if h.signals]

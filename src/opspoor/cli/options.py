@@ -75,6 +75,31 @@ WorkersOption = Annotated[
 ]
 
 
+class ExecutorKind(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+ExecutorOption = Annotated[
+    ExecutorKind,
+    typer.Option(
+        "--executor",
+        help="Where the per-file work runs: local (a process pool) or dask (the cluster at --scheduler; "
+        "docs/scale.md).",
+    ),
+]
+
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        metavar="URL",
+        show_default=False,
+        help="With --executor dask: the dask scheduler, e.g. tcp://host:8786.",
+    ),
+]
+
+
 def robust_query_methods(robust: Robust, low_quality: bool) -> frozenset[str]:
     """The robust query methods (signals.robust) that ``--robust`` and ``--low-quality`` ask for."""
     return robust_methods(ROBUST_PRESETS[robust.value], low_quality)

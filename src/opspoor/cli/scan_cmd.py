@@ -22,10 +22,13 @@ from rich.progress import (
 from opspoor.cli.app import DbOption, app, err, out
 from opspoor.cli.options import (
     DistanceOption,
+    ExecutorKind,
+    ExecutorOption,
     LocalOption,
     LowQualityOption,
     Robust,
     RobustOption,
+    SchedulerOption,
     WorkersOption,
     robust_query_methods,
 )
@@ -124,6 +127,8 @@ def scan(
     ],
     db: DbOption = None,
     workers: WorkersOption = 0,
+    executor: ExecutorOption = ExecutorKind.local,
+    scheduler: SchedulerOption = None,
     no_thumbnails: Annotated[
         bool, typer.Option("--no-thumbnails", help="Write no thumbnails at all.")
     ] = False,
@@ -209,7 +214,8 @@ def scan(
         interrupt.release()
         _scan(sources, hashset, case, db, workers, no_thumbnails, json_log,
               max_depth, max_member_memory, robust, low_quality, local, distance, case_number,
-              examiner, verify_image, no_carve, country, clues, ocr, link_case or [])  # fmt: skip
+              examiner, verify_image, no_carve, country, clues, ocr, link_case or [],
+              executor, scheduler)  # fmt: skip
     except KeyboardInterrupt:
         interrupt.defer()  # a Ctrl-C more would only cut this line short
         say_interrupted()
@@ -258,6 +264,8 @@ def _scan(
     clues: bool = True,
     ocr: bool = True,
     link_cases: list[Path] | None = None,
+    executor: ExecutorKind = ExecutorKind.local,
+    scheduler: str | None = None,
 ) -> None:
     from opspoor.casefile.scan import scan_case
     from opspoor.signals.engine import HashOptions
@@ -283,6 +291,8 @@ def _scan(
         ocr=ocr,
         country=_country_code(country),
         link_cases=list(link_cases or []),
+        executor=executor.value,
+        scheduler=scheduler,
     )
     progress = JsonLogProgress() if json_log else RichProgress()
     result = scan_case(cfg, progress, log=lambda m: err.print(m))

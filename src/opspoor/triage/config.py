@@ -68,6 +68,12 @@ class ScanConfig:
     #: carve pictures, videos and zips from disk images' unallocated space
     carve: bool = True
 
+    #: where the per-file work runs: ``local`` (a process pool of ``workers``) or ``dask`` (the
+    #: cluster whose scheduler is at ``scheduler``, ``tcp://host:8786``; docs/scale.md). Not part of
+    #: the identity: a scan started on one resumes on the other
+    executor: str = "local"
+    scheduler: str | None = None
+
     def identity(self) -> dict[str, Any]:
         """What must be equal for a re-run to resume this case rather than mix two scans."""
         ident: dict[str, Any] = {

@@ -1,12 +1,13 @@
 """``opspoor scan``: every file hashed and matched, known separated from new, new grouped, nothing lost.
 
-Flow: the main process walks the sources (``opspoor.sources``) and feeds a process pool that
-hashes each file in one read (``opspoor.signals.engine``); results are matched in batches
-(``Matcher``) and committed to the case database, keyed by evidence path. A killed scan is
-resumed by running the same command again: finished paths are skipped. When every file is
-accounted for, the new media are grouped and the scan is added up (``triage.summary``); the
-outputs (files.jsonl, summary.json, export-vics.json, report.html) are written from the case
-database by the layer above (``opspoor.casefile.scan_case``).
+Flow: the main process walks the sources (``opspoor.sources``) and feeds the workers
+(``triage.executor``: the local process pool, or a Dask cluster) that hash each file in one read
+(``opspoor.signals.engine``); results are matched in batches (``Matcher``) and committed to the
+case database, keyed by evidence path. A killed scan is resumed by running the same command
+again: finished paths are skipped. When every file is accounted for, the new media are grouped
+and the scan is added up (``triage.summary``); the outputs (files.jsonl, summary.json,
+export-vics.json, report.html) are written from the case database by the layer above
+(``opspoor.casefile.scan_case``).
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from opspoor.signals.engine import HashOptions
 from opspoor.sources import EvidenceItem, count_evidence, iter_evidence
 from opspoor.triage.case import CASE_DB, CaseDB, check_case_dir, check_is_case
 from opspoor.triage.config import NoProgress, Progress, ScanConfig, ScanResult
+from opspoor.triage.executor import Executor, crash_note, start_executor
 from opspoor.triage.interrupt import REQUESTED, shielded
 from opspoor.triage.links import read_case
-from opspoor.triage.pool import CRASH, CrashSafePool
+from opspoor.triage.pool import CRASH
 from opspoor.triage.provenance import describe_hashsets, describe_source
 from opspoor.triage.records import EMPTY_FILE, error_record, new_record, verdict
 from opspoor.triage.summary import assign_groups, build_summary
@@ -172,13 +174,13 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
                 "case directory holds another scan (different sources or hash sets); use a new --case DIR",
                 str(cfg.case_dir),
             )
-    pool: CrashSafePool | None = None
+    pool: Executor | None = None
     loader: ThreadPoolExecutor | None = None
     interrupted = False
     try:
         # start the workers first: they load their kernels while the hash sets are being loaded
         clue_opts = ClueOptions(enabled=cfg.clues, ocr=cfg.ocr, country=cfg.country)
-        pool = CrashSafePool(max(1, cfg.workers), options, clue_opts)
+        pool = start_executor(cfg.executor, cfg.workers, options, cfg.scheduler, cfg.sources, clue_opts)
         store = open_store(cfg.db_url)
         try:
             versions = _set_versions(store, cfg.hashsets)
@@ -226,8 +228,9 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
             if loader is not None:
                 loader.shutdown(wait=not interrupted, cancel_futures=True)
     assert pool is not None
-    if pool.crashes:
-        log(f"{pool.crashes} worker process(es) died; the files in flight were run again one at a time")
+    note = crash_note(cfg.executor, pool.crashes)
+    if note:
+        log(note)
     matcher = _ready(matcher_ready)
     case.set_meta("files_in", files_in)
     note_time()
@@ -300,7 +303,7 @@ def _query_signals(rec: dict[str, Any], query: dict[str, Any] | None) -> dict[st
 def _hash_and_match(
     cfg: ScanConfig,
     case: CaseDB,
-    pool: CrashSafePool,
+    pool: Executor,
     matcher_ready: Future[Matcher],
     done: set[str],
     progress: Progress,

@@ -1,0 +1,212 @@
+"""The scan's per-file work on a Dask cluster (``distributed``): the same calls as the local pool.
+
+The client (the scan) walks the sources, matches, groups and writes the case; the workers only run
+``triage.worker.run_task``. Plain files are read by the workers from the path they share with the
+client (made absolute here); archive members are read by the client and travel inside their task,
+so the bytes in flight stay within the scan's ``--max-member-memory`` (the scan waits for results
+before it submits more) and a task whose worker dies can be run again from what the scheduler holds.
+
+A worker that dies mid-task (killed, OOM) costs nothing: the scheduler runs its tasks again on the
+others, and each task's result is taken exactly once, by its key. A file that kills every worker it
+is handed to (``distributed.scheduler.allowed-failures`` times, default 3) is recorded as "worker
+crashed", as the local pool does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import queue
+import threading
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from opspoor.clues.extract import ClueOptions
+from opspoor.errors import ExecutorError
+from opspoor.signals.engine import HashOptions
+from opspoor.triage.interrupt import REQUESTED, shielded
+from opspoor.triage.pool import POLL, Result, crashed
+from opspoor.triage.worker import Task, run_task, warm_up
+
+#: tasks in flight per worker thread: enough to hide the scheduler's round trip (about 1-2 ms a
+#: task on loopback, more across machines) without holding many results at once
+DEPTH = 4
+
+
+def connect(scheduler: str | None) -> Any:
+    """A client of the scheduler at ``scheduler`` (``tcp://host:8786``); one line when it cannot."""
+    try:
+        from distributed import Client
+    except ImportError as exc:  # (a dependency, but a trimmed install may lack it)
+        raise ExecutorError("--executor dask needs the 'distributed' package") from exc
+    if not scheduler:
+        raise ExecutorError("--executor dask needs --scheduler tcp://HOST:PORT (a running dask scheduler)")
+    try:
+        return Client(scheduler, timeout="10s", set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ExecutorError(f"cannot reach the dask scheduler: {exc}", scheduler) from exc
+
+
+def worker_threads(client: Any, wait_seconds: float = 30.0) -> int:
+    """Worker threads of the cluster; waits a little for a first worker to join."""
+    try:
+        client.wait_for_workers(1, timeout=wait_seconds)
+    except TimeoutError as exc:
+        raise ExecutorError(f"no dask worker joined the scheduler within {wait_seconds:.0f} s") from exc
+    return max(1, sum(client.nthreads().values()))
+
+
+def check_shared(client: Any, sources: Iterable[Path]) -> None:
+    """Every worker must see the sources at the client's absolute paths (a shared mount)."""
+    paths = [os.path.abspath(p) for p in sources]
+    seen: dict[str, list[bool]] = client.run(_exist, paths)
+    for worker, found in sorted(seen.items()):
+        missing = [p for p, ok in zip(paths, found, strict=True) if not ok]
+        if missing:
+            raise ExecutorError(
+                f"dask worker {worker} cannot see {missing[0]}: workers read the evidence at the "
+                "client's paths (docs/scale.md)",
+                missing[0],
+            )
+
+
+def _exist(paths: list[str]) -> list[bool]:
+    return [os.path.exists(p) for p in paths]
+
+
+class DaskPool:
+    """``CrashSafePool``'s calls (submit, collect, held, shutdown) on a Dask cluster."""
+
+    def __init__(
+        self,
+        scheduler: str | None,
+        options: HashOptions,
+        sources: Iterable[Path] = (),
+        clues: ClueOptions | None = None,
+    ) -> None:
+        self.options = options
+        self.clues = clues
+        self.crashes = 0  # tasks given up after killing workers, for the log
+        self.inflight: dict[Any, Task] = {}
+        self.client = connect(scheduler)
+        try:
+            threads = worker_threads(self.client)
+            check_shared(self.client, sources)
+            self.client.run(warm_up)  # compiled kernels loaded while the hash sets load
+        except BaseException:
+            self.client.close()
+            raise
+        self.workers = threads  # the scan keeps workers * 4 tasks in flight
+        self.run_id = uuid.uuid4().hex[:12]
+        self.finished = threading.Event()
+
+    def __len__(self) -> int:
+        return len(self.inflight)
+
+    @property
+    def held(self) -> int:
+        """Bytes of archive members in flight (kept here until their results are back)."""
+        return sum(len(t.data) for t in self.inflight.values() if t.data is not None)
+
+    def submit(self, task: Task) -> list[Result]:
+        if task.fs_path is not None:  # the workers may run elsewhere: the client's absolute path
+            task = dataclasses.replace(task, fs_path=os.path.abspath(task.fs_path))
+        with shielded(), warnings.catch_warnings():
+            # (a large member is one large task: bounded by --max-member-memory, not worth a warning)
+            warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
+            fut = self.client.submit(
+                run_task,
+                task,
+                self.options,
+                self.clues,
+                key=f"opspoor-file-{self.run_id}-{task.seq}",
+                pure=False,
+            )
+        fut.add_done_callback(lambda _f: self.finished.set())
+        self.inflight[fut] = task
+        return []
+
+    def collect(self, block: bool) -> list[Result]:
+        """Results of finished tasks (waiting for at least one when ``block``, unless Ctrl-C)."""
+        with shielded():
+            while True:
+                self.finished.clear()  # (set again by any task that finishes from here on)
+                ready = [f for f in self.inflight if f.done()]
+                if ready or not block or not self.inflight or REQUESTED.is_set():
+                    break
+                self.finished.wait(POLL)
+            return [self._result(f) for f in ready]
+
+    def _result(self, fut: Any) -> Result:
+        from distributed import KilledWorker
+
+        task = self.inflight.pop(fut)
+        try:
+            out: Result = fut.result()
+        except KilledWorker:  # it killed every worker it was handed to: this file did it
+            self.crashes += 1
+            out = crashed(task)
+        except Exception as exc:  # the cluster cannot run opspoor's code (versions, imports)
+            raise ExecutorError(f"dask task failed: {type(exc).__name__}: {exc}", task.path) from exc
+        finally:
+            fut.release()
+        return out
+
+    def shutdown(self, interrupted: bool = False) -> None:
+        """Cancel what is still in flight and close the client (the cluster keeps running)."""
+        with shielded():
+            if self.inflight:
+                self.client.cancel(list(self.inflight), force=True)
+            self.inflight.clear()
+            self.client.close()
+
+
+def dask_map(
+    scheduler: str | None,
+    fn: Callable[[Any], Any],
+    items: list[Any],
+    sources: Iterable[Path] = (),
+    on_done: Callable[[int], None] | None = None,
+) -> Iterator[Any]:
+    """``fn`` over ``items`` on the cluster, results in the order of ``items``, at most
+    ``DEPTH`` tasks per worker thread in flight (``hashset build --executor dask``)."""
+    client = connect(scheduler)
+    try:
+        depth = worker_threads(client) * DEPTH
+        check_shared(client, sources)
+        results: dict[int, Any] = {}
+        run_id = uuid.uuid4().hex[:12]
+        pending = iter(enumerate(items))
+        finished: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
+        inflight = 0
+
+        def more(n: int) -> int:
+            sent = 0
+            for i, item in itertools.islice(pending, n):
+                fut = client.submit(fn, item, key=f"opspoor-map-{run_id}-{i}", pure=False)
+                fut.add_done_callback(lambda f, i=i: finished.put((i, f)))
+                sent += 1
+            return sent
+
+        inflight = more(depth)
+        emitted = 0
+        while inflight:
+            i, fut = finished.get()
+            inflight -= 1
+            try:
+                results[i] = fut.result()
+            except Exception as exc:  # (the function records bad files itself: this is the cluster)
+                raise ExecutorError(f"dask task failed: {type(exc).__name__}: {exc}", str(items[i])) from exc
+            fut.release()
+            if on_done:
+                on_done(1)
+            inflight += more(1)
+            while emitted in results:
+                yield results.pop(emitted)
+                emitted += 1
+    finally:
+        client.close()
