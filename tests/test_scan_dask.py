@@ -275,7 +275,10 @@ def test_hashset_build_on_dask_equals_a_local_build(
 
 
 def test_a_file_that_kills_every_worker_is_recorded_as_a_crash(
-    world: dict[str, Any], local_records: list[dict[str, Any]], tmp_path: Path
+    world: dict[str, Any],
+    local_records: list[dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A file that kills each worker it is handed to (as a decoder segfault would) is given up after
     Dask's allowed failures and gets a ``crash`` record; nothing is lost. Unlike the local pool,
@@ -284,7 +287,11 @@ def test_a_file_that_kills_every_worker_is_recorded_as_a_crash(
     one; every other file is hashed as locally."""
     import dask
 
-    from opspoor.triage.worker import FAULT_ENV
+    import worker_faults
+    from opspoor.triage import dask_pool
+
+    # the test-only per-file function travels to the workers by reference: they import it from tests/
+    monkeypatch.setattr(dask_pool, "run_task", worker_faults.faulty("crash:p03.jpg"))
 
     with (
         dask.config.set({"distributed.scheduler.allowed-failures": 1}),
@@ -294,7 +301,7 @@ def test_a_file_that_kills_every_worker_is_recorded_as_a_crash(
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
-            env={FAULT_ENV: "crash:p03.jpg", "PYTHONPATH": SRC},
+            env={"PYTHONPATH": os.pathsep.join([SRC, str(Path(__file__).parent)])},
         ) as one,  # fmt: skip
     ):
         logged: list[str] = []

@@ -52,21 +52,22 @@ def faulty_run_task(faults: Faults, task: Task, options: HashOptions, clues: Any
     return run_task(task, options, clues)
 
 
-def _with(spec: str) -> Any:
+def faulty(spec: str) -> Any:
+    """``run_task`` with the faults of ``spec`` in place, for any executor's workers."""
     # a partial of a module-level function pickles by reference: a forked or spawned worker runs it
     return functools.partial(faulty_run_task, parse(spec))
 
 
 def inject(monkeypatch: pytest.MonkeyPatch, spec: str) -> None:
     """Faults for the scans this test runs in its own process (undone at the end of the test)."""
-    monkeypatch.setattr(pool, "run_task", _with(spec))
+    monkeypatch.setattr(pool, "run_task", faulty(spec))
 
 
 @contextlib.contextmanager
 def installed(spec: str) -> Iterator[None]:
     """Faults for the scans run inside the ``with`` block (for bench scripts)."""
     saved = pool.run_task
-    pool.run_task = _with(spec)  # type: ignore[assignment]
+    pool.run_task = faulty(spec)  # type: ignore[assignment]
     try:
         yield
     finally:
@@ -83,6 +84,6 @@ if __name__ == "__main__":
 
     import worker_faults  # this file as a module (not __main__), so the workers find the function
 
-    worker_faults.pool.run_task = worker_faults._with(sys.argv[1])  # type: ignore[assignment]
+    worker_faults.pool.run_task = worker_faults.faulty(sys.argv[1])  # type: ignore[assignment]
     sys.argv = ["opspoor", *sys.argv[2:]]
     runpy.run_module("opspoor", run_name="__main__", alter_sys=True)
