@@ -41,7 +41,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "report": BASE | {"media", "signals", "hashsets", "store", "triage"},
     "casefile": BASE | {"media", "signals", "hashsets", "store", "triage", "report"},
     "service": BASE | {"media", "signals", "index", "hashsets", "store", "matching"},
-    "review": BASE | {"sources", "media", "signals", "hashsets", "store", "triage"},
+    # team mode puts the review app behind the service's tokens and audit (review.team)
+    "review": BASE | {"sources", "media", "signals", "hashsets", "store", "triage", "service"},
     "cli": BASE
     | {"sources", "media", "signals", "index", "hashsets", "store", "matching", "triage"}
     | {"demo", "evaluate", "report", "casefile", "service", "review"},

@@ -82,7 +82,7 @@ def _refused(why: str) -> Response:
     return HTMLResponse(body, status_code=403, headers={"Cache-Control": "no-store"})
 
 
-def _env() -> Environment:
+def review_env() -> Environment:
     env = Environment(loader=PackageLoader("opspoor.review", "templates"), autoescape=select_autoescape())
     env.globals["category_name"] = category_name
     env.globals["video_types"] = VIDEO_TYPES
@@ -106,7 +106,7 @@ def create_review_app(
     view = view if view is not None else CaseView(config.case_dir)
     review = review if review is not None else ReviewDB.for_case(config.case_dir)
     keys = key_codes(config.scheme)
-    env = _env()
+    env = review_env()
     script = (files("opspoor.review") / "templates" / "review.js").read_text(encoding="utf-8")
     app = FastAPI(title="opspoor review", docs_url=None, redoc_url=None, openapi_url=None)
     if not config.team:
