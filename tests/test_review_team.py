@@ -46,7 +46,7 @@ def team(db_url: str, case: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for name, role in (("alice", "reviewer"), ("bob", "reviewer"), ("ann", "analyst"), ("adm", "admin")):
             _, secrets[name] = create_token(store, role, "hotline", label=name)
         published = publish_case(case["dir"], store.engine, "case-1")
-    app = mount_review(create_app(replace(SETTINGS, db=resolve_url(db_url))), resolve_url(db_url))
+    app = mount_review(create_app(replace(SETTINGS, db=resolve_url(db_url))))
     with TestClient(app) as client:
         yield {"client": client, "app": app, "secrets": secrets, "published": published, "db": db_url}
 

@@ -26,17 +26,16 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
-from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.types import Receive, Scope, Send
 
+from opspoor.errors import OpspoorError
 from opspoor.review.decisions import ReviewDB
 from opspoor.review.shared import SharedCaseView, check_shared_tables, list_cases, published_at
 from opspoor.review.web import ReviewConfig, create_review_app, review_env
 from opspoor.service.auth import ANALYST, REVIEWER, Call, admit, authenticate, record
 from opspoor.service.problems import Problem, problem_response
-from opspoor.store.db import resolve_url
 
 PREFIX = "/review"
 COOKIE = "opspoor_review"
@@ -105,11 +104,21 @@ def _action(route: str, method: str) -> str:
 class CaseApps:
     """The review app of each published case (made when first asked, remade after a re-publish)."""
 
-    def __init__(self, engine: Engine, scheme: str, break_after: float) -> None:
-        self.engine = engine
+    def __init__(self, parent: FastAPI, scheme: str, break_after: float) -> None:
+        self.parent = parent
+        self._checked = False
         self.scheme = scheme
         self.break_after = break_after
         self._apps: dict[str, tuple[float, float, FastAPI]] = {}  # case -> (published, checked, app)
+
+    @property
+    def engine(self) -> Engine:
+        """The service's own store (its engine, opened by the worker's lifespan)."""
+        engine: Engine = self.parent.state.service.store.engine
+        if not self._checked:
+            check_shared_tables(engine)
+            self._checked = True
+        return engine
 
     def app_for(self, case_id: str) -> FastAPI:
         now = time.monotonic()
@@ -142,18 +151,20 @@ class CaseApps:
         except Problem as p:
             await problem_response(None, p)(scope, receive, send)
             return
+        except OpspoorError as exc:  # the store lacks the review tables (no `opspoor db upgrade`)
+            await problem_response(None, Problem(503, str(exc), slug="review-unavailable"))(
+                scope, receive, send
+            )
+            return
         await app(scope, receive, send)
 
 
-def create_team_review(
-    parent: FastAPI, db_url: str, *, scheme: str = "us-cat", break_after: float = 1200
-) -> FastAPI:
-    """The review front (login, case list, one app per case) for ``parent``, the service app."""
-    engine = create_engine(db_url, pool_pre_ping=True)
-    check_shared_tables(engine)
+def create_team_review(parent: FastAPI, *, scheme: str = "us-cat", break_after: float = 1200) -> FastAPI:
+    """The review front (login, case list, one app per case) for ``parent``, the service app; it
+    uses the service's store, so the review tables are checked at the first request."""
     env: Environment = review_env()
     front = FastAPI(title="opspoor review", docs_url=None, redoc_url=None, openapi_url=None)
-    apps = CaseApps(engine, scheme, break_after)
+    apps = CaseApps(parent, scheme, break_after)
 
     @front.get("/login", response_class=HTMLResponse)
     def login_page(request: Request, failed: int = 0) -> HTMLResponse:
@@ -192,21 +203,24 @@ def create_team_review(
     def case_list(request: Request) -> HTMLResponse:
         html = env.get_template("cases.html").render(
             base=request.scope.get("root_path", ""),
-            cases=list_cases(engine),
+            cases=list_cases(apps.engine),
             reviewer=request.state.reviewer,
             may_decide=request.state.may_decide,
         )
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
+    @front.exception_handler(OpspoorError)
+    async def unavailable(request: Request, exc: OpspoorError) -> Response:
+        return problem_response(request, Problem(503, str(exc), slug="review-unavailable"))
+
     front.mount("/c/{case_id}", apps)
     front.add_middleware(TokenGate, parent=parent)
-    front.state.engine = engine
     return front
 
 
-def mount_review(app: FastAPI, db_url: str) -> FastAPI:
-    """Put the review app into the service ``app`` under ``/review``."""
-    app.mount(PREFIX, create_team_review(app, db_url))
+def mount_review(app: FastAPI) -> FastAPI:
+    """Put the review app into the service ``app`` under ``/review`` (on the service's store)."""
+    app.mount(PREFIX, create_team_review(app))
     return app
 
 
@@ -216,4 +230,4 @@ def service_app_from_env() -> FastAPI:
     from opspoor.service.settings import Settings
 
     settings = Settings.from_env()
-    return mount_review(create_app(settings, freeze_heap=True), resolve_url(settings.db))
+    return mount_review(create_app(settings, freeze_heap=True))
