@@ -21,6 +21,7 @@ from opspoor.cli import app as cli_app
 from opspoor.hashsets.model import Category
 from opspoor.review.decisions import ReviewDB, key_codes
 from opspoor.review.web import COOKIE, ReviewConfig, create_review_app
+from opspoor.store import open_store
 from opspoor.triage.config import ScanConfig
 from review_case import build_case
 
@@ -238,6 +239,7 @@ def test_loop_decisions_to_hash_set_to_a_rescan_that_finds_them_known(
 
 def test_claims_give_reviewers_different_groups_and_expire(db_url: str) -> None:
     """On SQLite and PostgreSQL: what two reviewers of one case get, and a claim that runs out."""
+    open_store(db_url).close()  # the shared store's review tables come from its migrations (0008)
     alice, bob = ReviewDB.at_url(db_url, "case-1"), ReviewDB.at_url(db_url, "case-1")
     other_case = ReviewDB.at_url(db_url, "case-2")
     order = ["G1", "G2", "G3"]

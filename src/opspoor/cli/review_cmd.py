@@ -146,3 +146,34 @@ def from_case(
             f"{set_name}: {res.added} entries added, {res.duplicates} already there ({where})", markup=False
         )
     out.print(f"{found.undecided} new files not categorised, not added", markup=False)
+
+
+case_app = typer.Typer(help="Cases in the shared store (the team's review).", no_args_is_help=True)
+app.add_typer(case_app, name="case")
+
+
+@case_app.command("publish")
+def publish(
+    case_dir: CaseArg,
+    db: DbOption = None,
+    case_id: Annotated[
+        str | None,
+        typer.Option("--case-id", metavar="ID", help="The case's name in the store (default: the folder's)."),
+    ] = None,
+) -> None:
+    """Put a scanned case into the shared store, for the review app of `opspoor serve`."""
+    from opspoor.review.shared import publish_case
+    from opspoor.store import open_store
+
+    with open_store(db) as store:  # migrated (or refused) as the service opens it
+        where = store_label(store)
+        done = publish_case(case_dir, store.engine, case_id)
+    out.print(
+        f"published {done.case_id} to {where}: {done.groups} groups, {done.files} files, "
+        f"{done.pictures} veiled pictures and reveals (the evidence stays here)",
+        markup=False,
+    )
+    if done.missing:
+        err.print(
+            f"{len(done.missing)} members have no picture (their evidence could not be read)", markup=False
+        )

@@ -92,7 +92,7 @@ def serve(
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         uvicorn.run(
-            "opspoor.service.app:app_from_env",
+            "opspoor.review.team:service_app_from_env",  # the service with the review app
             factory=True,
             host=host,
             port=port,

@@ -10,6 +10,7 @@ import json
 import sqlite3
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from opspoor.errors import CaseError
 from opspoor.hashsets.model import category_name
 from opspoor.media.sniff import kind_of
+from opspoor.review.evidence import read_evidence, revealed_view, veiled_view
 from opspoor.triage.case import CASE_DB, check_is_case
 
 
@@ -57,14 +59,35 @@ class CaseView:
         self._conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
         self._lock = threading.Lock()
         meta = {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
+        self._load(
+            case_dir.name,
+            meta,
+            (
+                (p, json.loads(r))
+                for p, r in self._conn.execute("SELECT path, record FROM files ORDER BY seq, path")
+            ),
+            (
+                (g, int(r), json.loads(i))
+                for g, r, i in self._conn.execute("SELECT group_id, rank, info FROM groups ORDER BY rank")
+            ),
+            where=str(db),
+        )
+
+    def _load(
+        self,
+        name: str,
+        meta: dict[str, Any],
+        files: Iterable[tuple[str, dict[str, Any]]],
+        groups: Iterable[tuple[str, int, dict[str, Any]]],
+        *,
+        where: str,
+    ) -> None:
+        """The one case model, from a case folder or from the shared store (``review.shared``)."""
         self.meta = meta
-        self.name = case_dir.name
-        self.records: dict[str, dict[str, Any]] = {}
-        for path, rec in self._conn.execute("SELECT path, record FROM files ORDER BY seq, path"):
-            self.records[path] = json.loads(rec)
+        self.name = name
+        self.records: dict[str, dict[str, Any]] = dict(files)
         self.groups: list[ReviewGroup] = []
-        for gid, rank, info in self._conn.execute("SELECT group_id, rank, info FROM groups ORDER BY rank"):
-            i = json.loads(info)
+        for gid, rank, i in groups:
             self.groups.append(
                 ReviewGroup(
                     id=gid,
@@ -81,7 +104,7 @@ class CaseView:
                 )
             )
         if not self.groups and any(r["status"] == "new" for r in self.records.values()):
-            raise CaseError("the case has new media but no groups: finish the scan first", str(db))
+            raise CaseError("the case has new media but no groups: finish the scan first", where)
         self.by_id = {g.id: g for g in self.groups}
         self.position = {g.id: k for k, g in enumerate(self.groups)}
 
@@ -102,6 +125,18 @@ class CaseView:
         with self._lock:
             row = self._conn.execute("SELECT thumb FROM files WHERE path = ?", (path,)).fetchone()
         return bytes(row[0]) if row and row[0] else None
+
+    def veiled(self, path: str, kind: str | None) -> bytes:
+        """The item grayscale and blurred: the scan's thumbnail, else made from the evidence (a video's
+        frame grid always is)."""
+        data = self.thumb(path) if kind != "video" else None
+        if data is None:
+            data = veiled_view(read_evidence(path, self.sources()), path, kind)
+        return data
+
+    def revealed(self, path: str, kind: str | None, *, full_size: bool = False) -> bytes:
+        """The item itself, limited in size (see ``evidence.revealed_view``), from the evidence."""
+        return revealed_view(read_evidence(path, self.sources()), path, kind, full_size=full_size)
 
     def counts(self) -> dict[str, int]:
         c = Counter(r["status"] for r in self.records.values())

@@ -159,11 +159,14 @@ class ReviewDB:
     """The review tables of one case: a SQLite file beside it (``review.sqlite``, owner-only) or,
     for a team, any SQLAlchemy URL (the same tables on PostgreSQL, one ``case_id`` per case)."""
 
-    def __init__(self, engine: Engine, case_id: str = "") -> None:
+    def __init__(self, engine: Engine, case_id: str = "", *, create: bool = True) -> None:
+        """``create``: make the tables (a case's own ``review.sqlite``); a shared store has them from
+        its migrations (0008) and is only checked."""
         self.engine = engine
         self.case_id = case_id
         try:
-            metadata.create_all(engine)
+            if create:
+                metadata.create_all(engine)
             found = inspect(engine)
             for table in metadata.sorted_tables:
                 missing = {c.name for c in table.columns} - {c["name"] for c in found.get_columns(table.name)}
@@ -181,7 +184,7 @@ class ReviewDB:
     @classmethod
     def at_url(cls, url: str, case_id: str) -> ReviewDB:
         """The review tables in a shared database (a team's PostgreSQL), for case ``case_id``."""
-        return cls(create_engine(url), case_id)
+        return cls(create_engine(url), case_id, create=False)
 
     @classmethod
     def for_case(cls, case_dir: Path) -> ReviewDB:

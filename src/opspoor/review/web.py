@@ -31,7 +31,6 @@ from opspoor.hashsets.model import CATEGORY_NAMES, Category, category_name
 from opspoor.media.sniff import VIDEO_TYPES, kind_of
 from opspoor.review.caseview import CaseView, ReviewGroup
 from opspoor.review.decisions import ReviewDB, key_codes
-from opspoor.review.evidence import read_evidence, revealed_view, veiled_view
 
 COOKIE = "opspoor_review"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
@@ -48,6 +47,9 @@ class ReviewConfig:
     #: the one-time secret of the printed URL; None once exchanged
     secret: str | None = field(default_factory=lambda: secrets.token_urlsafe(24))
     sessions: set[str] = field(default_factory=set)
+    #: team mode (``review.team``): who the request's token names, and whether it may decide, are
+    #: set on ``request.state`` by the gate; the local app has one reviewer, who may
+    team: bool = False
 
 
 class OneTimeSecret(BaseHTTPMiddleware):
@@ -80,37 +82,55 @@ def _refused(why: str) -> Response:
     return HTMLResponse(body, status_code=403, headers={"Cache-Control": "no-store"})
 
 
-def _env() -> Environment:
+def review_env() -> Environment:
     env = Environment(loader=PackageLoader("opspoor.review", "templates"), autoescape=select_autoescape())
     env.globals["category_name"] = category_name
     env.globals["video_types"] = VIDEO_TYPES
     return env
 
 
-def create_review_app(config: ReviewConfig) -> FastAPI:
-    view = CaseView(config.case_dir)
-    review = ReviewDB.for_case(config.case_dir)
+def reviewer_of(request: Request, config: ReviewConfig) -> str:
+    return getattr(request.state, "reviewer", None) or config.reviewer
+
+
+def may_decide(request: Request) -> bool:
+    return bool(getattr(request.state, "may_decide", True))
+
+
+def create_review_app(
+    config: ReviewConfig, view: CaseView | None = None, review: ReviewDB | None = None
+) -> FastAPI:
+    """The review app of one case: on a workstation (the case folder, ``review.sqlite``, the
+    one-time secret) or, given ``view`` and ``review`` from the shared store, behind the service's
+    tokens (``review.team`` puts its gate in front and mounts it)."""
+    view = view if view is not None else CaseView(config.case_dir)
+    review = review if review is not None else ReviewDB.for_case(config.case_dir)
     keys = key_codes(config.scheme)
-    env = _env()
+    env = review_env()
     script = (files("opspoor.review") / "templates" / "review.js").read_text(encoding="utf-8")
     app = FastAPI(title="opspoor review", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(OneTimeSecret, config=config)
+    if not config.team:
+        app.add_middleware(OneTimeSecret, config=config)
     app.state.view, app.state.review, app.state.config = view, review, config
 
-    def page(name: str, **ctx: Any) -> HTMLResponse:
-        html = env.get_template(name).render(case=view, config=config, **ctx)
+    def page(request: Request, name: str, **ctx: Any) -> HTMLResponse:
+        base = request.scope.get("root_path", "")
+        who = reviewer_of(request, config)
+        html = env.get_template(name).render(
+            case=view, config=config, base=base, reviewer=who, may_decide=may_decide(request), **ctx
+        )
         return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
     def problem(status: int, detail: str) -> JSONResponse:
         return JSONResponse({"title": "bad request", "status": status, "detail": detail}, status_code=status)
 
-    def exposure_today() -> dict[str, Any]:
+    def exposure_today(who: str) -> dict[str, Any]:
         midnight = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
         exp = review.exposure(since=midnight)
-        mine = exp["by_reviewer"].get(config.reviewer, {"reveals": 0, "seconds": 0.0})
+        mine = exp["by_reviewer"].get(who, {"reveals": 0, "seconds": 0.0})
         return {**mine, "break": mine["seconds"] >= config.break_after}
 
-    def group_state(group_id: str) -> dict[str, Any]:
+    def group_state(group_id: str, who: str) -> dict[str, Any]:
         g = view.group(group_id)
         states = review.file_states({g.id: g.paths})
         items = []
@@ -125,10 +145,10 @@ def create_review_app(config: ReviewConfig) -> FastAPI:
                     "tags": sorted(st.tags),
                 }
             )
-        return {"group": g.id, "items": items, "exposure": exposure_today()}
+        return {"group": g.id, "items": items, "exposure": exposure_today(who)}
 
     @app.get("/", response_class=HTMLResponse)
-    def overview() -> HTMLResponse:
+    def overview(request: Request) -> HTMLResponse:
         counts = view.counts()
         exp = review.exposure()
         decided = review.file_states(view.members())
@@ -140,27 +160,30 @@ def create_review_app(config: ReviewConfig) -> FastAPI:
             by_cat[name] = by_cat.get(name, 0) + 1
         media = counts.get("media", 0)
         return page(
+            request,
             "overview.html",
             counts=counts,
             decided=sorted(by_cat.items()),
             known=view.known_counts(),
             timeline=view.timeline(),
             exposure=exp,
-            today=exposure_today(),
+            today=exposure_today(reviewer_of(request, config)),
             views_ratio=(exp["files"] / media) if media else 0.0,
             groups_ratio=(counts["groups"] / media) if media else 0.0,
         )
 
     @app.get("/queue", response_class=HTMLResponse)
-    def queue(offset: int = 0, limit: int = 200) -> HTMLResponse:
+    def queue(request: Request, offset: int = 0, limit: int = 200) -> HTMLResponse:
         offset, limit = max(0, offset), min(max(1, limit), 1000)
         shown = view.groups[offset : offset + limit]
         states = review.file_states({g.id: g.paths for g in shown})
         done = {g.id: sum(1 for p in g.paths if states[p].category is not None) for g in shown}
-        return page("queue.html", groups=shown, done=done, offset=offset, limit=limit, total=len(view.groups))
+        return page(
+            request, "queue.html", groups=shown, done=done, offset=offset, limit=limit, total=len(view.groups)
+        )
 
     @app.get("/group/{group_id}", response_class=HTMLResponse)
-    def group_page(group_id: str) -> Response:
+    def group_page(request: Request, group_id: str) -> Response:
         try:
             g = view.group(group_id)
         except OpspoorError as exc:
@@ -173,10 +196,11 @@ def create_review_app(config: ReviewConfig) -> FastAPI:
         for i, (p, rec) in enumerate(zip(g.paths, members, strict=True)):
             thumb = view.thumb(p) if kind_of(rec.get("type")) != "video" else None
             if thumb is None:
-                veiled_src.append(f"/item/{g.id}/{i}/veiled")
+                veiled_src.append(f"{request.scope.get('root_path', '')}/item/{g.id}/{i}/veiled")
             else:
                 veiled_src.append("data:image/jpeg;base64," + base64.b64encode(thumb).decode("ascii"))
         return page(
+            request,
             "group.html",
             group=g,
             members=members,
@@ -192,25 +216,31 @@ def create_review_app(config: ReviewConfig) -> FastAPI:
         states = review.file_states({g.id: g.paths})
         return any(states[p].category is None for p in g.paths)
 
-    def _step(group_id: str, step: int, undecided: bool) -> RedirectResponse:
+    def _step(request: Request, group_id: str, step: int, undecided: bool) -> RedirectResponse:
         k = view.position.get(group_id, -1 if step > 0 else len(view.groups)) + step
         target: str | None = None
-        if undecided:  # the next group nobody has categorised and no other reviewer holds (a claim)
+        base = request.scope.get("root_path", "")
+        if undecided and may_decide(
+            request
+        ):  # the next group nobody has categorised and no other reviewer holds (a claim)
             later = view.groups[k:] if step > 0 else view.groups[k::-1] if k >= 0 else []
-            target = review.claim_next(config.reviewer, (g.id for g in later if _open(g)))
+            target = review.claim_next(reviewer_of(request, config), (g.id for g in later if _open(g)))
+        elif undecided:  # a reader (analyst) takes no claim: the next group not categorised yet
+            later = view.groups[k:] if k >= 0 else []
+            target = next((g.id for g in later if _open(g)), None)
         elif 0 <= k < len(view.groups):
             target = view.groups[k].id
         if target is not None:
-            return RedirectResponse(f"/group/{target}", status_code=303)
-        return RedirectResponse("/queue?done=1", status_code=303)
+            return RedirectResponse(f"{base}/group/{target}", status_code=303)
+        return RedirectResponse(f"{base}/queue?done=1", status_code=303)
 
     @app.get("/next")
-    def next_group(after: str = "", undecided: int = 0) -> RedirectResponse:
-        return _step(after, +1, bool(undecided))
+    def next_group(request: Request, after: str = "", undecided: int = 0) -> RedirectResponse:
+        return _step(request, after, +1, bool(undecided))
 
     @app.get("/prev")
-    def prev_group(before: str = "") -> RedirectResponse:
-        return _step(before, -1, False)
+    def prev_group(request: Request, before: str = "") -> RedirectResponse:
+        return _step(request, before, -1, False)
 
     def _item(group_id: str, index: int) -> tuple[str, dict[str, Any]]:
         g = view.group(group_id)
@@ -222,23 +252,19 @@ def create_review_app(config: ReviewConfig) -> FastAPI:
     def veiled(group_id: str, index: int) -> Response:
         try:
             path, rec = _item(group_id, index)
-            data = view.thumb(path) if kind_of(rec.get("type")) != "video" else None
-            if data is None:
-                data = veiled_view(read_evidence(path, view.sources()), path, kind_of(rec.get("type")))
+            data = view.veiled(path, kind_of(rec.get("type")))
         except OpspoorError as exc:
             return problem(404, str(exc))
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
     @app.post("/item/{group_id}/{index}/reveal")
-    def reveal(group_id: str, index: int, full: int = 0) -> Response:
+    def reveal(request: Request, group_id: str, index: int, full: int = 0) -> Response:
         try:
             path, rec = _item(group_id, index)
-            data = revealed_view(
-                read_evidence(path, view.sources()), path, kind_of(rec.get("type")), full_size=bool(full)
-            )
+            data = view.revealed(path, kind_of(rec.get("type")), full_size=bool(full))
         except OpspoorError as exc:
             return problem(404, str(exc))
-        rid = review.reveal_started(config.reviewer, path, full_size=bool(full))
+        rid = review.reveal_started(reviewer_of(request, config), path, full_size=bool(full))
         return Response(
             data, media_type="image/jpeg", headers={"Cache-Control": "no-store", "X-Reveal-Id": str(rid)}
         )
@@ -247,15 +273,14 @@ def create_review_app(config: ReviewConfig) -> FastAPI:
     async def reveal_end(reveal_id: int, request: Request) -> JSONResponse:
         body = await _json(request)
         seconds = body.get("seconds")
-        review.reveal_ended(
-            config.reviewer, reveal_id, float(seconds) if isinstance(seconds, int | float) else None
-        )
-        return JSONResponse({"exposure": exposure_today()})
+        who = reviewer_of(request, config)
+        review.reveal_ended(who, reveal_id, float(seconds) if isinstance(seconds, int | float) else None)
+        return JSONResponse({"exposure": exposure_today(who)})
 
     @app.get("/api/group/{group_id}/state")
-    def state(group_id: str) -> JSONResponse:
+    def state(request: Request, group_id: str) -> JSONResponse:
         try:
-            return JSONResponse(group_state(group_id))
+            return JSONResponse(group_state(group_id, reviewer_of(request, config)))
         except OpspoorError as exc:
             return problem(404, str(exc))
 
@@ -280,8 +305,9 @@ def create_review_app(config: ReviewConfig) -> FastAPI:
                 return problem(400, "a decision needs a category key, a tag, a series name or a note")
         except (OpspoorError, ValueError, TypeError) as exc:
             return problem(400, str(exc))
+        who = reviewer_of(request, config)
         d = review.decide(
-            config.reviewer,
+            who,
             group_id,
             path,
             category,
@@ -290,14 +316,15 @@ def create_review_app(config: ReviewConfig) -> FastAPI:
             series=series,
             members=view.group(group_id).paths,
         )
-        return JSONResponse({"decision": d.as_json(), **group_state(group_id)})
+        return JSONResponse({"decision": d.as_json(), **group_state(group_id, who)})
 
     @app.post("/api/undo")
-    def undo() -> JSONResponse:
-        d = review.undo_last(config.reviewer)
+    def undo(request: Request) -> JSONResponse:
+        who = reviewer_of(request, config)
+        d = review.undo_last(who)
         if d is None:
             return JSONResponse({"undone": None})
-        return JSONResponse({"undone": d.as_json(), **group_state(d.group_id)})
+        return JSONResponse({"undone": d.as_json(), **group_state(d.group_id, who)})
 
     return app
 

@@ -33,6 +33,12 @@ SQLITE_BUSY_MS = 30_000
 SQLITE_MAGIC = b"SQLite format 3\x00"
 #: tables SQLite and Alembic add beside ours
 _HOUSEKEEPING = {"alembic_version", "sqlite_sequence", "sqlite_stat1", "sqlite_stat4"}
+#: tables migration 0008 creates for the review workspace's team mode, which the review box defines
+#: (``review.decisions``, ``review.shared``): the store may not import it
+REVIEW_TABLES = frozenset(
+    {"review_cases", "review_files", "review_groups", "review_decisions", "review_reveals"}
+    | {"review_audit", "review_claims"}
+)
 #: advisory lock key that serialises concurrent migrations on PostgreSQL ("opspoor" in ASCII)
 MIGRATION_LOCK = 0x6F7073706F6F72
 
@@ -185,7 +191,7 @@ def _check_existing_sqlite(path: Path) -> None:
             conn.close()
     except sqlite3.Error as exc:
         raise StoreError(f"not an opspoor store ({exc}); left unchanged", where=where) from None
-    foreign = sorted(tables - set(models_service.Base.metadata.tables) - _HOUSEKEEPING)
+    foreign = sorted(tables - set(models_service.Base.metadata.tables) - _HOUSEKEEPING - REVIEW_TABLES)
     if foreign or (tables and "alembic_version" not in tables):
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise StoreError(

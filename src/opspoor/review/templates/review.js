@@ -2,6 +2,7 @@
 (() => {
   "use strict";
   const cfg = JSON.parse(document.getElementById("cfg").textContent);
+  const B = cfg.base || "";
   const items = Array.from(document.querySelectorAll(".item"));
   let sel = 0;
   let full = false;
@@ -39,13 +40,13 @@
   }
 
   async function refresh() {
-    const resp = await fetch("/api/group/" + encodeURIComponent(cfg.group) + "/state");
+    const resp = await fetch(B + "/api/group/" + encodeURIComponent(cfg.group) + "/state");
     if (resp.ok) show(await resp.json());
   }
 
   async function endReveal(r) {
     const seconds = r.shownAt ? (performance.now() - r.shownAt) / 1000 : 0;
-    const res = await post("/api/reveal/" + r.rid + "/end", { seconds: seconds });
+    const res = await post(B + "/api/reveal/" + r.rid + "/end", { seconds: seconds });
     if (res) show(Object.assign({ group: cfg.group, items: [] }, res));
   }
 
@@ -54,7 +55,7 @@
     const img = items[i].querySelector("img");
     const r = { img: img, veiled: img.getAttribute("src"), rid: null, url: null, released: false, shownAt: 0 };
     revealing = r;
-    const resp = await fetch("/item/" + encodeURIComponent(cfg.group) + "/" + i + "/reveal?full=" + (full ? 1 : 0),
+    const resp = await fetch(B + "/item/" + encodeURIComponent(cfg.group) + "/" + i + "/reveal?full=" + (full ? 1 : 0),
       { method: "POST" });
     if (!resp.ok) { if (revealing === r) revealing = null; return; }
     r.rid = resp.headers.get("X-Reveal-Id");
@@ -80,28 +81,28 @@
   }
 
   async function decide(key, whole) {
-    const res = await post("/api/decide", { group: cfg.group, item: whole ? null : sel, key: key });
+    const res = await post(B + "/api/decide", { group: cfg.group, item: whole ? null : sel, key: key });
     if (!res) return;
     show(res);
     if (whole) {
-      location.href = "/next?undecided=1&after=" + encodeURIComponent(cfg.group);
+      location.href = B + "/next?undecided=1&after=" + encodeURIComponent(cfg.group);
     } else if (sel < items.length - 1) {
       select(sel + 1);
     }
   }
 
   async function tag(t) {
-    if (t) show(await post("/api/decide", { group: cfg.group, item: sel, tags: [t] }));
+    if (t) show(await post(B + "/api/decide", { group: cfg.group, item: sel, tags: [t] }));
   }
 
   async function series(name) {
-    if (name) show(await post("/api/decide", { group: cfg.group, item: null, series: name }));
+    if (name) show(await post(B + "/api/decide", { group: cfg.group, item: null, series: name }));
   }
 
   async function undo() {
-    const res = await post("/api/undo");
+    const res = await post(B + "/api/undo");
     if (res && res.undone && res.group !== cfg.group) {
-      location.href = "/group/" + encodeURIComponent(res.group);
+      location.href = B + "/group/" + encodeURIComponent(res.group);
     } else if (res) {
       show(res);
     }
@@ -124,8 +125,8 @@
     switch (e.key) {
       case "j": select(sel + 1); break;
       case "k": select(sel - 1); break;
-      case "n": location.href = "/next?after=" + encodeURIComponent(cfg.group); break;
-      case "p": location.href = "/prev?before=" + encodeURIComponent(cfg.group); break;
+      case "n": location.href = B + "/next?after=" + encodeURIComponent(cfg.group); break;
+      case "p": location.href = B + "/prev?before=" + encodeURIComponent(cfg.group); break;
       case "u": undo(); break;
       case "t": tag(window.prompt("Tag for this file")); break;
       case "f": tag("follow-up"); break;
