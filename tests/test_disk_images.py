@@ -42,6 +42,7 @@ from opspoor.sources.carving import SECTOR, carve
 from opspoor.sources.registry import SOURCE_KINDS
 from opspoor.store import import_entries, open_store
 from opspoor.triage.config import ScanConfig
+from worker_faults import command
 
 
 def _jpeg(seed: int, size: tuple[int, int] = (160, 120)) -> bytes:
@@ -380,12 +381,15 @@ def test_a_truncated_ewf_segment_becomes_error_records_not_a_crash(
 
 
 # --- kill and resume --------------------------------------------------------------------------
-def _cli(src: Path, case: Path, db: str, workers: int = 1) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "opspoor", "scan", str(src), "--hashset", "known", "--case", str(case),
-         "--db", db, "--workers", str(workers), "--json-log"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+def _cli(
+    src: Path, case: Path, db: str, workers: int = 1, hang: str | None = None
+) -> subprocess.Popen[bytes]:
+    """``opspoor scan`` in a subprocess; with ``hang``, the worker never finishes that file (a
+    test-only fault), so the scan cannot end before the test kills it."""
+    args = ["scan", str(src), "--hashset", "known", "--case", str(case), "--db", db,
+            "--workers", str(workers), "--json-log"]  # fmt: skip
+    argv = command(f"hang:{hang}", *args) if hang else [sys.executable, "-m", "opspoor", *args]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _rows(case: Path) -> int:
@@ -410,11 +414,17 @@ def test_kill_mid_image_and_resume(tmp_path: Path) -> None:
     assert _cli(fat.parent, ref, db, 2).wait(timeout=300) == 0
     expected = (ref / "files.jsonl").read_text().splitlines()
     assert len(expected) == 60 + 5 + 2 + 1
+    # one late file never finishes in the killed runs, so the kill always lands mid-image
+    hang = json.loads(expected[-8])["path"].rsplit("/", 1)[1]
     for point, rows in enumerate((1, 30)):
         case = tmp_path / f"k{point}"
-        proc = _cli(fat.parent, case, db)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None and _rows(case) < rows:
+        proc = _cli(fat.parent, case, db, hang=hang)
+        deadline, last, since = time.monotonic() + 120, -1, time.monotonic()
+        while time.monotonic() < deadline and proc.poll() is None and (now := _rows(case)) < rows:
+            if now != last:
+                last, since = now, time.monotonic()
+            elif now > 0 and time.monotonic() - since > 5:  # stalled at the hung file: kill here
+                break
             time.sleep(0.01)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
