@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -307,8 +308,15 @@ def _scan(
         out.print("   ".join(f"{k}: {v}" for k, v in s["by_status"].items()))
         out.print(f"new groups for review: {s['groups']['count']}")
         out.print(f"report: {result.outputs['report']}")
-    if not result.reconciled:
-        err.print(
-            "[bold red]error:[/] the number of records does not equal the number of files in the sources"
-        )
+    # exit 3: the case is written in full, but something in it the examiner must see first
+    unreconciled = "the number of records does not equal the number of files in the sources"
+    problems = [] if result.reconciled else [unreconciled]
+    problems += [
+        f"image {path}: acquisition hash MISMATCH; the image is not as it was acquired"
+        for path, image in (s.get("disk_images") or {}).items()
+        if (image.get("verification") or {}).get("result") == "MISMATCH"
+    ]
+    for problem in problems:
+        err.print(f"[bold red]error:[/] {escape(problem)}")
+    if problems:
         raise typer.Exit(3)
