@@ -145,3 +145,15 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise CommandLineError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "--port") from None
     return sock
+
+
+def country_code(value: str, option: str = "--country") -> str:
+    """``value`` as an assigned ISO 3166-1 alpha-2 code, upper case, or one line naming ``option``.
+    The list is libphonenumber's regions (shipped with ``phonenumbers``, which the clues use too):
+    every country and territory people live in, plus XK (Kosovo)."""
+    import phonenumbers
+
+    code = value.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise CommandLineError(f"{value!r} is not an ISO 3166 alpha-2 country code (e.g. NL)", option)
+    return code

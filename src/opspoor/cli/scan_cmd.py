@@ -31,6 +31,7 @@ from opspoor.cli.options import (
     RobustOption,
     SchedulerOption,
     WorkersOption,
+    country_code,
     robust_query_methods,
 )
 
@@ -227,15 +228,6 @@ def scan(
 INTERRUPTED = "interrupted; run the same command to resume"
 
 
-def _country_code(value: str) -> str:
-    code = value.strip().upper()
-    if len(code) != 2 or not code.isalpha():
-        raise typer.BadParameter(
-            f"{value!r} is not a two-letter country code (ISO 3166, e.g. NL)", param_hint="--country"
-        )
-    return code
-
-
 def say_interrupted() -> None:
     # plain write, after the progress display has stopped: the line is the last thing on stderr
     sys.stdout.flush()
@@ -290,7 +282,7 @@ def _scan(
         carve=not no_carve,
         clues=clues,
         ocr=ocr,
-        country=_country_code(country),
+        country=country_code(country),
         link_cases=list(link_cases or []),
         executor=executor.value,
         scheduler=scheduler,
