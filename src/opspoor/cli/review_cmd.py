@@ -11,7 +11,7 @@ import typer
 
 from opspoor.cli.app import DbOption, app, err, out
 from opspoor.cli.hashset_cmd import hashset_app
-from opspoor.cli.options import listening_socket, store_label
+from opspoor.cli.options import check_output_file, listening_socket, store_label
 from opspoor.errors import CaseError
 from opspoor.hashsets.model import SCHEMES
 
@@ -52,6 +52,9 @@ def review(
             help="Write the case's VICS export with the reviewers' categories, tags and series, and exit.",
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --export-vics: overwrite FILE if it exists.")
+    ] = False,
 ) -> None:
     """Review a case's new groups in the browser: blurred, by keyboard, on this machine only.
 
@@ -61,6 +64,7 @@ def review(
     from opspoor.review.web import ReviewConfig, create_review_app
 
     if export_vics is not None:
+        check_output_file(export_vics, force)
         _export_vics(case_dir, export_vics)
         return
 
