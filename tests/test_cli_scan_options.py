@@ -81,3 +81,22 @@ def test_max_member_memory_sets_the_room_for_decoding_archive_members(tmp_path: 
     assert decoded["pdq"] and not decoded.get("error")
     hashed = row("small", "--max-member-memory", "1")
     assert not hashed["pdq"] and hashed["md5"] and "not decoded" in str(hashed.get("error")), hashed
+
+
+def test_scan_refuses_a_country_code_that_is_not_assigned(tmp_path: Path) -> None:
+    from opspoor.cli.options import CommandLineError
+
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "a.jpg").write_bytes(_jpeg(generate_image(1, 64, 48, style="shapes"), 80))
+    db = str(tmp_path / "store.sqlite")
+    import_entries(open_store(db), "known", [Entry({"md5": "0" * 32})], kind="known")
+    scan = ["scan", str(evidence), "--hashset", "known", "--db", db]
+    for bad in ("XX", "X1", "NLD"):
+        case = tmp_path / f"case-{bad}"
+        res = runner.invoke(app, [*scan, "--case", str(case), "--country", bad])
+        assert isinstance(res.exception, CommandLineError), res.output
+        assert str(res.exception).startswith("--country: ") and repr(bad) in str(res.exception)
+        assert not case.exists()
+    res = runner.invoke(app, [*scan, "--case", str(tmp_path / "ok"), "--country", "de", "--workers", "1"])
+    assert res.exit_code == 0, res.output

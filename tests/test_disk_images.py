@@ -308,7 +308,8 @@ def test_scan_of_an_e01_verifies_it_matches_inside_and_never_changes_it(
     assert files[top + "p1/dir/a.jpg"]["Deleted"] is False
 
 
-def test_verify_image_reports_a_mismatch(disks: dict[str, Any], tmp_path: Path) -> None:
+def _altered_e01(disks: dict[str, Any], tmp_path: Path) -> Path:
+    """A copy of the E01 whose media data differs from what was acquired."""
     copy = tmp_path / "ewf"
     copy.mkdir()
     for seg in disks["ewf_segments"]:
@@ -319,10 +320,32 @@ def test_verify_image_reports_a_mismatch(disks: dict[str, Any], tmp_path: Path) 
     data = bytearray(seg.read_bytes())
     data[data.find(target) + 10] ^= 0xFF
     seg.write_bytes(bytes(data))
-    image = _items(copy / "disk.E01", verify_images=True)["disk.E01"]
+    return copy / "disk.E01"
+
+
+def test_verify_image_reports_a_mismatch(disks: dict[str, Any], tmp_path: Path) -> None:
+    image = _items(_altered_e01(disks, tmp_path), verify_images=True)["disk.E01"]
     verification = image.extra["image"]["verification"]
     assert verification["result"] == "MISMATCH", verification
     assert verification["stored"]["md5"] != verification["computed"]["md5"]
+
+
+def test_scan_exits_3_on_a_mismatch_and_still_writes_the_whole_case(
+    disks: dict[str, Any], tmp_path: Path
+) -> None:
+    e01 = _altered_e01(disks, tmp_path)
+    case = tmp_path / "case"
+    done = subprocess.run(
+        [sys.executable, "-m", "opspoor", "scan", str(e01.parent), "--hashset", "known", "--case", str(case),
+         "--db", _store(disks["root"]), "--workers", "1", "--verify-image", "--no-carve"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "ewf/disk.E01: acquisition hash MISMATCH" in done.stderr
+    summary = json.loads((case / "summary.json").read_text())
+    assert summary["disk_images"]["ewf/disk.E01"]["verification"]["result"] == "MISMATCH"
+    assert summary["reconciled"]
+    assert (case / "report.html").is_file() and (case / "export-vics.json").is_file()
 
 
 # --- damaged images ---------------------------------------------------------------------------

@@ -461,6 +461,24 @@ def test_referral_export_writes_reports_vics_and_hashes_and_files_only_when_aske
     assert "referral.export_files" in actions
 
 
+def test_referral_export_refuses_a_missing_store_and_a_country_code_that_is_not_one(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_cli_hashset import run as run_cli
+
+    missing = tmp_path / "nonexistent.sqlite"
+    base = ["referral", "export", "--tenant", "hotline", "-o", str(tmp_path / "out")]
+    code, _, err = run_cli(monkeypatch, capsys, *base, "--country", "NL", "--db", str(missing))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert str(missing) in err and "no store" in err
+    assert not missing.exists() and not (tmp_path / "out").exists()
+    for bad in ("XX1", "XX"):
+        code, _, err = run_cli(monkeypatch, capsys, *base, "--country", bad, "--db", str(missing))
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "--country" in err and repr(bad) in err
+    assert not missing.exists()
+
+
 # --- on a real socket ----------------------------------------------------------------------------
 def test_the_flow_over_http_on_a_running_server(db_url: str) -> None:
     """Submit (XML), upload, fileinfo, finish as a platform would, then the hotline's queue, over

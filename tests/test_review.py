@@ -324,6 +324,20 @@ def test_vics_export_carries_the_reviewers_categories_tags_and_series(fresh: Pat
     assert by_name["loner_0.jpg"].category == Category("us-cat", "0")  # nobody has looked yet
 
 
+def test_vics_export_overwrites_an_existing_file_only_with_force(fresh: Path, tmp_path: Path) -> None:
+    from opspoor.cli.options import CommandLineError
+
+    out = tmp_path / "reviewed.vics.json"
+    out.write_text("an examiner's earlier file")
+    result = CliRunner().invoke(cli_app, ["review", str(fresh), "--export-vics", str(out)])
+    assert isinstance(result.exception, CommandLineError), result.output
+    assert str(result.exception) == f"{out}: exists; add --force to overwrite it"
+    assert out.read_text() == "an examiner's earlier file"
+    result = CliRunner().invoke(cli_app, ["review", str(fresh), "--export-vics", str(out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("{")
+
+
 def test_review_tables_of_another_version_are_one_clear_error(fresh: Path) -> None:
     import sqlite3
 

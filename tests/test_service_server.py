@@ -229,3 +229,32 @@ def test_schemathesis_finds_no_server_error_and_answers_conform_on_both_stores(d
         rows = list_audit(store, limit=100_000)
     assert verdict.ok and verdict.unstopped == (), verdict
     assert len(rows) >= sum(n for s, n in statuses.items() if s not in (401, 429)) * 0.5
+
+
+def serve_refusal(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """``opspoor serve`` that must refuse before uvicorn starts: its exit status and stderr lines."""
+    cmd = [sys.executable, "-m", "opspoor", "serve", "--db", str(tmp_path / "store.sqlite"), *args]
+    done = subprocess.run(
+        cmd, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120
+    )
+    return done.returncode, done.stderr.strip().splitlines()
+
+
+def test_serve_refuses_a_bad_intake_key_in_one_line_naming_the_variable(tmp_path: Path) -> None:
+    code, lines = serve_refusal(tmp_path, "--port", "0", env={"OPSPOOR_SERVICE_INTAKE_KEY": "abc"})
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert "OPSPOOR_SERVICE_INTAKE_KEY" in lines[0] and "32 bytes" in lines[0]
+    assert not (tmp_path / "store.sqlite").exists()  # refused before anything was made
+
+
+def test_serve_refuses_a_busy_port_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, lines = serve_refusal(tmp_path, "--port", str(port))
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert f"127.0.0.1:{port}" in lines[0] and "--port" in lines[0]
+    assert not any("startup complete" in line for line in lines)

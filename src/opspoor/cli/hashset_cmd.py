@@ -18,7 +18,7 @@ from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TextCol
 from rich.text import Text
 
 from opspoor.cli.app import DbOption, app, err, out
-from opspoor.cli.options import CommandLineError, store_label
+from opspoor.cli.options import CommandLineError, check_output_file, store_label
 from opspoor.cli.tables import Column, print_table
 from opspoor.errors import FormatError, OpspoorError, StoreError
 from opspoor.hashsets.formats import FORMATS, HEAD_SIZE, detect_format, read_entries, write_entries
@@ -431,19 +431,6 @@ def export_cmd(
                 raise CommandLineError(f"cannot write: {exc.strerror or exc}", str(output)) from None
     shown = f" to {output}" if output else ""
     err.print(f"exported {n:,} entries of {name} (in {where}) as {format}{shown}", markup=False)
-
-
-def check_output_file(output: Path, force: bool) -> None:
-    """An output file can be written: its folder exists, it is not a folder, and it is overwritten
-    only with --force."""
-    if output.is_dir():
-        raise CommandLineError("a folder; -o takes a file name", str(output))
-    parent = output.parent
-    if not parent.is_dir():
-        what = "is not a folder" if parent.exists() else "does not exist"
-        raise CommandLineError(f"cannot write: the folder {str(parent)!r} {what}", str(output))
-    if output.exists() and not force:
-        raise CommandLineError("exists; add --force to overwrite it", str(output))
 
 
 @hashset_app.command("remove")

@@ -3,7 +3,9 @@ how messages name the store a command used."""
 
 from __future__ import annotations
 
+import socket
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -116,3 +118,42 @@ def store_label(store: Store) -> str:
 class CommandLineError(OpspoorError):
     """What was asked on the command line cannot be done as asked (an output file that exists, a
     confirmation that cannot be asked): one line naming the option or file, exit status 2."""
+
+
+def check_output_file(output: Path, force: bool) -> None:
+    """An output file can be written: its folder exists, it is not a folder, and it is overwritten
+    only with --force."""
+    if output.is_dir():
+        raise CommandLineError("a folder; -o takes a file name", str(output))
+    parent = output.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise CommandLineError(f"cannot write: the folder {str(parent)!r} {what}", str(output))
+    if output.exists() and not force:
+        raise CommandLineError("exists; add --force to overwrite it", str(output))
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (0: any free port), or one line saying why not (port taken,
+    address not on this machine), before a server prints that it started."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CommandLineError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "--port") from None
+    return sock
+
+
+def country_code(value: str, option: str = "--country") -> str:
+    """``value`` as an assigned ISO 3166-1 alpha-2 code, upper case, or one line naming ``option``.
+    The list is libphonenumber's regions (shipped with ``phonenumbers``, which the clues use too):
+    every country and territory people live in, plus XK (Kosovo)."""
+    import phonenumbers
+
+    code = value.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise CommandLineError(f"{value!r} is not an ISO 3166 alpha-2 country code (e.g. NL)", option)
+    return code

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import getpass
-import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ import typer
 
 from opspoor.cli.app import DbOption, app, err, out
 from opspoor.cli.hashset_cmd import hashset_app
-from opspoor.cli.options import store_label
+from opspoor.cli.options import check_output_file, listening_socket, store_label
 from opspoor.errors import CaseError
 from opspoor.hashsets.model import SCHEMES
 
@@ -53,6 +52,9 @@ def review(
             help="Write the case's VICS export with the reviewers' categories, tags and series, and exit.",
         ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --export-vics: overwrite FILE if it exists.")
+    ] = False,
 ) -> None:
     """Review a case's new groups in the browser: blurred, by keyboard, on this machine only.
 
@@ -62,6 +64,7 @@ def review(
     from opspoor.review.web import ReviewConfig, create_review_app
 
     if export_vics is not None:
+        check_output_file(export_vics, force)
         _export_vics(case_dir, export_vics)
         return
 
@@ -71,12 +74,7 @@ def review(
         case_dir=case_dir, reviewer=reviewer or _reviewer(), scheme=scheme, break_after=break_after * 60
     )
     review_app = create_review_app(config)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(("127.0.0.1", port))
-    except OSError as exc:
-        raise CaseError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", "--port") from None
+    sock = listening_socket("127.0.0.1", port)
     bound = sock.getsockname()[1]
     out.print(f"Reviewing {case_dir} as {config.reviewer}. Open this link (it works once):", markup=False)
     out.print(f"  http://127.0.0.1:{bound}/?token={config.secret}", markup=False)

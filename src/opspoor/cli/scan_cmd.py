@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -30,6 +31,7 @@ from opspoor.cli.options import (
     RobustOption,
     SchedulerOption,
     WorkersOption,
+    country_code,
     robust_query_methods,
 )
 
@@ -226,15 +228,6 @@ def scan(
 INTERRUPTED = "interrupted; run the same command to resume"
 
 
-def _country_code(value: str) -> str:
-    code = value.strip().upper()
-    if len(code) != 2 or not code.isalpha():
-        raise typer.BadParameter(
-            f"{value!r} is not a two-letter country code (ISO 3166, e.g. NL)", param_hint="--country"
-        )
-    return code
-
-
 def say_interrupted() -> None:
     # plain write, after the progress display has stopped: the line is the last thing on stderr
     sys.stdout.flush()
@@ -289,7 +282,7 @@ def _scan(
         carve=not no_carve,
         clues=clues,
         ocr=ocr,
-        country=_country_code(country),
+        country=country_code(country),
         link_cases=list(link_cases or []),
         executor=executor.value,
         scheduler=scheduler,
@@ -307,8 +300,15 @@ def _scan(
         out.print("   ".join(f"{k}: {v}" for k, v in s["by_status"].items()))
         out.print(f"new groups for review: {s['groups']['count']}")
         out.print(f"report: {result.outputs['report']}")
-    if not result.reconciled:
-        err.print(
-            "[bold red]error:[/] the number of records does not equal the number of files in the sources"
-        )
+    # exit 3: the case is written in full, but something in it the examiner must see first
+    unreconciled = "the number of records does not equal the number of files in the sources"
+    problems = [] if result.reconciled else [unreconciled]
+    problems += [
+        f"image {path}: acquisition hash MISMATCH; the image is not as it was acquired"
+        for path, image in (s.get("disk_images") or {}).items()
+        if (image.get("verification") or {}).get("result") == "MISMATCH"
+    ]
+    for problem in problems:
+        err.print(f"[bold red]error:[/] {escape(problem)}")
+    if problems:
         raise typer.Exit(3)

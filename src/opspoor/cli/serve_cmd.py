@@ -13,9 +13,11 @@ from typing import Annotated, Any
 import typer
 
 from opspoor.cli.app import DbOption, app, err, out
-from opspoor.cli.options import store_label
+from opspoor.cli.options import listening_socket, store_label
 from opspoor.cli.tables import Column, print_table
-from opspoor.errors import StoreError
+from opspoor.errors import IntakeError, StoreError
+from opspoor.intake.sealing import key_from_text
+from opspoor.service.settings import ENV_PREFIX, Settings
 from opspoor.store import open_store, resolve_url
 from opspoor.store.audit import verify_audit
 from opspoor.store.models_service import ROLES
@@ -66,7 +68,6 @@ def serve(
     """Run the HTTP API (FastAPI on uvicorn). See docs/service.md."""
     import uvicorn
 
-    from opspoor.service.settings import Settings
     from opspoor.service.transport import HTTP_PROTOCOL
 
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -74,11 +75,13 @@ def serve(
             f"warning: listening on {host}, beyond this machine; put the service behind a TLS proxy",
             markup=False,
         )
+    # every setting can come from OPSPOOR_SERVICE_* (see service.settings); options win
+    settings = Settings.from_env()
+    _check_settings(settings)
+    listening_socket(host, port).close()  # a taken port: one line now, not uvicorn's log and exit 3
     url = resolve_url(db)
     with open_store(url):  # migrate (or refuse) once, before the workers start
         pass
-    # every setting can come from OPSPOOR_SERVICE_* (see service.settings); options win
-    settings = Settings.from_env()
     given: dict[str, Any] = {
         "max_upload_bytes": None if max_upload_mb is None else int(max_upload_mb * 1024 * 1024),
         "decode_seconds": decode_seconds,
@@ -107,6 +110,15 @@ def serve(
         )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _check_settings(settings: Settings) -> None:
+    """Settings each worker would refuse at startup, refused once here with the variable's name."""
+    if settings.intake_key:
+        try:
+            key_from_text(settings.intake_key)
+        except IntakeError as exc:
+            raise IntakeError(exc.message, where=ENV_PREFIX + "INTAKE_KEY") from None
 
 
 @token_app.command("create")

@@ -153,6 +153,18 @@ def create_store_engine(url: str) -> Engine:
     raise StoreError("only SQLite and PostgreSQL stores are supported", where=url)
 
 
+def _refuse_missing_sqlite(url: str) -> None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # create_store_engine says what is wrong with it
+    db_path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not db_path or db_path == ":memory:":
+        return
+    if not db_path.startswith("file:") and not Path(db_path).exists():
+        raise StoreError("no store here (a command that only reads creates none)", where=db_path)
+
+
 def prepare_sqlite_file(path: Path) -> None:
     """Refuse a path that is not (and cannot become) an opspoor store; create a new one 0600."""
     where = str(path)
@@ -201,9 +213,12 @@ def _check_existing_sqlite(path: Path) -> None:
         )
 
 
-def open_store(url: str | None = None, *, migrate: bool = True) -> Store:
-    """Open (and on first use create) the store at ``url``; see the module note on migrations."""
+def open_store(url: str | None = None, *, migrate: bool = True, create: bool = True) -> Store:
+    """Open (and on first use create) the store at ``url``; see the module note on migrations.
+    ``create=False`` (a command that only reads): a SQLite file that does not exist is an error."""
     resolved = resolve_url(url)
+    if not create:
+        _refuse_missing_sqlite(resolved)
     engine = create_store_engine(resolved)
     store = Store(engine, resolved)
     try:
