@@ -248,6 +248,23 @@ def test_serve_refuses_a_bad_intake_key_in_one_line_naming_the_variable(tmp_path
     assert not (tmp_path / "store.sqlite").exists()  # refused before anything was made
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("OPSPOOR_SERVICE_MAX_PIXELS", "lots", "whole number"),
+        ("OPSPOOR_SERVICE_RATE_PER_SECOND", "fast", "number"),
+    ],
+)
+def test_serve_refuses_a_setting_of_the_wrong_kind_in_one_line(
+    tmp_path: Path, variable: str, value: str, said: str
+) -> None:
+    code, lines = serve_refusal(tmp_path, "--port", "0", env={variable: value})
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert variable in lines[0] and said in lines[0] and repr(value) in lines[0]
+    assert not (tmp_path / "store.sqlite").exists()
+
+
 def test_serve_refuses_a_busy_port_in_one_line(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

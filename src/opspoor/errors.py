@@ -168,6 +168,10 @@ class ExecutorError(OpspoorError):
     """The scan's workers cannot be used (no dask scheduler answers, workers cannot see the sources)."""
 
 
+class SettingsError(OpspoorError):
+    """A service setting (``OPSPOOR_SERVICE_*``) holds a value of the wrong kind; ``where`` names it."""
+
+
 # --- report ----------------------------------------------------------------
 class ReportError(OpspoorError):
     """The case report cannot be made (no report in the case, no browser to print it with)."""

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from opspoor.errors import SettingsError
+
 ENV_PREFIX = "OPSPOOR_SERVICE_"
 
 
@@ -76,10 +78,13 @@ class Settings:
                 changes[f.name] = raw or None
             elif isinstance(default, bool):
                 changes[f.name] = raw.lower() in ("1", "true", "yes")
-            elif isinstance(default, int):
-                changes[f.name] = int(raw)
             else:
-                changes[f.name] = float(raw)
+                kind = int if isinstance(default, int) else float
+                try:
+                    changes[f.name] = kind(raw)
+                except ValueError:
+                    what = "a whole number" if kind is int else "a number"
+                    raise SettingsError(f"not {what}: {raw!r}", where=ENV_PREFIX + f.name.upper()) from None
         return replace(s, **changes)
 
     def to_env(self) -> dict[str, str]:
