@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from case_rows import case_rows
 from opspoor.casefile.scan import scan_case
 from opspoor.demo.disks import (
     ext4_image,
@@ -415,17 +415,6 @@ def _cli(
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _rows(case: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{case / 'case.sqlite'}?mode=ro", uri=True, timeout=0.2)
-        try:
-            return int(con.execute("select count(*) from files").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return -1
-
-
 @pytest.mark.slow
 def test_kill_mid_image_and_resume(tmp_path: Path) -> None:
     files = {f"d{k % 4}/p{k}.jpg": _jpeg(100 + k, (320, 240)) for k in range(60)}
@@ -443,7 +432,7 @@ def test_kill_mid_image_and_resume(tmp_path: Path) -> None:
         case = tmp_path / f"k{point}"
         proc = _cli(fat.parent, case, db, hang=hang)
         deadline, last, since = time.monotonic() + 120, -1, time.monotonic()
-        while time.monotonic() < deadline and proc.poll() is None and (now := _rows(case)) < rows:
+        while time.monotonic() < deadline and proc.poll() is None and (now := case_rows(case)) < rows:
             if now != last:
                 last, since = now, time.monotonic()
             elif now > 0 and time.monotonic() - since > 5:  # stalled at the hung file: kill here
@@ -452,7 +441,7 @@ def test_kill_mid_image_and_resume(tmp_path: Path) -> None:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        assert 0 <= _rows(case) < len(expected), "killed mid-image"
+        assert 0 <= case_rows(case) < len(expected), "killed mid-image"
         assert _cli(fat.parent, case, db, 2).wait(timeout=300) == 0
         got = (case / "files.jsonl").read_text().splitlines()
         paths = [json.loads(r)["path"] for r in got]

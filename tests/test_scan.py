@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from case_rows import case_rows
 from opspoor.casefile.scan import scan_case
 from opspoor.demo.images import generate_image
 from opspoor.demo.malformed import make_malformed_corpus
@@ -322,17 +323,6 @@ def _cli_scan(corpus: dict[str, object], case: Path, workers: int = 1) -> subpro
     )  # fmt: skip
 
 
-def _rows(case: Path) -> int:
-    try:
-        con = sqlite3.connect(f"file:{case / 'case.sqlite'}?mode=ro", uri=True, timeout=0.2)
-        try:
-            return int(con.execute("select count(*) from files").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.Error:
-        return -1
-
-
 def _records(case: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in (case / "files.jsonl").read_text().splitlines()]
 
@@ -348,7 +338,7 @@ def test_kill_and_resume(corpus: dict[str, object], tmp_path: Path) -> None:
         proc = _cli_scan(corpus, case)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            n = _rows(case)
+            n = case_rows(case)
             if (
                 (rows == 0 and (case / "case.sqlite").exists())
                 or (0 < rows <= n)
@@ -359,7 +349,7 @@ def test_kill_and_resume(corpus: dict[str, object], tmp_path: Path) -> None:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        done_before = max(0, _rows(case))
+        done_before = max(0, case_rows(case))
         second = _cli_scan(corpus, case, workers=2)
         assert second.wait(timeout=300) == 0
         got = _records(case)
