@@ -22,6 +22,7 @@ from rich.progress import (
 
 from opspoor.cli.app import DbOption, app, err, out
 from opspoor.cli.options import (
+    CommandLineError,
     DistanceOption,
     ExecutorKind,
     ExecutorOption,
@@ -118,15 +119,40 @@ class JsonLogProgress:
 @app.command("scan")
 def scan(
     sources: Annotated[
-        list[Path], typer.Argument(help="Files, folders and archives to scan (read-only).", metavar="SOURCE")
-    ],
+        list[Path] | None,
+        typer.Argument(
+            help="Files, folders and archives to scan (read-only); none with --rematch.",
+            metavar="SOURCE",
+            show_default=False,
+        ),
+    ] = None,
     hashset: Annotated[
-        list[str], typer.Option("--hashset", metavar="NAME", help="Hash set to match against (repeatable).")
-    ],
+        list[str] | None,
+        typer.Option(
+            "--hashset",
+            metavar="NAME",
+            help="Hash set to match against (repeatable; needed, except with --rematch: the case's own).",
+            show_default=False,
+        ),
+    ] = None,
     case: Annotated[
-        Path,
-        typer.Option("--case", metavar="FOLDER", help="Case folder for the results (created owner-only)."),
-    ],
+        Path | None,
+        typer.Option(
+            "--case",
+            metavar="FOLDER",
+            help="Case folder for the results (created owner-only). Needed.",
+            show_default=False,
+        ),
+    ] = None,
+    rematch: Annotated[
+        bool,
+        typer.Option(
+            "--rematch",
+            help="Match the finished case in --case again against the hash sets as they are now, "
+            "from the signals it holds (no file is read): verdicts, groups and outputs redone, the "
+            "change said and kept in rematch.json.",
+        ),
+    ] = False,
     db: DbOption = None,
     workers: WorkersOption = 0,
     executor: ExecutorOption = ExecutorKind.local,
@@ -209,6 +235,25 @@ def scan(
     """
     from opspoor.triage import interrupt
 
+    if case is None:
+        raise CommandLineError("missing: the case folder the scan writes (or --rematch reads)", "--case")
+    if rematch:
+        if sources:
+            raise CommandLineError("reads the case, not the sources: give no SOURCE", "--rematch")
+        interrupt.release()
+        try:
+            _rematch(case, hashset or None, db, distance)
+        except KeyboardInterrupt:
+            interrupt.defer()
+            say_interrupted()
+            raise typer.Exit(130) from None
+        interrupt.defer()
+        return
+    if not sources:
+        raise CommandLineError("missing: the files, folders and archives to scan", "SOURCE")
+    if not hashset:
+        raise CommandLineError("missing: a hash set to match against (repeatable)", "--hashset")
+
     # Ctrl-C at any moment: one line, and the case resumes (Click would say "Aborted!"). The handler
     # is installed by ``main`` (deferred while the command line is parsed); from here on the scan
     # raises it only at safe points (opspoor.triage.interrupt)
@@ -226,6 +271,34 @@ def scan(
 
 
 INTERRUPTED = "interrupted; run the same command to resume"
+
+
+def _rematch(case: Path, hashsets: list[str] | None, db: str | None, distance: int | None) -> None:
+    from opspoor.casefile.rematch import rematch_case
+
+    result = rematch_case(case, hashsets, db_url=db, distance=distance)
+    c = result.changes
+    out.print(
+        f"matched {c['files']} files of {case} again against {', '.join(c['hashsets'])} (no file read)",
+        markup=False,
+    )
+    for key, label in (
+        ("newly_known", "newly known"),
+        ("newly_ignorable", "newly ignorable"),
+        ("no_longer_known", "no longer known"),
+        ("no_longer_ignorable", "no longer ignorable"),
+    ):
+        moved = c[key]
+        detail = ", ".join(f"{b['hashset']} {b['category']}: {b['files']}" for b in moved.get("by_set", []))
+        out.print(f"{label}: {moved['count']}" + (f" ({detail})" if detail else ""), markup=False)
+    if c["local_matches_kept"]:
+        out.print(
+            f"{c['local_matches_kept']} matches by local features kept from the scan (not matched again)",
+            markup=False,
+        )
+    out.print("   ".join(f"{k}: {v}" for k, v in c["by_status"].items()), markup=False)
+    out.print(f"new groups for review: {c['groups']} (before: {c['groups_before']})", markup=False)
+    out.print(f"changes: {result.outputs['rematch']}   report: {result.outputs['report']}", markup=False)
 
 
 def say_interrupted() -> None:

@@ -235,8 +235,22 @@ class CaseDB:
                 ((g, rank, json.dumps(info)) for g, rank, info in groups),
             )
 
+    def has_thumbs(self) -> bool:
+        """Whether the scan made thumbnails (``--no-thumbnails`` makes none)."""
+        return self.conn.execute("SELECT 1 FROM files WHERE thumb IS NOT NULL LIMIT 1").fetchone() is not None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside is one transaction: all of it is committed, or none of it (a Ctrl-C,
+        a kill). The writes inside join it (``_tx`` inside is a no-op)."""
+        with self._tx():
+            yield
+
     @contextlib.contextmanager
     def _tx(self) -> Iterator[None]:
+        if self.conn.in_transaction:  # inside ``transaction()``: one commit at its end
+            yield
+            return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
