@@ -4,18 +4,60 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from opspoor.cli.app import DbOption, app, err, out
 from opspoor.cli.hashset_cmd import hashset_app
-from opspoor.cli.options import check_output_file, listening_socket, store_label
+from opspoor.cli.options import CommandLineError, check_output_file, listening_socket, store_label
 from opspoor.errors import CaseError
 from opspoor.hashsets.model import SCHEMES
 
+if TYPE_CHECKING:
+    from opspoor.review.caseview import CaseView
+    from opspoor.review.decisions import ReviewDB
+    from opspoor.review.tohashset import FromCase
+    from opspoor.store import Store
+
 CaseArg = Annotated[Path, typer.Argument(metavar="CASE_DIR", help="A case folder written by opspoor scan.")]
+PublishedOption = Annotated[
+    bool,
+    typer.Option(
+        "--published",
+        help="CASE_DIR is the ID of a case published to the store (--db): read the team's decisions there.",
+    ),
+]
+
+
+@contextmanager
+def case_and_decisions(
+    case_dir: Path, published: bool, store: Store | None
+) -> Iterator[tuple[CaseView, ReviewDB]]:
+    """A case folder and its ``review.sqlite``, or (``published``) a case published to ``store``
+    and the team's decisions there."""
+    from opspoor.review.caseview import CaseView
+    from opspoor.review.decisions import ReviewDB
+    from opspoor.review.shared import open_published
+
+    if published:
+        assert store is not None
+        yield open_published(store.engine, str(case_dir))  # (the engine is the store's)
+        return
+    local = CaseView(case_dir)
+    try:
+        review_db = ReviewDB.for_case(case_dir)
+    except BaseException:
+        local.close()
+        raise
+    try:
+        yield local, review_db
+    finally:
+        local.close()
+        review_db.close()
 
 
 def _reviewer() -> str:
@@ -55,6 +97,8 @@ def review(
     force: Annotated[
         bool, typer.Option("--force", help="With --export-vics: overwrite FILE if it exists.")
     ] = False,
+    published: PublishedOption = False,
+    db: DbOption = None,
 ) -> None:
     """Review a case's new groups in the browser: blurred, by keyboard, on this machine only.
 
@@ -65,8 +109,13 @@ def review(
 
     if export_vics is not None:
         check_output_file(export_vics, force)
-        _export_vics(case_dir, export_vics)
+        _export_vics(case_dir, export_vics, published, db)
         return
+    if published:
+        raise CommandLineError(
+            "a published case is reviewed in `opspoor serve` (/review/); here only with --export-vics",
+            "--published",
+        )
 
     if scheme not in SCHEMES:
         raise CaseError(f"unknown scheme {scheme!r}; one of {', '.join(SCHEMES)}", "--scheme")
@@ -89,18 +138,16 @@ def review(
         review_app.state.review.close()
 
 
-def _export_vics(case_dir: Path, path: Path) -> None:
-    from opspoor.review.caseview import CaseView
-    from opspoor.review.decisions import ReviewDB
+def _export_vics(case_dir: Path, path: Path, published: bool, db: str | None) -> None:
     from opspoor.review.tohashset import write_reviewed_vics
+    from opspoor.store import open_store
 
-    view = CaseView(case_dir)
-    review_db = ReviewDB.for_case(case_dir)
-    try:
-        n = write_reviewed_vics(view, review_db, path)
-    finally:
-        view.close()
-        review_db.close()
+    if published:
+        with open_store(db) as store, case_and_decisions(case_dir, True, store) as (view, review_db):
+            n = write_reviewed_vics(view, review_db, path)
+    else:
+        with case_and_decisions(case_dir, False, None) as (view, review_db):
+            n = write_reviewed_vics(view, review_db, path)
     out.print(f"wrote {path} ({n} media)", markup=False)
 
 
@@ -117,33 +164,39 @@ def from_case(
         ),
     ] = None,
     db: DbOption = None,
+    published: PublishedOption = False,
 ) -> None:
-    """Add the files reviewers categorised in a case to hash sets, with all their signals."""
-    from opspoor.review.caseview import CaseView
-    from opspoor.review.decisions import ReviewDB
+    """Add the files reviewers categorised in a case to hash sets, with all their signals.
+
+    With --published, CASE_DIR is a case published to the store (`opspoor case publish`) and the
+    team's decisions there are read."""
     from opspoor.review.tohashset import entries_from_case, write_hashsets
     from opspoor.store import open_store
 
-    view = CaseView(case_dir)
-    review_db = ReviewDB.for_case(case_dir)
-    try:
-        found = entries_from_case(view, review_db)
-        if not (found.known or found.ignorable):
-            err.print(
-                f"nothing categorised in {case_dir} yet ({found.undecided} new files undecided)", markup=False
-            )
-            raise typer.Exit(1)
-        with open_store(db) as store:
-            results = write_hashsets(store, name, found, ignorable_name=ignorable)
-            where = store_label(store)
-    finally:
-        view.close()
-        review_db.close()
+    if not published:  # the case folder first: a wrong one is said before any store is opened
+        with case_and_decisions(case_dir, False, None) as (view, review_db):
+            found = entries_from_case(view, review_db)
+        _something_categorised(case_dir, found)
+    with open_store(db) as store:
+        if published:
+            with case_and_decisions(case_dir, True, store) as (view, review_db):
+                found = entries_from_case(view, review_db)
+        _something_categorised(case_dir, found)
+        results = write_hashsets(store, name, found, ignorable_name=ignorable)
+        where = store_label(store)
     for set_name, res in results.items():
         out.print(
             f"{set_name}: {res.added} entries added, {res.duplicates} already there ({where})", markup=False
         )
     out.print(f"{found.undecided} new files not categorised, not added", markup=False)
+
+
+def _something_categorised(case_dir: Path, found: FromCase) -> None:
+    if not (found.known or found.ignorable):
+        err.print(
+            f"nothing categorised in {case_dir} yet ({found.undecided} new files undecided)", markup=False
+        )
+        raise typer.Exit(1)
 
 
 case_app = typer.Typer(help="Cases in the shared store (the team's review).", no_args_is_help=True)

@@ -38,6 +38,7 @@ from sqlalchemy.engine import Engine
 from opspoor.errors import CaseError, OpspoorError
 from opspoor.media.sniff import kind_of
 from opspoor.review.caseview import CaseView
+from opspoor.review.decisions import ReviewDB
 
 shared = MetaData()
 cases = Table(
@@ -228,3 +229,10 @@ class SharedCaseView(CaseView):
 
     def sources(self) -> list[Path]:
         return []  # the evidence is not on the shared server
+
+
+def open_published(engine: Engine, case_id: str) -> tuple[SharedCaseView, ReviewDB]:
+    """A published case and its shared decisions (the team's ``ReviewDB``), read from the store:
+    what ``hashset from-case --published`` and the VICS export read in team mode."""
+    check_shared_tables(engine)
+    return SharedCaseView(engine, case_id), ReviewDB(engine, case_id, create=False)
