@@ -37,7 +37,12 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 @pytest.fixture
-def team(db_url: str, case: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def settings() -> Settings:
+    return SETTINGS
+
+
+@pytest.fixture
+def team(db_url: str, case: dict[str, Any], settings: Settings) -> Iterator[dict[str, Any]]:
     """The case published to ``db_url`` (which also holds the ``known`` set), and the service."""
     secrets: dict[str, str] = {}
     with open_store(db_url) as store:
@@ -50,10 +55,12 @@ def team(db_url: str, case: dict[str, Any]) -> Iterator[dict[str, Any]]:
             ("bob", "reviewer"),
             ("cur", "curator"),
             ("ann", "analyst"),
+            ("adm", "admin"),
         ):
             _, secrets[name] = create_token(store, role, "hotline", label=name)
         publish_case(case["dir"], store.engine, "case-1")
-    app = mount_review(create_app(replace(SETTINGS, db=resolve_url(db_url))))
+    s = replace(settings, db=resolve_url(db_url))
+    app = mount_review(create_app(s), s)
     with TestClient(app) as client:
         yield {"client": client, "app": app, "secrets": secrets, "db": db_url}
 
@@ -139,3 +146,80 @@ def test_published_needs_a_published_case(team: dict[str, Any], tmp_path: Path) 
     assert res.exit_code != 0 and "no such published case" in str(res.exception)
     res = CliRunner().invoke(cli_app, ["review", "case-1", "--published"])
     assert res.exit_code != 0 and "opspoor serve" in str(res.exception)
+
+
+def _reveal(client: TestClient, group: str, item: int) -> None:
+    r = client.post(f"/review/c/case-1/item/{group}/{item}/reveal")
+    assert r.status_code == 200, r.text
+    assert (
+        client.post(f"/review/c/case-1/api/reveal/{r.headers['x-reveal-id']}/end", json={}).status_code == 200
+    )
+
+
+def test_the_team_exposure_page_shows_views_needed_and_only_my_own_today(team: dict[str, Any]) -> None:
+    alice, bob = signed_in(team, "alice"), signed_in(team, "bob")
+    _reveal(alice, "G0002", 0)
+    _reveal(alice, "G0002", 0)  # the same item again: still one view needed
+    _reveal(bob, "G0002", 1)
+    exp = alice.get("/review/c/case-1/api/exposure").json()
+    media = exp["media_files"]
+    assert media == 10 and exp["files_revealed"] == 2 and exp["reveals"] == 3 and exp["reviewers"] == 2
+    assert exp["views_needed_per_media_file"] == round(2 / media, 4)
+    assert exp["today"]["reveals"] == 3
+    assert exp["mine_today"]["reveals"] == 2 and exp["mine_today"]["break"] is False
+    assert bob.get("/review/c/case-1/api/exposure").json()["mine_today"]["reveals"] == 1
+    page = alice.get("/review/c/case-1/exposure").text
+    assert f'<td id="team-views-ratio">{2 / media:.3f}</td>' in page
+    assert '<td id="my-reveals">2</td>' in page and 'id="break"' not in page
+    assert "20.0 min a day" in page
+    # the analyst reads the team's figures too (and has no reveals of their own)
+    ann = signed_in(team, "ann").get("/review/c/case-1/api/exposure").json()
+    assert ann["files_revealed"] == 2 and ann["mine_today"]["reveals"] == 0
+
+
+@pytest.mark.parametrize("settings", [replace(SETTINGS, review_break_minutes=0.0)])
+def test_a_break_is_suggested_in_team_mode_after_the_time_set(team: dict[str, Any]) -> None:
+    alice, bob = signed_in(team, "alice"), signed_in(team, "bob")
+    _reveal(alice, "G0002", 0)
+    assert 'id="break"' in alice.get("/review/c/case-1/exposure").text
+    assert 'id="break"' in alice.get("/review/c/case-1/").text
+    assert alice.get("/review/c/case-1/api/group/G0002/state").json()["exposure"]["break"] is True
+    assert 'id="break"' not in bob.get("/review/c/case-1/exposure").text  # bob revealed nothing
+
+
+def test_the_curators_from_case_button_is_role_checked_and_audited(team: dict[str, Any]) -> None:
+    decide_every_group(team)
+    cur, alice, ann = signed_in(team, "cur"), signed_in(team, "alice"), signed_in(team, "ann")
+    page = cur.get("/review/c/case-1/curate").text
+    assert 'action="/review/c/case-1/curate/from-case"' in page and "opspoor scan --rematch" in page
+    assert 'href="/review/c/case-1/curate"' in cur.get("/review/c/case-1/").text
+    assert 'href="/review/c/case-1/curate"' not in alice.get("/review/c/case-1/").text
+    for who in (alice, ann):  # a reviewer and an analyst may not
+        refused = who.post("/review/c/case-1/curate/from-case", data={"name": "reviewed"})
+        assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+        assert "curator" in refused.json()["detail"]
+    # nor may a curator decide
+    assert (
+        cur.post("/review/c/case-1/api/decide", json={"group": "G0001", "item": None, "key": "1"}).status_code
+        == 403
+    )
+    done = cur.post("/review/c/case-1/curate/from-case", data={"name": "reviewed"})
+    assert done.status_code == 200, done.text
+    assert "reviewed: 7 entries added" in done.text and "reviewed-ignorable: 2 entries added" in done.text
+    again = cur.post("/review/c/case-1/curate/from-case", json={"name": "reviewed"})
+    assert again.json()["sets"]["reviewed"] == {"added": 0, "already_there": 7}
+    assert cur.post("/review/c/case-1/curate/from-case", json={"name": ""}).status_code == 400
+    with open_store(team["db"]) as store:
+        assert {e.category for e in iter_entries(store, "reviewed")} >= {Category("us-cat", "3")}
+        _, review = open_published(store.engine, "case-1")
+        trail = [r for r in review.audit_trail() if r["action"] == "from-case"]
+    assert (
+        len(trail) == 2 and trail[0]["target"] == "reviewed" and trail[0]["reviewer"].startswith("hotline/")
+    )
+    # a published case is matched again where its folder is: said, not attempted
+    r = cur.post("/review/c/case-1/curate/rematch", json={})
+    assert r.status_code == 409 and "opspoor scan --rematch" in r.json()["detail"]
+    admin = {"Authorization": f"Bearer {team['secrets']['adm']}"}
+    rows = team["client"].get("/v1/audit", headers=admin, params={"limit": 1000}).json()["rows"]
+    found = {(r["action"], r["result"]) for r in rows}
+    assert ("review.from-case", "ok") in found and ("review.from-case", "denied") in found

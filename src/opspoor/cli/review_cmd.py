@@ -7,7 +7,7 @@ import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -119,8 +119,19 @@ def review(
 
     if scheme not in SCHEMES:
         raise CaseError(f"unknown scheme {scheme!r}; one of {', '.join(SCHEMES)}", "--scheme")
+
+    def rematch() -> dict[str, Any]:  # the curator's "match again" (casefile: the outputs too)
+        from opspoor.casefile.rematch import rematch_case
+
+        return rematch_case(case_dir, db_url=db).changes
+
     config = ReviewConfig(
-        case_dir=case_dir, reviewer=reviewer or _reviewer(), scheme=scheme, break_after=break_after * 60
+        case_dir=case_dir,
+        reviewer=reviewer or _reviewer(),
+        scheme=scheme,
+        break_after=break_after * 60,
+        db_url=db,
+        rematch=rematch,
     )
     review_app = create_review_app(config)
     sock = listening_socket("127.0.0.1", port)

@@ -15,7 +15,8 @@ import typer
 from opspoor.cli.app import DbOption, app, err, out
 from opspoor.cli.options import listening_socket, store_label
 from opspoor.cli.tables import Column, print_table
-from opspoor.errors import IntakeError, StoreError
+from opspoor.errors import IntakeError, SettingsError, StoreError
+from opspoor.hashsets.model import SCHEMES
 from opspoor.intake.sealing import key_from_text
 from opspoor.service.settings import ENV_PREFIX, Settings
 from opspoor.store import open_store, resolve_url
@@ -58,6 +59,23 @@ def serve(
     burst: Annotated[
         int | None, typer.Option("--burst", help="Requests a token may send at once. [default: 200]")
     ] = None,
+    review_scheme: Annotated[
+        str | None,
+        typer.Option(
+            "--review-scheme",
+            metavar="[" + "|".join(SCHEMES) + "]",
+            help="Category scheme of the review app's digit keys. [default: us-cat]",
+        ),
+    ] = None,
+    review_break_after: Annotated[
+        float | None,
+        typer.Option(
+            "--review-break-after",
+            metavar="MINUTES",
+            min=0,
+            help="The review app suggests a break after this much reveal time a day. [default: 20]",
+        ),
+    ] = None,
     access_log: Annotated[
         bool, typer.Option("--access-log", help="Log every request (method, path, status).")
     ] = False,
@@ -87,8 +105,11 @@ def serve(
         "decode_seconds": decode_seconds,
         "rate_per_second": rate,
         "rate_burst": burst,
+        "review_scheme": review_scheme,
+        "review_break_minutes": review_break_after,
     }
     settings = replace(settings, db=url, workers=workers, **{k: v for k, v in given.items() if v is not None})
+    _check_settings(settings)
     os.environ.update(settings.to_env())
     # every worker writes its metrics here and /metrics adds them up (see service.metrics)
     metrics_dir = tempfile.mkdtemp(prefix="opspoor-metrics-")
@@ -114,6 +135,11 @@ def serve(
 
 def _check_settings(settings: Settings) -> None:
     """Settings each worker would refuse at startup, refused once here with the variable's name."""
+    if settings.review_scheme not in SCHEMES:
+        raise SettingsError(
+            f"unknown scheme {settings.review_scheme!r}; one of {', '.join(SCHEMES)}",
+            where="--review-scheme (" + ENV_PREFIX + "REVIEW_SCHEME)",
+        )
     if settings.intake_key:
         try:
             key_from_text(settings.intake_key)

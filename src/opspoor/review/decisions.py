@@ -357,6 +357,11 @@ class ReviewDB:
             p["seconds"] += float(r.seconds or 0.0)
         return {"reveals": len(rows), "files": len({r.path for r in rows}), "by_reviewer": per}
 
+    def note(self, reviewer: str, action: str, target: str, detail: dict[str, Any]) -> None:
+        """An audit row of an action on the whole case (a curator's ``from-case``, a re-match)."""
+        with self.engine.begin() as conn:
+            self._audit(conn, time.time(), reviewer, action, target, detail)
+
     def _audit(
         self, conn: Any, at: float, reviewer: str, action: str, target: str, detail: dict[str, Any]
     ) -> None:

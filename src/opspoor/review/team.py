@@ -19,6 +19,7 @@ token itself (no server-side session to lose), and each page polls its group's s
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -34,12 +35,15 @@ from opspoor.errors import OpspoorError
 from opspoor.review.decisions import ReviewDB
 from opspoor.review.shared import SharedCaseView, check_shared_tables, list_cases, published_at
 from opspoor.review.web import ReviewConfig, create_review_app, review_env
-from opspoor.service.auth import ANALYST, REVIEWER, Call, admit, authenticate, record
+from opspoor.service.auth import ANALYST, CURATOR, REVIEWER, Call, admit, authenticate, record
 from opspoor.service.problems import Problem, problem_response
+from opspoor.service.settings import Settings
 
 PREFIX = "/review"
 COOKIE = "opspoor_review"
-READERS = (REVIEWER, ANALYST)
+READERS = (REVIEWER, ANALYST, CURATOR)
+#: what only a curator may do (``/curate/…``): the case's decisions into hash sets
+CURATOR_ACTIONS = frozenset({"from-case", "rematch"})
 #: a published case is looked at again this often, so a re-publish reaches every worker
 RECHECK_SECONDS = 5.0
 
@@ -71,11 +75,12 @@ class TokenGate(BaseHTTPMiddleware):
         call = Call(principal, action, f"review:{route}"[:500], changes)
         try:
             admit(call, READERS, service.rate)
-            if changes and principal.role != REVIEWER:
+            needs = CURATOR if action.removeprefix("review.") in CURATOR_ACTIONS else REVIEWER
+            if changes and principal.role != needs:
                 raise Problem(
                     403,
-                    f"{action} needs a token of role {REVIEWER}; this token's role is {principal.role} "
-                    "(read only)",
+                    f"{action} needs a token of role {needs}; this token's role is {principal.role}"
+                    + (" (read only)" if principal.role == ANALYST else ""),
                     slug="forbidden",
                 )
         except Problem as p:
@@ -83,6 +88,7 @@ class TokenGate(BaseHTTPMiddleware):
             return problem_response(request, p)
         request.state.reviewer = f"{principal.tenant}/token-{principal.token_id}"
         request.state.may_decide = principal.role == REVIEWER
+        request.state.may_curate = principal.role == CURATOR
         response = await call_next(request)
         await record(service.audit, call, response.status_code)
         return response
@@ -98,6 +104,8 @@ def _action(route: str, method: str) -> str:
         return parts[1] if parts[1] != "reveal" else "reveal-end"
     if parts[0] == "item" and len(parts) >= 4:
         return parts[3]
+    if parts[0] == "curate" and len(parts) >= 2:
+        return parts[1]
     return parts[0]
 
 
@@ -139,6 +147,7 @@ class CaseApps:
             break_after=self.break_after,
             secret=None,
             team=True,
+            store=lambda: nullcontext(self.parent.state.service.store),  # the service's own
         )
         app = create_review_app(config, view, ReviewDB(self.engine, case_id, create=False))
         self._apps[case_id] = (view.published_at, now, app)
@@ -218,16 +227,19 @@ def create_team_review(parent: FastAPI, *, scheme: str = "us-cat", break_after: 
     return front
 
 
-def mount_review(app: FastAPI) -> FastAPI:
-    """Put the review app into the service ``app`` under ``/review`` (on the service's store)."""
-    app.mount(PREFIX, create_team_review(app))
+def mount_review(app: FastAPI, settings: Settings | None = None) -> FastAPI:
+    """Put the review app into the service ``app`` under ``/review`` (on the service's store), with
+    the category scheme and the break time of ``settings`` (``OPSPOOR_SERVICE_REVIEW_*``)."""
+    s = settings or Settings()
+    app.mount(
+        PREFIX, create_team_review(app, scheme=s.review_scheme, break_after=s.review_break_minutes * 60)
+    )
     return app
 
 
 def service_app_from_env() -> FastAPI:
     """The factory ``opspoor serve`` gives uvicorn: the service, with the review app mounted."""
     from opspoor.service.app import create_app
-    from opspoor.service.settings import Settings
 
     settings = Settings.from_env()
-    return mount_review(create_app(settings, freeze_heap=True))
+    return mount_review(create_app(settings, freeze_heap=True), settings)

@@ -16,10 +16,13 @@ import base64
 import hmac
 import secrets
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -31,6 +34,8 @@ from opspoor.hashsets.model import CATEGORY_NAMES, Category, category_name
 from opspoor.media.sniff import VIDEO_TYPES, kind_of
 from opspoor.review.caseview import CaseView, ReviewGroup
 from opspoor.review.decisions import ReviewDB, key_codes
+from opspoor.review.tohashset import entries_from_case, write_hashsets
+from opspoor.store import Store, open_store
 
 COOKIE = "opspoor_review"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
@@ -50,6 +55,14 @@ class ReviewConfig:
     #: team mode (``review.team``): who the request's token names, and whether it may decide, are
     #: set on ``request.state`` by the gate; the local app has one reviewer, who may
     team: bool = False
+    #: where a curator's ``from-case`` writes the hash sets: the store at ``db_url`` (``opspoor
+    #: review --db``; None: the default store), or in team mode the service's own (``store``)
+    db_url: str | None = None
+    store: Callable[[], AbstractContextManager[Store]] | None = None
+    #: matches the case again against its hash sets as they are now (``opspoor scan --rematch``),
+    #: given by the command line on a workstation (it writes the case's outputs, a layer above);
+    #: None in team mode, where the case folder is not
+    rematch: Callable[[], dict[str, Any]] | None = None
 
 
 class OneTimeSecret(BaseHTTPMiddleware):
@@ -97,13 +110,19 @@ def may_decide(request: Request) -> bool:
     return bool(getattr(request.state, "may_decide", True))
 
 
+def may_curate(request: Request) -> bool:
+    """A curator's actions (``from-case``, re-match): the token's role in team mode (the gate
+    sets it); on a workstation the one investigator may."""
+    return bool(getattr(request.state, "may_curate", True))
+
+
 def create_review_app(
-    config: ReviewConfig, view: CaseView | None = None, review: ReviewDB | None = None
+    config: ReviewConfig, case_view: CaseView | None = None, review: ReviewDB | None = None
 ) -> FastAPI:
     """The review app of one case: on a workstation (the case folder, ``review.sqlite``, the
     one-time secret) or, given ``view`` and ``review`` from the shared store, behind the service's
     tokens (``review.team`` puts its gate in front and mounts it)."""
-    view = view if view is not None else CaseView(config.case_dir)
+    view: CaseView = case_view if case_view is not None else CaseView(config.case_dir)
     review = review if review is not None else ReviewDB.for_case(config.case_dir)
     keys = key_codes(config.scheme)
     env = review_env()
@@ -113,13 +132,19 @@ def create_review_app(
         app.add_middleware(OneTimeSecret, config=config)
     app.state.view, app.state.review, app.state.config = view, review, config
 
-    def page(request: Request, name: str, **ctx: Any) -> HTMLResponse:
+    def page(request: Request, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         base = request.scope.get("root_path", "")
         who = reviewer_of(request, config)
         html = env.get_template(name).render(
-            case=view, config=config, base=base, reviewer=who, may_decide=may_decide(request), **ctx
+            case=view,
+            config=config,
+            base=base,
+            reviewer=who,
+            may_decide=may_decide(request),
+            may_curate=may_curate(request),
+            **ctx,
         )
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
     def problem(status: int, detail: str) -> JSONResponse:
         return JSONResponse({"title": "bad request", "status": status, "detail": detail}, status_code=status)
@@ -128,7 +153,35 @@ def create_review_app(
         midnight = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
         exp = review.exposure(since=midnight)
         mine = exp["by_reviewer"].get(who, {"reveals": 0, "seconds": 0.0})
-        return {**mine, "break": mine["seconds"] >= config.break_after}
+        # (someone who revealed nothing today needs no break, whatever the time set)
+        return {**mine, "break": mine["reveals"] > 0 and mine["seconds"] >= config.break_after}
+
+    def team_exposure(who: str) -> dict[str, Any]:
+        """The case's exposure for everyone who reviews it (views needed ÷ media files), today's for
+        the team, and the asker's own today; no other reviewer's own figures."""
+        counts = view.counts()
+        media = counts.get("media", 0)
+        every = review.exposure()
+        midnight = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
+        today = review.exposure(since=midnight)
+        return {
+            "media_files": media,
+            "new_groups": counts["groups"],
+            "files_revealed": every["files"],
+            "reveals": every["reveals"],
+            "views_needed_per_media_file": round(every["files"] / media, 4) if media else 0.0,
+            "new_groups_per_media_file": round(counts["groups"] / media, 4) if media else 0.0,
+            "reviewers": len(every["by_reviewer"]),
+            "seconds": round(sum(r["seconds"] for r in every["by_reviewer"].values()), 3),
+            "today": {
+                "reveals": today["reveals"],
+                "files_revealed": today["files"],
+                "reviewers": len(today["by_reviewer"]),
+                "seconds": round(sum(r["seconds"] for r in today["by_reviewer"].values()), 3),
+            },
+            "mine_today": exposure_today(who),
+            "break_after_seconds": config.break_after,
+        }
 
     def group_state(group_id: str, who: str) -> dict[str, Any]:
         g = view.group(group_id)
@@ -326,7 +379,100 @@ def create_review_app(
             return JSONResponse({"undone": None})
         return JSONResponse({"undone": d.as_json(), **group_state(d.group_id, who)})
 
+    @app.get("/exposure", response_class=HTMLResponse)
+    def exposure_page(request: Request) -> HTMLResponse:
+        return page(request, "exposure.html", exp=team_exposure(reviewer_of(request, config)))
+
+    @app.get("/api/exposure")
+    def exposure_json(request: Request) -> JSONResponse:
+        return JSONResponse(
+            team_exposure(reviewer_of(request, config)), headers={"Cache-Control": "no-store"}
+        )
+
+    # --- a curator's actions: the case's decisions into hash sets, the case matched again -------
+    def curated(request: Request, status: int, result: dict[str, Any], wants_json: bool) -> Response:
+        if wants_json:
+            body = result if status < 400 else {"title": "refused", "status": status, **result}
+            return JSONResponse(
+                body, status_code=status, media_type=None if status < 400 else "application/problem+json"
+            )
+        return page(request, "curate.html", status=status, result=result)
+
+    def refused_curate(request: Request) -> dict[str, Any] | None:
+        if may_curate(request):
+            return None
+        return {"detail": "this needs a token of role curator"}
+
+    @app.get("/curate", response_class=HTMLResponse)
+    def curate_page(request: Request) -> Response:
+        return page(request, "curate.html", result=None)
+
+    @app.post("/curate/from-case")
+    async def curate_from_case(request: Request) -> Response:
+        body, wants_json = await _form_or_json(request)
+        no = refused_curate(request)
+        if no is not None:
+            return curated(request, 403, no, wants_json)
+        name = str(body.get("name") or "").strip()
+        ignorable = str(body.get("ignorable") or "").strip() or None
+        if not name or len(name) > 200 or (ignorable is not None and len(ignorable) > 200):
+            return curated(
+                request, 400, {"detail": "give the hash set's name (1-200 characters)"}, wants_json
+            )
+        who = reviewer_of(request, config)
+        found = entries_from_case(view, review)
+        if not (found.known or found.ignorable):
+            detail = f"nothing categorised yet ({found.undecided} new files undecided)"
+            return curated(request, 409, {"detail": detail}, wants_json)
+        opener = config.store or (lambda: open_store(config.db_url))
+        try:
+            with opener() as store:
+                results = write_hashsets(store, name, found, ignorable_name=ignorable)
+        except OpspoorError as exc:  # a set of another kind under that name, a store refusing
+            return curated(request, 409, {"detail": str(exc)}, wants_json)
+        sets = {n: {"added": r.added, "already_there": r.duplicates} for n, r in results.items()}
+        review.note(who, "from-case", name, {"sets": sets, "undecided": found.undecided})
+        return curated(
+            request, 200, {"action": "from-case", "sets": sets, "undecided": found.undecided}, wants_json
+        )
+
+    @app.post("/curate/rematch")
+    async def curate_rematch(request: Request) -> Response:
+        nonlocal view
+        _, wants_json = await _form_or_json(request)
+        no = refused_curate(request)
+        if no is not None:
+            return curated(request, 403, no, wants_json)
+        if config.rematch is None:
+            detail = (
+                "a published case is matched again where its folder is (opspoor scan --rematch "
+                "--case DIR), then published again"
+            )
+            return curated(request, 409, {"detail": detail}, wants_json)
+        try:
+            changes = config.rematch()
+        except OpspoorError as exc:
+            return curated(request, 409, {"detail": str(exc)}, wants_json)
+        # its groups as they are now (the old view is left to requests still using it)
+        view = app.state.view = CaseView(config.case_dir)
+        summary = {k: v for k, v in changes.items() if not isinstance(v, dict) or "count" not in v}
+        moved = {k: v["count"] for k, v in changes.items() if isinstance(v, dict) and "count" in v}
+        review.note(
+            reviewer_of(request, config), "rematch", "case", {**moved, "hashsets": changes["hashsets"]}
+        )
+        return curated(
+            request, 200, {"action": "rematch", "changes": changes, "summary": summary}, wants_json
+        )
+
     return app
+
+
+async def _form_or_json(request: Request) -> tuple[dict[str, Any], bool]:
+    """A form's fields (the page's buttons) or a JSON body (a script), and whether it was JSON."""
+    if (request.headers.get("content-type") or "").startswith("application/json"):
+        return await _json(request), True
+    raw = (await request.body())[:8192].decode("utf-8", "replace")
+    return {k: v[0] for k, v in parse_qs(raw).items()}, False
 
 
 async def _json(request: Request) -> dict[str, Any]:

@@ -63,6 +63,10 @@ class Settings:
     stream_idle_seconds: float = 60.0
     #: stream sessions one worker holds open at once (503 above)
     max_streams: int = 1000
+    #: the review app (``/review``): the category scheme of the digit keys, and the reveal time a
+    #: day after which the pages suggest a break (minutes)
+    review_scheme: str = "us-cat"
+    review_break_minutes: float = 20.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -76,6 +80,8 @@ class Settings:
             default = getattr(s, f.name)
             if f.name in ("db", "intake_key"):
                 changes[f.name] = raw or None
+            elif isinstance(default, str):
+                changes[f.name] = raw
             elif isinstance(default, bool):
                 changes[f.name] = raw.lower() in ("1", "true", "yes")
             else:

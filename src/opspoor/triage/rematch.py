@@ -164,6 +164,7 @@ def rematch_case_db(
             link_cases=list(link_cases or []),
         )
         changes = _Changes()
+        earlier: dict[str, str] = {}  # path -> its group: a group keeps its id (decisions find it)
         groups_before = len(case.conn.execute("SELECT group_id FROM groups").fetchall())
         with case.transaction():  # all of it, or (interrupted) none of it
             for rows in case.iter_queries():
@@ -184,11 +185,13 @@ def rematch_case_db(
                         matches = matches + kept
                     status = verdict(kind_of(rec.get("type")), matches, failed=rec.get("error") is not None)
                     changes.note(rec["path"], old, status, matches)
+                    if rec.get("group"):
+                        earlier[rec["path"]] = rec["group"]
                     rec["matches"], rec["status"], rec["group"] = matches, status, None
                     updated.append(rec)
                 case.update_records(updated)
             radius = matcher.pdq_radius
-            groups = assign_groups(case, radius=radius, country=country, others=others)
+            groups = assign_groups(case, radius=radius, country=country, others=others, earlier=earlier)
             ident["hashsets"] = sorted(names)  # the case is now of these sets (a later scan resumes it)
             case.set_meta("identity", ident)
             case.set_meta("hashset_versions", versions)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opspoor import __version__
@@ -35,10 +35,15 @@ def _member(rec: dict[str, Any]) -> Member:
 
 
 def assign_groups(
-    case: CaseDB, radius: int, country: str = "NL", others: Sequence[OtherCase] = ()
+    case: CaseDB,
+    radius: int,
+    country: str = "NL",
+    others: Sequence[OtherCase] = (),
+    earlier: Mapping[str, str] | None = None,
 ) -> list[Group]:
     """Group the new media, rank the groups, link them to earlier cases (``others``), and store
-    each record's group id."""
+    each record's group id. ``earlier`` (path to the group it was in, when the case is grouped
+    again): a group keeps an earlier id (``keep_group_ids``)."""
     new = []
     for f in case.iter_files():
         if f.record["status"] == "new":
@@ -55,6 +60,8 @@ def assign_groups(
         [why_together(ls, radius) for ls in per_cluster],
         country=country,
     )
+    if earlier:
+        keep_group_ids(groups, earlier)
     changed = []
     for g in groups:
         g.links = group_links(g.members, others) if others else []
@@ -65,6 +72,31 @@ def assign_groups(
     case.update_records(changed)
     case.replace_groups((g.id, g.rank, g.info()) for g in groups)
     return groups
+
+
+def keep_group_ids(groups: Sequence[Group], earlier: Mapping[str, str]) -> None:
+    """A group takes the id of the earlier group most of its members were in (each earlier id
+    once, the largest overlap first), so the reviewers' decisions made on it find it again; any
+    other group gets a new id after the highest earlier one. The rank order is unchanged."""
+    overlap: Counter[tuple[str, str]] = Counter()
+    for g in groups:
+        for m in g.members:
+            old = earlier.get(m["path"])
+            if old:
+                overlap[(g.id, old)] += 1
+    kept: dict[str, str] = {}
+    for (gid, old), _ in sorted(overlap.items(), key=lambda kv: (-kv[1], kv[0])):
+        if gid not in kept and old not in kept.values():
+            kept[gid] = old
+    width = max((len(g.id) - 1 for g in groups), default=4)
+    numbers = [int(o[1:]) for o in earlier.values() if o[1:].isdigit()]
+    fresh = max(numbers, default=0) + 1
+    for g in groups:
+        if g.id in kept:
+            g.id = kept[g.id]
+        else:
+            g.id = f"G{fresh:0{width}d}"
+            fresh += 1
 
 
 def build_summary(
