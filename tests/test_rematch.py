@@ -156,3 +156,60 @@ def test_a_wrong_set_or_an_unfinished_scan_is_one_line_and_changes_nothing(case:
     assert isinstance(result.exception, CommandLineError) and str(result.exception).startswith(
         "SOURCE: missing"
     )
+
+
+def test_the_rematch_button_keeps_group_ids_and_decisions(case: dict[str, Any]) -> None:
+    from fastapi.testclient import TestClient
+
+    from opspoor.review.caseview import CaseView
+    from opspoor.review.decisions import ReviewDB
+    from opspoor.review.web import ReviewConfig, create_review_app
+
+    view = CaseView(case["dir"])
+    series = next(g for g in view.groups if any("series_" in p for p in g.paths))
+    loner = next(g for g in view.groups if g.paths == ("dump/loner_1.jpg",))
+    ids_before = {g.id: g.paths for g in view.groups}
+    view.close()
+    db = ReviewDB.for_case(case["dir"])
+    db.decide("alice", series.id, None, Category("us-cat", "3"), members=series.paths)
+    db.close()
+    _add_to_set(case["db"], "extra", _record(case["dir"], "loner_1.jpg"))
+    cfg = ReviewConfig(
+        case_dir=case["dir"],
+        reviewer="alice",
+        db_url=case["db"],
+        rematch=lambda: rematch_case(case["dir"], ["known", "extra"], db_url=case["db"]).changes,
+    )
+    client = TestClient(create_review_app(cfg), base_url="http://127.0.0.1")
+    client.get(f"/?token={cfg.secret}")
+    assert 'action="/curate/rematch"' in client.get("/curate").text
+    r = client.post("/curate/rematch", data={})  # the page's button (a form)
+    assert r.status_code == 200 and "1 newly known" in r.text and "extra us-cat:2: 1" in r.text, r.text
+    # the app shows the case as it is now; every other group kept its id, so decisions still apply
+    ids_after = {g.id: g.paths for g in client.app.state.view.groups}  # type: ignore[attr-defined]
+    assert ids_after == {k: v for k, v in ids_before.items() if k != loner.id}
+    assert loner.id not in client.get("/queue").text
+    assert client.get(f"/group/{loner.id}").status_code == 404
+    state = client.get(f"/api/group/{series.id}/state").json()
+    assert {it["category"] for it in state["items"]} == {"us-cat:3"}
+    # the curator's from-case button on a workstation writes to the store of --db
+    done = client.post("/curate/from-case", data={"name": "reviewed"})
+    assert done.status_code == 200 and "reviewed: 3 entries added" in done.text, done.text
+    actions = [r["action"] for r in client.app.state.review.audit_trail()]  # type: ignore[attr-defined]
+    assert "rematch" in actions and "from-case" in actions
+    client.app.state.view.close()  # type: ignore[attr-defined]
+    client.app.state.review.close()  # type: ignore[attr-defined]
+
+
+def test_regrouped_groups_keep_the_ids_most_of_their_members_had() -> None:
+    from opspoor.triage.priority import Group
+    from opspoor.triage.summary import keep_group_ids
+
+    def g(gid: str, rank: int, *paths: str) -> Group:
+        return Group(id=gid, rank=rank, members=[{"path": p} for p in paths])
+
+    # before: G01 {a, b}, G02 {c}, G03 {d, e, f}; a and c became known, x came back as new
+    earlier = {"a": "G01", "b": "G01", "c": "G02", "d": "G03", "e": "G03", "f": "G03"}
+    groups = [g("G01", 1, "d", "e", "f"), g("G02", 2, "b"), g("G03", 3, "x"), g("G04", 4, "y", "d2")]
+    keep_group_ids(groups, earlier)
+    assert [(x.id, x.rank) for x in groups] == [("G03", 1), ("G01", 2), ("G04", 3), ("G05", 4)]
