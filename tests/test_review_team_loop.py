@@ -4,6 +4,7 @@ from the shared store, and a scan of another case finds the files known (docs/re
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 
 from opspoor.casefile.scan import scan_case
 from opspoor.cli import app as cli_app
-from opspoor.hashsets.model import Category
+from opspoor.hashsets.model import Category, Entry
 from opspoor.review.shared import open_published, publish_case
 from opspoor.review.team import mount_review
 from opspoor.review.tohashset import entries_from_case
@@ -191,7 +192,10 @@ def test_the_curators_from_case_button_is_role_checked_and_audited(team: dict[st
     decide_every_group(team)
     cur, alice, ann = signed_in(team, "cur"), signed_in(team, "alice"), signed_in(team, "ann")
     page = cur.get("/review/c/case-1/curate").text
-    assert 'action="/review/c/case-1/curate/from-case"' in page and "opspoor scan --rematch" in page
+    assert (
+        'action="/review/c/case-1/curate/from-case"' in page
+        and 'action="/review/c/case-1/curate/rematch"' in page
+    )
     assert 'href="/review/c/case-1/curate"' in cur.get("/review/c/case-1/").text
     assert 'href="/review/c/case-1/curate"' not in alice.get("/review/c/case-1/").text
     for who in (alice, ann):  # a reviewer and an analyst may not
@@ -216,10 +220,59 @@ def test_the_curators_from_case_button_is_role_checked_and_audited(team: dict[st
     assert (
         len(trail) == 2 and trail[0]["target"] == "reviewed" and trail[0]["reviewer"].startswith("hotline/")
     )
-    # a published case is matched again where its folder is: said, not attempted
-    r = cur.post("/review/c/case-1/curate/rematch", json={})
-    assert r.status_code == 409 and "opspoor scan --rematch" in r.json()["detail"]
     admin = {"Authorization": f"Bearer {team['secrets']['adm']}"}
     rows = team["client"].get("/v1/audit", headers=admin, params={"limit": 1000}).json()["rows"]
     found = {(r["action"], r["result"]) for r in rows}
     assert ("review.from-case", "ok") in found and ("review.from-case", "denied") in found
+
+
+def test_the_curator_matches_a_published_case_again_in_the_store(team: dict[str, Any]) -> None:
+    from sqlalchemy import select
+
+    from opspoor.review.shared import case_files
+
+    cur, alice = signed_in(team, "cur"), signed_in(team, "alice")
+    with open_store(team["db"]) as store:
+        view, _ = open_published(store.engine, "case-1")
+        with store.engine.connect() as conn:
+            rows = {
+                r.path: r for r in conn.execute(select(case_files).where(case_files.c.case_id == "case-1"))
+            }
+    assert json.loads(rows["dump/series_0.jpg"].query)["pdq_variants"]  # published to match again
+    loner = next(g for g in view.groups if g.paths == ("dump/loner_1.jpg",))
+    series = next(g for g in view.groups if any("series_" in p for p in g.paths))
+    ids_before = {g.id for g in view.groups}
+    r = alice.post("/review/c/case-1/api/decide", json={"group": series.id, "item": None, "key": "3"})
+    assert r.status_code == 200
+    # the loner becomes known: a curator of the team adds it to the set the case was matched with
+    rec = json.loads(rows["dump/loner_1.jpg"].record)
+    entry = Entry({"md5": rec["md5"], "pdq": rec["pdq"]}, Category("us-cat", "2"), external_id="T-1")
+    with open_store(team["db"]) as store:
+        import_entries(store, "known", [entry], kind="known")
+    assert alice.post("/review/c/case-1/curate/rematch", json={}).status_code == 403  # curators only
+    done = cur.post("/review/c/case-1/curate/rematch", json={})
+    assert done.status_code == 200, done.text
+    changes = done.json()["changes"]
+    assert changes["newly_known"]["files"] == ["dump/loner_1.jpg"]
+    assert changes["newly_known"]["by_set"] == [{"hashset": "known", "category": "us-cat:2", "files": 1}]
+    assert changes["files_read"] == 0 and changes["without_picture"] == []
+    # every worker's app sees it; the loner's group is gone, its pictures too; decisions stay
+    assert loner.id not in alice.get("/review/c/case-1/queue").text
+    assert alice.get(f"/review/c/case-1/group/{loner.id}").status_code == 404
+    state = alice.get(f"/review/c/case-1/api/group/{series.id}/state").json()
+    assert {it["category"] for it in state["items"]} == {"us-cat:3"}
+    with open_store(team["db"]) as store:
+        view, _ = open_published(store.engine, "case-1")
+        with store.engine.connect() as conn:
+            gone = conn.execute(
+                select(case_files.c.veiled, case_files.c.revealed).where(
+                    case_files.c.path == "dump/loner_1.jpg"
+                )
+            ).one()
+    assert gone == (None, None) and {g.id for g in view.groups} == ids_before - {loner.id}
+    assert view.records["dump/loner_1.jpg"]["status"] == "known"
+    assert {k.entry for k in view.known_counts()} == {"K-1", "T-1"}  # counted, never shown
+    admin = {"Authorization": f"Bearer {team['secrets']['adm']}"}
+    rows_ = team["client"].get("/v1/audit", headers=admin, params={"limit": 1000}).json()["rows"]
+    found = {(r["action"], r["result"]) for r in rows_}
+    assert ("review.rematch", "ok") in found and ("review.rematch", "denied") in found

@@ -120,6 +120,15 @@ class CaseView:
     def members(self) -> dict[str, tuple[str, ...]]:
         return {g.id: g.paths for g in self.groups}
 
+    def queries(self) -> dict[str, str]:
+        """Each file's stored query (its robust query hashes, JSON), to publish with it."""
+        with self._lock:
+            try:
+                rows = self._conn.execute("SELECT path, query FROM files WHERE query IS NOT NULL").fetchall()
+            except sqlite3.OperationalError:  # a case of an opspoor before the column
+                return {}
+        return {p: q for p, q in rows}
+
     def thumb(self, path: str) -> bytes | None:
         """The scan's own thumbnail (already grayscale and blurred, media.thumbs), if it made one."""
         with self._lock:

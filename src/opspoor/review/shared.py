@@ -28,10 +28,12 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     insert,
     inspect,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 
@@ -58,6 +60,8 @@ case_files = Table(
     Column("record", Text, nullable=False),
     Column("veiled", LargeBinary, nullable=True),
     Column("revealed", LargeBinary, nullable=True),
+    # the robust query hashes (the case database's ``files.query``), to match again (migration 0010)
+    Column("query", Text, nullable=True),
 )
 case_groups = Table(
     "review_groups",
@@ -99,6 +103,7 @@ def publish_case(case_dir: Path, engine: Engine, case_id: str | None = None) -> 
     missing: list[str] = []
     pictures = 0
     try:
+        queries = view.queries()
         rows = []
         for seq, (path, rec) in enumerate(view.records.items()):
             veiled = revealed = None
@@ -119,6 +124,7 @@ def publish_case(case_dir: Path, engine: Engine, case_id: str | None = None) -> 
                     "record": json.dumps(rec),
                     "veiled": veiled,
                     "revealed": revealed,
+                    "query": queries.get(path),
                 }
             )
         with engine.begin() as conn:
@@ -236,3 +242,84 @@ def open_published(engine: Engine, case_id: str) -> tuple[SharedCaseView, Review
     what ``hashset from-case --published`` and the VICS export read in team mode."""
     check_shared_tables(engine)
     return SharedCaseView(engine, case_id), ReviewDB(engine, case_id, create=False)
+
+
+def rematch_published(engine: Engine, case_id: str, store: Any) -> dict[str, Any]:
+    """Match a published case again against its hash sets in ``store`` as they are now, from the
+    signals published with it (no evidence is needed, none is here): verdicts and groups redone
+    (``triage.rematch.rematch_records``), all in one transaction of the shared store. A file now
+    known or ignorable loses its pictures (known material is never shown); a file no longer known
+    has none until the case is published again from its folder (``without_picture``).
+    Returns the change report, also appended to the case's meta (``rematches``)."""
+    from opspoor.triage.rematch import REMATCHES, rematch_records
+
+    check_shared_tables(engine)
+    with engine.connect() as conn:
+        head = conn.execute(select(cases).where(cases.c.case_id == case_id)).first()
+        if head is None:
+            raise CaseError("no such published case", case_id)
+        files = [
+            (int(r.seq), json.loads(r.record), json.loads(r.query) if r.query else None)
+            for r in conn.execute(
+                select(case_files.c.seq, case_files.c.record, case_files.c.query)
+                .where(case_files.c.case_id == case_id)
+                .order_by(case_files.c.seq)
+            )
+        ]
+        pictured = {
+            r.path
+            for r in conn.execute(
+                select(case_files.c.path).where(
+                    and_(case_files.c.case_id == case_id, case_files.c.veiled.is_not(None))
+                )
+            )
+        }
+        groups_before = len(
+            conn.execute(select(case_groups.c.group_id).where(case_groups.c.case_id == case_id)).all()
+        )
+    meta = json.loads(head.meta)
+    ident = meta.get("identity") or {}
+    names = list(ident.get("hashsets") or [])
+    if not names:
+        raise CaseError("the published case names no hash sets to match again", case_id)
+    done = rematch_records(
+        files,
+        store,
+        names,
+        distance=ident.get("distance"),
+        country=str(meta.get("country") or "NL"),
+        groups_before=groups_before,
+    )
+    report = done.changes
+    members = {m["path"] for g in done.groups for m in g.members}
+    report["without_picture"] = sorted(members - pictured)
+    veil_off = [*report["newly_known"]["files"], *report["newly_ignorable"]["files"]]
+    meta[REMATCHES] = [*(meta.get(REMATCHES) or []), report]
+    key = and_(case_files.c.case_id == bindparam("b_case"), case_files.c.path == bindparam("b_path"))
+    with engine.begin() as conn:  # all of it, or (interrupted) none of it
+        if done.records:
+            conn.execute(
+                update(case_files).where(key).values(record=bindparam("b_record")),
+                [{"b_case": case_id, "b_path": r["path"], "b_record": json.dumps(r)} for r in done.records],
+            )
+        if veil_off:
+            conn.execute(
+                update(case_files).where(key).values(veiled=None, revealed=None),
+                [{"b_case": case_id, "b_path": p} for p in veil_off],
+            )
+        conn.execute(delete(case_groups).where(case_groups.c.case_id == case_id))
+        if done.groups:
+            conn.execute(
+                insert(case_groups),
+                [
+                    {"case_id": case_id, "group_id": g.id, "rank": g.rank, "info": json.dumps(g.info())}
+                    for g in done.groups
+                ],
+            )
+        # a new stamp: every worker's review app reads the case again
+        conn.execute(
+            update(cases)
+            .where(cases.c.case_id == case_id)
+            .values(meta=json.dumps(meta), published_at=max(time.time(), float(head.published_at) + 1e-3))
+        )
+    return report

@@ -33,7 +33,13 @@ from starlette.types import Receive, Scope, Send
 
 from opspoor.errors import OpspoorError
 from opspoor.review.decisions import ReviewDB
-from opspoor.review.shared import SharedCaseView, check_shared_tables, list_cases, published_at
+from opspoor.review.shared import (
+    SharedCaseView,
+    check_shared_tables,
+    list_cases,
+    published_at,
+    rematch_published,
+)
 from opspoor.review.web import ReviewConfig, create_review_app, review_env
 from opspoor.service.auth import ANALYST, CURATOR, REVIEWER, Call, admit, authenticate, record
 from opspoor.service.problems import Problem, problem_response
@@ -148,6 +154,8 @@ class CaseApps:
             secret=None,
             team=True,
             store=lambda: nullcontext(self.parent.state.service.store),  # the service's own
+            rematch=lambda: rematch_published(self.engine, case_id, self.parent.state.service.store),
+            reopen=lambda: SharedCaseView(self.engine, case_id),
         )
         app = create_review_app(config, view, ReviewDB(self.engine, case_id, create=False))
         self._apps[case_id] = (view.published_at, now, app)

@@ -61,8 +61,10 @@ class ReviewConfig:
     store: Callable[[], AbstractContextManager[Store]] | None = None
     #: matches the case again against its hash sets as they are now (``opspoor scan --rematch``),
     #: given by the command line on a workstation (it writes the case's outputs, a layer above);
-    #: None in team mode, where the case folder is not
+    #: in team mode, the published case matched again in the shared store (``shared.rematch_published``)
     rematch: Callable[[], dict[str, Any]] | None = None
+    #: the case read again after a re-match (default: the case folder)
+    reopen: Callable[[], CaseView] | None = None
 
 
 class OneTimeSecret(BaseHTTPMiddleware):
@@ -444,17 +446,13 @@ def create_review_app(
         if no is not None:
             return curated(request, 403, no, wants_json)
         if config.rematch is None:
-            detail = (
-                "a published case is matched again where its folder is (opspoor scan --rematch "
-                "--case DIR), then published again"
-            )
-            return curated(request, 409, {"detail": detail}, wants_json)
+            return curated(request, 409, {"detail": "this case cannot be matched again here"}, wants_json)
         try:
             changes = config.rematch()
         except OpspoorError as exc:
             return curated(request, 409, {"detail": str(exc)}, wants_json)
         # its groups as they are now (the old view is left to requests still using it)
-        view = app.state.view = CaseView(config.case_dir)
+        view = app.state.view = config.reopen() if config.reopen else CaseView(config.case_dir)
         summary = {k: v for k, v in changes.items() if not isinstance(v, dict) or "count" not in v}
         moved = {k: v["count"] for k, v in changes.items() if isinstance(v, dict) and "count" in v}
         review.note(

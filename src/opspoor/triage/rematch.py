@@ -31,7 +31,7 @@ from opspoor.triage.priority import Group
 from opspoor.triage.provenance import describe_hashsets
 from opspoor.triage.records import STATUSES, verdict
 from opspoor.triage.scan import _query_signals, _set_versions
-from opspoor.triage.summary import assign_groups, build_summary
+from opspoor.triage.summary import assign_groups, build_summary, group_new
 
 #: the change reports of every re-match, oldest first (case meta)
 REMATCHES = "rematches"
@@ -110,6 +110,72 @@ class _Changes:
         return out
 
 
+def _match_again(
+    rows: list[tuple[dict[str, Any], dict[str, Any] | None]],
+    matcher: Matcher,
+    names: list[str],
+    changes: _Changes,
+    earlier: dict[str, str],
+) -> list[dict[str, Any]]:
+    """Records (with their stored queries) matched again: new matches, verdict, group cleared (the
+    group each was in goes to ``earlier``); the change noted. A record without signals (a worker
+    crash) is left as it is and not returned."""
+    sigs = [_query_signals(rec, query) for rec, query in rows]
+    updated = []
+    for (rec, _), matches in zip(rows, matcher.match_batch(sigs), strict=True):
+        old = rec["status"]
+        if rec.get("error_reason") == CRASH:  # no signals to match: the scan's retry is its own
+            changes.note(rec["path"], old, old, [])
+            continue
+        kept = [m for m in rec.get("matches") or [] if m.get("signal") == LOCAL and m.get("hashset") in names]
+        if kept and not any(m.get("signal") == LOCAL for m in matches):
+            changes.local_kept += 1
+            matches = matches + kept
+        status = verdict(kind_of(rec.get("type")), matches, failed=rec.get("error") is not None)
+        changes.note(rec["path"], old, status, matches)
+        if rec.get("group"):
+            earlier[rec["path"]] = rec["group"]
+        rec["matches"], rec["status"], rec["group"] = matches, status, None
+        updated.append(rec)
+    return updated
+
+
+@dataclass(slots=True)
+class RecordsRematch:
+    """Published records matched again (``rematch_records``): the ones that changed, the groups."""
+
+    records: list[dict[str, Any]]
+    groups: list[Group]
+    changes: dict[str, Any]
+
+
+def rematch_records(
+    files: list[tuple[int, dict[str, Any], dict[str, Any] | None]],
+    store: Any,
+    names: list[str],
+    *,
+    distance: int | None = None,
+    country: str = "NL",
+    groups_before: int = 0,
+) -> RecordsRematch:
+    """A case's records held elsewhere (``(seq, record, query)``: a case published to the shared
+    store) matched again against ``names`` in ``store``, and its new media grouped again; nothing
+    is written here. The records are changed in place."""
+    before_sets = list(names)
+    _set_versions(store, names)  # a wrong name fails here
+    matcher = Matcher.from_store(store, names, distance, cache=True)
+    changes = _Changes()
+    earlier: dict[str, str] = {}
+    updated: list[dict[str, Any]] = []
+    for k in range(0, len(files), 512):
+        batch = files[k : k + 512]
+        updated += _match_again([(rec, q) for _, rec, q in batch], matcher, names, changes, earlier)
+    seq_of = {rec["path"]: seq for seq, rec, _ in files}
+    new = [(seq_of[r["path"]], r) for r in updated if r["status"] == "new"]
+    groups = group_new(sorted(new, key=lambda sr: sr[0]), matcher.pdq_radius, country, (), earlier)
+    return RecordsRematch(updated, groups, changes.report(names, before_sets, groups_before, len(groups)))
+
+
 def finished_identity(case: CaseDB) -> dict[str, Any]:
     """The identity of a case whose scan ran to its end, else one clear error."""
     ident = case.get_meta("identity")
@@ -168,34 +234,14 @@ def rematch_case_db(
         groups_before = len(case.conn.execute("SELECT group_id FROM groups").fetchall())
         with case.transaction():  # all of it, or (interrupted) none of it
             for rows in case.iter_queries():
-                sigs = [_query_signals(rec, query) for rec, query in rows]
-                updated = []
-                for (rec, _), matches in zip(rows, matcher.match_batch(sigs), strict=True):
-                    old = rec["status"]
-                    if rec.get("error_reason") == CRASH:  # no signals to match: the scan's retry is its own
-                        changes.note(rec["path"], old, old, [])
-                        continue
-                    kept = [
-                        m
-                        for m in rec.get("matches") or []
-                        if m.get("signal") == LOCAL and m.get("hashset") in names
-                    ]
-                    if kept and not any(m.get("signal") == LOCAL for m in matches):
-                        changes.local_kept += 1
-                        matches = matches + kept
-                    status = verdict(kind_of(rec.get("type")), matches, failed=rec.get("error") is not None)
-                    changes.note(rec["path"], old, status, matches)
-                    if rec.get("group"):
-                        earlier[rec["path"]] = rec["group"]
-                    rec["matches"], rec["status"], rec["group"] = matches, status, None
-                    updated.append(rec)
-                case.update_records(updated)
+                case.update_records(_match_again(rows, matcher, names, changes, earlier))
             radius = matcher.pdq_radius
             groups = assign_groups(case, radius=radius, country=country, others=others, earlier=earlier)
             ident["hashsets"] = sorted(names)  # the case is now of these sets (a later scan resumes it)
             case.set_meta("identity", ident)
             case.set_meta("hashset_versions", versions)
             case.set_meta("hashsets", info)
+            case.set_meta("country", country)
             report = changes.report(names, before_sets, groups_before, len(groups))
             case.set_meta(REMATCHES, [*(case.get_meta(REMATCHES) or []), report])
             files_in = int(case.get_meta("files_in"))

@@ -403,6 +403,7 @@ def _record_provenance(
             log("taking the SHA-256 of each source that is a file, for the report")
         case.set_meta("sources", [describe_source(p) for p in cfg.sources])
     case.set_meta("hashsets", hashsets_info)
+    case.set_meta("country", cfg.country)  # (a re-match, also of the published case, ranks by it)
     case.set_meta("runs", int(case.get_meta("runs") or 0) + 1)
 
 

@@ -41,36 +41,46 @@ def assign_groups(
     others: Sequence[OtherCase] = (),
     earlier: Mapping[str, str] | None = None,
 ) -> list[Group]:
-    """Group the new media, rank the groups, link them to earlier cases (``others``), and store
-    each record's group id. ``earlier`` (path to the group it was in, when the case is grouped
-    again): a group keeps an earlier id (``keep_group_ids``)."""
-    new = []
-    for f in case.iter_files():
-        if f.record["status"] == "new":
-            f.record["_seq"] = f.seq
-            new.append(f.record)
+    """Group the new media (``group_new``) and store each record's group id and the groups."""
+    new = [(f.seq, f.record) for f in case.iter_files() if f.record["status"] == "new"]
+    groups = group_new(new, radius, country, others, earlier)
+    case.update_records([m for g in groups for m in g.members])
+    case.replace_groups((g.id, g.rank, g.info()) for g in groups)
+    return groups
+
+
+def group_new(
+    new: Sequence[tuple[int, dict[str, Any]]],
+    radius: int,
+    country: str = "NL",
+    others: Sequence[OtherCase] = (),
+    earlier: Mapping[str, str] | None = None,
+) -> list[Group]:
+    """Group the new media (``(seq, record)``, in scan order), rank the groups, link them to
+    earlier cases (``others``), and set each record's ``group``. ``earlier`` (path to the group it
+    was in, when the case is grouped again): a group keeps an earlier id (``keep_group_ids``)."""
+    recs = []
+    for seq, rec in new:
+        rec["_seq"] = seq
+        recs.append(rec)
     links: list[Link] = []
-    clusters = group_members([_member(r) for r in new], radius=radius, links=links)
+    clusters = group_members([_member(r) for r in recs], radius=radius, links=links)
     cluster_of = {i: k for k, c in enumerate(clusters) for i in c}
     per_cluster: list[list[Link]] = [[] for _ in clusters]
     for link in links:
         per_cluster[cluster_of[link.a]].append(link)
     groups = rank_groups(
-        [[new[i] for i in c] for c in clusters],
+        [[recs[i] for i in c] for c in clusters],
         [why_together(ls, radius) for ls in per_cluster],
         country=country,
     )
     if earlier:
         keep_group_ids(groups, earlier)
-    changed = []
     for g in groups:
         g.links = group_links(g.members, others) if others else []
         for m in g.members:
             m.pop("_seq", None)
             m["group"] = g.id
-            changed.append(m)
-    case.update_records(changed)
-    case.replace_groups((g.id, g.rank, g.info()) for g in groups)
     return groups
 
 
