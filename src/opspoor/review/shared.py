@@ -3,7 +3,8 @@ copies what the review app shows of a scanned case, and ``SharedCaseView`` reads
 case model (``caseview.CaseView``) the app uses locally too.
 
 What is published is what the local app shows and no more: the case's identity and counts, its
-records (paths, types, hashes, matches, EXIF clues), its groups with their reasons, and per new
+records (paths, types, hashes, matches, EXIF clues; the robust query hashes, to match the case
+again: ``rematch_published``), its groups with their reasons, and per new
 media file the veiled picture (grayscale, blurred) and the reveal (in colour, at most 512 px). The
 evidence itself stays where it is; a full-size reveal is therefore not offered in team mode.
 The tables are created by the store's migration 0008 (``opspoor db upgrade``), never here.
