@@ -155,7 +155,9 @@ ON_SCREEN = f"""() => performance.getEntriesByName('{MEASURE}').map(
     m => ({{ms: m.duration, key: m.detail.key, group: m.detail.group}}))"""
 
 
-def browser_next(base: str, url: str, start: str, rounds: int, dwell_ms: int) -> dict[str, list[float]]:
+def browser_next(
+    base: str, url: str, start: str, rounds: int, dwell_ms: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Interleaved, in one Chromium page: ``n`` after a dwell (the next group fetched ahead), ``n``
     at once (skimming: the fetch ahead may still be under way), ``Shift+3`` (the group decided, then
     the next undecided group: a claim), and the anchor, a full page load of the next group as ``n``
@@ -164,6 +166,9 @@ def browser_next(base: str, url: str, start: str, rounds: int, dwell_ms: int) ->
     from playwright.sync_api import sync_playwright
 
     out: dict[str, list[float]] = {"n": [], "n_at_once": [], "shift": [], "full_page": []}
+    # where a full page's time goes (Navigation Timing): /next answered (the redirect), the page
+    # received, the new document parsed and its script run, then its pictures and the load event
+    phases: dict[str, list[float]] = {"redirect": [], "page": [], "parse": [], "load": []}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=find_chromium(), headless=True, args=list(CHROMIUM_ARGS))
         page = browser.new_page(viewport={"width": 1200, "height": 900})
@@ -206,8 +211,12 @@ def browser_next(base: str, url: str, start: str, rounds: int, dwell_ms: int) ->
                 page.evaluate(f"location.href = '/next?after={here}'")
             nav = page.evaluate("performance.getEntriesByType('navigation')[0].toJSON()")
             out["full_page"].append(float(nav["loadEventEnd"]))
+            phases["redirect"].append(nav["redirectEnd"] - nav["startTime"])
+            phases["page"].append(nav["responseEnd"] - nav["redirectEnd"])
+            phases["parse"].append(nav["domInteractive"] - nav["responseEnd"])
+            phases["load"].append(nav["loadEventEnd"] - nav["domInteractive"])
         browser.close()
-    return out
+    return out, phases
 
 
 def scale(n_files: int, n_groups: int, rounds: int, dwell_ms: int) -> dict[str, Any]:
@@ -260,7 +269,7 @@ def scale(n_files: int, n_groups: int, rounds: int, dwell_ms: int) -> dict[str, 
     load_server = os.getloadavg()
     proc, url = serve(tmp / "case")
     try:
-        b = browser_next(url.split("/?")[0], url, f"G{n_groups // 2:05d}", rounds, dwell_ms)
+        b, phases = browser_next(url.split("/?")[0], url, f"G{n_groups // 2:05d}", rounds, dwell_ms)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -281,6 +290,7 @@ def scale(n_files: int, n_groups: int, rounds: int, dwell_ms: int) -> dict[str, 
         "browser_dwell_ms": dwell_ms,
         **{f"browser_{k}_ms_p50": _pct(v, 50) for k, v in b.items()},
         **{f"browser_{k}_ms_p95": _pct(v, 95) for k, v in b.items()},
+        **{f"browser_full_page_{k}_ms_p50": _pct(v, 50) for k, v in phases.items()},
         "browser_full_page_p95_over_n_p95": round(full_p95 / float(np.percentile(b["n"], 95)), 1),
     }
 
