@@ -8,6 +8,10 @@ without that cookie is refused, as is one naming another host (DNS rebinding).
 Pages never load an unveiled picture by themselves: ``/item/…/veiled`` is grayscale and blurred
 before it is encoded; ``/item/…/reveal`` (POST, so nothing prefetches it) is asked for by the script
 only while the reviewer holds a key or the mouse button, and every reveal is recorded.
+
+A group comes on screen without a new page: ``/next``, ``/prev`` and ``/group/…`` with ``part=1``
+answer the part of the group's page that changes (``group_part.html``, veiled pictures inside), which
+the script fetches ahead for the neighbouring groups and swaps in on ``n``, ``p`` or ``Shift``+digit.
 """
 
 from __future__ import annotations

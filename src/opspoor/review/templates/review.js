@@ -24,7 +24,6 @@
     items = Array.from(root.querySelectorAll(".item"));
     document.getElementById("fullsize").textContent = full ? "on" : "off";
     sel = 0;
-    refresh();
   }
 
   function select(i) {
@@ -85,11 +84,13 @@
     }
   }
 
-  function fetchNear() {
+  // the neighbours' parts, fetched once `after` has come (at once when not given)
+  function fetchNear(after) {
     const g = enc(cfg.group);
+    const ready = after || Promise.resolve();
     near = {
-      next: part(B + "/next?part=1&after=" + g),
-      prev: part(B + "/prev?part=1&before=" + g),
+      next: ready.then(() => part(B + "/next?part=1&after=" + g)),
+      prev: ready.then(() => part(B + "/prev?part=1&before=" + g)),
     };
   }
 
@@ -100,13 +101,18 @@
     mount();
     document.title = cfg.title;
     history.pushState(null, "", B + "/group/" + enc(cfg.group));
-    if (keyAt !== undefined) {
-      requestAnimationFrame(() => setTimeout(() => {
+    // after the first frame with the new group (so that nothing competes with it): the measure,
+    // its state, the neighbours' parts
+    const painted = new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
+    const group = cfg.group;
+    painted.then(() => {
+      if (keyAt !== undefined) {
         performance.measure("opspoor:group-on-screen",
-          { start: keyAt, end: performance.now(), detail: { key: key, group: cfg.group } });
-      }, 0));
-    }
-    fetchNear();
+          { start: keyAt, end: performance.now(), detail: { key: key, group: group } });
+      }
+      refresh();
+    });
+    fetchNear(painted);
   }
 
   // n / p: the neighbour fetched ahead (a full page load if that failed); past the end, nothing
@@ -259,6 +265,7 @@
   window.addEventListener("popstate", () => location.reload());  // back / forward: that group's page
 
   mount();
+  refresh();
   fetchNear();
   setInterval(refresh, 1500);  // decisions by other reviewers appear within 2 s
 })();
