@@ -331,4 +331,7 @@ def test_every_key_works_without_a_mouse(session: Any, served: dict[str, Any]) -
     pg.reload(wait_until="networkidle")  # back / forward and a reload give the group's own page
     assert "Group G0001" in pg.inner_text("h1")
     assert pg.evaluate("window.samePage") is None
+    pg.go_back(wait_until="load")  # the group before (Shift+digit's), its own page again
+    pg.wait_for_function(f"document.querySelector('h1').textContent.startsWith('Group {here}')")
+    assert pg.url.endswith(f"/group/{here}") and pg.locator(".item img.veiled").count() >= 1
     assert session.problems == []
