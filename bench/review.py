@@ -9,14 +9,19 @@ groups ÷ media files, and the keystrokes spent categorising next to groups + 1.
 Goals: views needed ÷ media files <= new groups ÷ media files; categorising keystrokes <= groups + 1.
 
 Part 2, at scale: a synthetic case of ``--files`` records in ``--groups`` groups (no pictures: a
-fixed veiled thumbnail per file) served in-process; the server time of "the next group on screen"
-(``/next`` + the group page, its veiled thumbnails inside it) over 200 groups, p50/p95, in-process
-(FastAPI's TestClient), anchored by a
-refused request (the cheapest answer the same app gives) in the same run; then one browser
-measurement (key ``n`` to the next page loaded, Navigation Timing) over 20 groups.
+fixed veiled thumbnail per file). Server times in-process (FastAPI's TestClient) over 200 groups,
+interleaved with the anchor (a refused request, the cheapest answer the same app gives): the group
+as a page (``/next`` + the page), the part of the next group the page fetches ahead
+(``/next?part=1``), and ``Shift``+digit's requests (the decision, then the next undecided group,
+named only). Then, in the same run, the browser: the real ``opspoor review`` in headless Chromium,
+``--rounds`` rounds of ``n`` (after a ``--dwell``), ``n`` at once, ``Shift+3``, and a full page load
+of the next group (the anchor: how ``n`` worked before), each measured from the key's event to the
+first frame after the group is in the page (the page's User Timing measure), p50/p95; the load
+average before, between and after.
 Goal: p95 < 150 ms.
 
-Usage: ``python bench/review.py [--small] [--files 100000] [--groups 10000] [--skip-demo] [--skip-scale]``.
+Usage: ``python bench/review.py [--small] [--files 100000] [--groups 10000] [--rounds 40] [--dwell 300]
+[--skip-demo] [--skip-scale]``.
 """
 
 from __future__ import annotations
@@ -146,9 +151,96 @@ def synthetic_case(case_dir: Path, n_files: int, n_groups: int) -> None:
     case.close()
 
 
-def scale(n_files: int, n_groups: int) -> dict[str, Any]:
-    from fastapi.testclient import TestClient
+def _pct(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 1)
+
+
+MEASURE = "opspoor:group-on-screen"
+PAINTED = "bench:first-frame-after-load"
+ON_SCREEN = f"""() => performance.getEntriesByName('{MEASURE}').map(
+    m => ({{ms: m.duration, key: m.detail.key, group: m.detail.group}}))"""
+
+
+def browser_next(
+    base: str, url: str, start: str, rounds: int, dwell_ms: int
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Interleaved, in one Chromium page: ``n`` after a dwell (the next group fetched ahead), ``n``
+    at once (skimming: the fetch ahead may still be under way), ``Shift+3`` (the group decided, then
+    the next undecided group: a claim), and the anchor, a full page load of the next group as ``n``
+    did before (from the navigation's start to the first frame after its load event; and to the
+    load event, as measured before the swap existed). The key measures are the page's own
+    ("opspoor:group-on-screen": the key's event to the first frame after the swap)."""
     from playwright.sync_api import sync_playwright
+
+    out: dict[str, list[float]] = {
+        "n": [],
+        "n_at_once": [],
+        "shift": [],
+        "full_page": [],
+        "full_page_load_event": [],
+    }
+    # where a full page's time goes (Navigation Timing): /next answered (the redirect), the page
+    # received, the new document parsed and its script run, then its pictures and the load event
+    phases: dict[str, list[float]] = {"redirect": [], "page": [], "parse": [], "load": []}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=find_chromium(), headless=True, args=list(CHROMIUM_ARGS))
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        # a new page's "on screen": the first frame after its load event (as the swap's measure ends)
+        page.add_init_script(
+            "addEventListener('load', () => requestAnimationFrame(() => setTimeout(() =>"
+            f" performance.mark('{PAINTED}'), 0)))"
+        )
+        page.goto(url, wait_until="load")
+
+        def ahead() -> Any:  # the fetch of the next group's part, made once a group is shown
+            return page.expect_response(lambda r: "/next?part=1&after=" in r.url)
+
+        def measured(before: int) -> dict[str, Any]:
+            page.wait_for_function(f"performance.getEntriesByName('{MEASURE}').length > {before}")
+            return page.evaluate(ON_SCREEN)[-1]  # type: ignore[no-any-return]
+
+        with ahead():
+            page.goto(f"{base}/group/{start}", wait_until="load")
+        for _ in range(rounds):
+            # A: n after a dwell
+            page.wait_for_timeout(dwell_ms)
+            count = len(page.evaluate(ON_SCREEN))
+            with ahead():
+                page.keyboard.press("n")
+            out["n"].append(measured(count)["ms"])
+            # B: n at once, then n again right after that group is on screen
+            count += 1
+            page.wait_for_timeout(dwell_ms)
+            page.keyboard.press("n")
+            measured(count)
+            with ahead():
+                page.keyboard.press("n")
+            out["n_at_once"].append(measured(count + 1)["ms"])
+            # C: Shift+3 after a dwell (decide the group, on to the next undecided one)
+            count += 2
+            page.wait_for_timeout(dwell_ms)
+            with ahead():
+                page.keyboard.press("Shift+Digit3")
+            out["shift"].append(measured(count)["ms"])
+            # anchor: the next group as a new page (what n did before), from the navigation's start
+            page.wait_for_timeout(dwell_ms)
+            here = page.evaluate("location.pathname").rsplit("/", 1)[-1]
+            with ahead(), page.expect_navigation(wait_until="load"):
+                page.evaluate(f"location.href = '/next?after={here}'")
+            page.wait_for_function(f"performance.getEntriesByName('{PAINTED}').length > 0")
+            nav = page.evaluate("performance.getEntriesByType('navigation')[0].toJSON()")
+            out["full_page"].append(page.evaluate(f"performance.getEntriesByName('{PAINTED}')[0].startTime"))
+            out["full_page_load_event"].append(float(nav["loadEventEnd"]))
+            phases["redirect"].append(nav["redirectEnd"] - nav["startTime"])
+            phases["page"].append(nav["responseEnd"] - nav["redirectEnd"])
+            phases["parse"].append(nav["domInteractive"] - nav["responseEnd"])
+            phases["load"].append(nav["loadEventEnd"] - nav["domInteractive"])
+        browser.close()
+    return out, phases
+
+
+def scale(n_files: int, n_groups: int, rounds: int, dwell_ms: int) -> dict[str, Any]:
+    from fastapi.testclient import TestClient
 
     from opspoor.review.web import ReviewConfig, create_review_app
 
@@ -161,57 +253,65 @@ def scale(n_files: int, n_groups: int) -> dict[str, Any]:
     app = create_review_app(cfg)
     opened = time.perf_counter() - t0
     client = TestClient(app, base_url="http://127.0.0.1")
-    anchor = []
-    for _ in range(50):
-        t = time.perf_counter()
-        TestClient(app, base_url="http://127.0.0.1").get("/queue")  # refused: no cookie
-        anchor.append(time.perf_counter() - t)
+    refused = TestClient(app, base_url="http://127.0.0.1")
     client.get(f"/?token={cfg.secret}")
+    load_before = os.getloadavg()
     rng = np.random.default_rng(3)
     ids = [f"G{g:05d}" for g in rng.choice(n_groups - 1, 200, replace=False)]
     # half the groups before each asked one are decided already, as in a review under way
     for gid in ids[:100]:
         client.post("/api/decide", json={"group": gid, "item": None, "key": "3"})
-    times = []
-    for gid in ids:
+    per_group = n_files // n_groups
+    server: dict[str, list[float]] = {"anchor": [], "page": [], "part": [], "shift": []}
+    for k, gid in enumerate(ids):  # interleaved: anchor, page, part, shift, anchor, …
+        t = time.perf_counter()
+        refused.get("/queue")  # refused: no cookie (the cheapest answer the same app gives)
+        server["anchor"].append(time.perf_counter() - t)
+        # the next undecided group as a page (the overview's n): /next, then the page
         t = time.perf_counter()
         r = client.get(f"/next?after={gid}&undecided=1", follow_redirects=False)
-        nxt = r.headers["location"].rsplit("/", 1)[-1]
-        page = client.get(f"/group/{nxt}")  # its veiled thumbnails are inside the page
-        assert page.status_code == 200 and page.text.count("data:image/jpeg") == n_files // n_groups
-        times.append(time.perf_counter() - t)
-    ms = np.array(times) * 1000
-    browser_ms: list[float] = []
+        page = client.get(r.headers["location"])
+        assert page.status_code == 200 and page.text.count("data:image/jpeg") == per_group
+        server["page"].append(time.perf_counter() - t)
+        # what the page fetches ahead for n: the next group's part, its pictures inside
+        t = time.perf_counter()
+        part = client.get(f"/next?part=1&after={gid}")
+        assert part.status_code == 200 and part.text.count("data:image/jpeg") == per_group
+        server["part"].append(time.perf_counter() - t)
+        # Shift+digit: the decision, then the next undecided group, named only (fetched ahead)
+        if k >= 100:
+            t = time.perf_counter()
+            client.post("/api/decide", json={"group": gid, "item": None, "key": "3"})
+            nxt = client.get(f"/next?part=1&undecided=1&after={gid}&have={part.headers['X-Group']}")
+            assert nxt.status_code == 200 and nxt.headers["X-Group"]
+            server["shift"].append(time.perf_counter() - t)
+    ms = {k: [x * 1000 for x in v] for k, v in server.items()}
+    load_server = os.getloadavg()
     proc, url = serve(tmp / "case")
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=find_chromium(), headless=True, args=list(CHROMIUM_ARGS)
-            )
-            page = browser.new_page()
-            page.goto(url, wait_until="load")
-            page.goto(url.split("/?")[0] + "/group/G05000", wait_until="load")
-            for _ in range(20):
-                with page.expect_navigation(wait_until="load"):
-                    page.keyboard.press("n")
-                nav = page.evaluate("performance.getEntriesByType('navigation')[0].toJSON()")
-                browser_ms.append(float(nav["loadEventEnd"]))  # from the key's navigation start
-            browser.close()
+        b, phases = browser_next(url.split("/?")[0], url, f"G{n_groups // 2:05d}", rounds, dwell_ms)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    anchor_ms = float(np.median(anchor) * 1000)
+    load_after = os.getloadavg()
+    anchor_ms = float(np.median(ms["anchor"]))
+    full_p95 = float(np.percentile(b["full_page"], 95))
     return {
         "files": n_files,
         "groups": n_groups,
         "synthetic_case_seconds": round(built, 1),
         "app_open_seconds": round(opened, 2),
-        "anchor_refused_ms": round(anchor_ms, 2),
-        "next_group_server_ms_p50": round(float(np.percentile(ms, 50)), 1),
-        "next_group_server_ms_p95": round(float(np.percentile(ms, 95)), 1),
-        "p95_over_anchor": round(float(np.percentile(ms, 95)) / anchor_ms, 1),
-        "next_group_browser_ms_p50": round(float(np.percentile(browser_ms, 50)), 1),
-        "next_group_browser_ms_p95": round(float(np.percentile(browser_ms, 95)), 1),
+        "load_average_1min": [round(load_before[0], 2), round(load_server[0], 2), round(load_after[0], 2)],
+        "anchor_refused_ms_p50": round(anchor_ms, 2),
+        **{f"server_{k}_ms_p50": _pct(v, 50) for k, v in ms.items() if k != "anchor"},
+        **{f"server_{k}_ms_p95": _pct(v, 95) for k, v in ms.items() if k != "anchor"},
+        "server_page_p95_over_anchor": round(float(np.percentile(ms["page"], 95)) / anchor_ms, 1),
+        "browser_rounds": rounds,
+        "browser_dwell_ms": dwell_ms,
+        **{f"browser_{k}_ms_p50": _pct(v, 50) for k, v in b.items()},
+        **{f"browser_{k}_ms_p95": _pct(v, 95) for k, v in b.items()},
+        **{f"browser_full_page_{k}_ms_p50": _pct(v, 50) for k, v in phases.items()},
+        "browser_full_page_p95_over_n_p95": round(full_p95 / float(np.percentile(b["n"], 95)), 1),
     }
 
 
@@ -222,6 +322,8 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=10_000)
     ap.add_argument("--skip-demo", action="store_true")
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--rounds", type=int, default=40, help="browser rounds (n, n at once, Shift+3, anchor)")
+    ap.add_argument("--dwell", type=int, default=300, help="ms the reviewer looks at a group before a key")
     a = ap.parse_args()
     print("setup:", setup_line(), flush=True)
     if not a.skip_demo:
@@ -232,9 +334,9 @@ def main() -> None:
         print(f"goal views/media <= groups/media: {'met' if ok1 else 'NOT met'}; "
               f"keys <= groups + 1: {'met' if ok2 else 'NOT met'}")  # fmt: skip
     if not a.skip_scale:
-        s = scale(a.files, a.groups)
+        s = scale(a.files, a.groups, a.rounds, a.dwell)
         print("scale:", json.dumps(s, indent=1), flush=True)
-        for k in ("next_group_server_ms_p95", "next_group_browser_ms_p95"):
+        for k in ("server_page_ms_p95", "server_shift_ms_p95", "browser_n_ms_p95", "browser_shift_ms_p95"):
             print(f"goal p95 < 150 ms, {k}: {'met' if s[k] < 150 else 'NOT met'}")
 
 

@@ -274,6 +274,32 @@ def test_two_reviewers_in_the_app_get_different_groups(fresh: Path) -> None:
         c.app.state.review.close()  # type: ignore[attr-defined]
 
 
+def test_a_group_part_for_the_page_to_swap_in(fresh: Path) -> None:
+    """``?part=1``: the group's part of its page (what the page fetches ahead and swaps in), its id
+    in X-Group; the group the page holds already is only named; nothing left is a 204."""
+    c, _ = _client(fresh, "alice")
+    r = c.get("/next?part=1&after=G0001")
+    assert (
+        r.status_code == 200 and r.headers["x-group"] == "G0002" and r.headers["cache-control"] == "no-store"
+    )
+    assert "<html" not in r.text and r.text.count('class="item') == 3 and r.text.count("data:image/jpeg") == 3
+    assert '"group": "G0002"' in r.text  # the part's own settings (cfg) for the script
+    assert c.get("/prev?part=1&before=G0002").headers["x-group"] == "G0001"
+    assert c.get("/prev?part=1&before=G0001").status_code == 204
+    assert c.get("/next?part=1&after=G0006").status_code == 204
+    assert c.get("/group/G0004?part=1").text.count("/item/G0004/0/veiled") == 1  # a video's grid: a URL
+    # the next undecided group, a claim; the part the page holds already comes back as its name only
+    named = c.get("/next?part=1&undecided=1&after=G0001&have=G0002")
+    assert (named.status_code, named.headers["x-group"], named.content) == (200, "G0002", b"")
+    assert c.app.state.review.holder("G0002") == "alice"  # type: ignore[attr-defined]
+    c.post("/api/decide", json={"group": "G0002", "item": None, "key": "3"})
+    other = c.get("/next?part=1&undecided=1&after=G0001&have=G0002")  # decided: the one after it
+    assert other.headers["x-group"] == "G0003" and "data:image/jpeg" in other.text
+    assert c.get("/next?after=G0001", follow_redirects=False).headers["location"] == "/group/G0002"
+    c.app.state.view.close()  # type: ignore[attr-defined]
+    c.app.state.review.close()  # type: ignore[attr-defined]
+
+
 def test_a_token_may_have_the_reviewer_role_after_the_migration(db_url: str) -> None:
     """Migration 0006 widens the tokens table's CHECK: a reviewer token is stored, a made-up role is not."""
     import sqlalchemy as sa

@@ -146,35 +146,192 @@ def test_blurred_by_default_reveal_on_hold_and_keyboard(session: Any, served: di
     assert session.problems == []
 
 
+def _veiled_jpeg(data: bytes, where: str) -> None:
+    px = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
+    assert np.abs(px[..., 0] - px[..., 2]).max() <= 2, where  # grayscale
+    assert max(px.shape[:2]) <= 320, where  # a thumbnail, never the picture itself
+
+
 def test_pixels_received_are_veiled_unless_revealed_and_known_never_sent(
     session: Any, served: dict[str, Any]
 ) -> None:
-    for group in ("G0001", "G0004"):  # pictures (inside the page), then the video's frame grid (fetched)
-        session.responses.clear()
-        session.goto(served["base"] + f"/group/{group}", wait_until="networkidle")
+    """Every byte the server sends is kept (a route in front of the page): pages, the parts of the
+    groups fetched ahead (their pictures inside), pictures fetched (a video's frame grid), reveals."""
+    received: list[tuple[str, str, str, bytes]] = []  # method, URL, content type, body
+
+    def keep(route: Any) -> None:
+        resp = route.fetch(max_redirects=0)
+        received.append(
+            (route.request.method, route.request.url, resp.headers.get("content-type", ""), resp.body())
+        )
+        route.fulfill(response=resp)
+
+    def reveal_first(group: str) -> None:
+        assert session.url.endswith(f"/group/{group}")
         with session.expect_response(lambda r: "/reveal" in r.url):
             session.keyboard.down("Space")
         session.wait_for_selector('.item[data-index="0"] img.revealed')
         session.keyboard.up("Space")
         session.wait_for_selector('.item[data-index="0"] img.veiled')
-        # what the server sent (a ``blob:`` is the page's own copy of the reveal it asked for)
-        sent = [r for r in session.responses if r.url.startswith(served["base"])]
-        assert all(r.url.startswith(("blob:", served["base"])) for r in session.responses)
-        images = [r for r in sent if r.headers.get("content-type") == "image/jpeg"]
-        # the pictures inside the page (the scan's veiled thumbnails, as data: URIs) and those fetched
-        srcs = session.eval_on_selector_all(".item img", "els => els.map(e => e.getAttribute('src'))")
-        inline = [base64.b64decode(x.split(",", 1)[1]) for x in srcs if x.startswith("data:")]
-        fetched = [r for r in images if r.request.method == "GET"]
-        assert len(inline) + len(fetched) >= len(srcs) and (inline if group == "G0001" else fetched)
-        for data in inline:
-            px = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).astype(int)
-            assert np.abs(px[..., 0] - px[..., 2]).max() <= 2 and max(px.shape[:2]) <= 320
-        for r in images:
-            if r.request.method == "POST":
-                assert "/reveal" in r.url  # the only unveiled pixels: a reveal while a key was held
-                continue
-            px = np.asarray(Image.open(io.BytesIO(r.body())).convert("RGB")).astype(int)
-            assert np.abs(px[..., 0] - px[..., 2]).max() <= 2, r.url  # grayscale
-            assert max(px.shape[:2]) <= 320, r.url
-        assert all("known" not in r.url for r in session.responses)
-        assert "known.jpg" not in session.content()
+
+    session.route(served["base"] + "/**", keep)
+    try:
+        session.responses.clear()
+        # pictures inside the page, a group swapped in (fetched ahead), the video's frame grid (a URL)
+        session.goto(served["base"] + "/group/G0001", wait_until="networkidle")
+        reveal_first("G0001")
+        with session.expect_response(lambda r: "/next?part=1&after=G0002" in r.url):
+            session.keyboard.press("n")
+        reveal_first("G0002")
+        session.goto(served["base"] + "/group/G0004", wait_until="networkidle")
+        reveal_first("G0004")
+        with session.expect_response(lambda r: "/next?part=1&after=G0005" in r.url):
+            session.keyboard.press("n")
+        reveal_first("G0005")
+        session.wait_for_load_state("networkidle")
+    finally:
+        session.unroute(served["base"] + "/**", keep)
+    assert all(r.url.startswith(("blob:", "data:", served["base"])) for r in session.responses)
+    kinds: dict[str, int] = {"inline": 0, "fetched": 0, "reveal": 0}
+    for method, url, ctype, body in received:
+        assert b"known.jpg" not in body and "known" not in url  # known material: never named, never sent
+        if ctype.startswith("text/html"):  # the pages and the parts of groups: their inline pictures
+            for b64 in re.findall(rb"data:image/jpeg;base64,([A-Za-z0-9+/=]+)", body):
+                _veiled_jpeg(base64.b64decode(b64), url)
+                kinds["inline"] += 1
+        elif ctype == "image/jpeg" and method == "POST":
+            assert re.search(r"/item/G000[1245]/0/reveal\?full=0$", url), url  # only while a key was held
+            kinds["reveal"] += 1
+        elif ctype == "image/jpeg":
+            assert "/veiled" in url
+            _veiled_jpeg(body, url)
+            kinds["fetched"] += 1
+        else:
+            assert not ctype.startswith("image/"), url
+    # G0001 (2), G0002 (3, in the part fetched ahead), G0003 and G0005 (parts), loner G0006's part
+    assert kinds["inline"] >= 2 + 3 + 1 and kinds["fetched"] >= 1 and kinds["reveal"] == 4, kinds
+    assert "known.jpg" not in session.content()
+
+
+def _wait_label(page: Any, index: int, starts: str) -> None:
+    page.wait_for_function(
+        f"document.querySelector('.item[data-index=\"{index}\"] .cat').textContent.startsWith({starts!r})"
+    )
+
+
+def _selected(page: Any) -> list[int]:
+    return list(page.eval_on_selector_all(".item.selected", "els => els.map(e => +e.dataset.index)"))
+
+
+def _standing(case_dir: Path, group: str) -> list[Any]:
+    from opspoor.review.decisions import ReviewDB
+
+    db = ReviewDB.for_case(case_dir)
+    try:
+        return db.standing([group])
+    finally:
+        db.close()
+
+
+def test_every_key_works_without_a_mouse(session: Any, served: dict[str, Any]) -> None:
+    """Every key of the key table (docs/review.md), pressed in Chromium, no mouse: the digits 0–5,
+    Shift+digit, j/k, n/p (the next and previous group swapped into the same page), t, f, s, u,
+    space (hold) and o, ? and Escape."""
+    pg = session
+    pg.goto(served["base"] + "/group/G0001", wait_until="networkidle")
+    pg.evaluate("window.samePage = 'yes'")  # gone if a key loads a new page instead of swapping
+    # j / k: next and previous file, bounded at both ends
+    assert _selected(pg) == [0]
+    pg.keyboard.press("j")
+    assert _selected(pg) == [1]
+    pg.keyboard.press("j")  # the last file stays selected
+    assert _selected(pg) == [1]
+    pg.keyboard.press("k")
+    pg.keyboard.press("k")
+    assert _selected(pg) == [0]
+    # 0–5: each digit categorises the selected file (and selects the next file)
+    for digit in "012345":
+        pg.keyboard.press("k")
+        pg.keyboard.press(digit)
+        _wait_label(pg, 0, f"CAT-{digit}")
+        assert _selected(pg) == [1]
+    assert _label(pg, 1) == "not categorised"
+    # t: a tag typed into the prompt; f: the follow-up tag (both on the selected file)
+    pg.once("dialog", lambda d: d.accept("blue-room"))
+    pg.keyboard.press("t")
+    pg.wait_for_function(
+        "document.querySelector('.item[data-index=\"1\"] .tags').textContent === '#blue-room'"
+    )
+    pg.keyboard.press("f")
+    pg.wait_for_function(
+        "document.querySelector('.item[data-index=\"1\"] .tags').textContent === '#blue-room #follow-up'"
+    )
+    # s: a series name for the whole group; u takes it back (the latest decision of this reviewer)
+    pg.once("dialog", lambda d: d.accept("Series Blue"))
+    with pg.expect_response(lambda r: r.url.endswith("/api/decide")):
+        pg.keyboard.press("s")
+    assert [d.series for d in _standing(served["dir"], "G0001") if d.series] == ["Series Blue"]
+    with pg.expect_response(lambda r: r.url.endswith("/api/undo")):
+        pg.keyboard.press("u")
+    assert [d.series for d in _standing(served["dir"], "G0001") if d.series] == []
+    # o: full size for reveals (the 640 px picture itself, not the 512 px view); o again: off
+    for full, width in (("on", 640), ("off", 512)):
+        pg.keyboard.press("o")
+        assert pg.inner_text("#fullsize") == full
+        with pg.expect_response(lambda r: "/reveal" in r.url) as resp:
+            pg.keyboard.down("Space")
+        assert f"full={int(full == 'on')}" in resp.value.url
+        pg.wait_for_selector('.item[data-index="1"] img.revealed')
+        pg.wait_for_function("document.querySelector('.item[data-index=\"1\"] img').naturalWidth > 320")
+        assert pg.eval_on_selector('.item[data-index="1"] img', "el => el.naturalWidth") == width
+        pg.keyboard.up("Space")
+        pg.wait_for_selector('.item[data-index="1"] img.veiled')
+    pg.keyboard.press("o")
+    pg.keyboard.press("o")
+    assert pg.inner_text("#fullsize") == "off"
+    # ? shows the keys, Escape or ? again hides them
+    pg.keyboard.press("?")
+    assert pg.is_visible("#help")
+    pg.keyboard.press("Escape")
+    assert not pg.is_visible("#help")
+    pg.keyboard.press("?")
+    pg.keyboard.press("?")
+    assert not pg.is_visible("#help")
+    # n / p: the next and the previous group, swapped into the same page, veiled, keys working there
+    with pg.expect_navigation():
+        pg.keyboard.press("n")
+    assert pg.url.endswith("/group/G0002") and "Group G0002" in pg.inner_text("h1")
+    assert pg.title().startswith("group G0002")
+    assert pg.locator(".item").count() == 3 and _selected(pg) == [0]
+    assert all("blur(12px)" in _filter(pg, k) for k in range(3))
+    with pg.expect_response(lambda r: "/reveal" in r.url) as resp:
+        pg.keyboard.down("Space")
+    assert "/item/G0002/0/reveal" in resp.value.url
+    pg.wait_for_selector('.item[data-index="0"] img.revealed')
+    pg.keyboard.up("Space")
+    pg.wait_for_selector('.item[data-index="0"] img.veiled')
+    with pg.expect_navigation():
+        pg.keyboard.press("p")
+    assert pg.url.endswith("/group/G0001") and "Group G0001" in pg.inner_text("h1")
+    _wait_label(pg, 0, "CAT-5")  # its state read again: this reviewer's decisions stand
+    # Shift+digit: the whole group, then the next group nobody has categorised
+    with pg.expect_navigation():
+        pg.keyboard.press("Shift+Digit4")
+    here = pg.url.rsplit("/", 1)[1]
+    state = pg.evaluate(f"fetch('/api/group/{here}/state').then(r => r.json())")
+    assert here != "G0001" and None in [i["category"] for i in state["items"]]
+    cats = {d.path: d.category for d in _standing(served["dir"], "G0001") if d.category}
+    assert cats[None] is not None and cats[None].code == "4"  # the group decision (file 0 keeps CAT-5)
+    # u after moving on: the group decision is undone and its group comes back
+    with pg.expect_navigation():
+        pg.keyboard.press("u")
+    assert pg.url.endswith("/group/G0001")
+    assert all(d.path is not None for d in _standing(served["dir"], "G0001") if d.category)
+    assert pg.evaluate("window.samePage") == "yes"  # every move swapped a group in: no new page
+    pg.reload(wait_until="networkidle")  # back / forward and a reload give the group's own page
+    assert "Group G0001" in pg.inner_text("h1")
+    assert pg.evaluate("window.samePage") is None
+    pg.go_back(wait_until="load")  # the group before (Shift+digit's), its own page again
+    pg.wait_for_function(f"document.querySelector('h1').textContent.startsWith('Group {here}')")
+    assert pg.url.endswith(f"/group/{here}") and pg.locator(".item img.veiled").count() >= 1
+    assert session.problems == []

@@ -1,7 +1,8 @@
 """Team mode in a real browser (Debian's Chromium through Playwright), served by the real
-``opspoor serve`` on a store the case was published to with ``opspoor case publish``: a reviewer
-signs in with a token on the login page and categorises a group by keyboard; the decision is in the
-shared store for the other reviewers."""
+``opspoor serve`` on a store the case was published to with ``opspoor case publish`` (SQLite, and
+PostgreSQL: OPSPOOR_REQUIRE_POSTGRES=1 makes its absence a failure): a reviewer signs in with a
+token on the login page and categorises a group by keyboard; two reviewers in two browser contexts
+get different groups, and a decision made by one appears on the other's page by its next poll."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,11 +34,32 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The shared store: a SQLite file, or a fresh PostgreSQL database for this module."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('team-store') / 'shared.sqlite'}"
+        return
+    import sqlalchemy as sa
+
+    server = request.getfixturevalue("pg_server")
+    name = f"opspoor_t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def served(tmp_path_factory: pytest.TempPathFactory, store_url: str) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("team-browser")
     case = build_case(root)
-    db = f"sqlite:///{root / 'shared.sqlite'}"
+    db = store_url
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     run = [sys.executable, "-m", "opspoor"]
     pub = subprocess.run(
@@ -48,6 +71,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     assert pub.returncode == 0, pub.stderr
     with open_store(db) as store:
         _, secret = create_token(store, "reviewer", "hotline", label="carol")
+        others = {
+            name: create_token(store, "reviewer", "hotline", label=name)[1] for name in ("erin", "frank")
+        }
     port = _free_port()
     proc = subprocess.Popen(
         [*run, "serve", "--db", db, "--port", str(port), "--log-level", "warning"],
@@ -65,7 +91,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             if proc.poll() is not None:
                 pytest.fail("opspoor serve stopped: " + (proc.stderr.read() if proc.stderr else ""))
             time.sleep(0.2)
-    yield {**case, "base": base, "secret": secret, "db": db}
+    yield {**case, "base": base, "secret": secret, "others": others, "db": db}
     proc.terminate()
     proc.wait(timeout=20)
 
@@ -104,3 +130,73 @@ def test_token_login_and_keyboard_categorisation(browser: Any, served: dict[str,
         standing = ReviewDB(store.engine, "demo", create=False).standing([group])
         assert [d.reviewer for d in standing] and {d.reviewer for d in standing} == {standing[0].reviewer}
         assert standing[0].reviewer.startswith("hotline/token-")
+
+
+def _signed_in(browser: Any, served: dict[str, Any], secret: str) -> Any:  # noqa: F811
+    """A browser context of its own (its own cookie), signed in on the login page, on the case."""
+    ctx = browser.new_context(viewport={"width": 1200, "height": 900})
+    pg = ctx.new_page()
+    pg.problems = []  # type: ignore[attr-defined]
+    pg.on("pageerror", lambda e: pg.problems.append(str(e)))  # type: ignore[attr-defined]
+    pg.goto(served["base"] + "/review/login", wait_until="load")
+    pg.fill("#token", secret)
+    with pg.expect_navigation():
+        pg.click("button[type=submit]")
+    pg.goto(served["base"] + "/review/c/demo/", wait_until="load")
+    return pg
+
+
+def _group(pg: Any) -> str:
+    assert "/review/c/demo/group/" in pg.url
+    return str(pg.url.rsplit("/", 1)[1])
+
+
+def test_two_reviewers_get_different_groups_and_see_each_others_decisions(
+    browser: Any,  # noqa: F811
+    served: dict[str, Any],
+) -> None:
+    erin = _signed_in(browser, served, served["others"]["erin"])
+    frank = _signed_in(browser, served, served["others"]["frank"])
+    # n on the case's overview: the next group nobody has categorised and nobody holds (a claim)
+    with erin.expect_navigation():
+        erin.keyboard.press("n")
+    with frank.expect_navigation():
+        frank.keyboard.press("n")
+    mine, his = _group(erin), _group(frank)
+    assert mine != his  # erin's claim keeps frank off her group
+    # frank opens erin's group (looking needs no claim); erin categorises its first file
+    frank.goto(served["base"] + f"/review/c/demo/group/{mine}", wait_until="load")
+    frank.evaluate("window.samePage = 'yes'")
+    polls: list[Any] = []  # frank's page's state requests, in the order the browser made them
+    decided = []
+    frank.on(
+        "request", lambda r: polls.append(r) if r.url.endswith(f"/group/{mine}/state") and decided else None
+    )
+    with erin.expect_response(lambda r: r.url.endswith("/api/decide")) as resp:
+        erin.keyboard.press("4")
+    assert resp.value.ok
+    resp.value.finished()
+    decided.append(True)
+    # it appears on frank's page without a reload, by the first poll made after the decision (the
+    # page polls every 1.5 s; each poll reads the store): within 2 s of it
+    frank.wait_for_function(
+        "document.querySelector('.item[data-index=\"0\"] .cat').textContent.startsWith('CAT-4')",
+        timeout=10_000,
+    )
+    assert frank.evaluate("window.samePage") == "yes" and polls
+    first = polls[0].response().json()
+    assert first["items"][0]["category"] == "us-cat:4"
+    # frank disagrees on the same file: both stand, and erin's page shows both
+    frank.keyboard.press("5")
+    erin.wait_for_function(
+        "(t => t.includes('us-cat:4') && t.includes('us-cat:5'))"
+        "(document.querySelector('.item[data-index=\"0\"] .by').textContent)",
+        timeout=10_000,
+    )
+    # erin categorises her whole group and moves on: never to the group frank holds
+    with erin.expect_navigation():
+        erin.keyboard.press("Shift+Digit3")
+    assert _group(erin) not in (mine, his)
+    assert erin.problems == [] and frank.problems == []  # type: ignore[attr-defined]
+    erin.context.close()
+    frank.context.close()

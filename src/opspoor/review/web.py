@@ -8,6 +8,10 @@ without that cookie is refused, as is one naming another host (DNS rebinding).
 Pages never load an unveiled picture by themselves: ``/item/…/veiled`` is grayscale and blurred
 before it is encoded; ``/item/…/reveal`` (POST, so nothing prefetches it) is asked for by the script
 only while the reviewer holds a key or the mouse button, and every reveal is recorded.
+
+A group comes on screen without a new page: ``/next``, ``/prev`` and ``/group/…`` with ``part=1``
+answer the part of the group's page that changes (``group_part.html``, veiled pictures inside), which
+the script fetches ahead for the neighbouring groups and swaps in on ``n``, ``p`` or ``Shift``+digit.
 """
 
 from __future__ import annotations
@@ -237,14 +241,8 @@ def create_review_app(
             request, "queue.html", groups=shown, done=done, offset=offset, limit=limit, total=len(view.groups)
         )
 
-    @app.get("/group/{group_id}", response_class=HTMLResponse)
-    def group_page(request: Request, group_id: str) -> Response:
-        try:
-            g = view.group(group_id)
-        except OpspoorError as exc:
-            return HTMLResponse(f"<p>{exc}</p>", status_code=404)
+    def group_ctx(request: Request, g: ReviewGroup) -> dict[str, Any]:
         members = [view.records.get(p, {}) for p in g.paths]
-        k = view.position[g.id]
         # the scan's veiled thumbnails go inside the page (one request puts the group on screen);
         # a video's frame grid is made on demand, so it stays a URL
         veiled_src = []
@@ -254,14 +252,39 @@ def create_review_app(
                 veiled_src.append(f"{request.scope.get('root_path', '')}/item/{g.id}/{i}/veiled")
             else:
                 veiled_src.append("data:image/jpeg;base64," + base64.b64encode(thumb).decode("ascii"))
+        return {
+            "group": g,
+            "members": members,
+            "veiled_src": veiled_src,
+            "position": view.position[g.id] + 1,
+            "total": len(view.groups),
+        }
+
+    def group_part(request: Request, target: str | None, have: str = "") -> Response:
+        """The group's part of its page (``group_part.html``), which the script swaps in without a
+        new page; its id in ``X-Group``. Nothing left: 204. The group the script already holds
+        (``have``, fetched ahead): its id and no body."""
+        if target is None:
+            return Response(status_code=204, headers={"Cache-Control": "no-store"})
+        headers = {"Cache-Control": "no-store", "X-Group": target}
+        if target == have:
+            return Response(status_code=200, headers=headers)
+        ctx = group_ctx(request, view.group(target))
+        html = env.get_template("group_part.html").render(base=request.scope.get("root_path", ""), **ctx)
+        return HTMLResponse(html, headers=headers)
+
+    @app.get("/group/{group_id}", response_class=HTMLResponse)
+    def group_page(request: Request, group_id: str, part: int = 0) -> Response:
+        try:
+            g = view.group(group_id)
+        except OpspoorError as exc:
+            return HTMLResponse(f"<p>{exc}</p>", status_code=404)
+        if part:
+            return group_part(request, g.id)
         return page(
             request,
             "group.html",
-            group=g,
-            members=members,
-            veiled_src=veiled_src,
-            position=k + 1,
-            total=len(view.groups),
+            **group_ctx(request, g),
             keys=keys,
             names=CATEGORY_NAMES.get(config.scheme, {}),
             script=script,
@@ -271,31 +294,37 @@ def create_review_app(
         states = review.file_states({g.id: g.paths})
         return any(states[p].category is None for p in g.paths)
 
-    def _step(request: Request, group_id: str, step: int, undecided: bool) -> RedirectResponse:
+    def _target(request: Request, group_id: str, step: int, undecided: bool) -> str | None:
+        """The group ``step`` from ``group_id``: the next in order, or the next undecided one."""
         k = view.position.get(group_id, -1 if step > 0 else len(view.groups)) + step
-        target: str | None = None
-        base = request.scope.get("root_path", "")
         if undecided and may_decide(
             request
         ):  # the next group nobody has categorised and no other reviewer holds (a claim)
             later = view.groups[k:] if step > 0 else view.groups[k::-1] if k >= 0 else []
-            target = review.claim_next(reviewer_of(request, config), (g.id for g in later if _open(g)))
-        elif undecided:  # a reader (analyst) takes no claim: the next group not categorised yet
+            return review.claim_next(reviewer_of(request, config), (g.id for g in later if _open(g)))
+        if undecided:  # a reader (analyst) takes no claim: the next group not categorised yet
             later = view.groups[k:] if k >= 0 else []
-            target = next((g.id for g in later if _open(g)), None)
-        elif 0 <= k < len(view.groups):
-            target = view.groups[k].id
+            return next((g.id for g in later if _open(g)), None)
+        return view.groups[k].id if 0 <= k < len(view.groups) else None
+
+    def _step(request: Request, target: str | None) -> RedirectResponse:
+        base = request.scope.get("root_path", "")
         if target is not None:
             return RedirectResponse(f"{base}/group/{target}", status_code=303)
         return RedirectResponse(f"{base}/queue?done=1", status_code=303)
 
     @app.get("/next")
-    def next_group(request: Request, after: str = "", undecided: int = 0) -> RedirectResponse:
-        return _step(request, after, +1, bool(undecided))
+    def next_group(
+        request: Request, after: str = "", undecided: int = 0, part: int = 0, have: str = ""
+    ) -> Response:
+        """The next group: a redirect to its page, or with ``part=1`` its part (see ``group_part``)."""
+        target = _target(request, after, +1, bool(undecided))
+        return group_part(request, target, have) if part else _step(request, target)
 
     @app.get("/prev")
-    def prev_group(request: Request, before: str = "") -> RedirectResponse:
-        return _step(request, before, -1, False)
+    def prev_group(request: Request, before: str = "", part: int = 0, have: str = "") -> Response:
+        target = _target(request, before, -1, False)
+        return group_part(request, target, have) if part else _step(request, target)
 
     def _item(group_id: str, index: int) -> tuple[str, dict[str, Any]]:
         g = view.group(group_id)
