@@ -17,6 +17,7 @@ Archives inside the image are opened as anywhere else. The image's own item come
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,16 +30,20 @@ from opspoor.errors import (
     SymlinkNotFollowed,
     UnreadableSource,
 )
-from opspoor.media.sniff import sniff
-from opspoor.sources.archives import descend, read_member, set_data
+from opspoor.media.digests import DigestAccumulator
+from opspoor.media.sniff import SNIFF_BYTES, sniff
+from opspoor.sources.archives import archive_kind, descend, read_member, set_data
 from opspoor.sources.carving import carve
 from opspoor.sources.disk_containers import (
     ImageReader,
     container_kind,
     describe_damage,
     open_image,
+    tsk,
+    tsk_image,
     verify_image,
 )
+from opspoor.sources.diskref import DiskMemberRef, image_mtime_ns
 from opspoor.sources.evidence import EvidenceItem, encode_component, join_member, open_readonly
 from opspoor.sources.kind import SourceKind, WalkOptions
 from opspoor.sources.limits import Budget
@@ -64,6 +69,7 @@ class DiskImageKind(SourceKind):
             item.container, item.error = f"disk:{kind}", exc
             yield item
             return
+        own = _ImageDigests(item.fs_path, item.path)  # the image file's own hashes, while it is walked
         try:
             disk = _Disk(item, kind, reader, opts)
             found = yield from disk.walk()
@@ -75,36 +81,47 @@ class DiskImageKind(SourceKind):
                 )
             if reader.damaged:
                 item.error = DamagedImage(describe_damage(reader.damaged), item.path)
+            own.result(item)
         finally:
+            own.stop()
             reader.close()
         yield item
 
 
-def _tsk() -> Any:
-    import pytsk3  # imported here: only scans that meet a disk image pay for it
+class _ImageDigests(threading.Thread):
+    """MD5, SHA-1 and SHA-256 of an image file, taken in a thread while the image is walked (hashlib
+    lets other threads run while it hashes), so the image's own record needs no second read of the
+    whole file at the end of its walk, when nothing else would run beside it."""
 
-    return pytsk3
+    CHUNK = 4 << 20
 
+    def __init__(self, fs_path: str, where: str) -> None:
+        super().__init__(name="opspoor-image-digests", daemon=True)
+        self.fs_path, self.where = fs_path, where
+        self.acc = DigestAccumulator()
+        self.head = b""
+        self.failed = False
+        self.stopping = threading.Event()
+        self.start()
 
-def _tsk_image(reader: ImageReader) -> Any:
-    pytsk3 = _tsk()
+    def run(self) -> None:
+        try:
+            with open_readonly(self.fs_path, self.where) as f:
+                while not self.stopping.is_set() and (chunk := f.read(self.CHUNK)):
+                    if not self.head:
+                        self.head = chunk[:SNIFF_BYTES]
+                    self.acc.update(chunk)
+        except (OSError, SourceError):
+            self.failed = True  # the worker reads it again, and says what is wrong
 
-    class TskImage(pytsk3.Img_Info):  # type: ignore[misc,name-defined]
-        """TSK reads the disk through our read-only reader (the documented external-image hook)."""
+    def result(self, item: EvidenceItem) -> None:
+        """Give the item its digests (else it stays a file on disk for a worker to read)."""
+        self.join()
+        if not self.failed and not self.stopping.is_set():
+            item.digests, item.head = self.acc.result(), self.head
 
-        def __init__(self) -> None:
-            super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
-
-        def read(self, offset: int, size: int) -> bytes:
-            return reader.read(offset, size)
-
-        def get_size(self) -> int:
-            return reader.size
-
-        def close(self) -> None:
-            pass
-
-    return TskImage()
+    def stop(self) -> None:
+        self.stopping.set()
 
 
 @dataclass
@@ -117,6 +134,18 @@ class _Disk:
     partitions: list[dict[str, Any]] = field(default_factory=list)
     verification: dict[str, Any] | None = None
     errors: int = 0
+    #: files are handed to the workers by reference (``diskref``) when the image is a file on disk
+    ref_ok: bool = True
+    image_path: str = ""
+    mtime_ns: int = 0
+
+    def __post_init__(self) -> None:
+        assert self.item.fs_path is not None
+        self.image_path = self.item.fs_path
+        try:
+            self.mtime_ns = image_mtime_ns(self.image_path, self.item.path)
+        except (OSError, SourceError):
+            self.ref_ok = False
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -136,8 +165,8 @@ class _Disk:
         """Everything in the image; returns whether a volume system or a file system was found."""
         if self.opts.verify_images:
             self.verification = verify_image(self.reader, self.item.path).as_json()
-        img = _tsk_image(self.reader)
-        pytsk3 = _tsk()
+        img = tsk_image(self.reader)
+        pytsk3 = tsk()
         try:
             vs = pytsk3.Volume_Info(img)
         except OSError:
@@ -205,7 +234,7 @@ class _Disk:
 
 def _open_fs(img: Any, offset: int) -> Any:
     try:
-        return _tsk().FS_Info(img, offset=offset)
+        return tsk().FS_Info(img, offset=offset)
     except OSError:
         return None
 
@@ -254,7 +283,7 @@ class _FsWalk:
         self.bs = fs.info.block_size
         self.allocated: list[tuple[int, int]] = []  # image byte ranges of allocated files
         self.deleted_starts: set[int] = set()  # first bytes of recovered deleted files (not carved again)
-        self.t = _tsk()
+        self.t = tsk()
         self.named: set[int] = set()  # metadata addresses of allocated names
         self.reused: list[tuple[Any, list[str]]] = []  # deleted names whose metadata is allocated
 
@@ -397,6 +426,17 @@ class _FsWalk:
         try:
             seen = len(self.disk.reader.damaged)
             stream: Any = _TskStream(f, int(meta.size), item.path, first)
+            if not deleted and meta.size and self.disk.ref_ok:
+                head = stream.read(SNIFF_BYTES)
+                if archive_kind(head) is None and len(self.disk.reader.damaged) == seen:
+                    # not an archive: its worker reads it from the image itself (diskref)
+                    item.disk_member = DiskMemberRef(
+                        self.disk.kind, self.disk.image_path, self.offset, int(meta.addr),
+                        int(meta.size), first, self.disk.mtime_ns,
+                    )  # fmt: skip
+                    yield item
+                    return
+                stream.pos = 0
             data = read_member(stream, int(meta.size), item.path, budget, None, counted=False)
             set_data(item, data, budget)
             if len(self.disk.reader.damaged) > seen:  # hashed as read, but said: part of it is zeros

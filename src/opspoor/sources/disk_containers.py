@@ -56,6 +56,33 @@ def container_kind(name: str, head: bytes, tail: bytes = b"") -> str | None:
     return None
 
 
+def tsk() -> Any:
+    import pytsk3  # imported here: only scans that meet a disk image pay for it
+
+    return pytsk3
+
+
+def tsk_image(reader: ImageReader) -> Any:
+    """The disk as a pytsk3 image: TSK reads it through our read-only reader (the documented
+    external-image hook), so TSK never opens the evidence itself."""
+    pytsk3 = tsk()
+
+    class TskImage(pytsk3.Img_Info):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+        def read(self, offset: int, size: int) -> bytes:
+            return reader.read(offset, size)
+
+        def get_size(self) -> int:
+            return reader.size
+
+        def close(self) -> None:
+            pass
+
+    return TskImage()
+
+
 class ImageReader:
     """A disk's bytes by offset. ``files`` are the evidence files behind it (kept open read-only).
 
