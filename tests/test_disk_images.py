@@ -308,14 +308,15 @@ def test_scan_of_an_e01_verifies_it_matches_inside_and_never_changes_it(
     assert files[top + "p1/dir/a.jpg"]["Deleted"] is False
 
 
-def _altered_e01(disks: dict[str, Any], tmp_path: Path) -> Path:
-    """A copy of the E01 whose media data differs from what was acquired."""
+def _altered_e01(disks: dict[str, Any], tmp_path: Path, at: slice = slice(100, 164)) -> Path:
+    """A copy of the E01 whose media data differs from what was acquired: one byte flipped where
+    the bytes ``at`` of a picture first appear (100-164: a JPEG header, shared by the pictures)."""
     copy = tmp_path / "ewf"
     copy.mkdir()
     for seg in disks["ewf_segments"]:
         shutil.copy(seg, copy / seg.name)
     # one flipped byte inside a picture's bytes in the (uncompressed) media data of some segment
-    target = EXT_FILES["photos/x.jpg"][100:164]
+    target = EXT_FILES["photos/x.jpg"][at]
     seg = next(s for s in sorted(copy.iterdir()) if target in s.read_bytes())
     data = bytearray(seg.read_bytes())
     data[data.find(target) + 10] ^= 0xFF
@@ -398,9 +399,59 @@ def test_a_truncated_ewf_segment_becomes_error_records_not_a_crash(
     assert errors, "the damage is recorded"
     assert all(e.error is not None and e.error.where for e in errors)
     own = items["ewf/disk.E01"].error
-    assert own is not None and "unreadable region" in own.message and "bytes " in own.message
+    assert own is not None and f"segment {last.name} is truncated at byte" in own.message, own.message
+    assert "cannot be located" in own.message and "bytes " in own.message
     # what lies before the lost part is still read
     assert items["ewf/disk.E01!/p1/dir/a.jpg"].read() == KNOWN
+    # --verify-image says the image is truncated, not that it stores no hash (the hash was at its end)
+    verification = _items(copy, verify_images=True)["ewf/disk.E01"].extra["image"]["verification"]
+    assert verification["result"] == "unreadable" and last.name in verification["detail"], verification
+
+
+@pytest.mark.parametrize("cut", ["inside the chunks", "inside the table"])
+def test_an_e01_truncated_before_its_table_is_still_read_chunk_by_chunk(
+    disks: dict[str, Any], tmp_path: Path, cut: str
+) -> None:
+    """A one-segment E01 cut short loses its chunk table (libewf then reads nothing of it, or will not
+    open it): its uncompressed chunks are read without the table, each checked by its own Adler-32."""
+    e01 = tmp_path / "one" / "disk"
+    e01.parent.mkdir()
+    to_ewf(disks["raw"], e01)
+    seg = e01.parent / "disk.E01"
+    data = seg.read_bytes()
+    table = data.rfind(b"table\x00")  # the descriptor of the chunk table, after the chunks
+    seg.write_bytes(data[: table - 4096] if cut == "inside the chunks" else data[: table + 300])
+    items = _items(seg)
+    own = items["disk.E01"].error
+    assert own is not None and "segment disk.E01 is truncated at byte" in own.message, own
+    assert items["disk.E01!/p1/dir/a.jpg"].read() == KNOWN  # the first partition lies before the cut
+
+
+def test_flipped_bytes_in_an_e01_chunk_name_the_region_without_verify_image(
+    disks: dict[str, Any], tmp_path: Path
+) -> None:
+    """libewf returns a chunk whose checksum fails as zeros and says nothing; the scan checks such a
+    chunk against its stored form, so the file over it and the image name the region."""
+    big = _jpeg(11, (1200, 900))  # large enough that a whole chunk (32 KiB) holds only its bytes
+    raw = tmp_path / "ext.raw"
+    ext4_image(raw, {"big.jpg": big, "a.jpg": KNOWN}, size_mib=8)
+    (tmp_path / "e").mkdir()
+    seg = to_ewf(raw, tmp_path / "e" / "disk")[0]
+    data = bytearray(seg.read_bytes())
+    data[data.find(big[len(big) // 2 : len(big) // 2 + 64]) + 10] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    case = tmp_path / "case"
+    cfg = ScanConfig(sources=[seg], hashsets=["known"], case_dir=case, db_url=_store(disks["root"]),
+                     workers=1, carve=False)  # fmt: skip
+    scan_case(cfg)
+    recs = {r["path"]: r for r in map(json.loads, (case / "files.jsonl").read_text().splitlines())}
+    hit = recs["disk.E01!/big.jpg"]
+    assert hit["error"] and "unreadable region" in hit["error"] and "bytes " in hit["error"], hit
+    assert hit["md5"] and hit["md5"] != _md5(big)  # hashed as read, and said
+    intact = recs["disk.E01!/a.jpg"]
+    assert intact["error"] is None and intact["status"] == "known"
+    own = recs["disk.E01"]
+    assert own["error"] and "unreadable region" in own["error"], own
 
 
 # --- kill and resume --------------------------------------------------------------------------

@@ -37,6 +37,8 @@ from opspoor.sources.carving import carve
 from opspoor.sources.disk_containers import (
     ImageReader,
     container_kind,
+    damage_within,
+    data_runs,
     describe_damage,
     open_image,
     tsk,
@@ -79,8 +81,9 @@ class DiskImageKind(SourceKind):
                 item.error = DamagedImage(
                     "no partition table or file system found; the whole image was carved", item.path
                 )
-            if reader.damaged:
-                item.error = DamagedImage(describe_damage(reader.damaged), item.path)
+            notes = reader.damage_notes() + ([describe_damage(reader.damaged)] if reader.damaged else [])
+            if notes:
+                item.error = DamagedImage("; ".join(notes), item.path)
             own.result(item)
         finally:
             own.stop()
@@ -361,16 +364,7 @@ class _FsWalk:
         return iter(out)
 
     def _runs(self, f: Any) -> list[tuple[int, int]]:
-        out = []
-        try:
-            for attr in f:
-                for run in attr:
-                    if run.len and not run.flags & self.t.TSK_FS_ATTR_RUN_FLAG_SPARSE:
-                        a = self.offset + run.addr * self.bs
-                        out.append((a, a + run.len * self.bs))
-        except OSError:
-            pass
-        return out
+        return data_runs(f, self.offset, self.bs)
 
     def _error(self, parts: list[str], deleted: bool, exc: SourceError) -> EvidenceItem:
         item = self._item(parts, deleted, None)
@@ -424,11 +418,10 @@ class _FsWalk:
             item.extra["offset"] = first
         budget = Budget(self.disk.opts.limits)
         try:
-            seen = len(self.disk.reader.damaged)
             stream: Any = _TskStream(f, int(meta.size), item.path, first)
             if not deleted and meta.size and self.disk.ref_ok:
                 head = stream.read(SNIFF_BYTES)
-                if archive_kind(head) is None and len(self.disk.reader.damaged) == seen:
+                if archive_kind(head) is None and not damage_within(self.disk.reader.damaged, runs):
                     # not an archive: its worker reads it from the image itself (diskref)
                     item.disk_member = DiskMemberRef(
                         self.disk.kind, self.disk.image_path, self.offset, int(meta.addr),
@@ -439,8 +432,9 @@ class _FsWalk:
                 stream.pos = 0
             data = read_member(stream, int(meta.size), item.path, budget, None, counted=False)
             set_data(item, data, budget)
-            if len(self.disk.reader.damaged) > seen:  # hashed as read, but said: part of it is zeros
-                item.error = DamagedImage(describe_damage(self.disk.reader.damaged[seen:]), item.path)
+            hurt = damage_within(self.disk.reader.damaged, runs)
+            if hurt:  # hashed as read, but said: part of it is zeros
+                item.error = DamagedImage(describe_damage(hurt), item.path)
         except OpspoorError as exc:
             reason: SourceError = exc if isinstance(exc, DamagedImage) else DamagedImage(exc.message)
             if deleted:

@@ -20,7 +20,15 @@ from typing import Any
 
 from opspoor.errors import DamagedImage, VanishedSource
 from opspoor.readonly import open_readonly
-from opspoor.sources.disk_containers import ImageReader, describe_damage, open_image, tsk, tsk_image
+from opspoor.sources.disk_containers import (
+    ImageReader,
+    damage_within,
+    data_runs,
+    describe_damage,
+    open_image,
+    tsk,
+    tsk_image,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +91,25 @@ def open_disk_member(ref: DiskMemberRef, where: str) -> DiskMemberStream:
             raise DamagedImage(f"metadata entry {ref.inode} cannot be opened: {exc}", where) from exc
         if int(f.info.meta.size) != ref.size:
             raise VanishedSource("the file's size in the image changed since it was walked", where)
-    return DiskMemberStream(f, ref.size, where, ref.first, opened.reader)
+        runs = data_runs(f, ref.fs_offset, fs.info.block_size)
+    return DiskMemberStream(f, ref.size, where, ref.first, opened.reader, runs)
 
 
 class DiskMemberStream(io.RawIOBase):
     """A file's content in a disk image; a failed read names the image region (``DamagedImage``);
     ``damage`` says which ranges of the disk were read as zeros while it was read."""
 
-    def __init__(self, f: Any, size: int, where: str, first: int | None, reader: ImageReader) -> None:
+    def __init__(
+        self,
+        f: Any,
+        size: int,
+        where: str,
+        first: int | None,
+        reader: ImageReader,
+        runs: list[tuple[int, int]],
+    ) -> None:
         self.f, self.size, self.pos, self.where, self.first = f, size, 0, where, first
-        self.reader, self.seen = reader, len(reader.damaged)
+        self.reader, self.runs = reader, runs
 
     def readable(self) -> bool:
         return True
@@ -131,5 +148,5 @@ class DiskMemberStream(io.RawIOBase):
 
     @property
     def damage(self) -> DamagedImage | None:
-        new = self.reader.damaged[self.seen :]
-        return DamagedImage(describe_damage(new), self.where) if new else None
+        hurt = damage_within(self.reader.damaged, self.runs)
+        return DamagedImage(describe_damage(hurt), self.where) if hurt else None
