@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from opspoor.errors import DamagedImage, SourceError
-from opspoor.sources.evidence import open_readonly
+from opspoor.readonly import open_readonly
 from opspoor.sources.ewf import EwfLayout, parse_ewf
 
 EWF_MAGICS = (b"EVF\x09\x0d\x0a\xff\x00", b"EVF2\x0d\x0a\x81\x00")
