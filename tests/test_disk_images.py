@@ -25,9 +25,12 @@ from PIL import Image
 from case_rows import case_rows
 from opspoor.casefile.scan import scan_case
 from opspoor.demo.disks import (
+    exfat_image,
     ext4_image,
     ext4_remove,
     fat_image,
+    iso_image,
+    ntfs_delete,
     ntfs_image,
     partitioned,
     qemu_convert,
@@ -210,6 +213,53 @@ def test_ntfs_in_an_mbr_partition(tmp_path: Path) -> None:
     assert items["win.raw!/p1/$MFT"].extra["deleted"] is False  # NTFS's own files are files too
     assert not [p for p in items if "$OrphanFiles" in p]  # unused MFT slots are not records
     assert items["win.raw"].error is None
+
+
+def test_ntfs_deleted_file_is_read_from_its_free_mft_record(tmp_path: Path) -> None:
+    """ntfs_delete removes the root index entry, frees the MFT record (raising its sequence number,
+    as NTFS does) and the clusters: TSK lists the name without pairing it with the record; the walk
+    opens the free record by its address and reads the content, which is not carved a second time."""
+    big = _jpeg(21, (400, 300))
+    fs = tmp_path / "ntfs.img"
+    ntfs_image(fs, {"keep.jpg": KNOWN, "gone.jpg": big}, size_mib=8)
+    ntfs_delete(fs, "gone.jpg")
+    items = _items(fs)
+    assert items["ntfs.img!/keep.jpg"].read() == KNOWN
+    gone = items["ntfs.img!/$deleted/gone.jpg"]
+    assert gone.error is None and gone.read() == big
+    assert gone.extra["deleted"] is True and gone.extra["unallocated"] is True
+    assert not any("$carved" in p for p in items)  # recovered once, not carved again
+
+
+def test_exfat_files_and_a_deleted_entry_set(tmp_path: Path) -> None:
+    fs = tmp_path / "exfat.img"
+    long_name = "a picture with a name longer than fifteen characters.png"
+    exfat_image(fs, {"a.jpg": KNOWN, long_name: _png(22)}, deleted={"gone.jpg": _jpeg(23)}, size_mib=8)
+    items = _items(fs)
+    assert items["exfat.img!/a.jpg"].read() == KNOWN
+    assert items[f"exfat.img!/{long_name}"].read() == _png(22)
+    gone = items["exfat.img!/$deleted/gone.jpg"]
+    assert gone.read() == _jpeg(23) and gone.extra["deleted"] is True
+
+
+def test_iso9660_and_hfsplus(tmp_path: Path) -> None:
+    files = {"dir/a.jpg": KNOWN, "b.png": _png(24)}
+    iso = tmp_path / "cd.iso"
+    iso_image(iso, files)
+    items = _items(iso)
+    inside = {p: it.read() for p, it in items.items() if "!/" in p}
+    assert inside == {f"cd.iso!/{k}": v for k, v in files.items()}
+    # HFS+: the Apple partition of a hybrid ISO (Debian 12 has no mkfs.hfsplus); its ISO 9660 data
+    # partitions hold no file system of their own, so they are error records and carved
+    hybrid = tmp_path / "mac.iso"
+    iso_image(hybrid, files, hfsplus=True)
+    items = _items(hybrid)
+    hfs = {p.split("!/", 1)[1].split("/", 1)[1]: it for p, it in items.items() if it.extra and
+           it.extra.get("deleted") is False and not p.rsplit("/", 1)[-1].startswith("$")}  # fmt: skip
+    assert {k: it.read() for k, it in hfs.items()} == files
+    parts = items["mac.iso"].extra["image"]["partitions"]
+    assert "Apple_HFS" in {p["description"] for p in parts}
+    assert "Apple_partition_map" not in {p["description"] for p in parts}  # the table is no partition
 
 
 def test_a_file_named_like_an_image_that_is_a_picture_stays_a_picture(tmp_path: Path) -> None:

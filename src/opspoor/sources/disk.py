@@ -186,6 +186,8 @@ class _Disk:
         n = 0
         for part in sorted(vs, key=lambda p: p.start):
             start, length = part.start * bs, part.len * bs
+            if part.flags & pytsk3.TSK_VS_PART_FLAG_ALLOC and _text(part.desc) == "Apple_partition_map":
+                continue  # the Apple partition map lists itself as a partition: it is the table
             if part.flags & pytsk3.TSK_VS_PART_FLAG_ALLOC:
                 n += 1
                 name = f"p{n}"
@@ -379,12 +381,28 @@ class _FsWalk:
         self.disk.counts["deleted" if deleted else "allocated"] += 1
         return item
 
+    def _free_meta(self, f: Any) -> Any:
+        """A deleted NTFS name whose MFT record is not in use: NTFS raised the record's sequence
+        number when it deleted the file, so TSK does not pair the two; the record is still the file's
+        (nothing has reused it), so it is opened by its address. Else ``f`` as it was."""
+        try:
+            g = self.fs.open_meta(inode=f.info.name.meta_addr)
+        except OSError:
+            return f
+        m = g.info.meta
+        if m is None or m.flags & self.t.TSK_FS_META_FLAG_ALLOC or m.type != self.t.TSK_FS_META_TYPE_REG:
+            return f
+        return g
+
     def _file(
         self, f: Any, parts: list[str], deleted: bool, unallocated: bool = True
     ) -> Iterator[EvidenceItem]:
         t, meta = self.t, f.info.meta
         if meta is None and parts[0] == "$OrphanFiles":
             return  # TSK lists unused metadata slots (NTFS 16-23) as orphans: no name, no content
+        if meta is None and deleted and f.info.name.meta_addr:
+            f = self._free_meta(f)
+            meta = f.info.meta
         if meta is None:
             gone: SourceError = (
                 DeletedContentLost("entry without metadata; content not recoverable")
