@@ -262,6 +262,37 @@ def test_iso9660_and_hfsplus(tmp_path: Path) -> None:
     assert "Apple_partition_map" not in {p["description"] for p in parts}  # the table is no partition
 
 
+@pytest.mark.parametrize("fmt", ["qcow2", "vmdk"])
+def test_an_overlay_is_read_through_its_chain_of_parents(tmp_path: Path, fmt: str) -> None:
+    """``qemu-img convert -B`` writes only what differs from the backing image: base <- mid <- top,
+    each adding a picture. The top is read with both parents (read-only, found beside it); an overlay
+    whose parent is missing is an error record naming the parent, not a half-read disk."""
+    pics = {"a.jpg": _jpeg(31), "b.jpg": _jpeg(32), "c.jpg": _jpeg(33)}
+    raws = []
+    for n in (1, 2, 3):
+        raw = tmp_path / f"v{n}.raw"
+        fat_image(raw, dict(list(pics.items())[:n]), size_mib=4)
+        raws.append(raw)
+    d = tmp_path / "vm"
+    d.mkdir()
+    qemu_convert(raws[0], d / f"base.{fmt}", fmt)
+    for raw, name, parent in ((raws[1], "mid", "base"), (raws[2], "top", "mid")):
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-B", f"{parent}.{fmt}", "-F", fmt, "-O", fmt,
+                        str(raw), f"{name}.{fmt}"], cwd=d, check=True, capture_output=True)  # fmt: skip
+    before = _stamp(list(d.iterdir()))
+    items = _items(d / f"top.{fmt}")
+    assert {p: it.read() for p, it in items.items() if "!/" in p} == {
+        f"top.{fmt}!/{k}": v for k, v in pics.items()
+    }
+    assert items[f"top.{fmt}"].extra["image"]["parents"] == [f"mid.{fmt}", f"base.{fmt}"]
+    assert _stamp(list(d.iterdir())) == before
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(d / f"top.{fmt}", lone)
+    own = _items(lone / f"top.{fmt}")[f"top.{fmt}"]
+    assert own.error is not None and f"parent image 'mid.{fmt}' is not beside it" in own.error.message
+
+
 def test_a_file_named_like_an_image_that_is_a_picture_stays_a_picture(tmp_path: Path) -> None:
     (tmp_path / "photo.img").write_bytes(KNOWN)
     (tmp_path / "blob.dd").write_bytes(b"\x01" * 4096)  # no partition table, no file system

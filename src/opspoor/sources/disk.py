@@ -157,6 +157,8 @@ class _Disk:
             "partitions": self.partitions,
         }
         out["items"] = dict(self.counts)
+        if getattr(self.reader, "parents", None):
+            out["parents"] = list(self.reader.parents)  # type: ignore[attr-defined]
         if self.verification is not None:
             out["verification"] = self.verification
         return out

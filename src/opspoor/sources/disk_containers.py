@@ -179,11 +179,12 @@ class LibyalReader(ImageReader):
         self.handle: Any = None
         self.layout: EwfLayout | None = None
         self.refused = ""
+        self.parents: list[str] = []  # an overlay's parent images, nearest first
         try:
             if kind == "ewf":
                 self.layout = _ewf_layout(path, where, self.files)
             try:
-                self.handle = _open_handle(kind, path, where, self.files)
+                self.handle = _open_handle(kind, path, where, self.files, self.parents)
                 self.size = int(self.handle.get_media_size())
             except (OSError, ValueError, TypeError) as exc:
                 if self.layout is None or not (self.layout.tables or self.layout.loose):
@@ -265,7 +266,11 @@ def _ewf_layout(path: str, where: str, files: list[BinaryIO]) -> EwfLayout | Non
     return parse_ewf([os.path.basename(n) for n in names], own)
 
 
-def _open_handle(kind: str, path: str, where: str, files: list[BinaryIO]) -> Any:
+def _open_handle(
+    kind: str, path: str, where: str, files: list[BinaryIO], chain: list[str] | None = None
+) -> Any:
+    """The libyal handle of ``path``; an overlay (a QCOW2 with a backing file, a differencing VHD(X),
+    a VMDK with a parent) gets its parents opened read-only too, the chain's names kept in ``chain``."""
     if kind == "ewf":
         import pyewf
 
@@ -292,16 +297,56 @@ def _open_handle(kind: str, path: str, where: str, files: list[BinaryIO]) -> Any
         # a text descriptor names its extent files: libvmdk opens them (read-only) beside it
         handle.open(path)
         handle.open_extent_data_files()
-        return handle
-    f.seek(0)
-    handle.open_file_object(f)
-    if kind == "vmdk":  # a sparse VMDK is its own single extent
-        extent = open_readonly(path, where, follow_symlinks=True)
-        files.append(extent)
-        handle.open_extent_data_files_as_file_objects([extent])
-    elif kind == "qcow2" and handle.get_backing_filename():
-        raise DamagedImage("a QCOW2 overlay needs its backing image, which is not read", where)
+    else:
+        f.seek(0)
+        handle.open_file_object(f)
+        if kind == "vmdk":  # a sparse VMDK is its own single extent
+            extent = open_readonly(path, where, follow_symlinks=True)
+            files.append(extent)
+            handle.open_extent_data_files_as_file_objects([extent])
+    parent = _parent_name(kind, handle)
+    if parent:
+        chain = [] if chain is None else chain
+        found = _find_parent(path, parent, where, chain)
+        chain.append(os.path.basename(found))
+        handle.set_parent(_open_handle(kind, found, where, files, chain))
     return handle
+
+
+#: how many overlays deep a chain of parents may go (a loop or a hostile chain stops here)
+MAX_PARENTS = 16
+
+
+def _parent_name(kind: str, handle: Any) -> str:
+    if kind == "qcow2":
+        name = handle.get_backing_filename()
+    elif kind == "vmdk":
+        has_parent = handle.get_parent_content_identifier() not in (None, 0xFFFFFFFF)
+        name = handle.get_parent_filename() if has_parent else None
+    else:
+        name = handle.get_parent_filename() if handle.get_disk_type() == 4 else None  # 4: differencing
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    return str(name or "")
+
+
+def _find_parent(path: str, name: str, where: str, chain: list[str]) -> str:
+    """The parent image, looked for only beside the overlay (by its relative path, then by its file
+    name): an absolute path stored in the image names the suspect's machine, not this one."""
+    here = os.path.dirname(os.path.abspath(path))
+    base = re.split(r"[\\/]", name)[-1]
+    candidates = [] if os.path.isabs(name) or "\\" in name else [os.path.join(here, name)]
+    candidates.append(os.path.join(here, base))
+    for c in candidates:
+        if os.path.isfile(c) and os.path.realpath(c) != os.path.realpath(path):
+            if len(chain) >= MAX_PARENTS or os.path.basename(c) in chain:
+                raise DamagedImage(f"chain of parent images deeper than {MAX_PARENTS} or in a loop", where)
+            return c
+    raise DamagedImage(
+        f"an overlay whose parent image {name!r} is not beside it; only what the overlay holds would "
+        "be readable, so it is not read",
+        where,
+    )
 
 
 def split_raw_segments(path: str) -> list[str]:
