@@ -293,6 +293,44 @@ def test_an_overlay_is_read_through_its_chain_of_parents(tmp_path: Path, fmt: st
     assert own.error is not None and f"parent image 'mid.{fmt}' is not beside it" in own.error.message
 
 
+def test_disk_images_nested_in_a_zip_and_in_another_image_are_walked(
+    disks: dict[str, Any], tmp_path: Path
+) -> None:
+    """An E01 inside a zip, and a raw FAT image in a folder of an ext4 file system inside an E01:
+    both are copied to an owner-only temporary file (removed afterwards) and walked; evidence paths
+    name every step and each image reconciles its own items."""
+    import tempfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (tmp_path / "e").mkdir()
+    seg = to_ewf(disks["fat"], tmp_path / "e" / "stick")[0]
+    (src / "bundle.zip").write_bytes(_zip({"exhibits/stick.E01": seg.read_bytes()}))
+    ext = tmp_path / "outer.raw"
+    ext4_image(ext, {"vm/fat.raw": disks["fat"].read_bytes(), "x.jpg": _jpeg(41)}, size_mib=24)
+    (tmp_path / "o").mkdir()
+    shutil.copy(to_ewf(ext, tmp_path / "o" / "laptop")[0], src / "laptop.E01")
+    before = set(Path(tempfile.gettempdir()).glob("opspoor-image-*"))
+    case = tmp_path / "case"
+    result = scan_case(ScanConfig(sources=[src], hashsets=["known"], case_dir=case,
+                                  db_url=_store(disks["root"]), workers=1, carve=False))  # fmt: skip
+    assert set(Path(tempfile.gettempdir()).glob("opspoor-image-*")) == before  # the copies are gone
+    recs = {r["path"]: r for r in map(json.loads, (case / "files.jsonl").read_text().splitlines())}
+    in_zip = "src/bundle.zip!/exhibits/stick.E01"
+    assert recs[f"{in_zip}!/dir/a.jpg"]["status"] == "known"
+    assert recs[f"{in_zip}!/$deleted/dir/_one.jpg"]["md5"] == _md5(DELETED["dir/gone.jpg"])
+    assert recs[f"{in_zip}!/docs/bundle.zip!/inner/k.jpg"]["md5"] == _md5(_jpeg(3))
+    assert recs[in_zip]["md5"] == _md5(seg.read_bytes())  # the image's own record: the E01's bytes
+    in_image = "src/laptop.E01!/vm/fat.raw"
+    assert recs[f"{in_image}!/dir/a.jpg"]["status"] == "known"
+    assert recs[in_image]["md5"] == _md5(disks["fat"].read_bytes()) and recs[in_image]["deleted"] is False
+    assert recs["src/laptop.E01!/x.jpg"]["md5"] == _md5(_jpeg(41))
+    images = result.summary["disk_images"]
+    assert set(images) == {in_zip, in_image, "src/laptop.E01"}
+    assert all(v["reconciled"] for v in images.values()), images
+    assert images["src/laptop.E01"]["records"]["allocated"] == 2  # fat.raw and x.jpg, not fat.raw's files
+
+
 def test_a_file_named_like_an_image_that_is_a_picture_stays_a_picture(tmp_path: Path) -> None:
     (tmp_path / "photo.img").write_bytes(KNOWN)
     (tmp_path / "blob.dd").write_bytes(b"\x01" * 4096)  # no partition table, no file system

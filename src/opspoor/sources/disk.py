@@ -17,6 +17,7 @@ Archives inside the image are opened as anywhere else. The image's own item come
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -91,6 +92,79 @@ class DiskImageKind(SourceKind):
         yield item
 
 
+#: a disk image inside an archive or inside another image is copied to a temporary file (it must
+#: be a file for the container libraries) when it is no larger than this; a larger one is hashed only
+NESTED_SPILL_MAX = 16 << 30
+
+
+def nested_kind(name: str, head: bytes) -> str | None:
+    """The container kind of an archive member or a file in an image, by its name and first bytes
+    (a fixed VHD, known only by its footer, is not recognised there)."""
+    kind = container_kind(name, head)
+    if kind == "raw" and sniff(head).kind in ("image", "video", "archive"):
+        return None
+    return kind
+
+
+def open_nested(
+    member: EvidenceItem,
+    budget: Budget,
+    opener: Callable[[], Any] | None = None,
+    head: bytes | None = None,
+) -> Iterator[EvidenceItem] | None:
+    """A member that is a disk image (``laptop.zip!/disk.E01``, ``laptop.E01!/p1/vm/disk.raw``):
+    its content is copied, in pieces, to an owner-only temporary file (removed once the image is
+    walked), which is walked like an image on disk, its files read by the main process (a worker
+    could find the copy gone). None when the member is not a disk image."""
+    name = member.path.rsplit("/", 1)[-1]
+    if head is None:
+        try:
+            with member.open() as f:
+                head = f.read(SNIFF_BYTES)
+        except (OSError, SourceError):
+            return None
+    kind = nested_kind(name, head)
+    if kind is None or member.depth + 1 > budget.limits.max_depth or (member.size or 0) > NESTED_SPILL_MAX:
+        return None
+    return _walk_nested(member, kind, opener or member.open, WalkOptions(budget.limits, nested=True))
+
+
+def _walk_nested(
+    member: EvidenceItem, kind: str, opener: Callable[[], Any], opts: WalkOptions
+) -> Iterator[EvidenceItem]:
+    import shutil
+    import tempfile
+
+    tmp = tempfile.mkdtemp(prefix="opspoor-image-")  # mode 0700: the copy is evidence
+    try:
+        suffix = "." + member.path.rsplit(".", 1)[-1][:8] if "." in member.path.rsplit("/", 1)[-1] else ".raw"
+        spill = os.path.join(tmp, "image" + suffix)  # the suffix keeps .E01, .001, .raw for the libraries
+        fd = os.open(spill, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out, opener() as src:
+                while chunk := src.read(4 << 20):
+                    out.write(chunk)
+        except (OSError, SourceError) as exc:
+            if member.error is None:
+                member.error = exc if isinstance(exc, SourceError) else DamagedImage(str(exc), member.path)
+            yield member
+            return
+        inner = EvidenceItem(path=member.path, size=os.path.getsize(spill), depth=member.depth,
+                             mtime=member.mtime, fs_path=spill, extra=member.extra)  # fmt: skip
+        for it in DiskImageKind().expand(inner, kind, opts):
+            if it is inner:  # the image's own record: its digests were taken; the copy goes away
+                it.fs_path = None
+                it.extra = {**(member.extra or {}), **(it.extra or {})}
+                if it.digests is None:
+                    it._data, it.digests = None, None
+                    it.error = it.error or DamagedImage("the copy of the image could not be hashed", it.path)
+                if member.error is not None and it.error is None:
+                    it.error = member.error
+            yield it
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class _ImageDigests(threading.Thread):
     """MD5, SHA-1 and SHA-256 of an image file, taken in a thread while the image is walked (hashlib
     lets other threads run while it hashes), so the image's own record needs no second read of the
@@ -145,6 +219,9 @@ class _Disk:
     def __post_init__(self) -> None:
         assert self.item.fs_path is not None
         self.image_path = self.item.fs_path
+        if self.opts.nested:  # a temporary copy: its files are read here, before it is removed
+            self.ref_ok = False
+            return
         try:
             self.mtime_ns = image_mtime_ns(self.image_path, self.item.path)
         except (OSError, SourceError):
@@ -268,6 +345,12 @@ class _TskStream:
 
     def __init__(self, f: Any, size: int, where: str, first: int | None) -> None:
         self.f, self.size, self.pos, self.where, self.first = f, size, 0, where, first
+
+    def __enter__(self) -> _TskStream:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        pass
 
     def read(self, n: int = -1) -> bytes:
         n = self.size - self.pos if n < 0 else min(n, self.size - self.pos)
@@ -439,6 +522,14 @@ class _FsWalk:
         budget = Budget(self.disk.opts.limits)
         try:
             stream: Any = _TskStream(f, int(meta.size), item.path, first)
+            if meta.size:
+                head = stream.read(SNIFF_BYTES)
+                size = int(meta.size)
+                inside = open_nested(item, budget, lambda: _TskStream(f, size, item.path, first), head)
+                if inside is not None:  # a disk image in the image: copied out and walked
+                    yield from inside
+                    return
+                stream.pos = 0
             if not deleted and meta.size and self.disk.ref_ok:
                 head = stream.read(SNIFF_BYTES)
                 if archive_kind(head) is None and not damage_within(self.disk.reader.damaged, runs):
