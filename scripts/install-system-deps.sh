@@ -13,6 +13,8 @@ PACKAGES=(
   mtools              # mcopy, mmd, mdel: files into FAT images, and deleted entries
   e2fsprogs           # mke2fs -d: ext4 file systems populated from a folder
   ntfs-3g             # mkntfs, ntfscp: NTFS file systems with files in them
+  exfatprogs          # mkfs.exfat: exFAT file systems (files written by opspoor.demo.disks, no mount)
+  xorriso             # ISO 9660 images, and HFS+ in a hybrid ISO (Debian 12 has no hfsprogs)
   fdisk               # sfdisk: MBR and GPT partition tables on an image file
   ewf-tools           # ewfacquire: E01 (split segments, stored MD5) from a raw image
   qemu-utils          # qemu-img convert: VMDK, QCOW2, VHD, VHDX

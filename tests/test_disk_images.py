@@ -25,9 +25,12 @@ from PIL import Image
 from case_rows import case_rows
 from opspoor.casefile.scan import scan_case
 from opspoor.demo.disks import (
+    exfat_image,
     ext4_image,
     ext4_remove,
     fat_image,
+    iso_image,
+    ntfs_delete,
     ntfs_image,
     partitioned,
     qemu_convert,
@@ -212,6 +215,122 @@ def test_ntfs_in_an_mbr_partition(tmp_path: Path) -> None:
     assert items["win.raw"].error is None
 
 
+def test_ntfs_deleted_file_is_read_from_its_free_mft_record(tmp_path: Path) -> None:
+    """ntfs_delete removes the root index entry, frees the MFT record (raising its sequence number,
+    as NTFS does) and the clusters: TSK lists the name without pairing it with the record; the walk
+    opens the free record by its address and reads the content, which is not carved a second time."""
+    big = _jpeg(21, (400, 300))
+    fs = tmp_path / "ntfs.img"
+    ntfs_image(fs, {"keep.jpg": KNOWN, "gone.jpg": big}, size_mib=8)
+    ntfs_delete(fs, "gone.jpg")
+    items = _items(fs)
+    assert items["ntfs.img!/keep.jpg"].read() == KNOWN
+    gone = items["ntfs.img!/$deleted/gone.jpg"]
+    assert gone.error is None and gone.read() == big
+    assert gone.extra["deleted"] is True and gone.extra["unallocated"] is True
+    assert not any("$carved" in p for p in items)  # recovered once, not carved again
+
+
+def test_exfat_files_and_a_deleted_entry_set(tmp_path: Path) -> None:
+    fs = tmp_path / "exfat.img"
+    long_name = "a picture with a name longer than fifteen characters.png"
+    exfat_image(fs, {"a.jpg": KNOWN, long_name: _png(22)}, deleted={"gone.jpg": _jpeg(23)}, size_mib=8)
+    items = _items(fs)
+    assert items["exfat.img!/a.jpg"].read() == KNOWN
+    assert items[f"exfat.img!/{long_name}"].read() == _png(22)
+    gone = items["exfat.img!/$deleted/gone.jpg"]
+    assert gone.read() == _jpeg(23) and gone.extra["deleted"] is True
+
+
+def test_iso9660_and_hfsplus(tmp_path: Path) -> None:
+    files = {"dir/a.jpg": KNOWN, "b.png": _png(24)}
+    iso = tmp_path / "cd.iso"
+    iso_image(iso, files)
+    items = _items(iso)
+    inside = {p: it.read() for p, it in items.items() if "!/" in p}
+    assert inside == {f"cd.iso!/{k}": v for k, v in files.items()}
+    # HFS+: the Apple partition of a hybrid ISO (Debian 12 has no mkfs.hfsplus); its ISO 9660 data
+    # partitions hold no file system of their own, so they are error records and carved
+    hybrid = tmp_path / "mac.iso"
+    iso_image(hybrid, files, hfsplus=True)
+    items = _items(hybrid)
+    hfs = {p.split("!/", 1)[1].split("/", 1)[1]: it for p, it in items.items() if it.extra and
+           it.extra.get("deleted") is False and not p.rsplit("/", 1)[-1].startswith("$")}  # fmt: skip
+    assert {k: it.read() for k, it in hfs.items()} == files
+    parts = items["mac.iso"].extra["image"]["partitions"]
+    assert "Apple_HFS" in {p["description"] for p in parts}
+    assert "Apple_partition_map" not in {p["description"] for p in parts}  # the table is no partition
+
+
+@pytest.mark.parametrize("fmt", ["qcow2", "vmdk"])
+def test_an_overlay_is_read_through_its_chain_of_parents(tmp_path: Path, fmt: str) -> None:
+    """``qemu-img convert -B`` writes only what differs from the backing image: base <- mid <- top,
+    each adding a picture. The top is read with both parents (read-only, found beside it); an overlay
+    whose parent is missing is an error record naming the parent, not a half-read disk."""
+    pics = {"a.jpg": _jpeg(31), "b.jpg": _jpeg(32), "c.jpg": _jpeg(33)}
+    raws = []
+    for n in (1, 2, 3):
+        raw = tmp_path / f"v{n}.raw"
+        fat_image(raw, dict(list(pics.items())[:n]), size_mib=4)
+        raws.append(raw)
+    d = tmp_path / "vm"
+    d.mkdir()
+    qemu_convert(raws[0], d / f"base.{fmt}", fmt)
+    for raw, name, parent in ((raws[1], "mid", "base"), (raws[2], "top", "mid")):
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-B", f"{parent}.{fmt}", "-F", fmt, "-O", fmt,
+                        str(raw), f"{name}.{fmt}"], cwd=d, check=True, capture_output=True)  # fmt: skip
+    before = _stamp(list(d.iterdir()))
+    items = _items(d / f"top.{fmt}")
+    assert {p: it.read() for p, it in items.items() if "!/" in p} == {
+        f"top.{fmt}!/{k}": v for k, v in pics.items()
+    }
+    assert items[f"top.{fmt}"].extra["image"]["parents"] == [f"mid.{fmt}", f"base.{fmt}"]
+    assert _stamp(list(d.iterdir())) == before
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(d / f"top.{fmt}", lone)
+    own = _items(lone / f"top.{fmt}")[f"top.{fmt}"]
+    assert own.error is not None and f"parent image 'mid.{fmt}' is not beside it" in own.error.message
+
+
+def test_disk_images_nested_in_a_zip_and_in_another_image_are_walked(
+    disks: dict[str, Any], tmp_path: Path
+) -> None:
+    """An E01 inside a zip, and a raw FAT image in a folder of an ext4 file system inside an E01:
+    both are copied to an owner-only temporary file (removed afterwards) and walked; evidence paths
+    name every step and each image reconciles its own items."""
+    import tempfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (tmp_path / "e").mkdir()
+    seg = to_ewf(disks["fat"], tmp_path / "e" / "stick")[0]
+    (src / "bundle.zip").write_bytes(_zip({"exhibits/stick.E01": seg.read_bytes()}))
+    ext = tmp_path / "outer.raw"
+    ext4_image(ext, {"vm/fat.raw": disks["fat"].read_bytes(), "x.jpg": _jpeg(41)}, size_mib=24)
+    (tmp_path / "o").mkdir()
+    shutil.copy(to_ewf(ext, tmp_path / "o" / "laptop")[0], src / "laptop.E01")
+    before = set(Path(tempfile.gettempdir()).glob("opspoor-image-*"))
+    case = tmp_path / "case"
+    result = scan_case(ScanConfig(sources=[src], hashsets=["known"], case_dir=case,
+                                  db_url=_store(disks["root"]), workers=1, carve=False))  # fmt: skip
+    assert set(Path(tempfile.gettempdir()).glob("opspoor-image-*")) == before  # the copies are gone
+    recs = {r["path"]: r for r in map(json.loads, (case / "files.jsonl").read_text().splitlines())}
+    in_zip = "src/bundle.zip!/exhibits/stick.E01"
+    assert recs[f"{in_zip}!/dir/a.jpg"]["status"] == "known"
+    assert recs[f"{in_zip}!/$deleted/dir/_one.jpg"]["md5"] == _md5(DELETED["dir/gone.jpg"])
+    assert recs[f"{in_zip}!/docs/bundle.zip!/inner/k.jpg"]["md5"] == _md5(_jpeg(3))
+    assert recs[in_zip]["md5"] == _md5(seg.read_bytes())  # the image's own record: the E01's bytes
+    in_image = "src/laptop.E01!/vm/fat.raw"
+    assert recs[f"{in_image}!/dir/a.jpg"]["status"] == "known"
+    assert recs[in_image]["md5"] == _md5(disks["fat"].read_bytes()) and recs[in_image]["deleted"] is False
+    assert recs["src/laptop.E01!/x.jpg"]["md5"] == _md5(_jpeg(41))
+    images = result.summary["disk_images"]
+    assert set(images) == {in_zip, in_image, "src/laptop.E01"}
+    assert all(v["reconciled"] for v in images.values()), images
+    assert images["src/laptop.E01"]["records"]["allocated"] == 2  # fat.raw and x.jpg, not fat.raw's files
+
+
 def test_a_file_named_like_an_image_that_is_a_picture_stays_a_picture(tmp_path: Path) -> None:
     (tmp_path / "photo.img").write_bytes(KNOWN)
     (tmp_path / "blob.dd").write_bytes(b"\x01" * 4096)  # no partition table, no file system
@@ -308,14 +427,15 @@ def test_scan_of_an_e01_verifies_it_matches_inside_and_never_changes_it(
     assert files[top + "p1/dir/a.jpg"]["Deleted"] is False
 
 
-def _altered_e01(disks: dict[str, Any], tmp_path: Path) -> Path:
-    """A copy of the E01 whose media data differs from what was acquired."""
+def _altered_e01(disks: dict[str, Any], tmp_path: Path, at: slice = slice(100, 164)) -> Path:
+    """A copy of the E01 whose media data differs from what was acquired: one byte flipped where
+    the bytes ``at`` of a picture first appear (100-164: a JPEG header, shared by the pictures)."""
     copy = tmp_path / "ewf"
     copy.mkdir()
     for seg in disks["ewf_segments"]:
         shutil.copy(seg, copy / seg.name)
     # one flipped byte inside a picture's bytes in the (uncompressed) media data of some segment
-    target = EXT_FILES["photos/x.jpg"][100:164]
+    target = EXT_FILES["photos/x.jpg"][at]
     seg = next(s for s in sorted(copy.iterdir()) if target in s.read_bytes())
     data = bytearray(seg.read_bytes())
     data[data.find(target) + 10] ^= 0xFF
@@ -398,9 +518,59 @@ def test_a_truncated_ewf_segment_becomes_error_records_not_a_crash(
     assert errors, "the damage is recorded"
     assert all(e.error is not None and e.error.where for e in errors)
     own = items["ewf/disk.E01"].error
-    assert own is not None and "unreadable region" in own.message and "bytes " in own.message
+    assert own is not None and f"segment {last.name} is truncated at byte" in own.message, own.message
+    assert "cannot be located" in own.message and "bytes " in own.message
     # what lies before the lost part is still read
     assert items["ewf/disk.E01!/p1/dir/a.jpg"].read() == KNOWN
+    # --verify-image says the image is truncated, not that it stores no hash (the hash was at its end)
+    verification = _items(copy, verify_images=True)["ewf/disk.E01"].extra["image"]["verification"]
+    assert verification["result"] == "unreadable" and last.name in verification["detail"], verification
+
+
+@pytest.mark.parametrize("cut", ["inside the chunks", "inside the table"])
+def test_an_e01_truncated_before_its_table_is_still_read_chunk_by_chunk(
+    disks: dict[str, Any], tmp_path: Path, cut: str
+) -> None:
+    """A one-segment E01 cut short loses its chunk table (libewf then reads nothing of it, or will not
+    open it): its uncompressed chunks are read without the table, each checked by its own Adler-32."""
+    e01 = tmp_path / "one" / "disk"
+    e01.parent.mkdir()
+    to_ewf(disks["raw"], e01)
+    seg = e01.parent / "disk.E01"
+    data = seg.read_bytes()
+    table = data.rfind(b"table\x00")  # the descriptor of the chunk table, after the chunks
+    seg.write_bytes(data[: table - 4096] if cut == "inside the chunks" else data[: table + 300])
+    items = _items(seg)
+    own = items["disk.E01"].error
+    assert own is not None and "segment disk.E01 is truncated at byte" in own.message, own
+    assert items["disk.E01!/p1/dir/a.jpg"].read() == KNOWN  # the first partition lies before the cut
+
+
+def test_flipped_bytes_in_an_e01_chunk_name_the_region_without_verify_image(
+    disks: dict[str, Any], tmp_path: Path
+) -> None:
+    """libewf returns a chunk whose checksum fails as zeros and says nothing; the scan checks such a
+    chunk against its stored form, so the file over it and the image name the region."""
+    big = _jpeg(11, (1200, 900))  # large enough that a whole chunk (32 KiB) holds only its bytes
+    raw = tmp_path / "ext.raw"
+    ext4_image(raw, {"big.jpg": big, "a.jpg": KNOWN}, size_mib=8)
+    (tmp_path / "e").mkdir()
+    seg = to_ewf(raw, tmp_path / "e" / "disk")[0]
+    data = bytearray(seg.read_bytes())
+    data[data.find(big[len(big) // 2 : len(big) // 2 + 64]) + 10] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    case = tmp_path / "case"
+    cfg = ScanConfig(sources=[seg], hashsets=["known"], case_dir=case, db_url=_store(disks["root"]),
+                     workers=1, carve=False)  # fmt: skip
+    scan_case(cfg)
+    recs = {r["path"]: r for r in map(json.loads, (case / "files.jsonl").read_text().splitlines())}
+    hit = recs["disk.E01!/big.jpg"]
+    assert hit["error"] and "unreadable region" in hit["error"] and "bytes " in hit["error"], hit
+    assert hit["md5"] and hit["md5"] != _md5(big)  # hashed as read, and said
+    intact = recs["disk.E01!/a.jpg"]
+    assert intact["error"] is None and intact["status"] == "known"
+    own = recs["disk.E01"]
+    assert own["error"] and "unreadable region" in own["error"], own
 
 
 # --- kill and resume --------------------------------------------------------------------------

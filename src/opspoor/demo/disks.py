@@ -1,13 +1,16 @@
 """Small benign disk images for the tests, the demo and the benchmark, built with Debian's tools
 (no root, nothing mounted): ``mkfs.fat`` + ``mtools`` (``mcopy``, ``mdel`` for deleted entries),
 ``mke2fs -d`` (ext4 from a folder), ``sfdisk`` (MBR/GPT), ``ewfacquire`` (E01) and ``qemu-img``
-(VMDK, QCOW2, VHD, VHDX). ``scripts/install-system-deps.sh`` installs them.
+(VMDK, QCOW2, VHD, VHDX), ``mkfs.exfat`` (exFAT, populated here: no Debian tool writes files into
+exFAT without mounting it) and ``xorriso`` (ISO 9660, and HFS+ as the Apple partition of a hybrid ISO:
+Debian 12 has no ``hfsprogs``). ``scripts/install-system-deps.sh`` installs them.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -28,6 +31,8 @@ TOOLS = (
     "sfdisk",
     "ewfacquire",
     "qemu-img",
+    "mkfs.exfat",
+    "xorriso",
 )
 QEMU_FORMATS = {"vmdk": "vmdk", "qcow2": "qcow2", "vhd": "vpc", "vhdx": "vhdx"}
 
@@ -126,6 +131,197 @@ def ntfs_image(path: Path, files: dict[str, bytes], size_mib: int = 16) -> None:
             src = Path(tmp, f"f{i}")
             src.write_bytes(data)
             _run("ntfscp", str(path), str(src), f"/{name}")
+
+
+def ntfs_delete(path: Path, name: str) -> None:
+    """Delete ``name`` (a file in the root of an NTFS image made by ``ntfs_image``) the way NTFS does,
+    without a mount (ntfs-3g deletes only through FUSE): its entry is taken out of the root directory's
+    index (``INDX`` block; the entries after it move up, so its bytes stay in the block's slack, where
+    The Sleuth Kit finds deleted names), its MFT record is marked not in use and its clusters are
+    freed in ``$Bitmap``; its content stays where it was. Byte patches of structures NTFS documents:
+    the record header's flags (0x16) and sequence number (0x10, which NTFS raises on deletion), the
+    index node header, the update-sequence fixups."""
+    data = bytearray(path.read_bytes())
+    bps = struct.unpack_from("<H", data, 0x0B)[0]
+    cluster = bps * data[0x0D]
+    mft = struct.unpack_from("<Q", data, 0x30)[0] * cluster
+    rec_size = 1024
+    want = name.encode("utf-16-le")
+    # the INDX block (4096 bytes) that names it: remove the entry, keep its bytes as slack
+    block = next(
+        b for b in range(0, len(data), 4096) if data[b : b + 4] == b"INDX" and want in data[b : b + 4096]
+    )
+    _unfix(data, block, bps)
+    node = block + 0x18
+    pos = node + struct.unpack_from("<I", data, node)[0]
+    used_end = node + struct.unpack_from("<I", data, node + 4)[0]
+    while pos < used_end:
+        length = struct.unpack_from("<H", data, pos + 8)[0]
+        key = pos + 16
+        n = data[key + 0x40]
+        if data[key + 0x42 : key + 0x42 + 2 * n] == want:
+            data[pos : used_end - length] = data[pos + length : used_end]
+            struct.pack_into("<I", data, node + 4, used_end - length - node)
+            break
+        pos += length
+    else:
+        raise ValueError(f"{name} not in the root index of {path}")
+    _fix(data, block, bps)
+    record = next(
+        r for r in range(mft, mft + 128 * rec_size, rec_size)
+        if data[r : r + 4] == b"FILE" and want in data[r : r + rec_size] and data[r + 0x16] & 1
+    )  # fmt: skip
+    data[record + 0x16] &= 0xFE  # not in use
+    seq = struct.unpack_from("<H", data, record + 0x10)[0]
+    struct.pack_into("<H", data, record + 0x10, (seq + 1) & 0xFFFF)  # NTFS counts a deletion here
+    runs = _ntfs_data_runs(bytes(data[record : record + rec_size]))
+    bitmap_runs = _ntfs_data_runs(bytes(data[mft + 6 * rec_size : mft + 7 * rec_size]))  # $Bitmap
+    if bitmap_runs:
+        base = bitmap_runs[0][0] * cluster
+        for lcn, count in runs:
+            for c in range(lcn, lcn + count):
+                data[base + c // 8] &= ~(1 << (c % 8)) & 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _unfix(data: bytearray, rec: int, bps: int) -> None:
+    """Undo a record's update-sequence fixups (each sector's last two bytes) to edit it."""
+    usa, count = struct.unpack_from("<HH", data, rec + 4)
+    for i in range(1, count):
+        end = rec + i * bps - 2
+        data[end : end + 2] = data[rec + usa + 2 * i : rec + usa + 2 * i + 2]
+
+
+def _fix(data: bytearray, rec: int, bps: int) -> None:
+    usa, count = struct.unpack_from("<HH", data, rec + 4)
+    usn = data[rec + usa : rec + usa + 2]
+    for i in range(1, count):
+        end = rec + i * bps - 2
+        data[rec + usa + 2 * i : rec + usa + 2 * i + 2] = data[end : end + 2]
+        data[end : end + 2] = usn
+
+
+def _ntfs_attr(rec: bytes, kind: int) -> tuple[bool, int] | None:
+    """(resident, offset of its content in the record) of the first attribute of ``kind``."""
+    pos = struct.unpack_from("<H", rec, 0x14)[0]
+    while pos + 8 <= len(rec):
+        t, length = struct.unpack_from("<II", rec, pos)
+        if t == 0xFFFFFFFF or length == 0:
+            return None
+        if t == kind:
+            if rec[pos + 8] == 0:
+                return True, pos + struct.unpack_from("<H", rec, pos + 0x14)[0]
+            return False, pos + struct.unpack_from("<H", rec, pos + 0x20)[0]
+        pos += length
+    return None
+
+
+def _ntfs_data_runs(rec: bytes) -> list[tuple[int, int]]:
+    """(first cluster, clusters) of the non-resident $DATA attribute's runs."""
+    found = _ntfs_attr(rec, 0x80)
+    if found is None or found[0]:
+        return []
+    pos, lcn, out = found[1], 0, []
+    while rec[pos]:
+        ln, lo = rec[pos] & 0xF, rec[pos] >> 4
+        count = int.from_bytes(rec[pos + 1 : pos + 1 + ln], "little")
+        lcn += int.from_bytes(rec[pos + 1 + ln : pos + 1 + ln + lo], "little", signed=True)
+        out.append((lcn, count))
+        pos += 1 + ln + lo
+    return out
+
+
+def exfat_image(
+    path: Path, files: dict[str, bytes], deleted: dict[str, bytes] | None = None, size_mib: int = 16
+) -> None:
+    """An exFAT image (``mkfs.exfat``) with ``files`` and ``deleted`` files in its root directory.
+    exfatprogs writes no files, mtools does not know exFAT and exfat-fuse needs a mount, so the
+    directory entry sets are written here, as the exFAT specification lays them out: a File entry,
+    a Stream Extension (contiguous clusters, "no FAT chain") and File Name entries, with their set
+    checksum and name hash; the clusters are marked in the allocation bitmap. A deleted file's
+    entries have the in-use bit (0x80) cleared and its clusters are free, its bytes still there."""
+    with open(path, "wb") as f:
+        f.truncate(size_mib * MiB)
+    _run("mkfs.exfat", "-L", "OPSPOOR", str(path))
+    img = bytearray(path.read_bytes())
+    sector = 1 << img[0x6C]
+    cluster = sector << img[0x6D]
+    heap = struct.unpack_from("<I", img, 0x58)[0] * sector
+    root = struct.unpack_from("<I", img, 0x60)[0]
+
+    def at(c: int) -> int:
+        return heap + (c - 2) * cluster
+
+    rootdir = at(root)
+    entries = [img[rootdir + k : rootdir + k + 32] for k in range(0, cluster, 32)]
+    bm = next(e for e in entries if e[0] == 0x81)
+    bitmap = at(struct.unpack_from("<I", bm, 20)[0])
+    free_slot = next(k for k, e in enumerate(entries) if e[0] == 0)
+    used = [c for c in range(2, 2 + struct.unpack_from("<I", img, 0x5C)[0])
+            if img[bitmap + (c - 2) // 8] >> ((c - 2) % 8) & 1]  # fmt: skip
+    next_cluster = max(used) + 1
+    items = [(n, b, False) for n, b in files.items()] + [(n, b, True) for n, b in (deleted or {}).items()]
+    for name, data, gone in items:
+        first = next_cluster
+        n = max(1, -(-len(data) // cluster))
+        next_cluster += n
+        img[at(first) : at(first) + len(data)] = data
+        if not gone:
+            for c in range(first, first + n):
+                img[bitmap + (c - 2) // 8] |= 1 << ((c - 2) % 8)
+        entry_set = _exfat_entry_set(name, len(data), first)
+        if gone:
+            for k in range(0, len(entry_set), 32):
+                entry_set[k] &= 0x7F
+        pos = rootdir + free_slot * 32
+        img[pos : pos + len(entry_set)] = entry_set
+        free_slot += len(entry_set) // 32
+    path.write_bytes(bytes(img))
+
+
+def _exfat_entry_set(name: str, size: int, first_cluster: int) -> bytearray:
+    units = name.encode("utf-16-le")
+    chars = len(units) // 2
+    names = -(-chars // 15)
+    stamp = (44 << 25) | (1 << 21) | (1 << 16)  # 2024-01-01 00:00:00, DOS date and time
+    file_entry = bytearray(32)
+    file_entry[0], file_entry[1] = 0x85, 1 + names
+    struct.pack_into("<H", file_entry, 4, 0x20)  # archive
+    struct.pack_into("<III", file_entry, 8, stamp, stamp, stamp)
+    stream = bytearray(32)
+    stream[0], stream[1], stream[3] = 0xC0, 0x03, chars  # allocation possible, no FAT chain
+    name_hash = 0
+    for b in name.upper().encode("utf-16-le"):
+        name_hash = (((name_hash << 15) | (name_hash >> 1)) + b) & 0xFFFF
+    struct.pack_into("<H", stream, 4, name_hash)
+    struct.pack_into("<Q", stream, 8, size)
+    struct.pack_into("<I", stream, 20, first_cluster)
+    struct.pack_into("<Q", stream, 24, size)
+    out = file_entry + stream
+    for k in range(names):
+        part = units[k * 30 : (k + 1) * 30]
+        out += bytes([0xC1, 0]) + part + bytes(30 - len(part))
+    checksum = 0
+    for k, b in enumerate(out):
+        if k in (2, 3):
+            continue
+        checksum = (((checksum << 15) | (checksum >> 1)) + b) & 0xFFFF
+    struct.pack_into("<H", out, 2, checksum)
+    return out
+
+
+def iso_image(path: Path, files: dict[str, bytes], hfsplus: bool = False) -> None:
+    """An ISO 9660 image (with Rock Ridge and Joliet names) of ``files``, by ``xorriso``; with
+    ``hfsplus``, a hybrid whose Apple partition map also holds an HFS+ file system of the same files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            p = Path(tmp, name)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+        if path.exists():
+            path.unlink()
+        extra = ["-hfsplus"] if hfsplus else []
+        _run("xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", *extra, "-o", str(path), tmp)
 
 
 def partitioned(path: Path, file_systems: list[Path], table: str = "gpt", gap_mib: int = 1) -> list[int]:

@@ -4,7 +4,15 @@
 """
 
 from opspoor.sources.evidence import CONTAINER_SEP, EvidenceItem, open_readonly
-from opspoor.sources.folder import count_evidence, iter_evidence
+from opspoor.sources.folder import count_evidence, iter_evidence, source_names
 from opspoor.sources.limits import Limits
 
-__all__ = ["CONTAINER_SEP", "EvidenceItem", "Limits", "count_evidence", "iter_evidence", "open_readonly"]
+__all__ = [
+    "CONTAINER_SEP",
+    "EvidenceItem",
+    "Limits",
+    "count_evidence",
+    "iter_evidence",
+    "open_readonly",
+    "source_names",
+]

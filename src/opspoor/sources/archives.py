@@ -134,10 +134,22 @@ def expand(item: EvidenceItem, kind: str, blob: Blob, budget: Budget) -> Iterato
     yield item
 
 
+#: opens a member that is a disk image (an .E01, .raw, .vmdk … in a zip): set by
+#: ``sources.registry``, since disk images are a kind above archives (``sources.disk.open_nested``);
+#: it returns None for a member that is not a disk image
+nested_opener: Callable[[EvidenceItem, Budget], Iterator[EvidenceItem] | None] | None = None
+
+
 def descend(member: EvidenceItem, budget: Budget) -> Iterator[EvidenceItem]:
-    """Yield a member, expanding it first when its bytes are an archive (even under an unsafe name)."""
+    """Yield a member, expanding it first when its bytes are an archive (even under an unsafe name)
+    or a disk image."""
     data = member._data
     kind = archive_kind(data[:SNIFF_BYTES]) if data is not None else None
+    if kind is None and nested_opener is not None and member.has_content:
+        inside = nested_opener(member, budget)
+        if inside is not None:
+            yield from inside
+            return
     if kind is None or data is None:
         yield member
         return

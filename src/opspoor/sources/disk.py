@@ -17,6 +17,8 @@ Archives inside the image are opened as anywhere else. The image's own item come
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,16 +31,22 @@ from opspoor.errors import (
     SymlinkNotFollowed,
     UnreadableSource,
 )
-from opspoor.media.sniff import sniff
-from opspoor.sources.archives import descend, read_member, set_data
+from opspoor.media.digests import DigestAccumulator
+from opspoor.media.sniff import SNIFF_BYTES, sniff
+from opspoor.sources.archives import archive_kind, descend, read_member, set_data
 from opspoor.sources.carving import carve
 from opspoor.sources.disk_containers import (
     ImageReader,
     container_kind,
+    damage_within,
+    data_runs,
     describe_damage,
     open_image,
+    tsk,
+    tsk_image,
     verify_image,
 )
+from opspoor.sources.diskref import DiskMemberRef, image_mtime_ns
 from opspoor.sources.evidence import EvidenceItem, encode_component, join_member, open_readonly
 from opspoor.sources.kind import SourceKind, WalkOptions
 from opspoor.sources.limits import Budget
@@ -64,6 +72,7 @@ class DiskImageKind(SourceKind):
             item.container, item.error = f"disk:{kind}", exc
             yield item
             return
+        own = _ImageDigests(item.fs_path, item.path)  # the image file's own hashes, while it is walked
         try:
             disk = _Disk(item, kind, reader, opts)
             found = yield from disk.walk()
@@ -73,38 +82,123 @@ class DiskImageKind(SourceKind):
                 item.error = DamagedImage(
                     "no partition table or file system found; the whole image was carved", item.path
                 )
-            if reader.damaged:
-                item.error = DamagedImage(describe_damage(reader.damaged), item.path)
+            notes = reader.damage_notes() + ([describe_damage(reader.damaged)] if reader.damaged else [])
+            if notes:
+                item.error = DamagedImage("; ".join(notes), item.path)
+            own.result(item)
         finally:
+            own.stop()
             reader.close()
         yield item
 
 
-def _tsk() -> Any:
-    import pytsk3  # imported here: only scans that meet a disk image pay for it
+#: a disk image inside an archive or inside another image is copied to a temporary file (it must
+#: be a file for the container libraries) when it is no larger than this; a larger one is hashed only
+NESTED_SPILL_MAX = 16 << 30
 
-    return pytsk3
+
+def nested_kind(name: str, head: bytes) -> str | None:
+    """The container kind of an archive member or a file in an image, by its name and first bytes
+    (a fixed VHD, known only by its footer, is not recognised there)."""
+    kind = container_kind(name, head)
+    if kind == "raw" and sniff(head).kind in ("image", "video", "archive"):
+        return None
+    return kind
 
 
-def _tsk_image(reader: ImageReader) -> Any:
-    pytsk3 = _tsk()
+def open_nested(
+    member: EvidenceItem,
+    budget: Budget,
+    opener: Callable[[], Any] | None = None,
+    head: bytes | None = None,
+) -> Iterator[EvidenceItem] | None:
+    """A member that is a disk image (``laptop.zip!/disk.E01``, ``laptop.E01!/p1/vm/disk.raw``):
+    its content is copied, in pieces, to an owner-only temporary file (removed once the image is
+    walked), which is walked like an image on disk, its files read by the main process (a worker
+    could find the copy gone). None when the member is not a disk image."""
+    name = member.path.rsplit("/", 1)[-1]
+    if head is None:
+        try:
+            with member.open() as f:
+                head = f.read(SNIFF_BYTES)
+        except (OSError, SourceError):
+            return None
+    kind = nested_kind(name, head)
+    if kind is None or member.depth + 1 > budget.limits.max_depth or (member.size or 0) > NESTED_SPILL_MAX:
+        return None
+    return _walk_nested(member, kind, opener or member.open, WalkOptions(budget.limits, nested=True))
 
-    class TskImage(pytsk3.Img_Info):  # type: ignore[misc,name-defined]
-        """TSK reads the disk through our read-only reader (the documented external-image hook)."""
 
-        def __init__(self) -> None:
-            super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+def _walk_nested(
+    member: EvidenceItem, kind: str, opener: Callable[[], Any], opts: WalkOptions
+) -> Iterator[EvidenceItem]:
+    import shutil
+    import tempfile
 
-        def read(self, offset: int, size: int) -> bytes:
-            return reader.read(offset, size)
+    tmp = tempfile.mkdtemp(prefix="opspoor-image-")  # mode 0700: the copy is evidence
+    try:
+        suffix = "." + member.path.rsplit(".", 1)[-1][:8] if "." in member.path.rsplit("/", 1)[-1] else ".raw"
+        spill = os.path.join(tmp, "image" + suffix)  # the suffix keeps .E01, .001, .raw for the libraries
+        fd = os.open(spill, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out, opener() as src:
+                while chunk := src.read(4 << 20):
+                    out.write(chunk)
+        except (OSError, SourceError) as exc:
+            if member.error is None:
+                member.error = exc if isinstance(exc, SourceError) else DamagedImage(str(exc), member.path)
+            yield member
+            return
+        inner = EvidenceItem(path=member.path, size=os.path.getsize(spill), depth=member.depth,
+                             mtime=member.mtime, fs_path=spill, extra=member.extra)  # fmt: skip
+        for it in DiskImageKind().expand(inner, kind, opts):
+            if it is inner:  # the image's own record: its digests were taken; the copy goes away
+                it.fs_path = None
+                it.extra = {**(member.extra or {}), **(it.extra or {})}
+                if it.digests is None:
+                    it._data, it.digests = None, None
+                    it.error = it.error or DamagedImage("the copy of the image could not be hashed", it.path)
+                if member.error is not None and it.error is None:
+                    it.error = member.error
+            yield it
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
-        def get_size(self) -> int:
-            return reader.size
 
-        def close(self) -> None:
-            pass
+class _ImageDigests(threading.Thread):
+    """MD5, SHA-1 and SHA-256 of an image file, taken in a thread while the image is walked (hashlib
+    lets other threads run while it hashes), so the image's own record needs no second read of the
+    whole file at the end of its walk, when nothing else would run beside it."""
 
-    return TskImage()
+    CHUNK = 4 << 20
+
+    def __init__(self, fs_path: str, where: str) -> None:
+        super().__init__(name="opspoor-image-digests", daemon=True)
+        self.fs_path, self.where = fs_path, where
+        self.acc = DigestAccumulator()
+        self.head = b""
+        self.failed = False
+        self.stopping = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        try:
+            with open_readonly(self.fs_path, self.where) as f:
+                while not self.stopping.is_set() and (chunk := f.read(self.CHUNK)):
+                    if not self.head:
+                        self.head = chunk[:SNIFF_BYTES]
+                    self.acc.update(chunk)
+        except (OSError, SourceError):
+            self.failed = True  # the worker reads it again, and says what is wrong
+
+    def result(self, item: EvidenceItem) -> None:
+        """Give the item its digests (else it stays a file on disk for a worker to read)."""
+        self.join()
+        if not self.failed and not self.stopping.is_set():
+            item.digests, item.head = self.acc.result(), self.head
+
+    def stop(self) -> None:
+        self.stopping.set()
 
 
 @dataclass
@@ -117,6 +211,21 @@ class _Disk:
     partitions: list[dict[str, Any]] = field(default_factory=list)
     verification: dict[str, Any] | None = None
     errors: int = 0
+    #: files are handed to the workers by reference (``diskref``) when the image is a file on disk
+    ref_ok: bool = True
+    image_path: str = ""
+    mtime_ns: int = 0
+
+    def __post_init__(self) -> None:
+        assert self.item.fs_path is not None
+        self.image_path = self.item.fs_path
+        if self.opts.nested:  # a temporary copy: its files are read here, before it is removed
+            self.ref_ok = False
+            return
+        try:
+            self.mtime_ns = image_mtime_ns(self.image_path, self.item.path)
+        except (OSError, SourceError):
+            self.ref_ok = False
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -125,6 +234,8 @@ class _Disk:
             "partitions": self.partitions,
         }
         out["items"] = dict(self.counts)
+        if getattr(self.reader, "parents", None):
+            out["parents"] = list(self.reader.parents)  # type: ignore[attr-defined]
         if self.verification is not None:
             out["verification"] = self.verification
         return out
@@ -136,8 +247,8 @@ class _Disk:
         """Everything in the image; returns whether a volume system or a file system was found."""
         if self.opts.verify_images:
             self.verification = verify_image(self.reader, self.item.path).as_json()
-        img = _tsk_image(self.reader)
-        pytsk3 = _tsk()
+        img = tsk_image(self.reader)
+        pytsk3 = tsk()
         try:
             vs = pytsk3.Volume_Info(img)
         except OSError:
@@ -154,6 +265,8 @@ class _Disk:
         n = 0
         for part in sorted(vs, key=lambda p: p.start):
             start, length = part.start * bs, part.len * bs
+            if part.flags & pytsk3.TSK_VS_PART_FLAG_ALLOC and _text(part.desc) == "Apple_partition_map":
+                continue  # the Apple partition map lists itself as a partition: it is the table
             if part.flags & pytsk3.TSK_VS_PART_FLAG_ALLOC:
                 n += 1
                 name = f"p{n}"
@@ -205,7 +318,7 @@ class _Disk:
 
 def _open_fs(img: Any, offset: int) -> Any:
     try:
-        return _tsk().FS_Info(img, offset=offset)
+        return tsk().FS_Info(img, offset=offset)
     except OSError:
         return None
 
@@ -233,6 +346,12 @@ class _TskStream:
     def __init__(self, f: Any, size: int, where: str, first: int | None) -> None:
         self.f, self.size, self.pos, self.where, self.first = f, size, 0, where, first
 
+    def __enter__(self) -> _TskStream:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        pass
+
     def read(self, n: int = -1) -> bytes:
         n = self.size - self.pos if n < 0 else min(n, self.size - self.pos)
         if n <= 0:
@@ -254,7 +373,7 @@ class _FsWalk:
         self.bs = fs.info.block_size
         self.allocated: list[tuple[int, int]] = []  # image byte ranges of allocated files
         self.deleted_starts: set[int] = set()  # first bytes of recovered deleted files (not carved again)
-        self.t = _tsk()
+        self.t = tsk()
         self.named: set[int] = set()  # metadata addresses of allocated names
         self.reused: list[tuple[Any, list[str]]] = []  # deleted names whose metadata is allocated
 
@@ -332,16 +451,7 @@ class _FsWalk:
         return iter(out)
 
     def _runs(self, f: Any) -> list[tuple[int, int]]:
-        out = []
-        try:
-            for attr in f:
-                for run in attr:
-                    if run.len and not run.flags & self.t.TSK_FS_ATTR_RUN_FLAG_SPARSE:
-                        a = self.offset + run.addr * self.bs
-                        out.append((a, a + run.len * self.bs))
-        except OSError:
-            pass
-        return out
+        return data_runs(f, self.offset, self.bs)
 
     def _error(self, parts: list[str], deleted: bool, exc: SourceError) -> EvidenceItem:
         item = self._item(parts, deleted, None)
@@ -356,12 +466,28 @@ class _FsWalk:
         self.disk.counts["deleted" if deleted else "allocated"] += 1
         return item
 
+    def _free_meta(self, f: Any) -> Any:
+        """A deleted NTFS name whose MFT record is not in use: NTFS raised the record's sequence
+        number when it deleted the file, so TSK does not pair the two; the record is still the file's
+        (nothing has reused it), so it is opened by its address. Else ``f`` as it was."""
+        try:
+            g = self.fs.open_meta(inode=f.info.name.meta_addr)
+        except OSError:
+            return f
+        m = g.info.meta
+        if m is None or m.flags & self.t.TSK_FS_META_FLAG_ALLOC or m.type != self.t.TSK_FS_META_TYPE_REG:
+            return f
+        return g
+
     def _file(
         self, f: Any, parts: list[str], deleted: bool, unallocated: bool = True
     ) -> Iterator[EvidenceItem]:
         t, meta = self.t, f.info.meta
         if meta is None and parts[0] == "$OrphanFiles":
             return  # TSK lists unused metadata slots (NTFS 16-23) as orphans: no name, no content
+        if meta is None and deleted and f.info.name.meta_addr:
+            f = self._free_meta(f)
+            meta = f.info.meta
         if meta is None:
             gone: SourceError = (
                 DeletedContentLost("entry without metadata; content not recoverable")
@@ -395,12 +521,31 @@ class _FsWalk:
             item.extra["offset"] = first
         budget = Budget(self.disk.opts.limits)
         try:
-            seen = len(self.disk.reader.damaged)
             stream: Any = _TskStream(f, int(meta.size), item.path, first)
+            if meta.size:
+                head = stream.read(SNIFF_BYTES)
+                size = int(meta.size)
+                inside = open_nested(item, budget, lambda: _TskStream(f, size, item.path, first), head)
+                if inside is not None:  # a disk image in the image: copied out and walked
+                    yield from inside
+                    return
+                stream.pos = 0
+            if not deleted and meta.size and self.disk.ref_ok:
+                head = stream.read(SNIFF_BYTES)
+                if archive_kind(head) is None and not damage_within(self.disk.reader.damaged, runs):
+                    # not an archive: its worker reads it from the image itself (diskref)
+                    item.disk_member = DiskMemberRef(
+                        self.disk.kind, self.disk.image_path, self.offset, int(meta.addr),
+                        int(meta.size), first, self.disk.mtime_ns,
+                    )  # fmt: skip
+                    yield item
+                    return
+                stream.pos = 0
             data = read_member(stream, int(meta.size), item.path, budget, None, counted=False)
             set_data(item, data, budget)
-            if len(self.disk.reader.damaged) > seen:  # hashed as read, but said: part of it is zeros
-                item.error = DamagedImage(describe_damage(self.disk.reader.damaged[seen:]), item.path)
+            hurt = damage_within(self.disk.reader.damaged, runs)
+            if hurt:  # hashed as read, but said: part of it is zeros
+                item.error = DamagedImage(describe_damage(hurt), item.path)
         except OpspoorError as exc:
             reason: SourceError = exc if isinstance(exc, DamagedImage) else DamagedImage(exc.message)
             if deleted:

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from opspoor.errors import DamagedImage, SourceError
-from opspoor.sources.evidence import open_readonly
+from opspoor.readonly import open_readonly
+from opspoor.sources.ewf import EwfLayout, parse_ewf
 
 EWF_MAGICS = (b"EVF\x09\x0d\x0a\xff\x00", b"EVF2\x0d\x0a\x81\x00")
 QCOW_MAGIC = b"QFI\xfb"
@@ -56,6 +57,33 @@ def container_kind(name: str, head: bytes, tail: bytes = b"") -> str | None:
     return None
 
 
+def tsk() -> Any:
+    import pytsk3  # imported here: only scans that meet a disk image pay for it
+
+    return pytsk3
+
+
+def tsk_image(reader: ImageReader) -> Any:
+    """The disk as a pytsk3 image: TSK reads it through our read-only reader (the documented
+    external-image hook), so TSK never opens the evidence itself."""
+    pytsk3 = tsk()
+
+    class TskImage(pytsk3.Img_Info):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__(url="", type=pytsk3.TSK_IMG_TYPE_EXTERNAL)
+
+        def read(self, offset: int, size: int) -> bytes:
+            return reader.read(offset, size)
+
+        def get_size(self) -> int:
+            return reader.size
+
+        def close(self) -> None:
+            pass
+
+    return TskImage()
+
+
 class ImageReader:
     """A disk's bytes by offset. ``files`` are the evidence files behind it (kept open read-only).
 
@@ -82,10 +110,20 @@ class ImageReader:
             try:
                 piece = self._read(pos, n)
             except (OSError, RuntimeError, ValueError):
-                piece = b""
-                self._note_damage(pos, n)
+                salvaged = self._salvage(pos, n)
+                piece = salvaged if salvaged is not None else b""
+                if salvaged is None:
+                    self._note_damage(pos, n)
             out += piece + bytes(n - len(piece))
         return bytes(out)
+
+    def _salvage(self, offset: int, length: int) -> bytes | None:
+        """A region the container library refused, read another way when the format allows."""
+        return None
+
+    def damage_notes(self) -> list[str]:
+        """What is wrong with the container as a whole (a truncated segment), for the image's record."""
+        return []
 
     def _note_damage(self, pos: int, n: int) -> None:
         if self.damaged and self.damaged[-1][0] + self.damaged[-1][1] == pos:
@@ -139,18 +177,77 @@ class LibyalReader(ImageReader):
         super().__init__()
         self.kind = kind
         self.handle: Any = None
+        self.layout: EwfLayout | None = None
+        self.refused = ""
+        self.parents: list[str] = []  # an overlay's parent images, nearest first
         try:
-            self.handle = _open_handle(kind, path, where, self.files)
-            self.size = int(self.handle.get_media_size())
+            if kind == "ewf":
+                self.layout = _ewf_layout(path, where, self.files)
+            try:
+                self.handle = _open_handle(kind, path, where, self.files, self.parents)
+                self.size = int(self.handle.get_media_size())
+            except (OSError, ValueError, TypeError) as exc:
+                if self.layout is None or not (self.layout.tables or self.layout.loose):
+                    raise
+                # libewf gives up on an EWF whose last segment lost its end: read its surviving tables
+                self.handle, self.size = None, self.layout.media_size
+                self.refused = f"libewf cannot open it ({str(exc)[:160]}…)"
         except SourceError:
             self.close()
             raise
         except (OSError, ValueError, TypeError) as exc:
+            lay = self.layout
+            detail = f"; {lay.describe()}" if lay is not None and lay.truncated else ""
             self.close()
-            raise DamagedImage(f"{kind} container cannot be opened: {exc}", where) from exc
+            raise DamagedImage(f"{kind} container cannot be opened: {exc}{detail}", where) from exc
+        self.checked = bytearray(self.size // self.layout.chunk_size // 8 + 1) if self.layout else bytearray()
 
     def _read(self, offset: int, length: int) -> bytes:
-        return bytes(self.handle.read_buffer_at_offset(length, offset)) if length else b""
+        if not length:
+            return b""
+        if self.handle is None:  # libewf refused the image: what its surviving tables locate
+            got = self._salvage(offset, length)
+            if got is None:
+                raise OSError("not located by any surviving EWF table")
+            return got
+        data = bytes(self.handle.read_buffer_at_offset(length, offset))
+        if self.layout is not None:
+            self._check_zero_chunks(offset, data)
+        return data
+
+    def _check_zero_chunks(self, offset: int, data: bytes) -> None:
+        """libewf gives a chunk whose checksum fails as zeros, and says nothing: a chunk read as all
+        zeros is checked against its stored form, once (a bitmap of checked chunks)."""
+        layout = self.layout
+        assert layout is not None
+        cs = layout.chunk_size
+        for c in range(offset // cs, (offset + len(data) - 1) // cs + 1):
+            if self.checked[c >> 3] & (1 << (c & 7)):
+                continue
+            a, b = max(c * cs, offset) - offset, min((c + 1) * cs, offset + len(data)) - offset
+            if data.count(0, a, b) != b - a:
+                continue
+            self.checked[c >> 3] |= 1 << (c & 7)
+            if not layout.chunk_ok(c):
+                self._note_damage(c * cs, min(cs, self.size - c * cs))
+
+    def _salvage(self, offset: int, length: int) -> bytes | None:
+        if self.layout is None:
+            return None
+        cs, out = self.layout.chunk_size, bytearray()
+        for c in range(offset // cs, (offset + length - 1) // cs + 1):
+            chunk = self.layout.read_chunk(c)
+            if chunk is None:
+                return None
+            out += chunk
+        start = offset - (offset // cs) * cs
+        return bytes(out[start : start + length])
+
+    def damage_notes(self) -> list[str]:
+        notes = [self.refused] if self.refused else []
+        if self.layout is not None and self.layout.truncated:
+            notes.append(self.layout.describe())
+        return notes
 
     def close(self) -> None:
         if self.handle is not None:
@@ -160,7 +257,20 @@ class LibyalReader(ImageReader):
         super().close()
 
 
-def _open_handle(kind: str, path: str, where: str, files: list[BinaryIO]) -> Any:
+def _ewf_layout(path: str, where: str, files: list[BinaryIO]) -> EwfLayout | None:
+    import pyewf
+
+    names = sorted(pyewf.glob(path))
+    own = [open_readonly(s, where, follow_symlinks=True) for s in names]
+    files.extend(own)
+    return parse_ewf([os.path.basename(n) for n in names], own)
+
+
+def _open_handle(
+    kind: str, path: str, where: str, files: list[BinaryIO], chain: list[str] | None = None
+) -> Any:
+    """The libyal handle of ``path``; an overlay (a QCOW2 with a backing file, a differencing VHD(X),
+    a VMDK with a parent) gets its parents opened read-only too, the chain's names kept in ``chain``."""
     if kind == "ewf":
         import pyewf
 
@@ -187,16 +297,56 @@ def _open_handle(kind: str, path: str, where: str, files: list[BinaryIO]) -> Any
         # a text descriptor names its extent files: libvmdk opens them (read-only) beside it
         handle.open(path)
         handle.open_extent_data_files()
-        return handle
-    f.seek(0)
-    handle.open_file_object(f)
-    if kind == "vmdk":  # a sparse VMDK is its own single extent
-        extent = open_readonly(path, where, follow_symlinks=True)
-        files.append(extent)
-        handle.open_extent_data_files_as_file_objects([extent])
-    elif kind == "qcow2" and handle.get_backing_filename():
-        raise DamagedImage("a QCOW2 overlay needs its backing image, which is not read", where)
+    else:
+        f.seek(0)
+        handle.open_file_object(f)
+        if kind == "vmdk":  # a sparse VMDK is its own single extent
+            extent = open_readonly(path, where, follow_symlinks=True)
+            files.append(extent)
+            handle.open_extent_data_files_as_file_objects([extent])
+    parent = _parent_name(kind, handle)
+    if parent:
+        chain = [] if chain is None else chain
+        found = _find_parent(path, parent, where, chain)
+        chain.append(os.path.basename(found))
+        handle.set_parent(_open_handle(kind, found, where, files, chain))
     return handle
+
+
+#: how many overlays deep a chain of parents may go (a loop or a hostile chain stops here)
+MAX_PARENTS = 16
+
+
+def _parent_name(kind: str, handle: Any) -> str:
+    if kind == "qcow2":
+        name = handle.get_backing_filename()
+    elif kind == "vmdk":
+        has_parent = handle.get_parent_content_identifier() not in (None, 0xFFFFFFFF)
+        name = handle.get_parent_filename() if has_parent else None
+    else:
+        name = handle.get_parent_filename() if handle.get_disk_type() == 4 else None  # 4: differencing
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    return str(name or "")
+
+
+def _find_parent(path: str, name: str, where: str, chain: list[str]) -> str:
+    """The parent image, looked for only beside the overlay (by its relative path, then by its file
+    name): an absolute path stored in the image names the suspect's machine, not this one."""
+    here = os.path.dirname(os.path.abspath(path))
+    base = re.split(r"[\\/]", name)[-1]
+    candidates = [] if os.path.isabs(name) or "\\" in name else [os.path.join(here, name)]
+    candidates.append(os.path.join(here, base))
+    for c in candidates:
+        if os.path.isfile(c) and os.path.realpath(c) != os.path.realpath(path):
+            if len(chain) >= MAX_PARENTS or os.path.basename(c) in chain:
+                raise DamagedImage(f"chain of parent images deeper than {MAX_PARENTS} or in a loop", where)
+            return c
+    raise DamagedImage(
+        f"an overlay whose parent image {name!r} is not beside it; only what the overlay holds would "
+        "be readable, so it is not read",
+        where,
+    )
 
 
 def split_raw_segments(path: str) -> list[str]:
@@ -249,6 +399,9 @@ def verify_image(reader: ImageReader, where: str, tick: Callable[[int], None] | 
                 value = None
             if value:
                 stored[name.lower()] = str(value).lower()
+    notes = reader.damage_notes()
+    if notes:  # a truncated segment: its stored hash may be lost with it, and the bytes are not all there
+        return Verification(where, "unreadable", stored, detail="; ".join(notes))
     if not stored:
         return Verification(where, "no stored hash", detail="the container stores no acquisition hash")
     hashes = {name: hashlib.new(name) for name in stored}
@@ -267,6 +420,27 @@ def verify_image(reader: ImageReader, where: str, tick: Callable[[int], None] | 
         return Verification(where, "unreadable", stored, detail=f"read failed at byte offset {offset}: {exc}")
     computed = {name: h.hexdigest() for name, h in hashes.items()}
     return Verification(where, "verified" if computed == stored else "MISMATCH", stored, computed)
+
+
+def data_runs(f: Any, fs_offset: int, block_size: int) -> list[tuple[int, int]]:
+    """The disk byte ranges ``[a, b)`` a TSK file's data runs cover (sparse runs left out)."""
+    t = tsk()
+    out = []
+    try:
+        for attr in f:
+            for run in attr:
+                if run.len and not run.flags & t.TSK_FS_ATTR_RUN_FLAG_SPARSE:
+                    a = fs_offset + run.addr * block_size
+                    out.append((a, a + run.len * block_size))
+    except OSError:
+        pass
+    return out
+
+
+def damage_within(damaged: list[tuple[int, int]], runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The damaged ranges ``(offset, length)`` that touch any of ``runs``: a file's damage is known
+    from where its bytes lie, whoever read the region first."""
+    return [(a, n) for a, n in damaged if any(a < e and s < a + n for s, e in runs)]
 
 
 def describe_damage(ranges: list[tuple[int, int]]) -> str:

@@ -40,13 +40,20 @@ class EvidenceItem:
     head: bytes | None = field(default=None, repr=False, compare=False)
     #: a large member of a zip on disk (``sources.zipref.ZipMemberRef``): read from the zip when opened
     zip_member: Any = field(default=None, repr=False, compare=False)
+    #: a file inside a disk image (``sources.diskref.DiskMemberRef``): read from the image when opened
+    disk_member: Any = field(default=None, repr=False, compare=False)
     #: fields a source adds to the item's record: inside a disk image ``deleted``, ``carved``,
     #: ``unallocated`` and ``offset`` (the byte offset in the image); on an image, ``image``
     extra: dict[str, Any] | None = field(default=None, compare=False)
 
     @property
     def has_content(self) -> bool:
-        return self._data is not None or self.fs_path is not None or self.zip_member is not None
+        return (
+            self._data is not None
+            or self.fs_path is not None
+            or self.zip_member is not None
+            or self.disk_member is not None
+        )
 
     def read(self) -> bytes:
         """The whole content. Raises the item's error (or a SourceError) when there is none."""
@@ -68,6 +75,10 @@ class EvidenceItem:
             from opspoor.sources.zipref import open_zip_member
 
             return open_zip_member(self.zip_member, self.path)
+        if self.disk_member is not None:
+            from opspoor.sources.diskref import open_disk_member
+
+            return open_disk_member(self.disk_member, self.path)  # type: ignore[return-value]
         raise self.error or SourceError("no content", self.path)
 
 

@@ -133,12 +133,16 @@ def _file_evidence(entry: _Entry, opts: WalkOptions) -> Iterator[EvidenceItem]:
 
 
 # --- walking ------------------------------------------------------------------------
-def _entries(sources: Sequence[Path | str]) -> Iterator[_Entry | EvidenceItem]:
+def source_names(sources: Sequence[Path | str]) -> list[str]:
+    """Each source's own evidence path (the first step of every path under it)."""
     unique = UniqueNames()
-    for src in sources:
-        fs = os.path.abspath(os.fspath(src))
-        name = unique(encode_component(os.path.basename(fs) or "root"))
-        yield from _source_entries(fs, name)
+    names = (os.path.basename(os.path.abspath(os.fspath(s))) for s in sources)
+    return [unique(encode_component(n or "root")) for n in names]
+
+
+def _entries(sources: Sequence[Path | str]) -> Iterator[_Entry | EvidenceItem]:
+    for src, name in zip(sources, source_names(sources), strict=True):
+        yield from _source_entries(os.path.abspath(os.fspath(src)), name)
 
 
 def _error(path: str, exc: SourceError) -> EvidenceItem:

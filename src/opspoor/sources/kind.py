@@ -21,6 +21,8 @@ class WalkOptions:
     verify_images: bool = False
     #: carve unallocated space of disk images (``scan --no-carve`` turns it off: a faster first look)
     carve: bool = True
+    #: a disk image copied out of an archive or another image (``sources.disk.open_nested``)
+    nested: bool = False
 
 
 class SourceKind:

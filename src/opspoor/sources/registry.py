@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opspoor.sources.disk import DiskImageKind
+from opspoor.sources import archives
+from opspoor.sources.disk import DiskImageKind, open_nested
 from opspoor.sources.kind import ArchiveKind, SourceKind
 
 SOURCE_KINDS: tuple[SourceKind, ...] = (
     DiskImageKind(),  # raw/dd, split raw, E01, VMDK, QCOW2, VHD/VHDX (opspoor.sources.disk)
     ArchiveKind(),  # zip, tar, 7z, gz/bz2/xz (opspoor.sources.archives)
 )
+
+# a disk image inside an archive is opened too (archives sit below disk images in the layers)
+archives.nested_opener = open_nested
 
 
 def recognise(name: str, head: bytes, tail: Callable[[], bytes]) -> tuple[SourceKind, str] | None:

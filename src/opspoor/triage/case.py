@@ -203,6 +203,10 @@ class CaseDB:
         with self._tx():
             self.conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in paths))
 
+    def record(self, path: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT record FROM files WHERE path = ?", (path,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     def update_records(self, records: Iterable[dict[str, Any]]) -> None:
         with self._tx():
             self.conn.executemany(

@@ -41,13 +41,17 @@ def _folder_size(path: Path) -> tuple[int, int]:
     return total, files
 
 
-def describe_source(path: Path) -> dict[str, Any]:
+def describe_source(path: Path, sha256: bool = True) -> dict[str, Any]:
     """One source as the report lists it. A file (an image, an archive, a disk dump) gets its
-    SHA-256, so the report can be tied to the exhibit; a folder its size and file count."""
+    SHA-256, so the report can be tied to the exhibit (``sha256=False``: left to the caller, the scan
+    takes it from the file's own record rather than read a large exhibit twice); a folder its size
+    and file count."""
     out: dict[str, Any] = {"path": str(path), "kind": "missing", "size": None, "files": None, "sha256": None}
     try:
         if path.is_file():
-            out.update(kind="file", size=path.stat().st_size, files=1, sha256=sha256_file(path))
+            out.update(kind="file", size=path.stat().st_size, files=1)
+            if sha256:
+                out["sha256"] = sha256_file(path)
         elif path.is_dir():
             size, files = _folder_size(path)
             out.update(kind="folder", size=size, files=files)

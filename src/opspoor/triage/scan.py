@@ -27,7 +27,7 @@ from opspoor.errors import CaseError, MissingSource, OpspoorError
 from opspoor.matching import LOCAL, Matcher
 from opspoor.media.sniff import kind_of
 from opspoor.signals.engine import HashOptions
-from opspoor.sources import EvidenceItem, count_evidence, iter_evidence
+from opspoor.sources import EvidenceItem, count_evidence, iter_evidence, source_names
 from opspoor.triage.case import CASE_DB, CaseDB, check_case_dir, check_is_case
 from opspoor.triage.config import NoProgress, Progress, ScanConfig, ScanResult
 from opspoor.triage.executor import Executor, crash_note, start_executor
@@ -101,6 +101,8 @@ def _task_for(seq: int, path: str, item: EvidenceItem) -> Task:
         return Task(seq, path, item.fs_path, None, item.size, message, reason)
     if item.zip_member is not None:  # large: the worker reads it from the zip, nobody holds it whole
         return Task(seq, path, None, None, item.size, message, reason, zip_member=item.zip_member)
+    if item.disk_member is not None:  # in a disk image: the worker reads it from the image itself
+        return Task(seq, path, None, None, item.size, message, reason, disk_member=item.disk_member)
     return Task(seq, path, None, item.read(), item.size, message, reason)
 
 
@@ -233,6 +235,7 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
         log(note)
     matcher = _ready(matcher_ready)
     case.set_meta("files_in", files_in)
+    _source_hashes(case, cfg, log)
     note_time()
     others = [read_case(p) for p in cfg.link_cases]
     groups = assign_groups(case, radius=matcher.pdq_radius, country=cfg.country, others=others)
@@ -398,13 +401,30 @@ def _record_provenance(
         case.set_meta("case_number", cfg.case_number)
     if cfg.examiner is not None:
         case.set_meta("examiner", cfg.examiner)
-    if case.get_meta("sources") is None:
-        if log and any(p.is_file() for p in cfg.sources):
-            log("taking the SHA-256 of each source that is a file, for the report")
-        case.set_meta("sources", [describe_source(p) for p in cfg.sources])
+    if case.get_meta("sources") is None:  # a file's SHA-256 comes from its record (_source_hashes)
+        case.set_meta("sources", [describe_source(p, sha256=False) for p in cfg.sources])
     case.set_meta("hashsets", hashsets_info)
     case.set_meta("country", cfg.country)  # (a re-match, also of the published case, ranks by it)
     case.set_meta("runs", int(case.get_meta("runs") or 0) + 1)
+
+
+def _source_hashes(case: CaseDB, cfg: ScanConfig, log: Callable[[str], None]) -> None:
+    """The SHA-256 of each source that is a file, for the report: taken from the file's own record
+    (hashed by the scan, so a large exhibit is not read twice), else read for it here."""
+    sources = case.get_meta("sources") or []
+    changed = False
+    for desc, name, src in zip(sources, source_names(cfg.sources), cfg.sources, strict=False):
+        if desc.get("kind") != "file" or desc.get("sha256") or desc.get("error"):
+            continue
+        rec = case.record(name)
+        if rec and rec.get("sha256") and rec.get("size") == desc.get("size"):
+            desc["sha256"] = rec["sha256"]
+        else:
+            log(f"taking the SHA-256 of {name}, for the report")
+            desc.update(describe_source(Path(src)))
+        changed = True
+    if changed:
+        case.set_meta("sources", sources)
 
 
 def _evidence(cfg: ScanConfig) -> Iterator[EvidenceItem]:

@@ -120,6 +120,7 @@ def build_summary(
     errors: Counter[str] = Counter()
     accounted = 0
     by_origin: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    images = case.get_meta("images") or {}
     for f in case.iter_files():
         r = f.record
         accounted += 1
@@ -142,7 +143,7 @@ def build_summary(
             errors[reason_key(r)] += 1
         if "deleted" in r or r.get("carved"):
             origin = "carved" if r.get("carved") else "deleted" if r["deleted"] else "allocated"
-            by_origin[r["path"].split("!/", 1)[0]][origin] += 1
+            by_origin[_innermost_image(r["path"], images)][origin] += 1
     ended = time.time()
     scan_seconds = case.get_meta("scan_seconds")
     return {
@@ -185,7 +186,7 @@ def build_summary(
             if g.clues
         ],  # fmt: skip
         "errors_by_reason": dict(errors),
-        "disk_images": disk_images(case.get_meta("images") or {}, by_origin),
+        "disk_images": disk_images(images, by_origin),
         "started": started,
         "ended": ended,
         "runs": case.get_meta("runs") or 1,
@@ -199,6 +200,17 @@ def reason_key(rec: dict[str, Any]) -> str:
         return str(rec["error_reason"])
     err = rec.get("error") or "unknown"
     return err.split(":", 1)[0][:60]
+
+
+def _innermost_image(path: str, images: dict[str, Any]) -> str:
+    """The disk image an item was found in: the longest container step of its path that is an image
+    (``a.E01!/p1/vm.raw!/x.jpg`` belongs to ``a.E01!/p1/vm.raw``, not to ``a.E01``)."""
+    parts = path.split("!/")
+    for k in range(len(parts) - 1, 0, -1):
+        key = "!/".join(parts[:k])
+        if key in images:
+            return key
+    return parts[0]
 
 
 def disk_images(images: dict[str, Any], records: dict[str, Counter[str]]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from opspoor.errors import OpspoorError
 from opspoor.media.heap import trim_heap
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes, hash_stream
 from opspoor.sources import open_readonly
+from opspoor.sources.diskref import open_disk_member
 from opspoor.sources.zipref import open_zip_member
 from opspoor.triage.interrupt import ignore_in_worker
 from opspoor.triage.records import exif_json
@@ -40,6 +41,8 @@ class Task:
     source_reason: str | None = None
     #: a large member of a zip on disk (``sources.zipref.ZipMemberRef``): the worker reads it there
     zip_member: Any = None
+    #: a file inside a disk image (``sources.diskref.DiskMemberRef``): the worker reads it there
+    disk_member: Any = None
 
 
 def signals_json(sig: FileSignals) -> dict[str, Any]:
@@ -127,6 +130,9 @@ def _content(task: Task) -> Iterator[IO[bytes]]:
     elif task.zip_member is not None:
         with open_zip_member(task.zip_member, task.path) as fh:
             yield fh
+    elif task.disk_member is not None:
+        with open_disk_member(task.disk_member, task.path) as dh:
+            yield dh  # type: ignore[misc]
     else:
         assert task.fs_path is not None
         with open_readonly(task.fs_path, task.path) as fh:
@@ -170,6 +176,11 @@ def _run_task(
         elif task.zip_member is not None:
             with open_zip_member(task.zip_member, task.path) as fh:
                 sig = hash_stream(fh, where=task.path, options=options, size_hint=task.size)
+        elif task.disk_member is not None:
+            with open_disk_member(task.disk_member, task.path) as dh:
+                sig = hash_stream(dh, where=task.path, options=options, size_hint=task.size)  # type: ignore[arg-type]
+                if dh.damage is not None and sig.error is None:  # hashed as read; part of it was zeros
+                    sig.error = dh.damage
         else:
             assert task.data is not None
             sig = hash_bytes(task.data, where=task.path, options=options)
