@@ -187,16 +187,27 @@ def report_status(
     store: Store, tenant: str, report_id: int, now: datetime, *, token_id: int | None = None
 ) -> str:
     """What ``get_report(...).status`` would say, without reading the document or the files."""
-    q = select(REPORTS.c.status, REPORTS.c.expires_at).where(
+    with store.read() as conn:
+        return _state(conn, tenant, report_id, now, token_id).status
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    status: str
+    opened_at: datetime
+
+
+def _state(conn: Connection, tenant: str, report_id: int, now: datetime, token_id: int | None) -> _State:
+    """The report's status and opening time (not its document): NotFound as ``_locate``."""
+    q = select(REPORTS.c.status, REPORTS.c.opened_at, REPORTS.c.expires_at).where(
         REPORTS.c.id == report_id, REPORTS.c.tenant == tenant
     )
     if token_id is not None:
         q = q.where(REPORTS.c.token_id == token_id)
-    with store.read() as conn:
-        row = conn.execute(q).first()
-    if row is None or _aware(row.expires_at) <= now:
+    row = conn.execute(q).first()
+    if row is None or _aware(row.expires_at) <= now:  # expired, or past retention: swept soon
         raise NotFound(f"no report {report_id}", where=f"report:{report_id}")
-    return str(row.status)
+    return _State(str(row.status), _aware(row.opened_at))
 
 
 def _locate(
@@ -213,8 +224,8 @@ def _locate(
 
 def _open_for_change(
     conn: Connection, tenant: str, report_id: int, token_id: int, now: datetime, life: Lifetimes
-) -> IntakeReport:
-    rep = _locate(conn, tenant, report_id, now, token_id)
+) -> _State:
+    rep = _state(conn, tenant, report_id, now, token_id)
     if rep.status != "open":
         raise IntakeError(
             f"report {report_id} is {rep.status}; it can no longer be changed", where=f"report:{report_id}"
@@ -332,7 +343,7 @@ def finish_report(
             # without deadlocks, each finish sees the reports finished before it, and finish_seq
             # counts up without gaps (SQLite's write transaction already excludes other writers)
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _bundle_lock(tenant)})
-        rep = _locate(conn, tenant, report_id, now, token_id)
+        rep = _state(conn, tenant, report_id, now, token_id)
         if rep.status != "open":
             raise IntakeError(
                 f"report {report_id} is {rep.status}; it can no longer be changed",
