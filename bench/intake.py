@@ -297,15 +297,99 @@ def throughput(args: argparse.Namespace) -> None:
     print("goal >= 100 reports/s:", "met" if rps >= GOAL_RPS and not errors else "NOT met")
 
 
+VARIANTS = ("jpeg q95", "jpeg q75", "jpeg q50", "0.8x jpeg q85", "png")
+
+
+def variant(seed: int, how: str) -> bytes:
+    """A benign picture encoded one way (the variants of one picture are the same photo)."""
+    from opspoor.demo.images import generate_image
+
+    img = generate_image(seed, 640, 480, style="mixed")
+    out = io.BytesIO()
+    if how == "png":
+        img.save(out, "PNG")
+    elif how.startswith("0.8x"):
+        img.resize((512, 384)).save(out, "JPEG", quality=85)
+    else:
+        img.save(out, "JPEG", quality=int(how.rsplit("q", 1)[1]))
+    return out.getvalue()
+
+
+def recall(args: argparse.Namespace) -> None:
+    """Bundling recall through the service on the embedded SQLite store (see the module)."""
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from opspoor.service.app import create_app
+    from opspoor.service.settings import Settings
+    from opspoor.store import open_store
+    from opspoor.store.tokens import create_token
+
+    print(setup_line(), flush=True)
+    n = args.pictures
+    reports = [(seed, how) for seed in range(5000, 5000 + n) for how in VARIANTS]
+    reports += [(seed, "jpeg q90") for seed in range(6000, 6000 + n)]  # pictures reported once
+    random.Random(22).shuffle(reports)
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/store.sqlite"
+        with open_store(url) as store:
+            rep, hl = create_token(store, "reporter", "hl")[1], create_token(store, "hotline", "hl")[1]
+        settings = Settings(db=url, intake_key=os.urandom(32).hex(), rate_per_second=0)
+        bundle_of: dict[int, int | None] = {}
+        seed_of: dict[int, int] = {}
+        with TestClient(create_app(settings)) as c:
+            r_h, h_h = {"Authorization": f"Bearer {rep}"}, {"Authorization": f"Bearer {hl}"}
+            t = time.perf_counter()
+            for seed, how in reports:
+                r = c.post("/v1/intake/submit", headers=r_h, json=DOC)
+                rid = r.json()["reportId"]
+                c.post(
+                    f"/v1/intake/reports/{rid}/upload", headers=r_h, files={"file": ("p", variant(seed, how))}
+                ).raise_for_status()
+                c.post(f"/v1/intake/reports/{rid}/finish", headers=r_h).raise_for_status()
+                seed_of[rid] = seed
+            elapsed = time.perf_counter() - t
+            for rid in seed_of:
+                bundle_of[rid] = c.get(f"/v1/intake/reports/{rid}", headers=h_h).json()["bundleId"]
+    by_seed: dict[int, set[int | None]] = {}
+    by_bundle: dict[int, set[int]] = {}
+    for rid, seed in seed_of.items():
+        by_seed.setdefault(seed, set()).add(bundle_of[rid])
+        if bundle_of[rid] is not None:
+            by_bundle.setdefault(bundle_of[rid], set()).add(seed)  # type: ignore[arg-type]
+    repeated = [s for s in by_seed if s < 6000]
+    whole = sum(1 for s in repeated if len(by_seed[s]) == 1 and None not in by_seed[s])
+    mixed = sum(1 for seeds in by_bundle.values() if len(seeds) > 1)
+    singles_alone = sum(1 for s in by_seed if s >= 6000 and by_seed[s] == {None})
+    print(
+        f"{len(reports)} reports in {elapsed:.1f} s: {n} pictures x {len(VARIANTS)} encodings "
+        f"({', '.join(VARIANTS)}), shuffled, and {n} pictures reported once"
+    )
+    print(f"pictures whose reports all ended in one bundle: {whole} / {n} ({whole / n:.1%})")
+    print(f"bundles holding two or more pictures: {mixed} of {len(by_bundle)}")
+    print(f"pictures reported once left alone: {singles_alone} / {n}")
+    met = whole == n and mixed == 0 and singles_alone == n
+    print(
+        "goal (every picture's reports in one bundle, no bundle of two pictures):",
+        "met" if met else "NOT met",
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reports", type=int, default=300)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--pool", type=int, default=0, help="distinct pictures (default: min(reports, 2000))")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--recall", action="store_true", help="the bundling recall benchmark instead")
+    ap.add_argument("--pictures", type=int, default=60, help="--recall: pictures reported 5 times each")
     ap.add_argument("--pause", type=float, default=0, help="seconds to wait (to attach a profiler)")
     args = ap.parse_args()
-    throughput(args)
+    if args.recall:
+        recall(args)
+    else:
+        throughput(args)
 
 
 if __name__ == "__main__":
