@@ -54,6 +54,7 @@ from service import (
     server_cpu,
     server_rss,
     upload_request,
+    wait_ready,
 )
 from setup_info import setup_line
 
@@ -212,6 +213,7 @@ def throughput(args: argparse.Namespace) -> None:
         wire = Wire(reporter)
         try:
             wait_health(f"http://127.0.0.1:{port}")
+            wait_ready(f"http://127.0.0.1:{port}", reporter, 0, 120)  # both workers' match index loaded
             if args.pause:  # time to attach a profiler to the server
                 print(f"server pid {server.pid}; starting in {args.pause:g} s", flush=True)
                 time.sleep(args.pause)
@@ -261,7 +263,8 @@ def throughput(args: argparse.Namespace) -> None:
                 server.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 server.kill()
-    errors = warm_errors + errors
+    if warm_errors:
+        print(f"warm-up errors (not counted): {len(warm_errors)}; first: {warm_errors[0]}")
     done.sort()
     windows = [
         tenth / (done[i + tenth - 1] - (done[i - 1] if i else t))

@@ -106,3 +106,22 @@ def test_each_workers_bundle_index_sees_reports_another_finished(db_url: str) ->
         assert bundle is not None
         assert report(near, 0) == bundle  # and worker 0 never saw worker 1's
         assert get_report(store, "t", 2, T0).bundle_id is None
+
+
+def test_pdqs_of_low_quality_bundle_nothing(sqlite_url: str) -> None:
+    """Below quality 50 a PDQ says little (flat, featureless pictures), as matching treats it."""
+    life, index = Lifetimes(), BundleIndex()
+    with open_store(sqlite_url) as store:
+        token = create_token(store, "reporter", "t")[0].id
+
+        def report(pdq: str, quality: int) -> int | None:
+            rid = open_report(store, "t", token, report_doc()["report"], T0, life)
+            f = NewFile("x.png", 3, f"{rid:032x}", "0" * 40, "0" * 64, pdq, quality, "image/png", None, b"s")
+            add_file(store, "t", rid, token, f, T0, life)
+            out = Outcome({}, 0, ["unresolved"], {"countries": ["unresolved"]})
+            return finish_report(store, "t", rid, token, out, T0, life, 31, index)
+
+        assert report("f" * 64, 10) is None
+        assert report("0" + "f" * 63, 49) is None  # 4 bits from the first, both weak
+        assert report("00" + "f" * 62, 50) is None  # a good one: the weak ones are not in the index
+        assert report("000" + "f" * 61, 90) is not None  # near the good one

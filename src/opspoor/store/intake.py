@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, func, insert, or_, 
 
 from opspoor.errors import IntakeError, NotFound
 from opspoor.store.db import Store
-from opspoor.store.intake_bundles import BundleIndex
+from opspoor.store.intake_bundles import BundleIndex, good_pdq
 from opspoor.store.models_intake import IntakeBundleRow, IntakeFileRow, IntakeReportRow
 
 REPORTS = cast(Table, IntakeReportRow.__table__)
@@ -333,7 +333,8 @@ def finish_report(
     bundles: BundleIndex | None = None,
 ) -> int | None:
     """Finish the report (immutable from now on, kept ``retention_days``) and bundle it with the
-    finished reports of the tenant that share a file: the same MD5, PDQs within ``pdq_distance``,
+    finished reports of the tenant that share a file: the same MD5, PDQs within ``pdq_distance``
+    (of quality 50 or more),
     or a video whose vPDQ frames match both ways. Bundles it touches are merged into the oldest.
     ``bundles``: the worker's index of finished reports (a fresh one reads them all). Answers the
     bundle id (None: shares nothing)."""
@@ -350,7 +351,9 @@ def finish_report(
                 where=f"report:{report_id}",
             )
         mine = conn.execute(
-            select(FILES.c.id, FILES.c.md5, FILES.c.pdq, FILES.c.vpdq).where(FILES.c.report_id == report_id)
+            select(FILES.c.id, FILES.c.md5, FILES.c.pdq, FILES.c.pdq_quality, FILES.c.vpdq).where(
+                FILES.c.report_id == report_id
+            )
         ).all()
         if outcome.matches:  # one statement for all files
             conn.execute(
@@ -364,7 +367,7 @@ def finish_report(
             REPORTS,
             FILES,
             tenant,
-            [m.pdq for m in mine if m.pdq],
+            [m.pdq for m in mine if good_pdq(m.pdq, m.pdq_quality)],
             [m.vpdq for m in mine if m.vpdq],
             pdq_distance,
         )

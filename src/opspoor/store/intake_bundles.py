@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from opspoor.index import HammingIndex
 from opspoor.signals.pdq import hex_to_words
 from opspoor.signals.vpdq import (
+    QUALITY_THRESHOLD,
     QUERY_MATCH_SHARE,
     TARGET_MATCH_SHARE,
     frame_shares,
@@ -33,6 +34,12 @@ from opspoor.signals.vpdq import (
 
 #: the delta segment is folded into the base when it holds this many entries (or an eighth of all)
 MERGE_AT = 2048
+
+
+def good_pdq(pdq: str | None, quality: int | None) -> bool:
+    """A PDQ that can say two pictures are the same: below quality 50 (flat, featureless pictures)
+    PDQs of unrelated pictures lie close together, so they bundle nothing."""
+    return bool(pdq) and (quality or 0) >= QUALITY_THRESHOLD
 
 
 def _index() -> HammingIndex:
@@ -65,7 +72,8 @@ class BundleIndex:
         videos: list[str],
         distance: int,
     ) -> set[int]:
-        """Finished reports of ``tenant`` with a PDQ within ``distance`` of one of ``pdqs``, or a
+        """Finished reports of ``tenant`` with a good PDQ (``good_pdq``) within ``distance`` of one
+        of ``pdqs`` (good ones, the caller's choice), or a
         video whose unique good vPDQ frames match one of ``videos`` (vPDQ text) both ways by
         vPDQ's shares. Call it holding the tenant's bundle lock, in the finish's transaction."""
         with self._lock:
@@ -100,11 +108,11 @@ class BundleIndex:
         if top is None:
             return
         rows = conn.execute(
-            select(files.c.report_id, files.c.id, files.c.pdq, files.c.vpdq)
+            select(files.c.report_id, files.c.id, files.c.pdq, files.c.pdq_quality, files.c.vpdq)
             .join(reports, reports.c.id == files.c.report_id)
             .where(newer, reports.c.finish_seq <= top)
         ).all()
-        with_pdq = [(r.report_id, r.pdq) for r in rows if r.pdq]
+        with_pdq = [(r.report_id, r.pdq) for r in rows if good_pdq(r.pdq, r.pdq_quality)]
         if with_pdq:
             t.pdq.add(hex_to_words([p for _, p in with_pdq]), np.asarray([r for r, _ in with_pdq], np.int64))
         for r in rows:
