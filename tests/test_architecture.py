@@ -34,7 +34,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "clues": BASE | {"media"},
     "index": BASE,
     "hashsets": BASE | {"signals"},
-    "store": BASE | {"signals", "hashsets"},
+    "store": BASE | {"signals", "index", "hashsets"},
     "matching": BASE | {"media", "signals", "index", "hashsets", "store"},
     "triage": BASE | {"sources", "media", "signals", "clues", "index", "hashsets", "store", "matching"},
     "stream": BASE | {"media", "signals", "index", "hashsets", "store", "matching"},

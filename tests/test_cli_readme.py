@@ -129,6 +129,9 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         text=True,
         timeout=600,
     )
+    # the intake part: one bundle of two reports, one referral package (docs/intake.md)
+    assert "counted as 1 report of 2 incidents" in proc.stdout, proc.stdout[-2000:]
+    assert "package: hashes.csv, hashes.vics.json, reports.json" in proc.stdout
     # the demo ends by saying how to reach its store, as the README does
     assert f"export OPSPOOR_DB={root / 'demo' / 'store.sqlite'}" in proc.stdout
     return root

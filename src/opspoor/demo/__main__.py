@@ -90,6 +90,10 @@ def main() -> None:
     e01 = build_demo_disk(root / "disk", demo.evidence)
     run(["scan", str(e01), "--hashset", "demo-known", "--case", str(root / "case-disk"), "--db", db,
          "--verify-image"])  # fmt: skip
+    # reports in, bundled, referred: the hotline intake (docs/intake.md)
+    from opspoor.demo.intake import run_intake_demo
+
+    run_intake_demo(root, db)
     # the demo's hash sets live in its own store, not the default one: say how to reach it
     print(
         "\nThe demo's hash sets are in its own store. To use it with the commands of README.md:\n"

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -28,6 +28,7 @@ from opspoor.errors import (
     SignalError,
     StoreError,
 )
+from opspoor.service.xml_answers import problem_xml, wants_xml
 
 log = logging.getLogger("opspoor.service")
 MEDIA_TYPE = "application/problem+json"
@@ -70,7 +71,7 @@ def _slug(status: int) -> str:
         return "error"
 
 
-def problem_response(request: Request | None, p: Problem, instance: str | None = None) -> JSONResponse:
+def problem_response(request: Request | None, p: Problem, instance: str | None = None) -> Response:
     try:
         title = HTTPStatus(p.status).phrase
     except ValueError:
@@ -85,6 +86,8 @@ def problem_response(request: Request | None, p: Problem, instance: str | None =
         body["instance"] = instance or request.url.path  # type: ignore[union-attr]
     if p.extra:
         body.update(p.extra)
+    if request is not None and wants_xml(request):  # the intake's clients may ask for XML
+        return problem_xml(body, p.status, p.headers)
     return JSONResponse(body, status_code=p.status, headers=p.headers, media_type=MEDIA_TYPE)
 
 
@@ -151,7 +154,7 @@ def status_for(exc: BaseException) -> int:
 def install(app: FastAPI) -> None:
     """Answer every error with problem details."""
 
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
+    async def handle(request: Request, exc: Exception) -> Response:
         p = problem_for(exc)
         if p.status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc, exc_info=exc)

@@ -31,6 +31,8 @@ from opspoor.service.problems import Problem
 from opspoor.service.routes_match import hash_upload, match_json, match_queries
 from opspoor.service.routing import api_router, service_of
 from opspoor.service.state import Service
+from opspoor.service.xml_answers import answer, wants_xml
+from opspoor.signals.vpdq import format_vpdq
 from opspoor.store.intake import (
     IntakeReport,
     NewFile,
@@ -43,6 +45,7 @@ from opspoor.store.intake import (
     intake_counts,
     list_reports,
     open_report,
+    report_status,
     reports_with_files,
     retract_report,
     set_file_details,
@@ -164,7 +167,7 @@ async def submit(
         lambda: open_report(svc.store, p.tenant, p.token_id, doc, now, svc.intake_life)
     )
     call.object = f"report:{rid}"
-    return {**OK, "reportId": rid}
+    return answer(request, {**OK, "reportId": rid}, status=201)
 
 
 @router.post("/v1/intake/reports/{report_id}/upload", response_model=FileUploaded, openapi_extra=_UPLOAD_BODY)
@@ -178,27 +181,38 @@ async def upload(
     svc = service_of(request)
     key = _sealing_key(svc)
     p = call.principal
-    rep = await anyio.to_thread.run_sync(  # 404/409 before the upload is read and hashed
-        lambda: get_report(svc.store, p.tenant, report_id, svc.clock(), token_id=p.token_id)
+    status = await anyio.to_thread.run_sync(  # 404/409 before the upload is read and hashed
+        lambda: report_status(svc.store, p.tenant, report_id, svc.clock(), token_id=p.token_id)
     )
-    if rep.status != "open":
+    if status != "open":
         raise Problem(
-            409, f"report {report_id} is {rep.status}; it can no longer be changed", slug="report-state"
+            409, f"report {report_id} is {status}; it can no longer be changed", slug="report-state"
         )
     async with svc.upload_slots:
         up = await read_upload(request, svc.settings.max_upload_bytes)
         sig = await hash_upload(request, up)
         sealed = seal(key, up.data, f"report:{report_id}:sha256:{sig.sha256}")
     gps = sig.exif.gps if sig.exif is not None else None
+    vpdq = format_vpdq(sig.vpdq_frames) if sig.vpdq_frames else None
     f = NewFile(
-        up.filename, sig.size, sig.md5, sig.sha1, sig.sha256, sig.pdq, sig.quality, sig.type, gps, sealed
+        up.filename,
+        sig.size,
+        sig.md5,
+        sig.sha1,
+        sig.sha256,
+        sig.pdq,
+        sig.quality,
+        sig.type,
+        gps,
+        sealed,
+        vpdq=vpdq,
     )
     now = svc.clock()
     fid = await anyio.to_thread.run_sync(
         lambda: add_file(svc.store, p.tenant, report_id, p.token_id, f, now, svc.intake_life)
     )
     call.object = f"report:{report_id}/file:{fid}"
-    return {**OK, "reportId": report_id, "fileId": fid, "hash": sig.md5}
+    return answer(request, {**OK, "reportId": report_id, "fileId": fid, "hash": sig.md5})
 
 
 @router.post("/v1/intake/reports/{report_id}/fileinfo", openapi_extra=_DOCUMENT_BODY)
@@ -228,7 +242,7 @@ async def fileinfo(
             svc.store, p.tenant, report_id, p.token_id, doc["fileId"], doc, now, svc.intake_life
         )
     )
-    return {**OK, "reportId": report_id, "fileId": doc["fileId"]}
+    return answer(request, {**OK, "reportId": report_id, "fileId": doc["fileId"]})
 
 
 @router.post("/v1/intake/reports/{report_id}/retract")
@@ -243,7 +257,7 @@ async def retract(
     await anyio.to_thread.run_sync(
         lambda: retract_report(svc.store, p.tenant, report_id, p.token_id, now, svc.intake_life)
     )
-    return {**OK, "reportId": report_id}
+    return answer(request, {**OK, "reportId": report_id})
 
 
 @router.post("/v1/intake/reports/{report_id}/finish")
@@ -261,7 +275,14 @@ async def finish(
     )
     queries = [
         MatchQuery.from_signals(
-            {"md5": f.md5, "sha1": f.sha1, "sha256": f.sha256, "pdq": f.pdq, "pdq_quality": f.pdq_quality}
+            {
+                "md5": f.md5,
+                "sha1": f.sha1,
+                "sha256": f.sha256,
+                "pdq": f.pdq,
+                "pdq_quality": f.pdq_quality,
+                "vpdq_frames": f.vpdq.splitlines() if f.vpdq else None,
+            }
         )
         for f in rep.files
     ]
@@ -272,10 +293,13 @@ async def finish(
     referral = await anyio.to_thread.run_sync(lambda: refer(rep.document, details, gps))  # type: ignore[arg-type]
     new = any(not ms for ms in matches.values())
     outcome = Outcome(matches, priority(rep.document, details, new), referral.countries, referral.to_json())
-    life, distance = svc.intake_life, svc.settings.intake_bundle_distance
+    life, distance, index = svc.intake_life, svc.settings.intake_bundle_distance, svc.intake_bundles
     await anyio.to_thread.run_sync(
-        lambda: finish_report(svc.store, p.tenant, report_id, p.token_id, outcome, now, life, distance)
+        lambda: finish_report(svc.store, p.tenant, report_id, p.token_id, outcome, now, life, distance, index)
     )
+    if wants_xml(request):  # NCMEC's reportDoneResponse: the file ids
+        done = {"responseCode": 0, "reportId": report_id, "files": {"fileId": [f.id for f in rep.files]}}
+        return answer(request, done, root="reportDoneResponse")
     return {**OK, "reportId": report_id, "files": [{"fileId": f.id, "hash": f.md5} for f in rep.files]}
 
 

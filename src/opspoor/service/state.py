@@ -28,6 +28,7 @@ from opspoor.service.sharing import SharedSets
 from opspoor.service.streams import StreamSessions
 from opspoor.store import Store, open_store
 from opspoor.store.intake import Lifetimes
+from opspoor.store.intake_bundles import BundleIndex
 
 
 class Service:
@@ -61,6 +62,8 @@ class Service:
         self.intake_life = Lifetimes(
             settings.intake_open_hours, settings.intake_idle_hours, settings.intake_retention_days
         )
+        #: the finished reports' PDQs and video frames, for bundling (caught up on each finish)
+        self.intake_bundles = BundleIndex()
 
     def start(self) -> None:
         if self.freeze:

@@ -148,6 +148,12 @@ def _share_with_partner(a: np.ndarray, b: np.ndarray, distance: int) -> float:
     return found / len(a)
 
 
+def frame_shares(a: np.ndarray, b: np.ndarray, distance: int = DISTANCE_THRESHOLD) -> tuple[float, float]:
+    """(share of ``a``'s frames with a partner in ``b``, share of ``b``'s with one in ``a``): frames
+    as (N, 4) uint64 words of unique good hashes (``unique_good_hashes``)."""
+    return _share_with_partner(a, b, distance), _share_with_partner(b, a, distance)
+
+
 def vpdq_match(
     query: Sequence[VpdqFrame],
     target: Sequence[VpdqFrame],
@@ -163,7 +169,7 @@ def vpdq_match(
     t = unique_good_hashes(target, quality)
     if len(q) == 0 or len(t) == 0:
         return 0.0, 0.0
-    return _share_with_partner(q, t, distance), _share_with_partner(t, q, distance)
+    return frame_shares(q, t, distance)
 
 
 class VPDQ(SignalType):

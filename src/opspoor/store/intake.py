@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-import numpy as np
-from sqlalchemy import Connection, Table, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, or_, select, text, update
 
 from opspoor.errors import IntakeError, NotFound
 from opspoor.store.db import Store
+from opspoor.store.intake_bundles import BundleIndex, good_pdq
 from opspoor.store.models_intake import IntakeBundleRow, IntakeFileRow, IntakeReportRow
 
 REPORTS = cast(Table, IntakeReportRow.__table__)
@@ -54,6 +54,7 @@ class IntakeFile:
     details: dict[str, Any] | None
     matches: list[dict[str, Any]] | None
     uploaded_at: datetime
+    vpdq: str | None = None  # of a video, Meta's line format
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -99,6 +100,7 @@ class NewFile:
     media_type: str
     gps: tuple[float, float] | None
     blob: bytes
+    vpdq: str | None = None  # of a video, Meta's line format
 
 
 def _aware(dt: datetime) -> datetime:
@@ -124,6 +126,7 @@ def _file(r: Any) -> IntakeFile:
         json.loads(r.details) if r.details else None,
         json.loads(r.matches) if r.matches is not None else None,
         _aware(r.uploaded_at),
+        r.vpdq,
     )
 
 
@@ -180,6 +183,33 @@ def get_report(
     return rep
 
 
+def report_status(
+    store: Store, tenant: str, report_id: int, now: datetime, *, token_id: int | None = None
+) -> str:
+    """What ``get_report(...).status`` would say, without reading the document or the files."""
+    with store.read() as conn:
+        return _state(conn, tenant, report_id, now, token_id).status
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    status: str
+    opened_at: datetime
+
+
+def _state(conn: Connection, tenant: str, report_id: int, now: datetime, token_id: int | None) -> _State:
+    """The report's status and opening time (not its document): NotFound as ``_locate``."""
+    q = select(REPORTS.c.status, REPORTS.c.opened_at, REPORTS.c.expires_at).where(
+        REPORTS.c.id == report_id, REPORTS.c.tenant == tenant
+    )
+    if token_id is not None:
+        q = q.where(REPORTS.c.token_id == token_id)
+    row = conn.execute(q).first()
+    if row is None or _aware(row.expires_at) <= now:  # expired, or past retention: swept soon
+        raise NotFound(f"no report {report_id}", where=f"report:{report_id}")
+    return _State(str(row.status), _aware(row.opened_at))
+
+
 def _locate(
     conn: Connection, tenant: str, report_id: int, now: datetime, token_id: int | None
 ) -> IntakeReport:
@@ -194,8 +224,8 @@ def _locate(
 
 def _open_for_change(
     conn: Connection, tenant: str, report_id: int, token_id: int, now: datetime, life: Lifetimes
-) -> IntakeReport:
-    rep = _locate(conn, tenant, report_id, now, token_id)
+) -> _State:
+    rep = _state(conn, tenant, report_id, now, token_id)
     if rep.status != "open":
         raise IntakeError(
             f"report {report_id} is {rep.status}; it can no longer be changed", where=f"report:{report_id}"
@@ -225,6 +255,7 @@ def add_file(
                     sha256=f.sha256,
                     pdq=f.pdq,
                     pdq_quality=f.pdq_quality,
+                    vpdq=f.vpdq,
                     media_type=f.media_type,
                     gps=None if f.gps is None else f"{f.gps[0]:.6f},{f.gps[1]:.6f}",
                     blob=f.blob,
@@ -299,34 +330,52 @@ def finish_report(
     now: datetime,
     life: Lifetimes,
     pdq_distance: int,
+    bundles: BundleIndex | None = None,
 ) -> int | None:
     """Finish the report (immutable from now on, kept ``retention_days``) and bundle it with the
-    finished reports of the tenant that share a file: the same MD5, or PDQs within ``pdq_distance``.
-    Bundles it touches are merged into the oldest. Answers the bundle id (None: shares nothing)."""
+    finished reports of the tenant that share a file: the same MD5, PDQs within ``pdq_distance``
+    (of quality 50 or more),
+    or a video whose vPDQ frames match both ways. Bundles it touches are merged into the oldest.
+    ``bundles``: the worker's index of finished reports (a fresh one reads them all). Answers the
+    bundle id (None: shares nothing)."""
+    index = bundles if bundles is not None else BundleIndex()
     with store.write() as conn:
         if conn.dialect.name != "sqlite":  # one finish of a tenant at a time: bundles are merged
-            # without deadlocks, and each finish sees the reports finished before it (SQLite's write
-            # transaction already excludes other writers)
+            # without deadlocks, each finish sees the reports finished before it, and finish_seq
+            # counts up without gaps (SQLite's write transaction already excludes other writers)
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _bundle_lock(tenant)})
-        rep = _locate(conn, tenant, report_id, now, token_id)
+        rep = _state(conn, tenant, report_id, now, token_id)
         if rep.status != "open":
             raise IntakeError(
                 f"report {report_id} is {rep.status}; it can no longer be changed",
                 where=f"report:{report_id}",
             )
         mine = conn.execute(
-            select(FILES.c.id, FILES.c.md5, FILES.c.pdq).where(FILES.c.report_id == report_id)
+            select(FILES.c.id, FILES.c.md5, FILES.c.pdq, FILES.c.pdq_quality, FILES.c.vpdq).where(
+                FILES.c.report_id == report_id
+            )
         ).all()
-        for fid, found in outcome.matches.items():
+        if outcome.matches:  # one statement for all files
             conn.execute(
                 update(FILES)
-                .where(FILES.c.id == fid, FILES.c.report_id == report_id)
-                .values(matches=json.dumps(found))
+                .where(FILES.c.id == bindparam("fid"), FILES.c.report_id == report_id)
+                .values(matches=bindparam("found")),
+                [{"fid": fid, "found": json.dumps(found)} for fid, found in outcome.matches.items()],
             )
-        others = _sharing(
-            conn, tenant, report_id, [m.md5 for m in mine], [m.pdq for m in mine if m.pdq], pdq_distance
+        others = _same_md5(conn, tenant, [m.md5 for m in mine]) | index.near(
+            conn,
+            REPORTS,
+            FILES,
+            tenant,
+            [m.pdq for m in mine if good_pdq(m.pdq, m.pdq_quality)],
+            [m.vpdq for m in mine if m.vpdq],
+            pdq_distance,
         )
-        bundle = _join_bundle(conn, tenant, others, now) if others else None
+        others.discard(report_id)
+        bundle = _join_bundle(conn, tenant, others, now, index) if others else None
+        seq = conn.execute(
+            select(func.coalesce(func.max(REPORTS.c.finish_seq), 0)).where(REPORTS.c.tenant == tenant)
+        ).scalar_one()
         conn.execute(
             update(REPORTS)
             .where(REPORTS.c.id == report_id)
@@ -339,6 +388,7 @@ def finish_report(
                 priority=outcome.priority,
                 countries=" " + " ".join(outcome.countries) + " ",
                 referral=json.dumps(outcome.referral),
+                finish_seq=int(seq) + 1,
             )
         )
         return bundle
@@ -350,40 +400,35 @@ def _bundle_lock(tenant: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _sharing(
-    conn: Connection, tenant: str, report_id: int, md5s: list[str], pdqs: list[str], distance: int
-) -> set[int]:
-    """Finished reports of the tenant with a file of the same MD5 or a PDQ within ``distance``."""
-    finished = select(REPORTS.c.id).where(REPORTS.c.tenant == tenant, REPORTS.c.status == "finished")
-    found: set[int] = set()
-    if md5s:
-        found |= set(
-            conn.execute(
-                select(FILES.c.report_id).where(FILES.c.md5.in_(md5s), FILES.c.report_id.in_(finished))
-            ).scalars()
-        )
-    if pdqs:
-        rows = conn.execute(
-            select(FILES.c.report_id, FILES.c.pdq).where(
-                FILES.c.pdq.is_not(None), FILES.c.report_id.in_(finished)
-            )
-        ).all()
-        if rows:
-            theirs = np.frombuffer(b"".join(bytes.fromhex(p) for _, p in rows), np.uint8).reshape(-1, 32)
-            for p in pdqs:
-                mine = np.frombuffer(bytes.fromhex(p), np.uint8)
-                dist = np.unpackbits(theirs ^ mine, axis=1).sum(axis=1)
-                found |= {int(rows[int(i)][0]) for i in np.flatnonzero(dist <= distance)}
-    found.discard(report_id)
-    return found
-
-
-def _join_bundle(conn: Connection, tenant: str, others: set[int], now: datetime) -> int:
-    bundles = sorted(
-        b
-        for b in conn.execute(select(REPORTS.c.bundle_id).where(REPORTS.c.id.in_(others))).scalars()
-        if b is not None
+def _same_md5(conn: Connection, tenant: str, md5s: list[str]) -> set[int]:
+    """Finished reports of the tenant with a file of one of these MD5s (by the MD5 index)."""
+    if not md5s:
+        return set()
+    q = (
+        select(FILES.c.report_id)
+        .join(REPORTS, REPORTS.c.id == FILES.c.report_id)
+        .where(FILES.c.md5.in_(md5s), REPORTS.c.tenant == tenant, REPORTS.c.status == "finished")
     )
+    return set(conn.execute(q).scalars())
+
+
+def _join_bundle(
+    conn: Connection, tenant: str, others: set[int], now: datetime, index: BundleIndex
+) -> int | None:
+    found = {
+        r.id: r.bundle_id
+        for r in conn.execute(
+            select(REPORTS.c.id, REPORTS.c.bundle_id).where(
+                REPORTS.c.id.in_(others), REPORTS.c.tenant == tenant, REPORTS.c.status == "finished"
+            )
+        )
+    }
+    index.forget(tenant, others - set(found))  # deleted since (retention): the index drops them
+    if not found:
+        return None
+    others = set(found)
+    # distinct: the target must not be among the bundles merged into it
+    bundles = sorted({b for b in found.values() if b is not None})
     if bundles:
         target = bundles[0]
         if len(set(bundles)) > 1:  # this report links bundles that were apart: one bundle now

@@ -44,6 +44,7 @@ class IntakeReportRow(Base):
     __table_args__ = (
         CheckConstraint(f"status IN ({', '.join(repr(s) for s in REPORT_STATES)})", name="status"),
         Index(None, "tenant", "status", "expires_at"),
+        Index(None, "tenant", "finish_seq"),
         {"sqlite_autoincrement": True},
     )
 
@@ -63,6 +64,8 @@ class IntakeReportRow(Base):
     priority: Mapped[int | None] = mapped_column(Integer)
     countries: Mapped[str | None] = mapped_column(Text)  # " NL DE " (spaces around each), or " unresolved "
     referral: Mapped[str | None] = mapped_column(Text)  # JSON: countries with their reasons
+    #: 1, 2, 3 ... per tenant in the order reports finished (bundling indexes catch up by it)
+    finish_seq: Mapped[int | None] = mapped_column(BigId)
 
 
 class IntakeFileRow(Base):
@@ -80,6 +83,7 @@ class IntakeFileRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     pdq: Mapped[str | None] = mapped_column(String(64))
     pdq_quality: Mapped[int | None] = mapped_column(Integer)
+    vpdq: Mapped[str | None] = mapped_column(Text)  # of a video: Meta's line format, one frame a line
     media_type: Mapped[str] = mapped_column(String(32))
     gps: Mapped[str | None] = mapped_column(String(64))  # "lat,lon" from EXIF
     details: Mapped[str | None] = mapped_column(Text)  # fileDetails, JSON in NCMEC's element names
