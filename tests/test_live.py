@@ -39,13 +39,15 @@ from opspoor.demo.streams import (
     stream_frames,
     write_stream,
 )
+from opspoor.errors import StreamError
 from opspoor.hashsets.model import Category, Entry
 from opspoor.signals.pdq import pdq_from_rgb
 from opspoor.signals.vpdq import format_vpdq, vpdq_hash_video
 from opspoor.store import import_entries, open_store
 from opspoor.store.audit import list_audit
-from opspoor.stream import AlertWindow, FrameHit, hash_frame
+from opspoor.stream import AlertWindow, FrameHit, StreamWatcher, hash_frame
 from opspoor.stream.pull import Sampler, sample_stream
+from opspoor.stream.schedule import FrameQueue, read_ahead
 from test_service import PROBLEM, TEST_SETTINGS, Api, running
 
 FPS = 10
@@ -216,7 +218,74 @@ def test_watch_says_in_one_line_what_is_wrong(world: dict[str, Any], site: str, 
     assert res.exit_code != 0 and "more than the window" in str(res.exception)
 
 
+def test_watch_names_a_missing_file_a_folder_and_a_playlist_on_disk(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    on_disk = tmp_path / "live.m3u8"
+    on_disk.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n")
+    cases = {
+        str(tmp_path / "gone.ts"): "no such file",
+        str(tmp_path): "is a folder",
+        str(tmp_path / "gone.m3u8"): "no such file, and a playlist on disk is not opened",
+        str(on_disk): "a playlist on disk is not opened",
+        "ftp://127.0.0.1/x.ts": "not a stream URL this command opens",
+    }
+    for source, says in cases.items():
+        res = CliRunner().invoke(cli_app, ["watch", source, "--hashset", "known-live", "--db", world["db"]])
+        assert res.exit_code != 0, source
+        line = str(res.exception)
+        assert line.startswith(f"{source}: ") and says in line and "\n" not in line, line
+
+
 # --- the parts -----------------------------------------------------------------------------------
+def test_frame_queue_drops_the_oldest_first_counts_them_per_stream_and_keeps_the_rest() -> None:
+    q: FrameQueue[str] = FrameQueue(max_lag=5.0)
+    now = time.monotonic()
+    q.put("a", "a0", now - 60)  # waited long past max_lag: dropped when its turn comes
+    q.put("b", "b0", now - 30)
+    q.put("a", "a1", now + 60)  # (due in the future: never late, however slow this machine is)
+    q.put("b", "b1", now + 61)
+    q.close()
+    assert q.get() == ("a", "a1")
+    assert q.get() == ("b", "b1")
+    assert q.get() is None
+    assert q.dropped == {"a": 1, "b": 1}
+
+
+def test_read_ahead_hands_frames_on_in_order_and_raises_the_source_error_after_them() -> None:
+    def source() -> Iterator[tuple[float, float]]:
+        soon = time.monotonic() + 60  # (in the future: never late, however slow this machine is)
+        for t in range(5):
+            yield (float(t), soon)
+        raise StreamError("the stream broke off", "udp://@:5000")
+
+    got, drops = [], []
+    with pytest.raises(StreamError, match="broke off"):
+        for frame in read_ahead(source(), lambda f: f, on_drop=drops.append):
+            got.append(frame[0])
+    assert got == [0.0, 1.0, 2.0, 3.0, 4.0] and drops == []
+    late = [(0.0, time.monotonic() - 30), (1.0, time.monotonic() + 60)]  # the first decoded long ago
+    assert [f[0] for f in read_ahead(iter(late), lambda f: f, on_drop=drops.append)] == [1.0]
+    assert drops == [1]
+
+
+def test_plan_makes_every_query_hash_on_a_schedule_and_on_scene_changes_else_only_what_matched() -> None:
+    w = StreamWatcher("s", robust_every=3)
+    plans = [w.plan() for _ in range(7)]
+    assert plans == [None, frozenset(), frozenset(), None, frozenset(), frozenset(), None]
+    assert w.plan("scene") is None  # a cut: a spliced clip starts here
+    w.window.push({4: FrameHit(1.0, 20, "vpdq", "0" * 64, "corner/top-right")})
+    assert w.plan() == {"corner/top-right"}  # the window holds a match through a masked corner
+    with pytest.raises(ValueError):
+        StreamWatcher("s", robust_every=0)
+    framed = add_logo(still_frame(STILL, (640, 360)), 3)
+    assert [lk[1] for lk in hash_frame(framed, 0.0, only=frozenset()).lookups] == ["pdq"]
+    assert [lk[1] for lk in hash_frame(framed, 0.0, only={"corner/top-right"}).lookups] == [
+        "pdq",
+        "corner/top-right",
+    ]
+
+
 def hit(t: float) -> FrameHit:
     return FrameHit(t, 3, "pdq", "0" * 64)
 

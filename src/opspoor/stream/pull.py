@@ -81,6 +81,35 @@ def is_url(source: str) -> bool:
     return scheme in URL_SCHEMES
 
 
+def check_source(source: str) -> Path | None:
+    """None for a stream URL; else the local video file ``source`` names. Raises ``StreamError``,
+    one line naming it, for anything else: no such file, a folder, a playlist on disk (FFmpeg
+    would read the local files it names: serve it over HTTP instead), an unknown URL scheme."""
+    if is_url(source):
+        return None
+    if "://" in source:
+        scheme = source.split("://", 1)[0]
+        raise StreamError(
+            f"not a stream URL this command opens ({scheme}://; use http, https, rtsp, rtmp, srt, tcp "
+            "or udp)",
+            source,
+        )
+    path = Path(source)
+    playlist = path.suffix.lower() in (".m3u8", ".m3u")
+    if playlist:
+        why = "a playlist on disk is not opened (it could name any local file)"
+        if not path.exists():
+            why = "no such file, and " + why.replace("is not opened", "is not opened anyway")
+        raise StreamError(f"{why}: serve its folder over HTTP and watch the http:// URL", source)
+    if not path.exists():
+        raise StreamError("no such file (nor a stream URL: http, https, rtsp, rtmp, srt, tcp, udp)", source)
+    if path.is_dir():
+        raise StreamError("is a folder: watch one video file or a stream URL", source)
+    if not path.is_file():
+        raise StreamError("not a regular file (a video file or a stream URL is watched)", source)
+    return path
+
+
 def sample_stream(
     source: str,
     *,
@@ -105,11 +134,8 @@ def sample_stream(
         with container:
             yield from _sampled(container, source, Sampler(every, scene), None, max_pixels)
         return
-    path = Path(source)
-    if not path.is_file():
-        raise StreamError(
-            "not a stream URL (http, https, rtsp, rtmp, srt, tcp, udp) nor a video file", source
-        )
+    path = check_source(source)
+    assert path is not None
     with open(path, "rb") as fh:
         container = _open_file(fh, source, input_format)
         with container:
