@@ -118,6 +118,8 @@ def site(world: dict[str, Any]) -> Iterator[str]:
 
 def watch(db: str, *args: str) -> tuple[int, list[dict[str, Any]], str]:
     res = CliRunner().invoke(cli_app, ["watch", *args, "--db", db])
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        print("watch raised:", repr(res.exception))
     alerts = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
     return res.exit_code, alerts, res.stderr
 
@@ -544,6 +546,110 @@ def test_watch_mpegts_over_tcp(world: dict[str, Any]) -> None:
         )
     finally:
         srv.close()
+    assert code == 0, stderr
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])
+
+
+# --- other sources on loopback ---------------------------------------------------------------------
+def _free_port(kind: int) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _bound(port: int, proto: str, listening: bool = False) -> bool:
+    """The port is bound on this machine (``/proc/net/tcp`` in state LISTEN, or ``/proc/net/udp``)."""
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            if int(local.rsplit(":", 1)[1], 16) == port and (not listening or state == "0A"):
+                return True
+    return False
+
+
+def _wait_bound(port: int, proto: str, listening: bool = False) -> None:
+    deadline = time.monotonic() + 30
+    while not _bound(port, proto, listening):
+        assert time.monotonic() < deadline, f"nothing bound {proto} port {port}"
+        time.sleep(0.02)
+
+
+def test_watch_mpegts_over_udp(world: dict[str, Any]) -> None:
+    """MPEG-TS datagrams on loopback (as an encoder's ``udp://`` output), sent once ``watch`` has
+    bound the port."""
+    import socket
+
+    data = (world["site"] / "watched.ts").read_bytes()
+    port = _free_port(socket.SOCK_DGRAM)
+
+    def send() -> None:
+        _wait_bound(port, "udp")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(0, len(data), 1316):  # 7 TS packets a datagram, as FFmpeg sends them
+                s.sendto(data[i : i + 1316], ("127.0.0.1", port))
+                time.sleep(0.0005)  # paced: a burst would overflow the socket buffer
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    code, alerts, stderr = watch(
+        world["db"], f"udp://127.0.0.1:{port}", "--format", "mpegts", "--hashset", "known-live",
+        "--timeout", "3",
+    )  # fmt: skip
+    sender.join()
+    assert code == 0, stderr
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])
+
+
+def _push(
+    url: str, container: str, port: int, options: dict[str, str] | None = None
+) -> tuple[threading.Thread, list[BaseException]]:
+    """An encoder pushing the known clip's stream (spliced at 2 s) to ``url`` once ``watch`` listens."""
+    failed: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            _wait_bound(port, "tcp", listening=True)
+            write_stream(
+                url,
+                stream_frames(11, 12, FPS, SIZE, [Splice(CLIP, 2, 8)]),
+                fps=FPS,
+                size=SIZE,
+                container=container,
+                options=options,
+            )
+        except BaseException as exc:  # reported by the test
+            failed.append(exc)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    return sender, failed
+
+
+@pytest.mark.parametrize(
+    ("scheme", "container", "options"),
+    [("rtmp", "flv", None), ("rtsp", "rtsp", {"rtsp_transport": "tcp"})],
+)
+def test_watch_listens_for_an_encoder_pushing_rtmp_or_rtsp(
+    world: dict[str, Any], scheme: str, container: str, options: dict[str, str] | None
+) -> None:
+    """``watch --listen``: an encoder (FFmpeg's RTMP or RTSP muxer, on loopback) pushes the stream
+    to the watcher, as to a platform's ingest point."""
+    import socket
+
+    port = _free_port(socket.SOCK_STREAM)
+    url = f"{scheme}://127.0.0.1:{port}/live/cam-3"
+    sender, failed = _push(url, container, port, options)
+    code, alerts, stderr = watch(world["db"], url, "--listen", "--hashset", "known-live", "--timeout", "5")
+    sender.join(30)
+    assert not failed, failed
     assert code == 0, stderr
     assert [a["external_id"] for a in alerts] == ["clip-5"]
     assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])

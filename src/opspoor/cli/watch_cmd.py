@@ -110,6 +110,14 @@ def watch(
             "--timeout", min=0.1, metavar="SECONDS", help="Give up when the source is silent this long."
         ),
     ] = 10.0,
+    listen: Annotated[
+        bool,
+        typer.Option(
+            "--listen",
+            help="Wait at the rtmp://, rtsp://, tcp:// or http:// URL for a sender to push the stream "
+            "(an encoder's output), rather than connect to a server there.",
+        ),
+    ] = False,
     name: Annotated[
         str | None,
         typer.Option("--name", metavar="TEXT", help="The stream's name in alerts (default: SOURCE)."),
@@ -125,7 +133,7 @@ def watch(
     from opspoor.matching import Matcher
     from opspoor.store import open_store
     from opspoor.stream import StreamWatcher, hash_frame
-    from opspoor.stream.pull import check_source, is_url, sample_stream
+    from opspoor.stream.pull import check_source, is_url, listen_options, sample_stream
     from opspoor.stream.schedule import read_ahead
     from opspoor.stream.sinks import KeptMatches, Webhook, write_alert
 
@@ -133,7 +141,10 @@ def watch(
         raise SignalError("name at least one --hashset")
     if k > n:
         raise SignalError(f"--k {k} is more than the window --n {n}")
-    check_source(source)  # before the index loads: a wrong SOURCE is one line at once
+    if check_source(source) is not None and listen:  # before the index loads: one line at once
+        raise StreamError("--listen needs a stream URL (rtmp, rtsp, tcp, http) to listen at", source)
+    if listen:
+        listen_options(source)
     label = name or source
     store = open_store(db)
     matcher = Matcher.from_store(store, hashset, distance, cache=True)
@@ -163,6 +174,7 @@ def watch(
             realtime=realtime,
             timeout=timeout,
             input_format=input_format,
+            listen=listen,
         )
         if realtime or is_url(source):  # a live pace: read ahead, drop what waited too long
             frames = read_ahead(
