@@ -461,6 +461,41 @@ def test_service_streams_are_per_tenant_audited_and_expire(tmp_path: Path) -> No
     assert ("stream-push", "rejected", 404) in rows
 
 
+def test_a_push_that_reaches_another_worker_is_refused_as_misdirected(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two workers of one service (two apps on one store, as ``serve --workers 2`` runs them): a
+    session lives in the worker that opened it; a push routed to the other is a 421 problem that
+    says so (and is audited), never a silent loss nor a plain "no such stream"."""
+    url = f"sqlite:///{tmp_path / 'workers.db'}"
+    with open_store(url) as store:
+        import_entries(store, "known-live", world["known"], tenant="a")
+    with running(url, SERVICE) as first, running(url, SERVICE) as second:
+        sid = open_stream(first, name="cam-4")
+        frame = {"frames": [{"time": 0, "pdq": "a" * 64}]}
+        r = second.client.post(f"/v1/streams/{sid}/frames", json=frame, headers=first.auth("a", "platform"))
+        assert r.status_code == 421 and r.headers["content-type"].startswith(PROBLEM)
+        problem = r.json()
+        assert problem["type"].endswith("stream-in-another-worker") and sid in problem["detail"]
+        assert "another worker" in problem["detail"] and "sticky" in problem["detail"]
+        r = first.client.post(f"/v1/streams/{sid}/frames", json=frame, headers=first.auth("a", "platform"))
+        assert r.status_code == 200 and r.json()["frames"] == 1  # the worker that opened it takes it
+        r = second.client.delete(f"/v1/streams/{sid}", headers=first.auth("a", "platform"))
+        assert r.status_code == 421  # nor can another worker close it
+        r = first.client.delete(f"/v1/streams/{sid}", headers=first.auth("a", "platform"))
+        assert r.status_code == 200 and r.json()["frames"] == 1
+        # a closed session in its own worker is a 404, as before
+        r = first.client.post(f"/v1/streams/{sid}/frames", json=frame, headers=first.auth("a", "platform"))
+        assert r.status_code == 404
+    with open_store(url) as store:
+        rows = {
+            (row.event.action, row.event.status)
+            for row in list_audit(store, tenant="a", limit=100)
+            if row.event.object == f"stream:{sid}"
+        }
+    assert ("stream-push", 421) in rows and ("stream-push", 200) in rows
+
+
 def test_service_stream_over_one_websocket(world: dict[str, Any], live_api: Api) -> None:
     api, site = live_api, world["site"]
     with api.client.websocket_connect(
@@ -651,5 +686,56 @@ def test_watch_listens_for_an_encoder_pushing_rtmp_or_rtsp(
     sender.join(30)
     assert not failed, failed
     assert code == 0, stderr
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])
+
+
+def test_watch_follows_a_live_hls_playlist_as_it_grows(world: dict[str, Any], tmp_path: Path) -> None:
+    """A live playlist (no ENDLIST) served on loopback gains a 1 s segment every half second;
+    ``watch`` reloads it, follows the new segments and alerts on the clip spliced in at 2 s."""
+    site = tmp_path / "live"
+    site.mkdir()
+    write_stream(
+        site / "src.m3u8",
+        stream_frames(11, 12, FPS, SIZE, [Splice(CLIP, 2, 8)]),
+        fps=FPS,
+        size=SIZE,
+        segment_seconds=1,
+    )
+    segments = sorted(p.name for p in site.glob("src-*.ts"))
+    started = time.monotonic()
+    fetched: list[int] = []  # segments listed at each playlist request
+
+    class Live(_Quiet):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            if not self.path.startswith("/live.m3u8"):
+                return super().do_GET()
+            n = min(len(segments), 1 + int((time.monotonic() - started) / 0.5))
+            fetched.append(n)
+            lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:1", "#EXT-X-MEDIA-SEQUENCE:0"]
+            for name in segments[:n]:
+                lines += ["#EXTINF:1.0,", name]
+            if n == len(segments):
+                lines.append("#EXT-X-ENDLIST")
+            body = ("\n".join(lines) + "\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.apple.mpegurl")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Live, directory=str(site)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        code, alerts, stderr = watch(
+            world["db"], f"http://127.0.0.1:{srv.server_address[1]}/live.m3u8", "--hashset", "known-live"
+        )
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert code == 0, stderr
+    assert fetched[0] < len(segments) and len(fetched) > 1  # it was live when first read, and reloaded
+    assert fetched[-1] == len(segments)
     assert [a["external_id"] for a in alerts] == ["clip-5"]
     assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])
