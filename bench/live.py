@@ -54,6 +54,7 @@ from opspoor.demo.streams import SLOW, add_logo, write_stream  # noqa: E402
 from opspoor.demo.videos import render_frame  # noqa: E402
 from opspoor.hashsets.model import Category, Entry  # noqa: E402
 from opspoor.matching import Matcher  # noqa: E402
+from opspoor.media.heap import keep_large_buffers  # noqa: E402
 from opspoor.signals.pdq import pdq_from_rgb  # noqa: E402
 from opspoor.signals.vpdq import VpdqFrame, format_vpdq  # noqa: E402
 from opspoor.store import import_entries, open_store  # noqa: E402
@@ -420,11 +421,16 @@ def main() -> None:
     ap.add_argument(
         "--store", type=Path, help="a SQLite file to keep the filled store in (reused if present)"
     )
+    ap.add_argument(
+        "--no-keep-buffers", action="store_true", help="leave glibc's heap trimming as it is (media.heap)"
+    )
     ap.add_argument("--out", type=Path, help="also write the results to this file")
     args = ap.parse_args()
     if args.out is not None:
         sys.stdout = Tee(sys.stdout, open(args.out, "w", encoding="utf-8"))  # noqa: SIM115
     print(setup_line())
+    if not args.no_keep_buffers:
+        keep_large_buffers()  # as ``opspoor watch`` does
     print(f"load average at start: {os.getloadavg()[0]:.1f}", flush=True)
     clips = [100 + i for i in range(args.clips)]
     with tempfile.TemporaryDirectory(prefix="opspoor-live-") as tmp:

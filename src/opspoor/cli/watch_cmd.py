@@ -131,6 +131,7 @@ def watch(
     the last N sampled frames match the same entry (docs/live.md).
     """
     from opspoor.matching import Matcher
+    from opspoor.media.heap import keep_large_buffers
     from opspoor.store import open_store
     from opspoor.stream import StreamWatcher, hash_frame
     from opspoor.stream.pull import check_source, is_url, listen_options, sample_stream
@@ -146,6 +147,7 @@ def watch(
     if listen:
         listen_options(source)
     label = name or source
+    keep_large_buffers()  # each frame's PDQs reuse freed buffers, not fresh pages (media.heap)
     store = open_store(db)
     matcher = Matcher.from_store(store, hashset, distance, cache=True)
     hook = Webhook(webhook) if webhook else None
