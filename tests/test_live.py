@@ -39,13 +39,15 @@ from opspoor.demo.streams import (
     stream_frames,
     write_stream,
 )
+from opspoor.errors import StreamError
 from opspoor.hashsets.model import Category, Entry
 from opspoor.signals.pdq import pdq_from_rgb
 from opspoor.signals.vpdq import format_vpdq, vpdq_hash_video
 from opspoor.store import import_entries, open_store
 from opspoor.store.audit import list_audit
-from opspoor.stream import AlertWindow, FrameHit, hash_frame
+from opspoor.stream import AlertWindow, FrameHit, StreamWatcher, hash_frame
 from opspoor.stream.pull import Sampler, sample_stream
+from opspoor.stream.schedule import FrameQueue, read_ahead
 from test_service import PROBLEM, TEST_SETTINGS, Api, running
 
 FPS = 10
@@ -116,6 +118,8 @@ def site(world: dict[str, Any]) -> Iterator[str]:
 
 def watch(db: str, *args: str) -> tuple[int, list[dict[str, Any]], str]:
     res = CliRunner().invoke(cli_app, ["watch", *args, "--db", db])
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        print("watch raised:", repr(res.exception))
     alerts = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
     return res.exit_code, alerts, res.stderr
 
@@ -216,7 +220,74 @@ def test_watch_says_in_one_line_what_is_wrong(world: dict[str, Any], site: str, 
     assert res.exit_code != 0 and "more than the window" in str(res.exception)
 
 
+def test_watch_names_a_missing_file_a_folder_and_a_playlist_on_disk(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    on_disk = tmp_path / "live.m3u8"
+    on_disk.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:2\n")
+    cases = {
+        str(tmp_path / "gone.ts"): "no such file",
+        str(tmp_path): "is a folder",
+        str(tmp_path / "gone.m3u8"): "no such file, and a playlist on disk is not opened",
+        str(on_disk): "a playlist on disk is not opened",
+        "ftp://127.0.0.1/x.ts": "not a stream URL this command opens",
+    }
+    for source, says in cases.items():
+        res = CliRunner().invoke(cli_app, ["watch", source, "--hashset", "known-live", "--db", world["db"]])
+        assert res.exit_code != 0, source
+        line = str(res.exception)
+        assert line.startswith(f"{source}: ") and says in line and "\n" not in line, line
+
+
 # --- the parts -----------------------------------------------------------------------------------
+def test_frame_queue_drops_the_oldest_first_counts_them_per_stream_and_keeps_the_rest() -> None:
+    q: FrameQueue[str] = FrameQueue(max_lag=5.0)
+    now = time.monotonic()
+    q.put("a", "a0", now - 60)  # waited long past max_lag: dropped when its turn comes
+    q.put("b", "b0", now - 30)
+    q.put("a", "a1", now + 60)  # (due in the future: never late, however slow this machine is)
+    q.put("b", "b1", now + 61)
+    q.close()
+    assert q.get() == ("a", "a1")
+    assert q.get() == ("b", "b1")
+    assert q.get() is None
+    assert q.dropped == {"a": 1, "b": 1}
+
+
+def test_read_ahead_hands_frames_on_in_order_and_raises_the_source_error_after_them() -> None:
+    def source() -> Iterator[tuple[float, float]]:
+        soon = time.monotonic() + 60  # (in the future: never late, however slow this machine is)
+        for t in range(5):
+            yield (float(t), soon)
+        raise StreamError("the stream broke off", "udp://@:5000")
+
+    got, drops = [], []
+    with pytest.raises(StreamError, match="broke off"):
+        for frame in read_ahead(source(), lambda f: f, on_drop=drops.append):
+            got.append(frame[0])
+    assert got == [0.0, 1.0, 2.0, 3.0, 4.0] and drops == []
+    late = [(0.0, time.monotonic() - 30), (1.0, time.monotonic() + 60)]  # the first decoded long ago
+    assert [f[0] for f in read_ahead(iter(late), lambda f: f, on_drop=drops.append)] == [1.0]
+    assert drops == [1]
+
+
+def test_plan_makes_every_query_hash_on_a_schedule_and_on_scene_changes_else_only_what_matched() -> None:
+    w = StreamWatcher("s", robust_every=3)
+    plans = [w.plan() for _ in range(7)]
+    assert plans == [None, frozenset(), frozenset(), None, frozenset(), frozenset(), None]
+    assert w.plan("scene") is None  # a cut: a spliced clip starts here
+    w.window.push({4: FrameHit(1.0, 20, "vpdq", "0" * 64, "corner/top-right")})
+    assert w.plan() == {"corner/top-right"}  # the window holds a match through a masked corner
+    with pytest.raises(ValueError):
+        StreamWatcher("s", robust_every=0)
+    framed = add_logo(still_frame(STILL, (640, 360)), 3)
+    assert [lk[1] for lk in hash_frame(framed, 0.0, only=frozenset()).lookups] == ["pdq"]
+    assert [lk[1] for lk in hash_frame(framed, 0.0, only={"corner/top-right"}).lookups] == [
+        "pdq",
+        "corner/top-right",
+    ]
+
+
 def hit(t: float) -> FrameHit:
     return FrameHit(t, 3, "pdq", "0" * 64)
 
@@ -390,6 +461,41 @@ def test_service_streams_are_per_tenant_audited_and_expire(tmp_path: Path) -> No
     assert ("stream-push", "rejected", 404) in rows
 
 
+def test_a_push_that_reaches_another_worker_is_refused_as_misdirected(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two workers of one service (two apps on one store, as ``serve --workers 2`` runs them): a
+    session lives in the worker that opened it; a push routed to the other is a 421 problem that
+    says so (and is audited), never a silent loss nor a plain "no such stream"."""
+    url = f"sqlite:///{tmp_path / 'workers.db'}"
+    with open_store(url) as store:
+        import_entries(store, "known-live", world["known"], tenant="a")
+    with running(url, SERVICE) as first, running(url, SERVICE) as second:
+        sid = open_stream(first, name="cam-4")
+        frame = {"frames": [{"time": 0, "pdq": "a" * 64}]}
+        r = second.client.post(f"/v1/streams/{sid}/frames", json=frame, headers=first.auth("a", "platform"))
+        assert r.status_code == 421 and r.headers["content-type"].startswith(PROBLEM)
+        problem = r.json()
+        assert problem["type"].endswith("stream-in-another-worker") and sid in problem["detail"]
+        assert "another worker" in problem["detail"] and "sticky" in problem["detail"]
+        r = first.client.post(f"/v1/streams/{sid}/frames", json=frame, headers=first.auth("a", "platform"))
+        assert r.status_code == 200 and r.json()["frames"] == 1  # the worker that opened it takes it
+        r = second.client.delete(f"/v1/streams/{sid}", headers=first.auth("a", "platform"))
+        assert r.status_code == 421  # nor can another worker close it
+        r = first.client.delete(f"/v1/streams/{sid}", headers=first.auth("a", "platform"))
+        assert r.status_code == 200 and r.json()["frames"] == 1
+        # a closed session in its own worker is a 404, as before
+        r = first.client.post(f"/v1/streams/{sid}/frames", json=frame, headers=first.auth("a", "platform"))
+        assert r.status_code == 404
+    with open_store(url) as store:
+        rows = {
+            (row.event.action, row.event.status)
+            for row in list_audit(store, tenant="a", limit=100)
+            if row.event.object == f"stream:{sid}"
+        }
+    assert ("stream-push", 421) in rows and ("stream-push", 200) in rows
+
+
 def test_service_stream_over_one_websocket(world: dict[str, Any], live_api: Api) -> None:
     api, site = live_api, world["site"]
     with api.client.websocket_connect(
@@ -476,5 +582,160 @@ def test_watch_mpegts_over_tcp(world: dict[str, Any]) -> None:
     finally:
         srv.close()
     assert code == 0, stderr
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])
+
+
+# --- other sources on loopback ---------------------------------------------------------------------
+def _free_port(kind: int) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _bound(port: int, proto: str, listening: bool = False) -> bool:
+    """The port is bound on this machine (``/proc/net/tcp`` in state LISTEN, or ``/proc/net/udp``)."""
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            if int(local.rsplit(":", 1)[1], 16) == port and (not listening or state == "0A"):
+                return True
+    return False
+
+
+def _wait_bound(port: int, proto: str, listening: bool = False) -> None:
+    deadline = time.monotonic() + 30
+    while not _bound(port, proto, listening):
+        assert time.monotonic() < deadline, f"nothing bound {proto} port {port}"
+        time.sleep(0.02)
+
+
+def test_watch_mpegts_over_udp(world: dict[str, Any]) -> None:
+    """MPEG-TS datagrams on loopback (as an encoder's ``udp://`` output), sent once ``watch`` has
+    bound the port."""
+    import socket
+
+    data = (world["site"] / "watched.ts").read_bytes()
+    port = _free_port(socket.SOCK_DGRAM)
+
+    def send() -> None:
+        _wait_bound(port, "udp")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(0, len(data), 1316):  # 7 TS packets a datagram, as FFmpeg sends them
+                s.sendto(data[i : i + 1316], ("127.0.0.1", port))
+                time.sleep(0.0005)  # paced: a burst would overflow the socket buffer
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    code, alerts, stderr = watch(
+        world["db"], f"udp://127.0.0.1:{port}", "--format", "mpegts", "--hashset", "known-live",
+        "--timeout", "3",
+    )  # fmt: skip
+    sender.join()
+    assert code == 0, stderr
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])
+
+
+def _push(
+    url: str, container: str, port: int, options: dict[str, str] | None = None
+) -> tuple[threading.Thread, list[BaseException]]:
+    """An encoder pushing the known clip's stream (spliced at 2 s) to ``url`` once ``watch`` listens."""
+    failed: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            _wait_bound(port, "tcp", listening=True)
+            write_stream(
+                url,
+                stream_frames(11, 12, FPS, SIZE, [Splice(CLIP, 2, 8)]),
+                fps=FPS,
+                size=SIZE,
+                container=container,
+                options=options,
+            )
+        except BaseException as exc:  # reported by the test
+            failed.append(exc)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    return sender, failed
+
+
+@pytest.mark.parametrize(
+    ("scheme", "container", "options"),
+    [("rtmp", "flv", None), ("rtsp", "rtsp", {"rtsp_transport": "tcp"})],
+)
+def test_watch_listens_for_an_encoder_pushing_rtmp_or_rtsp(
+    world: dict[str, Any], scheme: str, container: str, options: dict[str, str] | None
+) -> None:
+    """``watch --listen``: an encoder (FFmpeg's RTMP or RTSP muxer, on loopback) pushes the stream
+    to the watcher, as to a platform's ingest point."""
+    import socket
+
+    port = _free_port(socket.SOCK_STREAM)
+    url = f"{scheme}://127.0.0.1:{port}/live/cam-3"
+    sender, failed = _push(url, container, port, options)
+    code, alerts, stderr = watch(world["db"], url, "--listen", "--hashset", "known-live", "--timeout", "5")
+    sender.join(30)
+    assert not failed, failed
+    assert code == 0, stderr
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])
+
+
+def test_watch_follows_a_live_hls_playlist_as_it_grows(world: dict[str, Any], tmp_path: Path) -> None:
+    """A live playlist (no ENDLIST) served on loopback gains a 1 s segment every half second;
+    ``watch`` reloads it, follows the new segments and alerts on the clip spliced in at 2 s."""
+    site = tmp_path / "live"
+    site.mkdir()
+    write_stream(
+        site / "src.m3u8",
+        stream_frames(11, 12, FPS, SIZE, [Splice(CLIP, 2, 8)]),
+        fps=FPS,
+        size=SIZE,
+        segment_seconds=1,
+    )
+    segments = sorted(p.name for p in site.glob("src-*.ts"))
+    started = time.monotonic()
+    fetched: list[int] = []  # segments listed at each playlist request
+
+    class Live(_Quiet):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            if not self.path.startswith("/live.m3u8"):
+                return super().do_GET()
+            n = min(len(segments), 1 + int((time.monotonic() - started) / 0.5))
+            fetched.append(n)
+            lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:1", "#EXT-X-MEDIA-SEQUENCE:0"]
+            for name in segments[:n]:
+                lines += ["#EXTINF:1.0,", name]
+            if n == len(segments):
+                lines.append("#EXT-X-ENDLIST")
+            body = ("\n".join(lines) + "\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/vnd.apple.mpegurl")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Live, directory=str(site)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        code, alerts, stderr = watch(
+            world["db"], f"http://127.0.0.1:{srv.server_address[1]}/live.m3u8", "--hashset", "known-live"
+        )
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert code == 0, stderr
+    assert fetched[0] < len(segments) and len(fetched) > 1  # it was live when first read, and reloaded
+    assert fetched[-1] == len(segments)
     assert [a["external_id"] for a in alerts] == ["clip-5"]
     assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])

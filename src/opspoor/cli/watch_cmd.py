@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -61,6 +62,26 @@ def watch(
             "corner masked (a logo); full = also pictures inside a larger frame (slower); off = plain PDQ.",
         ),
     ] = StreamRobust.border,
+    robust_every: Annotated[
+        int,
+        typer.Option(
+            "--robust-every",
+            min=1,
+            metavar="N",
+            help="Make all the robust query hashes on every Nth sampled frame (and on scene changes, "
+            "and while the stream matches); plain PDQ on the others. 1: on every frame.",
+        ),
+    ] = 4,
+    max_lag: Annotated[
+        float,
+        typer.Option(
+            "--max-lag",
+            min=0.05,
+            metavar="SECONDS",
+            help="When hashing falls behind, drop sampled frames that waited longer than this "
+            "(oldest first; counted and reported).",
+        ),
+    ] = 0.8,
     distance: DistanceOption = None,
     webhook: Annotated[
         str | None, typer.Option("--webhook", metavar="URL", help="Also POST each alert as JSON to this URL.")
@@ -89,6 +110,14 @@ def watch(
             "--timeout", min=0.1, metavar="SECONDS", help="Give up when the source is silent this long."
         ),
     ] = 10.0,
+    listen: Annotated[
+        bool,
+        typer.Option(
+            "--listen",
+            help="Wait at the rtmp://, rtsp://, tcp:// or http:// URL for a sender to push the stream "
+            "(an encoder's output), rather than connect to a server there.",
+        ),
+    ] = False,
     name: Annotated[
         str | None,
         typer.Option("--name", metavar="TEXT", help="The stream's name in alerts (default: SOURCE)."),
@@ -102,21 +131,41 @@ def watch(
     the last N sampled frames match the same entry (docs/live.md).
     """
     from opspoor.matching import Matcher
+    from opspoor.media.heap import keep_large_buffers
     from opspoor.store import open_store
     from opspoor.stream import StreamWatcher, hash_frame
-    from opspoor.stream.pull import sample_stream
+    from opspoor.stream.pull import check_source, is_url, listen_options, sample_stream
+    from opspoor.stream.schedule import read_ahead
     from opspoor.stream.sinks import KeptMatches, Webhook, write_alert
 
     if not hashset:
         raise SignalError("name at least one --hashset")
     if k > n:
         raise SignalError(f"--k {k} is more than the window --n {n}")
+    if check_source(source) is not None and listen:  # before the index loads: one line at once
+        raise StreamError("--listen needs a stream URL (rtmp, rtsp, tcp, http) to listen at", source)
+    if listen:
+        listen_options(source)
     label = name or source
+    keep_large_buffers()  # each frame's PDQs reuse freed buffers, not fresh pages (media.heap)
     store = open_store(db)
     matcher = Matcher.from_store(store, hashset, distance, cache=True)
     hook = Webhook(webhook) if webhook else None
     kept = KeptMatches(keep, label) if keep is not None else None
-    watcher = StreamWatcher(label, k=k, n=n, keep=kept)
+    watcher = StreamWatcher(label, k=k, n=n, keep=kept, robust_every=robust_every)
+    told = [0.0]
+
+    def dropped(count: int) -> None:  # never silent, at most one line in 10 s
+        watcher.dropped = count
+        if time.monotonic() - told[0] >= 10:
+            told[0] = time.monotonic()
+            err.print(
+                f"{label}: behind: {count:,} sampled frame{'' if count == 1 else 's'} dropped so far "
+                f"(waited more than {max_lag:g} s; oldest first)",
+                markup=False,
+                highlight=False,
+            )
+
     broke: StreamError | None = None
     stopped = False
     try:
@@ -127,10 +176,19 @@ def watch(
             realtime=realtime,
             timeout=timeout,
             input_format=input_format,
+            listen=listen,
         )
+        if realtime or is_url(source):  # a live pace: read ahead, drop what waited too long
+            frames = read_ahead(
+                frames, lambda f: (f.stream_time, f.decoded_at), max_lag=max_lag, on_drop=dropped
+            )
         for frame in frames:
             hashed = hash_frame(
-                frame.rgb, frame.stream_time, robust=robust.value, decoded_at=frame.decoded_at
+                frame.rgb,
+                frame.stream_time,
+                robust=robust.value,
+                decoded_at=frame.decoded_at,
+                only=watcher.plan(frame.reason),
             )
             for alert in watcher.watch(matcher, hashed):
                 write_alert(sys.stdout, alert)
@@ -150,7 +208,8 @@ def watch(
         store.close()
     err.print(
         f"{label}: {watcher.frames:,} frames sampled, {watcher.matched:,} matched, "
-        f"{watcher.alerts:,} alert{'' if watcher.alerts == 1 else 's'}",
+        f"{watcher.alerts:,} alert{'' if watcher.alerts == 1 else 's'}"
+        + (f", {watcher.dropped:,} dropped (hashing behind)" if watcher.dropped else ""),
         markup=False,
         highlight=False,
     )

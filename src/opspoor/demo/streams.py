@@ -108,7 +108,7 @@ def stream_frames(
 
 
 def write_stream(
-    path: Path,
+    path: Path | str,
     frames: Iterator[np.ndarray],
     *,
     fps: int,
@@ -116,13 +116,17 @@ def write_stream(
     container: str = "hls",
     bit_rate: int | None = None,
     segment_seconds: int = 2,
-) -> Path:
+    options: dict[str, str] | None = None,
+) -> Path | str:
     """Encode ``frames`` to ``path``: an HLS playlist (``.m3u8`` with its ``.ts`` segments beside
-    it), or an ``mpegts``/``mp4`` file. ``bit_rate`` (bits/s) lowers the quality, as a re-encode does."""
+    it), or an ``mpegts``/``mp4`` file; or to a URL FFmpeg writes to (``rtmp://…`` with container
+    ``flv``; ``options`` are the muxer's and protocol's, e.g. ``{"listen": "1"}`` to serve it).
+    ``bit_rate`` (bits/s) lowers the quality, as a re-encode does."""
     width, height = size
-    options = {}
+    options = dict(options or {})
     if container == "hls":
-        options = {
+        assert isinstance(path, Path)
+        options |= {
             "hls_time": str(segment_seconds),
             "hls_list_size": "0",
             "hls_playlist_type": "vod",

@@ -32,7 +32,7 @@ from opspoor.stream.watcher import hashed_file
 if TYPE_CHECKING:
     from opspoor.service.state import Service
 
-router = api_router(401, 403, 404, 413, 415, 422, 429, 503, tags=["streams"])
+router = api_router(401, 403, 404, 413, 415, 421, 422, 429, 503, tags=["streams"])
 
 #: PDQ values per push
 MAX_FRAMES = 100

@@ -6,7 +6,9 @@ matches) with its tenant and times; nothing of the stream is kept but that windo
 session that has had no call for ``Settings.stream_idle_seconds`` expires: it is dropped at the
 next stream call in this worker, and an audit row (``stream-expire``) records it. Sessions live in
 the worker that opened them (a WebSocket keeps its connection there; HTTP pushes need a worker per
-process or sticky routing: docs/live.md).
+process or sticky routing: docs/live.md). A session's id begins with its worker's tag (random per
+worker process), so a push that reaches another worker is answered 421 (misdirected: route it to
+the worker that opened the session), never taken for an unknown session nor silently lost.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class StreamSessions:
     """This worker's open stream sessions, by id."""
 
     def __init__(self, audit: AuditWriter, idle_seconds: float, limit: int) -> None:
+        #: this worker's tag, the first part of every session id it opens (``tag.random``)
+        self.worker = secrets.token_hex(4)
         self.audit = audit
         self.idle_seconds = idle_seconds
         self.limit = limit
@@ -72,7 +76,7 @@ class StreamSessions:
                 slug="too-many-streams",
                 headers={"Retry-After": "5"},
             )
-        sid = secrets.token_urlsafe(16)
+        sid = f"{self.worker}.{secrets.token_urlsafe(16)}"
         session = StreamSession(sid, principal, StreamWatcher(name or sid, k=k, n=n))
         self._open[sid] = session
         return session
@@ -82,11 +86,20 @@ class StreamSessions:
         or another tenant's), its quiet time reset."""
         self.expire()
         session = self._open.get(sid)
+        tag = sid.split(".", 1)[0] if "." in sid else None
+        if session is None and tag is not None and tag != self.worker:
+            raise Problem(
+                421,
+                f"stream {sid!r} was opened in another worker of this service (worker {tag}; this is "
+                f"worker {self.worker}): its frames must reach that worker. Route /v1/streams/{{id}} "
+                "calls by the id's first part (sticky routing), run one worker, or use the WebSocket",
+                slug="stream-in-another-worker",
+            )
         if session is None or session.principal.tenant != principal.tenant:
             raise Problem(
                 404,
-                f"no open stream {sid!r}: it was closed, expired after {self.idle_seconds:g} s without a "
-                "call, or was opened in another worker",
+                f"no open stream {sid!r}: it was closed, or expired after {self.idle_seconds:g} s "
+                "without a call",
                 slug="no-such-stream",
             )
         session.last_seen = time.monotonic()

@@ -101,6 +101,10 @@ class AlertWindow:
         self._recent: deque[dict[int, FrameHit]] = deque(maxlen=n)
         self._alerted: set[int] = set()  # entries alerted and still matching within the window
 
+    def recent_methods(self) -> frozenset[str]:
+        """The robust query hashes (``method``) that matched within the window (not the plain PDQ)."""
+        return frozenset(h.method for frame in self._recent for h in frame.values() if h.method)
+
     def push(self, hits: dict[int, FrameHit]) -> list[tuple[int, list[FrameHit]]]:
         """One sampled frame's hits (entry id → its best hit; empty for a frame that matched
         nothing). Returns (entry id, its hits in the window) for each entry that alerts now."""

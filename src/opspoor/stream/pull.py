@@ -36,6 +36,8 @@ MIN_SCENE_GAP = 0.25
 #: seconds to wait for a network source to answer (open and each read)
 DEFAULT_TIMEOUT = 10.0
 _THUMB = (32, 18)
+#: how long ``listen`` waits for an RTSP sender (RTMP, TCP and HTTP wait as long as it takes)
+LISTEN_SECONDS = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,50 @@ def is_url(source: str) -> bool:
     return scheme in URL_SCHEMES
 
 
+def listen_options(source: str) -> dict[str, str]:
+    """FFmpeg's options to accept a pushed stream at ``source`` rather than connect to it: RTMP,
+    TCP and HTTP ``listen``, RTSP ``rtsp_flags=listen`` (the sender ANNOUNCEs and RECORDs). A UDP
+    or RTP URL is always received where it is bound (``udp://@:5000``)."""
+    scheme = source.split("://", 1)[0].lower()
+    if scheme in ("rtmp", "rtmps", "tcp", "http", "https"):
+        return {"listen": "1"}
+    if scheme in ("rtsp", "rtsps"):
+        # listen_timeout: FFmpeg's default (-1, forever) overflows the TCP listener's range
+        return {"rtsp_flags": "listen", "listen_timeout": str(LISTEN_SECONDS)}
+    if scheme in ("udp", "rtp"):
+        return {}
+    raise StreamError(f"cannot listen for a {scheme}:// stream (rtmp, rtsp, tcp, http can)", source)
+
+
+def check_source(source: str) -> Path | None:
+    """None for a stream URL; else the local video file ``source`` names. Raises ``StreamError``,
+    one line naming it, for anything else: no such file, a folder, a playlist on disk (FFmpeg
+    would read the local files it names: serve it over HTTP instead), an unknown URL scheme."""
+    if is_url(source):
+        return None
+    if "://" in source:
+        scheme = source.split("://", 1)[0]
+        raise StreamError(
+            f"not a stream URL this command opens ({scheme}://; use http, https, rtsp, rtmp, srt, tcp "
+            "or udp)",
+            source,
+        )
+    path = Path(source)
+    playlist = path.suffix.lower() in (".m3u8", ".m3u")
+    if playlist:
+        why = "a playlist on disk is not opened (it could name any local file)"
+        if not path.exists():
+            why = "no such file, and " + why.replace("is not opened", "is not opened anyway")
+        raise StreamError(f"{why}: serve its folder over HTTP and watch the http:// URL", source)
+    if not path.exists():
+        raise StreamError("no such file (nor a stream URL: http, https, rtsp, rtmp, srt, tcp, udp)", source)
+    if path.is_dir():
+        raise StreamError("is a folder: watch one video file or a stream URL", source)
+    if not path.is_file():
+        raise StreamError("not a regular file (a video file or a stream URL is watched)", source)
+    return path
+
+
 def sample_stream(
     source: str,
     *,
@@ -90,26 +136,40 @@ def sample_stream(
     timeout: float = DEFAULT_TIMEOUT,
     input_format: str | None = None,
     max_pixels: int = MAX_PIXELS,
+    listen: bool = False,
 ) -> Iterator[SampledFrame]:
     """The sampled frames of ``source`` (a URL or a local file), until it ends.
 
     Raises ``StreamError`` when it cannot be opened or breaks off; what was sampled before stays
     yielded. ``realtime`` paces a local file at its own frame rate (a URL paces itself).
+    ``listen``: the URL is where a sender (an encoder, a platform's ingest) connects to push the
+    stream (RTMP, RTSP, TCP or HTTP, as FFmpeg's own servers; :func:`listen_options`).
     """
     if is_url(source):
         options = {"protocol_whitelist": PROTOCOLS, "rw_timeout": str(int(timeout * 1e6))}
+        opening: float | None = timeout
+        if listen:
+            options |= listen_options(source)
+            opening = None  # wait for the sender as long as it takes
         try:
-            container = av.open(source, mode="r", format=input_format, options=options, timeout=timeout)
+            container = av.open(
+                source, mode="r", format=input_format, options=options, timeout=(opening, timeout)
+            )
         except (av.FFmpegError, OSError) as exc:
             raise StreamError(f"cannot open the stream: {_reason(exc)}", source) from None
         with container:
-            yield from _sampled(container, source, Sampler(every, scene), None, max_pixels)
+            yield from _sampled(
+                container,
+                source,
+                Sampler(every, scene),
+                None,
+                max_pixels,
+                silence_ends=_connectionless(source),
+                hangup_ends=listen,
+            )
         return
-    path = Path(source)
-    if not path.is_file():
-        raise StreamError(
-            "not a stream URL (http, https, rtsp, rtmp, srt, tcp, udp) nor a video file", source
-        )
+    path = check_source(source)
+    assert path is not None
     with open(path, "rb") as fh:
         container = _open_file(fh, source, input_format)
         with container:
@@ -128,8 +188,19 @@ def _open_file(fh: IO[bytes], where: str, input_format: str | None) -> Any:
         raise StreamError(f"cannot open the video: {_reason(exc)}", where) from None
 
 
+def _connectionless(source: str) -> bool:
+    """A UDP or RTP source has no end of its own: silence is how it ends."""
+    return source.split("://", 1)[0].lower() in ("udp", "rtp")
+
+
 def _sampled(
-    container: Any, where: str, sampler: Sampler, paced_from: float | None, max_pixels: int
+    container: Any,
+    where: str,
+    sampler: Sampler,
+    paced_from: float | None,
+    max_pixels: int,
+    silence_ends: bool = False,
+    hangup_ends: bool = False,
 ) -> Iterator[SampledFrame]:
     if not container.streams.video:
         raise StreamError("no video stream", where)
@@ -163,8 +234,14 @@ def _sampled(
                     time.sleep(wait)
                 decoded_at = time.monotonic()
             yield SampledFrame(t, np.asarray(frame.to_ndarray(format="rgb24")), reason, decoded_at)
+    except (av.ExitError, av.TimeoutError) as exc:
+        # the source was silent for the timeout: the end of a UDP/RTP stream, else a break
+        if not ((silence_ends or hangup_ends) and count):
+            raise StreamError(f"the stream broke off after {count} frames: {_reason(exc)}", where) from None
     except av.FFmpegError as exc:
-        raise StreamError(f"the stream broke off after {count} frames: {_reason(exc)}", where) from None
+        # a sender that pushed to us hangs up when its stream ends (RTMP answers EIO)
+        if not (hangup_ends and count):
+            raise StreamError(f"the stream broke off after {count} frames: {_reason(exc)}", where) from None
     if count == 0:
         raise StreamError("the stream gave no decodable frames", where)
 

@@ -15,7 +15,7 @@ serves many sessions at once; each :class:`StreamWatcher` then keeps its own win
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +24,8 @@ from opspoor.matching import Matcher, PdqLookup, Query, pdq_lookups
 from opspoor.matching.groups import VIDEO_FRAME_DISTANCE, pdq_words
 from opspoor.matching.query import MIN_PDQ_QUALITY
 from opspoor.signals.engine import FileSignals
-from opspoor.signals.pdq import pdq_from_rgb
-from opspoor.signals.robust import query_hashes
+from opspoor.signals.pdq import pdq_from_luma, pdq_luma
+from opspoor.signals.robust import query_hashes, query_regions
 from opspoor.stream.alerts import DEFAULT_K, DEFAULT_N, Alert, AlertWindow, FrameHit, KnownEntry
 
 #: robust query hashes per frame: off (plain PDQ), border (bars removed, corners masked), full (also
@@ -37,19 +37,24 @@ CORNER = (0.18, 0.14)
 CORNERS = ("top-right", "top-left", "bottom-right", "bottom-left")
 
 
-def mask_corner(rgb: np.ndarray, corner: str, share: tuple[float, float] = CORNER) -> np.ndarray:
-    """The frame with one corner box painted over in the mean colour of the band just inside it:
-    what covers the corner (a logo, often high-contrast, moving a PDQ 20-30 bits) is gone, and the
-    box is as close to the picture under it as one colour can be (bench/live.py measures it)."""
-    h, w = rgb.shape[:2]
+def mask_corner(pixels: np.ndarray, corner: str, share: tuple[float, float] = CORNER) -> np.ndarray:
+    """The frame (RGB H×W×3, or PDQ luma H×W) with one corner box painted over in the mean colour
+    of the band just inside it: what covers the corner (a logo, often high-contrast, moving a PDQ
+    20-30 bits) is gone, and the box is as close to the picture under it as one colour can be
+    (bench/live.py measures it)."""
+    h, w = pixels.shape[:2]
     bw, bh = max(1, int(w * share[0])), max(1, int(h * share[1]))
     top = corner.startswith("top")
     ys = slice(0, bh) if top else slice(h - bh, h)
     inside = slice(bh, 2 * bh) if top else slice(h - 2 * bh, h - bh)
     xs = slice(w - bw, w) if corner.endswith("right") else slice(0, bw)
-    out = rgb.copy()
-    out[ys, xs] = rgb[inside, xs].reshape(-1, rgb.shape[2]).mean(axis=0).astype(np.uint8)
+    out = pixels.copy()
+    out[ys, xs] = pixels[inside, xs].reshape(-1, *pixels.shape[2:]).mean(axis=0).astype(pixels.dtype)
     return out
+
+
+#: the corner-masked query hashes' methods, in the order they are made
+CORNER_METHODS = tuple(f"corner/{c}" for c in CORNERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,30 +74,46 @@ class HashedFrame:
 
 
 def hash_frame(
-    rgb: np.ndarray, stream_time: float, *, robust: str = "border", decoded_at: float | None = None
+    rgb: np.ndarray,
+    stream_time: float,
+    *,
+    robust: str = "border",
+    decoded_at: float | None = None,
+    only: Collection[str] | None = None,
 ) -> HashedFrame:
     """PDQ of one frame (H, W, 3 uint8) and its robust query hashes: with ``border`` and ``full``,
-    the frame without uniform bars and the frame with each corner masked (``corner/top-right``…)."""
+    the frame without uniform bars and the frame with each corner masked (``corner/top-right``…).
+
+    ``only`` limits the robust query hashes to those methods (``border``, ``corner/top-right``,
+    …; empty: the plain PDQ alone), which is how a stream spends them only where they are needed
+    (:meth:`StreamWatcher.plan`): each is a PDQ of its own, the plain one about a sixth of all.
+    The luma is computed once, and a corner is masked on it, not on the RGB pixels."""
     decoded_at = time.monotonic() if decoded_at is None else decoded_at
-    if robust == "off":
-        h = pdq_from_rgb(rgb)
-        return HashedFrame(
-            stream_time, h.hash, h.quality, tuple(pdq_lookups(h.hash, h.quality, [])), decoded_at
-        )
     if robust not in ROBUST_MODES:
         raise ValueError(f"robust must be one of {', '.join(ROBUST_MODES)}, not {robust!r}")
-    hashes = query_hashes(rgb, dihedral=False, borders=True, embedded=robust == "full")
-    plain = hashes[0]  # always the whole frame's PDQ (method "pdq")
-    variants: list[PdqLookup] = [
-        (q.hash, q.method) if q.max_distance is None else (q.hash, q.method, q.max_distance)
-        for q in hashes[1:]
-    ]
-    seen = {q.hash for q in hashes}
-    for corner in CORNERS:
-        h = pdq_from_rgb(mask_corner(rgb, corner))
-        if h.quality >= MIN_PDQ_QUALITY and h.hash not in seen:
-            variants.append((h.hash, f"corner/{corner}"))
-            seen.add(h.hash)
+    luma = pdq_luma(rgb)
+    plain = pdq_from_luma(luma)
+    variants: list[PdqLookup] = []
+    wanted = None if only is None else set(only)
+    if robust != "off" and (wanted is None or wanted):
+        seen = {plain.hash}
+        regions = query_regions(rgb, borders=True, embedded=robust == "full")
+        if len(regions) > 1 and (wanted is None or wanted - set(CORNER_METHODS)):
+            # a letterbox or an embedded picture was found: its region hashes (query_hashes'
+            # first is the plain PDQ again, already made)
+            for q in query_hashes(rgb, dihedral=False, borders=True, embedded=robust == "full")[1:]:
+                if (wanted is None or q.method in wanted) and q.hash not in seen:
+                    variants.append(
+                        (q.hash, q.method) if q.max_distance is None else (q.hash, q.method, q.max_distance)
+                    )
+                    seen.add(q.hash)
+        for corner, method in zip(CORNERS, CORNER_METHODS, strict=True):
+            if wanted is not None and method not in wanted:
+                continue
+            h = pdq_from_luma(mask_corner(luma, corner))
+            if h.quality >= MIN_PDQ_QUALITY and h.hash not in seen:
+                variants.append((h.hash, method))
+                seen.add(h.hash)
     return HashedFrame(
         stream_time,
         plain.hash,
@@ -173,18 +194,51 @@ def match_frames(
 KeepFn = Callable[[HashedFrame, list[tuple[FrameHit, KnownEntry]]], None]
 
 
+#: by default a frame gets all its robust query hashes on every 4th sampled frame (and on scene
+#: changes, and while the stream matches); the others get the plain PDQ alone
+DEFAULT_ROBUST_EVERY = 4
+
+
 class StreamWatcher:
-    """One stream's window over its matched frames; ``take`` answers the alerts a frame raises."""
+    """One stream's window over its matched frames; ``take`` answers the alerts a frame raises.
+
+    ``plan`` says which robust query hashes the next sampled frame needs (``hash_frame``'s
+    ``only``): all of them on every ``robust_every``-th sampled frame and on a scene change (a
+    spliced clip starts with one), only those that matched while the window holds a match (a logo
+    hides the same corner frame after frame), and none otherwise. A clip that needs a query hash
+    is then found at its first planned frame and followed on every frame after, at about a fifth
+    of the hashing of making them all on every frame (bench/live.py measures recall both ways).
+    """
 
     def __init__(
-        self, name: str, *, k: int = DEFAULT_K, n: int = DEFAULT_N, keep: KeepFn | None = None
+        self,
+        name: str,
+        *,
+        k: int = DEFAULT_K,
+        n: int = DEFAULT_N,
+        keep: KeepFn | None = None,
+        robust_every: int = DEFAULT_ROBUST_EVERY,
     ) -> None:
+        if robust_every < 1:
+            raise ValueError(f"robust_every must be >= 1, got {robust_every}")
         self.name = name
         self.window = AlertWindow(k, n)
         self.keep = keep
+        self.robust_every = robust_every
         self.frames = 0
         self.matched = 0
         self.alerts = 0
+        self.dropped = 0  # sampled frames dropped unmatched because the hashing was behind
+        self._since_all = robust_every  # the first frame gets them all
+
+    def plan(self, reason: str = "tick") -> frozenset[str] | None:
+        """The robust query hashes the next sampled frame needs: None for all of them, else those
+        methods (empty: the plain PDQ alone). ``reason``: the sampler's (``tick`` | ``scene``)."""
+        if reason == "scene" or self._since_all + 1 >= self.robust_every:
+            self._since_all = 0
+            return None
+        self._since_all += 1
+        return self.window.recent_methods()
 
     def take(self, frame: HashedFrame, found: dict[int, tuple[FrameHit, KnownEntry]]) -> list[Alert]:
         """One sampled frame and what it matched (from :func:`match_frames`)."""
