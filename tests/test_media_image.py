@@ -236,7 +236,8 @@ def test_kept_pixels_give_what_a_second_decode_gives(
     mode: str, fmt: str, options: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Regions are cut from the pixels the first decode loaded when a decode at the larger target
-    would draft the same ones: bit for bit the same picture, without decoding the file again."""
+    would draft the same ones: bit for bit the same picture, without decoding the file again; a
+    larger target than those pixels gets all of them, and still no second decode."""
     from opspoor.media import image as image_mod
 
     data = encode(as_mode(generate_image(5, 2000, 1500, "mixed"), mode), fmt, **options)
@@ -265,8 +266,14 @@ def test_kept_pixels_give_what_a_second_decode_gives(
     assert np.array_equal(detail(800), decode_image(data, target=800).rgb)
     assert calls == []  # served from the kept pixels
     if fmt == "JPEG":
-        assert np.array_equal(detail(1500), decode_image(data, target=1500).rgb)
-        assert calls == [1500]  # a larger DCT scale: decoded again
+        # a decode for 1500 would draft at a larger DCT scale: never decoded again, the kept
+        # pixels serve it whole (1000 x 750, drafted at 1/2), as a decode for 1000 gives them
+        assert np.array_equal(detail(1500), decode_image(data, target=1000).rgb)
+        assert detail(1500).shape == (750, 1000, 3)
+    assert calls == []
+    # without kept pixels the file is decoded again, at the target asked for
+    assert np.array_equal(image_mod.redecoder(data)(1500), decode_image(data, target=1500).rgb)
+    assert calls == [1500]
 
 
 @pytest.mark.parametrize("size", [(2001, 1499), (4100, 3000), (6000, 4200), (700, 500), (1024, 1024)])

@@ -101,6 +101,18 @@ class LoadedPixels:
             return None
         return _scale_loaded(self, size)  # the same scale: at least ``size`` pixels (draft rounds up)
 
+    def most(self, target: int) -> np.ndarray:
+        """RGB fit within ``target`` from these pixels alone: what :meth:`fit` gives when a decode
+        for ``target`` would draft at the same scale, else every pixel loaded (a JPEG at its DCT
+        scale: fewer than ``target`` asks for, at least the 512 it was drafted for, and no second
+        decode, which cost the default scan about a quarter of its time: docs/benchmarks.md)."""
+        rgb = self.fit(target)
+        if rgb is not None:
+            return rgb
+        assert self.box is not None  # (fit serves every target of pixels that were not drafted)
+        own = max(1, math.floor(max(self.box[2], self.box[3])))
+        return _scale_loaded(self, fit_within(self.width, self.height, min(own, target)))
+
 
 def _draft_scale(width: int, height: int, size: tuple[int, int]) -> int:
     """The DCT scale Pillow's JPEG ``draft`` picks for ``size`` (JpegImagePlugin.draft)."""
@@ -419,16 +431,16 @@ def redecoder(
     loaded: LoadedPixels | None = None,
 ) -> Redecode:
     """The same file brought to fit a larger target, for hashes of its regions
-    (``signals.robust.region_lumas``); the canonical pixels are too few for a region. Scaled from
-    ``loaded`` (``decode_image(keep=True).loaded``) when a decode would draft the same pixels (a
-    JPEG drafted for 512 keeps 512 to 1,023 on its long side, more only at the 1/8 scale of a
-    very large one), else decoded again."""
+    (``signals.robust.region_lumas``); the canonical pixels are too few for a region. With
+    ``loaded`` (``decode_image(keep=True).loaded``) never decoded again: scaled from those pixels,
+    which for a JPEG drafted for 512 are 512 to 1,023 on the long side (more only at the 1/8 scale
+    of a very large one), so a target above them gets them all (``LoadedPixels.most``); without,
+    decoded again at ``target``."""
 
     def detail(target: int) -> np.ndarray:
-        rgb = loaded.fit(target) if loaded is not None else None
-        if rgb is None:
-            rgb = decode_image(data, where=where, max_pixels=max_pixels, target=target).rgb
-        return rgb
+        if loaded is not None:
+            return loaded.most(target)
+        return decode_image(data, where=where, max_pixels=max_pixels, target=target).rgb
 
     return detail
 
