@@ -562,8 +562,11 @@ def test_flipped_bytes_in_an_e01_chunk_name_the_region_without_verify_image(
     case = tmp_path / "case"
     cfg = ScanConfig(sources=[seg], hashsets=["known"], case_dir=case, db_url=_store(disks["root"]),
                      workers=1, carve=False)  # fmt: skip
-    scan_case(cfg)
+    result = scan_case(cfg)
     recs = {r["path"]: r for r in map(json.loads, (case / "files.jsonl").read_text().splitlines())}
+    # the report's SHA-256 of the source file is its record's (taken while the image was walked)
+    sha = hashlib.sha256(seg.read_bytes()).hexdigest()
+    assert result.summary["source_details"][0]["sha256"] == sha == recs["disk.E01"]["sha256"]
     hit = recs["disk.E01!/big.jpg"]
     assert hit["error"] and "unreadable region" in hit["error"] and "bytes " in hit["error"], hit
     assert hit["md5"] and hit["md5"] != _md5(big)  # hashed as read, and said
