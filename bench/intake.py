@@ -338,7 +338,8 @@ def recall(args: argparse.Namespace) -> None:
         url = f"sqlite:///{tmp}/store.sqlite"
         with open_store(url) as store:
             rep, hl = create_token(store, "reporter", "hl")[1], create_token(store, "hotline", "hl")[1]
-        settings = Settings(db=url, intake_key=os.urandom(32).hex(), rate_per_second=0)
+        # a loaded machine may take long over the first decode (the kernels load): no time limit here
+        settings = Settings(db=url, intake_key=os.urandom(32).hex(), rate_per_second=0, decode_seconds=600)
         bundle_of: dict[int, int | None] = {}
         seed_of: dict[int, int] = {}
         with TestClient(create_app(settings)) as c:
@@ -347,10 +348,16 @@ def recall(args: argparse.Namespace) -> None:
             for seed, how in reports:
                 r = c.post("/v1/intake/submit", headers=r_h, json=DOC)
                 rid = r.json()["reportId"]
-                c.post(
-                    f"/v1/intake/reports/{rid}/upload", headers=r_h, files={"file": ("p", variant(seed, how))}
-                ).raise_for_status()
-                c.post(f"/v1/intake/reports/{rid}/finish", headers=r_h).raise_for_status()
+                for r in (
+                    c.post(
+                        f"/v1/intake/reports/{rid}/upload",
+                        headers=r_h,
+                        files={"file": ("p", variant(seed, how))},
+                    ),
+                    c.post(f"/v1/intake/reports/{rid}/finish", headers=r_h),
+                ):
+                    if r.status_code != 200:
+                        raise SystemExit(f"report {rid} ({seed}, {how}): {r.status_code} {r.text[:300]}")
                 seed_of[rid] = seed
             elapsed = time.perf_counter() - t
             for rid in seed_of:

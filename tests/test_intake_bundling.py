@@ -108,8 +108,9 @@ def test_each_workers_bundle_index_sees_reports_another_finished(db_url: str) ->
         assert get_report(store, "t", 2, T0).bundle_id is None
 
 
-def test_pdqs_of_low_quality_bundle_nothing(sqlite_url: str) -> None:
-    """Below quality 50 a PDQ says little (flat, featureless pictures), as matching treats it."""
+def test_weak_pdqs_bundle_only_when_much_closer_and_noise_never(sqlite_url: str) -> None:
+    """A PDQ of quality below 50 (a smooth picture) bundles only within 12 bits, as matching treats
+    weak query hashes; below quality 10 it is noise and bundles nothing."""
     life, index = Lifetimes(), BundleIndex()
     with open_store(sqlite_url) as store:
         token = create_token(store, "reporter", "t")[0].id
@@ -121,7 +122,16 @@ def test_pdqs_of_low_quality_bundle_nothing(sqlite_url: str) -> None:
             out = Outcome({}, 0, ["unresolved"], {"countries": ["unresolved"]})
             return finish_report(store, "t", rid, token, out, T0, life, 31, index)
 
-        assert report("f" * 64, 10) is None
-        assert report("0" + "f" * 63, 49) is None  # 4 bits from the first, both weak
-        assert report("00" + "f" * 62, 50) is None  # a good one: the weak ones are not in the index
-        assert report("000" + "f" * 61, 90) is not None  # near the good one
+        def bits_off(n: int, base: str = "f" * 64) -> str:  # ``base`` with its first n bits cleared
+            value = int(base, 16) & ~(((1 << n) - 1) << (256 - n))
+            return f"{value:064x}"
+
+        assert report("f" * 64, 30) is None
+        assert report(bits_off(16), 90) is None  # 16 bits from a weak PDQ: too far for it
+        assert report(bits_off(8), 5) is None  # noise: bundles nothing, however close
+        weak = report(bits_off(8), 40)  # 8 bits from the weak one (and from the good one)
+        assert weak is not None
+        base = "0" * 32 + "f" * 32
+        assert report(base, 90) is None
+        assert report(bits_off(20, base[::-1]), 90) is None  # far from everything
+        assert report(base[:-5] + "00000", 90) is not None  # 20 bits from a good one: bundled

@@ -63,7 +63,7 @@ class _Api:
             self.base + path, data=body, headers=headers, method="POST" if body is not None else "GET"
         )
         try:
-            with urllib.request.urlopen(req, timeout=60) as r:
+            with urllib.request.urlopen(req, timeout=300) as r:
                 return json.loads(r.read())
         except urllib.error.HTTPError as exc:
             sys.exit(f"demo step failed: {path}: {exc.code} {exc.read()[:300]!r}")
@@ -98,6 +98,20 @@ class _Api:
         return rid
 
 
+def _wait_ready(base: str, token: str, server: subprocess.Popen[bytes]) -> None:
+    """Until the server answers ready: its match index (the demo's hash sets) is loaded."""
+    deadline = time.monotonic() + 300
+    req = urllib.request.Request(base + "/v1/ready", headers={"Authorization": f"Bearer {token}"})
+    while True:
+        try:
+            with urllib.request.urlopen(req, timeout=10):
+                return
+        except OSError:  # not listening yet, or 503 while the index loads
+            if time.monotonic() > deadline or server.poll() is not None:
+                sys.exit("demo step failed: the server did not become ready")
+            time.sleep(0.3)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -110,20 +124,13 @@ def run_intake_demo(root: Path, db: str) -> Path:
     reporter, hotline = _token(db, "reporter"), _token(db, "hotline")
     env = {**os.environ, "OPSPOOR_SERVICE_INTAKE_KEY": os.urandom(32).hex()}
     port = _free_port()
-    cmd = ["serve", "--db", db, "--port", str(port), "--log-level", "warning"]
+    # a generous decode limit: a busy machine must not turn the demo's uploads away
+    cmd = ["serve", "--db", db, "--port", str(port), "--decode-seconds", "300", "--log-level", "warning"]
     print("$ opspoor " + " ".join(cmd) + "   (in the background)", flush=True)
     server = subprocess.Popen([sys.executable, "-m", "opspoor", *cmd], env=env)
     api = _Api(f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(api.base + "/v1/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    sys.exit("demo step failed: the server did not start")
-                time.sleep(0.2)
+        _wait_ready(api.base, hotline, server)
         photo, other = _picture(2201, 90), _picture(2202, 90)
         a = api.report(
             reporter, {"screenName": "user1", "ipCaptureEvent": [{"ipAddress": NL_ADDRESS}]}, [photo]

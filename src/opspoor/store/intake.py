@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, func, insert, or_, 
 
 from opspoor.errors import IntakeError, NotFound
 from opspoor.store.db import Store
-from opspoor.store.intake_bundles import BundleIndex, good_pdq
+from opspoor.store.intake_bundles import BundleIndex
 from opspoor.store.models_intake import IntakeBundleRow, IntakeFileRow, IntakeReportRow
 
 REPORTS = cast(Table, IntakeReportRow.__table__)
@@ -334,7 +334,7 @@ def finish_report(
 ) -> int | None:
     """Finish the report (immutable from now on, kept ``retention_days``) and bundle it with the
     finished reports of the tenant that share a file: the same MD5, PDQs within ``pdq_distance``
-    (of quality 50 or more),
+    (a weak PDQ, of quality below 50, only much closer: ``BundleIndex.near``),
     or a video whose vPDQ frames match both ways. Bundles it touches are merged into the oldest.
     ``bundles``: the worker's index of finished reports (a fresh one reads them all). Answers the
     bundle id (None: shares nothing)."""
@@ -367,7 +367,7 @@ def finish_report(
             REPORTS,
             FILES,
             tenant,
-            [m.pdq for m in mine if good_pdq(m.pdq, m.pdq_quality)],
+            [(m.pdq, m.pdq_quality) for m in mine if m.pdq],
             [m.vpdq for m in mine if m.vpdq],
             pdq_distance,
         )

@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from opspoor.index import HammingIndex
 from opspoor.signals.pdq import hex_to_words
+from opspoor.signals.robust import FLAT_QUALITY, LOW_QUALITY_DISTANCE
 from opspoor.signals.vpdq import (
     QUALITY_THRESHOLD,
     QUERY_MATCH_SHARE,
@@ -36,10 +37,15 @@ from opspoor.signals.vpdq import (
 MERGE_AT = 2048
 
 
-def good_pdq(pdq: str | None, quality: int | None) -> bool:
-    """A PDQ that can say two pictures are the same: below quality 50 (flat, featureless pictures)
-    PDQs of unrelated pictures lie close together, so they bundle nothing."""
-    return bool(pdq) and (quality or 0) >= QUALITY_THRESHOLD
+#: below PDQ quality 50 a hash is weak (smooth pictures): it bundles only this close, as matching
+#: treats weak query hashes (``signals.robust``); below quality 10 a hash is noise and bundles nothing
+WEAK_DISTANCE = LOW_QUALITY_DISTANCE
+
+
+def pdq_kind(quality: int | None) -> str | None:
+    """``good``, ``weak`` or None (bundles nothing) for a PDQ of this quality."""
+    q = quality or 0
+    return "good" if q >= QUALITY_THRESHOLD else "weak" if q >= FLAT_QUALITY else None
 
 
 def _index() -> HammingIndex:
@@ -49,7 +55,8 @@ def _index() -> HammingIndex:
 @dataclass
 class _Tenant:
     seq: int = 0  # the largest finish_seq taken in
-    pdq: HammingIndex = field(default_factory=_index)
+    pdq: HammingIndex = field(default_factory=_index)  # quality >= 50
+    weak: HammingIndex = field(default_factory=_index)  # quality 10-49
     frames: HammingIndex = field(default_factory=_index)
     #: file id -> (report id, its unique good frame words) of the videos taken in
     videos: dict[int, tuple[int, np.ndarray]] = field(default_factory=dict)
@@ -68,21 +75,28 @@ class BundleIndex:
         reports: Table,
         files: Table,
         tenant: str,
-        pdqs: list[str],
+        pdqs: list[tuple[str, int | None]],
         videos: list[str],
         distance: int,
     ) -> set[int]:
-        """Finished reports of ``tenant`` with a good PDQ (``good_pdq``) within ``distance`` of one
-        of ``pdqs`` (good ones, the caller's choice), or a
-        video whose unique good vPDQ frames match one of ``videos`` (vPDQ text) both ways by
-        vPDQ's shares. Call it holding the tenant's bundle lock, in the finish's transaction."""
+        """Finished reports of ``tenant`` with a PDQ near one of ``pdqs`` (hash, quality): within
+        ``distance`` when both are good (quality >= 50), within ``WEAK_DISTANCE`` when either is
+        weak (10-49), never below quality 10; or with a video whose unique good vPDQ frames match
+        one of ``videos`` (vPDQ text) both ways by vPDQ's shares. Call it holding the tenant's
+        bundle lock, in the finish's transaction."""
         with self._lock:
             t = self._tenants.setdefault(tenant, _Tenant())
             self._catch_up(conn, reports, files, tenant, t)
             found: set[int] = set()
-            if pdqs and len(t.pdq):
-                m = t.pdq.search(hex_to_words(pdqs), radius=distance)
-                found |= {int(i) for i in m.ids}
+            for pdq, quality in pdqs:
+                kind = pdq_kind(quality)
+                if kind is None:
+                    continue
+                words = hex_to_words([pdq])
+                weak = min(distance, WEAK_DISTANCE)
+                for index, radius in ((t.pdq, distance if kind == "good" else weak), (t.weak, weak)):
+                    if len(index):
+                        found |= {int(i) for i in index.search(words, radius=radius).ids}
             for text in videos:
                 found |= self._near_video(t, text, distance)
         return found
@@ -96,6 +110,7 @@ class BundleIndex:
             if t is None:
                 return
             t.pdq.remove(np.fromiter(report_ids, np.int64))
+            t.weak.remove(np.fromiter(report_ids, np.int64))
             gone = [fid for fid, (rid, _) in t.videos.items() if rid in report_ids]
             for fid in gone:
                 del t.videos[fid]
@@ -112,16 +127,17 @@ class BundleIndex:
             .join(reports, reports.c.id == files.c.report_id)
             .where(newer, reports.c.finish_seq <= top)
         ).all()
-        with_pdq = [(r.report_id, r.pdq) for r in rows if good_pdq(r.pdq, r.pdq_quality)]
-        if with_pdq:
-            t.pdq.add(hex_to_words([p for _, p in with_pdq]), np.asarray([r for r, _ in with_pdq], np.int64))
+        for kind, index in (("good", t.pdq), ("weak", t.weak)):
+            these = [(r.report_id, r.pdq) for r in rows if r.pdq and pdq_kind(r.pdq_quality) == kind]
+            if these:
+                index.add(hex_to_words([p for _, p in these]), np.asarray([r for r, _ in these], np.int64))
         for r in rows:
             if r.vpdq:
                 words = unique_good_hashes(parse_vpdq(r.vpdq))
                 if len(words):
                     t.videos[int(r.id)] = (int(r.report_id), words)
                     t.frames.add(words, np.full(len(words), r.id, np.int64))
-        for index in (t.pdq, t.frames):
+        for index in (t.pdq, t.weak, t.frames):
             if index.delta_size >= max(MERGE_AT, len(index) // 8):
                 index.merge()
         t.seq = int(top)
