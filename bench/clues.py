@@ -8,23 +8,31 @@ clues add to a scan's CPU time (docs/benchmarks.md, "Location clues").
 2. The benchmark photo corpus (``bench/corpus.py``: benign Debian photos, nearly all without
    text): the share that gets any text clue (OCR words), and what the cheap text-likeness test
    and OCR cost per photo.
-3. The scan's CPU time per file on that corpus plus a tenth as many text pictures, with clues and
-   with ``--no-clues`` (the anchor), alternating, in the same run; CPU over all the scan's
-   processes (each scan runs in a child process; its workers are its children).
+   The clue step is timed as the scan's worker runs it, after the hash step and on the picture
+   that step decoded, split into file name, text-likeness test and OCR; and the CPU of loading
+   each model once, in a fresh process (what each worker pays when it first needs it).
+3. The scan's CPU time per file, with clues and with ``--no-clues`` (the anchor), in pairs whose
+   order alternates, in the same run; the median of the pairs' ratios. CPU over all the scan's
+   processes (each scan runs in a child process; its workers are its children). First on the
+   corpus photos (the goal), then on them plus a tenth as many text pictures.
 
-Usage: ``python bench/clues.py [--text 300] [--photos 300] [--repeat 2]``.
+Usage: ``python bench/clues.py [--text 300] [--photos 300] [--repeat 4] [--parts 123]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -120,27 +128,69 @@ def languages(pictures: list[tuple[Path, str, int]]) -> dict[str, float]:
 
 
 def textless(photos: list[Path]) -> dict[str, float]:
+    """Text clues on the corpus photos, and the clue step's cost per photo split up, as the scan's
+    worker runs it: after the hash step, on the picture that step decoded (``FileSignals.pixels``)."""
+    from opspoor.clues.filenames import filename_clues
+    from opspoor.clues.textlike import grey, text_likeness
+    from opspoor.signals.engine import ROBUST_PRESETS, HashOptions, hash_bytes
+
     opts = ClueOptions()
+    hash_opts = HashOptions(robust=ROBUST_PRESETS["fast"], thumbnail=True)  # the scan's default
+    datas = [p.read_bytes() for p in photos]
+    cpu = {"hash": 0.0, "clues": 0.0, "names": 0.0, "test": 0.0}
     with_text = ocr_runs = 0
-    t0 = time.process_time()
     examples = []
-    for p in photos:
-        out = image_clues(p.read_bytes(), "photo.jpg", opts)
+    for p, data in zip(photos, datas, strict=True):
+        path = f"evidence/{p.name}"
+        t0 = time.process_time()
+        sig = hash_bytes(data, where=path, options=hash_opts)
+        t1 = time.process_time()
+        out = image_clues(lambda data=data: data, path, opts, sig.pixels)
+        t2 = time.process_time()
+        filename_clues(path)
+        t3 = time.process_time()
+        text_likeness(grey(sig.pixels)) if sig.pixels is not None else None
+        t4 = time.process_time()
+        cpu["hash"] += t1 - t0
+        cpu["clues"] += t2 - t1
+        cpu["names"] += t3 - t2
+        cpu["test"] += t4 - t3
         ocr_runs += any(n.startswith("ocr") for n in out.notes)
-        text = [c for c in out.clues if c.kind in ("text", "language", "phone", "postcode", "plate", "url")]
+        text = [c for c in out.clues if c.source not in ("name", "path")]  # (names are no text in it)
         if text:
             with_text += 1
             if len(examples) < 5:
                 examples.append(f"{p.name}: {[c.describe() for c in text][:2]}")
-    cpu = time.process_time() - t0
     for e in examples:
         print("  text clue on a photo:", e)
+    n = len(photos)
+    ms = {k: 1000 * v / n for k, v in cpu.items()}
     return {
-        "n": len(photos),
+        "n": n,
         "with_text_clue": with_text,
         "ocr_runs": ocr_runs,
-        "cpu_ms": 1000 * cpu / len(photos),
+        "cpu_ms": ms["clues"],
+        "hash_ms": ms["hash"],
+        "names_ms": ms["names"],
+        "test_ms": ms["test"],
+        "ocr_ms": ms["clues"] - ms["names"] - ms["test"],
     }
+
+
+def model_loads() -> dict[str, float]:
+    """CPU seconds of loading each model in a fresh process (what a worker pays once, when it first
+    needs the model)."""
+    code = (
+        "import sys, time, json; sys.path.insert(0, {!r})\n"
+        "import opspoor.clues.extract\n"
+        "t = time.process_time()\n"
+        "from opspoor.clues.language import _identifier; _identifier()\n"
+        "a = time.process_time() - t; t = time.process_time()\n"
+        "from opspoor.clues.ocr import _engine; _engine()\n"
+        "print(json.dumps({{'language': a, 'tesseract': time.process_time() - t}}))\n"
+    ).format(str(ROOT / "src"))
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 SCAN = """
@@ -168,40 +218,70 @@ def scan_cpu(evidence: Path, db: str, case: Path, clues: bool) -> tuple[float, f
     return cpu, res["wall"], res["files"]
 
 
+def scans(evidence: Path, db: str, root: Path, repeat: int, tag: str) -> dict[str, Any]:
+    """``repeat`` pairs of scans, ``--no-clues`` and with clues, the order alternating; the median of
+    the pairs' ratios (each pair ran back to back, under about the same load)."""
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    wall: dict[bool, list[float]] = {True: [], False: []}
+    files = 0
+    loads = [os.getloadavg()[0]]
+    for r in range(repeat):
+        for clues in (False, True) if r % 2 == 0 else (True, False):
+            c, w, files = scan_cpu(evidence, db, root / f"case-{tag}-{r}-{clues}", clues)
+            cpu[clues].append(c)
+            wall[clues].append(w)
+            loads.append(os.getloadavg()[0])
+            name = "with clues " if clues else "--no-clues"
+            print(f"   {tag}: scan {name} pair {r + 1}: {c:.1f} s CPU, {w:.1f} s wall, load {loads[-1]:.1f}")
+    ratios = [b / a for a, b in zip(cpu[False], cpu[True], strict=True)]
+    return {
+        "files": files,
+        "anchor_ms": 1000 * statistics.median(cpu[False]) / files,
+        "clues_ms": 1000 * statistics.median(cpu[True]) / files,
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "wall": (statistics.median(wall[False]), statistics.median(wall[True])),
+        "load": (min(loads), max(loads)),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--text", type=int, default=300)
     ap.add_argument("--photos", type=int, default=300)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=4, help="pairs of scans per evidence folder")
+    ap.add_argument("--parts", default="123", help="which measurements: any of 1, 2, 3")
     args = ap.parse_args()
     print("setup:", setup_line())
+    print(f"load average at start: {os.getloadavg()}")
     photos = photo_corpus(args.photos)[: args.photos]
     print("corpus:", describe(photos))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "text").mkdir()
         pictures = text_corpus(args.text, root / "text")
-        lang = languages(pictures)
-        print(
-            f"1. language of {lang['n']} text pictures (5 languages): right for "
-            f"**{100 * lang['right_of_4_words']:.1f} %** of the {lang['ocr_4_words']} whose OCR kept "
-            f">= 4 words (goal >= 95 %), {100 * lang['right_of_all']:.1f} % of all; "
-            f"{lang['cpu_ms']:.0f} ms CPU per picture"
-        )
-        less = textless(photos)
-        print(
-            f"2. photos without text: {less['with_text_clue']} of {less['n']} "
-            f"(**{100 * less['with_text_clue'] / less['n']:.1f} %**, goal <= 2 %) got a text clue; "
-            f"OCR ran on {less['ocr_runs']}; {less['cpu_ms']:.1f} ms CPU per photo for clues"
-        )
-        # 3. the scan: the photo corpus and a tenth as many text pictures
-        ev = root / "evidence"
-        ev.mkdir()
-        for p in photos:
-            (ev / p.name).write_bytes(p.read_bytes())
-        n_text = max(1, len(photos) // 10)
-        for p, _, _ in pictures[:n_text]:
-            (ev / p.name).write_bytes(p.read_bytes())
+        if "1" in args.parts:
+            lang = languages(pictures)
+            print(
+                f"1. language of {lang['n']} text pictures (5 languages): right for "
+                f"**{100 * lang['right_of_4_words']:.1f} %** of the {lang['ocr_4_words']} whose OCR kept "
+                f">= 4 words (goal >= 95 %), {100 * lang['right_of_all']:.1f} % of all; "
+                f"{lang['cpu_ms']:.0f} ms CPU per picture"
+            )
+        if "2" in args.parts:
+            loads = model_loads()
+            less = textless(photos)
+            print(
+                f"2. photos without text: {less['with_text_clue']} of {less['n']} "
+                f"(**{100 * less['with_text_clue'] / less['n']:.1f} %**, goal <= 2 %) got a text clue; "
+                f"OCR ran on {less['ocr_runs']}. CPU per photo: hash step {less['hash_ms']:.1f} ms, "
+                f"clue step {less['cpu_ms']:.2f} ms (file name {less['names_ms']:.2f}, text-likeness "
+                f"test {less['test_ms']:.2f}, OCR and the rest {less['ocr_ms']:.2f}); models loaded once "
+                f"per worker: language {loads['language']:.2f} s, Tesseract {loads['tesseract']:.2f} s"
+            )
+        if "3" not in args.parts:
+            return
+        # 3. the scan: the photo corpus (the goal), then it with a tenth as many text pictures
         from opspoor.hashsets.model import Category, Entry
         from opspoor.store import import_entries, open_store
 
@@ -209,23 +289,27 @@ def main() -> None:
         store = open_store(db)
         import_entries(store, "bench", [Entry({"md5": "0" * 32}, Category("us-cat", "1"))])
         store.close()
-        cpu: dict[bool, list[float]] = {True: [], False: []}
-        wall: dict[bool, list[float]] = {True: [], False: []}
-        files = 0
-        for r in range(args.repeat):
-            for clues in (False, True):  # the anchor first, alternating
-                c, w, files = scan_cpu(ev, db, root / f"case-{r}-{clues}", clues)
-                cpu[clues].append(c)
-                wall[clues].append(w)
-                name = "with clues " if clues else "--no-clues"
-                print(f"   scan {name} run {r + 1}: {c:.1f} s CPU, {w:.1f} s wall")
-        a, b = min(cpu[False]) / files, min(cpu[True]) / files
-        print(
-            f"3. scan of {files} files (corpus photos, same names overwritten, + {n_text} text pictures), "
-            f"2 workers, best of {args.repeat}: --no-clues {1000 * a:.1f} ms CPU per file, with clues "
-            f"{1000 * b:.1f} ms: **+{100 * (b / a - 1):.1f} %** (goal <= 15 %); "
-            f"wall {min(wall[False]):.1f} s vs {min(wall[True]):.1f} s"
-        )
+        ev = root / "evidence"
+        ev.mkdir()
+        for i, p in enumerate(photos):  # (numbered: photos of different packages share names)
+            (ev / f"{i:03d}_{p.name}").write_bytes(p.read_bytes())
+        n_text = max(1, len(photos) // 10)
+        mixed = root / "mixed"
+        shutil.copytree(ev, mixed)
+        for p, _, _ in pictures[:n_text]:
+            (mixed / p.name).write_bytes(p.read_bytes())
+        for folder, tag, what in (
+            (ev, "photos", "the corpus photos (the goal)"),
+            (mixed, "mixed", f"the corpus photos + {n_text} text pictures"),
+        ):
+            r = scans(folder, db, root, args.repeat, tag)
+            print(
+                f"3. scan of {r['files']} files, {what}, 2 workers, median of {args.repeat} alternating "
+                f"pairs: --no-clues {r['anchor_ms']:.1f} ms CPU per file, with clues {r['clues_ms']:.1f} ms: "
+                f"**{100 * (r['ratio'] - 1):+.1f} %** (goal <= +15 %; pairs "
+                f"{', '.join(f'{100 * (x - 1):+.1f}' for x in r['ratios'])}); wall {r['wall'][0]:.1f} s vs "
+                f"{r['wall'][1]:.1f} s; load average {r['load'][0]:.1f}-{r['load'][1]:.1f}"
+            )
 
 
 if __name__ == "__main__":

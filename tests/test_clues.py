@@ -167,3 +167,74 @@ def test_clue_round_trips_through_json() -> None:
     c = Clue("phone", "+31 6 12345678", "ocr", ("NL",), "Bel 06-12345678", {"written": "06-12345678"})
     assert Clue.from_json(c.to_json()) == c
     assert c.describe() == "phone +31 6 12345678 (NL) from ocr: Bel 06-12345678"
+
+
+@needs_ocr
+def test_the_scan_worker_hands_the_hash_steps_picture_to_the_clues(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opspoor.clues import extract
+    from opspoor.signals.engine import ROBUST_PRESETS, HashOptions
+    from opspoor.triage import worker
+
+    def no_second_decode(*_a: object, **_k: object) -> None:
+        raise AssertionError("the clue step decoded the picture again")
+
+    reads: list[str] = []
+    read_all = worker._read_all
+    monkeypatch.setattr(worker, "_read_all", lambda task: reads.append(task.path) or read_all(task))
+    monkeypatch.setattr(extract, "decode_image", no_second_decode)
+    options = HashOptions(robust=ROBUST_PRESETS["fast"], thumbnail=True)  # the scan's default
+    photo = jpeg_bytes(generate_image(3, 1024, 768, style="clouds"))
+    _, _, out, _ = worker.run_task(worker.Task(0, "dump/photo.jpg", None, photo), options, ClueOptions())
+    assert out["pdq"] and out["clues"] == {"found": [], "notes": []}
+    assert reads == []  # a picture without text: neither read nor decoded again
+    sign = jpeg_bytes(text_picture([DUTCH, "Bel 06-12345678"], 24))
+    _, _, out, _ = worker.run_task(worker.Task(1, "dump/sign.jpg", None, sign), options, ClueOptions())
+    assert reads == ["dump/sign.jpg"]  # text: read again once, for OCR at the size it needs
+    assert "+31 6 12345678" in [c["value"] for c in out["clues"]["found"] if c["kind"] == "phone"]
+
+
+@needs_ocr
+def test_large_text_is_read_scaled_down_to_the_line_height_ocr_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opspoor.clues import extract
+
+    regions: list[tuple[int, ...]] = []
+    real = extract.read_text
+    monkeypatch.setattr(
+        extract, "read_text", lambda g, turned=False: regions.append(g.shape) or real(g, turned)
+    )
+    img = text_picture(["Bel 06-12345678 in Delft"], 140)  # a line of 140 px: 3 times what OCR needs
+    found = image_clues(jpeg_bytes(img), "dump/poster.jpg", ClueOptions()).clues
+    assert "12345678 in Delft" in _values(found, "text")[0]
+    assert len(regions) == 1 and regions[0][0] < 140  # read at a reduced scale: less than the line
+
+
+@needs_ocr
+def test_models_loaded_before_the_workers_fork_are_shared() -> None:
+    import multiprocessing
+
+    from opspoor.clues import language, ocr
+    from opspoor.signals.engine import HashOptions
+    from opspoor.triage.pool import CrashSafePool
+
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("workers are not forked here: each loads the models itself, once")
+    language._identifier.cache_clear()
+    ocr._engine.cache_clear()
+    pool = CrashSafePool(1, HashOptions(), ClueOptions())
+    try:
+        assert pool.pool.submit(_models_loaded).result() == (1, 1)
+    finally:
+        pool.shutdown()
+    language._identifier.cache_clear()
+    ocr._engine.cache_clear()
+    pool = CrashSafePool(1, HashOptions(), ClueOptions(enabled=False))
+    try:
+        assert pool.pool.submit(_models_loaded).result() == (0, 0)  # --no-clues: none loaded
+    finally:
+        pool.shutdown()
+
+
+def _models_loaded() -> tuple[int, int]:
+    from opspoor.clues import language, ocr
+
+    return language._identifier.cache_info().currsize, ocr._engine.cache_info().currsize

@@ -177,6 +177,9 @@ def test_links_to_an_earlier_case(evidence: dict[str, Any], scanned_nl: tuple[Pa
         jpeg_bytes(generate_image(50, 800, 600, style="clouds"), gps_exif(48.8566, 2.3522, "DC100-000417"))
     )
     (ev2 / "same_number.jpg").write_bytes(jpeg_bytes(text_picture(["Bel 06-12345678"], 24)))
+    (ev2 / "same_place.jpg").write_bytes(  # about 100 m from the earlier case's Delft photo
+        jpeg_bytes(generate_image(52, 800, 600, style="shapes"), gps_exif(52.0121, 4.3580))
+    )
     (ev2 / "unrelated.jpg").write_bytes(jpeg_bytes(generate_image(51, 640, 480, style="gradient")))
     case = evidence["root"] / "case-later"
     cfg = ScanConfig(
@@ -191,8 +194,11 @@ def test_links_to_an_earlier_case(evidence: dict[str, Any], scanned_nl: tuple[Pa
     links = {g["paths"][0]: g["links"] for g in _groups(case)}
     assert links["dump2/same_camera.jpg"] == ["serial DC100-000417 was also seen in case 2024-017 (1 file)"]
     assert links["dump2/same_number.jpg"] == ["phone +31 6 12345678 was also seen in case 2024-017 (1 file)"]
+    assert links["dump2/same_place.jpg"] == [
+        "place 52.01,4.36 (about 1 km) was also seen in case 2024-017 (1 file)"
+    ]
     assert links["dump2/unrelated.jpg"] == []
-    assert len(summary["links"]) == 2
+    assert len(summary["links"]) == 3
     assert "serial DC100-000417 was also seen in case 2024-017 (1 file)" in (case / "report.html").read_text()
 
 

@@ -102,6 +102,9 @@ class FileSignals:
     #: low-quality hash that may match only that close
     pdq_variants: list[tuple[str, str] | tuple[str, str, int]] | None = None
     local: str | None = None  # the image's local features, encoded (HashOptions.local)
+    #: the picture as decoded for PDQ (RGB, long side at most 512), for the worker's later steps on
+    #: the same file (location clues: no second decode); never part of a result or a record
+    pixels: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def hash_bytes(data: bytes, *, where: str | None = None, options: HashOptions = DEFAULT) -> FileSignals:
@@ -229,7 +232,7 @@ def _add_image(sig: FileSignals, data: bytes, where: str | None, options: HashOp
             if clipped is not None and clipped.hash not in {q.hash for q in variants}:
                 variants.append(clipped)
         sig.pdq_variants = [_variant(q) for q in variants[1:]]
-    sig.pdq, sig.quality, sig.exif = h.hash, h.quality, img.exif
+    sig.pdq, sig.quality, sig.exif, sig.pixels = h.hash, h.quality, img.exif, img.rgb
     if options.local:
         found = local_features(img.rgb, mirror=True)  # a query: its mirror finds flipped copies
         sig.local = found.encode() if len(found) else None

@@ -9,12 +9,13 @@ their normal results. Then a fresh pool takes the rest of the scan.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from opspoor.clues.extract import ClueOptions
+from opspoor.clues.extract import ClueOptions, share_models
 from opspoor.signals.engine import HashOptions
 from opspoor.triage.interrupt import REQUESTED, shielded, sigint_blocked
 from opspoor.triage.worker import Task, run_task, start_worker
@@ -60,6 +61,8 @@ class CrashSafePool:
         self.clues = clues
         self.inflight: dict[Future[Result], Task] = {}
         self.crashes = 0  # workers lost, for the log
+        if clues is not None and multiprocessing.get_start_method() == "fork":
+            share_models(clues)  # the workers fork from here: they share them, not each load its own
         with shielded():
             self.pool = new_pool(workers)
             for _ in range(workers):  # start the workers now: they warm up while the hash sets load

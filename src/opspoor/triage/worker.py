@@ -139,17 +139,23 @@ def _content(task: Task) -> Iterator[IO[bytes]]:
             yield fh
 
 
-def add_clues(task: Task, out: dict[str, Any], clues: ClueOptions) -> None:
-    """The file's location clues (opspoor.clues), read from the same bytes or file once hashed.
+def _read_all(task: Task) -> bytes:
+    with _content(task) as fh:
+        return fh.read()
+
+
+def add_clues(task: Task, out: dict[str, Any], clues: ClueOptions, sig: FileSignals) -> None:
+    """The file's location clues (opspoor.clues), from the picture the hash step decoded (no second
+    decode; the file is read again only for a picture that looks like it holds text) or the video.
 
     The verdict is known only after matching, in the main process, so every decodable picture and
     video gets them here; the text-likeness test keeps this cheap for pictures without text."""
     if out.get("error") or out.get("kind") not in ("image", "video"):
         return
-    with _content(task) as fh:
-        if out["kind"] == "image":
-            found = image_clues(fh.read(), task.path, clues)
-        else:
+    if out["kind"] == "image":
+        found = image_clues(lambda: _read_all(task), task.path, clues, sig.pixels)
+    else:
+        with _content(task) as fh:
             found = video_clues(fh, task.path, clues)
     out["clues"] = found.to_json()
 
@@ -187,7 +193,7 @@ def _run_task(
         out = signals_json(sig)
         if clues is not None and clues.enabled:
             try:
-                add_clues(task, out, clues)
+                add_clues(task, out, clues, sig)
             except Exception as exc:  # a clue is a bonus: never lose the file's hashes for it
                 out["clues"] = {"found": [], "notes": [f"clues failed: {type(exc).__name__}: {exc}"]}
         if task.source_error and not out.get("error"):
