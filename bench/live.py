@@ -340,6 +340,62 @@ def pulling(workdir: Path, seconds: int = 20) -> float:
     return cpu / seconds
 
 
+def decoder_gray(workdir: Path) -> dict[str, tuple[float, int, int, float]]:
+    """PDQ of a frame converted by the decoder (PyAV's swscale) to grey, at full size and scaled
+    down, against PDQ of its RGB (``watch``'s path): (mean bits, max bits, max bits at quality >= 80,
+    ms CPU a frame for conversion and PDQ). docs/pdq.md's bounds: mean <= 2, max <= 12 at >= 80."""
+    import av
+    from av.video.reformatter import Interpolation
+
+    from opspoor.signals.pdq import pdq_from_luma
+
+    frames = (
+        add_logo(upscale(render_frame(200 + s // 3, (s % 3) * FPS, FPS * SLOW, SMALL)), 1)
+        for s in range(60)
+        for _ in range(2)
+    )
+    path = write_stream(workdir / "gray.ts", frames, fps=2, size=BIG, container="mpegts", bit_rate=600_000)
+    sizes: list[tuple[int, int] | None] = [None, BIG, (320, 180), (160, 90)]
+    got: dict[str, list[tuple[int, int]]] = {}
+    cpu: dict[str, float] = {}
+
+    def bits(a: str, b: str) -> int:
+        return (int(a, 16) ^ int(b, 16)).bit_count()
+
+    with av.open(str(path)) as c:
+        for frame in c.decode(video=0):
+            t = time.process_time()
+            full = pdq_from_rgb(frame.to_ndarray(format="rgb24"))
+            cpu["rgb24 640x360"] = cpu.get("rgb24 640x360", 0.0) + time.process_time() - t
+            for size in sizes[1:]:
+                assert size is not None
+                name = f"gray {size[0]}x{size[1]}"
+                t = time.process_time()
+                g = frame.to_ndarray(
+                    format="gray", width=size[0], height=size[1], interpolation=Interpolation.AREA
+                )
+                h = pdq_from_luma(g.astype(np.float32))
+                cpu[name] = cpu.get(name, 0.0) + time.process_time() - t
+                got.setdefault(name, []).append((bits(full.hash, h.hash), full.quality))
+    n = len(next(iter(got.values())))
+    out = {"rgb24 640x360": (0.0, 0, 0, 1000 * cpu["rgb24 640x360"] / n)}
+    for name, rows in got.items():
+        d = np.array(rows)
+        high = d[d[:, 1] >= 80, 0]
+        top80 = int(high.max()) if len(high) else 0
+        out[name] = (float(d[:, 0].mean()), int(d[:, 0].max()), top80, 1000 * cpu[name] / n)
+    return out
+
+
+def print_gray(rows: dict[str, tuple[float, int, int, float]]) -> None:
+    for name, (mean, top, top80, ms) in rows.items():
+        print(
+            f"(5) PDQ of the decoder's {name} frame vs of its RGB: mean {mean:.2f} bits, max {top}, "
+            f"max at quality >= 80 {top80}; {ms:.2f} ms CPU a frame (conversion + PDQ)",
+            flush=True,
+        )
+
+
 def anchors(matcher: Matcher, pool: list[np.ndarray], n: int) -> dict[str, float]:
     import pdqhash
 
@@ -418,6 +474,7 @@ def main() -> None:
         help="recall with StreamWatcher.plan at each of these (1: every query hash on every frame)",
     )
     ap.add_argument("--load-only", action="store_true", help="only (3), on frames of the clips")
+    ap.add_argument("--gray-only", action="store_true", help="only (5): PDQ of the decoder's grey frames")
     ap.add_argument(
         "--store", type=Path, help="a SQLite file to keep the filled store in (reused if present)"
     )
@@ -435,6 +492,9 @@ def main() -> None:
     clips = [100 + i for i in range(args.clips)]
     with tempfile.TemporaryDirectory(prefix="opspoor-live-") as tmp:
         work = Path(tmp)
+        if args.gray_only:
+            print_gray(decoder_gray(work))
+            return
         db = args.store or work / "live.db"
         url = f"sqlite:///{db}"
         if not db.exists():
@@ -495,6 +555,7 @@ def main() -> None:
             f"stream-second = {1 / pull:.0f} streams per core",
             flush=True,
         )
+        print_gray(decoder_gray(work))
         a = anchors(matcher, pool, args.entries)
         print(
             f"anchor: Meta's pdqhash {1000 * a['meta_hash']:.2f} ms/frame; ours, all query hashes (PDQ + "

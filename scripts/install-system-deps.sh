@@ -28,6 +28,7 @@ PACKAGES=(
   tesseract-ocr-osd   # location clues: script and orientation detection
   libtesseract-dev    # location clues: headers the tesserocr binding is built against
   pkg-config          # location clues: tesserocr's build finds Tesseract through it
+  rtsp-server-perl    # live streams: an RTSP server that watch connects to as a client (tests/test_live.py)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

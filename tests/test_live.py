@@ -220,6 +220,18 @@ def test_watch_says_in_one_line_what_is_wrong(world: dict[str, Any], site: str, 
     assert res.exit_code != 0 and "more than the window" in str(res.exception)
 
 
+def _has_srt() -> bool:
+    import av
+
+    try:
+        av.open("srt://127.0.0.1:9/x", options={"protocol_whitelist": "srt"}, timeout=1)
+    except av.error.ProtocolNotFoundError:
+        return False
+    except av.FFmpegError:
+        return True
+    return True
+
+
 def test_watch_names_a_missing_file_a_folder_and_a_playlist_on_disk(
     world: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -231,9 +243,13 @@ def test_watch_names_a_missing_file_a_folder_and_a_playlist_on_disk(
         str(tmp_path / "gone.m3u8"): "no such file, and a playlist on disk is not opened",
         str(on_disk): "a playlist on disk is not opened",
         "ftp://127.0.0.1/x.ts": "not a stream URL this command opens",
+        # PyAV's FFmpeg has no libsrt: said so (a build with it would find nothing listening)
+        "srt://127.0.0.1:9/x": "this FFmpeg cannot open srt:// streams" if not _has_srt() else "cannot open",
     }
     for source, says in cases.items():
-        res = CliRunner().invoke(cli_app, ["watch", source, "--hashset", "known-live", "--db", world["db"]])
+        res = CliRunner().invoke(
+            cli_app, ["watch", source, "--hashset", "known-live", "--db", world["db"], "--timeout", "2"]
+        )
         assert res.exit_code != 0, source
         line = str(res.exception)
         assert line.startswith(f"{source}: ") and says in line and "\n" not in line, line
@@ -739,3 +755,70 @@ def test_watch_follows_a_live_hls_playlist_as_it_grows(world: dict[str, Any], tm
     assert fetched[-1] == len(segments)
     assert [a["external_id"] for a in alerts] == ["clip-5"]
     assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])
+
+
+def _paced(frames: Iterator[np.ndarray], fps: int) -> Iterator[np.ndarray]:
+    """``frames`` at their own pace, as a live encoder takes them from a camera."""
+    start = time.monotonic()
+    for i, frame in enumerate(frames):
+        wait = start + i / fps - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        yield frame
+
+
+def test_watch_rtsp_as_a_client_of_an_rtsp_server(world: dict[str, Any]) -> None:
+    """An RTSP server on loopback (Debian's rtsp-server-perl: an encoder ANNOUNCEs and RECORDs a
+    stream to its source port, viewers PLAY it from its client port); an encoder pushes the known
+    clip's stream at its own pace and ``watch`` connects to the server as a viewer does."""
+    import shutil
+    import socket
+    import subprocess
+
+    if shutil.which("rtsp-server-perl") is None:
+        pytest.skip("rtsp-server-perl is not installed (scripts/install-system-deps.sh installs it)")
+    viewers, sources = _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_STREAM)
+    server = subprocess.Popen(
+        ["rtsp-server-perl", "--clientport", str(viewers), "--serverport", str(sources),
+         "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
+         "--rtp_start_port", str(_free_port(socket.SOCK_DGRAM))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    failed: list[BaseException] = []
+
+    def push() -> None:
+        try:
+            write_stream(
+                f"rtsp://127.0.0.1:{sources}/live/cam-5",
+                _paced(stream_frames(11, 12, FPS, SIZE, [Splice(CLIP, 4, 8)]), FPS),
+                fps=FPS,
+                size=SIZE,
+                container="rtsp",
+            )
+        except BaseException as exc:  # reported by the test
+            failed.append(exc)
+
+    try:
+        _wait_bound(viewers, "tcp", listening=True)
+        _wait_bound(sources, "tcp", listening=True)
+        encoder = threading.Thread(target=push, daemon=True)
+        encoder.start()
+        deadline = time.monotonic() + 20
+        while True:  # the viewer may PLAY once the encoder has ANNOUNCEd its stream
+            code, alerts, stderr = watch(
+                world["db"], f"rtsp://127.0.0.1:{viewers}/live/cam-5", "--hashset", "known-live",
+                "--timeout", "3",
+            )  # fmt: skip
+            if alerts or "frames sampled" in stderr or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        encoder.join(30)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert not failed, failed
+    # the relay does not tell its viewers that the source ended: the watch ends on the silence
+    assert "frames sampled" in stderr, stderr
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert len(alerts[0]["frames"]) >= K and all(f["signal"] == "vpdq" for f in alerts[0]["frames"])

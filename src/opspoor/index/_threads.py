@@ -24,7 +24,7 @@ def default_threads() -> int:
 SMALL_BATCH = 16
 
 
-def search_threads(nq: int, threads: int | None) -> int:
+def threads_for(nq: int, threads: int | None) -> int:
     """Threads for a search of ``nq`` queries: ``threads`` (or the CPUs), 1 for a small batch."""
     return 1 if nq < SMALL_BATCH else (threads or default_threads())
 

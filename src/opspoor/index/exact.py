@@ -22,7 +22,7 @@ import numpy as np
 
 from opspoor.index import _files as F
 from opspoor.index import _kernels as K
-from opspoor.index._threads import default_threads, run_chunks, search_threads
+from opspoor.index._threads import default_threads, run_chunks, threads_for
 from opspoor.index.live import LiveIndex, Snapshot
 from opspoor.index.mih import gather_rows
 
@@ -101,7 +101,7 @@ class ExactSegment:
         nq = queries.shape[0]
         if nq == 0 or len(self) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        threads = search_threads(nq, threads)
+        threads = threads_for(nq, threads)
         qp, qr = split_keys(queries)
         shift = 64 - self.bits
         prefix, rest, offsets = self.prefix, self.rest, self.offsets

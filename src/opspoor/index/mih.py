@@ -30,7 +30,7 @@ import numpy as np
 
 from opspoor.index import _files as F
 from opspoor.index import _kernels as K
-from opspoor.index._threads import default_threads, run_chunks, search_threads
+from opspoor.index._threads import default_threads, run_chunks, threads_for
 
 #: below this many hashes a segment is scanned linearly (tables would cost more than they save)
 FLAT_BELOW = 4096
@@ -301,7 +301,7 @@ class MihSegment:
         nq = queries.shape[0]
         if nq == 0 or len(self) == 0:
             return _collect([])
-        threads = search_threads(nq, threads)
+        threads = threads_for(nq, threads)
         hashes = self.hashes
         plan = self._plan(radius)
         scan = method == "scan" or (method == "auto" and plan.scan)

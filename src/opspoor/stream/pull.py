@@ -155,6 +155,13 @@ def sample_stream(
             container = av.open(
                 source, mode="r", format=input_format, options=options, timeout=(opening, timeout)
             )
+        except av.error.ProtocolNotFoundError:
+            scheme = source.split("://", 1)[0].lower()
+            raise StreamError(
+                f"this FFmpeg cannot open {scheme}:// streams: the protocol is not built in (PyAV's "
+                "wheels have no libsrt); relay the stream to RTMP, RTSP or MPEG-TS over UDP",
+                source,
+            ) from None
         except (av.FFmpegError, OSError) as exc:
             raise StreamError(f"cannot open the stream: {_reason(exc)}", source) from None
         with container:
