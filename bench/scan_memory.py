@@ -105,7 +105,9 @@ def main() -> None:
 
         os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
         cluster = (
-            SubprocessCluster(host="127.0.0.1", n_workers=args.workers, threads=1, dashboard_address=None)
+            SubprocessCluster(
+                host="127.0.0.1", n_workers=args.workers, threads_per_worker=1, dashboard_address=None
+            )
             if args.scheduler_process
             else LocalCluster(
                 n_workers=args.workers,
