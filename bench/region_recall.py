@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from corpus import describe, photo_corpus  # noqa: E402
-from opspoor.evaluate.transforms import apply_transform, default_suite  # noqa: E402
+from opspoor.evaluate.transforms import Transform, apply_transform, default_suite  # noqa: E402
 from opspoor.media.image import Redecode, decode_image, decode_with_detail, redecoder  # noqa: E402
 from opspoor.signals.pdq import PDQ, pdq_hash_image  # noqa: E402
 from opspoor.signals.robust import LOW_QUALITY_DISTANCE, QueryHash, query_hashes  # noqa: E402
@@ -43,7 +43,7 @@ THRESHOLD = 31
 SIZES = (None, 2048, 1280)  # None: the photo as it comes
 
 
-def jpeg(img: Image.Image) -> bytes:
+def jpeg(img: Image.Image, rng: np.random.Generator | None = None) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=90)
     return buf.getvalue()
@@ -67,7 +67,8 @@ def main() -> None:
     a = ap.parse_args()
     corpus = photo_corpus()
     photos = corpus[:: max(1, len(corpus) // a.n)][: a.n]
-    suite = [t for t in default_suite() if t.family == "pad"]
+    # the suite's pads and letterboxes, written as JPEG instead of BMP
+    suite = [Transform(t.name, t.family, (*t.steps, jpeg)) for t in default_suite() if t.family == "pad"]
     found: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     dist: dict[str, list[int]] = defaultdict(list)
     for i, p in enumerate(photos):
@@ -79,7 +80,7 @@ def main() -> None:
                 img.thumbnail((size, size), Image.Resampling.LANCZOS)
             known = pdq_hash_image(decode_image(jpeg(img))).hash
             for t in suite:
-                data = jpeg(apply_transform(t, img, np.random.default_rng([i, size or 0])))
+                data = apply_transform(t, img, np.random.default_rng([i, size or 0]))
                 one, detail = decode_with_detail(data)
                 asked: list[int] = []
 

@@ -16,7 +16,8 @@ happen) sits in a SQLite store. In one run, on the same files, it measures:
           (a set changed outside the CLI), which builds the index from the store.
 
 Goal: scan rate >= 0.7 x the anchor.
-Usage: ``python bench/scan.py [--n 300] [--entries 1000000] [--robust off fast] [--uncached] [--out FILE]``.
+Usage: ``python bench/scan.py [--n 300] [--entries 1000000] [--robust off fast] [--uncached] [--no-clues]
+[--out FILE]``.
 """
 
 from __future__ import annotations
@@ -155,7 +156,14 @@ def cache_at_import(db: str, parent: Path) -> float:
 
 
 def scan_runs(
-    evidence: Path, photos: list[Path], db: str, robust: str, workers: int, uncached: bool, caches: Path
+    evidence: Path,
+    photos: list[Path],
+    db: str,
+    robust: str,
+    workers: int,
+    uncached: bool,
+    caches: Path,
+    clues: bool = True,
 ) -> tuple[float, list[ScanRun]]:
     """(index cache build seconds at import, the scans) for one robust preset."""
     opts = HashOptions(robust=ROBUST_PRESETS[robust])
@@ -174,7 +182,9 @@ def scan_runs(
             shutil.rmtree(case)
         anchor = hashing_only_rate(photos)
         t, cpu = time.perf_counter(), cpu_seconds()
-        cfg = ScanConfig([evidence], ["bench-known"], case, db_url=db, workers=workers, options=opts)
+        cfg = ScanConfig(
+            [evidence], ["bench-known"], case, db_url=db, workers=workers, options=opts, clues=clues
+        )
         result = scan_case(cfg)  # (its workers have ended when it returns: their CPU time is counted)
         dt = time.perf_counter() - t
         runs.append(ScanRun(f"--robust {robust}, {label}", dt, cpu_seconds() - cpu, result.summary, anchor))
@@ -195,6 +205,12 @@ def main() -> None:
         "off isolates the machinery)",
     )
     ap.add_argument("--uncached", action="store_true", help="also scan with no index cache")
+    ap.add_argument(
+        "--no-clues",
+        action="store_true",
+        help="scan without location clues (opspoor.clues, on by default since 2026-12-07): the hashing "
+        "path alone, as the runs before clues measured it",
+    )
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     photos = photo_corpus(min_count=a.n)[: a.n]
@@ -209,14 +225,17 @@ def main() -> None:
     # (the cached indexes of a 1M-entry set take a few hundred MB: deleted at the end)
     with tempfile.TemporaryDirectory(prefix="opspoor-bench-cache-") as caches:
         for robust in a.robust:
-            build, r = scan_runs(evidence, photos, db, robust, a.workers, a.uncached, Path(caches))
+            build, r = scan_runs(
+                evidence, photos, db, robust, a.workers, a.uncached, Path(caches), not a.no_clues
+            )
             builds.append((robust, build))
             runs += r
     s = runs[-1].summary
     lines = [
         f"setup: {setup_line()}",
         f"corpus: {describe(photos)}; laid out as {files} files ({nbytes / 1e6:.0f} MB of photos), "
-        f"a quarter in zip archives (one nested); known set {a.entries:,} entries (SQLite)",
+        f"a quarter in zip archives (one nested); known set {a.entries:,} entries (SQLite); "
+        f"clues {'off (--no-clues)' if a.no_clues else 'on (the default)'}",
         "",
         "| run | files/s | MB/s | CPU ms per file |",
         "| --- | ---: | ---: | ---: |",

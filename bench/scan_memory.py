@@ -15,7 +15,8 @@ by ``scan --max-member-memory``) whatever the members' size: a member of a zip o
 worker from the zip; a video is decoded from that stream, a file above the budget is hashed and not
 held, an image whose decode would not fit is refused from its header. Main peak - anchor <= 64 MiB,
 worker peak - anchor <= budget + 64 MiB.
-Usage: ``python bench/scan_memory.py [--member-mb 700] [--budget-mb 512] [--room-mb 1024] [--workers 2]``.
+Usage: ``python bench/scan_memory.py [--member-mb 700] [--budget-mb 512] [--room-mb 1024] [--workers 2]
+[--executor local|dask] [--scheduler-process]``.
 """
 
 from __future__ import annotations
@@ -92,20 +93,31 @@ def main() -> None:
     # (dask: a LocalCluster of --workers single-threaded processes; its scheduler runs in the main
     # process, so "main" is the client and the scheduler together, which both hold members in flight)
     ap.add_argument("--executor", choices=["local", "dask"], default="local")
+    # (with dask: the scheduler in a process of its own, as on a cluster, so that "main" is the
+    # client alone; "worker" is then the largest other process, scheduler or worker)
+    ap.add_argument("--scheduler-process", action="store_true")
     args = ap.parse_args()
     if args.executor == "dask":
         import os
 
         from distributed import LocalCluster
+        from distributed.deploy.subprocess import SubprocessCluster
 
         os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
-        with LocalCluster(
-            n_workers=args.workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster:
+        cluster = (
+            SubprocessCluster(
+                host="127.0.0.1", n_workers=args.workers, threads_per_worker=1, dashboard_address=None
+            )
+            if args.scheduler_process
+            else LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
+        )
+        with cluster:
             measure(args, cluster.scheduler_address)
     else:
         measure(args, None)
@@ -123,6 +135,7 @@ def measure(args: argparse.Namespace, scheduler: str | None) -> None:
         print(
             f"worker budget {args.budget_mb} MiB, archive room {args.room_mb} MiB; "
             f"{args.workers} workers; executor {args.executor}"
+            + (", scheduler in its own process" if args.scheduler_process else "")
         )
         print(
             f"anchor, small members:    main peak {a_main / MiB:6.0f} MiB   "

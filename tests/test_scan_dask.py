@@ -323,3 +323,41 @@ def test_a_file_that_kills_every_worker_is_recorded_as_a_crash(
         r["path"]: ungrouped(r) for r in local_records if r["path"] not in crashed
     }
     assert any("killed every dask worker" in m for m in logged), logged
+
+
+def test_files_travel_in_batches_and_members_alone_without_a_copy_in_the_client(
+    cluster: Any, tmp_path: Path
+) -> None:
+    """Files the workers read go ``BATCH_FILES`` to a Dask task (a part batch is sent when the scan
+    waits); a member goes alone, and the client keeps its size, not its bytes (the scheduler has
+    them). Every file's result comes back once, as ``run_task`` gives it."""
+    import hashlib
+
+    from opspoor.signals.engine import HashOptions
+    from opspoor.triage.dask_pool import BATCH_FILES, DaskPool
+    from opspoor.triage.worker import Task
+
+    files = []
+    for k in range(BATCH_FILES + 1):
+        p = tmp_path / f"f{k}.jpg"
+        p.write_bytes(jpeg(generate_image(500 + k, 320, 240, style="shapes")))
+        files.append(p)
+    member = jpeg(generate_image(600, 320, 240, style="shapes"))
+    pool = DaskPool(cluster.scheduler_address, HashOptions())
+    try:
+        for k, p in enumerate(files):
+            pool.submit(Task(k, str(p), str(p), None, p.stat().st_size))
+        pool.submit(Task(len(files), "bundle.zip!/m.jpg", None, member, len(member)))
+        assert len(pool) == len(files) + 1
+        assert sorted(len(tasks) for tasks, _ in pool.inflight.values()) == [1, BATCH_FILES]  # one pending
+        assert pool.held == len(member)
+        assert all(t.data is None for tasks, _ in pool.inflight.values() for t in tasks)
+        results = []
+        while len(pool):
+            results += pool.collect(block=True)
+        assert pool.held == 0
+        md5 = {seq: sig["md5"] for seq, _, sig, _ in results}
+        want = [hashlib.md5(p.read_bytes()).hexdigest() for p in files] + [hashlib.md5(member).hexdigest()]
+        assert md5 == dict(enumerate(want))
+    finally:
+        pool.shutdown()

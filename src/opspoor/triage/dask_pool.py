@@ -6,10 +6,17 @@ client (made absolute here); archive members are read by the client and travel i
 so the bytes in flight stay within the scan's ``--max-member-memory`` (the scan waits for results
 before it submits more) and a task whose worker dies can be run again from what the scheduler holds.
 
+Files that the workers read themselves travel ``BATCH_FILES`` to a task: the scheduler's cost and
+the round trip per task (about 1-2 ms on loopback, more across machines) are paid once per batch,
+which took the Dask scan from 0.83-0.88 of the local pool's files/s to the figures in
+docs/benchmarks.md. A member travels alone, and the client keeps only its size: the scheduler holds
+its bytes until a worker has hashed it (and runs it again from them if that worker dies), so the
+client's memory per member in flight is what the local pool's is (docs/scale.md, "Memory").
+
 A worker that dies mid-task (killed, OOM) costs nothing: the scheduler runs its tasks again on the
-others, and each task's result is taken exactly once, by its key. A file that kills every worker it
-is handed to (``distributed.scheduler.allowed-failures`` times, default 3) is recorded as "worker
-crashed", as the local pool does.
+others, and each task's result is taken exactly once, by its key. A task that kills every worker it
+is handed to (``distributed.scheduler.allowed-failures`` times, default 3) is run again one file a
+task, and a file that then does it again is recorded as "worker crashed", as the local pool does.
 """
 
 from __future__ import annotations
@@ -35,6 +42,15 @@ from opspoor.triage.worker import Task, run_task, warm_up
 #: tasks in flight per worker thread: enough to hide the scheduler's round trip (about 1-2 ms a
 #: task on loopback, more across machines) without holding many results at once
 DEPTH = 4
+#: files read by the workers themselves, per task (members travel alone, one task each)
+BATCH_FILES = 4
+
+
+def run_batch(
+    tasks: list[Task], options: HashOptions, clues: ClueOptions | None, fn: Callable[..., Result] = run_task
+) -> list[Result]:
+    """``fn`` (``run_task``) on each of ``tasks``, in one Dask task."""
+    return [fn(task, options, clues) for task in tasks]
 
 
 def connect(scheduler: str | None) -> Any:
@@ -90,8 +106,11 @@ class DaskPool:
     ) -> None:
         self.options = options
         self.clues = clues
-        self.crashes = 0  # tasks given up after killing workers, for the log
-        self.inflight: dict[Any, Task] = {}
+        self.crashes = 0  # files given up after killing workers, for the log
+        #: per Dask task: its files (a member's without its bytes, which the scheduler holds) and
+        #: the bytes of the member it carries
+        self.inflight: dict[Any, tuple[list[Task], int]] = {}
+        self.pending: list[Task] = []  # files for the next batch
         self.client = connect(scheduler)
         try:
             threads = worker_threads(self.client)
@@ -100,58 +119,81 @@ class DaskPool:
         except BaseException:
             self.client.close()
             raise
-        self.workers = threads  # the scan keeps workers * 4 tasks in flight
+        self.workers = threads
+        self.depth = threads * DEPTH * BATCH_FILES  # files the scan keeps in flight
         self.run_id = uuid.uuid4().hex[:12]
         self.finished = threading.Event()
 
     def __len__(self) -> int:
-        return len(self.inflight)
+        return len(self.pending) + sum(len(tasks) for tasks, _ in self.inflight.values())
 
     @property
     def held(self) -> int:
-        """Bytes of archive members in flight (kept here until their results are back)."""
-        return sum(len(t.data) for t in self.inflight.values() if t.data is not None)
+        """Bytes of archive members in flight (held by the scheduler until their results are back)."""
+        return sum(size for _, size in self.inflight.values())
 
     def submit(self, task: Task) -> list[Result]:
         if task.fs_path is not None:  # the workers may run elsewhere: the client's absolute path
             task = dataclasses.replace(task, fs_path=os.path.abspath(task.fs_path))
+        if task.data is not None:
+            self._send([task], f"{task.seq}")
+            return []
+        self.pending.append(task)
+        if len(self.pending) >= BATCH_FILES:
+            self._flush()
+        return []
+
+    def _flush(self) -> None:
+        if self.pending:
+            tasks, self.pending = self.pending, []
+            self._send(tasks, f"{tasks[0].seq}" if len(tasks) == 1 else f"{tasks[0].seq}-{tasks[-1].seq}")
+
+    def _send(self, tasks: list[Task], name: str) -> None:
         with shielded(), warnings.catch_warnings():
             # (a large member is one large task: bounded by --max-member-memory, not worth a warning)
             warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
             fut = self.client.submit(
-                run_task,
-                task,
+                run_batch,
+                tasks,
                 self.options,
                 self.clues,
-                key=f"opspoor-file-{self.run_id}-{task.seq}",
+                run_task,
+                key=f"opspoor-file-{self.run_id}-{name}",
                 pure=False,
             )
         fut.add_done_callback(lambda _f: self.finished.set())
-        self.inflight[fut] = task
-        return []
+        size = sum(len(t.data) for t in tasks if t.data is not None)
+        # the client keeps no member's bytes: the scheduler has them, and a crash record needs none
+        self.inflight[fut] = ([dataclasses.replace(t, data=None) for t in tasks], size)
 
     def collect(self, block: bool) -> list[Result]:
         """Results of finished tasks (waiting for at least one when ``block``, unless Ctrl-C)."""
         with shielded():
+            if block:  # a part batch is sent rather than waited for
+                self._flush()
             while True:
                 self.finished.clear()  # (set again by any task that finishes from here on)
                 ready = [f for f in self.inflight if f.done()]
                 if ready or not block or not self.inflight or REQUESTED.is_set():
                     break
                 self.finished.wait(POLL)
-            return [self._result(f) for f in ready]
+            return [r for f in ready for r in self._results(f)]
 
-    def _result(self, fut: Any) -> Result:
+    def _results(self, fut: Any) -> list[Result]:
         from distributed import KilledWorker
 
-        task = self.inflight.pop(fut)
+        tasks, _ = self.inflight.pop(fut)
         try:
-            out: Result = fut.result()
-        except KilledWorker:  # it killed every worker it was handed to: this file did it
-            self.crashes += 1
-            out = crashed(task)
+            out: list[Result] = fut.result()
+        except KilledWorker:  # it killed every worker it was handed to
+            if len(tasks) > 1:  # one of its files did it: each again in a task of its own
+                for task in tasks:
+                    self._send([task], f"{task.seq}-alone")
+                return []
+            self.crashes += 1  # this file did it
+            out = [crashed(tasks[0])]
         except Exception as exc:  # the cluster cannot run opspoor's code (versions, imports)
-            raise ExecutorError(f"dask task failed: {type(exc).__name__}: {exc}", task.path) from exc
+            raise ExecutorError(f"dask task failed: {type(exc).__name__}: {exc}", tasks[0].path) from exc
         finally:
             fut.release()
         return out
@@ -162,6 +204,7 @@ class DaskPool:
             if self.inflight:
                 self.client.cancel(list(self.inflight), force=True)
             self.inflight.clear()
+            self.pending.clear()
             self.client.close()
 
 

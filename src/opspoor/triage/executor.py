@@ -21,7 +21,8 @@ EXECUTORS = ("local", "dask")
 
 
 class Executor(Protocol):
-    workers: int  # worker processes (threads on Dask): the scan keeps 4 tasks each in flight
+    workers: int  # worker processes (threads on Dask)
+    depth: int  # files the scan keeps in flight (4 per local worker; on Dask, 4 batches per thread)
     options: HashOptions
     crashes: int
 

@@ -57,6 +57,7 @@ class CrashSafePool:
 
     def __init__(self, workers: int, options: HashOptions, clues: ClueOptions | None = None) -> None:
         self.workers = workers
+        self.depth = workers * 4  # files in flight: enough to keep every worker busy
         self.options = options
         self.clues = clues
         self.inflight: dict[Future[Result], Task] = {}

@@ -339,7 +339,7 @@ def _hash_and_match(
         batch.clear()
         last_flush = time.monotonic()
 
-    max_inflight = pool.workers * 4
+    max_inflight = pool.depth
     try:
         for seq, item in enumerate(_evidence(cfg)):
             files_in += 1
