@@ -119,6 +119,8 @@ def test_ocr_reads_a_dutch_sentence_at_20_px_and_calls_it_dutch() -> None:
     assert [c.value for c in lang] == ["nl"] and lang[0].countries[0] == "NL"
     assert lang[0].detail["deciding_words"]
     assert "Nederlands" in next(c.value for c in found if c.kind == "text")
+    # the same through the scan's path: the test on the 512 px picture the hash step decodes
+    assert "nl" in _values(image_clues(jpeg_bytes(img), "dump/zin.jpg", ClueOptions()).clues, "language")
 
 
 @needs_ocr

@@ -202,6 +202,34 @@ def test_links_to_an_earlier_case(evidence: dict[str, Any], scanned_nl: tuple[Pa
     assert "serial DC100-000417 was also seen in case 2024-017 (1 file)" in (case / "report.html").read_text()
 
 
+def test_cli_country_and_link_case(evidence: dict[str, Any], scanned_nl: tuple[Path, dict[str, Any]]) -> None:
+    from typer.testing import CliRunner
+
+    from opspoor.cli import app
+
+    earlier, _ = scanned_nl
+    ev3 = evidence["root"] / "dump3"
+    ev3.mkdir()
+    (ev3 / "berlin_again.jpg").write_bytes(
+        jpeg_bytes(generate_image(60, 800, 600, style="clouds"), gps_exif(52.52, 13.405, "DC100-000417"))
+    )
+    (ev3 / "plain.jpg").write_bytes(jpeg_bytes(generate_image(61, 640, 480, style="gradient")))
+    case = evidence["root"] / "case-cli"
+    res = CliRunner().invoke(
+        app,
+        ["scan", str(ev3), "--hashset", "known", "--db", evidence["db"], "--case", str(case),
+         "--country", "DE", "--link-case", str(earlier), "--workers", "1"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    first = _groups(case)[0]
+    assert first["paths"] == ["dump3/berlin_again.jpg"]
+    assert first["why_ranked"][0].startswith("points to DE: gps") and "Berlin" in first["why_ranked"][0]
+    assert first["links"] == [  # the earlier case's Berlin photo, and its Delft photo's camera
+        "place 52.52,13.40 (about 1 km) was also seen in case 2024-017 (1 file)",
+        "serial DC100-000417 was also seen in case 2024-017 (1 file)",
+    ]
+
+
 def test_link_case_that_is_no_case_is_refused_before_work(evidence: dict[str, Any], tmp_path: Path) -> None:
     from opspoor.errors import CaseError
 
