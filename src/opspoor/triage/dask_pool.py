@@ -14,9 +14,10 @@ its bytes until a worker has hashed it (and runs it again from them if that work
 client's memory per member in flight is what the local pool's is (docs/scale.md, "Memory").
 
 A worker that dies mid-task (killed, OOM) costs nothing: the scheduler runs its tasks again on the
-others, and each task's result is taken exactly once, by its key. A task that kills every worker it
-is handed to (``distributed.scheduler.allowed-failures`` times, default 3) is run again one file a
-task, and a file that then does it again is recorded as "worker crashed", as the local pool does.
+others, and each task's result is taken exactly once, by its key. A batch that kills every worker
+it is handed to (``distributed.scheduler.allowed-failures`` times, default 3) is run again one file
+at a time, and a file that then does it again is recorded as "worker crashed", as the local pool
+does. At most ``DEPTH`` tasks per worker thread are in flight, as before batching.
 """
 
 from __future__ import annotations
@@ -111,6 +112,10 @@ class DaskPool:
         #: the bytes of the member it carries
         self.inflight: dict[Any, tuple[list[Task], int]] = {}
         self.pending: list[Task] = []  # files for the next batch
+        #: files of batches that killed every worker, run again one at a time (as the local pool
+        #: does), so that the culprit alone is given up
+        self.retry: list[Task] = []
+        self.retrying: Any = None  # the future of the one being run again
         self.client = connect(scheduler)
         try:
             threads = worker_threads(self.client)
@@ -125,7 +130,7 @@ class DaskPool:
         self.finished = threading.Event()
 
     def __len__(self) -> int:
-        return len(self.pending) + sum(len(tasks) for tasks, _ in self.inflight.values())
+        return len(self.pending) + len(self.retry) + sum(len(tasks) for tasks, _ in self.inflight.values())
 
     @property
     def held(self) -> int:
@@ -135,20 +140,29 @@ class DaskPool:
     def submit(self, task: Task) -> list[Result]:
         if task.fs_path is not None:  # the workers may run elsewhere: the client's absolute path
             task = dataclasses.replace(task, fs_path=os.path.abspath(task.fs_path))
+        if task.data is None:
+            self.pending.append(task)
+            if len(self.pending) < BATCH_FILES:
+                return []
+        out = self._room()  # at most DEPTH tasks per worker thread, as many files as they hold
         if task.data is not None:
             self._send([task], f"{task.seq}")
-            return []
-        self.pending.append(task)
-        if len(self.pending) >= BATCH_FILES:
+        else:
             self._flush()
-        return []
+        return out
+
+    def _room(self) -> list[Result]:
+        out: list[Result] = []
+        while len(self.inflight) >= self.workers * DEPTH and not REQUESTED.is_set():
+            out += self.collect(block=True, flush=False)
+        return out
 
     def _flush(self) -> None:
         if self.pending:
             tasks, self.pending = self.pending, []
             self._send(tasks, f"{tasks[0].seq}" if len(tasks) == 1 else f"{tasks[0].seq}-{tasks[-1].seq}")
 
-    def _send(self, tasks: list[Task], name: str) -> None:
+    def _send(self, tasks: list[Task], name: str) -> Any:
         with shielded(), warnings.catch_warnings():
             # (a large member is one large task: bounded by --max-member-memory, not worth a warning)
             warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")
@@ -165,13 +179,17 @@ class DaskPool:
         size = sum(len(t.data) for t in tasks if t.data is not None)
         # the client keeps no member's bytes: the scheduler has them, and a crash record needs none
         self.inflight[fut] = ([dataclasses.replace(t, data=None) for t in tasks], size)
+        return fut
 
-    def collect(self, block: bool) -> list[Result]:
+    def collect(self, block: bool, flush: bool = True) -> list[Result]:
         """Results of finished tasks (waiting for at least one when ``block``, unless Ctrl-C)."""
         with shielded():
-            if block:  # a part batch is sent rather than waited for
+            if block and flush:  # a part batch is sent rather than waited for
                 self._flush()
             while True:
+                if self.retrying is None and self.retry and len(self.inflight) < self.workers * DEPTH:
+                    task = self.retry.pop(0)
+                    self.retrying = self._send([task], f"{task.seq}-alone")
                 self.finished.clear()  # (set again by any task that finishes from here on)
                 ready = [f for f in self.inflight if f.done()]
                 if ready or not block or not self.inflight or REQUESTED.is_set():
@@ -183,12 +201,13 @@ class DaskPool:
         from distributed import KilledWorker
 
         tasks, _ = self.inflight.pop(fut)
+        if fut is self.retrying:
+            self.retrying = None
         try:
             out: list[Result] = fut.result()
         except KilledWorker:  # it killed every worker it was handed to
-            if len(tasks) > 1:  # one of its files did it: each again in a task of its own
-                for task in tasks:
-                    self._send([task], f"{task.seq}-alone")
+            if len(tasks) > 1:  # one of its files did it: each again, one at a time
+                self.retry += tasks
                 return []
             self.crashes += 1  # this file did it
             out = [crashed(tasks[0])]
@@ -205,6 +224,7 @@ class DaskPool:
                 self.client.cancel(list(self.inflight), force=True)
             self.inflight.clear()
             self.pending.clear()
+            self.retry.clear()
             self.client.close()
 
 
