@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import getpass
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,7 @@ import typer
 
 from opspoor.cli.app import DbOption, app, err, out
 from opspoor.cli.hashset_cmd import hashset_app
-from opspoor.cli.options import check_output_file, listening_socket, store_label
+from opspoor.cli.options import CommandLineError, check_output_file, listening_socket, store_label
 from opspoor.errors import CaseError
 from opspoor.hashsets.model import SCHEMES
 
@@ -63,6 +64,8 @@ def review(
 
     from opspoor.review.web import ReviewConfig, create_review_app
 
+    if not 0 <= break_after < math.inf:  # (NaN fails too)
+        raise CommandLineError(f"--break-after must be a number of minutes, 0 or more, not {break_after:g}")
     if export_vics is not None:
         check_output_file(export_vics, force)
         _export_vics(case_dir, export_vics)

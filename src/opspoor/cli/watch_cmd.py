@@ -112,7 +112,7 @@ def watch(
     if k > n:
         raise SignalError(f"--k {k} is more than the window --n {n}")
     label = name or source
-    store = open_store(db)
+    store = open_store(db, create=False)
     matcher = Matcher.from_store(store, hashset, distance, cache=True)
     hook = Webhook(webhook) if webhook else None
     kept = KeptMatches(keep, label) if keep is not None else None
