@@ -106,7 +106,8 @@ def create_review_app(
     """The review app of one case: on a workstation (the case folder, ``review.sqlite``, the
     one-time secret) or, given ``view`` and ``review`` from the shared store, behind the service's
     tokens (``review.team`` puts its gate in front and mounts it)."""
-    opened = [x for x in (view, review) if x is None]  # what the app opens, it closes when it stops
+    # what the app opens, it closes when it stops (given ones belong to the caller: review.team)
+    own_view, own_review = view is None, review is None
     view = view if view is not None else CaseView(config.case_dir)
     review = review if review is not None else ReviewDB.for_case(config.case_dir)
     keys = key_codes(config.scheme)
@@ -119,8 +120,9 @@ def create_review_app(
         try:
             yield
         finally:
-            if opened:
+            if own_view:
                 view.close()
+            if own_review:
                 review.close()
 
     app = FastAPI(title="opspoor review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=closing)
