@@ -549,6 +549,9 @@ def test_commands_name_the_store_and_list_as_json(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     db = str(tmp_path / "store.sqlite")
+    code, out, err = run(monkeypatch, capsys, "hashset", "list", "--db", db)
+    assert code == 2 and db in err and "no store here" in err  # a command that only reads makes none
+    code, out, _ = run(monkeypatch, capsys, "db", "upgrade", "--db", db)
     code, out, _ = run(monkeypatch, capsys, "hashset", "list", "--db", db)
     assert code == 0 and out.strip() == f"no hash sets in {db}"
     monkeypatch.setenv("OPSPOOR_DB", db)  # the demo's way: the store from the environment

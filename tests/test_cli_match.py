@@ -90,7 +90,7 @@ def test_a_typed_value_is_looked_up_as_that_type_only(setup: dict) -> None:
         [("pdq", 0)],
         [],
     ]
-    assert "a sha1 value is 40 hex characters" in out[3]["error"]
+    assert "sha1 value must be 40 hex characters, got 32" in out[3]["error"]
 
 
 def test_files_input_list_and_distance(setup: dict) -> None:

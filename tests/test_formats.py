@@ -5,6 +5,7 @@ Every hash here is synthetic (random hex); nothing refers to real material.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -37,7 +38,8 @@ def hexs(n: int) -> st.SearchStrategy[str]:
     return st.text("0123456789abcdef", min_size=n, max_size=n)
 
 
-photodnas = st.from_regex(r"[A-Za-z0-9+/]{8,40}={0,2}", fullmatch=True)
+#: a PhotoDNA is 144 bytes; entries carry its canonical form (the bytes' hex), the writers spell it
+photodnas = st.binary(min_size=144, max_size=144).map(bytes.hex)
 vpdqs = st.lists(
     st.builds(
         VpdqFrame,
@@ -253,6 +255,10 @@ def test_vics2_sample_fields() -> None:
     assert b.category == Category("us-cat", "5") and b.victim_identified is None
 
 
+DNA = bytes((5 * i + 1) % 256 for i in range(144))
+DNA_B64 = base64.b64encode(DNA).decode()
+
+
 def test_vics13_sample_photodna_in_alternative_hashes() -> None:
     doc = {
         "odata.metadata": "http://github.com/ICMEC/ProjectVic/DataModels/1.3.xml#Media",
@@ -262,7 +268,7 @@ def test_vics13_sample_photodna_in_alternative_hashes() -> None:
                 "Category": 2,
                 "MD5": "1" * 32,
                 "AlternativeHashes": [
-                    {"HashName": "PhotoDNA", "HashValue": "QUJD REVG\n"},
+                    {"HashName": "PhotoDNA", "HashValue": DNA_B64[:100] + " " + DNA_B64[100:] + "\n"},
                     {"HashName": "Fuzzy", "HashValue": "abc"},
                 ],
             }
@@ -271,7 +277,7 @@ def test_vics13_sample_photodna_in_alternative_hashes() -> None:
     data = json.dumps(doc).encode()
     assert detect_format(data) == "vics13"
     (e,) = read_entries(io.BytesIO(data))
-    assert e.signals == {"md5": "1" * 32, "photodna": "QUJDREVG"}
+    assert e.signals == {"md5": "1" * 32, "photodna": DNA.hex()}  # base64 (wrapped): its bytes in hex
     assert e.extra == {"vics": {"AlternativeHashes": [{"HashName": "Fuzzy", "HashValue": "abc"}]}}
 
 

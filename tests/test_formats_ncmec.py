@@ -16,6 +16,7 @@ from threatexchange.exchanges.clients.ncmec.hash_api import GetEntriesResponse, 
 from opspoor.errors import FormatError
 from opspoor.hashsets.formats import detect_format, read_entries
 from opspoor.hashsets.model import Category
+from opspoor.signals import get_signal
 
 SAMPLE = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 <queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2">
@@ -70,7 +71,7 @@ SAMPLE = f"""<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
 def test_ncmec_entries() -> None:
     assert detect_format(SAMPLE) == "ncmec"
     a, b, v = read_entries(io.BytesIO(SAMPLE))
-    assert a.signals == {"md5": "a" * 32, "sha1": "b" * 40, "photodna": "1," * 143 + "1", "pdq": "c" * 64}
+    assert a.signals == {"md5": "a" * 32, "sha1": "b" * 40, "photodna": "01" * 144, "pdq": "c" * 64}
     assert a.category == Category("ncmec", "A1") and a.external_id == "image-1"
     assert a.source == "Example Platform" and a.date_updated == "2024-05-01T09:00:00Z"
     assert a.extra == {"ncmec": {"type": "image", "member_id": "42", "fingerprints": {"netclean": "d" * 40}}}
@@ -96,9 +97,10 @@ def test_python_threatexchange_reads_the_same_sample() -> None:
             f"ncmec:{u.classification}" if u.classification else None
         )
         names = {"md5": "md5", "sha1": "sha1", "pdna": "photodna", "pdq": "pdq"}
-        assert {names[k]: v.lower() for k, v in u.fingerprints.items() if k in names} == {
-            k: v.lower() for k, v in e.signals.items()
-        }
+        # (each value in its canonical form: a PhotoDNA's decimal bytes as their hex)
+        assert {
+            names[k]: get_signal(names[k]).validate(v) for k, v in u.fingerprints.items() if k in names
+        } == {k: v.lower() for k, v in e.signals.items()}
 
 
 def test_ncmec_bad_entry_is_named_and_skipped() -> None:

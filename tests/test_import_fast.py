@@ -7,6 +7,7 @@ synthetic (random hex); nothing refers to real material.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import random
@@ -43,13 +44,20 @@ def hexs(n: int, alphabet: str = "0123456789abcdef") -> st.SearchStrategy[str]:
 
 # Values of every kind a Media property may hold in the field, well formed or not: each record is
 # read by the fast path (columns) and by media_entry, which must agree.
+_DNA = bytes((3 * i + 7) % 256 for i in range(144))
+#: one PhotoDNA as lists spell it: base64 (wrapped), decimal bytes, upper-case hex
+DNA_SPELLINGS = [
+    base64.b64encode(_DNA).decode()[:96] + "\n" + base64.b64encode(_DNA).decode()[96:],
+    ",".join(map(str, _DNA)),
+    _DNA.hex().upper(),
+]
 values: dict[str, st.SearchStrategy[Any]] = {
     "MediaID": st.integers(0, 10**6) | st.sampled_from(["A-1", "", None, True, 1.5]),
     "Category": st.sampled_from([0, 1, 5, "2", "", None, " 3", 6, "x", True, 1.0]),
     "MD5": hexs(32) | hexs(32, "0123456789ABCDEF") | st.sampled_from(["", None, "g" * 32, "a" * 31, 5]),
     "SHA1": hexs(40) | st.sampled_from([None, "", "A" * 40]),
     "SHA256": st.none() | hexs(64),
-    "PhotoDNA": st.none() | st.sampled_from(["QUJD REVG", "1,2,3", "", "$$$"]),
+    "PhotoDNA": st.none() | st.sampled_from(["QUJD REVG", "1,2,3", "", "$$$", *DNA_SPELLINGS]),
     "MediaSize": st.integers(-1, 2**70) | st.sampled_from([None, "", "12", "x", 3.0]),
     "VictimIdentified": st.sampled_from([True, False, None, "true", "False", "", "yes", 1, 2, "maybe"]),
     "IsDistributed": st.sampled_from([True, "false", None, 0]),
@@ -66,7 +74,7 @@ values: dict[str, st.SearchStrategy[Any]] = {
         st.fixed_dictionaries(
             {
                 "HashName": st.sampled_from(["PDQ", "PhotoDNA", "MD5", "pdq", "Fuzzy"]),
-                "HashValue": hexs(64) | st.sampled_from(["QUJD", None, ""]),
+                "HashValue": hexs(64) | st.sampled_from(["QUJD", None, "", *DNA_SPELLINGS]),
             }
         ),
         max_size=2,
@@ -79,7 +87,7 @@ usual: dict[str, st.SearchStrategy[Any]] = {
     "MD5": hexs(32) | hexs(32, "0123456789ABCDEF"),
     "SHA1": hexs(40),
     "SHA256": st.none() | hexs(64),
-    "PhotoDNA": st.sampled_from([None, "QUJD REVG", "1,2,3"]),
+    "PhotoDNA": st.sampled_from([None, *DNA_SPELLINGS]),
     "MediaSize": st.none() | st.integers(0, 2**40),
     "VictimIdentified": st.sampled_from([True, False, None, "true", "False", ""]),
     "IsDistributed": st.sampled_from([True, "false", None]),
@@ -91,7 +99,10 @@ usual: dict[str, st.SearchStrategy[Any]] = {
     "MediaFiles": st.none() | st.just([{"FileName": "a.jpg", "Size": 1}]),
     "OpspoorCategory": st.sampled_from([None, "", "uk:A", "ncmec:B2"]),
     "AlternativeHashes": st.lists(
-        st.fixed_dictionaries({"HashName": st.sampled_from(["PDQ", "PhotoDNA"]), "HashValue": hexs(64)}),
+        st.fixed_dictionaries({"HashName": st.just("PDQ"), "HashValue": hexs(64)})
+        | st.fixed_dictionaries(
+            {"HashName": st.just("PhotoDNA"), "HashValue": st.sampled_from(DNA_SPELLINGS)}
+        ),
         max_size=1,
     ),
 }
@@ -240,7 +251,7 @@ def synthetic(n: int, seed: int, repeat_every: int = 0) -> list[Entry]:
     for i in range(n):
         md5, sha1 = rng.randbytes(16).hex(), rng.randbytes(20).hex()
         # a PhotoDNA value too, so the load writes entry_signals rows (and drops their value index)
-        photodna = rng.randbytes(12).hex()
+        photodna = rng.randbytes(144).hex()
         if repeat_every and i and i % repeat_every == 0:
             earlier = out[rng.randrange(i)].signals
             # the same file: its hashes agree

@@ -107,7 +107,7 @@ def test_hashset_build_of_the_bridge_mods_keeps_twelve_entries(
 
 
 def _photodna_vics(tmp_path: Path) -> Path:
-    dna = "QUJD" * 36  # a made-up PhotoDNA (base64 text)
+    dna = "QUJD" * 48  # a made-up PhotoDNA: 144 bytes in base64
     media = [{"MediaID": k, "Category": 1, "MD5": f"{k:032X}", "PhotoDNA": dna} for k in range(1, 4)] + [
         {"MediaID": 4, "Category": 2, "MD5": f"{4:032X}", "PhotoDNA": dna}
     ]
@@ -179,8 +179,8 @@ def test_same_md5_with_another_pdq_or_photodna_keeps_both_hashes(db_url: str) ->
     entries = [
         Entry({"md5": md5, "pdq": pdq_a}, Category("us-cat", "1"), external_id="m1"),
         Entry({"md5": md5, "pdq": pdq_b}, Category("us-cat", "1"), external_id="m2"),
-        Entry({"md5": md5, "photodna": "pdna-1"}, Category("us-cat", "1"), external_id="m3"),
-        Entry({"md5": md5, "photodna": "pdna-2"}, Category("us-cat", "1"), external_id="m4"),
+        Entry({"md5": md5, "photodna": "01" * 144}, Category("us-cat", "1"), external_id="m3"),
+        Entry({"md5": md5, "photodna": "02" * 144}, Category("us-cat", "1"), external_id="m4"),
         Entry({"md5": md5, "pdq": pdq_a}, Category("us-cat", "1"), external_id="m5"),
     ]
     with open_store(db_url) as store:
@@ -189,7 +189,7 @@ def test_same_md5_with_another_pdq_or_photodna_keeps_both_hashes(db_url: str) ->
     assert (r.added, r.duplicates) == (3, 2), r
     assert sorted(kept) == ["m1", "m2", "m4"]  # m3 folds into m1 (brings a PhotoDNA m1 lacks)
     assert {kept["m1"]["pdq"], kept["m2"]["pdq"]} == {pdq_a, pdq_b}
-    assert kept["m1"]["photodna"] == "pdna-1" and kept["m4"]["photodna"] == "pdna-2"
+    assert kept["m1"]["photodna"] == "01" * 144 and kept["m4"]["photodna"] == "02" * 144
 
 
 # --- 2. categories outside 0-5 ----------------------------------------------------------------

@@ -7,6 +7,7 @@ Every hash set holds benign values only.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ from test_service import TEST_SETTINGS, Api, add_entries, create_set, eventually
 
 KNOWN_MD5 = "0123456789abcdef0123456789abcdef"
 KNOWN_SHA1 = "0123456789abcdef0123456789abcdef01234567"
+#: a made-up PhotoDNA (144 bytes), stored in base64 and asked for in its other spellings
+KNOWN_DNA = bytes((7 * i + 3) % 256 for i in range(144))
+OTHER_DNA = bytes((7 * i + 4) % 256 for i in range(144))
 #: every token may take this many requests at once; the rate case sends more with one token
 BURST = 30
 MAX_JSON = 128 * 1024  # room for 1,001 signals
@@ -61,7 +65,16 @@ CASES = [
     Case("not an object", body=b"[1, 2]"),
     Case("no signals", body=_signals()),
     Case("too many signals", body=_signals(*[("md5", f"{i:032x}") for i in range(1001)])),
-    Case("unknown signal type", body=_signals(("photodna", "ab" * 16))),
+    Case("unknown signal type", body=_signals(("vpdq", "ab" * 16))),
+    Case(
+        "photodna as decimal bytes and upper-case hex, another one",
+        body=_signals(
+            ("photodna", ",".join(map(str, KNOWN_DNA))),
+            ("photodna", KNOWN_DNA.hex().upper()),
+            ("photodna", OTHER_DNA.hex()),
+        ),
+    ),
+    Case("photodna not 144 bytes", body=_signals(("photodna", "QUJD"))),
     Case("not hex", body=_signals(("pdq", "zz" * 32))),
     Case("pdq too short", body=_signals(("pdq", "ab" * 16))),
     Case("md5 of sha1 length", body=_signals(("md5", KNOWN_SHA1))),
@@ -140,6 +153,8 @@ def store_with_a_set(db_url: str) -> Iterator[str]:
     with running(db_url) as api:
         create_set(api, "known")
         add_entries(api, "known", [{"signals": {"md5": KNOWN_MD5, "sha1": KNOWN_SHA1}}])
+        dna = base64.b64encode(KNOWN_DNA).decode()
+        add_entries(api, "known", [{"signals": {"photodna": dna}, "external_id": "dna"}])
     yield db_url
 
 
@@ -171,6 +186,10 @@ def _run(url: str, *, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Run:
     return Run(answers, audit, metrics)
 
 
+def _answer(run: Run, name: str) -> Any:
+    return next(a.body for case, a in zip(CASES, run.answers, strict=True) if case.name == name)
+
+
 def test_the_fast_path_answers_audits_and_counts_as_the_route_does(
     store_with_a_set: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -192,6 +211,14 @@ def test_the_fast_path_answers_audits_and_counts_as_the_route_does(
         assert statuses[name] == 422, name
     for name in ("unknown signal type", "not hex", "pdq too short", "md5 of sha1 length"):
         assert statuses[name] == 422, name
+    assert "photodna value must be 144 bytes, got 3" in _answer(route, "photodna not 144 bytes")["detail"]
+    dna = _answer(route, "photodna as decimal bytes and upper-case hex, another one")["results"]
+    assert [[(m["signal"], m["external_id"], m["distance"]) for m in x["matches"]] for x in dna] == [
+        [("photodna", "dna", 0)],
+        [("photodna", "dna", 0)],
+        [],
+    ]
+    assert [x["value"] for x in dna] == [KNOWN_DNA.hex(), KNOWN_DNA.hex(), OTHER_DNA.hex()]  # canonical
     assert statuses["wrong role"] == statuses["admin is not a matcher"] == 403
     assert statuses["no token"] == statuses["not a bearer token"] == statuses["unknown token"] == 401
     assert statuses["repeated Authorization"] == 400

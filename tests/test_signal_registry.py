@@ -5,6 +5,7 @@ the index, ``opspoor match`` and ``POST /v1/match`` with no other edit; PhotoDNA
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from opspoor.index import ExactIndex
 from opspoor.signals import (
     SIGNALS,
     SignalType,
+    exact_widths,
     get_signal,
     hex_lengths,
     identity_signals,
@@ -81,7 +83,7 @@ def _hex(k: int) -> str:
 
 
 def test_the_registry_describes_every_signal() -> None:
-    assert hex_lengths() == {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
+    assert hex_lengths() == {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64, "photodna": 288}
     assert indexed_hex_lengths() == {**hex_lengths(), "vpdq": 64}  # vPDQ's index holds frame hashes
     assert signals_by_index("exact") == ("md5", "sha1", "sha256", "photodna")
     assert signals_by_index("hamming") == ("pdq", "vpdq")
@@ -90,9 +92,14 @@ def test_the_registry_describes_every_signal() -> None:
     assert key_signals() == ("md5", "sha1", "sha256", "pdq", "photodna")
     assert ENTRY_SIGNALS == ("md5", "sha1", "sha256", "pdq", "vpdq", "photodna")  # not local features
     photodna = get_signal("photodna")
-    assert (photodna.computed, photodna.index, photodna.hex_length) == (False, "exact", None)
+    assert (photodna.computed, photodna.index, photodna.hex_length) == (False, "exact", 288)
+    assert exact_widths()["photodna"] == 144  # the matcher's exact index holds its 144 bytes
     assert all(SIGNALS[n].computed for n in ("md5", "sha1", "sha256", "pdq", "vpdq", "local"))
-    assert photodna.validate(" QUJD REVG= ") == "QUJDREVG="
+    raw = bytes(range(144))
+    b64 = base64.b64encode(raw).decode()
+    assert photodna.validate(f" {b64[:100]}\n{b64[100:]} ") == raw.hex()  # base64, wrapped
+    assert photodna.validate(raw.hex().upper()) == raw.hex()
+    assert photodna.validate(", ".join(map(str, raw))) == raw.hex()  # NCMEC's decimal bytes
 
 
 def test_a_registered_signal_is_known_to_the_formats_and_then_forgotten(
@@ -156,9 +163,10 @@ def test_a_signal_name_the_store_cannot_keep_is_refused() -> None:
 
 
 def test_photodna_is_stored_and_found_by_equal_value(store: Store) -> None:
+    dna = bytes(range(144)).hex()
     entries = [
-        Entry({"md5": _hex(1), "photodna": "QUJD"}, category=Category("us-cat", "1")),
-        Entry({"md5": _hex(2), "photodna": "QUJD"}, category=Category("us-cat", "2")),
+        Entry({"md5": _hex(1), "photodna": dna}, category=Category("us-cat", "1")),
+        Entry({"md5": _hex(2), "photodna": dna}, category=Category("us-cat", "2")),
     ]
     result = import_entries(store, "pdna", entries)
     assert (result.added, result.duplicates, result.conflicts) == (2, 0, 1)  # never a duplicate
@@ -217,20 +225,20 @@ def test_a_registered_stored_only_signal_is_added_and_matched_by_the_service(
             headers=api.auth("a", "platform"),
             json={"signals": [{"type": "testhash", "value": "ab" * 20}]},
         )
-        assert r.status_code == 422 and "a testhash value is 32 hex characters, not 40" in r.json()["detail"]
+        assert r.status_code == 422
+        assert "signals.0.value: testhash value must be 32 hex characters, got 40" in r.json()["detail"]
         r = api.client.post(
             "/v1/match",
             headers=api.auth("a", "platform"),
-            json={"signals": [{"type": "photodna", "value": "ab" * 16}]},
+            json={"signals": [{"type": "vpdq", "value": "ab" * 16}]},
         )
-        assert r.status_code == 422 and "not matched by value" in r.json()["detail"]  # stored only
+        assert r.status_code == 422 and "not matched by value" in r.json()["detail"]  # a whole video's
 
 
 def test_tables_asked_per_request_follow_every_change_of_the_registry() -> None:
     """``exact_widths``/``value_widths`` are derived once (every match request asks) and derived
     again after any change: ``register``/``unregister`` and a direct edit of ``SIGNALS`` alike."""
     from opspoor.matching import value_query, value_widths
-    from opspoor.signals import exact_widths
 
     before = exact_widths()
     assert exact_widths() is before  # kept, not derived per call

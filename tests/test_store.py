@@ -6,6 +6,7 @@ Every hash here is synthetic (random hex); nothing refers to real material.
 
 from __future__ import annotations
 
+import base64
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -119,13 +120,15 @@ def test_migration_0003_moves_hashes_to_columns_and_back(db_url: str) -> None:
 
     rng = random.Random(11)
     md5, sha1, pdq, frame = rhex(rng, 16), rhex(rng, 20), rhex(rng, 32), rhex(rng, 32)
+    dna = rng.randbytes(144)
     url = resolve_url(db_url)
     command.upgrade(alembic_config(url), "0002")
     engine = sa.create_engine(url)
     old_rows = {
         (1, "md5", md5, False),
         (1, "sha1", sha1, False),
-        (1, "photodna", "QUJD", False),
+        (1, "photodna", "QUJD", False),  # kept as given by an older opspoor, and no PhotoDNA at all
+        (2, "photodna", base64.b64encode(dna).decode(), False),  # kept as given: base64
         (2, "pdq", pdq, False),
         (2, "pdq", frame, True),  # a derived (augmentation) value stays a row
     }
@@ -154,15 +157,18 @@ def test_migration_0003_moves_hashes_to_columns_and_back(db_url: str) -> None:
     with open_store(db_url) as store:
         assert [(e.external_id, e.signals) for e in iter_entries(store, "s")] == [
             ("a", {"md5": md5, "sha1": sha1, "photodna": "QUJD"}),
-            ("b", {"pdq": pdq}),
+            ("b", {"photodna": base64.b64encode(dna).decode(), "pdq": pdq}),
         ]
+        # the index takes an old spelling as its bytes, and leaves out what is no PhotoDNA
+        ids, values = load_signal_arrays(store, ["s"], "photodna")
+        assert (ids.tolist(), [bytes(v) for v in values]) == ([2], [dna])
         ids, values = load_signal_arrays(store, ["s"], "pdq")
         assert sorted(zip(ids.tolist(), (bytes(v).hex() for v in values), strict=True)) == sorted(
             [(2, pdq), (2, frame)]
         )
-        assert hashset_counts(store, "s").signals == {"md5": 1, "pdq": 1, "photodna": 1, "sha1": 1}
+        assert hashset_counts(store, "s").signals == {"md5": 1, "pdq": 1, "photodna": 2, "sha1": 1}
         with store.read() as conn:
-            assert conn.execute(sa.text("SELECT count(*) FROM entry_signals")).scalar_one() == 2
+            assert conn.execute(sa.text("SELECT count(*) FROM entry_signals")).scalar_one() == 3
             assert index_method(conn) == ("brin" if db_url.startswith("postgres") else None)
     command.downgrade(alembic_config(url), "0002")
     with engine.connect() as conn:
@@ -231,7 +237,12 @@ def test_import_keeps_categories_flags_and_odd_text(store: Store) -> None:
     frames.append(VpdqFrame(4, 90, frames[0].hash, 4.0))  # a repeated frame hash
     entries = [
         Entry(
-            {"md5": rhex(rng, 16), "sha1": rhex(rng, 20), "sha256": rhex(rng, 32), "photodna": "QUJD+/=="},
+            {
+                "md5": rhex(rng, 16),
+                "sha1": rhex(rng, 20),
+                "sha256": rhex(rng, 32),
+                "photodna": rhex(rng, 144),
+            },
             category=Category("uk", "A"),
             victim_identified=True,
             offender_identified=False,
@@ -368,7 +379,7 @@ def test_sha256_and_photodna_repeats_fold_and_conflict(store: Store, in_one_impo
     """Repeats of a hash column (SHA-256) and of an ``entry_signals`` value (PhotoDNA), found by
     the candidate search of a load into an empty set or by grouping a set that has entries."""
     rng = random.Random(9)
-    sha, dna, dna2, md5 = rhex(rng, 32), "QUJD" + rhex(rng, 6), "WFla" + rhex(rng, 6), rhex(rng, 16)
+    sha, dna, dna2, md5 = rhex(rng, 32), rhex(rng, 144), rhex(rng, 144), rhex(rng, 16)
     first = [
         Entry({"sha256": sha}, category=US1, external_id="a"),
         Entry({"photodna": dna}, category=US1, external_id="b"),

@@ -35,16 +35,14 @@ from opspoor.store import Store, import_entries, iter_entries, list_conflicts, o
 
 IDENTITY = ("md5", "sha1", "sha256")
 KEYS = (*IDENTITY, "pdq", "photodna")
-#: hex length per hash column; PhotoDNA is text
-WIDTH = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64}
+#: hex length per signal (a PhotoDNA is kept as the hex of its 144 bytes)
+WIDTH = {"md5": 32, "sha1": 40, "sha256": 64, "pdq": 64, "photodna": 288}
 CATEGORIES = (None, "1", "2")
 
 _sets = itertools.count()
 
 
 def _value(signal: str, k: int) -> str:
-    if signal == "photodna":
-        return f"pdna-{k}"
     return format(k + 1, "x").rjust(WIDTH[signal], "0")
 
 

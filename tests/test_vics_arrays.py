@@ -122,13 +122,14 @@ def test_hex_of_either_case_and_spans_of_non_ascii_text() -> None:
 
 
 MD5 = "0" * 31 + "1"
+DNA = "QUJD" * 48  # a made-up PhotoDNA: 144 bytes in base64 (read by the careful path)
 
 
 @pytest.mark.parametrize(
     "record",
     [
         {"MD5": MD5, "Series": "a\\u00e9"},  # an escape (json.dumps writes the backslash)
-        {"MD5": MD5, "PhotoDNA": "AAAA"},
+        {"MD5": MD5, "PhotoDNA": DNA},
         {"MD5": MD5, "AlternativeHashes": [{"HashName": "vPDQ", "HashValue": "x"}]},
         {"MD5": MD5, "AlternativeHashes": [{"HashName": "Other", "HashValue": "x"}]},
         {"MD5": MD5, "AlternativeHashes": [{"HashName": "MD5", "HashValue": MD5}]},  # twice
@@ -204,7 +205,7 @@ def test_a_small_file_is_not_read_by_the_compiled_reader(tmp_path: Path) -> None
 
 def test_a_file_mixes_array_runs_with_careful_records(tmp_path: Path) -> None:
     usual = [{"MediaID": i, "Category": i % 6, "MD5": f"{i:032x}", "Pre": "true"} for i in range(1, 20_001)]
-    odd = {"MediaID": "odd", "MD5": "e" * 32, "Tags": "a,b", "PhotoDNA": "AAAA"}
+    odd = {"MediaID": "odd", "MD5": "e" * 32, "Tags": "a,b", "PhotoDNA": DNA}
     records = usual[:10_000] + [odd] + usual[10_000:]  # runs before and after it are compiled
     path = tmp_path / "mixed.json"
     path.write_bytes(_vics(records))

@@ -310,7 +310,7 @@ def list_cmd(
     db: DbOption = None,
 ) -> None:
     """List the hash sets with their kind and entry count."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         sets = list_hashsets(store)
         counts = entry_counts(store)
         where = store_label(store)
@@ -363,7 +363,7 @@ def show_cmd(
     db: DbOption = None,
 ) -> None:
     """Counts of a hash set by signal type and by category."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         hs = get_hashset(store, name)
         counts = hashset_counts(store, name)
         where = store_label(store)
@@ -417,7 +417,7 @@ def export_cmd(
         raise CommandLineError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, not {format!r}")
     if output is not None:
         check_output_file(output, force)
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         get_hashset(store, name)  # NotFound before any output is written
         where = store_label(store)
         entries = iter_entries(store, name)
@@ -444,7 +444,7 @@ def remove_cmd(
     """Remove a hash set and all its entries (and its cached match index). Asks first."""
     from opspoor.matching import drop_index_cache
 
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         rec = get_hashset(store, name)
         where = store_label(store)
         if not yes:
@@ -467,7 +467,7 @@ def conflicts_cmd(
     db: DbOption = None,
 ) -> None:
     """Entries that share a hash but disagree on the category."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         conflicts = list_conflicts(store, name)
         where = store_label(store)
     rows: list[dict[str, Any]] = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 import sys
 from collections.abc import Iterator
@@ -31,30 +30,35 @@ from opspoor.matching import Match, Matcher, Query, value_query, value_widths
 from opspoor.signals import SIGNALS
 from opspoor.signals.engine import HashOptions, hash_path
 
-_HEX = re.compile(r"^[0-9a-fA-F]+$")
-
 
 def query_for_value(text: str) -> Query:
-    """A hash value, typed (``md5:…``, ``pdq:…``, a plugin's ``name:…``) or known by its length:
-    32 hex is MD5, 40 SHA-1, 64 hex is looked up both as SHA-256 and as PDQ: every signal of that
-    width in the registry that can be matched by value (``matching.value_widths``)."""
+    """A hash value, typed (``md5:…``, ``photodna:…``, a plugin's ``name:…``) or known by what it
+    is: every signal of the registry that can be matched by value (``matching.value_widths``) and
+    whose own validation takes it. So 32 hex is MD5, 40 SHA-1, 64 hex is looked up both as SHA-256
+    and as PDQ, and a PhotoDNA is taken as hex, base64 or comma-separated decimal bytes."""
     widths = value_widths()
     typed, colon, rest = text.partition(":")
     if colon and typed.strip().lower() in widths:
-        signals, v = [typed.strip().lower()], rest.strip().lower()
-        if not _HEX.match(v) or len(v) != widths[signals[0]]:
-            raise SignalError(f"a {signals[0]} value is {widths[signals[0]]} hex characters: {text[:80]!r}")
+        sig = typed.strip().lower()
+        try:
+            found = {sig: SIGNALS[sig].validate(rest)}
+        except SignalError as exc:
+            raise SignalError(f"{exc.message}: {text[:80]!r}") from None
     else:
-        v = text.strip().lower()
-        signals = [sig for sig, n in widths.items() if n == len(v)] if _HEX.match(v) else []
-    if not signals:
+        found = {}
+        for sig in widths:
+            try:
+                found[sig] = SIGNALS[sig].validate(text)
+            except SignalError:
+                continue
+    if not found:
         known = ", ".join(f"{sig} {n}" for sig, n in widths.items())
         raise SignalError(f"not a file and not a hash value (hex characters: {known}): {text[:80]!r}")
     q = Query()
-    for sig in signals:
-        found = value_query(sig, v)
-        q.exact.update(found.exact)
-        q.pdq.extend(found.pdq)
+    for sig, v in found.items():
+        one = value_query(sig, v)
+        q.exact.update(one.exact)
+        q.pdq.extend(one.pdq)
     return q
 
 
@@ -192,7 +196,7 @@ def match(
         items += open_input_list(input_list)
     if not items:
         raise SignalError("give hash values or files, or --input FILE")
-    store = open_store(db)
+    store = open_store(db, create=False)
     where = store_label(store)
     matcher = Matcher.from_store(store, hashset, distance, cache=True)
     queries: list[Query | None] = [None] * len(items)

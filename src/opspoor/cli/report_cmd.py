@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from opspoor.cli.app import app, out
+from opspoor.cli.options import CommandLineError
 from opspoor.errors import ReportError
 
 report_app = typer.Typer(help="The case report (report.html) in other forms.", no_args_is_help=True)
@@ -77,6 +79,11 @@ def build(
 
     from opspoor.intake.build import build_report, read_hits
 
+    for address in ip or []:
+        try:
+            ipaddress.ip_address(address.strip())
+        except ValueError:
+            raise CommandLineError(f"--ip {address!r} is not an IPv4 or IPv6 address") from None
     if output.exists() and not force:
         raise ReportError("file exists; use --force to replace it", str(output))
     doc = build_report(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import getpass
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,6 +108,8 @@ def review(
 
     from opspoor.review.web import ReviewConfig, create_review_app
 
+    if not 0 <= break_after < math.inf:  # (NaN fails too)
+        raise CommandLineError(f"--break-after must be a number of minutes, 0 or more, not {break_after:g}")
     if export_vics is not None:
         check_output_file(export_vics, force)
         _export_vics(case_dir, export_vics, published, db)

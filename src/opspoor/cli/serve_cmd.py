@@ -176,7 +176,7 @@ def token_list(
     db: DbOption = None,
 ) -> None:
     """List tokens (never their secrets)."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         tokens = list_tokens(store, tenant=tenant)
         where = store_label(store)
     if json_out:
@@ -207,7 +207,7 @@ def token_revoke(
     db: DbOption = None,
 ) -> None:
     """Revoke a token. Running services refuse it within their token cache time (5 s)."""
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         rec = revoke_token(store, token_id)
         where = store_label(store)
     out.print(f"token {rec.id} ({rec.role}, tenant {rec.tenant}) revoked in {where}", markup=False)
@@ -228,7 +228,7 @@ def audit_verify(
         if not sep or not row.isdigit() or len(digest) != 64:
             raise StoreError(f"--anchor must be ID:HASH (a row id and its 64-hex hash), not {anchor!r}")
         expect = (int(row), digest.lower())
-    with open_store(db) as store:
+    with open_store(db, create=False) as store:
         verdict = verify_audit(store, anchor=expect)
     if not verdict.ok:
         err.print(

@@ -148,7 +148,7 @@ def watch(
         listen_options(source)
     label = name or source
     keep_large_buffers()  # each frame's PDQs reuse freed buffers, not fresh pages (media.heap)
-    store = open_store(db)
+    store = open_store(db, create=False)
     matcher = Matcher.from_store(store, hashset, distance, cache=True)
     hook = Webhook(webhook) if webhook else None
     kept = KeptMatches(keep, label) if keep is not None else None

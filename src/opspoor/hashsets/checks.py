@@ -1,5 +1,6 @@
 """What a hash set can hold: the checks every entry's signal values pass before the store takes them
-(fixed-width lower-case hex, a parseable vPDQ text, a PhotoDNA text without control characters)."""
+(fixed-width lower-case hex, PhotoDNA's included; a parseable vPDQ text; the text of a stored-only
+signal without a fixed width, without control characters)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def _hex_length(name: str) -> int | None:
 
 
 def _stored_text(name: str) -> bool:
-    """A stored-only signal whose value is text, not fixed-width hex (PhotoDNA)."""
+    """A stored-only signal whose value is text, not fixed-width hex (a plugin's)."""
     s = SIGNALS.get(name)
     return s is not None and not s.computed and s.hex_length is None
 

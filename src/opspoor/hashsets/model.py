@@ -87,7 +87,7 @@ def category_name(scheme: str | None, code: str | None) -> str:
     return CATEGORY_NAMES.get(scheme, {}).get(str(code), f"{scheme}:{code}")
 
 
-#: signal names an entry may carry, from the signal registry; photodna is opaque (stored, never computed)
+#: signal names an entry may carry, from the signal registry (photodna: stored and matched, never computed)
 ENTRY_SIGNALS: tuple[str, ...] = tuple(n for n, s in SIGNALS.items() if s.entry_value)
 
 

@@ -31,7 +31,7 @@ UNEXPECTED = re.compile(r"Unexpected child with tag '([^']+)'")
 
 @cache
 def _json_validator(kind: Kind) -> Any:
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, FormatChecker
 
     schema = json.loads(JSON_SCHEMA.read_text(encoding="utf-8"))
     schema.pop("oneOf")  # validate the one kind expected, so errors name its elements
@@ -39,7 +39,8 @@ def _json_validator(kind: Kind) -> Any:
         {"required": [kind], "properties": {kind: {"$ref": f"#/$defs/{kind}"}}, "additionalProperties": False}
     )
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    # formats are checked (an IP address is one), only those the schema uses
+    return Draft202012Validator(schema, format_checker=FormatChecker(formats=("ipv4", "ipv6")))
 
 
 @cache
@@ -137,6 +138,10 @@ def _json_fault(e: Any) -> tuple[str, str, str]:
         if extra:
             path.append(extra[0])
             return ("/" + "/".join(path), extra[0], f"{extra[0]} is not an element of this schema here")
+    if e.validator == "anyOf" and all("format" in sub for sub in e.validator_value):
+        element = next((p for p in reversed(path) if not p.isdigit()), "")
+        kinds = " or ".join(sub["format"].upper().replace("V", "v") for sub in e.validator_value)
+        return ("/" + "/".join(path), element, f"{e.instance!r} is not an {kinds} address"[:500])
     element = next((p for p in reversed(path) if not p.isdigit()), "")
     return ("/" + "/".join(path), element, str(e.message)[:500])
 

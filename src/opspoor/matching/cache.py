@@ -19,7 +19,7 @@ from opspoor.store import HashSetRecord, Store, get_hashset
 from opspoor.store.hashsets import last_changes
 
 #: bump when the cached index layout changes
-CACHE_VERSION = 5  # 5: entries of undefined category codes match as unknown-category
+CACHE_VERSION = 6  # 6: PhotoDNA has an exact index (5: undefined category codes match as unknown)
 
 log = logging.getLogger(__name__)
 

@@ -49,6 +49,16 @@ class KnownCount:
     files: int
 
 
+def _open_for_reading(db: Path) -> sqlite3.Connection:
+    """The case database, for reading only: a read-write connection that may not write
+    (``query_only``). The case database is in WAL mode, and only a connection that may write
+    removes the ``-wal`` and ``-shm`` files when it closes last; a ``mode=ro`` one leaves them in
+    the case folder. (SQLite opens a write-protected file read-only by itself.)"""
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=rw", uri=True, check_same_thread=False)
+    conn.execute("PRAGMA query_only=1")
+    return conn
+
+
 class CaseView:
     """One case, read once into memory (groups and records; thumbnails are read when asked)."""
 
@@ -56,7 +66,7 @@ class CaseView:
         self.dir = case_dir
         db = case_dir / CASE_DB
         check_is_case(db)
-        self._conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+        self._conn = _open_for_reading(db)
         self._lock = threading.Lock()
         meta = {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM meta")}
         self._load(

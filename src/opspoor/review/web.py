@@ -20,9 +20,10 @@ import base64
 import hmac
 import secrets
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -128,12 +129,26 @@ def create_review_app(
     """The review app of one case: on a workstation (the case folder, ``review.sqlite``, the
     one-time secret) or, given ``view`` and ``review`` from the shared store, behind the service's
     tokens (``review.team`` puts its gate in front and mounts it)."""
+    # what the app opens, it closes when it stops (given ones belong to the caller: review.team)
+    own_view, own_review = case_view is None, review is None
     view: CaseView = case_view if case_view is not None else CaseView(config.case_dir)
     review = review if review is not None else ReviewDB.for_case(config.case_dir)
     keys = key_codes(config.scheme)
     env = review_env()
     script = (files("opspoor.review") / "templates" / "review.js").read_text(encoding="utf-8")
-    app = FastAPI(title="opspoor review", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @asynccontextmanager
+    async def closing(_app: FastAPI) -> AsyncIterator[None]:
+        # the last connection to close removes the databases' -wal and -shm files
+        try:
+            yield
+        finally:
+            if own_view:
+                view.close()
+            if own_review:
+                review.close()
+
+    app = FastAPI(title="opspoor review", docs_url=None, redoc_url=None, openapi_url=None, lifespan=closing)
     if not config.team:
         app.add_middleware(OneTimeSecret, config=config)
     app.state.view, app.state.review, app.state.config = view, review, config
@@ -153,7 +168,9 @@ def create_review_app(
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
 
     def problem(status: int, detail: str) -> JSONResponse:
-        return JSONResponse({"title": "bad request", "status": status, "detail": detail}, status_code=status)
+        """An RFC 9457 problem."""
+        body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+        return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
     def exposure_today(who: str) -> dict[str, Any]:
         midnight = time.mktime(time.localtime()[:3] + (0, 0, 0, 0, 0, -1))
@@ -355,7 +372,7 @@ def create_review_app(
 
     @app.post("/api/reveal/{reveal_id}/end")
     async def reveal_end(reveal_id: int, request: Request) -> JSONResponse:
-        body = await _json(request)
+        body = await _json(request) or {}  # (a beacon sent while the page closes may carry none)
         seconds = body.get("seconds")
         who = reviewer_of(request, config)
         review.reveal_ended(who, reveal_id, float(seconds) if isinstance(seconds, int | float) else None)
@@ -371,6 +388,8 @@ def create_review_app(
     @app.post("/api/decide")
     async def decide(request: Request) -> JSONResponse:
         body = await _json(request)
+        if body is None:
+            return problem(400, 'the request body is not a JSON object ({"group": "G0001", "key": "1"})')
         try:
             group_id = str(body.get("group"))
             index = body.get("item")
@@ -497,14 +516,15 @@ def create_review_app(
 async def _form_or_json(request: Request) -> tuple[dict[str, Any], bool]:
     """A form's fields (the page's buttons) or a JSON body (a script), and whether it was JSON."""
     if (request.headers.get("content-type") or "").startswith("application/json"):
-        return await _json(request), True
+        return await _json(request) or {}, True
     raw = (await request.body())[:8192].decode("utf-8", "replace")
     return {k: v[0] for k, v in parse_qs(raw).items()}, False
 
 
-async def _json(request: Request) -> dict[str, Any]:
+async def _json(request: Request) -> dict[str, Any] | None:
+    """The request's JSON object, or None when the body is not one."""
     try:
         body = await request.json()
     except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
+        return None
+    return body if isinstance(body, dict) else None

@@ -64,18 +64,25 @@ class Problem(Exception):
         self.extra = extra
 
 
-def _slug(status: int) -> str:
+#: RFC 9110's reason phrases where Python's ``HTTPStatus`` (before 3.13) has the older ones
+_RFC9110_PHRASES = {413: "Content Too Large", 416: "Range Not Satisfiable", 422: "Unprocessable Content"}
+
+
+def status_phrase(status: int) -> str:
+    """The reason phrase of a status as RFC 9110 names it (a problem's ``title``)."""
     try:
-        return HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
+        return _RFC9110_PHRASES.get(status) or HTTPStatus(status).phrase
     except ValueError:
-        return "error"
+        return "Error"
+
+
+def _slug(status: int) -> str:
+    phrase = status_phrase(status)
+    return "error" if phrase == "Error" else phrase.lower().replace(" ", "-").replace("'", "")
 
 
 def problem_response(request: Request | None, p: Problem, instance: str | None = None) -> Response:
-    try:
-        title = HTTPStatus(p.status).phrase
-    except ValueError:
-        title = "Error"
+    title = status_phrase(p.status)
     body: dict[str, Any] = {
         "type": f"urn:opspoor:problem:{p.slug}",
         "title": title,
@@ -167,6 +174,6 @@ def install(app: FastAPI) -> None:
 #: the error answers every authenticated route may give, for the OpenAPI schema
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
-        s: {"model": ProblemModel, "description": HTTPStatus(s).phrase, "content": {MEDIA_TYPE: {}}}
+        s: {"model": ProblemModel, "description": status_phrase(s), "content": {MEDIA_TYPE: {}}}
         for s in statuses
     }

@@ -12,7 +12,7 @@ import anyio
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field, model_validator
 
-from opspoor.errors import FormatError
+from opspoor.errors import FormatError, SignalError
 from opspoor.hashsets.formats import FORMATS, read_entries
 from opspoor.hashsets.model import DEFAULT_PDQ_DISTANCE, Category, Entry
 from opspoor.service.auth import ANALYST, CURATOR, Call, require
@@ -172,7 +172,7 @@ def _set_json(h: HashSetRecord, entries: int) -> dict[str, Any]:
 
 def _entry(e: EntryIn) -> Entry:
     return Entry(
-        signals={k.lower(): v for k, v in e.signals.items()},
+        signals={k.lower(): _stored_form(k.lower(), v) for k, v in e.signals.items()},
         category=Category(e.category.scheme.lower(), e.category.code) if e.category else None,
         victim_identified=e.victim_identified,
         offender_identified=e.offender_identified,
@@ -275,15 +275,26 @@ async def delete_entries(
 ) -> dict[str, Any]:
     """Remove entries by id, or those carrying any of the given values of one signal type."""
     store, tenant = service_of(request).store, call.principal.tenant
-    # fixed-width hex values are kept lower-case; an opaque value (PhotoDNA) as given
-    hexed = body.signal is not None and SIGNALS[body.signal].hex_length is not None
-    values = [v.lower() for v in body.values] if hexed else body.values
+    values = [_stored_form(body.signal, v) for v in body.values] if body.signal else body.values
     removed = await anyio.to_thread.run_sync(
         lambda: remove_entries(
             store, name, entry_ids=body.entry_ids, signal=body.signal, values=values, tenant=tenant
         )
     )
     return {"removed": removed}
+
+
+def _stored_form(signal: str, value: str) -> str:
+    """A fixed-width value as the store keeps it (its signal's canonical form: lower-case hex; a
+    PhotoDNA's bytes in hex, whichever spelling is sent); any other value as given (the store
+    refuses what it cannot hold, naming the entry, and a removal by it removes nothing)."""
+    sig = SIGNALS.get(signal)
+    if sig is None or sig.hex_length is None:
+        return value
+    try:
+        return sig.validate(value)
+    except SignalError:
+        return value
 
 
 _IMPORT_BODY = {

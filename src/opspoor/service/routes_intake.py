@@ -190,6 +190,10 @@ async def upload(
         )
     async with svc.upload_slots:
         up = await read_upload(request, svc.settings.max_upload_bytes)
+        if not up.data:
+            raise Problem(
+                422, "the field 'file' is empty (0 bytes): send the file's content", slug="empty-upload"
+            )
         sig = await hash_upload(request, up)
         sealed = seal(key, up.data, f"report:{report_id}:sha256:{sig.sha256}")
     gps = sig.exif.gps if sig.exif is not None else None

@@ -24,15 +24,18 @@ from opspoor.service.sharing import SharedMatch, shared_matches
 
 if TYPE_CHECKING:
     from opspoor.service.state import Service
+from opspoor.errors import SignalError
 from opspoor.matching import Match, Query, value_query, value_widths
+from opspoor.signals import SIGNALS
 from opspoor.signals.engine import FileSignals, HashOptions, hash_bytes
 from opspoor.signals.vpdq import format_vpdq
 
 router = api_router(401, 403, 413, 415, 422, 429, 503, tags=["matching"])
 
 MAX_SIGNALS = 1000
-#: the longest hex value the request schema admits; each signal's own width is checked after
-MAX_VALUE_HEX = 512
+#: the longest value the request schema admits (a PhotoDNA as 144 decimal bytes is 575
+#: characters); each signal's own validation checks it after
+MAX_VALUE_CHARS = 600
 #: who may match (the JSON fast path admits the same roles)
 MATCH_ROLES = (PLATFORM, ANALYST)
 
@@ -43,10 +46,19 @@ class SignalIn(BaseModel):
         str,
         Field(
             pattern=r"^[a-z][a-z0-9_]{0,15}$",
-            description="a signal matched by value: md5, sha1, sha256, pdq, or a plugin's exact signal",
+            description="a signal matched by value: md5, sha1, sha256, pdq, photodna, or a plugin's "
+            "exact signal",
         ),
     ]
-    value: Annotated[str, Field(pattern=r"^[0-9a-fA-F]+$", min_length=1, max_length=MAX_VALUE_HEX)]
+    value: Annotated[
+        str,
+        Field(
+            pattern=r"^[0-9A-Za-z+/=, ]+$",
+            min_length=1,
+            max_length=MAX_VALUE_CHARS,
+            description="hex; a PhotoDNA also as base64 or comma-separated decimal bytes",
+        ),
+    ]
 
 
 class MatchRequest(BaseModel):
@@ -140,22 +152,26 @@ def query_for_file(sig: FileSignals) -> Query:
     return Query.from_file_signals(sig)
 
 
-def query_for_value(s: SignalIn) -> Query:
-    """One value of a signal matched by value (``matching.value_widths``, from the registry)."""
-    v = s.value.lower()
+def canonical_value(s: SignalIn, where: str = "value") -> str:
+    """The canonical form of a value of a signal matched by value (``matching.value_widths``, from
+    the registry), by the signal's own validation: lower-case hex; a PhotoDNA's 144 bytes in hex,
+    whichever spelling was sent."""
     widths = value_widths()
-    length = widths.get(s.type)
-    if length is None:
+    if s.type not in widths:
         raise Problem(
             422,
             f"{s.type!r} values are not matched by value; one of: {', '.join(widths)}",
             slug="invalid-signal",
         )
-    if len(v) != length:
-        raise Problem(
-            422, f"a {s.type} value is {length} hex characters, not {len(v)}", slug="invalid-signal"
-        )
-    return value_query(s.type, v)
+    try:
+        return SIGNALS[s.type].validate(s.value)
+    except SignalError as exc:
+        raise Problem(422, f"{where}: {exc.message}", slug="invalid-signal") from None
+
+
+def query_for_value(s: SignalIn) -> Query:
+    """One value of a signal matched by value."""
+    return value_query(s.type, canonical_value(s))
 
 
 def match_json(m: Match) -> dict[str, Any]:
@@ -289,13 +305,14 @@ async def match_values(service: Service, call: Call, body: bytes) -> dict[str, A
             slug="invalid-request",
             extra={"errors": errors},
         ) from None
-    queries = [query_for_value(s) for s in req.signals]
+    values = [canonical_value(s, f"signals.{i}.value") for i, s in enumerate(req.signals)]
+    queries = [value_query(s.type, v) for s, v in zip(req.signals, values, strict=True)]
     call.object = f"values:{len(queries)}"
     MATCH_INPUTS.labels("value").inc(len(queries))
     found_all = await match_queries(service, call, queries)
     return {
         "results": [
-            {"input": i, "type": s.type, "value": s.value.lower(), "matches": [match_json(m) for m in found]}
-            for i, (s, found) in enumerate(zip(req.signals, found_all, strict=True))
+            {"input": i, "type": s.type, "value": v, "matches": [match_json(m) for m in found]}
+            for i, (s, v, found) in enumerate(zip(req.signals, values, found_all, strict=True))
         ]
     }

@@ -120,9 +120,8 @@ def _forget_tables() -> None:
 
 
 def exact_widths() -> dict[str, int]:
-    """Bytes per value of each signal the index finds by equal value (md5 16, sha1 20, sha256 32, a
-    plugin's), in registry order: what the matcher's exact indexes hold. A signal found by equal
-    value without a fixed width (PhotoDNA) has no exact index yet: it is stored, not matched.
+    """Bytes per value of each signal the index finds by equal value (md5 16, sha1 20, sha256 32,
+    photodna 144, a plugin's), in registry order: what the matcher's exact indexes hold.
     The answer is shared and kept until the registry changes (then a new dict): do not change it."""
     global _exact_widths
     widths = _exact_widths

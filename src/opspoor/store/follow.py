@@ -75,7 +75,7 @@ def signals_between(
             texts.setdefault(sig, []).append((eid, value))
         for sig, part in texts.items():
             ids, values = by_signal.setdefault(sig, ([], []))
-            _take_signal_rows(part, lengths[sig], ids, values)
+            _take_signal_rows(part, lengths[sig], ids, values, sig)
     return {sig: (np.concatenate(ids), np.concatenate(values)) for sig, (ids, values) in by_signal.items()}
 
 

@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 from opspoor.hashsets.formats.base import WriteOptions, bool_text
 from opspoor.hashsets.formats.vics import CONTEXT_V2, CONTEXT_V13, VICS_EQUIVALENT
 from opspoor.hashsets.model import Category, Entry
+from opspoor.signals.photodna import photodna_base64
 
 _INHOPE_EQUIVALENT = {"baseline": 1, "national": 0, "not-illegal": 0}
 _ALT_WRITE_NAMES = {"photodna": "PhotoDNA", "pdq": "PDQ", "vpdq": "vPDQ", "sha256": "SHA256"}
@@ -48,11 +49,11 @@ def entry_media(e: Entry, position: int, version: str) -> dict[str, Any]:
                 alt.append({"HashName": _ALT_WRITE_NAMES[name], "HashValue": s[name].upper()})
             else:
                 m[key] = s[name].upper()
-    if "photodna" in s:
+    if "photodna" in s:  # VICS lists carry PhotoDNA in base64 (opspoor keeps its bytes' hex)
         if version == "2.0":
-            m["PhotoDNA"] = s["photodna"]
+            m["PhotoDNA"] = photodna_base64(s["photodna"])
         else:
-            alt.append({"HashName": "PhotoDNA", "HashValue": s["photodna"]})
+            alt.append({"HashName": "PhotoDNA", "HashValue": photodna_base64(s["photodna"])})
     for name in ("pdq", "vpdq"):
         if name in s:
             alt.append({"HashName": _ALT_WRITE_NAMES[name], "HashValue": s[name]})
