@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from opspoor.cli import app as cli_app
 from opspoor.errors import SignalError
-from opspoor.hashsets.formats.base import canonical_signal
+from opspoor.hashsets.formats.base import AmbiguousHash, canonical_signal, hex_type, hex_types
 from opspoor.hashsets.model import ENTRY_SIGNALS, Category, Entry, RecordError
 from opspoor.index import ExactIndex
 from opspoor.signals import (
@@ -259,3 +259,20 @@ def test_tables_asked_per_request_follow_every_change_of_the_registry() -> None:
     finally:
         del SIGNALS["testhash"]
     assert exact_widths() == before
+
+
+def test_a_bare_hex_value_is_typed_by_the_widths_in_the_registry(testhash: type[SignalType]) -> None:
+    """Files of bare hex (md5sum lines, a hash column) are typed by width from the registry: a
+    width two signals share needs ``--type``, and a registered signal joins its width's group."""
+    assert hex_types()[64] == ("sha256", "pdq")
+    assert hex_type("ab" * 144, None) == "photodna"  # 288 hex: PhotoDNA's bytes
+    with pytest.raises(AmbiguousHash, match="32 hex characters may be md5 or testhash"):
+        hex_type(_hex(7), None)
+    assert hex_type(_hex(7), "testhash") == "testhash"
+    unregister("testhash")
+    try:
+        assert hex_type(_hex(7), None) == "md5"
+        with pytest.raises(RecordError, match="a hash of 30 hex characters is none of md5 \\(32\\)"):
+            hex_type(_hex(7)[2:], None)
+    finally:
+        register(testhash)

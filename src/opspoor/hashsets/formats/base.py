@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from opspoor.errors import FormatError, SignalError
 from opspoor.hashsets.model import Category, Entry, RecordError
-from opspoor.signals import SIGNALS, get_signal
+from opspoor.signals import SIGNALS, get_signal, hex_lengths
 from opspoor.signals.photodna import PhotoDNA
 
 ErrorHandler = Callable[[FormatError], None]
@@ -238,36 +238,48 @@ def canonical_signal(name: str, value: object) -> str:
         raise RecordError(exc.message) from None
 
 
-#: hex length -> signal, for values whose column does not name the type
-HEX_LENGTH_TYPES = {32: "md5", 40: "sha1"}
-AMBIGUOUS_HEX = 64
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 
 
+def hex_types() -> dict[int, tuple[str, ...]]:
+    """Hex length -> the signals of that width, from the registry (64: sha256 and pdq)."""
+    by_length: dict[int, tuple[str, ...]] = {}
+    for name, length in hex_lengths().items():
+        by_length[length] = (*by_length.get(length, ()), name)
+    return by_length
+
+
 class AmbiguousHash(FormatError):
-    """A 64-hex value may be SHA-256 or PDQ; the caller must say which (``--type``)."""
+    """A hex value whose width several signals share (64: SHA-256 or PDQ); the caller must say
+    which (``--type``)."""
 
 
 def hex_type(value: str, hash_type: str | None) -> str:
-    """The signal a bare hex value is, from its length; 64 hex needs ``hash_type``."""
+    """The signal a bare hex value is, from its length; a width several signals share needs
+    ``hash_type``."""
     v = value.strip()
     if not _HEX.fullmatch(v):
         raise RecordError(f"not a hexadecimal hash: {value[:80]!r}")
-    if len(v) == AMBIGUOUS_HEX:
-        if hash_type is None:
-            raise AmbiguousHash("64 hex characters may be SHA-256 or PDQ; pass --type sha256 or --type pdq")
-        return hash_type
-    kind = HEX_LENGTH_TYPES.get(len(v))
-    if kind is None:
-        raise RecordError(
-            f"a hash of {len(v)} hex characters is not MD5 (32), SHA-1 (40) or SHA-256/PDQ (64)"
+    kinds = hex_types().get(len(v))
+    if kinds is None:
+        widths = ", ".join(f"{'/'.join(k)} ({n})" for n, k in sorted(hex_types().items()))
+        raise RecordError(f"a hash of {len(v)} hex characters is none of {widths}")
+    if len(kinds) == 1:
+        return kinds[0]
+    if hash_type is None:
+        raise AmbiguousHash(
+            f"{len(v)} hex characters may be {' or '.join(kinds)}; pass "
+            + " or ".join(f"--type {k}" for k in kinds)
         )
-    return kind
+    return hash_type
 
 
 def check_hash_type(hash_type: str | None) -> None:
-    if hash_type is not None and hash_type not in ("sha256", "pdq"):
-        raise FormatError(f"hash type for 64-hex values must be sha256 or pdq, not {hash_type!r}")
+    shared = [k for kinds in hex_types().values() if len(kinds) > 1 for k in kinds]
+    if hash_type is not None and hash_type not in shared:
+        raise FormatError(
+            f"hash type for hex values of a shared width must be {' or '.join(shared)}, not {hash_type!r}"
+        )
 
 
 _TRUE = frozenset({"true", "yes", "y", "1", "t"})

@@ -49,6 +49,7 @@ from opspoor.hashsets.formats.base import (
     text_lines,
 )
 from opspoor.hashsets.model import ENTRY_SIGNALS, Entry
+from opspoor.signals import hex_lengths
 from opspoor.signals.vpdq import VpdqFrame, format_vpdq, parse_vpdq
 
 HEADER = ("collab", "content_id", "signal_type", "signal_str", "category", "tags", "external_id")
@@ -72,12 +73,9 @@ _TYPES = {s: s for s in ENTRY_SIGNALS} | {"videomd5": "md5", "photomd5": "md5", 
 TE_TYPE_NAMES = {"pdq": "pdq", "md5": "video_md5", "sha256": "video_sha256", "vpdq": "vpdq"}
 _LINE = re.compile(r"([A-Za-z][A-Za-z0-9_]*)\s+(\S.*)")
 _OPINION = re.compile(r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")?\s*([A-Z][A-Z_]*)?")
-#: what a signal of each type looks like, to tell signal lines from other text when detecting
-_LOOKS = {
-    "md5": re.compile(r"[0-9A-Fa-f]{32}\b.*"),
-    "sha1": re.compile(r"[0-9A-Fa-f]{40}\b.*"),
-    "sha256": re.compile(r"[0-9A-Fa-f]{64}\b.*"),
-    "pdq": re.compile(r"[0-9A-Fa-f]{64}\b.*"),
+#: what a signal of each type looks like, to tell signal lines from other text when detecting:
+#: fixed-width hex from the registry; vPDQ a list; PhotoDNA has spellings other than hex
+_LOOKS = {n: re.compile(rf"[0-9A-Fa-f]{{{h}}}\b.*") for n, h in hex_lengths().items()} | {
     "vpdq": re.compile(r"\[.*"),
     "photodna": re.compile(r"\S+.*"),
 }
