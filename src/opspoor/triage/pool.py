@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -28,6 +29,26 @@ POLL = 0.2  # seconds between looks at Ctrl-C while waiting for the workers
 
 def crashed(task: Task) -> Result:
     return task.seq, task.path, {"error": "worker crashed while decoding", "error_reason": CRASH}, None
+
+
+def _numba_lock_over_fork() -> None:
+    """Fork only while no other thread compiles with numba, and give the child a fresh lock.
+
+    The workers fork from a process that may have other threads (the service's index follower, a
+    test's server) compiling a numba kernel; a child that inherits numba's compiler lock held by a
+    thread it does not have waits for it forever (seen: a scan beside a running service hung).
+    """
+    from numba.core import compiler_lock
+
+    lock = compiler_lock.global_compiler_lock
+
+    def fresh() -> None:  # the child has one thread: nothing can hold the new lock
+        lock._lock = threading.RLock()
+
+    os.register_at_fork(before=lock.acquire, after_in_parent=lock.release, after_in_child=fresh)
+
+
+_numba_lock_over_fork()
 
 
 def new_pool(workers: int, warm: bool = True) -> ProcessPoolExecutor:
