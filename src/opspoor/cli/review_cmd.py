@@ -179,6 +179,14 @@ def from_case(
     ] = None,
     db: DbOption = None,
     published: PublishedOption = False,
+    augment: Annotated[
+        bool,
+        typer.Option(
+            "--augment",
+            help="Also store each reviewed image's augmented hashes (as hashset build --augment), "
+            "from its evidence (read-only).",
+        ),
+    ] = False,
 ) -> None:
     """Add the files reviewers categorised in a case to hash sets, with all their signals.
 
@@ -189,12 +197,12 @@ def from_case(
 
     if not published:  # the case folder first: a wrong one is said before any store is opened
         with case_and_decisions(case_dir, False, None) as (view, review_db):
-            found = entries_from_case(view, review_db)
+            found = entries_from_case(view, review_db, augment=augment)
         _something_categorised(case_dir, found)
     with open_store(db) as store:
         if published:
             with case_and_decisions(case_dir, True, store) as (view, review_db):
-                found = entries_from_case(view, review_db)
+                found = entries_from_case(view, review_db, augment=augment)
         _something_categorised(case_dir, found)
         results = write_hashsets(store, name, found, ignorable_name=ignorable)
         where = store_label(store)
@@ -202,6 +210,8 @@ def from_case(
         out.print(
             f"{set_name}: {res.added} entries added, {res.duplicates} already there ({where})", markup=False
         )
+    if augment:
+        out.print(f"{found.augmented} images stored with their augmented hashes", markup=False)
     out.print(f"{found.undecided} new files not categorised, not added", markup=False)
 
 

@@ -153,6 +153,10 @@ class CaseView:
             data = veiled_view(read_evidence(path, self.sources()), path, kind)
         return data
 
+    def evidence(self, path: str) -> bytes:
+        """The file's bytes, read-only through its evidence path (``from-case --augment``)."""
+        return read_evidence(path, self.sources())
+
     def revealed(self, path: str, kind: str | None, *, full_size: bool = False) -> bytes:
         """The item itself, limited in size (see ``evidence.revealed_view``), from the evidence."""
         return revealed_view(read_evidence(path, self.sources()), path, kind, full_size=full_size)

@@ -470,7 +470,11 @@ def create_review_app(
                 request, 400, {"detail": "give the hash set's name (1-200 characters)"}, wants_json
             )
         who = reviewer_of(request, config)
-        found = entries_from_case(view, review)
+        augment = str(body.get("augment") or "").lower() in ("1", "true", "on", "yes")
+        try:
+            found = entries_from_case(view, review, augment=augment)
+        except OpspoorError as exc:  # the evidence not here (a published case) or not readable
+            return curated(request, 409, {"detail": str(exc)}, wants_json)
         if not (found.known or found.ignorable):
             detail = f"nothing categorised yet ({found.undecided} new files undecided)"
             return curated(request, 409, {"detail": detail}, wants_json)
@@ -481,10 +485,9 @@ def create_review_app(
         except OpspoorError as exc:  # a set of another kind under that name, a store refusing
             return curated(request, 409, {"detail": str(exc)}, wants_json)
         sets = {n: {"added": r.added, "already_there": r.duplicates} for n, r in results.items()}
-        review.note(who, "from-case", name, {"sets": sets, "undecided": found.undecided})
-        return curated(
-            request, 200, {"action": "from-case", "sets": sets, "undecided": found.undecided}, wants_json
-        )
+        done = {"sets": sets, "undecided": found.undecided, "augmented": found.augmented}
+        review.note(who, "from-case", name, done)
+        return curated(request, 200, {"action": "from-case", **done}, wants_json)
 
     @app.post("/curate/rematch")
     async def curate_rematch(request: Request) -> Response:
