@@ -100,6 +100,14 @@ def review(
     ] = False,
     published: PublishedOption = False,
     db: DbOption = None,
+    allow_known: Annotated[
+        bool,
+        typer.Option(
+            "--allow-known",
+            help="Let the known-items page reveal a known file on purpose (each reveal recorded with "
+            "the entry it matched). Without it, known files are only counted.",
+        ),
+    ] = False,
 ) -> None:
     """Review a case's new groups in the browser: blurred, by keyboard, on this machine only.
 
@@ -135,6 +143,7 @@ def review(
         break_after=break_after * 60,
         db_url=db,
         rematch=rematch,
+        allow_known=allow_known,
     )
     review_app = create_review_app(config)
     sock = listening_socket("127.0.0.1", port)

@@ -70,6 +70,9 @@ class ReviewConfig:
     rematch: Callable[[], dict[str, Any]] | None = None
     #: the case read again after a re-match (default: the case folder)
     reopen: Callable[[], CaseView] | None = None
+    #: ``opspoor review --allow-known``: the known-items page offers one reveal per item, audited;
+    #: without it (and always in team mode) known items never reach the browser
+    allow_known: bool = False
 
 
 class OneTimeSecret(BaseHTTPMiddleware):
@@ -428,6 +431,39 @@ def create_review_app(
         if d is None:
             return JSONResponse({"undone": None})
         return JSONResponse({"undone": d.as_json(), **group_state(d.group_id, who)})
+
+    # --- known items: counted only, unless the investigator started with --allow-known ---------
+    def known_refused() -> JSONResponse | None:
+        if config.team:
+            return problem(403, "known files' pixels never enter the shared store: none can be seen here")
+        if not config.allow_known:
+            return problem(403, "known items are not shown (start `opspoor review CASE --allow-known`)")
+        return None
+
+    @app.get("/known", response_class=HTMLResponse)
+    def known_page(request: Request) -> Response:
+        no = known_refused()
+        return no if no is not None else page(request, "known.html", items=view.known_items())
+
+    @app.post("/known/{index}/reveal")
+    def known_reveal(request: Request, index: int, full: int = 0) -> Response:
+        """One known item on purpose, at a new item's limits; audited with the entry it matched."""
+        no = known_refused()
+        if no is not None:
+            return no
+        items = view.known_items()
+        if not 0 <= index < len(items):
+            return problem(404, f"there is no known item {index}")
+        it = items[index]
+        try:
+            data = view.revealed(it.path, it.kind, full_size=bool(full))
+        except OpspoorError as exc:
+            return problem(404, str(exc))
+        who = reviewer_of(request, config)
+        rid = review.reveal_started(who, it.path, full_size=bool(full), known=it.match())
+        return Response(
+            data, media_type="image/jpeg", headers={"Cache-Control": "no-store", "X-Reveal-Id": str(rid)}
+        )
 
     @app.get("/exposure", response_class=HTMLResponse)
     def exposure_page(request: Request) -> HTMLResponse:
