@@ -5,6 +5,7 @@ out of every page, and the loop from decisions to a hash set to a rescan that fi
 from __future__ import annotations
 
 import io
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,6 +149,40 @@ def test_known_material_never_on_a_page(client: TestClient) -> None:
     assert all("known.jpg" not in p for p in pages)
     overview = pages[0]
     assert "CAT-1 child abuse material" in overview and "K-1" in overview  # counted by category and entry
+
+
+def test_known_items_are_refused_without_allow_known(client: TestClient) -> None:
+    for r in (client.get("/known"), client.post("/known/0/reveal")):
+        assert r.status_code == 403 and r.headers["content-type"] == "application/problem+json"
+        assert "--allow-known" in r.json()["detail"] and r.content.count(b"\xff\xd8") == 0
+    assert 'href="/known"' not in client.get("/").text
+
+
+def test_allow_known_reveals_one_known_item_on_purpose_and_audits_it(fresh: Path) -> None:
+    cfg = ReviewConfig(case_dir=fresh, reviewer="alice", allow_known=True)
+    client = TestClient(create_review_app(cfg), base_url="http://127.0.0.1")
+    assert client.get(f"/?token={cfg.secret}", follow_redirects=False).status_code == 303
+    assert 'href="/known"' in client.get("/").text
+    page = client.get("/known")
+    # the page names the match, shows no picture and no path: pixels only on a held reveal
+    assert page.status_code == 200 and "K-1" in page.text and "known.jpg" not in page.text
+    assert (
+        "data:image" not in page.text and 'src="' not in page.text.split("<main>", 1)[1].split("<script")[0]
+    )
+    r = client.post("/known/0/reveal")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert r.headers["cache-control"] == "no-store"
+    assert max(Image.open(io.BytesIO(r.content)).size) <= 512  # a new item's reveal limit
+    rid = int(r.headers["x-reveal-id"])
+    assert client.post(f"/api/reveal/{rid}/end", json={"seconds": 0.4}).status_code == 200
+    assert client.post("/known/5/reveal").status_code == 404
+    client.app.state.view.close()  # type: ignore[attr-defined]
+    review = client.app.state.review  # type: ignore[attr-defined]
+    rows = [row for row in review.audit_trail() if row["action"] == "reveal-known"]
+    review.close()
+    assert len(rows) == 1 and rows[0]["reviewer"] == "alice" and rows[0]["target"].endswith("known.jpg")
+    matched = json.loads(rows[0]["detail"])["matched"]
+    assert matched["entry"] == "K-1" and matched["hashset"] == "known" and rows[0]["at"] > 0
 
 
 def test_group_decision_covers_members_file_overrides_undo_and_two_reviewers(fresh: Path) -> None:

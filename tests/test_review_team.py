@@ -162,3 +162,19 @@ def test_two_reviewers_get_different_groups_analyst_reads_only_and_decisions_are
     rows = team["client"].get("/v1/audit", headers=admin, params={"limit": 1000}).json()
     found = {(r["action"], r["result"]) for r in rows["rows"]}
     assert ("review.decide", "ok") in found and ("review.decide", "denied") in found
+
+
+def test_known_items_cannot_be_seen_in_team_mode(team: dict[str, Any]) -> None:
+    """Known files' pixels never enter the shared store: the known-items page and its reveal are a
+    403 problem for every role (a reviewer here), and the refusal is in the service's audit."""
+    alice, ann = _as(team, "alice"), _as(team, "ann")
+    for who in (alice, ann):
+        for r in (who.get("/review/c/case-1/known"), who.post("/review/c/case-1/known/0/reveal")):
+            assert r.status_code == 403 and r.headers["content-type"] == PROBLEM
+            assert "never enter the shared store" in r.json()["detail"] or "reviewer" in r.json()["detail"]
+    r = alice.post("/review/c/case-1/known/0/reveal")
+    assert "never enter the shared store" in r.json()["detail"]
+    assert "/known" not in alice.get("/review/c/case-1/").text
+    admin = {"Authorization": f"Bearer {team['secrets']['adm']}"}
+    rows = team["client"].get("/v1/audit", headers=admin, params={"limit": 1000}).json()["rows"]
+    assert any(r["action"] == "review.known" and r["result"] != "ok" for r in rows)

@@ -32,6 +32,7 @@ from opspoor.cli.options import ExecutorKind, ExecutorOption, SchedulerOption, W
 from opspoor.errors import SourceError, StoreError
 from opspoor.hashsets.model import KINDS, Category, Entry
 from opspoor.signals.pdq import ZERO_HASH
+from opspoor.signals.robust import AugmentedFile
 from opspoor.signals.vpdq import format_vpdq
 
 
@@ -56,10 +57,8 @@ def store_takes_derived() -> bool:
 
 def hash_for_set(args: tuple[str, str, bool, bool, bool]) -> Hashed:
     """Hash one file (runs in a worker process): (path, relative path, augment, low quality, local)."""
-    from opspoor.media.image import decode_with_detail
     from opspoor.signals.engine import hash_bytes
-    from opspoor.signals.local import local_features
-    from opspoor.signals.robust import LOW_QUALITY_DISTANCE, augment_variants
+    from opspoor.signals.robust import augment_image_bytes
 
     path, relpath, augment, low_quality, local = args
     try:
@@ -76,16 +75,8 @@ def hash_for_set(args: tuple[str, str, bool, bool, bool]) -> Hashed:
     extra_lq: tuple[str, ...] = ()
     features = None
     if augment and sig.kind == "image" and sig.error is None:
-        decoded, detail = decode_with_detail(data, where=relpath)
-        rgb = decoded.rgb
-        variants = augment_variants(
-            rgb, low_quality_distance=LOW_QUALITY_DISTANCE if low_quality else None, detail=detail
-        )
-        extra = tuple(v.hash for v in variants if v.max_distance is None)
-        extra_lq = tuple(v.hash for v in variants if v.max_distance is not None)
-        if local:
-            found = local_features(rgb)
-            features = found.encode() if len(found) else None  # a flat picture has none
+        aug = augment_image_bytes(data, relpath, low_quality=low_quality, local=local)
+        extra, extra_lq, features = aug.hashes, aug.low_quality, aug.local
     error = str(sig.error) if sig.error is not None else None
     return Hashed(relpath, sig.kind, signals, sig.size, extra, error, extra_lq, features)
 
@@ -97,9 +88,7 @@ def _entry(h: Hashed, category: Category | None) -> Entry:
         "external_id": h.relpath,
         "size": h.size,
     }
-    derived = {sig: list(v) for sig, v in (("pdq", h.augmented), ("pdq_lq", h.augmented_lq)) if v}
-    if h.local:
-        derived["local"] = [h.local]
+    derived = AugmentedFile(h.augmented, h.augmented_lq, h.local).derived()
     if derived:
         fields_["derived"] = derived  # matching-only values (store_takes_derived)
     return Entry(**fields_)

@@ -100,6 +100,14 @@ def review(
     ] = False,
     published: PublishedOption = False,
     db: DbOption = None,
+    allow_known: Annotated[
+        bool,
+        typer.Option(
+            "--allow-known",
+            help="Let the known-items page reveal a known file on purpose (each reveal recorded with "
+            "the entry it matched). Without it, known files are only counted.",
+        ),
+    ] = False,
 ) -> None:
     """Review a case's new groups in the browser: blurred, by keyboard, on this machine only.
 
@@ -135,6 +143,7 @@ def review(
         break_after=break_after * 60,
         db_url=db,
         rematch=rematch,
+        allow_known=allow_known,
     )
     review_app = create_review_app(config)
     sock = listening_socket("127.0.0.1", port)
@@ -179,6 +188,14 @@ def from_case(
     ] = None,
     db: DbOption = None,
     published: PublishedOption = False,
+    augment: Annotated[
+        bool,
+        typer.Option(
+            "--augment",
+            help="Also store each reviewed image's augmented hashes (as hashset build --augment), "
+            "from its evidence (read-only).",
+        ),
+    ] = False,
 ) -> None:
     """Add the files reviewers categorised in a case to hash sets, with all their signals.
 
@@ -189,12 +206,12 @@ def from_case(
 
     if not published:  # the case folder first: a wrong one is said before any store is opened
         with case_and_decisions(case_dir, False, None) as (view, review_db):
-            found = entries_from_case(view, review_db)
+            found = entries_from_case(view, review_db, augment=augment)
         _something_categorised(case_dir, found)
     with open_store(db) as store:
         if published:
             with case_and_decisions(case_dir, True, store) as (view, review_db):
-                found = entries_from_case(view, review_db)
+                found = entries_from_case(view, review_db, augment=augment)
         _something_categorised(case_dir, found)
         results = write_hashsets(store, name, found, ignorable_name=ignorable)
         where = store_label(store)
@@ -202,6 +219,8 @@ def from_case(
         out.print(
             f"{set_name}: {res.added} entries added, {res.duplicates} already there ({where})", markup=False
         )
+    if augment:
+        out.print(f"{found.augmented} images stored with their augmented hashes", markup=False)
     out.print(f"{found.undecided} new files not categorised, not added", markup=False)
 
 

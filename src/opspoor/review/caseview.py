@@ -23,6 +23,27 @@ from opspoor.triage.case import CASE_DB, check_is_case
 
 
 @dataclass(frozen=True, slots=True)
+class KnownItem:
+    """A known file and the entry it matched (never shown unless ``--allow-known``)."""
+
+    path: str
+    kind: str | None
+    category: str
+    hashset: str
+    entry: str
+    signal: str
+    distance: int | None
+
+    def match(self) -> dict[str, Any]:
+        return {
+            "hashset": self.hashset,
+            "entry": self.entry,
+            "signal": self.signal,
+            "distance": self.distance,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ReviewGroup:
     id: str
     rank: int
@@ -153,6 +174,10 @@ class CaseView:
             data = veiled_view(read_evidence(path, self.sources()), path, kind)
         return data
 
+    def evidence(self, path: str) -> bytes:
+        """The file's bytes, read-only through its evidence path (``from-case --augment``)."""
+        return read_evidence(path, self.sources())
+
     def revealed(self, path: str, kind: str | None, *, full_size: bool = False) -> bytes:
         """The item itself, limited in size (see ``evidence.revealed_view``), from the evidence."""
         return revealed_view(read_evidence(path, self.sources()), path, kind, full_size=full_size)
@@ -181,6 +206,30 @@ class CaseView:
                 name = category_name(cat.get("scheme"), cat.get("code"))
                 tally[(name, hs, entry, m["signal"], m.get("distance"))] += 1
         return [KnownCount(*k, files=n) for k, n in sorted(tally.items(), key=lambda kv: (kv[0][0], -kv[1]))]
+
+    def known_items(self) -> list[KnownItem]:
+        """The known files, each with its best known match (``--allow-known``: one revealed on
+        purpose, audited); in path order, so an item's number is stable for a case."""
+        items = []
+        for path in sorted(p for p, r in self.records.items() if r["status"] == "known"):
+            r = self.records[path]
+            ms = [m for m in r.get("matches") or [] if m.get("kind") == "known"]
+            if not ms:
+                continue
+            m = min(ms, key=lambda m: m.get("distance") or 0)
+            cat = m.get("category") or {}
+            items.append(
+                KnownItem(
+                    path,
+                    kind_of(r.get("type")),
+                    category_name(cat.get("scheme"), cat.get("code")),
+                    m["hashset"],
+                    str(m.get("external_id") or m.get("entry_id")),
+                    m["signal"],
+                    m.get("distance"),
+                )
+            )
+        return items
 
     def timeline(self) -> list[tuple[str, int]]:
         months: Counter[str] = Counter()

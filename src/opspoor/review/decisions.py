@@ -313,7 +313,11 @@ class ReviewDB:
         return out
 
     # --- reveals ------------------------------------------------------------------------------
-    def reveal_started(self, reviewer: str, path: str, *, full_size: bool = False) -> int:
+    def reveal_started(
+        self, reviewer: str, path: str, *, full_size: bool = False, known: dict[str, Any] | None = None
+    ) -> int:
+        """A reveal begins: its row, and an audit row (``reveal``, ``reveal-full``; a known item's,
+        ``reveal-known``, carries the entry it matched)."""
         now = time.time()
         with self.engine.begin() as conn:
             rid = conn.execute(
@@ -321,7 +325,12 @@ class ReviewDB:
                     case_id=self.case_id, reviewer=reviewer, path=path, started=now, full_size=int(full_size)
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            self._audit(conn, now, reviewer, "reveal-full" if full_size else "reveal", path, {"reveal": rid})
+            action = "reveal-known" if known is not None else "reveal-full" if full_size else "reveal"
+            detail = {
+                "reveal": rid,
+                **({"full_size": full_size, "matched": known} if known is not None else {}),
+            }
+            self._audit(conn, now, reviewer, action, path, detail)
         return int(rid)
 
     def reveal_ended(self, reviewer: str, reveal_id: int, seconds: float | None = None) -> None:

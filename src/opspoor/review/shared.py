@@ -237,6 +237,13 @@ class SharedCaseView(CaseView):
     def sources(self) -> list[Path]:
         return []  # the evidence is not on the shared server
 
+    def evidence(self, path: str) -> bytes:
+        raise CaseError(
+            "the evidence of a published case stays with its folder, so augmented hashes cannot be "
+            "made here: run `opspoor hashset from-case CASE_DIR --augment` where the case folder is",
+            self.case_id,
+        )
+
 
 def open_published(engine: Engine, case_id: str) -> tuple[SharedCaseView, ReviewDB]:
     """A published case and its shared decisions (the team's ``ReviewDB``), read from the store:

@@ -16,8 +16,10 @@ from typing import Any
 from opspoor.hashsets.formats import write_entries
 from opspoor.hashsets.formats.base import CaseInfo
 from opspoor.hashsets.model import Category, Entry
+from opspoor.media.sniff import kind_of
 from opspoor.review.caseview import CaseView
 from opspoor.review.decisions import NOT_PERTINENT, ReviewDB
+from opspoor.signals.robust import augment_image_bytes
 from opspoor.store import ImportResult, Store, import_entries
 
 
@@ -26,14 +28,22 @@ class FromCase:
     known: list[Entry]
     ignorable: list[Entry]
     undecided: int  # new files nobody categorised (not exported)
+    augmented: int = 0  # images stored with their augmented hashes (--augment)
 
 
-def entries_from_case(view: CaseView, review: ReviewDB) -> FromCase:
-    """One entry per distinct content (by MD5) that reviewers categorised; the latest category stands."""
+def _augmented(view: CaseView, path: str) -> dict[str, list[str]]:
+    """The augmented hashes of one reviewed image, as ``hashset build --augment`` makes them, from
+    its evidence (read-only); a published case has none here (``SharedCaseView.evidence`` says so)."""
+    return augment_image_bytes(view.evidence(path), path).derived()
+
+
+def entries_from_case(view: CaseView, review: ReviewDB, *, augment: bool = False) -> FromCase:
+    """One entry per distinct content (by MD5) that reviewers categorised; the latest category stands.
+    With ``augment``, each image also gets the augmented hashes of ``hashset build --augment``."""
     states = review.file_states(view.members())
     known: dict[str, Entry] = {}
     ignorable: dict[str, Entry] = {}
-    undecided = 0
+    undecided = augmented = 0
     for path, st in states.items():
         rec = view.records.get(path)
         if rec is None:
@@ -52,6 +62,8 @@ def entries_from_case(view: CaseView, review: ReviewDB) -> FromCase:
         if key in bucket:
             continue
         tags = sorted(st.tags | {f"reviewed-by:{st.decided_by}"})
+        derived = _augmented(view, path) if augment and kind_of(rec.get("type")) == "image" else {}
+        augmented += bool(derived)
         bucket[key] = Entry(
             signals=signals,
             category=st.category,
@@ -60,8 +72,9 @@ def entries_from_case(view: CaseView, review: ReviewDB) -> FromCase:
             size=rec.get("size"),
             external_id=f"{view.name}:{path}",
             source=f"opspoor review of case {view.name}",
+            derived=derived,
         )
-    return FromCase(list(known.values()), list(ignorable.values()), undecided)
+    return FromCase(list(known.values()), list(ignorable.values()), undecided, augmented)
 
 
 def write_hashsets(

@@ -70,6 +70,9 @@ class ReviewConfig:
     rematch: Callable[[], dict[str, Any]] | None = None
     #: the case read again after a re-match (default: the case folder)
     reopen: Callable[[], CaseView] | None = None
+    #: ``opspoor review --allow-known``: the known-items page offers one reveal per item, audited;
+    #: without it (and always in team mode) known items never reach the browser
+    allow_known: bool = False
 
 
 class OneTimeSecret(BaseHTTPMiddleware):
@@ -429,6 +432,39 @@ def create_review_app(
             return JSONResponse({"undone": None})
         return JSONResponse({"undone": d.as_json(), **group_state(d.group_id, who)})
 
+    # --- known items: counted only, unless the investigator started with --allow-known ---------
+    def known_refused() -> JSONResponse | None:
+        if config.team:
+            return problem(403, "known files' pixels never enter the shared store: none can be seen here")
+        if not config.allow_known:
+            return problem(403, "known items are not shown (start `opspoor review CASE --allow-known`)")
+        return None
+
+    @app.get("/known", response_class=HTMLResponse)
+    def known_page(request: Request) -> Response:
+        no = known_refused()
+        return no if no is not None else page(request, "known.html", items=view.known_items())
+
+    @app.post("/known/{index}/reveal")
+    def known_reveal(request: Request, index: int, full: int = 0) -> Response:
+        """One known item on purpose, at a new item's limits; audited with the entry it matched."""
+        no = known_refused()
+        if no is not None:
+            return no
+        items = view.known_items()
+        if not 0 <= index < len(items):
+            return problem(404, f"there is no known item {index}")
+        it = items[index]
+        try:
+            data = view.revealed(it.path, it.kind, full_size=bool(full))
+        except OpspoorError as exc:
+            return problem(404, str(exc))
+        who = reviewer_of(request, config)
+        rid = review.reveal_started(who, it.path, full_size=bool(full), known=it.match())
+        return Response(
+            data, media_type="image/jpeg", headers={"Cache-Control": "no-store", "X-Reveal-Id": str(rid)}
+        )
+
     @app.get("/exposure", response_class=HTMLResponse)
     def exposure_page(request: Request) -> HTMLResponse:
         return page(request, "exposure.html", exp=team_exposure(reviewer_of(request, config)))
@@ -470,7 +506,11 @@ def create_review_app(
                 request, 400, {"detail": "give the hash set's name (1-200 characters)"}, wants_json
             )
         who = reviewer_of(request, config)
-        found = entries_from_case(view, review)
+        augment = str(body.get("augment") or "").lower() in ("1", "true", "on", "yes")
+        try:
+            found = entries_from_case(view, review, augment=augment)
+        except OpspoorError as exc:  # the evidence not here (a published case) or not readable
+            return curated(request, 409, {"detail": str(exc)}, wants_json)
         if not (found.known or found.ignorable):
             detail = f"nothing categorised yet ({found.undecided} new files undecided)"
             return curated(request, 409, {"detail": detail}, wants_json)
@@ -481,10 +521,9 @@ def create_review_app(
         except OpspoorError as exc:  # a set of another kind under that name, a store refusing
             return curated(request, 409, {"detail": str(exc)}, wants_json)
         sets = {n: {"added": r.added, "already_there": r.duplicates} for n, r in results.items()}
-        review.note(who, "from-case", name, {"sets": sets, "undecided": found.undecided})
-        return curated(
-            request, 200, {"action": "from-case", "sets": sets, "undecided": found.undecided}, wants_json
-        )
+        done = {"sets": sets, "undecided": found.undecided, "augmented": found.augmented}
+        review.note(who, "from-case", name, done)
+        return curated(request, 200, {"action": "from-case", **done}, wants_json)
 
     @app.post("/curate/rematch")
     async def curate_rematch(request: Request) -> Response:

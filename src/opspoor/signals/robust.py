@@ -794,3 +794,43 @@ def rotate_luma(luma: np.ndarray, degrees: float) -> np.ndarray:
     img = Image.fromarray(np.ascontiguousarray(luma, dtype=np.float32), "F")
     out = img.rotate(degrees, resample=Image.Resampling.BICUBIC, expand=False, fillcolor=0.0)
     return np.asarray(out, dtype=np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class AugmentedFile:
+    """What ``--augment`` stores with one image's entry (``opspoor hashset build`` and ``opspoor
+    hashset from-case``): its augmentation PDQs, the weak ones, its local features."""
+
+    hashes: tuple[str, ...]
+    low_quality: tuple[str, ...] = ()
+    local: str | None = None
+
+    def derived(self) -> dict[str, list[str]]:
+        """As ``Entry.derived``: matching-only values, never exported."""
+        out = {sig: list(v) for sig, v in (("pdq", self.hashes), ("pdq_lq", self.low_quality)) if v}
+        if self.local:
+            out["local"] = [self.local]
+        return out
+
+
+def augment_image_bytes(
+    data: bytes, where: str, *, low_quality: bool = True, local: bool = True
+) -> AugmentedFile:
+    """The augmentation of one image file's bytes (decoded as the scan decodes it)."""
+    from opspoor.media.image import decode_with_detail
+    from opspoor.signals.local import local_features
+
+    decoded, detail = decode_with_detail(data, where=where)
+    rgb = decoded.rgb
+    variants = augment_variants(
+        rgb, low_quality_distance=LOW_QUALITY_DISTANCE if low_quality else None, detail=detail
+    )
+    features = None
+    if local:
+        found = local_features(rgb)
+        features = found.encode() if len(found) else None  # a flat picture has none
+    return AugmentedFile(
+        tuple(v.hash for v in variants if v.max_distance is None),
+        tuple(v.hash for v in variants if v.max_distance is not None),
+        features,
+    )

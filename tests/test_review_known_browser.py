@@ -1,0 +1,97 @@
+"""``opspoor review CASE --allow-known`` in Debian's Chromium: the known-items page shows no
+picture until a button is held; holding it reveals that one known file (at most 512 px), letting
+go hides it, and each reveal is a ``reveal-known`` row of the case's review audit."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opspoor.review.decisions import ReviewDB
+from review_case import build_case
+from test_report import browser  # noqa: F401  (the report tests' Chromium fixture, reused)
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    case = build_case(tmp_path_factory.mktemp("review-known"))
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "opspoor",
+        "review",
+        str(case["dir"]),
+        "--reviewer",
+        "alice",
+        "--allow-known",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    url = None
+    for _ in range(5):
+        m = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", proc.stdout.readline())
+        if m:
+            url = m.group(0)
+            break
+    if url is None:
+        proc.kill()
+        pytest.fail("opspoor review printed no URL: " + (proc.stderr.read() if proc.stderr else ""))
+    yield {**case, "url": url, "base": url.split("/?")[0]}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_a_known_item_is_revealed_only_while_held_and_audited(browser: Any, served: dict[str, Any]) -> None:  # noqa: F811
+    ctx = browser.new_context(viewport={"width": 1000, "height": 800})
+    pg = ctx.new_page()
+    images: list[str] = []
+    pg.on(
+        "response",
+        lambda r: images.append(r.url) if "image/" in (r.headers.get("content-type") or "") else None,
+    )
+    pg.goto(served["url"], wait_until="load")
+    pg.click("#known-link")
+    pg.wait_for_url(served["base"] + "/known")
+    img = pg.locator("#known-items .item img").first
+    assert img.get_attribute("src") is None and not img.is_visible()
+    assert images == []  # nothing of a known file came by itself
+    button = pg.locator("#known-items button.reveal").first
+    box = button.bounding_box()
+    assert box is not None
+    pg.mouse.move(box["x"] + 5, box["y"] + 5)
+    pg.mouse.down()
+    img.wait_for(state="visible")
+    width = pg.evaluate("document.querySelector('#known-items .item img').naturalWidth")
+    assert 0 < width <= 512
+    pg.mouse.up()
+    img.wait_for(state="hidden")
+    assert img.get_attribute("src") is None
+    # the keyboard: space held on the focused button, then let go
+    button.focus()
+    pg.keyboard.down(" ")
+    img.wait_for(state="visible")
+    pg.keyboard.up(" ")
+    img.wait_for(state="hidden")
+    pg.wait_for_timeout(300)  # the end beacons
+    ctx.close()
+    # only the two held reveals fetched pixels from the server (the blob: URLs are their display)
+    fetched = [u.removeprefix(served["base"]) for u in images if u.startswith("http")]
+    assert fetched == ["/known/0/reveal", "/known/0/reveal"]
+    review = ReviewDB.for_case(served["dir"])
+    rows = [r for r in review.audit_trail() if r["action"] == "reveal-known"]
+    review.close()
+    assert len(rows) == 2 and all(
+        r["reviewer"] == "alice" and r["target"].endswith("known.jpg") for r in rows
+    )
+    assert json.loads(rows[0]["detail"])["matched"]["entry"] == "K-1"
