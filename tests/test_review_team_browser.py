@@ -184,8 +184,8 @@ def test_two_reviewers_get_different_groups_and_see_each_others_decisions(
         timeout=10_000,
     )
     assert frank.evaluate("window.samePage") == "yes" and polls
-    first = polls[0].response().json()
-    assert first["items"][0]["category"] == "us-cat:4"
+    # (a poll the page sent just before the decision may be reported after it: any later one counts)
+    assert any(p.response().json()["items"][0]["category"] == "us-cat:4" for p in polls)
     # frank disagrees on the same file: both stand, and erin's page shows both
     frank.keyboard.press("5")
     erin.wait_for_function(
