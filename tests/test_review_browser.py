@@ -2,7 +2,8 @@
 ``opspoor review`` command: the secret is required, pictures are grayscale and blurred by default
 (computed CSS filter and the pixels received), a held key or mouse button reveals one item and
 letting go veils it again, keyboard categorisation of a file and of a whole group, undo, and known
-material absent from every page and from the network."""
+material absent from every page and from the network; the loop from keyboard decisions to a hash
+set to a rescan that finds the files known."""
 
 from __future__ import annotations
 
@@ -338,3 +339,47 @@ def test_every_key_works_without_a_mouse(session: Any, served: dict[str, Any]) -
     pg.wait_for_function(f"document.querySelector('h1').textContent.startsWith('Group {here}')")
     assert pg.url.endswith(f"/group/{here}") and pg.locator(".item img.veiled").count() >= 1
     assert session.problems == []
+
+
+def test_the_loop_from_keyboard_decisions_to_a_hash_set_to_a_rescan(
+    session: Any, served: dict[str, Any], tmp_path: Path
+) -> None:
+    """Every group categorised in Chromium by keyboard alone (Shift+digit) goes into hash sets
+    (`hashset from-case`), and another case holding the same material comes out known: nobody
+    has to look at it again."""
+    pg = session
+    pg.goto(served["base"] + "/", wait_until="load")
+    pg.click("text=queue")
+    groups = pg.eval_on_selector_all("#queue tr[data-group]", "rows => rows.map(r => r.dataset.group)")
+    assert len(groups) == 6
+    for group in groups:
+        pg.goto(served["base"] + f"/group/{group}", wait_until="networkidle")
+        with pg.expect_response(
+            lambda r: r.url.endswith("/api/decide") and r.request.method == "POST"
+        ) as resp:
+            pg.keyboard.press("Shift+Digit2")
+        assert resp.value.ok
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = subprocess.run(
+        [sys.executable, "-m", "opspoor", "hashset", "from-case", str(served["dir"]), "--name", "loop"]
+        + ["--db", served["db"]],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    from opspoor.casefile.scan import scan_case
+    from opspoor.triage.config import ScanConfig
+
+    again = tmp_path / "again"
+    again.mkdir()
+    for f in served["evidence"].iterdir():
+        (again / f.name).write_bytes(f.read_bytes())
+    sets = ["known", "loop"] + (["loop-ignorable"] if "loop-ignorable" in run.stdout else [])
+    cfg = ScanConfig(
+        sources=[again], hashsets=sets, case_dir=tmp_path / "case2", db_url=served["db"], workers=1
+    )
+    summary = scan_case(cfg).summary
+    assert summary["by_status"].get("new", 0) == 0 and summary["groups"]["count"] == 0, summary["by_status"]
+    assert summary["by_status"]["known"] >= 9  # the known picture and every reviewed file
