@@ -105,7 +105,7 @@ def test_blurred_by_default_reveal_on_hold_and_keyboard(session: Any, served: di
         f = _filter(session, k)
         assert "grayscale(1)" in f and "blur(12px)" in f, f
     # hold space: the selected item (the first) is revealed; let go: veiled again
-    with session.expect_response(lambda r: "/reveal" in r.url):
+    with session.expect_response(lambda r: "/reveal?" in r.url):
         session.keyboard.down("Space")
     session.wait_for_selector('.item[data-index="0"] img.revealed')
     assert _filter(session, 0) == "none" and "blur" in _filter(session, 1)
@@ -172,7 +172,7 @@ def test_pixels_received_are_veiled_unless_revealed_and_known_never_sent(
 
     def reveal_first(group: str) -> None:
         assert session.url.endswith(f"/group/{group}")
-        with session.expect_response(lambda r: "/reveal" in r.url):
+        with session.expect_response(lambda r: "/reveal?" in r.url):
             session.keyboard.down("Space")
         session.wait_for_selector('.item[data-index="0"] img.revealed')
         session.keyboard.up("Space")
@@ -282,7 +282,7 @@ def test_every_key_works_without_a_mouse(session: Any, served: dict[str, Any]) -
     for full, width in (("on", 640), ("off", 512)):
         pg.keyboard.press("o")
         assert pg.inner_text("#fullsize") == full
-        with pg.expect_response(lambda r: "/reveal" in r.url) as resp:
+        with pg.expect_response(lambda r: "/reveal?" in r.url) as resp:
             pg.keyboard.down("Space")
         assert f"full={int(full == 'on')}" in resp.value.url
         pg.wait_for_selector('.item[data-index="1"] img.revealed')
@@ -308,7 +308,7 @@ def test_every_key_works_without_a_mouse(session: Any, served: dict[str, Any]) -
     assert pg.title().startswith("group G0002")
     assert pg.locator(".item").count() == 3 and _selected(pg) == [0]
     assert all("blur(12px)" in _filter(pg, k) for k in range(3))
-    with pg.expect_response(lambda r: "/reveal" in r.url) as resp:
+    with pg.expect_response(lambda r: "/reveal?" in r.url) as resp:
         pg.keyboard.down("Space")
     assert "/item/G0002/0/reveal" in resp.value.url
     pg.wait_for_selector('.item[data-index="0"] img.revealed')
