@@ -20,15 +20,13 @@ from opspoor.evaluate.transforms import (
     screenshot_phone,
 )
 from opspoor.media.image import decode_image, redecoder
+from opspoor.signals.augment import AugmentPlan, augment_hashes, augment_variants
 from opspoor.signals.pdq import PDQ, hex_to_words, pdq_from_luma, pdq_from_rgb
 from opspoor.signals.robust import (
     DIHEDRAL,
     FLAT_QUALITY,
     LOW_QUALITY_DISTANCE,
     PERIODIC,
-    AugmentPlan,
-    augment_hashes,
-    augment_variants,
     find_embedded,
     pdq_luma,
     periodicity,
@@ -423,7 +421,7 @@ def test_flat_regions_get_no_hash_whatever_the_distance_allowed() -> None:
 def test_rotations_that_only_show_their_black_corners_are_not_stored(pictures: list[Image.Image]) -> None:
     """A weak picture's rotations hash like the black corners alone, as would any plain picture
     rotated by an editor: they are left out; a picture with structure keeps its rotations."""
-    from opspoor.signals.robust import CORNER_MARGIN, corner_hash, rotate_luma
+    from opspoor.signals.augment import CORNER_MARGIN, corner_hash, rotate_luma
 
     plan = AugmentPlan(centre_crops=(), offset_crops=(), rotations=(-8.0, 8.0), band=False, border=False)
     assert {v.label for v in augment_variants(_canonical(pictures[0]), plan)} == {"rotate -8", "rotate +8"}
@@ -461,7 +459,7 @@ def test_flat_pictures_get_no_turns_even_at_the_low_quality_distance() -> None:
 def test_offset_anchors_cover_every_placement_of_the_cut() -> None:
     """Any split of the cut between opposite sides lies within half a step of a grid position
     (the centre is the centre crop's); without a step, the 8 edges and corners."""
-    from opspoor.signals.robust import OFFSET_STEP, offset_anchors
+    from opspoor.signals.augment import OFFSET_STEP, offset_anchors
 
     assert len(offset_anchors(0.1, None)) == 8
     for fraction in (0.04, 0.07, 0.1, 0.13):
@@ -474,7 +472,7 @@ def test_offset_anchors_cover_every_placement_of_the_cut() -> None:
 
 def test_offset_crops_find_off_centre_crops(pictures: list[Image.Image]) -> None:
     """A crop that takes more off one side than the other, which no centre crop meets."""
-    from opspoor.signals.robust import OFFSET_CROPS
+    from opspoor.signals.augment import OFFSET_CROPS
 
     for i, img in enumerate(pictures[:4]):
         rgb = _canonical(img)

@@ -3,7 +3,7 @@
 For organisations that hold the material themselves (hotlines, police databases): each media file
 becomes one entry (external id = its path relative to the folder) with MD5, SHA-1, SHA-256, PDQ
 (images) and vPDQ (videos). With ``--augment`` each image also gets the extra PDQs of
-:func:`opspoor.signals.robust.augment_variants` (crops, small rotations, the middle band), stored
+:func:`opspoor.signals.augment.augment_variants` (crops, small rotations, the middle band), stored
 as *derived* values of the same entry: used for matching, never exported. Weak ones (PDQ quality
 10-49, or a regular pattern: ``robust.periodicity``) are stored as ``pdq_lq`` values, which match
 only within ``LOW_QUALITY_DISTANCE`` (``--no-low-quality`` leaves them out). The image's local
@@ -31,8 +31,8 @@ from opspoor.cli.hashset_cmd import NoIndexCacheOption, cache_match_index, hashs
 from opspoor.cli.options import ExecutorKind, ExecutorOption, SchedulerOption, WorkersOption, store_label
 from opspoor.errors import SourceError, StoreError
 from opspoor.hashsets.model import KINDS, Category, Entry
+from opspoor.signals.augment import AugmentedFile
 from opspoor.signals.pdq import ZERO_HASH
-from opspoor.signals.robust import AugmentedFile
 from opspoor.signals.vpdq import format_vpdq
 
 
@@ -57,8 +57,8 @@ def store_takes_derived() -> bool:
 
 def hash_for_set(args: tuple[str, str, bool, bool, bool]) -> Hashed:
     """Hash one file (runs in a worker process): (path, relative path, augment, low quality, local)."""
+    from opspoor.signals.augment import augment_image_bytes
     from opspoor.signals.engine import hash_bytes
-    from opspoor.signals.robust import augment_image_bytes
 
     path, relpath, augment, low_quality, local = args
     try:

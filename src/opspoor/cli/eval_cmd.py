@@ -80,7 +80,7 @@ def robustness(
     """Originals into a known set; edited copies and distractors as queries; tables and histograms."""
     from opspoor.evaluate.harness import EvalConfig, default_workers, run_evaluation
     from opspoor.evaluate.report import goals, write_report
-    from opspoor.signals.robust import CENTRE_CROPS, DEFAULT_AUGMENT, OFFSET_CROPS
+    from opspoor.signals.augment import CENTRE_CROPS, DEFAULT_AUGMENT, OFFSET_CROPS
 
     plans = {
         OffsetCrops.none: DEFAULT_AUGMENT,

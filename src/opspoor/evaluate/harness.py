@@ -58,6 +58,7 @@ from opspoor.evaluate.scoring import FAR, Scores, score_method
 from opspoor.evaluate.transforms import apply_transform, default_suite, encode_bmp, select
 from opspoor.media.image import Redecode, decode_with_detail, to_rgb
 from opspoor.media.sniff import SNIFF_BYTES, sniff
+from opspoor.signals.augment import DEFAULT_AUGMENT, AugmentPlan, augment_variants
 from opspoor.signals.local import (
     MIN_SPREAD,
     LocalFeatures,
@@ -66,14 +67,7 @@ from opspoor.signals.local import (
     local_features,
 )
 from opspoor.signals.pdq import hex_to_words
-from opspoor.signals.robust import (
-    DEFAULT_AUGMENT,
-    FLAT_QUALITY,
-    LOW_QUALITY_DISTANCE,
-    AugmentPlan,
-    augment_variants,
-    query_hashes,
-)
+from opspoor.signals.robust import FLAT_QUALITY, LOW_QUALITY_DISTANCE, query_hashes
 
 
 @dataclass

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from opspoor.signals.robust import Augmented, QueryHash
+from opspoor.signals.augment import Augmented
+from opspoor.signals.robust import QueryHash
 
 #: how a query hash was made: region x (plain or turned; the pad ladder counts as border); any
 #: region hash of low quality (made with a tighter ``max_distance``) is ``low-quality``

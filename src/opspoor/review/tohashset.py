@@ -19,7 +19,7 @@ from opspoor.hashsets.model import Category, Entry
 from opspoor.media.sniff import kind_of
 from opspoor.review.caseview import CaseView
 from opspoor.review.decisions import NOT_PERTINENT, ReviewDB
-from opspoor.signals.robust import augment_image_bytes
+from opspoor.signals.augment import augment_image_bytes
 from opspoor.store import ImportResult, Store, import_entries
 
 
