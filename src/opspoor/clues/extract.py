@@ -27,6 +27,7 @@ from opspoor.clues.language import load_model, words_of
 from opspoor.clues.model import SNIPPET, Clue
 from opspoor.clues.ocr import OcrUnavailable, ocr_available, read_text
 from opspoor.clues.textlike import TextLikeness, grey, text_likeness
+from opspoor.media.frames import frame_array
 from opspoor.media.image import decode_image
 
 #: frames looked at per video (at these shares of its length)
@@ -255,7 +256,7 @@ def _frame_clues(container: Any, opts: ClueOptions, notes: list[str]) -> list[Cl
             frame = next(f for f in container.decode(stream) if f.time is None or f.time >= at - 0.5)
         except (StopIteration, Exception):  # noqa: BLE001 (a seek PyAV cannot do: fewer frames)
             continue
-        gray = frame.to_ndarray(format="gray")
+        gray = frame_array(frame, format="gray")
         out.extend(picture_clues(gray, f"frame@{at:.1f}s", opts, notes))
     return out
 

@@ -31,6 +31,7 @@ import numpy as np
 from av.video.reformatter import Interpolation
 
 from opspoor.errors import MediaTimeout, MediaTooLarge, UndecodableMedia, UnsupportedMedia
+from opspoor.media.frames import frame_array
 from opspoor.media.limits import MAX_PIXELS
 from opspoor.media.sniff import SNIFF_BYTES, sniff
 
@@ -244,9 +245,7 @@ def _iter_frames(
 
 def _to_rgb(frame: Any, info: VideoInfo) -> np.ndarray:
     # vPDQ scales every frame to the stream's initial size (a mid-stream size change is rescaled)
-    return np.asarray(
-        frame.to_ndarray(format="rgb24", width=info.width, height=info.height, interpolation=_SWS_FLAGS)
-    )
+    return frame_array(frame, format="rgb24", width=info.width, height=info.height, interpolation=_SWS_FLAGS)
 
 
 def _check_time(started: float, limit: float, frames: int, where: str | None) -> None:

@@ -23,6 +23,7 @@ import av
 import numpy as np
 
 from opspoor.errors import MediaError, StreamError
+from opspoor.media.frames import frame_array
 from opspoor.media.limits import MAX_PIXELS
 from opspoor.media.video import demuxer_for
 
@@ -230,7 +231,7 @@ def _sampled(
                 )
             thumb = None
             if sampler.scene is not None:
-                small = frame.to_ndarray(format="gray", width=_THUMB[0], height=_THUMB[1])
+                small = frame_array(frame, format="gray", width=_THUMB[0], height=_THUMB[1])
                 thumb = small.astype(np.float32) / 255.0
             reason = sampler.wants(t, thumb)
             if reason is None:
@@ -240,7 +241,7 @@ def _sampled(
                 if wait > 0:
                     time.sleep(wait)
                 decoded_at = time.monotonic()
-            yield SampledFrame(t, np.asarray(frame.to_ndarray(format="rgb24")), reason, decoded_at)
+            yield SampledFrame(t, frame_array(frame, format="rgb24"), reason, decoded_at)
     except (av.ExitError, av.TimeoutError) as exc:
         # the source was silent for the timeout: the end of a UDP/RTP stream, else a break
         if not ((silence_ends or hangup_ends) and count):
