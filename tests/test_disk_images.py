@@ -608,7 +608,7 @@ def test_kill_mid_image_and_resume(tmp_path: Path) -> None:
         while time.monotonic() < deadline and proc.poll() is None and (now := case_rows(case)) < rows:
             if now != last:
                 last, since = now, time.monotonic()
-            elif now > 0 and time.monotonic() - since > 5:  # stalled at the hung file: kill here
+            elif now >= 0 and time.monotonic() - since > 5:  # case open, stalled at the hung file: kill
                 break
             time.sleep(0.01)
         if proc.poll() is None:
