@@ -255,6 +255,34 @@ def test_watch_names_a_missing_file_a_folder_and_a_playlist_on_disk(
         assert line.startswith(f"{source}: ") and says in line and "\n" not in line, line
 
 
+def test_a_fresh_watch_hashes_and_matches_the_first_frame_of_a_stream(world: dict[str, Any]) -> None:
+    """A watch in a fresh process (nothing hashed yet) on a stream whose first seconds are the
+    known clip, played at its own pace: the hashing is warmed up before the source is opened, so
+    the frame at 0 s is hashed and matched, counts towards the alert, and nothing is dropped."""
+    import subprocess
+    import sys
+
+    first = write_stream(
+        world["root"] / "first.ts",
+        stream_frames(11, 4, FPS, SIZE, [Splice(CLIP, 0, 4)]),
+        fps=FPS,
+        size=SIZE,
+        container="mpegts",
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-m", "opspoor", "watch", str(first), "--hashset", "known-live",
+         "--db", world["db"], "--name", "cam-0"],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    alerts = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert [a["external_id"] for a in alerts] == ["clip-5"], alerts
+    times = [f["stream_time"] for f in alerts[0]["frames"]]
+    assert times[0] == 0.0 and len(times) >= K and alerts[0]["stream_time"] <= K, times
+    assert "cam-0: " in done.stderr and "dropped" not in done.stderr and "behind" not in done.stderr
+
+
 # --- the parts -----------------------------------------------------------------------------------
 def test_frame_queue_drops_the_oldest_first_counts_them_per_stream_and_keeps_the_rest() -> None:
     q: FrameQueue[str] = FrameQueue(max_lag=5.0)
@@ -397,6 +425,40 @@ def test_service_stream_alerts_on_pushed_frames_and_not_on_a_distractor(
         headers=api.auth("a", "platform"),
     )
     assert r.status_code == 404 and r.headers["content-type"].startswith(PROBLEM)
+
+
+def test_service_stream_opens_only_once_warm_and_matches_a_first_frame_at_zero(
+    world: dict[str, Any], live_api: Api
+) -> None:
+    """A session is opened only by a worker whose index is loaded and warm (503, Retry-After,
+    before; the WebSocket closes with 1013, try again later); then the frame at 0 s of a stream
+    that starts with the known clip counts towards the alert."""
+    api = live_api
+    svc = api.client.app.state.service  # type: ignore[attr-defined]
+    follower = svc.index
+    svc.index = type("Loading", (), {"loaded": False})()  # as a worker still loading its index
+    try:
+        r = api.client.post("/v1/streams", json={}, headers=api.auth("a", "platform"))
+        assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+        assert r.json()["type"].endswith("not-ready")
+        with (
+            pytest.raises(WebSocketDisconnect) as closed,
+            api.client.websocket_connect("/v1/streams/socket", headers=api.auth("a", "platform")) as ws,
+        ):
+            ws.receive_json()
+        assert closed.value.code == 1013
+    finally:
+        svc.index = follower
+    first = write_stream(
+        world["root"] / "first-pushed.ts",
+        stream_frames(11, 4, FPS, SIZE, [Splice(CLIP, 0, 4)]),
+        fps=FPS,
+        size=SIZE,
+        container="mpegts",
+    )
+    alerts = push_values(api, open_stream(api, name="cam-0"), sampled(first))
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert alerts[0]["frames"][0]["stream_time"] == 0.0
 
 
 def test_service_stream_takes_images_and_video_segments(world: dict[str, Any], live_api: Api) -> None:

@@ -133,7 +133,7 @@ def watch(
     from opspoor.matching import Matcher
     from opspoor.media.heap import keep_large_buffers
     from opspoor.store import open_store
-    from opspoor.stream import StreamWatcher, hash_frame
+    from opspoor.stream import StreamWatcher, hash_frame, warm_up
     from opspoor.stream.pull import check_source, is_url, listen_options, sample_stream
     from opspoor.stream.schedule import read_ahead
     from opspoor.stream.sinks import KeptMatches, Webhook, write_alert
@@ -150,6 +150,9 @@ def watch(
     keep_large_buffers()  # each frame's PDQs reuse freed buffers, not fresh pages (media.heap)
     store = open_store(db, create=False)
     matcher = Matcher.from_store(store, hashset, distance, cache=True)
+    # before the source is opened (or listened at): the first frame is not kept waiting for the
+    # compiled kernels and the first search of the index
+    warm_up([matcher], robust=robust.value)
     hook = Webhook(webhook) if webhook else None
     kept = KeptMatches(keep, label) if keep is not None else None
     watcher = StreamWatcher(label, k=k, n=n, keep=kept, robust_every=robust_every)

@@ -16,6 +16,7 @@ from opspoor.stream.watcher import (
     hash_frame,
     hashed_value,
     match_frames,
+    warm_up,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "hash_frame",
     "hashed_value",
     "match_frames",
+    "warm_up",
 ]
