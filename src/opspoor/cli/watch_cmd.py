@@ -114,8 +114,8 @@ def watch(
         bool,
         typer.Option(
             "--listen",
-            help="Wait at the rtmp://, rtsp://, tcp:// or http:// URL for a sender to push the stream "
-            "(an encoder's output), rather than connect to a server there.",
+            help="Wait at the rtmp://, rtsp://, srt://, tcp:// or http:// URL for a sender to push the "
+            "stream (an encoder's output), rather than connect to a server there.",
         ),
     ] = False,
     name: Annotated[
@@ -143,7 +143,7 @@ def watch(
     if k > n:
         raise SignalError(f"--k {k} is more than the window --n {n}")
     if check_source(source) is not None and listen:  # before the index loads: one line at once
-        raise StreamError("--listen needs a stream URL (rtmp, rtsp, tcp, http) to listen at", source)
+        raise StreamError("--listen needs a stream URL (rtmp, rtsp, srt, tcp, http) to listen at", source)
     if listen:
         listen_options(source)
     label = name or source
