@@ -272,6 +272,28 @@ def test_a_fresh_watch_hashes_and_matches_the_first_frame_of_a_stream(world: dic
 
 
 # --- the parts -----------------------------------------------------------------------------------
+def test_the_srt_relay_calls_or_listens_with_the_urls_options_and_says_when_it_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opspoor.stream import relay
+
+    caller = relay.relay_command("srt://10.0.0.5:9000?passphrase=s3cret-phrase&streamid=cam-7", timeout=4)
+    assert caller[-2] == "srt://10.0.0.5:9000?mode=caller&passphrase=s3cret-phrase&streamid=cam-7"
+    assert caller[-1] == "file://con" and "-t:4" in caller and "-a:no" in caller
+    listener = relay.relay_command("srt://0.0.0.0:9000?latency=200", listen=True)
+    assert listener[-2] == "srt://:9000?mode=listener&latency=200&adapter=0.0.0.0"
+    assert not any(a.startswith("-t:") for a in listener)  # waits for the sender as long as it takes
+    assert relay.relay_command("srt://127.0.0.1:9000?mode=listener")[-2].startswith(
+        "srt://:9000?mode=listener"
+    )
+    for bad in ("srt://10.0.0.5", "srt://:9000"):
+        with pytest.raises(StreamError):
+            relay.relay_command(bad)
+    monkeypatch.setattr(relay, "RELAY", "srt-live-transmit-not-here")
+    with pytest.raises(StreamError, match="srt-live-transmit-not-here is not installed"):
+        list(sample_stream("srt://127.0.0.1:9000", timeout=1))
+
+
 def test_frame_queue_drops_the_oldest_first_counts_them_per_stream_and_keeps_the_rest() -> None:
     q: FrameQueue[str] = FrameQueue(max_lag=5.0)
     now = time.monotonic()

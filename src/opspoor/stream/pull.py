@@ -7,6 +7,9 @@ decoded (codecs need them); only sampled frames are turned into RGB. A scene cha
 whose 32×18 grey thumbnail differs from the previous frame's by more than ``scene`` (mean absolute
 difference, 0-1); it is sampled at once, at most every ``MIN_SCENE_GAP`` seconds.
 
+An ``srt://`` URL that this FFmpeg cannot open (PyAV's wheels have no libsrt) is read through a
+local relay, Debian's ``srt-live-transmit`` (:mod:`opspoor.stream.relay`).
+
 URLs open only FFmpeg's network protocols (``PROTOCOLS``): a playlist cannot name local files.
 A local file's demuxer is chosen from its magic bytes (``media.video.demuxer_for``), as for evidence.
 """

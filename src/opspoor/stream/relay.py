@@ -49,6 +49,10 @@ def relay_command(source: str, *, listen: bool = False, timeout: float = 10.0) -
     listen = listen or params.pop("mode", "caller").lower() == "listener"
     params.pop("mode", None)
     host = parts.hostname or ""
+    if not host and not listen:
+        raise StreamError(
+            "an SRT URL to connect to names its host (srt://host:port), or use --listen", source
+        )
     exe = shutil.which(RELAY) or RELAY
     command = [exe, "-q", "-a:no", "-ll:error"]
     if listen:
