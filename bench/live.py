@@ -16,7 +16,9 @@ second from the original 320x180 renders).
       evenly over each second; a pool of 2 threads hashes (PDQ + border query hash), matches and
       takes each frame. Latency = from the frame's arrival (its decoding) to its verdict and, for
       the frames that complete an alert, to the alert written. p50/p99, CPU per frame, and streams
-      per core at one frame a second.
+      per core at one frame a second. Before the first stream the process is warmed up
+      (``stream.warm_up``: one generated frame hashed and matched), as ``watch`` and the service
+      do before they open a stream; ``--no-warm-up`` starts cold (the anchor for the first round).
   (4) Pulling: decoding a 25 fps 640x360 H.264 stream and sampling it (CPU per stream-second), the
       part of ``watch`` that (3) does not include.
 
@@ -58,7 +60,7 @@ from opspoor.media.heap import keep_large_buffers  # noqa: E402
 from opspoor.signals.pdq import pdq_from_rgb  # noqa: E402
 from opspoor.signals.vpdq import VpdqFrame, format_vpdq  # noqa: E402
 from opspoor.store import import_entries, open_store  # noqa: E402
-from opspoor.stream import HashedFrame, StreamWatcher, hash_frame, match_frames  # noqa: E402
+from opspoor.stream import HashedFrame, StreamWatcher, hash_frame, match_frames, warm_up  # noqa: E402
 from opspoor.stream.pull import sample_stream  # noqa: E402
 from opspoor.stream.schedule import DEFAULT_MAX_LAG, FrameQueue  # noqa: E402
 from setup_info import setup_line  # noqa: E402
@@ -181,6 +183,10 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def _warm_child(_: int) -> None:
+    warm_up()
+
+
 def _hash_in_child(rgb: np.ndarray, t: float, decoded_at: float, only: frozenset[str] | None) -> HashedFrame:
     return hash_frame(rgb, t, decoded_at=decoded_at, only=only)
 
@@ -195,6 +201,7 @@ def load(
     robust_every: int,
     procs: int = 0,
     max_lag: float | None = DEFAULT_MAX_LAG,
+    warm: bool = True,
 ) -> dict[str, float]:
     """S streams at one frame a second for T seconds; latency from arrival to verdict / alert.
 
@@ -210,8 +217,8 @@ def load(
     record = threading.Lock()
     queue: FrameQueue[tuple[float, np.ndarray, float]] = FrameQueue(max_lag or 1e9)
     children = ProcessPoolExecutor(procs) if procs else None
-    if children is not None:  # start the processes before the clock runs
-        list(children.map(abs, range(procs * 4)))
+    if children is not None:  # start the processes before the clock runs, warm unless --no-warm-up
+        list(children.map(_warm_child if warm else abs, range(procs * 4)))
 
     def work() -> None:
         while (got := queue.get()) is not None:
@@ -312,6 +319,7 @@ def load_rounds(
                 robust_every=every,
                 procs=procs,
                 max_lag=lag,
+                warm=not args.no_warm_up,
             )
             out[name].append(r)
             print("(3) " + load_line(name, r, args.streams, args.seconds), flush=True)
@@ -474,6 +482,11 @@ def main() -> None:
         help="recall with StreamWatcher.plan at each of these (1: every query hash on every frame)",
     )
     ap.add_argument("--load-only", action="store_true", help="only (3), on frames of the clips")
+    ap.add_argument(
+        "--no-warm-up",
+        action="store_true",
+        help="start the streams on a process that has hashed nothing (the cold start, as an anchor)",
+    )
     ap.add_argument("--gray-only", action="store_true", help="only (5): PDQ of the decoder's grey frames")
     ap.add_argument(
         "--store", type=Path, help="a SQLite file to keep the filled store in (reused if present)"
@@ -507,6 +520,14 @@ def main() -> None:
             f"{matcher.size['vpdq_frames']:,} frames",
             flush=True,
         )
+        if not args.no_warm_up:  # as watch and the service do before the first stream is opened
+            t, cpu = time.perf_counter(), time.process_time()
+            warm_up([matcher])
+            print(
+                f"warmed up (one frame hashed and matched) in {time.perf_counter() - t:.2f} s, "
+                f"{time.process_time() - cpu:.2f} s CPU",
+                flush=True,
+            )
 
         if args.load_only:  # (3) alone: the frames of the known clips with a logo, and other scenes
             pool = [

@@ -29,6 +29,9 @@ PACKAGES=(
   libtesseract-dev    # location clues: headers the tesserocr binding is built against
   pkg-config          # location clues: tesserocr's build finds Tesseract through it
   rtsp-server-perl    # live streams: an RTSP server that watch connects to as a client (tests/test_live.py)
+  srt-tools           # live streams: srt-live-transmit, watch's SRT relay (PyAV has no libsrt) and the tests' SRT sender
+  libnginx-mod-rtmp   # live streams: an RTMP server (nginx, run by the test with its own config) watch plays from;
+                      #   pulls in nginx, whose system service the tests do not use (systemctl disable --now nginx)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -220,18 +220,6 @@ def test_watch_says_in_one_line_what_is_wrong(world: dict[str, Any], site: str, 
     assert res.exit_code != 0 and "more than the window" in str(res.exception)
 
 
-def _has_srt() -> bool:
-    import av
-
-    try:
-        av.open("srt://127.0.0.1:9/x", options={"protocol_whitelist": "srt"}, timeout=1)
-    except av.error.ProtocolNotFoundError:
-        return False
-    except av.FFmpegError:
-        return True
-    return True
-
-
 def test_watch_names_a_missing_file_a_folder_and_a_playlist_on_disk(
     world: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -243,8 +231,8 @@ def test_watch_names_a_missing_file_a_folder_and_a_playlist_on_disk(
         str(tmp_path / "gone.m3u8"): "no such file, and a playlist on disk is not opened",
         str(on_disk): "a playlist on disk is not opened",
         "ftp://127.0.0.1/x.ts": "not a stream URL this command opens",
-        # PyAV's FFmpeg has no libsrt: said so (a build with it would find nothing listening)
-        "srt://127.0.0.1:9/x": "this FFmpeg cannot open srt:// streams" if not _has_srt() else "cannot open",
+        # PyAV's FFmpeg has no libsrt: through the relay (without it, said so); nothing listens here
+        "srt://127.0.0.1:9/x": "cannot open",
     }
     for source, says in cases.items():
         res = CliRunner().invoke(
@@ -255,7 +243,57 @@ def test_watch_names_a_missing_file_a_folder_and_a_playlist_on_disk(
         assert line.startswith(f"{source}: ") and says in line and "\n" not in line, line
 
 
+def test_a_fresh_watch_hashes_and_matches_the_first_frame_of_a_stream(world: dict[str, Any]) -> None:
+    """A watch in a fresh process (nothing hashed yet) on a stream whose first seconds are the
+    known clip, played at its own pace: the hashing is warmed up before the source is opened, so
+    the frame at 0 s is hashed and matched, counts towards the alert, and nothing is dropped."""
+    import subprocess
+    import sys
+
+    first = write_stream(
+        world["root"] / "first.ts",
+        stream_frames(11, 4, FPS, SIZE, [Splice(CLIP, 0, 4)]),
+        fps=FPS,
+        size=SIZE,
+        container="mpegts",
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    done = subprocess.run(
+        [sys.executable, "-m", "opspoor", "watch", str(first), "--hashset", "known-live",
+         "--db", world["db"], "--name", "cam-0"],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    alerts = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    assert [a["external_id"] for a in alerts] == ["clip-5"], alerts
+    times = [f["stream_time"] for f in alerts[0]["frames"]]
+    assert times[0] == 0.0 and len(times) >= K and alerts[0]["stream_time"] <= K, times
+    assert "cam-0: " in done.stderr and "dropped" not in done.stderr and "behind" not in done.stderr
+
+
 # --- the parts -----------------------------------------------------------------------------------
+def test_the_srt_relay_calls_or_listens_with_the_urls_options_and_says_when_it_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opspoor.stream import relay
+
+    caller = relay.relay_command("srt://10.0.0.5:9000?passphrase=s3cret-phrase&streamid=cam-7", timeout=4)
+    assert caller[-2] == "srt://10.0.0.5:9000?mode=caller&passphrase=s3cret-phrase&streamid=cam-7"
+    assert caller[-1] == "file://con" and "-t:4" in caller and "-a:no" in caller
+    listener = relay.relay_command("srt://0.0.0.0:9000?latency=200", listen=True)
+    assert listener[-2] == "srt://:9000?mode=listener&latency=200&adapter=0.0.0.0"
+    assert not any(a.startswith("-t:") for a in listener)  # waits for the sender as long as it takes
+    assert relay.relay_command("srt://127.0.0.1:9000?mode=listener")[-2].startswith(
+        "srt://:9000?mode=listener"
+    )
+    for bad in ("srt://10.0.0.5", "srt://:9000"):
+        with pytest.raises(StreamError):
+            relay.relay_command(bad)
+    monkeypatch.setattr(relay, "RELAY", "srt-live-transmit-not-here")
+    with pytest.raises(StreamError, match="srt-live-transmit-not-here is not installed"):
+        list(sample_stream("srt://127.0.0.1:9000", timeout=1))
+
+
 def test_frame_queue_drops_the_oldest_first_counts_them_per_stream_and_keeps_the_rest() -> None:
     q: FrameQueue[str] = FrameQueue(max_lag=5.0)
     now = time.monotonic()
@@ -397,6 +435,40 @@ def test_service_stream_alerts_on_pushed_frames_and_not_on_a_distractor(
         headers=api.auth("a", "platform"),
     )
     assert r.status_code == 404 and r.headers["content-type"].startswith(PROBLEM)
+
+
+def test_service_stream_opens_only_once_warm_and_matches_a_first_frame_at_zero(
+    world: dict[str, Any], live_api: Api
+) -> None:
+    """A session is opened only by a worker whose index is loaded and warm (503, Retry-After,
+    before; the WebSocket closes with 1013, try again later); then the frame at 0 s of a stream
+    that starts with the known clip counts towards the alert."""
+    api = live_api
+    svc = api.client.app.state.service  # type: ignore[attr-defined]
+    follower = svc.index
+    svc.index = type("Loading", (), {"loaded": False})()  # as a worker still loading its index
+    try:
+        r = api.client.post("/v1/streams", json={}, headers=api.auth("a", "platform"))
+        assert r.status_code == 503 and r.headers["Retry-After"] == "2"
+        assert r.json()["type"].endswith("not-ready")
+        with (
+            pytest.raises(WebSocketDisconnect) as closed,
+            api.client.websocket_connect("/v1/streams/socket", headers=api.auth("a", "platform")) as ws,
+        ):
+            ws.receive_json()
+        assert closed.value.code == 1013
+    finally:
+        svc.index = follower
+    first = write_stream(
+        world["root"] / "first-pushed.ts",
+        stream_frames(11, 4, FPS, SIZE, [Splice(CLIP, 0, 4)]),
+        fps=FPS,
+        size=SIZE,
+        container="mpegts",
+    )
+    alerts = push_values(api, open_stream(api, name="cam-0"), sampled(first))
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert alerts[0]["frames"][0]["stream_time"] == 0.0
 
 
 def test_service_stream_takes_images_and_video_segments(world: dict[str, Any], live_api: Api) -> None:
@@ -822,3 +894,160 @@ def test_watch_rtsp_as_a_client_of_an_rtsp_server(world: dict[str, Any]) -> None
     assert "frames sampled" in stderr, stderr
     assert [a["external_id"] for a in alerts] == ["clip-5"]
     assert len(alerts[0]["frames"]) >= K and all(f["signal"] == "vpdq" for f in alerts[0]["frames"])
+
+
+@pytest.mark.parametrize("listen", [False, True], ids=["watch-calls", "watch-listens"])
+def test_watch_srt_through_the_relay(world: dict[str, Any], listen: bool) -> None:
+    """SRT on loopback: a sender (Debian's srt-live-transmit) takes the MPEG-TS stream with the
+    known clip spliced in over UDP and sends it as SRT; ``watch srt://…`` connects to it (or, with
+    ``--listen``, the sender connects to the watch). PyAV's FFmpeg has no libsrt, so the watch reads
+    the stream through its own srt-live-transmit relay (``stream.relay``)."""
+    import shutil
+    import socket
+    import subprocess
+
+    if shutil.which("srt-live-transmit") is None:
+        pytest.skip("srt-live-transmit is not installed (scripts/install-system-deps.sh installs srt-tools)")
+    data = (world["site"] / "watched.ts").read_bytes()
+    udp_in, srt_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_DGRAM)
+    sender_cmd = [
+        "srt-live-transmit", "-a:no", f"udp://127.0.0.1:{udp_in}",
+        f"srt://127.0.0.1:{srt_port}?mode={'caller' if listen else 'listener'}",
+    ]  # fmt: skip
+    senders: list[subprocess.Popen[bytes]] = []
+    connected = threading.Event()
+    failed: list[BaseException] = []
+
+    def start_sender() -> None:
+        proc = subprocess.Popen(
+            sender_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        senders.append(proc)
+
+        def follow() -> None:  # "Accepted SRT target connection" / "SRT target connected"
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if b"connect" in line.lower():
+                    connected.set()
+
+        threading.Thread(target=follow, daemon=True).start()
+        _wait_bound(udp_in, "udp")
+
+    def send() -> None:
+        try:
+            if listen:  # the watch's relay listens: the sender calls it
+                _wait_bound(srt_port, "udp")
+                start_sender()
+            assert connected.wait(30), "the SRT sender never connected"
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                for i in range(0, len(data), 1316):  # 7 TS packets a datagram, paced
+                    s.sendto(data[i : i + 1316], ("127.0.0.1", udp_in))
+                    time.sleep(0.0005)
+            time.sleep(0.5)  # delivered (SRT's latency is 120 ms), then the sender hangs up
+            senders[-1].terminate()
+        except BaseException as exc:  # reported by the test
+            failed.append(exc)
+
+    try:
+        if not listen:  # the sender listens first; the watch calls it
+            start_sender()
+            _wait_bound(srt_port, "udp")
+        feeder = threading.Thread(target=send, daemon=True)
+        feeder.start()
+        url = f"srt://127.0.0.1:{srt_port}"
+        code, alerts, stderr = watch(
+            world["db"], url, *(["--listen"] if listen else []), "--hashset", "known-live", "--timeout", "5"
+        )
+        feeder.join(30)
+    finally:
+        for proc in senders:
+            proc.kill()
+            proc.wait(10)
+    assert not failed, failed
+    assert code == 0, stderr
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert all(2 - 0.01 <= f["stream_time"] < 10 for f in alerts[0]["frames"])
+
+
+def _established(port: int) -> int:
+    """TCP connections established to local ``port`` (``/proc/net/tcp``, state 01)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            local, state = row.split()[1], row.split()[3]
+            count += int(local.rsplit(":", 1)[1], 16) == port and state == "01"
+    return count
+
+
+NGINX_RTMP = """load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+daemon off;
+master_process off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+events {{ worker_connections 32; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{port};
+        application live {{
+            live on;
+            record off;
+        }}
+    }}
+}}
+"""
+
+
+def test_watch_rtmp_as_a_client_of_an_rtmp_server(world: dict[str, Any], tmp_path: Path) -> None:
+    """An RTMP server on loopback (Debian's nginx with libnginx-mod-rtmp, run as a process of the
+    test with its own configuration): ``watch rtmp://…/live/cam-7`` plays the stream as a viewer
+    does, and an encoder (PyAV, flv) publishes the known clip's stream to it once the watch is
+    connected. The server keeps a viewer waiting after the encoder ends (a live stream may come
+    back): the watch ends on ``--timeout`` of silence (exit 2 after the summary)."""
+    import shutil
+    import socket
+    import subprocess
+
+    module = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+    if shutil.which("nginx") is None or not module.exists():
+        pytest.skip("nginx with libnginx-mod-rtmp is not installed (scripts/install-system-deps.sh)")
+    port = _free_port(socket.SOCK_STREAM)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(NGINX_RTMP.format(dir=tmp_path, port=port))
+    server = subprocess.Popen(
+        ["nginx", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(conf)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"rtmp://127.0.0.1:{port}/live/cam-7"
+    failed: list[BaseException] = []
+
+    def publish() -> None:
+        try:
+            deadline = time.monotonic() + 30
+            while not _established(port):  # the watch is there: it sees the stream from its start
+                assert time.monotonic() < deadline, "the watch never connected to the RTMP server"
+                time.sleep(0.02)
+            time.sleep(0.3)  # its play command reached the server
+            frames = stream_frames(11, 8, FPS, SIZE, [Splice(CLIP, 2, 5)])
+            write_stream(url, _paced(frames, 4 * FPS), fps=FPS, size=SIZE, container="flv")  # 4x its pace
+        except BaseException as exc:  # reported by the test
+            failed.append(exc)
+
+    try:
+        _wait_bound(port, "tcp", listening=True)
+        encoder = threading.Thread(target=publish, daemon=True)
+        encoder.start()
+        code, alerts, stderr = watch(world["db"], url, "--hashset", "known-live", "--timeout", "3")
+        encoder.join(30)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert not failed, failed
+    assert code != 0 and "frames sampled" in stderr, stderr  # the summary, then the silence is an error
+    assert [a["external_id"] for a in alerts] == ["clip-5"]
+    assert all(2 - 0.01 <= f["stream_time"] < 7 for f in alerts[0]["frames"])

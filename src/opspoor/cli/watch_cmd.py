@@ -114,8 +114,8 @@ def watch(
         bool,
         typer.Option(
             "--listen",
-            help="Wait at the rtmp://, rtsp://, tcp:// or http:// URL for a sender to push the stream "
-            "(an encoder's output), rather than connect to a server there.",
+            help="Wait at the rtmp://, rtsp://, srt://, tcp:// or http:// URL for a sender to push the "
+            "stream (an encoder's output), rather than connect to a server there.",
         ),
     ] = False,
     name: Annotated[
@@ -133,7 +133,7 @@ def watch(
     from opspoor.matching import Matcher
     from opspoor.media.heap import keep_large_buffers
     from opspoor.store import open_store
-    from opspoor.stream import StreamWatcher, hash_frame
+    from opspoor.stream import StreamWatcher, hash_frame, warm_up
     from opspoor.stream.pull import check_source, is_url, listen_options, sample_stream
     from opspoor.stream.schedule import read_ahead
     from opspoor.stream.sinks import KeptMatches, Webhook, write_alert
@@ -143,13 +143,16 @@ def watch(
     if k > n:
         raise SignalError(f"--k {k} is more than the window --n {n}")
     if check_source(source) is not None and listen:  # before the index loads: one line at once
-        raise StreamError("--listen needs a stream URL (rtmp, rtsp, tcp, http) to listen at", source)
+        raise StreamError("--listen needs a stream URL (rtmp, rtsp, srt, tcp, http) to listen at", source)
     if listen:
         listen_options(source)
     label = name or source
     keep_large_buffers()  # each frame's PDQs reuse freed buffers, not fresh pages (media.heap)
     store = open_store(db, create=False)
     matcher = Matcher.from_store(store, hashset, distance, cache=True)
+    # before the source is opened (or listened at): the first frame is not kept waiting for the
+    # compiled kernels and the first search of the index
+    warm_up([matcher], robust=robust.value)
     hook = Webhook(webhook) if webhook else None
     kept = KeptMatches(keep, label) if keep is not None else None
     watcher = StreamWatcher(label, k=k, n=n, keep=kept, robust_every=robust_every)

@@ -44,6 +44,7 @@ from opspoor.store.follow import (
     texts_between,
 )
 from opspoor.store.hashsets import HashSetRecord
+from opspoor.stream import warm_up as warm_stream
 
 log = logging.getLogger("opspoor.service")
 
@@ -295,6 +296,9 @@ class IndexFollower:
         }
         for m in matchers.values():
             m.warm_up()
+        # a stream's frame hashed and matched once: the first frames of the first streams (100
+        # may open in one second) do not wait for the hashing kernels (docs/live.md)
+        warm_stream(list(matchers.values()))
         if self.on_loaded is not None:
             self.on_loaded()
         with self._lock:

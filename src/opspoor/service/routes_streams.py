@@ -136,6 +136,7 @@ async def open_stream(
     if req.k > req.n:
         raise Problem(422, f"k ({req.k}) is more than the window n ({req.n})", slug="invalid-request")
     svc = service_of(request)
+    _check_ready(svc)
     session = svc.streams.open(call.principal, req.name, req.k, req.n)
     call.object = f"stream:{session.id}"
     out = {"stream": session.id, "name": session.watcher.name, "k": req.k, "n": req.n}
@@ -208,8 +209,10 @@ def _value_frames(body: bytes, session: StreamSession) -> list[HashedFrame]:
     ]
 
 
-async def take_frames(svc: Service, session: StreamSession, frames: list[HashedFrame]) -> dict[str, Any]:
-    """Match the frames against the session's tenant's sets and take them into its window, in order."""
+def _check_ready(svc: Service) -> None:
+    """503 until this worker's index is loaded and warm (``IndexFollower.load`` hashes and matches
+    a stream frame once first): a session is opened, and its frames taken, only then, so that the
+    first frame of a stream never waits for the compiled kernels."""
     if not svc.index.loaded:
         raise Problem(
             503,
@@ -217,6 +220,11 @@ async def take_frames(svc: Service, session: StreamSession, frames: list[HashedF
             slug="not-ready",
             headers={"Retry-After": "2"},
         )
+
+
+async def take_frames(svc: Service, session: StreamSession, frames: list[HashedFrame]) -> dict[str, Any]:
+    """Match the frames against the session's tenant's sets and take them into its window, in order."""
+    _check_ready(svc)
     matcher = svc.index.matcher(session.principal.tenant)
     async with session.lock:  # one push at a time per session: its window is one sequence
         found = await asyncio.wrap_future(svc.hashing.submit(match_frames, matcher, frames))
@@ -264,9 +272,11 @@ async def stream_socket(
         admit(opening, (PLATFORM,), svc.rate)
         if k > n:
             raise Problem(422, f"k ({k}) is more than the window n ({n})", slug="invalid-request")
+        _check_ready(svc)
         session = svc.streams.open(principal, name, k, n)
     except Problem as exc:
-        await websocket.close(code=1008, reason=exc.detail[:120])  # policy violation: refused
+        # 1013: try again later (the index is loading); else 1008, policy violation: refused
+        await websocket.close(code=1013 if exc.status == 503 else 1008, reason=exc.detail[:120])
         return
     opening.object = f"stream:{session.id}"
     await websocket.accept()

@@ -1,9 +1,10 @@
 """stream box of opspoor: live streams matched while they run (DESIGN.md §1, "watch").
 
 ``pull`` (frames from an HLS/RTSP/RTMP/SRT/MPEG-TS URL or a file played at real-time pace, sampled
-one a second plus scene changes), ``watcher`` (frames hashed with PDQ and robust query hashes,
-matched against known images and known videos' frames), ``alerts`` (k of the last n frames on one
-known entry raise an alert), ``sinks`` (JSON lines, webhook, the optional file of matching frames).
+one a second plus scene changes; SRT through ``relay`` when FFmpeg has no libsrt), ``watcher``
+(frames hashed with PDQ and robust query hashes, matched against known images and known videos'
+frames; ``warm_up`` before the first stream), ``alerts`` (k of the last n frames on one known entry
+raise an alert), ``sinks`` (JSON lines, webhook, the optional file of matching frames).
 The command line's ``opspoor watch`` and the service's stream sessions both use it. Knows no HTTP
 routes and stores nothing of a stream by itself.
 """
@@ -16,6 +17,7 @@ from opspoor.stream.watcher import (
     hash_frame,
     hashed_value,
     match_frames,
+    warm_up,
 )
 
 __all__ = [
@@ -31,4 +33,5 @@ __all__ = [
     "hash_frame",
     "hashed_value",
     "match_frames",
+    "warm_up",
 ]

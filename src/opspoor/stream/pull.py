@@ -7,6 +7,9 @@ decoded (codecs need them); only sampled frames are turned into RGB. A scene cha
 whose 32×18 grey thumbnail differs from the previous frame's by more than ``scene`` (mean absolute
 difference, 0-1); it is sampled at once, at most every ``MIN_SCENE_GAP`` seconds.
 
+An ``srt://`` URL that this FFmpeg cannot open (PyAV's wheels have no libsrt) is read through a
+local relay, Debian's ``srt-live-transmit`` (:mod:`opspoor.stream.relay`).
+
 URLs open only FFmpeg's network protocols (``PROTOCOLS``): a playlist cannot name local files.
 A local file's demuxer is chosen from its magic bytes (``media.video.demuxer_for``), as for evidence.
 """
@@ -26,6 +29,7 @@ from opspoor.errors import MediaError, StreamError
 from opspoor.media.frames import frame_array
 from opspoor.media.limits import MAX_PIXELS
 from opspoor.media.video import demuxer_for
+from opspoor.stream.relay import srt_relay
 
 #: FFmpeg protocols a URL source may use (a playlist naming ``file:`` or ``concat:`` is refused)
 PROTOCOLS = "http,https,tls,tcp,udp,rtp,rtsp,rtmp,rtmps,srt,crypto,httpproxy"
@@ -96,7 +100,9 @@ def listen_options(source: str) -> dict[str, str]:
         return {"rtsp_flags": "listen", "listen_timeout": str(LISTEN_SECONDS)}
     if scheme in ("udp", "rtp"):
         return {}
-    raise StreamError(f"cannot listen for a {scheme}:// stream (rtmp, rtsp, tcp, http can)", source)
+    if scheme == "srt":  # FFmpeg's libsrt option; the relay (stream.relay) listens too
+        return {"mode": "listener"}
+    raise StreamError(f"cannot listen for a {scheme}:// stream (rtmp, rtsp, srt, tcp, http can)", source)
 
 
 def check_source(source: str) -> Path | None:
@@ -157,14 +163,19 @@ def sample_stream(
                 source, mode="r", format=input_format, options=options, timeout=(opening, timeout)
             )
         except av.error.ProtocolNotFoundError:
-            scheme = source.split("://", 1)[0].lower()
-            raise StreamError(
-                f"this FFmpeg cannot open {scheme}:// streams: the protocol is not built in (PyAV's "
-                "wheels have no libsrt); relay the stream to RTMP, RTSP or MPEG-TS over UDP",
-                source,
-            ) from None
+            container = None
         except (av.FFmpegError, OSError) as exc:
             raise StreamError(f"cannot open the stream: {_reason(exc)}", source) from None
+        if container is None:
+            scheme = source.split("://", 1)[0].lower()
+            if scheme == "srt":  # PyAV's wheels have no libsrt: through Debian's srt-live-transmit
+                yield from _relayed(source, Sampler(every, scene), timeout, input_format, max_pixels, listen)
+                return
+            raise StreamError(
+                f"this FFmpeg cannot open {scheme}:// streams: the protocol is not built in; relay "
+                "the stream to RTMP, RTSP or MPEG-TS over UDP",
+                source,
+            )
         with container:
             yield from _sampled(
                 container,
@@ -184,6 +195,26 @@ def sample_stream(
             yield from _sampled(
                 container, source, Sampler(every, scene), time.monotonic() if realtime else None, max_pixels
             )
+
+
+def _relayed(
+    source: str, sampler: Sampler, timeout: float, input_format: str | None, max_pixels: int, listen: bool
+) -> Iterator[SampledFrame]:
+    """An SRT stream through the local relay (``stream.relay``): its payload, MPEG-TS unless
+    ``input_format`` says otherwise, read from the relay's pipe."""
+    with srt_relay(source, listen=listen, timeout=timeout) as pipe:
+        try:
+            container = av.open(pipe, mode="r", format=input_format or "mpegts")
+        except (av.FFmpegError, OSError) as exc:
+            pipe.check()  # the relay's reason first
+            raise StreamError(f"cannot open the stream: {_reason(exc)}", source) from None
+        try:
+            with container:
+                yield from _sampled(container, source, sampler, None, max_pixels)
+        except StreamError:
+            pipe.check()
+            raise
+        pipe.check()  # silent after its data: broke off
 
 
 def _open_file(fh: IO[bytes], where: str, input_format: str | None) -> Any:

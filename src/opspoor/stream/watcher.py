@@ -190,6 +190,37 @@ def match_frames(
     return out
 
 
+#: the size warm-up frames are made at: a common live stream's, the PDQ paths of full-size frames
+WARM_SIZE = (640, 360)
+
+
+def warm_frame(size: tuple[int, int] = WARM_SIZE) -> np.ndarray:
+    """A generated frame (RGB) that takes every path of :func:`hash_frame`: a blocky pattern of
+    PDQ quality well above 50 (so it is looked up), inside letterbox bars (so the ``border`` query
+    hash is made)."""
+    w, h = size
+    rng = np.random.default_rng(24)
+    inner = h - 2 * (h // 8)
+    blocks = rng.integers(0, 256, (9, 16, 3), dtype=np.uint8)
+    pattern = np.repeat(np.repeat(blocks, -(-inner // 9), axis=0), -(-w // 16), axis=1)[:inner, :w]
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[h // 8 : h // 8 + inner] = pattern
+    return rgb
+
+
+def warm_up(matchers: Sequence[Matcher] = (), *, robust: str = "border") -> None:
+    """Hash one generated frame as a stream's frames are (every query hash, then the plain PDQ
+    alone) and match it against each of ``matchers`` (PDQ lookups and the video frame indexes),
+    so that the compiled kernels (numba) are loaded and the indexes searched once before the
+    first stream is opened: cold, the first frame waited 0.6-4 s for them, and with 100 streams
+    opening at once every stream's first frame was dropped (docs/live.md)."""
+    rgb = warm_frame()
+    frame = hash_frame(rgb, 0.0, robust=robust)
+    hash_frame(rgb, 0.0, robust=robust, only=frozenset())
+    for matcher in matchers:
+        match_frames(matcher, [frame])
+
+
 #: called with each frame that matched something: its time and PDQ (``--keep`` stores these)
 KeepFn = Callable[[HashedFrame, list[tuple[FrameHit, KnownEntry]]], None]
 
