@@ -87,7 +87,9 @@ class BundleIndex:
         one of ``videos`` (vPDQ text) both ways by vPDQ's shares. Call it holding the tenant's
         bundle lock, in the finish's transaction."""
         with self._lock:
-            t = self._tenants.setdefault(tenant, _Tenant())
+            t = self._tenants.get(tenant)
+            if t is None:  # (not setdefault: that would build three empty indexes every call)
+                t = self._tenants[tenant] = _Tenant()
             self._catch_up(conn, reports, files, tenant, t)
             found: set[int] = set()
             for pdq, quality in pdqs:
