@@ -45,7 +45,7 @@ from opspoor.store.intake import (
     intake_counts,
     list_reports,
     open_report,
-    report_status,
+    report_state,
     reports_with_files,
     retract_report,
     set_file_details,
@@ -181,12 +181,12 @@ async def upload(
     svc = service_of(request)
     key = _sealing_key(svc)
     p = call.principal
-    status = await anyio.to_thread.run_sync(  # 404/409 before the upload is read and hashed
-        lambda: report_status(svc.store, p.tenant, report_id, svc.clock(), token_id=p.token_id)
+    state = await anyio.to_thread.run_sync(  # 404/409 before the upload is read and hashed
+        lambda: report_state(svc.store, p.tenant, report_id, svc.clock(), token_id=p.token_id)
     )
-    if status != "open":
+    if state.status != "open":
         raise Problem(
-            409, f"report {report_id} is {status}; it can no longer be changed", slug="report-state"
+            409, f"report {report_id} is {state.status}; it can no longer be changed", slug="report-state"
         )
     async with svc.upload_slots:
         up = await read_upload(request, svc.settings.max_upload_bytes)
@@ -213,7 +213,7 @@ async def upload(
     )
     now = svc.clock()
     fid = await anyio.to_thread.run_sync(
-        lambda: add_file(svc.store, p.tenant, report_id, p.token_id, f, now, svc.intake_life)
+        lambda: add_file(svc.store, p.tenant, report_id, p.token_id, f, now, svc.intake_life, state.opened_at)
     )
     call.object = f"report:{report_id}/file:{fid}"
     return answer(request, {**OK, "reportId": report_id, "fileId": fid, "hash": sig.md5})

@@ -175,8 +175,8 @@ def append_audit(store: Store, events: Sequence[AuditEvent]) -> int:
 def append_audit_conn(conn: Connection, events: Sequence[AuditEvent]) -> int:
     """:func:`append_audit` inside the caller's write transaction."""
     if conn.dialect.name != "sqlite":  # SQLite's write transaction already excludes other writers
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK})
-    last = conn.execute(select(AUDIT.c.id, AUDIT.c.row_hash).order_by(AUDIT.c.id.desc()).limit(1)).first()
+        conn.execute(_LOCK, {"k": AUDIT_LOCK})
+    last = conn.execute(_LAST).first()
     row_id, prev = (last.id, last.row_hash) if last else (0, GENESIS)
     rows = []
     for e in events:
@@ -188,6 +188,11 @@ def append_audit_conn(conn: Connection, events: Sequence[AuditEvent]) -> int:
     if rows:
         conn.execute(AUDIT.insert(), rows)
     return row_id
+
+
+# built once: every batch of the audit writer runs them (SQLAlchemy reuses their cache keys)
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+_LAST = select(AUDIT.c.id, AUDIT.c.row_hash).order_by(AUDIT.c.id.desc()).limit(1)
 
 
 def _event(r: Any) -> AuditEvent:

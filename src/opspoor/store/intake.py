@@ -153,22 +153,17 @@ FILE_COLUMNS = [c for c in FILES.c if c.name != "blob"]
 def open_report(
     store: Store, tenant: str, token_id: int, document: dict[str, Any], now: datetime, life: Lifetimes
 ) -> int:
+    row = {
+        "tenant": tenant,
+        "token_id": token_id,
+        "status": "open",
+        "document": json.dumps(document),
+        "opened_at": now,
+        "changed_at": now,
+        "expires_at": life.open_until(now, now),
+    }
     with store.write() as conn:
-        return int(
-            conn.execute(
-                insert(REPORTS)
-                .values(
-                    tenant=tenant,
-                    token_id=token_id,
-                    status="open",
-                    document=json.dumps(document),
-                    opened_at=now,
-                    changed_at=now,
-                    expires_at=life.open_until(now, now),
-                )
-                .returning(REPORTS.c.id)
-            ).scalar_one()
-        )
+        return int(conn.execute(_INSERT_REPORT, row).scalar_one())
 
 
 def get_report(
@@ -178,92 +173,136 @@ def get_report(
     A report past its expiry (or retention) is gone, whether or not the sweep has deleted it yet."""
     with store.read() as conn:
         rep = _locate(conn, tenant, report_id, now, token_id)
-        rows = conn.execute(select(*FILE_COLUMNS).where(FILES.c.report_id == report_id).order_by(FILES.c.id))
-        rep.files = [_file(r) for r in rows]
+        rep.files = [_file(r) for r in conn.execute(_FILES_OF, {"rid": report_id})]
     return rep
+
+
+_FILES_OF = select(*FILE_COLUMNS).where(FILES.c.report_id == bindparam("rid")).order_by(FILES.c.id)
 
 
 def report_status(
     store: Store, tenant: str, report_id: int, now: datetime, *, token_id: int | None = None
 ) -> str:
     """What ``get_report(...).status`` would say, without reading the document or the files."""
-    with store.read() as conn:
-        return _state(conn, tenant, report_id, now, token_id).status
+    return report_state(store, tenant, report_id, now, token_id=token_id).status
 
 
 @dataclass(frozen=True, slots=True)
-class _State:
+class ReportState:
     status: str
     opened_at: datetime
 
 
-def _state(conn: Connection, tenant: str, report_id: int, now: datetime, token_id: int | None) -> _State:
+def report_state(
+    store: Store, tenant: str, report_id: int, now: datetime, *, token_id: int | None = None
+) -> ReportState:
+    """``report_status`` with the opening time, which ``add_file`` takes to save a read."""
+    with store.read() as conn:
+        return _state(conn, tenant, report_id, now, token_id)
+
+
+# the statements of every request, built once: SQLAlchemy then reuses their cache keys and
+# compiled forms instead of building and keying them anew per call
+_STATE = select(REPORTS.c.status, REPORTS.c.opened_at, REPORTS.c.expires_at).where(
+    REPORTS.c.id == bindparam("rid"), REPORTS.c.tenant == bindparam("tenant")
+)
+_STATE_OF_TOKEN = _STATE.where(REPORTS.c.token_id == bindparam("token"))
+_TOUCH = (
+    update(REPORTS)
+    .where(REPORTS.c.id == bindparam("rid"))
+    .values(changed_at=bindparam("now"), expires_at=bindparam("expires"))
+)
+#: ``_TOUCH`` of a report that is still open, not expired, of this tenant and token, in one statement
+_TOUCH_OPEN = _TOUCH.where(
+    REPORTS.c.tenant == bindparam("of_tenant"),  # (an UPDATE's binds may not take a column's name)
+    REPORTS.c.token_id == bindparam("of_token"),
+    REPORTS.c.status == "open",
+    REPORTS.c.expires_at > bindparam("now"),
+)
+_INSERT_FILE = insert(FILES).returning(FILES.c.id)
+_INSERT_REPORT = insert(REPORTS).returning(REPORTS.c.id)
+
+
+def _state(conn: Connection, tenant: str, report_id: int, now: datetime, token_id: int | None) -> ReportState:
     """The report's status and opening time (not its document): NotFound as ``_locate``."""
-    q = select(REPORTS.c.status, REPORTS.c.opened_at, REPORTS.c.expires_at).where(
-        REPORTS.c.id == report_id, REPORTS.c.tenant == tenant
-    )
+    params: dict[str, Any] = {"rid": report_id, "tenant": tenant}
     if token_id is not None:
-        q = q.where(REPORTS.c.token_id == token_id)
-    row = conn.execute(q).first()
+        params["token"] = token_id
+    row = conn.execute(_STATE if token_id is None else _STATE_OF_TOKEN, params).first()
     if row is None or _aware(row.expires_at) <= now:  # expired, or past retention: swept soon
         raise NotFound(f"no report {report_id}", where=f"report:{report_id}")
-    return _State(str(row.status), _aware(row.opened_at))
+    return ReportState(str(row.status), _aware(row.opened_at))
 
 
 def _locate(
     conn: Connection, tenant: str, report_id: int, now: datetime, token_id: int | None
 ) -> IntakeReport:
-    q = select(REPORTS).where(REPORTS.c.id == report_id, REPORTS.c.tenant == tenant)
+    params: dict[str, Any] = {"rid": report_id, "tenant": tenant}
     if token_id is not None:
-        q = q.where(REPORTS.c.token_id == token_id)
-    row = conn.execute(q).first()
+        params["token"] = token_id
+    row = conn.execute(_REPORT if token_id is None else _REPORT_OF_TOKEN, params).first()
     if row is None or _aware(row.expires_at) <= now:  # expired, or past retention: swept soon
         raise NotFound(f"no report {report_id}", where=f"report:{report_id}")
     return _report(row)
 
 
+_REPORT = select(REPORTS).where(REPORTS.c.id == bindparam("rid"), REPORTS.c.tenant == bindparam("tenant"))
+_REPORT_OF_TOKEN = _REPORT.where(REPORTS.c.token_id == bindparam("token"))
+
+
 def _open_for_change(
-    conn: Connection, tenant: str, report_id: int, token_id: int, now: datetime, life: Lifetimes
-) -> _State:
-    rep = _state(conn, tenant, report_id, now, token_id)
+    conn: Connection,
+    tenant: str,
+    report_id: int,
+    token_id: int,
+    now: datetime,
+    life: Lifetimes,
+    opened_at: datetime | None = None,
+) -> None:
+    """Touch the report (its last change: now) if it is open; NotFound or IntakeError otherwise.
+    ``opened_at`` (when the caller read it): one statement when the report is open."""
+    if opened_at is not None:
+        expires = life.open_until(opened_at, now)
+        params = {"rid": report_id, "of_tenant": tenant, "of_token": token_id, "now": now, "expires": expires}
+        if conn.execute(_TOUCH_OPEN, params).rowcount == 1:
+            return
+    rep = _state(conn, tenant, report_id, now, token_id)  # what is wrong, or not touched yet
     if rep.status != "open":
         raise IntakeError(
             f"report {report_id} is {rep.status}; it can no longer be changed", where=f"report:{report_id}"
         )
-    conn.execute(
-        update(REPORTS)
-        .where(REPORTS.c.id == report_id)
-        .values(changed_at=now, expires_at=life.open_until(rep.opened_at, now))
-    )
-    return rep
+    conn.execute(_TOUCH, {"rid": report_id, "now": now, "expires": life.open_until(rep.opened_at, now)})
 
 
 def add_file(
-    store: Store, tenant: str, report_id: int, token_id: int, f: NewFile, now: datetime, life: Lifetimes
+    store: Store,
+    tenant: str,
+    report_id: int,
+    token_id: int,
+    f: NewFile,
+    now: datetime,
+    life: Lifetimes,
+    opened_at: datetime | None = None,
 ) -> int:
+    """``opened_at``: the report's, when the caller has read it (``report_state``): one read less."""
     with store.write() as conn:
-        _open_for_change(conn, tenant, report_id, token_id, now, life)
-        return int(
-            conn.execute(
-                insert(FILES)
-                .values(
-                    report_id=report_id,
-                    file_name=f.file_name,
-                    size=f.size,
-                    md5=f.md5,
-                    sha1=f.sha1,
-                    sha256=f.sha256,
-                    pdq=f.pdq,
-                    pdq_quality=f.pdq_quality,
-                    vpdq=f.vpdq,
-                    media_type=f.media_type,
-                    gps=None if f.gps is None else f"{f.gps[0]:.6f},{f.gps[1]:.6f}",
-                    blob=f.blob,
-                    uploaded_at=now,
-                )
-                .returning(FILES.c.id)
-            ).scalar_one()
-        )
+        _open_for_change(conn, tenant, report_id, token_id, now, life, opened_at)
+        row = {
+            "report_id": report_id,
+            "file_name": f.file_name,
+            "size": f.size,
+            "md5": f.md5,
+            "sha1": f.sha1,
+            "sha256": f.sha256,
+            "pdq": f.pdq,
+            "pdq_quality": f.pdq_quality,
+            "vpdq": f.vpdq,
+            "media_type": f.media_type,
+            "gps": None if f.gps is None else f"{f.gps[0]:.6f},{f.gps[1]:.6f}",
+            "blob": f.blob,
+            "uploaded_at": now,
+        }
+        return int(conn.execute(_INSERT_FILE, row).scalar_one())
 
 
 def set_file_details(
@@ -350,17 +389,14 @@ def finish_report(
                 f"report {report_id} is {rep.status}; it can no longer be changed",
                 where=f"report:{report_id}",
             )
-        mine = conn.execute(
-            select(FILES.c.id, FILES.c.md5, FILES.c.pdq, FILES.c.pdq_quality, FILES.c.vpdq).where(
-                FILES.c.report_id == report_id
-            )
-        ).all()
+        mine = conn.execute(_FILES_TO_BUNDLE, {"rid": report_id}).all()
         if outcome.matches:  # one statement for all files
             conn.execute(
-                update(FILES)
-                .where(FILES.c.id == bindparam("fid"), FILES.c.report_id == report_id)
-                .values(matches=bindparam("found")),
-                [{"fid": fid, "found": json.dumps(found)} for fid, found in outcome.matches.items()],
+                _SET_MATCHES,
+                [
+                    {"fid": fid, "rid": report_id, "found": json.dumps(found)}
+                    for fid, found in outcome.matches.items()
+                ],
             )
         others = _same_md5(conn, tenant, [m.md5 for m in mine]) | index.near(
             conn,
@@ -373,25 +409,37 @@ def finish_report(
         )
         others.discard(report_id)
         bundle = _join_bundle(conn, tenant, others, now, index) if others else None
-        seq = conn.execute(
-            select(func.coalesce(func.max(REPORTS.c.finish_seq), 0)).where(REPORTS.c.tenant == tenant)
-        ).scalar_one()
+        seq = conn.execute(_LAST_FINISH_SEQ, {"tenant": tenant}).scalar_one()
         conn.execute(
-            update(REPORTS)
-            .where(REPORTS.c.id == report_id)
-            .values(
-                status="finished",
-                finished_at=now,
-                changed_at=now,
-                expires_at=now + timedelta(days=life.retention_days),
-                bundle_id=bundle,
-                priority=outcome.priority,
-                countries=" " + " ".join(outcome.countries) + " ",
-                referral=json.dumps(outcome.referral),
-                finish_seq=int(seq) + 1,
-            )
+            _FINISH,
+            {
+                "rid": report_id,
+                "status": "finished",
+                "finished_at": now,
+                "changed_at": now,
+                "expires_at": now + timedelta(days=life.retention_days),
+                "bundle_id": bundle,
+                "priority": outcome.priority,
+                "countries": " " + " ".join(outcome.countries) + " ",
+                "referral": json.dumps(outcome.referral),
+                "finish_seq": int(seq) + 1,
+            },
         )
         return bundle
+
+
+_FILES_TO_BUNDLE = select(FILES.c.id, FILES.c.md5, FILES.c.pdq, FILES.c.pdq_quality, FILES.c.vpdq).where(
+    FILES.c.report_id == bindparam("rid")
+)
+_SET_MATCHES = (
+    update(FILES)
+    .where(FILES.c.id == bindparam("fid"), FILES.c.report_id == bindparam("rid"))
+    .values(matches=bindparam("found"))
+)
+_LAST_FINISH_SEQ = select(func.coalesce(func.max(REPORTS.c.finish_seq), 0)).where(
+    REPORTS.c.tenant == bindparam("tenant")
+)
+_FINISH = update(REPORTS).where(REPORTS.c.id == bindparam("rid"))
 
 
 def _bundle_lock(tenant: str) -> int:
@@ -404,12 +452,18 @@ def _same_md5(conn: Connection, tenant: str, md5s: list[str]) -> set[int]:
     """Finished reports of the tenant with a file of one of these MD5s (by the MD5 index)."""
     if not md5s:
         return set()
-    q = (
-        select(FILES.c.report_id)
-        .join(REPORTS, REPORTS.c.id == FILES.c.report_id)
-        .where(FILES.c.md5.in_(md5s), REPORTS.c.tenant == tenant, REPORTS.c.status == "finished")
+    return set(conn.execute(_SAME_MD5, {"md5s": md5s, "tenant": tenant}).scalars())
+
+
+_SAME_MD5 = (
+    select(FILES.c.report_id)
+    .join(REPORTS, REPORTS.c.id == FILES.c.report_id)
+    .where(
+        FILES.c.md5.in_(bindparam("md5s", expanding=True)),
+        REPORTS.c.tenant == bindparam("tenant"),
+        REPORTS.c.status == "finished",
     )
-    return set(conn.execute(q).scalars())
+)
 
 
 def _join_bundle(

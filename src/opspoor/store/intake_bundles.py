@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Table, and_, func, select
+from sqlalchemy import Connection, Select, Table, and_, bindparam, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from opspoor.index import HammingIndex
@@ -85,7 +87,9 @@ class BundleIndex:
         one of ``videos`` (vPDQ text) both ways by vPDQ's shares. Call it holding the tenant's
         bundle lock, in the finish's transaction."""
         with self._lock:
-            t = self._tenants.setdefault(tenant, _Tenant())
+            t = self._tenants.get(tenant)
+            if t is None:  # (not setdefault: that would build three empty indexes every call)
+                t = self._tenants[tenant] = _Tenant()
             self._catch_up(conn, reports, files, tenant, t)
             found: set[int] = set()
             for pdq, quality in pdqs:
@@ -118,15 +122,12 @@ class BundleIndex:
                 t.frames.remove(np.asarray(gone, np.int64))
 
     def _catch_up(self, conn: Connection, reports: Table, files: Table, tenant: str, t: _Tenant) -> None:
-        newer: ColumnElement[bool] = and_(reports.c.tenant == tenant, reports.c.finish_seq > t.seq)
-        top = conn.execute(select(func.max(reports.c.finish_seq)).where(newer)).scalar_one_or_none()
+        top_q, rows_q = _catch_up_queries(reports, files)
+        params = {"tenant": tenant, "seq": t.seq}
+        top = conn.execute(top_q, params).scalar_one_or_none()
         if top is None:
             return
-        rows = conn.execute(
-            select(files.c.report_id, files.c.id, files.c.pdq, files.c.pdq_quality, files.c.vpdq)
-            .join(reports, reports.c.id == files.c.report_id)
-            .where(newer, reports.c.finish_seq <= top)
-        ).all()
+        rows = conn.execute(rows_q, {**params, "top": top}).all()
         for kind, index in (("good", t.pdq), ("weak", t.weak)):
             these = [(r.report_id, r.pdq) for r in rows if r.pdq and pdq_kind(r.pdq_quality) == kind]
             if these:
@@ -156,3 +157,19 @@ class BundleIndex:
             if q_share >= QUERY_MATCH_SHARE and t_share >= TARGET_MATCH_SHARE:
                 found.add(rid)
         return found
+
+
+@cache
+def _catch_up_queries(reports: Table, files: Table) -> tuple[Select[Any], Select[Any]]:
+    """The largest ``finish_seq`` past ``:seq`` of ``:tenant``, and the files of the reports finished
+    from ``:seq`` to ``:top``; built once (SQLAlchemy then reuses their cache keys)."""
+    newer: ColumnElement[bool] = and_(
+        reports.c.tenant == bindparam("tenant"), reports.c.finish_seq > bindparam("seq")
+    )
+    top = select(func.max(reports.c.finish_seq)).where(newer)
+    rows = (
+        select(files.c.report_id, files.c.id, files.c.pdq, files.c.pdq_quality, files.c.vpdq)
+        .join(reports, reports.c.id == files.c.report_id)
+        .where(newer, reports.c.finish_seq <= bindparam("top"))
+    )
+    return top, rows
