@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
@@ -202,7 +203,9 @@ class CaseApps:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         case_id = scope["path_params"]["case_id"]
         try:
-            app = self.app_for(case_id)
+            # off the event loop: reading a case (an intake queue: every finished report's files)
+            # must not hold up the worker's other requests
+            app = await anyio.to_thread.run_sync(self.app_for, case_id)
         except Problem as p:
             await problem_response(None, p)(scope, receive, send)
             return
