@@ -45,7 +45,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "intake": BASE | {"media", "signals", "hashsets", "store", "matching"},
     "service": BASE | {"media", "signals", "index", "hashsets", "store", "matching", "intake", "stream"},
     # team mode puts the review app behind the service's tokens and audit (review.team)
-    "review": BASE | {"sources", "media", "signals", "hashsets", "store", "triage", "service"},
+    # and the intake's new files into its queue (review.intake)
+    "review": BASE | {"sources", "media", "signals", "hashsets", "store", "triage", "service", "intake"},
     "cli": BASE
     | {"sources", "media", "signals", "clues", "index", "hashsets", "store", "matching", "triage", "stream"}
     | {"demo", "evaluate", "report", "casefile", "service", "intake", "review"},

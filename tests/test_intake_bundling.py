@@ -135,3 +135,35 @@ def test_weak_pdqs_bundle_only_when_much_closer_and_noise_never(sqlite_url: str)
         assert report(base, 90) is None
         assert report(bits_off(20, base[::-1]), 90) is None  # far from everything
         assert report(base[:-5] + "00000", 90) is not None  # 20 bits from a good one: bundled
+
+
+def _frame_jpeg(data: bytes, at: int = 10) -> bytes:
+    """Frame ``at`` of the video, re-encoded as a JPEG still (as a platform would store a screenshot)."""
+    import io
+
+    from PIL import Image
+
+    from opspoor.media.video import iter_video_frames
+
+    frames = [f.rgb for f in iter_video_frames(io.BytesIO(data), every_seconds=0.2, where="v")]
+    out = io.BytesIO()
+    Image.fromarray(frames[min(at, len(frames) - 1)][..., :3]).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def test_a_still_that_is_a_frame_of_a_reported_video_joins_its_bundle(api: Api, tmp_path: Path) -> None:
+    clip = video(tmp_path, 7, (320, 240))
+    still = _frame_jpeg(clip)
+    distractor = picture(21)
+    v = finished(api, clip)
+    s = finished(api, still)  # the still after the video
+    d = finished(api, distractor)
+    assert bundle_of(api, v) is not None and bundle_of(api, s) == bundle_of(api, v)
+    assert bundle_of(api, d) is None
+    assert show(api, s).json()["files"][0]["md5"] != show(api, v).json()["files"][0]["md5"]
+    # the other way round: the still first, then a report of the video (another encoding)
+    still2 = _frame_jpeg(video(tmp_path, 8, (320, 240)), at=20)
+    s2 = finished(api, still2)
+    v2 = finished(api, video(tmp_path, 8, (240, 180), "matroska"))
+    assert bundle_of(api, s2) is not None and bundle_of(api, v2) == bundle_of(api, s2)
+    assert bundle_of(api, d) is None and bundle_of(api, s2) != bundle_of(api, v)

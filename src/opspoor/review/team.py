@@ -22,8 +22,9 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment
@@ -33,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 
 from opspoor.errors import OpspoorError
 from opspoor.review.decisions import ReviewDB
+from opspoor.review.intake import IntakeCaseView, intake_case_id, intake_tenant
 from opspoor.review.shared import (
     SharedCaseView,
     check_shared_tables,
@@ -44,6 +46,7 @@ from opspoor.review.web import ReviewConfig, create_review_app, review_env
 from opspoor.service.auth import ANALYST, CURATOR, REVIEWER, Call, admit, authenticate, record
 from opspoor.service.problems import Problem, problem_response
 from opspoor.service.settings import Settings
+from opspoor.store.intake_review import finished_stamp
 
 PREFIX = "/review"
 COOKIE = "opspoor_review"
@@ -89,15 +92,24 @@ class TokenGate(BaseHTTPMiddleware):
                     + (" (read only)" if principal.role == ANALYST else ""),
                     slug="forbidden",
                 )
+            owner = intake_tenant(_case_of(route) or "")
+            if owner is not None and owner != principal.tenant:  # another tenant's reports: not there
+                raise Problem(404, f"no published case {_case_of(route)!r}", slug="not-found")
         except Problem as p:
             await record(service.audit, call, p.status)
             return problem_response(request, p)
         request.state.reviewer = f"{principal.tenant}/token-{principal.token_id}"
+        request.state.tenant = principal.tenant
         request.state.may_decide = principal.role == REVIEWER
         request.state.may_curate = principal.role == CURATOR
         response = await call_next(request)
         await record(service.audit, call, response.status_code)
         return response
+
+
+def _case_of(route: str) -> str | None:
+    parts = route.split("/")
+    return unquote(parts[2]) if len(parts) >= 3 and parts[1] == "c" else None
 
 
 def _action(route: str, method: str) -> str:
@@ -123,7 +135,7 @@ class CaseApps:
         self._checked = False
         self.scheme = scheme
         self.break_after = break_after
-        self._apps: dict[str, tuple[float, float, FastAPI]] = {}  # case -> (published, checked, app)
+        self._apps: dict[str, tuple[object, float, FastAPI]] = {}  # case -> (stamp, checked, app)
 
     @property
     def engine(self) -> Engine:
@@ -139,6 +151,9 @@ class CaseApps:
         held = self._apps.get(case_id)
         if held is not None and now - held[1] < RECHECK_SECONDS:
             return held[2]
+        tenant = intake_tenant(case_id)
+        if tenant is not None:
+            return self._intake_app(case_id, tenant, held, now)
         stamp = published_at(self.engine, case_id)
         if stamp is None:
             raise Problem(404, f"no published case {case_id!r}", slug="not-found")
@@ -161,10 +176,36 @@ class CaseApps:
         self._apps[case_id] = (view.published_at, now, app)
         return app
 
+    def _intake_app(
+        self, case_id: str, tenant: str, held: tuple[object, float, FastAPI] | None, now: float
+    ) -> FastAPI:
+        """The tenant's intake queue (``review.intake``), read again once a report was finished."""
+        service = self.parent.state.service
+        stamp = finished_stamp(service.store, tenant)
+        if held is not None and held[0] == stamp:
+            self._apps[case_id] = (stamp, now, held[2])
+            return held[2]
+        view = IntakeCaseView(service.store, tenant, service.intake_key, service.clock())
+        config = ReviewConfig(
+            case_dir=Path(case_id),
+            reviewer="",
+            scheme=self.scheme,
+            break_after=self.break_after,
+            secret=None,
+            team=True,
+            store=lambda: nullcontext(service.store),
+            tenant=tenant,  # the decisions go into the tenant's own sets, matched at each finish
+        )
+        app = create_review_app(config, view, ReviewDB(self.engine, case_id, create=False))
+        self._apps[case_id] = (view.stamp, now, app)
+        return app
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         case_id = scope["path_params"]["case_id"]
         try:
-            app = self.app_for(case_id)
+            # off the event loop: reading a case (an intake queue: every finished report's files)
+            # must not hold up the worker's other requests
+            app = await anyio.to_thread.run_sync(self.app_for, case_id)
         except Problem as p:
             await problem_response(None, p)(scope, receive, send)
             return
@@ -220,7 +261,10 @@ def create_team_review(parent: FastAPI, *, scheme: str = "us-cat", break_after: 
     def case_list(request: Request) -> HTMLResponse:
         html = env.get_template("cases.html").render(
             base=request.scope.get("root_path", ""),
-            cases=list_cases(apps.engine),
+            cases=[
+                {"case_id": intake_case_id(request.state.tenant), "name": "reports to the intake"},
+                *list_cases(apps.engine),
+            ],
             reviewer=request.state.reviewer,
             may_decide=request.state.may_decide,
         )

@@ -21,6 +21,7 @@ from opspoor.review.caseview import CaseView
 from opspoor.review.decisions import NOT_PERTINENT, ReviewDB
 from opspoor.signals.augment import augment_image_bytes
 from opspoor.store import ImportResult, Store, import_entries
+from opspoor.store.hashsets.schema import DEFAULT_TENANT
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +85,21 @@ def write_hashsets(
     *,
     ignorable_name: str | None = None,
     progress: Callable[[int], None] | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> dict[str, ImportResult]:
-    """Add the entries to set ``name`` (known) and ``ignorable_name`` (default ``NAME-ignorable``),
-    creating them when missing; a file already in a set is not added twice (the store folds it)."""
+    """Add the entries to set ``name`` (known) and ``ignorable_name`` (default ``NAME-ignorable``)
+    of ``tenant``, creating them when missing; a file already in a set is not added twice (the
+    store folds it)."""
     out: dict[str, ImportResult] = {}
     if found.known:
         out[name] = import_entries(
-            store, name, found.known, kind="known", source="opspoor review", progress=progress
+            store, name, found.known, kind="known", source="opspoor review", progress=progress, tenant=tenant
         )
     if found.ignorable:
         ig = ignorable_name or f"{name}-ignorable"
-        out[ig] = import_entries(store, ig, found.ignorable, kind="ignorable", source="opspoor review")
+        out[ig] = import_entries(
+            store, ig, found.ignorable, kind="ignorable", source="opspoor review", tenant=tenant
+        )
     return out
 
 

@@ -41,6 +41,7 @@ from opspoor.review.caseview import CaseView, ReviewGroup
 from opspoor.review.decisions import ReviewDB, key_codes
 from opspoor.review.tohashset import entries_from_case, write_hashsets
 from opspoor.store import Store, open_store
+from opspoor.store.hashsets.schema import DEFAULT_TENANT
 
 COOKIE = "opspoor_review"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
@@ -73,6 +74,8 @@ class ReviewConfig:
     #: ``opspoor review --allow-known``: the known-items page offers one reveal per item, audited;
     #: without it (and always in team mode) known items never reach the browser
     allow_known: bool = False
+    #: the tenant whose hash sets a curator's ``from-case`` adds to (an intake case: its tenant's)
+    tenant: str = DEFAULT_TENANT
 
 
 class OneTimeSecret(BaseHTTPMiddleware):
@@ -517,7 +520,7 @@ def create_review_app(
         opener = config.store or (lambda: open_store(config.db_url))
         try:
             with opener() as store:
-                results = write_hashsets(store, name, found, ignorable_name=ignorable)
+                results = write_hashsets(store, name, found, ignorable_name=ignorable, tenant=config.tenant)
         except OpspoorError as exc:  # a set of another kind under that name, a store refusing
             return curated(request, 409, {"detail": str(exc)}, wants_json)
         sets = {n: {"added": r.added, "already_there": r.duplicates} for n, r in results.items()}

@@ -38,10 +38,10 @@ class Lifetimes:
         return max(opened + timedelta(hours=self.open_hours), changed + timedelta(hours=self.idle_hours))
 
 
-@dataclass(slots=True)
-class IntakeFile:
-    id: int
-    report_id: int
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    """What the upload measured of a file: its name, size, hashes, type and EXIF position."""
+
     file_name: str | None
     size: int
     md5: str
@@ -51,6 +51,14 @@ class IntakeFile:
     pdq_quality: int | None
     media_type: str
     gps: tuple[float, float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeFile(FileFacts):
+    """A stored file (not its bytes), with its details and what finishing matched."""
+
+    id: int
+    report_id: int
     details: dict[str, Any] | None
     matches: list[dict[str, Any]] | None
     uploaded_at: datetime
@@ -89,16 +97,9 @@ class IntakeReport:
 
 
 @dataclass(frozen=True, slots=True)
-class NewFile:
-    file_name: str | None
-    size: int
-    md5: str
-    sha1: str
-    sha256: str
-    pdq: str | None
-    pdq_quality: int | None
-    media_type: str
-    gps: tuple[float, float] | None
+class NewFile(FileFacts):
+    """A file to add: its facts and its sealed bytes."""
+
     blob: bytes
     vpdq: str | None = None  # of a video, Meta's line format
 
@@ -112,21 +113,21 @@ def _aware(dt: datetime) -> datetime:
 def _file(r: Any) -> IntakeFile:
     gps = tuple(float(x) for x in r.gps.split(",")) if r.gps else None
     return IntakeFile(
-        r.id,
-        r.report_id,
-        r.file_name,
-        r.size,
-        r.md5,
-        r.sha1,
-        r.sha256,
-        r.pdq,
-        r.pdq_quality,
-        r.media_type,
-        gps,  # type: ignore[arg-type]
-        json.loads(r.details) if r.details else None,
-        json.loads(r.matches) if r.matches is not None else None,
-        _aware(r.uploaded_at),
-        r.vpdq,
+        id=r.id,
+        report_id=r.report_id,
+        file_name=r.file_name,
+        size=r.size,
+        md5=r.md5,
+        sha1=r.sha1,
+        sha256=r.sha256,
+        pdq=r.pdq,
+        pdq_quality=r.pdq_quality,
+        media_type=r.media_type,
+        gps=gps,  # type: ignore[arg-type]
+        details=json.loads(r.details) if r.details else None,
+        matches=json.loads(r.matches) if r.matches is not None else None,
+        uploaded_at=_aware(r.uploaded_at),
+        vpdq=r.vpdq,
     )
 
 

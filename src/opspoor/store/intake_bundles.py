@@ -101,9 +101,20 @@ class BundleIndex:
                 for index, radius in ((t.pdq, distance if kind == "good" else weak), (t.weak, weak)):
                     if len(index):
                         found |= {int(i) for i in index.search(words, radius=radius).ids}
+                if kind == "good" and len(t.frames):  # a still that is a frame of a reported video
+                    hits = {int(f) for f in t.frames.search(words, radius=distance).ids}
+                    found |= {t.videos[f][0] for f in hits if f in t.videos}
             for text in videos:
                 found |= self._near_video(t, text, distance)
+                found |= self._stills_of(t, text, distance)
         return found
+
+    def _stills_of(self, t: _Tenant, text: str, distance: int) -> set[int]:
+        """Reports with a good still within ``distance`` of one of this video's good frames."""
+        mine = unique_good_hashes(parse_vpdq(text))
+        if not len(mine) or not len(t.pdq):
+            return set()
+        return {int(i) for i in t.pdq.search(mine, radius=distance).ids}
 
     def forget(self, tenant: str, report_ids: set[int]) -> None:
         """These reports are gone from the store: stop finding them."""
