@@ -39,7 +39,7 @@ from opspoor.signals.engine import HashOptions, hash_bytes  # noqa: E402
 from opspoor.sources.carving import SECTOR, carve, find_headers  # noqa: E402
 from opspoor.store import import_entries, open_store  # noqa: E402
 from opspoor.triage.config import ScanConfig  # noqa: E402
-from setup_info import setup_line  # noqa: E402
+from setup_info import print_report, setup_line  # noqa: E402
 
 WORK = CACHE / "bench-disk"
 SCAN_GOAL = 0.8
@@ -152,9 +152,7 @@ def main() -> None:
         f"with parsing its {hits} header hits: {full:.2f} s/GiB",
     ]
     text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    print_report(text, args.out)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from numba import njit  # noqa: E402
 from opspoor.index import ExactIndex, HammingIndex  # noqa: E402
 from opspoor.index.mih import bytes_per_hash  # noqa: E402
 from opspoor.signals.pdq import hex_to_words, pdq_from_rgb  # noqa: E402
-from setup_info import cpu_model  # noqa: E402
+from setup_info import cpu_model, print_report  # noqa: E402
 
 T = TypeVar("T")
 THREADS = 2
@@ -376,10 +376,7 @@ def main() -> None:
     text = run(
         args.n, args.queries, args.anchor_queries, args.exact_n, args.exact_queries, args.kinds.split(",")
     )
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    print_report(text, args.out)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from opspoor.signals.local import (  # noqa: E402
     LocalMatch,
     local_features,
 )
-from setup_info import setup_line  # noqa: E402
+from setup_info import print_report, setup_line  # noqa: E402
 
 WORK_SIZE = 1024
 CROP = 0.9  # share of width and height a crop keeps (from the top left)
@@ -322,10 +322,7 @@ def main() -> None:
     encoded = float(np.mean([len(f.encode()) for f in sample]))
     kpts = float(np.mean([len(f) for f in sample]))
     text = table(rows, extract_ms, encoded, kpts, note)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    print_report(text, args.out)
     if args.json:
         result = {
             "setup": setup_line(),

@@ -37,7 +37,7 @@ from opspoor.evaluate.transforms import Transform, apply_transform, default_suit
 from opspoor.media.image import Redecode, decode_image, decode_with_detail, redecoder  # noqa: E402
 from opspoor.signals.pdq import PDQ, pdq_hash_image  # noqa: E402
 from opspoor.signals.robust import LOW_QUALITY_DISTANCE, QueryHash, query_hashes  # noqa: E402
-from setup_info import setup_line  # noqa: E402
+from setup_info import print_report, setup_line  # noqa: E402
 
 THRESHOLD = 31
 SIZES = (None, 2048, 1280)  # None: the photo as it comes
@@ -124,9 +124,7 @@ def main() -> None:
         f"second decode {statistics.mean(dist['two']):.2f}",
     ]
     text = "\n".join(lines)
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
+    print_report(text, a.out)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ from opspoor.evaluate.transforms import Transform, apply_transform, default_suit
 from opspoor.media.image import PDQ_TARGET, decode_image, decode_with_detail, fit_within, redecoder  # noqa: E402
 from opspoor.signals.pdq import PDQ, pdq_hash_image, pdq_luma  # noqa: E402
 from opspoor.signals.robust import CANONICAL_REGIONS, LOW_QUALITY_DISTANCE, MAX_DETAIL, query_hashes  # noqa: E402
-from setup_info import setup_line  # noqa: E402
+from setup_info import print_report, setup_line  # noqa: E402
 
 #: layout -> (transform of the suite, format written)
 LAYOUTS = {
@@ -190,9 +190,7 @@ def main() -> None:
         f"(at most {widest} bits apart, hash by hash)",
     ]
     text = "\n".join(lines)
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
+    print_report(text, a.out)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from opspoor.signals.engine import ROBUST_PRESETS, HashOptions  # noqa: E402
 from opspoor.store import open_store  # noqa: E402
 from opspoor.triage.config import ScanConfig  # noqa: E402
 from scan import WORK, known_set, lay_out  # noqa: E402
-from setup_info import setup_line  # noqa: E402
+from setup_info import print_report, setup_line  # noqa: E402
 
 GOAL = 0.9
 
@@ -150,9 +150,7 @@ def main() -> None:
         f"{1 / max(per_task, per_task_after):.0f} tasks/s through one scheduler",
     ]
     text = "\n".join(lines)
-    print(text)
-    if a.out:
-        a.out.write_text(text + "\n")
+    print_report(text, a.out)
 
 
 if __name__ == "__main__":

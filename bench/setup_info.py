@@ -1,9 +1,10 @@
-"""The setup line every benchmark prints: machine, cores, memory, versions."""
+"""What every benchmark prints: the setup line (machine, cores, memory, versions) and its report."""
 
 from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 
 def cpu_model() -> str:
@@ -31,3 +32,11 @@ def setup_line() -> str:
         f"{cpu_model()}, {os.cpu_count()} cores, {mem_gib():.0f} GiB, Python {platform.python_version()}, "
         f"NumPy {numpy.__version__}, {platform.system()} {platform.release()}"
     )
+
+
+def print_report(text: str, out: Path | None) -> None:
+    """Print a benchmark's markdown report, and write it to ``out`` too when given."""
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")

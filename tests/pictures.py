@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from PIL import Image
 
@@ -36,3 +38,26 @@ def busy_picture(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
         else:
             draw.ellipse((x, y, x + dx, y + dy), fill=colour)
     return img
+
+
+def jpeg(img: Image.Image, quality: int = 90, exif: Image.Exif | None = None) -> bytes:
+    """``img`` as JPEG bytes, with ``exif`` when given."""
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality, exif=exif if exif is not None else b"")
+    return buf.getvalue()
+
+
+def camera_exif(
+    serial: str | None, when: str = "2023:05:06 07:08:09", gps: tuple[float, float] | None = None
+) -> Image.Exif:
+    """EXIF of a made-up camera (DemoCam DC-1): taken ``when``, body ``serial``, at whole-degree ``gps``."""
+    ex = Image.Exif()
+    ex[0x010F], ex[0x0110] = "DemoCam", "DC-1"
+    ifd = ex.get_ifd(0x8769)
+    ifd[0x9003] = when
+    if serial:
+        ifd[0xA431] = serial
+    if gps:
+        g = ex.get_ifd(0x8825)
+        g[1], g[2], g[3], g[4] = "N", (float(int(gps[0])), 0.0, 0.0), "E", (float(int(gps[1])), 0.0, 0.0)
+    return ex

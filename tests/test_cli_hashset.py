@@ -405,6 +405,26 @@ def test_forensic_lists_import_and_export_for_threatexchange(
 # --- guards and messages of the command line ----------------------------------------------------
 
 
+def _store_with_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path, n: int
+) -> str:
+    """A store in ``tmp_path`` holding set ``a`` of ``n`` entries, imported from VICS; its path."""
+    db = str(tmp_path / "store.sqlite")
+    code, _, err = run(
+        monkeypatch,
+        capsys,
+        "hashset",
+        "import",
+        str(vics_file(tmp_path, make_entries(n))),
+        "-n",
+        "a",
+        "--db",
+        db,
+    )
+    assert code == 0, err
+    return db
+
+
 def _one_line_error(code: int, err: str, *words: str) -> None:
     assert code == 2, err
     assert "Traceback" not in err and err.strip().count("\n") == 0, err
@@ -437,18 +457,7 @@ def test_plain_export_of_pdq_imports_again_as_pdq(
 def test_export_refuses_to_overwrite_and_names_folders(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    db = str(tmp_path / "store.sqlite")
-    run(
-        monkeypatch,
-        capsys,
-        "hashset",
-        "import",
-        str(vics_file(tmp_path, make_entries(3))),
-        "-n",
-        "a",
-        "--db",
-        db,
-    )
+    db = _store_with_set(monkeypatch, capsys, tmp_path, 3)
     out_file = tmp_path / "out.csv"
     out_file.write_text("precious\n")
     code, _, err = run(
@@ -474,18 +483,7 @@ def test_export_offers_every_format_that_can_be_written_owner_only(
 ) -> None:
     from opspoor.hashsets.formats import FORMATS
 
-    db = str(tmp_path / "store.sqlite")
-    run(
-        monkeypatch,
-        capsys,
-        "hashset",
-        "import",
-        str(vics_file(tmp_path, make_entries(3))),
-        "-n",
-        "a",
-        "--db",
-        db,
-    )
+    db = _store_with_set(monkeypatch, capsys, tmp_path, 3)
     for name, fmt in FORMATS.items():
         if fmt.writer is None or name == "vpdq":  # (a vPDQ file holds one video; these entries have none)
             continue
@@ -514,18 +512,7 @@ def test_import_of_a_folder_or_an_unknown_format_is_one_line(
 def test_remove_asks_on_a_terminal_and_refuses_without_one(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    db = str(tmp_path / "store.sqlite")
-    run(
-        monkeypatch,
-        capsys,
-        "hashset",
-        "import",
-        str(vics_file(tmp_path, make_entries(4))),
-        "-n",
-        "a",
-        "--db",
-        db,
-    )
+    db = _store_with_set(monkeypatch, capsys, tmp_path, 4)
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # not a terminal
     code, _, err = run(monkeypatch, capsys, "hashset", "remove", "a", "--db", db)
     _one_line_error(code, err, "--yes", "a (4 entries)", db)

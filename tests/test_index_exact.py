@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from live_ops import replay_ops
 from opspoor.errors import IndexFileError
 from opspoor.index import ExactIndex
 
@@ -105,23 +106,14 @@ def test_updates_equal_a_fresh_build(seed: int, n0: int, ops: list) -> None:
     keys = digests(rng, n0, 20)
     ids = rng.integers(0, 300, size=n0)
     index = ExactIndex.build(keys, ids)
-    for op, size, s in ops:
-        r = np.random.default_rng(s)
-        if op == "add":
-            new = digests(r, size, 20)
-            if len(keys):  # re-add known keys too
-                new[: size // 2] = keys[r.integers(0, len(keys), size=size // 2)]
-            new_ids = r.integers(0, 300, size=size)
-            index.add(new, new_ids)
-            keys, ids = np.concatenate([keys, new]), np.concatenate([ids, new_ids])
-        elif op == "remove":
-            gone = r.integers(0, 300, size=size)
-            index.remove(gone)
-            keep = ~np.isin(ids, gone)
-            keys, ids = keys[keep], ids[keep]
-        else:
-            index.merge()
-        assert len(index) == len(ids)
+
+    def new_keys(r: np.random.Generator, size: int, keys: np.ndarray) -> np.ndarray:
+        new = digests(r, size, 20)
+        if len(keys):  # re-add known keys too
+            new[: size // 2] = keys[r.integers(0, len(keys), size=size // 2)]
+        return new
+
+    keys, ids = replay_ops(index, keys, ids, ops, new_keys, 300)
     queries = np.concatenate(
         [keys[rng.integers(0, len(keys), 60)] if len(keys) else keys, digests(rng, 10, 20)]
     )

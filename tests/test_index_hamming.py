@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from live_ops import replay_ops
 from opspoor.errors import IndexFileError
 from opspoor.index import HammingIndex, MihLayout, brute_force_hamming, choose_layout
 from opspoor.index import mih as mih_module
@@ -241,26 +242,13 @@ def test_updates_equal_a_fresh_build(small_segments: None, seed: int, n0: int, o
     hashes = make(rng, n0)
     ids = rng.integers(0, 500, size=n0)  # ids repeat: remove drops every entry of an id
     index = HammingIndex.build(hashes, ids)
-    for op, size, s in ops:
-        r = np.random.default_rng(s)
-        if op == "add":
-            new = (
-                make(r, size)
-                if len(hashes) == 0 or r.random() < 0.5
-                else flip_bits(r, hashes[r.integers(0, len(hashes), size)], 2)
-            )
-            new_ids = r.integers(0, 500, size=size)
-            index.add(new, new_ids)
-            hashes, ids = np.concatenate([hashes, new]), np.concatenate([ids, new_ids])
-        elif op == "remove":
-            gone = r.integers(0, 500, size=size)
-            index.remove(gone)
-            keep = ~np.isin(ids, gone)
-            hashes, ids = hashes[keep], ids[keep]
-        else:
-            index.merge()
-            assert index.delta_size == 0
-        assert len(index) == len(ids)
+
+    def new_hashes(r: np.random.Generator, size: int, hashes: np.ndarray) -> np.ndarray:
+        if len(hashes) == 0 or r.random() < 0.5:
+            return make(r, size)
+        return flip_bits(r, hashes[r.integers(0, len(hashes), size)], 2)
+
+    hashes, ids = replay_ops(index, hashes, ids, ops, new_hashes, 500)
     queries = queries_for(rng, hashes, 31, 40)
     for radius in (0, 31):
         assert as_counter(index.search(queries, radius)) == brute_matches(queries, hashes, ids, radius)

@@ -31,6 +31,7 @@ from opspoor.report.charts import timeline, timeline_series
 from opspoor.signals.engine import hash_bytes
 from opspoor.store import import_entries, open_store
 from opspoor.triage.config import ScanConfig
+from pictures import camera_exif, jpeg
 
 STYLE = "shapes"
 CHROMIUM = "/usr/bin/chromium"
@@ -41,25 +42,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def _jpeg(img: Image.Image, exif: Image.Exif | None = None) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=88, exif=exif if exif is not None else b"")
-    return buf.getvalue()
-
-
-def _camera(serial: str | None, when: str, gps: tuple[float, float] | None = None) -> Image.Exif:
-    ex = Image.Exif()
-    ex[0x010F], ex[0x0110] = "DemoCam", "DC-1"
-    ifd = ex.get_ifd(0x8769)
-    ifd[0x9003] = when
-    if serial:
-        ifd[0xA431] = serial
-    if gps:
-        g = ex.get_ifd(0x8825)
-        g[1], g[2], g[3], g[4] = "N", (float(int(gps[0])), 0.0, 0.0), "E", (float(int(gps[1])), 0.0, 0.0)
-    return ex
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +55,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     known = []
     for k in range(3):
         img = generate_image(300 + k, 640, 480, style=STYLE)
-        data = _jpeg(img)
+        data = jpeg(img, 88)
         s = hash_bytes(data)
         known.append(
             Entry(
@@ -93,12 +75,13 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = generate_image(700, 800, 600, style=STYLE)
     for k in range(3):
         crop = base.crop((k * 4, k * 3, 792 + k * 4, 594 + k * 3)).resize((800, 600))
-        (ev / f"series_{k}.jpg").write_bytes(_jpeg(crop, _camera(None, f"2023:0{1 + 2 * k}:06 07:08:09")))
+        taken = camera_exif(None, f"2023:0{1 + 2 * k}:06 07:08:09")
+        (ev / f"series_{k}.jpg").write_bytes(jpeg(crop, 88, taken))
     for k, seed in enumerate((701, 702)):
-        ex = _camera("SER-42", "2023:05:06 07:08:09", gps=(52.0, 4.0) if k == 0 else None)
-        (ev / f"serial_{k}.jpg").write_bytes(_jpeg(generate_image(seed, 640, 480, style=STYLE), ex))
+        ex = camera_exif("SER-42", gps=(52.0, 4.0) if k == 0 else None)
+        (ev / f"serial_{k}.jpg").write_bytes(jpeg(generate_image(seed, 640, 480, style=STYLE), 88, ex))
     for k in range(3):
-        (ev / f"loner_{k}.jpg").write_bytes(_jpeg(generate_image(800 + k, 640, 480, style=STYLE)))
+        (ev / f"loner_{k}.jpg").write_bytes(jpeg(generate_image(800 + k, 640, 480, style=STYLE), 88))
     (ev / "notes.txt").write_text("benign text\n")
     (ev / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 40)
     bundle = root / "bundle.zip"

@@ -30,31 +30,13 @@ from opspoor.hashsets.model import Category, Entry
 from opspoor.signals.engine import hash_bytes
 from opspoor.store import import_entries, iter_entries, open_store
 from opspoor.triage.config import ScanConfig
-from pictures import soft_picture
+from pictures import camera_exif, jpeg, soft_picture
 
 STYLE = "shapes"  # high PDQ quality: near-duplicates are reliably near
 CONTRACT_KEYS = {
     "path", "size", "type", "md5", "sha1", "sha256", "status", "error", "pdq", "pdq_quality",
     "vpdq_frames", "matches", "group", "exif",
 }  # fmt: skip
-
-
-def jpeg(img: Image.Image, quality: int = 90, exif: Image.Exif | None = None) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=quality, exif=exif if exif is not None else b"")
-    return buf.getvalue()
-
-
-def camera_exif(serial: str, gps: tuple[float, float] | None = None) -> Image.Exif:
-    ex = Image.Exif()
-    ex[0x010F], ex[0x0110] = "DemoCam", "DC-1"
-    ifd = ex.get_ifd(0x8769)
-    ifd[0x9003] = "2023:05:06 07:08:09"
-    ifd[0xA431] = serial
-    if gps:
-        g = ex.get_ifd(0x8825)
-        g[1], g[2], g[3], g[4] = "N", (float(int(gps[0])), 0.0, 0.0), "E", (float(int(gps[1])), 0.0, 0.0)
-    return ex
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ import shutil
 import struct
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,13 +104,21 @@ def fat_image(
     return layout
 
 
-def ext4_image(path: Path, files: dict[str, bytes], size_mib: int = 16) -> None:
-    """An ext4 file system image populated from ``files`` by ``mke2fs -d`` (no mount)."""
+@contextmanager
+def _staged(files: dict[str, bytes]) -> Iterator[str]:
+    """A temporary folder holding ``files`` under their names (``dir/a.jpg``), for the tools that
+    build a file system from a folder."""
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in files.items():
             p = Path(tmp, name)
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_bytes(data)
+        yield tmp
+
+
+def ext4_image(path: Path, files: dict[str, bytes], size_mib: int = 16) -> None:
+    """An ext4 file system image populated from ``files`` by ``mke2fs -d`` (no mount)."""
+    with _staged(files) as tmp:
         if path.exists():
             path.unlink()
         _run("mke2fs", "-q", "-F", "-t", "ext4", "-d", tmp, str(path), f"{size_mib}M")
@@ -313,11 +323,7 @@ def _exfat_entry_set(name: str, size: int, first_cluster: int) -> bytearray:
 def iso_image(path: Path, files: dict[str, bytes], hfsplus: bool = False) -> None:
     """An ISO 9660 image (with Rock Ridge and Joliet names) of ``files``, by ``xorriso``; with
     ``hfsplus``, a hybrid whose Apple partition map also holds an HFS+ file system of the same files."""
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, data in files.items():
-            p = Path(tmp, name)
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(data)
+    with _staged(files) as tmp:
         if path.exists():
             path.unlink()
         extra = ["-hfsplus"] if hfsplus else []

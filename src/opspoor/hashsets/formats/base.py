@@ -9,6 +9,7 @@ writers take any iterable of entries and write as they go. A record that cannot 
 
 from __future__ import annotations
 
+import csv
 import gc
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -418,6 +419,23 @@ def text_lines(stream: BinaryIO, where: str | None) -> Iterator[str]:
         if n == 1 and line.startswith("\ufeff"):
             line = line[1:]
         yield line
+
+
+def csv_rows(
+    lines: Iterable[str], lines_before: int, delimiter: str = ","
+) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank CSV rows of ``lines``, each with the line number it starts on.
+
+    A quoted field may span lines, so a row's line is counted from where the one before ended;
+    ``lines_before`` is how many lines of the file came before ``lines`` (a header, say).
+    """
+    rows = csv.reader(lines, delimiter=delimiter)
+    line_end = lines_before
+    for row in rows:
+        line_no = line_end + 1
+        line_end = lines_before + rows.line_num
+        if row and not (len(row) == 1 and not row[0].strip()):
+            yield line_no, row
 
 
 #: magic numbers of files people mistake for hash lists, and what to say about them

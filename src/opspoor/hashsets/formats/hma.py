@@ -41,6 +41,7 @@ from opspoor.hashsets.formats.base import (
     RecordError,
     WriteOptions,
     canonical_signal,
+    csv_rows,
     first_lines,
     normalise_column,
     parse_category,
@@ -251,16 +252,8 @@ class _Group:
 def _read_table(header_text: str, header_no: int, lines: Iterator[str], opts: ReadOptions) -> Iterator[Entry]:
     header = [c.strip() for c in next(csv.reader([header_text]))]
     fields = [_COLUMNS.get(normalise_column(c)) for c in header]
-    rows = csv.reader(lines)
     group: _Group | None = None
-    line_end = header_no
-    record = 0
-    for row in rows:
-        line_no = line_end + 1
-        line_end = header_no + rows.line_num
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        record += 1
+    for record, (line_no, row) in enumerate(csv_rows(lines, header_no), 1):
         row_group: _Group | None = None
         try:
             if len(row) != len(header):

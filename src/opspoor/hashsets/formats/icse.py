@@ -23,6 +23,7 @@ from opspoor.hashsets.formats.base import (
     bool_text,
     canonical_signal,
     check_has_signal,
+    csv_rows,
     first_lines,
     normalise_column,
     parse_bool,
@@ -73,16 +74,10 @@ def sniff_icse(head: bytes) -> bool:
 
 def read_icse(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
     lines = text_lines(stream, opts.where)
-    rows = csv.reader(lines, delimiter=";")
     header: list[str] | None = None
     fields: list[str | None] = []
-    line_end = 0
     record = 0
-    for row in rows:
-        line = line_end + 1
-        line_end = rows.line_num
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
+    for line, row in csv_rows(lines, 0, ";"):
         if header is None:
             header = [c.strip() for c in row]
             fields = [_FIELDS.get(normalise_column(c)) for c in header]

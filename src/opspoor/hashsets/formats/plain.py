@@ -32,6 +32,7 @@ from opspoor.hashsets.formats.base import (
     canonical_signal,
     check_has_signal,
     check_hash_type,
+    csv_rows,
     first_lines,
     hex_type,
     normalise_column,
@@ -225,15 +226,7 @@ def read_csv(stream: BinaryIO, opts: ReadOptions) -> Iterator[Entry]:
             opts.where,
             line=header_line,
         )
-    rows = csv.reader(lines, delimiter=delimiter)
-    line_end = header_line
-    record = 0
-    for row in rows:
-        line_no = line_end + 1
-        line_end = header_line + rows.line_num
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
-        record += 1
+    for record, (line_no, row) in enumerate(csv_rows(lines, header_line, delimiter), 1):
         try:
             if len(row) != len(header):
                 raise RecordError(f"expected {len(header)} fields as in the header, found {len(row)}")
