@@ -227,7 +227,8 @@ def test_list_conflicts_remove_and_db_upgrade(
     code, out, _ = run(monkeypatch, capsys, "hashset", "remove", "a", "--yes", "--db", db)
     assert code == 0 and "7 entries" in out
     code, _, err = run(monkeypatch, capsys, "hashset", "show", "a", "--db", db)
-    assert code == 2 and "no hash set named 'a'" in err
+    # the line names the store searched: a user who forgot --db or $OPSPOOR_DB sees where it looked
+    assert code == 2 and f"no hash set named 'a' in {tmp_path / 's.sqlite'}" in err
 
 
 def test_store_refusals_are_reported_under_their_file_record(tmp_path: Path) -> None:

@@ -83,7 +83,12 @@ class StoreError(OpspoorError):
 
 
 class NotFound(StoreError):
-    """A named hash set, entry or token does not exist."""
+    """A named hash set, entry or token does not exist. ``store``: the URL of the store searched
+    (the CLI names it, for a user who forgot ``--db``; the service does not)."""
+
+    def __init__(self, message: str, where: str | None = None, store: str | None = None) -> None:
+        super().__init__(message, where)
+        self.store = store
 
 
 class AlreadyExists(StoreError):

@@ -20,7 +20,8 @@ from opspoor.cli import (  # noqa: F401
     watch_cmd,
 )
 from opspoor.cli.app import app, err
-from opspoor.errors import OpspoorError
+from opspoor.cli.options import store_label
+from opspoor.errors import NotFound, OpspoorError
 from opspoor.triage import interrupt
 
 
@@ -32,7 +33,8 @@ def main(interrupted: bool = False) -> None:
     try:
         app(prog_name="opspoor")
     except OpspoorError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        where = f" in {store_label(exc.store)}" if isinstance(exc, NotFound) and exc.store else ""
+        err.print(f"[bold red]error:[/] {exc}{where}", markup=True, highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         if sys.argv[1:2] == ["scan"]:

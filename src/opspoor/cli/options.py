@@ -107,9 +107,9 @@ def robust_query_methods(robust: Robust, low_quality: bool) -> frozenset[str]:
     return robust_methods(ROBUST_PRESETS[robust.value], low_quality)
 
 
-def store_label(store: Store) -> str:
+def store_label(store: Store | str) -> str:
     """How messages name the store a command used: a SQLite file's path, or the URL without its password."""
-    url = make_url(store.url)
+    url = make_url(store if isinstance(store, str) else store.url)
     if url.get_backend_name() == "sqlite" and url.database:
         return url.database
     return url.render_as_string(hide_password=True)

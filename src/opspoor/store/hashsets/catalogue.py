@@ -62,7 +62,8 @@ def _get(conn: Connection, name: str, tenant: str, *, lock: bool = False) -> Has
     found = _find(conn, name, tenant, lock=lock)
     if found is None:
         raise NotFound(
-            f"no hash set named {name!r}" + (f" for tenant {tenant!r}" if tenant != DEFAULT_TENANT else "")
+            f"no hash set named {name!r}" + (f" for tenant {tenant!r}" if tenant != DEFAULT_TENANT else ""),
+            store=str(conn.engine.url),
         )
     return found
 

@@ -107,7 +107,7 @@ def import_batches(
         hs = _find(conn, hashset_name, tenant, lock=True)
         if hs is None:
             if not create:
-                raise NotFound(f"no hash set named {hashset_name!r}")
+                raise NotFound(f"no hash set named {hashset_name!r}", store=store.url)
             hs = _insert_hashset(conn, hashset_name, kind, source, DEFAULT_PDQ_DISTANCE, tenant)
         elif hs.kind != kind:
             raise StoreError(f"hash set {hashset_name!r} holds {hs.kind} material, not {kind}")
