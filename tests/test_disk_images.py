@@ -527,6 +527,26 @@ def test_a_truncated_ewf_segment_becomes_error_records_not_a_crash(
     assert verification["result"] == "unreadable" and last.name in verification["detail"], verification
 
 
+def test_the_scan_log_says_why_a_truncated_image_cannot_be_verified(
+    disks: dict[str, Any], tmp_path: Path
+) -> None:
+    copy = tmp_path / "ewf"
+    copy.mkdir()
+    for seg in disks["ewf_segments"]:
+        shutil.copy(seg, copy / seg.name)
+    last = sorted(copy.glob("disk.E0*"))[-1]
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    done = subprocess.run(
+        [sys.executable, "-m", "opspoor", "scan", str(copy), "--hashset", "known",
+         "--case", str(tmp_path / "c"), "--db", _store(disks["root"]), "--workers", "1",
+         "--verify-image", "--no-carve"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    line = next(x for x in done.stderr.splitlines() if "acquisition hash" in x)
+    # the segment at fault, not "stored: none" (the stored hash was in the lost part)
+    assert "acquisition hash unreadable (" in line and last.name in line and "stored: none" not in line, line
+
+
 @pytest.mark.parametrize("cut", ["inside the chunks", "inside the table"])
 def test_an_e01_truncated_before_its_table_is_still_read_chunk_by_chunk(
     disks: dict[str, Any], tmp_path: Path, cut: str

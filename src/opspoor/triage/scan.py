@@ -439,8 +439,10 @@ def _note_image(case: CaseDB, path: str, image: dict[str, Any], log: Callable[[s
     case.set_meta("images", images)
     v = image.get("verification")
     if v is not None:
-        stored = ", ".join(f"{k} {h}" for k, h in v.get("stored", {}).items()) or "none"
-        log(f"image {path}: acquisition hash {v['result']} (stored: {stored})")
+        stored = ", ".join(f"{k} {h}" for k, h in v.get("stored", {}).items())
+        why = v.get("detail") if v["result"] == "unreadable" else None  # the segment and offset at fault
+        said = f"stored: {stored}" if stored else (why or "stored: none")
+        log(f"image {path}: acquisition hash {v['result']} ({said})")
 
 
 def _record(path: str, sig: dict[str, Any], matches: list[dict[str, Any]]) -> dict[str, Any]:
