@@ -4,6 +4,8 @@ generated photos without text."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -240,3 +242,35 @@ def _models_loaded() -> tuple[int, int]:
     from opspoor.clues import language, ocr
 
     return language._identifier.cache_info().currsize, ocr._engine.cache_info().currsize
+
+
+def test_language_model_is_read_from_an_unpacked_copy_in_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The xz-compressed model is unpacked once into the cache folder, owner-only, and read from
+    there afterwards; the answers are py3langid's own; an unwritable cache falls back to the
+    packed file."""
+    import stat
+
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from opspoor.clues import language
+
+    monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path / "cache"))
+    language._identifier.cache_clear()
+    try:
+        ours = language._identifier()
+        copies = list((tmp_path / "cache" / "models").glob("langid-*.npz"))
+        assert len(copies) == 1 and stat.S_IMODE(copies[0].stat().st_mode) == 0o600
+        assert stat.S_IMODE((tmp_path / "cache").stat().st_mode) == 0o700
+        theirs = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        theirs.set_languages(ours.nb_classes)
+        for text in (DUTCH, ENGLISH, GERMAN):
+            assert ours.classify(text) == theirs.classify(text)
+        language._identifier.cache_clear()
+        blocker = tmp_path / "not-a-folder"
+        blocker.write_text("")
+        monkeypatch.setenv("OPSPOOR_CACHE", str(blocker))
+        assert identify(DUTCH) is not None and identify(DUTCH)[0] == "nl"  # type: ignore[index]
+    finally:
+        language._identifier.cache_clear()

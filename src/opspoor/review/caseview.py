@@ -56,6 +56,10 @@ class ReviewGroup:
     gps: int
     date_first: str | None
     date_last: str | None
+    #: the members' location clues (opspoor.clues.Clue as JSON), each with its evidence in words
+    clues: tuple[dict[str, Any], ...] = ()
+    #: clues also seen in other cases ("serial X was also seen in case Y (3 files)")
+    links: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +136,8 @@ class CaseView:
                     gps=len(i.get("gps") or ()),
                     date_first=i.get("date_first"),
                     date_last=i.get("date_last"),
+                    clues=tuple(i.get("clues") or ()),
+                    links=tuple(i.get("links") or ()),
                 )
             )
         if not self.groups and any(r["status"] == "new" for r in self.records.values()):

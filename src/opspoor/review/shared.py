@@ -161,6 +161,8 @@ def _info(g: Any) -> dict[str, Any]:
         "gps": [None] * g.gps,
         "date_first": g.date_first,
         "date_last": g.date_last,
+        "clues": list(g.clues),
+        "links": list(g.links),
     }
 
 

@@ -1,7 +1,7 @@
 """The store: hash sets and their entries on SQLite (embedded default) or PostgreSQL, with Alembic
 migrations kept in the package. Queries live in :mod:`opspoor.store.hashsets`."""
 
-from opspoor.store import models_intake, models_service, models_sharing  # noqa: F401  (their tables join Base.metadata)
+from opspoor.store import models_clues, models_intake, models_service, models_sharing  # noqa: F401  (their tables join Base.metadata)
 from opspoor.store.db import Store, default_url, open_store, resolve_url, upgrade
 from opspoor.store.hashsets import (
     Change,

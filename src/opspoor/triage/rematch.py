@@ -25,7 +25,7 @@ from opspoor.matching import LOCAL, Matcher
 from opspoor.media.sniff import kind_of
 from opspoor.triage.case import CASE_DB, CaseDB, check_is_case
 from opspoor.triage.config import ScanConfig
-from opspoor.triage.links import read_case
+from opspoor.triage.links import index_case, merge_others, read_case
 from opspoor.triage.pool import CRASH
 from opspoor.triage.priority import Group
 from opspoor.triage.provenance import describe_hashsets
@@ -218,7 +218,10 @@ def rematch_case_db(
             matcher = Matcher.from_store(store, names, distance, cache=True)
         finally:
             store.close()
-        others = [read_case(p) for p in link_cases or []]
+        indexed = index_case(
+            db_url, case_dir, case.get_meta("case_number"), (f.record for f in case.iter_files())
+        )
+        others = merge_others(indexed, [read_case(p) for p in link_cases or []])
         cfg = ScanConfig(
             sources=[Path(p) for p in ident.get("sources") or []],
             hashsets=names,

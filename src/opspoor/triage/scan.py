@@ -32,7 +32,7 @@ from opspoor.triage.case import CASE_DB, CaseDB, check_case_dir, check_is_case
 from opspoor.triage.config import NoProgress, Progress, ScanConfig, ScanResult
 from opspoor.triage.executor import Executor, crash_note, start_executor
 from opspoor.triage.interrupt import REQUESTED, shielded
-from opspoor.triage.links import read_case
+from opspoor.triage.links import index_case, merge_others, read_case
 from opspoor.triage.pool import CRASH
 from opspoor.triage.provenance import describe_hashsets, describe_source
 from opspoor.triage.records import EMPTY_FILE, error_record, new_record, verdict
@@ -237,7 +237,10 @@ def _run_scan(cfg: ScanConfig, progress: Progress, log: Callable[[str], None]) -
     case.set_meta("files_in", files_in)
     _source_hashes(case, cfg, log)
     note_time()
-    others = [read_case(p) for p in cfg.link_cases]
+    indexed = index_case(
+        cfg.db_url, cfg.case_dir, case.get_meta("case_number"), (f.record for f in case.iter_files())
+    )
+    others = merge_others(indexed, [read_case(p) for p in cfg.link_cases])
     groups = assign_groups(case, radius=matcher.pdq_radius, country=cfg.country, others=others)
     summary = build_summary(case, cfg, files_in, case.get_meta("started"), groups)
     case.close()
