@@ -23,10 +23,13 @@ from opspoor.media.image import decode_image, redecoder
 from opspoor.signals.augment import AugmentPlan, augment_hashes, augment_variants
 from opspoor.signals.pdq import PDQ, hex_to_words, pdq_from_luma, pdq_from_rgb
 from opspoor.signals.robust import (
+    BORDER_SHARE,
+    BORDER_TOLERANCE,
     DIHEDRAL,
     FLAT_QUALITY,
     LOW_QUALITY_DISTANCE,
     PERIODIC,
+    _border_depth,
     find_embedded,
     pdq_luma,
     periodicity,
@@ -538,3 +541,37 @@ def test_extra_hashes_of_regular_patterns_match_only_within_the_low_quality_dist
     plain_only = query_hashes(_padded(query_rgb))
     assert weak and not weak & {q.hash for q in plain_only}
     assert all(q.max_distance is None and periodicity(q.hash) < PERIODIC for q in plain_only[1:])
+
+
+def _border_depth_numpy(a: np.ndarray, tolerance: int, share: float) -> int:
+    """The NumPy border depth the compiled kernel replaced (row blocks, median colour)."""
+    colour = np.median(a[0], axis=0).astype(np.int16)
+    limit = max(1, int(0.4 * a.shape[0]))
+    depth, step = 0, 4
+    while depth < limit:
+        d = np.abs(a[depth : min(depth + step, limit)].astype(np.int16) - colour)
+        close = (np.maximum(np.maximum(d[..., 0], d[..., 1]), d[..., 2]) <= tolerance).mean(axis=1) >= share
+        if not close.all():
+            return depth + int(np.argmin(close))
+        depth += len(close)
+        step *= 2
+    return depth
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_border_depth_is_the_numpy_definition(seed: int) -> None:
+    """Every edge of padded, noisy and odd- or even-sized pictures gets the depth the NumPy
+    definition gives (per-channel median of the outer line, share of close pixels per line)."""
+    rng = np.random.default_rng(seed)
+    picture = np.asarray(generate_image(seed, int(rng.integers(60, 200)), int(rng.integers(60, 200))))
+    for colour in ((0, 0, 0), (255, 255, 255), (40, 200, 90)):
+        dy, dx = (int(v) for v in rng.integers(0, 40, 2))
+        h, w = picture.shape[:2]
+        canvas = np.empty((h + 2 * dy + 1, w + 2 * dx, 3), dtype=np.uint8)
+        canvas[:] = colour
+        canvas[dy : dy + h, dx : dx + w] = picture[:, :, :3]
+        noisy = np.clip(canvas.astype(int) + rng.integers(-30, 31, canvas.shape), 0, 255).astype(np.uint8)
+        cols = noisy.transpose(1, 0, 2)
+        for edge in (noisy, noisy[::-1], cols, cols[::-1]):
+            for tolerance, share in ((BORDER_TOLERANCE, BORDER_SHARE), (10, 0.5)):
+                assert _border_depth(edge, tolerance, share) == _border_depth_numpy(edge, tolerance, share)

@@ -11,13 +11,12 @@ import numpy as np
 from PIL import Image
 
 from opspoor.media.image import Redecode
-from opspoor.signals.embedded import Box
+from opspoor.signals.embedded import Box, crop
 from opspoor.signals.pdq import PDQ, pdq_from_luma, pdq_luma
 from opspoor.signals.robust import (
     FLAT_QUALITY,
     LOW_QUALITY_DISTANCE,
     MIN_VARIANT_QUALITY,
-    _crop,
     middle_band,
     region_lumas,
     trim_borders,
@@ -133,7 +132,7 @@ def augment_variants(
         if PDQ.distance(pdq_from_luma(turned).hash, corner_hash(height, width, deg)) > CORNER_MARGIN:
             todo.append(("rotate", f"rotate {deg:+g}", turned))
     if plan.band:
-        todo.append(("band", "middle band", _crop(luma, middle_band(width, height))))
+        todo.append(("band", "middle band", crop(luma, middle_band(width, height))))
     out: list[Augmented] = []
     seen = {plain.hash}
     for kind, label, pixels in todo:

@@ -12,6 +12,11 @@ MIN_REGION_PX = 32
 Box = tuple[int, int, int, int]  # left, top, right, bottom (exclusive), in pixels of the array given
 
 
+def crop(a: np.ndarray, box: Box) -> np.ndarray:
+    """The pixels of ``a`` (H, W, ...) inside ``box``, as a contiguous copy."""
+    return np.ascontiguousarray(a[box[1] : box[3], box[0] : box[2]])
+
+
 # --- embedded pictures --------------------------------------------------------------------------
 
 #: step (0-255) in any colour channel across a line for it to count as an edge of a picture
