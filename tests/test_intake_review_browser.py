@@ -89,14 +89,12 @@ def test_a_reviewer_categorises_a_reported_picture_by_keyboard(browser: Any, ser
     md5 = hashlib.md5(known).hexdigest()
     p = {"Authorization": f"Bearer {served['tokens']['platform']}"}
     with httpx.Client(base_url=served["base"], headers=p, timeout=60) as c:  # the workers follow the store
-        eventually(
-            lambda: bool(
-                c.post("/v1/match", json={"signals": [{"type": "md5", "value": md5}]}).json()["results"][0][
-                    "matches"
-                ]
-            ),
-            timeout=30,
-        )
+
+        def known_now() -> bool:  # 503 until the worker has loaded and warmed its index
+            r = c.post("/v1/match", json={"signals": [{"type": "md5", "value": md5}]})
+            return r.status_code == 200 and bool(r.json()["results"][0]["matches"])
+
+        eventually(known_now, timeout=30)
     r1, r2 = _send(served, new), _send(served, known)
     ctx = browser.new_context(viewport={"width": 1200, "height": 900})
     pg = ctx.new_page()
