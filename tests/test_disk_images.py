@@ -503,15 +503,21 @@ def test_an_unreadable_file_system_names_its_partition_and_the_others_are_walked
     }
 
 
-def test_a_truncated_ewf_segment_becomes_error_records_not_a_crash(
-    disks: dict[str, Any], tmp_path: Path
-) -> None:
+def _truncated_ewf(disks: dict[str, Any], tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the segmented E01 whose last segment is cut in half: (its folder, that segment)."""
     copy = tmp_path / "ewf"
     copy.mkdir()
     for seg in disks["ewf_segments"]:
         shutil.copy(seg, copy / seg.name)
     last = sorted(copy.glob("disk.E0*"))[-1]
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    return copy, last
+
+
+def test_a_truncated_ewf_segment_becomes_error_records_not_a_crash(
+    disks: dict[str, Any], tmp_path: Path
+) -> None:
+    copy, last = _truncated_ewf(disks, tmp_path)
     items = _items(copy)
     assert "ewf/disk.E01" in items
     errors = [it for it in items.values() if it.error is not None]
@@ -530,12 +536,7 @@ def test_a_truncated_ewf_segment_becomes_error_records_not_a_crash(
 def test_the_scan_log_says_why_a_truncated_image_cannot_be_verified(
     disks: dict[str, Any], tmp_path: Path
 ) -> None:
-    copy = tmp_path / "ewf"
-    copy.mkdir()
-    for seg in disks["ewf_segments"]:
-        shutil.copy(seg, copy / seg.name)
-    last = sorted(copy.glob("disk.E0*"))[-1]
-    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    copy, last = _truncated_ewf(disks, tmp_path)
     done = subprocess.run(
         [sys.executable, "-m", "opspoor", "scan", str(copy), "--hashset", "known",
          "--case", str(tmp_path / "c"), "--db", _store(disks["root"]), "--workers", "1",

@@ -277,19 +277,7 @@ async def finish(
     rep = await anyio.to_thread.run_sync(
         lambda: get_report(svc.store, p.tenant, report_id, now, token_id=p.token_id)
     )
-    queries = [
-        MatchQuery.from_signals(
-            {
-                "md5": f.md5,
-                "sha1": f.sha1,
-                "sha256": f.sha256,
-                "pdq": f.pdq,
-                "pdq_quality": f.pdq_quality,
-                "vpdq_frames": f.vpdq.splitlines() if f.vpdq else None,
-            }
-        )
-        for f in rep.files
-    ]
+    queries = [MatchQuery.from_signals(f.signals()) for f in rep.files]
     found = await match_queries(svc, call, queries) if queries else []
     matches = {f.id: [match_json(m) for m in ms] for f, ms in zip(rep.files, found, strict=True)}
     details = [f.details or {"fileId": f.id} for f in rep.files]

@@ -64,6 +64,17 @@ class IntakeFile(FileFacts):
     uploaded_at: datetime
     vpdq: str | None = None  # of a video, Meta's line format
 
+    def signals(self) -> dict[str, Any]:
+        """Its hashes as a scan's record holds them (what matching and the review read)."""
+        return {
+            "md5": self.md5,
+            "sha1": self.sha1,
+            "sha256": self.sha256,
+            "pdq": self.pdq,
+            "pdq_quality": self.pdq_quality,
+            "vpdq_frames": self.vpdq.splitlines() if self.vpdq else None,
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "fileId": self.id,
