@@ -5,6 +5,7 @@ that a test hash set already holds (known)."""
 from __future__ import annotations
 
 import io
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,15 @@ def write_evidence(ev: Path) -> dict[str, Any]:
     (ev / "known.jpg").write_bytes(known)
     s = hash_bytes(known)
     return {"known_entry": Entry({"md5": s.md5, "pdq": s.pdq}, Category("us-cat", "1"), external_id="K-1")}
+
+
+def fresh_copy(case_dir: Path, into: Path) -> Path:
+    """A copy of the case folder without its review decisions, so one test's decisions do not
+    reach another."""
+    out = into / "case"
+    shutil.copytree(case_dir, out)
+    (out / "review.sqlite").unlink(missing_ok=True)
+    return out
 
 
 def build_case(root: Path) -> dict[str, Any]:

@@ -6,7 +6,6 @@ field; a 422 problem's title is RFC 9110's "Unprocessable Content"."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from opspoor.review.web import ReviewConfig, create_review_app
 from opspoor.service.problems import status_phrase
-from review_case import build_case
+from review_case import build_case, fresh_copy
 from test_cli_hashset import run
 from test_intake import report_doc, submit, upload
 from test_service import Api, is_problem, running
@@ -54,10 +53,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture
 def fresh(tmp_path: Path, case: dict[str, Any]) -> Path:
-    out = tmp_path / "case"
-    shutil.copytree(case["dir"], out)
-    (out / "review.sqlite").unlink(missing_ok=True)
-    return out
+    return fresh_copy(case["dir"], tmp_path)
 
 
 def _sidecars(case_dir: Path) -> list[str]:

@@ -24,7 +24,7 @@ from opspoor.review.decisions import ReviewDB, key_codes
 from opspoor.review.web import COOKIE, ReviewConfig, create_review_app
 from opspoor.store import open_store
 from opspoor.triage.config import ScanConfig
-from review_case import build_case
+from review_case import build_case, fresh_copy
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +35,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture
 def fresh(tmp_path: Path, case: dict[str, Any]) -> Path:
     """A copy of the case folder, so decisions made by one test do not reach another."""
-    out = tmp_path / "case"
-    shutil.copytree(case["dir"], out)
-    (out / "review.sqlite").unlink(missing_ok=True)
-    return out
+    return fresh_copy(case["dir"], tmp_path)
 
 
 def _client(case_dir: Path, reviewer: str = "alice") -> tuple[TestClient, ReviewConfig]:

@@ -4,7 +4,6 @@ reviewed picture is found known in another case; without ``--augment`` it is not
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from opspoor.cli import app as cli_app
 from opspoor.errors import CaseError
 from opspoor.review.web import ReviewConfig, create_review_app
 from opspoor.triage.config import ScanConfig
-from review_case import build_case
+from review_case import build_case, fresh_copy
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +27,7 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture
 def fresh(tmp_path: Path, case: dict[str, Any]) -> Path:
-    out = tmp_path / "case"
-    shutil.copytree(case["dir"], out)
-    (out / "review.sqlite").unlink(missing_ok=True)
-    return out
+    return fresh_copy(case["dir"], tmp_path)
 
 
 def _decide_loner(case_dir: Path) -> str:
