@@ -5,11 +5,18 @@ that a test hash set already holds (known)."""
 from __future__ import annotations
 
 import io
+import os
+import re
 import shutil
+import subprocess
+import sys
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from PIL import Image
 
 from opspoor.casefile.scan import scan_case
@@ -81,3 +88,30 @@ def build_case(root: Path) -> dict[str, Any]:
         "cfg": cfg,
         "summary": result.summary,
     }
+
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@contextmanager
+def serve_review(case_dir: Path, *options: str) -> Iterator[dict[str, Any]]:
+    """``opspoor review CASE_DIR --reviewer alice [options]`` as a user runs it: the one-time URL it
+    prints, its base, and the process; stopped at the end."""
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "opspoor", "review", str(case_dir), "--reviewer", "alice", *options]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    url = None
+    for _ in range(5):
+        m = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", proc.stdout.readline())
+        if m:
+            url = m.group(0)
+            break
+    if url is None:
+        proc.kill()
+        pytest.fail("opspoor review printed no URL: " + (proc.stderr.read() if proc.stderr else ""))
+    try:
+        yield {"url": url, "base": url.split("/?")[0], "proc": proc}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Error as PlaywrightError
 
-from review_case import build_case
+from review_case import build_case, serve_review
 from test_report import browser  # noqa: F401  (the report tests' Chromium fixture, reused)
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -33,29 +33,8 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """``opspoor review CASE_DIR`` as a user runs it; the URL it prints."""
     case = build_case(tmp_path_factory.mktemp("review-browser"))
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opspoor", "review", str(case["dir"]), "--reviewer", "alice"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    url = None
-    assert proc.stdout is not None
-    for _ in range(5):
-        line = proc.stdout.readline()
-        m = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", line)
-        if m:
-            url = m.group(0)
-            break
-    if url is None:
-        proc.kill()
-        pytest.fail("opspoor review printed no URL: " + (proc.stderr.read() if proc.stderr else ""))
-    base = url.split("/?")[0]
-    yield {**case, "url": url, "base": base, "proc": proc}
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve_review(case["dir"]) as run:
+        yield {**case, **run}
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,9 @@ shows the same evidence. Nothing in the clues reveals the picture."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +18,8 @@ from opspoor.casefile.scan import scan_case
 from opspoor.demo.images import generate_image
 from opspoor.store import import_entries, open_store
 from opspoor.triage.config import ScanConfig
+from review_case import serve_review
 from test_report import browser  # noqa: F401  (the report tests' Chromium fixture, reused)
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 @pytest.fixture(scope="module")
@@ -49,27 +44,8 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def served(case: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """``opspoor review CASE_DIR`` as a user runs it; the URL it prints."""
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opspoor", "review", str(case["dir"]), "--reviewer", "alice"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    url = None
-    assert proc.stdout is not None
-    for _ in range(5):
-        m = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", proc.stdout.readline())
-        if m:
-            url = m.group(0)
-            break
-    if url is None:
-        proc.kill()
-        pytest.fail("opspoor review printed no URL: " + (proc.stderr.read() if proc.stderr else ""))
-    yield {**case, "url": url, "base": url.split("/?")[0]}
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve_review(case["dir"]) as run:
+        yield {**case, **run}
 
 
 def test_group_page_shows_each_clue_with_its_evidence(browser: Any, served: dict[str, Any]) -> None:  # noqa: F811

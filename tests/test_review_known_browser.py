@@ -5,51 +5,21 @@ go hides it, and each reveal is a ``reveal-known`` row of the case's review audi
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from opspoor.review.decisions import ReviewDB
-from review_case import build_case
+from review_case import build_case, serve_review
 from test_report import browser  # noqa: F401  (the report tests' Chromium fixture, reused)
-
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     case = build_case(tmp_path_factory.mktemp("review-known"))
-    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [
-        sys.executable,
-        "-m",
-        "opspoor",
-        "review",
-        str(case["dir"]),
-        "--reviewer",
-        "alice",
-        "--allow-known",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout is not None
-    url = None
-    for _ in range(5):
-        m = re.search(r"(http://127\.0\.0\.1:\d+)/\?token=(\S+)", proc.stdout.readline())
-        if m:
-            url = m.group(0)
-            break
-    if url is None:
-        proc.kill()
-        pytest.fail("opspoor review printed no URL: " + (proc.stderr.read() if proc.stderr else ""))
-    yield {**case, "url": url, "base": url.split("/?")[0]}
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve_review(case["dir"], "--allow-known") as run:
+        yield {**case, **run}
 
 
 def test_a_known_item_is_revealed_only_while_held_and_audited(browser: Any, served: dict[str, Any]) -> None:  # noqa: F811
