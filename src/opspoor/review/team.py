@@ -161,20 +161,28 @@ class CaseApps:
             self._apps[case_id] = (stamp, now, held[2])
             return held[2]
         view = SharedCaseView(self.engine, case_id)
-        config = ReviewConfig(
-            case_dir=Path(case_id),
-            reviewer="",
-            scheme=self.scheme,
-            break_after=self.break_after,
-            secret=None,
-            team=True,
-            store=lambda: nullcontext(self.parent.state.service.store),  # the service's own
+        config = self._team_config(
+            case_id,
             rematch=lambda: rematch_published(self.engine, case_id, self.parent.state.service.store),
             reopen=lambda: SharedCaseView(self.engine, case_id),
         )
         app = create_review_app(config, view, ReviewDB(self.engine, case_id, create=False))
         self._apps[case_id] = (view.published_at, now, app)
         return app
+
+    def _team_config(self, case_id: str, **extra: Any) -> ReviewConfig:
+        """A case's review app in team mode: no secret of its own, the service's store and tokens."""
+        service = self.parent.state.service
+        return ReviewConfig(
+            case_dir=Path(case_id),
+            reviewer="",
+            scheme=self.scheme,
+            break_after=self.break_after,
+            secret=None,
+            team=True,
+            store=lambda: nullcontext(service.store),  # the service's own
+            **extra,
+        )
 
     def _intake_app(
         self, case_id: str, tenant: str, held: tuple[object, float, FastAPI] | None, now: float
@@ -186,16 +194,8 @@ class CaseApps:
             self._apps[case_id] = (stamp, now, held[2])
             return held[2]
         view = IntakeCaseView(service.store, tenant, service.intake_key, service.clock())
-        config = ReviewConfig(
-            case_dir=Path(case_id),
-            reviewer="",
-            scheme=self.scheme,
-            break_after=self.break_after,
-            secret=None,
-            team=True,
-            store=lambda: nullcontext(service.store),
-            tenant=tenant,  # the decisions go into the tenant's own sets, matched at each finish
-        )
+        # the decisions go into the tenant's own sets, matched at each finish
+        config = self._team_config(case_id, tenant=tenant)
         app = create_review_app(config, view, ReviewDB(self.engine, case_id, create=False))
         self._apps[case_id] = (view.stamp, now, app)
         return app
