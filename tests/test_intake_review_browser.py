@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +19,7 @@ from opspoor.store import open_store
 from opspoor.store.tokens import create_token
 from test_intake import picture, report_doc
 from test_report import browser  # noqa: F401  (the report tests' Chromium fixture, reused)
-from test_review_team_browser import SRC, _free_port
+from test_review_team_browser import SRC, serving
 from test_service import eventually
 
 KEY = "11" * 32
@@ -41,26 +38,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             role: create_token(store, role, "hotline", label=role)[1]
             for role in ("reporter", "reviewer", "curator", "platform")
         }
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opspoor", "serve", "--db", db, "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(base + "/v1/health", timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail("opspoor serve stopped: " + (proc.stderr.read() if proc.stderr else ""))
-            time.sleep(0.2)
-    yield {"base": base, "db": db, "tokens": tokens}
-    proc.terminate()
-    proc.wait(timeout=20)
+    with serving(db, env) as base:
+        yield {"base": base, "db": db, "tokens": tokens}
 
 
 def _send(served: dict[str, Any], *files: bytes) -> int:

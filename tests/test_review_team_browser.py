@@ -14,6 +14,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,34 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(db: str, env: dict[str, str]) -> Iterator[str]:
+    """``opspoor serve`` on the store ``db`` at a free port: its base URL once it answers; stopped at
+    the end."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opspoor", "serve", "--db", db, "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):  # the service starts (importing NumPy/Numba on a busy machine takes a while)
+        try:
+            with urllib.request.urlopen(base + "/v1/health", timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail("opspoor serve stopped: " + (proc.stderr.read() if proc.stderr else ""))
+            time.sleep(0.2)
+    try:
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -74,26 +103,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, store_url: str) -> Iterator
         others = {
             name: create_token(store, "reviewer", "hotline", label=name)[1] for name in ("erin", "frank")
         }
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*run, "serve", "--db", db, "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):  # the service starts (importing NumPy/Numba on a busy machine takes a while)
-        try:
-            with urllib.request.urlopen(base + "/v1/health", timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail("opspoor serve stopped: " + (proc.stderr.read() if proc.stderr else ""))
-            time.sleep(0.2)
-    yield {**case, "base": base, "secret": secret, "others": others, "db": db}
-    proc.terminate()
-    proc.wait(timeout=20)
+    with serving(db, env) as base:
+        yield {**case, "base": base, "secret": secret, "others": others, "db": db}
 
 
 def test_token_login_and_keyboard_categorisation(browser: Any, served: dict[str, Any]) -> None:  # noqa: F811
