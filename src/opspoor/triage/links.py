@@ -83,14 +83,6 @@ def case_identity(case_dir: Path, case_number: str | None) -> tuple[str, str]:
     return str(case_dir.resolve()), case_dir.resolve().name
 
 
-def indexed_cases(store: Any, keys: Iterable[tuple[str, str]], case_id: str) -> list[OtherCase]:
-    """The other cases of the store's clue index that saw any of ``keys``."""
-    from opspoor.store.clue_index import cases_with
-
-    found = cases_with(store, keys, besides=case_id)
-    return [OtherCase(name, found[name]) for name in sorted(found)]
-
-
 def merge_others(indexed: Sequence[OtherCase], named: Sequence[OtherCase]) -> list[OtherCase]:
     """The named case folders, and the indexed cases not among them (a case said once)."""
     names = {o.name for o in named}
@@ -136,13 +128,11 @@ def index_case(
     """Record the case's clue keys in the store's clue index (replacing what an earlier run of the
     case recorded) and return the other cases there that saw any of them."""
     from opspoor.store import open_store
-    from opspoor.store.clue_index import record_case_clues
+    from opspoor.store.clue_index import cases_with, record_case_clues
 
     keys = case_keys(records)
     case_id, name = case_identity(case_dir, case_number)
-    store = open_store(db_url)
-    try:
+    with open_store(db_url) as store:
         record_case_clues(store, case_id, name, keys)
-        return indexed_cases(store, keys, case_id) if keys else []
-    finally:
-        store.close()
+        found = cases_with(store, keys, besides=case_id) if keys else {}
+    return [OtherCase(other, found[other]) for other in sorted(found)]
