@@ -72,7 +72,8 @@ def test_the_secret_is_required(browser: Any, served: dict[str, Any], session: A
 def test_overview_and_queue(session: Any, served: dict[str, Any]) -> None:
     session.goto(served["base"] + "/", wait_until="load")
     assert "new groups to review" in session.content()
-    session.click("text=queue")
+    with session.expect_navigation(url="**/queue", wait_until="load"):  # the queue page, loaded
+        session.click("header a[href$='/queue']")
     assert session.locator("#queue tr[data-group]").count() == 6
     assert "same camera body serial: SER-9" in session.inner_text("#queue")
 
@@ -328,7 +329,8 @@ def test_the_loop_from_keyboard_decisions_to_a_hash_set_to_a_rescan(
     has to look at it again."""
     pg = session
     pg.goto(served["base"] + "/", wait_until="load")
-    pg.click("text=queue")
+    with pg.expect_navigation(url="**/queue", wait_until="load"):  # not the overview still on screen
+        pg.click("header a[href$='/queue']")
     groups = pg.eval_on_selector_all("#queue tr[data-group]", "rows => rows.map(r => r.dataset.group)")
     assert len(groups) == 6
     for group in groups:
