@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,6 +147,10 @@ def test_known_material_never_on_a_page(client: TestClient) -> None:
     assert all("known.jpg" not in p for p in pages)
     overview = pages[0]
     assert "CAT-1 child abuse material" in overview and "K-1" in overview  # counted by category and entry
+    # with the set, the entry, the signal that matched and its distance, and how many files
+    row = overview.split('<table id="known">', 1)[1].split("</table>", 1)[0]
+    cells = r"<td>known</td><td>K-1</td><td>(md5|sha1|sha256|pdq)</td><td>\d+</td><td>1</td>"
+    assert re.search(cells, row), row
 
 
 def test_known_items_are_refused_without_allow_known(client: TestClient) -> None:
