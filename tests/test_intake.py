@@ -397,6 +397,8 @@ def test_without_a_key_the_intake_refuses_rather_than_storing_in_the_clear(sqlit
 def test_unfinished_reports_expire_with_their_files_and_finished_ones_after_retention(api: Api) -> None:
     rid = submit(api, report_doc())
     assert upload(api, rid, picture(1)).status_code == 200
+    set_clock(api, T0 + timedelta(hours=2))  # idle for over an hour, but within a day of opening
+    assert show(api, rid).status_code == 200
     set_clock(api, T0 + timedelta(hours=23, minutes=30))  # a change late in the day...
     assert upload(api, rid, picture(2)).status_code == 200
     set_clock(api, T0 + timedelta(hours=24, minutes=20))  # ...keeps it an hour after that change
