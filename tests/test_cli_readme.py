@@ -153,6 +153,19 @@ def test_the_examples_are_found() -> None:
     assert any("hashset" in line for line in help_example.expected)
 
 
+def test_the_help_shown_names_every_command() -> None:
+    """The shape check asks only that what is shown is printed; the command list of ``--help`` must
+    also be whole, so a new command is not missing from the README's overview."""
+    from typer.main import get_command
+
+    from opspoor.cli import app as cli_app
+
+    help_example = next(e for e in all_examples() if e.args == ["--help"])
+    listed = help_example.expected[help_example.expected.index("Commands:") + 1 :]
+    shown = [line.split()[0] for line in listed if line.startswith("  ")]
+    assert sorted(shown) == sorted(get_command(cli_app).commands)  # type: ignore[attr-defined]
+
+
 def test_readme_examples_run_as_written(demo_root: Path) -> None:
     env = {
         **os.environ,

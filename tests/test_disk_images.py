@@ -1,4 +1,4 @@
-"""Disk images as evidence: every container, MBR/GPT and bare file systems, FAT and ext4, deleted
+"""Disk images as evidence: every container, MBR/GPT and bare file systems, FAT12/16/32 and ext2/3/4, deleted
 files, carving, a zip inside an image, --verify-image, damaged images, read-only, kill and resume.
 
 Every image is built here from benign generated pictures with Debian's tools (opspoor.demo.disks).
@@ -203,6 +203,37 @@ def test_ext4_deleted_and_orphan_files(tmp_path: Path) -> None:
     assert items["ext.img"].extra["image"]["items"] == {"allocated": 1, "deleted": 2, "carved": 0}
 
 
+def _tsk_type(image: Path) -> str:
+    """The file system type The Sleuth Kit sees (so a test knows which one it read): ``FAT12`` …"""
+    import pytsk3
+
+    ftype = int(pytsk3.FS_Info(pytsk3.Img_Info(str(image))).info.ftype)
+    names = ("FAT12", "FAT16", "FAT32", "EXT2", "EXT3", "EXT4")
+    return next(n for n in names if int(getattr(pytsk3, f"TSK_FS_TYPE_{n}")) == ftype)
+
+
+@pytest.mark.parametrize(("bits", "size_mib"), [(12, 4), (16, 16), (32, 40)])
+def test_fat12_fat16_and_fat32_with_a_deleted_file(tmp_path: Path, bits: int, size_mib: int) -> None:
+    fat = tmp_path / "fat.img"
+    fat_image(fat, {"d/a.jpg": KNOWN, "b.png": _png(2)}, DELETED, size_mib=size_mib, fat_bits=bits)
+    assert _tsk_type(fat) == f"FAT{bits}"
+    items = _items(fat, carve=False)
+    assert items["fat.img!/d/a.jpg"].read() == KNOWN and items["fat.img!/b.png"].read() == _png(2)
+    gone = items["fat.img!/$deleted/dir/_one.jpg"]
+    assert gone.read() == DELETED["dir/gone.jpg"] and gone.extra["deleted"] is True
+    assert items["fat.img"].extra["image"]["items"] == {"allocated": 2, "deleted": 1, "carved": 0}
+
+
+@pytest.mark.parametrize("kind", ["ext2", "ext3"])
+def test_ext2_and_ext3(tmp_path: Path, kind: str) -> None:
+    fs = tmp_path / f"{kind}.img"
+    ext4_image(fs, EXT_FILES, kind=kind)
+    assert _tsk_type(fs) == kind.upper()
+    assert {p: it.read() for p, it in _items(fs).items() if "!/" in p} == {
+        f"{kind}.img!/{k}": v for k, v in EXT_FILES.items()
+    }
+
+
 def test_ntfs_in_an_mbr_partition(tmp_path: Path) -> None:
     ntfs, disk = tmp_path / "ntfs.img", tmp_path / "win.raw"
     ntfs_image(ntfs, {"a.jpg": KNOWN, "b.png": _png(12)})
@@ -346,8 +377,10 @@ def test_a_file_named_like_an_image_that_is_a_picture_stays_a_picture(tmp_path: 
 
 def test_carving_finds_each_type_by_its_structure(tmp_path: Path) -> None:
     generate_video(tmp_path / "v.mp4", seed=3, seconds=1, fps=5, size=(64, 48))
+    generate_video(tmp_path / "v.mov", seed=4, seconds=1, fps=5, size=(64, 48), container="mov")
     files = {"jpg": _jpeg(9), "png": _png(10), "gif": _gif(11), "mp4": (tmp_path / "v.mp4").read_bytes(),
-             "zip": _zip({"a.txt": b"hello"})}  # fmt: skip
+             "mov": (tmp_path / "v.mov").read_bytes(), "zip": _zip({"a.txt": b"hello"})}  # fmt: skip
+    assert files["mov"][4:12] == b"ftypqt  "  # QuickTime's brand: carved by the same ftyp rule, as .mp4
     disk = bytearray(os.urandom(64) + b"\xff\xd8\xff\xe0" + bytes(1000))  # a header off a sector: ignored
     where = {}
     for ext, data in files.items():
@@ -357,7 +390,10 @@ def test_carving_finds_each_type_by_its_structure(tmp_path: Path) -> None:
     disk += bytes(4096)
     blob = bytes(disk)
     found = list(carve(lambda o, n: blob[o : o + n], 0, len(blob), 1 << 30, set()))
-    assert {(c.offset, c.ext, c.length) for c in found} == {(o, e, len(d)) for o, (e, d) in where.items()}
+    named = {"mov": "mp4"}
+    assert {(c.offset, c.ext, c.length) for c in found} == {
+        (o, named.get(e, e), len(d)) for o, (e, d) in where.items()
+    }
     # the size limit and the offsets already taken are respected
     assert not [c for c in carve(lambda o, n: blob[o : o + n], 0, len(blob), 100, set()) if c.ext == "jpg"]
     jpg_at = next(o for o, (e, _) in where.items() if e == "jpg")

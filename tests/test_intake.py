@@ -192,6 +192,48 @@ def test_report_flow_matches_bundles_refers_and_queues(api: Api) -> None:
     is_problem(upload(api, rid2, known, tenant="b"), 404)
 
 
+def test_the_queue_puts_new_material_first_and_each_flag_above_all_below_it_together(
+    sqlite_api: Api,
+) -> None:
+    """Five reports referred to NL, each of its own picture (no bundles): new material outranks an
+    escalated report, which outranks infant + liveStreaming + possibleSelfProduction together, and so on."""
+    api = sqlite_api
+    known = {k: picture(30 + k) for k in range(4)}
+    create_set(api, "known")
+    entries = [{"signals": {"md5": hashlib.md5(p).hexdigest()}, "category": {"scheme": "us-cat", "code": "1"}}
+               for p in known.values()]  # fmt: skip
+    add_entries(api, "known", entries)
+    last = hashlib.md5(known[3]).hexdigest()
+    eventually(lambda: bool(match_values(api, [{"type": "md5", "value": last}])[0]["matches"]), timeout=30)
+    nl = [{"ipCaptureEvent": [{"ipAddress": "193.0.6.139"}]}]
+
+    def report(data: bytes, escalate: bool = False, **flags: bool) -> int:
+        summary = {"escalateToHighPriority": "ongoing"} if escalate else {}
+        rid = submit(api, report_doc(summary=summary, personOrUserReported=nl))
+        up = upload(api, rid, data)
+        assert up.status_code == 200, up.text
+        if flags:
+            info = {"fileDetails": {"fileId": up.json()["fileId"], "fileAnnotations": flags}}
+            assert step(api, rid, "fileinfo", json=info).status_code == 200
+        assert step(api, rid, "finish").status_code == 200
+        return rid
+
+    nothing = report(known[0])
+    low = report(known[1], infant=True, liveStreaming=True, possibleSelfProduction=True)
+    new = report(picture(40))
+    live = report(known[2], liveStreaming=True, possibleSelfProduction=True)
+    escalated = report(known[3], escalate=True)
+    queue = api.client.get("/v1/intake/referrals/NL", headers=api.auth("a", "hotline")).json()["queue"]
+    assert [q["reportId"] for q in queue] == [new, escalated, low, live, nothing]
+    assert [q["priorityReasons"] for q in queue] == [
+        ["newMaterial"],
+        ["escalateToHighPriority"],
+        ["infant", "liveStreaming", "possibleSelfProduction"],
+        ["liveStreaming", "possibleSelfProduction"],
+        [],
+    ]
+
+
 def test_reencoded_copies_bundle_by_pdq_and_different_pictures_do_not(api: Api) -> None:
     rids = []
     for data in (picture(5, 90), picture(5, 60), picture(6, 90)):
@@ -355,6 +397,8 @@ def test_without_a_key_the_intake_refuses_rather_than_storing_in_the_clear(sqlit
 def test_unfinished_reports_expire_with_their_files_and_finished_ones_after_retention(api: Api) -> None:
     rid = submit(api, report_doc())
     assert upload(api, rid, picture(1)).status_code == 200
+    set_clock(api, T0 + timedelta(hours=2))  # idle for over an hour, but within a day of opening
+    assert show(api, rid).status_code == 200
     set_clock(api, T0 + timedelta(hours=23, minutes=30))  # a change late in the day...
     assert upload(api, rid, picture(2)).status_code == 200
     set_clock(api, T0 + timedelta(hours=24, minutes=20))  # ...keeps it an hour after that change

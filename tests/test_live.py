@@ -549,6 +549,33 @@ def test_service_streams_are_per_tenant_audited_and_expire(tmp_path: Path) -> No
     assert ("stream-push", "rejected", 404) in rows
 
 
+def _rows_per_table(url: str) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    with open_store(url) as store, store.engine.connect() as conn:
+        names = sa.inspect(conn).get_table_names()
+        return {n: conn.execute(sa.text(f'SELECT count(*) FROM "{n}"')).scalar_one() for n in names}
+
+
+def test_a_stream_session_leaves_nothing_in_the_store_but_its_audit_rows(tmp_path: Path) -> None:
+    """Nothing of a stream is stored by the service: a session that matched and alerted adds audit
+    rows, and no other row anywhere (the test's tokens exist before the count)."""
+    url = f"sqlite:///{tmp_path / 'quiet.db'}"
+    known = "a5" * 32
+    with open_store(url) as store:
+        import_entries(store, "known-live", [Entry({"pdq": known}, Category("us-cat", "1"), external_id="k")],
+                       tenant="a")  # fmt: skip
+    with running(url, SERVICE) as api:
+        before = _rows_per_table(url)
+        sid = open_stream(api, name="cam-1")
+        alerts = push_values(api, sid, [(float(t), known, 100) for t in range(4)])
+        assert [a["external_id"] for a in alerts] == ["k"]  # it matched, and said so
+        assert api.client.delete(f"/v1/streams/{sid}", headers=api.auth("a", "platform")).status_code == 200
+        after = _rows_per_table(url)
+    grown = {name for name in after if after[name] != before.get(name)}
+    assert grown <= {"audit"}, {n: (before.get(n), after[n]) for n in grown}
+
+
 def test_a_push_that_reaches_another_worker_is_refused_as_misdirected(
     world: dict[str, Any], tmp_path: Path
 ) -> None:

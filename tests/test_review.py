@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,6 +147,10 @@ def test_known_material_never_on_a_page(client: TestClient) -> None:
     assert all("known.jpg" not in p for p in pages)
     overview = pages[0]
     assert "CAT-1 child abuse material" in overview and "K-1" in overview  # counted by category and entry
+    # with the set, the entry, the signal that matched and its distance, and how many files
+    row = overview.split('<table id="known">', 1)[1].split("</table>", 1)[0]
+    cells = r"<td>known</td><td>K-1</td><td>(md5|sha1|sha256|pdq)</td><td>\d+</td><td>1</td>"
+    assert re.search(cells, row), row
 
 
 def test_known_items_are_refused_without_allow_known(client: TestClient) -> None:
@@ -419,3 +424,65 @@ def test_overview_shows_views_needed_per_media_file_and_my_exposure(client: Test
     html = client.get("/").text
     assert f'<td id="views-ratio">{1 / media:.3f}</td>' in html
     assert '<td id="my-exposure">2 reveals,' in html
+
+
+def test_from_case_entries_carry_every_signal_the_scan_took_the_category_and_the_series(
+    fresh: Path, case: dict[str, Any], tmp_path: Path
+) -> None:
+    """The loop test above finds the copies known by MD5 alone; here each entry must carry the
+    file's SHA-1, SHA-256 and PDQ (an image) or vPDQ (a video) too, with its category, series and
+    reviewer, and a not-pertinent file goes to the ignorable set."""
+    from opspoor.review.caseview import CaseView
+    from opspoor.store import iter_entries
+
+    view = CaseView(fresh)
+    records = {p: view.records[p] for g in view.groups for p in g.paths}
+    series = next(g for g in view.groups if g.paths[0].endswith("series_0.jpg"))
+    video = next(g for g in view.groups if g.paths[0].endswith(".mp4"))
+    loner = next(g for g in view.groups if "loner" in g.paths[0])
+    view.close()
+    db = ReviewDB.for_case(fresh)
+    db.decide("alice", series.id, None, Category("us-cat", "2"), series="Harbour series")
+    db.decide("bob", video.id, None, Category("us-cat", "3"))
+    db.decide("alice", loner.id, None, Category("us-cat", "5"))
+    db.close()
+    store_url = f"sqlite:///{tmp_path / 'sets.sqlite'}"
+    result = CliRunner().invoke(
+        cli_app, ["hashset", "from-case", str(fresh), "--name", "reviewed", "--db", store_url]
+    )
+    assert result.exit_code == 0, result.output
+    with open_store(store_url) as store:
+        known = {e.signals["md5"]: e for e in iter_entries(store, "reviewed")}
+        ignorable = {e.signals["md5"]: e for e in iter_entries(store, "reviewed-ignorable")}
+    assert len(known) == len(series.paths) + 1 and len(ignorable) == len(loner.paths)
+    for path in series.paths:
+        rec = records[path]
+        e = known[rec["md5"]]
+        assert {k: e.signals[k] for k in ("sha1", "sha256", "pdq")} == {
+            k: rec[k] for k in ("sha1", "sha256", "pdq")
+        }
+        assert e.category == Category("us-cat", "2") and e.series == "Harbour series"
+        assert "reviewed-by:alice" in e.tags
+    clip = known[records[video.paths[0]]["md5"]]
+    frames = records[video.paths[0]]["vpdq_frames"]
+    assert frames and clip.signals["vpdq"].splitlines() == frames
+    assert clip.category == Category("us-cat", "3") and "reviewed-by:bob" in clip.tags
+    assert all(e.category == Category("us-cat", "5") for e in ignorable.values())
+
+
+@pytest.mark.parametrize(
+    ("scheme", "key", "code", "refused"),
+    [("uk", "3", "uk:C", "4"), ("inhope", "3", "inhope:not-illegal", "4"), ("ncmec", "4", "ncmec:B2", "5")],
+)
+def test_the_digit_keys_follow_the_deployments_scheme(
+    fresh: Path, scheme: str, key: str, code: str, refused: str
+) -> None:
+    """UK A/B/C, INHOPE and NCMEC A1–B2 on 1, 2, … in their order; a digit past the scheme is refused."""
+    cfg = ReviewConfig(case_dir=fresh, reviewer="alice", scheme=scheme)
+    c = TestClient(create_review_app(cfg), base_url="http://127.0.0.1")
+    assert c.get(f"/?token={cfg.secret}", follow_redirects=False).status_code == 303
+    r = c.post("/api/decide", json={"group": "G0002", "item": 0, "key": key})
+    assert r.status_code == 200 and r.json()["items"][0]["category"] == code
+    assert c.post("/api/decide", json={"group": "G0002", "item": 0, "key": refused}).status_code == 400
+    c.app.state.view.close()  # type: ignore[attr-defined]
+    c.app.state.review.close()  # type: ignore[attr-defined]

@@ -109,9 +109,10 @@ def review(
         ),
     ] = False,
 ) -> None:
-    """Review a case's new groups in the browser: blurred, by keyboard, on this machine only.
+    """Review a case's new groups in the browser: blurred, by keyboard.
 
-    Prints a URL carrying a one-time secret; open it in a browser on this machine."""
+    Serves on 127.0.0.1 only and prints a URL carrying a one-time secret; open it in a browser on
+    this machine."""
     import uvicorn
 
     from opspoor.review.web import ReviewConfig, create_review_app

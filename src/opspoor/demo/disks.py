@@ -69,14 +69,15 @@ class FatLayout:
 
 def fat_image(
     path: Path, files: dict[str, bytes], deleted: dict[str, bytes] | None = None,
-    carved: list[bytes] | None = None, size_mib: int = 8,
+    carved: list[bytes] | None = None, size_mib: int = 8, fat_bits: int | None = None,
 ) -> FatLayout:  # fmt: skip
     """A bare FAT file system image: ``files`` written, ``deleted`` written and then deleted with
     ``mdel``, ``carved`` written straight into free sectors in the last quarter of the image (no
-    directory entry ever pointed at them)."""
+    directory entry ever pointed at them). ``fat_bits`` (12, 16, 32): else mkfs.fat's choice by size."""
     if path.exists():
         path.unlink()
-    _run("mkfs.fat", "-C", "-n", "OPSPOOR", str(path), str(size_mib * 1024))
+    width = ["-F", str(fat_bits)] if fat_bits else []
+    _run("mkfs.fat", "-C", *width, "-n", "OPSPOOR", str(path), str(size_mib * 1024))
     env = _mtools_env()
     made: set[str] = set()
     for name in [*files, *(deleted or {})]:
@@ -116,12 +117,13 @@ def _staged(files: dict[str, bytes]) -> Iterator[str]:
         yield tmp
 
 
-def ext4_image(path: Path, files: dict[str, bytes], size_mib: int = 16) -> None:
-    """An ext4 file system image populated from ``files`` by ``mke2fs -d`` (no mount)."""
+def ext4_image(path: Path, files: dict[str, bytes], size_mib: int = 16, kind: str = "ext4") -> None:
+    """An ext4 (or ``kind`` ext2, ext3) file system image populated from ``files`` by ``mke2fs -d``
+    (no mount)."""
     with _staged(files) as tmp:
         if path.exists():
             path.unlink()
-        _run("mke2fs", "-q", "-F", "-t", "ext4", "-d", tmp, str(path), f"{size_mib}M")
+        _run("mke2fs", "-q", "-F", "-t", kind, "-d", tmp, str(path), f"{size_mib}M")
 
 
 def ext4_remove(path: Path, name: str, keep_inode: bool = False) -> None:
