@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -514,9 +515,13 @@ def test_service_stream_takes_images_and_video_segments(world: dict[str, Any], l
     assert r.status_code == 415 and r.headers["content-type"].startswith(PROBLEM)
 
 
-def test_service_streams_are_per_tenant_audited_and_expire(tmp_path: Path) -> None:
+def test_service_streams_are_per_tenant_audited_and_expire(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opspoor.service import streams
+
     url = f"sqlite:///{tmp_path / 'expire.db'}"
-    with running(url, replace(SERVICE, stream_idle_seconds=0.3)) as api:
+    with running(url, SERVICE) as api:
         sid = open_stream(api, name="quiet")
         ok = {"frames": [{"time": 0, "pdq": "a" * 64}]}
         r = api.client.post(f"/v1/streams/{sid}/frames", json=ok, headers=api.auth("b", "platform"))
@@ -529,7 +534,10 @@ def test_service_streams_are_per_tenant_audited_and_expire(tmp_path: Path) -> No
         assert bad.status_code == 422 and "pdq" in bad.json()["detail"]
         r = api.client.post("/v1/streams", json={"k": 6, "n": 5}, headers=api.auth("a", "platform"))
         assert r.status_code == 422
-        time.sleep(0.6)  # quiet for longer than the idle time
+        # quiet for longer than the idle time: the sessions' clock moved on (a real wait as short
+        # as an idle time would be no longer than the calls above take on a loaded machine)
+        later = SERVICE.stream_idle_seconds + 1
+        monkeypatch.setattr(streams, "time", SimpleNamespace(monotonic=lambda: time.monotonic() + later))
         r = api.client.post(f"/v1/streams/{sid}/frames", json=ok, headers=api.auth("a", "platform"))
         assert r.status_code == 404 and "expired" in r.json()["detail"]
         deadline = time.monotonic() + 10
