@@ -683,6 +683,11 @@ def test_watch_mpegts_over_tcp(world: dict[str, Any]) -> None:
 
 
 # --- other sources on loopback ---------------------------------------------------------------------
+# the silence that ends a watch of a live source: longer than an encoder of the test stalls on a
+# loaded machine (3 s broke an RTMP watch off mid-stream under load)
+SILENCE = "10"
+
+
 def _free_port(kind: int) -> int:
     import socket
 
@@ -731,7 +736,7 @@ def test_watch_mpegts_over_udp(world: dict[str, Any]) -> None:
     sender.start()
     code, alerts, stderr = watch(
         world["db"], f"udp://127.0.0.1:{port}", "--format", "mpegts", "--hashset", "known-live",
-        "--timeout", "3",
+        "--timeout", SILENCE,
     )  # fmt: skip
     sender.join()
     assert code == 0, stderr
@@ -778,7 +783,9 @@ def test_watch_listens_for_an_encoder_pushing_rtmp_or_rtsp(
     port = _free_port(socket.SOCK_STREAM)
     url = f"{scheme}://127.0.0.1:{port}/live/cam-3"
     sender, failed = _push(url, container, port, options)
-    code, alerts, stderr = watch(world["db"], url, "--listen", "--hashset", "known-live", "--timeout", "5")
+    code, alerts, stderr = watch(
+        world["db"], url, "--listen", "--hashset", "known-live", "--timeout", SILENCE
+    )
     sender.join(30)
     assert not failed, failed
     assert code == 0, stderr
@@ -964,7 +971,13 @@ def test_watch_srt_through_the_relay(world: dict[str, Any], listen: bool) -> Non
         feeder.start()
         url = f"srt://127.0.0.1:{srt_port}"
         code, alerts, stderr = watch(
-            world["db"], url, *(["--listen"] if listen else []), "--hashset", "known-live", "--timeout", "5"
+            world["db"],
+            url,
+            *(["--listen"] if listen else []),
+            "--hashset",
+            "known-live",
+            "--timeout",
+            SILENCE,
         )
         feeder.join(30)
     finally:
@@ -1050,7 +1063,7 @@ def test_watch_rtmp_as_a_client_of_an_rtmp_server(world: dict[str, Any], tmp_pat
         _wait_bound(port, "tcp", listening=True)
         encoder = threading.Thread(target=publish, daemon=True)
         encoder.start()
-        code, alerts, stderr = watch(world["db"], url, "--hashset", "known-live", "--timeout", "3")
+        code, alerts, stderr = watch(world["db"], url, "--hashset", "known-live", "--timeout", SILENCE)
         encoder.join(30)
     finally:
         server.terminate()
