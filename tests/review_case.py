@@ -114,4 +114,4 @@ def serve_review(case_dir: Path, *options: str) -> Iterator[dict[str, Any]]:
         yield {"url": url, "base": url.split("/?")[0], "proc": proc}
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=60)  # (a loaded machine can take a while to shut a server down)

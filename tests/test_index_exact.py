@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from live_ops import replay_ops
@@ -41,7 +41,7 @@ def with_shared_prefixes(rng: np.random.Generator, keys: np.ndarray) -> np.ndarr
     return out
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 5000), width=st.sampled_from([16, 20, 32, 8]))
 def test_lookup_equals_a_dictionary(seed: int, n: int, width: int) -> None:
     rng = np.random.default_rng(seed)
@@ -99,7 +99,7 @@ OPS = st.lists(
 )
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), n0=st.integers(0, 2000), ops=OPS)
 def test_updates_equal_a_fresh_build(seed: int, n0: int, ops: list) -> None:
     rng = np.random.default_rng(seed)

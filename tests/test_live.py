@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -514,9 +515,13 @@ def test_service_stream_takes_images_and_video_segments(world: dict[str, Any], l
     assert r.status_code == 415 and r.headers["content-type"].startswith(PROBLEM)
 
 
-def test_service_streams_are_per_tenant_audited_and_expire(tmp_path: Path) -> None:
+def test_service_streams_are_per_tenant_audited_and_expire(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opspoor.service import streams
+
     url = f"sqlite:///{tmp_path / 'expire.db'}"
-    with running(url, replace(SERVICE, stream_idle_seconds=0.3)) as api:
+    with running(url, SERVICE) as api:
         sid = open_stream(api, name="quiet")
         ok = {"frames": [{"time": 0, "pdq": "a" * 64}]}
         r = api.client.post(f"/v1/streams/{sid}/frames", json=ok, headers=api.auth("b", "platform"))
@@ -529,7 +534,10 @@ def test_service_streams_are_per_tenant_audited_and_expire(tmp_path: Path) -> No
         assert bad.status_code == 422 and "pdq" in bad.json()["detail"]
         r = api.client.post("/v1/streams", json={"k": 6, "n": 5}, headers=api.auth("a", "platform"))
         assert r.status_code == 422
-        time.sleep(0.6)  # quiet for longer than the idle time
+        # quiet for longer than the idle time: the sessions' clock moved on (a real wait as short
+        # as an idle time would be no longer than the calls above take on a loaded machine)
+        later = SERVICE.stream_idle_seconds + 1
+        monkeypatch.setattr(streams, "time", SimpleNamespace(monotonic=lambda: time.monotonic() + later))
         r = api.client.post(f"/v1/streams/{sid}/frames", json=ok, headers=api.auth("a", "platform"))
         assert r.status_code == 404 and "expired" in r.json()["detail"]
         deadline = time.monotonic() + 10
@@ -702,6 +710,11 @@ def test_watch_mpegts_over_tcp(world: dict[str, Any]) -> None:
 
 
 # --- other sources on loopback ---------------------------------------------------------------------
+# the silence that ends a watch of a live source: longer than an encoder of the test stalls on a
+# loaded machine (3 s broke an RTMP watch off mid-stream under load)
+SILENCE = "10"
+
+
 def _free_port(kind: int) -> int:
     import socket
 
@@ -750,7 +763,7 @@ def test_watch_mpegts_over_udp(world: dict[str, Any]) -> None:
     sender.start()
     code, alerts, stderr = watch(
         world["db"], f"udp://127.0.0.1:{port}", "--format", "mpegts", "--hashset", "known-live",
-        "--timeout", "3",
+        "--timeout", SILENCE,
     )  # fmt: skip
     sender.join()
     assert code == 0, stderr
@@ -797,7 +810,9 @@ def test_watch_listens_for_an_encoder_pushing_rtmp_or_rtsp(
     port = _free_port(socket.SOCK_STREAM)
     url = f"{scheme}://127.0.0.1:{port}/live/cam-3"
     sender, failed = _push(url, container, port, options)
-    code, alerts, stderr = watch(world["db"], url, "--listen", "--hashset", "known-live", "--timeout", "5")
+    code, alerts, stderr = watch(
+        world["db"], url, "--listen", "--hashset", "known-live", "--timeout", SILENCE
+    )
     sender.join(30)
     assert not failed, failed
     assert code == 0, stderr
@@ -983,7 +998,13 @@ def test_watch_srt_through_the_relay(world: dict[str, Any], listen: bool) -> Non
         feeder.start()
         url = f"srt://127.0.0.1:{srt_port}"
         code, alerts, stderr = watch(
-            world["db"], url, *(["--listen"] if listen else []), "--hashset", "known-live", "--timeout", "5"
+            world["db"],
+            url,
+            *(["--listen"] if listen else []),
+            "--hashset",
+            "known-live",
+            "--timeout",
+            SILENCE,
         )
         feeder.join(30)
     finally:
@@ -1069,7 +1090,7 @@ def test_watch_rtmp_as_a_client_of_an_rtmp_server(world: dict[str, Any], tmp_pat
         _wait_bound(port, "tcp", listening=True)
         encoder = threading.Thread(target=publish, daemon=True)
         encoder.start()
-        code, alerts, stderr = watch(world["db"], url, "--hashset", "known-live", "--timeout", "3")
+        code, alerts, stderr = watch(world["db"], url, "--hashset", "known-live", "--timeout", SILENCE)
         encoder.join(30)
     finally:
         server.terminate()

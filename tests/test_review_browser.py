@@ -108,6 +108,7 @@ def test_blurred_by_default_reveal_on_hold_and_keyboard(session: Any, served: di
     session.wait_for_function(
         "document.querySelector('.item[data-index=\"0\"] .cat').textContent.startsWith('CAT-2')"
     )
+    _wait_selected(session, 1)  # (a poll may show the label before the decision's answer moves on)
     assert _label(session, 1) == "not categorised"
     session.keyboard.press("u")
     session.wait_for_function(
@@ -207,6 +208,16 @@ def _selected(page: Any) -> list[int]:
     return list(page.eval_on_selector_all(".item.selected", "els => els.map(e => +e.dataset.index)"))
 
 
+def _wait_selected(page: Any, index: int) -> None:
+    """Until file ``index`` alone is selected: a digit moves the selection on only when the server
+    has answered, and the page's poll can show the category before that answer arrives."""
+    page.wait_for_function(
+        "i => (s => s.length === 1 && +s[0].dataset.index === i)"
+        "(document.querySelectorAll('.item.selected'))",
+        arg=index,
+    )
+
+
 def _standing(case_dir: Path, group: str) -> list[Any]:
     from opspoor.review.decisions import ReviewDB
 
@@ -238,6 +249,7 @@ def test_every_key_works_without_a_mouse(session: Any, served: dict[str, Any]) -
         pg.keyboard.press("k")
         pg.keyboard.press(digit)
         _wait_label(pg, 0, f"CAT-{digit}")
+        _wait_selected(pg, 1)
         assert _selected(pg) == [1]
     assert _label(pg, 1) == "not categorised"
     # t: a tag typed into the prompt; f: the follow-up tag (both on the selected file)
@@ -266,7 +278,10 @@ def test_every_key_works_without_a_mouse(session: Any, served: dict[str, Any]) -
             pg.keyboard.down("Space")
         assert f"full={int(full == 'on')}" in resp.value.url
         pg.wait_for_selector('.item[data-index="1"] img.revealed')
-        pg.wait_for_function("document.querySelector('.item[data-index=\"1\"] img').naturalWidth > 320")
+        # complete: the revealed picture itself is decoded (until then the previous one is current)
+        pg.wait_for_function(
+            "(i => i.complete && i.naturalWidth > 320)(document.querySelector('.item[data-index=\"1\"] img'))"
+        )
         assert pg.eval_on_selector('.item[data-index="1"] img', "el => el.naturalWidth") == width
         pg.keyboard.up("Space")
         pg.wait_for_selector('.item[data-index="1"] img.veiled')

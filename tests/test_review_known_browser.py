@@ -5,6 +5,7 @@ go hides it, and each reveal is a ``reveal-known`` row of the case's review audi
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     case = build_case(tmp_path_factory.mktemp("review-known"))
     with serve_review(case["dir"], "--allow-known") as run:
         yield {**case, **run}
+
+
+def _end_beacon(response: Any) -> bool:
+    return bool(re.search(r"/api/reveal/\d+/end$", response.url))
 
 
 def test_a_known_item_is_revealed_only_while_held_and_audited(browser: Any, served: dict[str, Any]) -> None:  # noqa: F811
@@ -44,16 +49,17 @@ def test_a_known_item_is_revealed_only_while_held_and_audited(browser: Any, serv
     img.wait_for(state="visible")
     width = pg.evaluate("document.querySelector('#known-items .item img').naturalWidth")
     assert 0 < width <= 512
-    pg.mouse.up()
+    with pg.expect_response(_end_beacon):  # (answered, so that the reveal's row is complete)
+        pg.mouse.up()
     img.wait_for(state="hidden")
     assert img.get_attribute("src") is None
     # the keyboard: space held on the focused button, then let go
     button.focus()
     pg.keyboard.down(" ")
     img.wait_for(state="visible")
-    pg.keyboard.up(" ")
+    with pg.expect_response(_end_beacon):
+        pg.keyboard.up(" ")
     img.wait_for(state="hidden")
-    pg.wait_for_timeout(300)  # the end beacons
     ctx.close()
     # only the two held reveals fetched pixels from the server (the blob: URLs are their display)
     fetched = [u.removeprefix(served["base"]) for u in images if u.startswith("http")]

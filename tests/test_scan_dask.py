@@ -38,12 +38,17 @@ def jpeg(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+# no dashboard, and the scheduler's HTTP server (which it starts even then, at 8787 by default) at a
+# free port: two test processes' clusters never compete for one
+NO_DASHBOARD: dict[str, Any] = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": ":0"}}
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     # (the workers are spawned processes: they find this tree's sources through PYTHONPATH)
     os.environ["PYTHONPATH"] = os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", **NO_DASHBOARD
     ) as c:
         yield c
 
@@ -300,7 +305,7 @@ def test_a_file_that_kills_every_worker_is_recorded_as_a_crash(
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            **NO_DASHBOARD,
             env={"PYTHONPATH": os.pathsep.join([SRC, str(Path(__file__).parent)])},
         ) as one,  # fmt: skip
     ):

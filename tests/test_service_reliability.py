@@ -52,7 +52,7 @@ def test_a_nul_in_an_audited_object_neither_stops_the_audit_log_nor_is_lost(api:
         rows = audit_rows(api)
         return any(e.object == "hashset:after-the-nul" and e.action == "hashset.show" for e in rows)
 
-    eventually(written, 5)
+    eventually(written)
     rows = audit_rows(api)
     # the NUL is kept, escaped, in the row of the request that sent it
     assert any(e.action == "hashset.show" and e.object == "hashset:a\\x00b" for e in rows), rows
@@ -161,7 +161,7 @@ def test_a_write_is_not_answered_success_while_its_audit_row_cannot_be_written(
     body = is_problem(r, 503)
     assert body["type"].endswith("audit-pending") and "hashset.create was done" in body["detail"]
     monkeypatch.setattr(auditing, "append_audit", real)  # the store is back: the queued row is written
-    eventually(lambda: any(e.object == "hashset:unaudited" for e in audit_rows(api)), 5)
+    eventually(lambda: any(e.object == "hashset:unaudited" for e in audit_rows(api)))
 
 
 def test_verify_finds_a_row_a_writer_queued_but_never_wrote(db_url: str) -> None:

@@ -176,7 +176,11 @@ _TWO_GAINS = [
 ]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @example(first=_TWO_GAINS, second=[], two_imports=False)
 @given(first=records(), second=records(), two_imports=st.booleans())
 def test_duplicates_and_conflicts_follow_the_reference(

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opspoor.errors import FormatError
@@ -84,7 +84,7 @@ def _careful(records: list[dict[str, Any]], source: str | None = None) -> list[A
     return [media_entry(r, None, source) for r in records]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(media(), min_size=1, max_size=8), st.sampled_from([(", ", ": "), (",", ":")]))
 def test_arrays_hold_what_the_careful_path_reads(records: list[dict[str, Any]], seps: Any) -> None:
     batch = media_arrays(_run(records, separators=seps), "hotline")

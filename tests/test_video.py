@@ -157,8 +157,11 @@ def test_pixel_limit_refuses_before_decoding(clip: Path) -> None:
 def test_time_limit_covers_decoding_and_the_consumer(clip: Path) -> None:
     with pytest.raises(MediaTimeout):
         list(iter_video_frames(clip, time_limit=1e-9))
-    started = time.monotonic()
+    taken = []
     with pytest.raises(MediaTimeout):
-        for _ in iter_video_frames(clip, every_seconds=0, time_limit=0.3):
+        for frame in iter_video_frames(clip, every_seconds=0, time_limit=0.3):
+            taken.append(frame.frame_number)
             time.sleep(0.1)  # a slow hasher counts against the same budget
-    assert time.monotonic() - started < 2.0
+    # stopped once the hasher's own time passed the budget (after 4 frames at most), not at the end
+    # of the 30 frames (counted, not timed: a loaded machine only stops it sooner)
+    assert len(taken) <= 4, taken
