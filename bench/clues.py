@@ -13,8 +13,9 @@ clues add to a scan's CPU time (docs/benchmarks.md, "Location clues").
    each model once, in a fresh process (what each worker pays when it first needs it).
 3. The scan's CPU time per file, with clues and with ``--no-clues`` (the anchor), in pairs whose
    order alternates, in the same run; the median of the pairs' ratios. CPU over all the scan's
-   processes (each scan runs in a child process; its workers are its children). First on the
-   corpus photos (the goal), then on them plus a tenth as many text pictures.
+   processes (each scan runs in a child process; its workers are its children), after one untimed
+   scan (a fresh checkout compiles its numba kernels on its first scan). First on the corpus photos
+   (the goal), then on them plus a tenth as many text pictures.
 
 Usage: ``python bench/clues.py [--text 300] [--photos 300] [--repeat 4] [--parts 123]``.
 """
@@ -224,6 +225,9 @@ def scans(evidence: Path, db: str, root: Path, repeat: int, tag: str) -> dict[st
     cpu: dict[bool, list[float]] = {True: [], False: []}
     wall: dict[bool, list[float]] = {True: [], False: []}
     files = 0
+    # untimed: a fresh checkout's first scan compiles the numba kernels into their cache and unpacks
+    # the language model, which would land on the first pair's anchor alone
+    scan_cpu(evidence, db, root / f"case-{tag}-warm", True)
     loads = [os.getloadavg()[0]]
     for r in range(repeat):
         for clues in (False, True) if r % 2 == 0 else (True, False):

@@ -161,6 +161,25 @@ def test_photos_without_text_are_not_read(style: str) -> None:
     assert not notes  # the cheap test kept OCR from running at all
 
 
+def test_a_row_of_glints_is_no_text_but_small_letters_on_a_large_photo_are() -> None:
+    """Short bright streaks in a band (light on water) fill a line-shaped box as text does, but
+    their strokes do not alternate with gaps as letters do; a caption whose lines are 7-8 px in
+    the 512 px picture the test works on is still found."""
+    import cv2
+
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        water = np.full((384, 512), 30, np.uint8)
+        for _ in range(40):
+            x, y, length = int(rng.integers(100, 300)), int(rng.integers(150, 158)), int(rng.integers(8, 20))
+            cv2.line(water, (x, y), (x + length, y), 230, 1)
+        assert not text_likeness(water).likely
+    photo = generate_image(12, 2048, 1536, style="clouds")
+    caption = np.asarray(text_picture([DUTCH], 30, (2048, 1536), photo).convert("L"))
+    small = cv2.resize(caption, (512, 384), interpolation=cv2.INTER_AREA)
+    assert text_likeness(small).likely
+
+
 def test_no_ocr_option_keeps_only_the_cheap_clues() -> None:
     img = text_picture([DUTCH, "Bel 06-12345678"], 20)
     out = image_clues(jpeg_bytes(img), "WhatsApp/IMG-20240112-WA0003.jpg", ClueOptions(ocr=False))

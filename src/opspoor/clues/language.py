@@ -29,6 +29,8 @@ MIN_WORDS = 4
 MIN_CONFIDENCE = 0.5
 #: how many deciding words are kept as evidence
 DECIDING = 5
+#: words whose own language is remembered per process (about 200 bytes each)
+WORD_CACHE = 20_000
 
 #: languages as countries: where a text in it most likely comes from (first) or also could
 COUNTRIES: dict[str, tuple[str, ...]] = {
@@ -199,11 +201,21 @@ def identify(text: str) -> tuple[str, float, list[str]] | None:
         return None
     margins: dict[str, float] = {}
     for w in {w.lower() for w in words if len(w) >= 3}:
-        ranked = ident.rank(w)
-        if ranked and ranked[0][0] == lang:
-            margins[w] = ranked[0][1] - (ranked[1][1] if len(ranked) > 1 else 0.0)
+        own, margin = _word_lead(w)
+        if own == lang:
+            margins[w] = margin
     deciding = sorted(margins, key=lambda w: (-margins[w], w))[:DECIDING]
     return str(lang), float(prob), deciding
+
+
+@functools.lru_cache(maxsize=WORD_CACHE)
+def _word_lead(word: str) -> tuple[str, float]:
+    """A word's own best language and its margin over the next. Kept per process: the words of a
+    case repeat (every file of a folder has the folder's words), and each costs a model run."""
+    ranked = _identifier().rank(word)
+    if not ranked:
+        return "", 0.0
+    return str(ranked[0][0]), ranked[0][1] - (ranked[1][1] if len(ranked) > 1 else 0.0)
 
 
 def language_clues(text: str, source: str) -> list[Clue]:

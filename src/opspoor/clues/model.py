@@ -6,7 +6,7 @@ name), so it can be shown to anyone who may read the case without showing the pi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 #: how long an evidence snippet may be (characters): enough to judge, not a transcript
@@ -29,9 +29,15 @@ class Clue:
     detail: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["countries"] = list(self.countries)
-        return out
+        # (not dataclasses.asdict: its deep copy cost more than the rest of a photo's clues)
+        return {
+            "kind": self.kind,
+            "value": self.value,
+            "source": self.source,
+            "countries": list(self.countries),
+            "evidence": self.evidence,
+            "detail": json_copy(self.detail),
+        }
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> Clue:
@@ -58,3 +64,12 @@ def snippet(text: str, start: int, end: int, room: int = 24) -> str:
     if len(s) > SNIPPET:
         s = s[: SNIPPET - 1] + "…"
     return ("…" if a > 0 else "") + s + ("…" if b < len(text) else "")
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON-safe ``value`` (its dicts, lists and tuples), as ``asdict`` made it."""
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(json_copy(v) for v in value)
+    return value
