@@ -106,7 +106,7 @@ def main() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
         cluster = (
             SubprocessCluster(
-                host="127.0.0.1", n_workers=args.workers, threads_per_worker=1, dashboard_address=None
+                host="127.0.0.1", n_workers=args.workers, threads_per_worker=1, dashboard_address=":0"
             )
             if args.scheduler_process
             else LocalCluster(
@@ -114,7 +114,7 @@ def main() -> None:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address=":0",
             )
         )
         with cluster:

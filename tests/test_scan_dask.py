@@ -26,6 +26,7 @@ from opspoor.signals.engine import hash_bytes
 from opspoor.store import import_entries, iter_entries, open_store
 from opspoor.triage.case import CaseDB
 from opspoor.triage.config import ScanConfig
+from opspoor.triage.dask_pool import CLUSTER_CONFIG
 
 distributed = pytest.importorskip("distributed")
 
@@ -38,19 +39,41 @@ def jpeg(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-# no dashboard, and the scheduler's HTTP server (which it starts even then, at 8787 by default) at a
-# free port: two test processes' clusters never compete for one
-NO_DASHBOARD: dict[str, Any] = {"dashboard_address": None, "scheduler_kwargs": {"dashboard_address": ":0"}}
-
-
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
+    """Started with the settings docs/scale.md gives a cluster (``dask_pool.CLUSTER_CONFIG``)."""
+    import dask
+
     # (the workers are spawned processes: they find this tree's sources through PYTHONPATH)
     os.environ["PYTHONPATH"] = os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", **NO_DASHBOARD
-    ) as c:
+    with (
+        dask.config.set(CLUSTER_CONFIG),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0"
+        ) as c,
+    ):
         yield c
+
+
+def _worker_settings(dask_worker: Any) -> dict[str, Any]:
+    return {
+        "profiling": "profile" in dask_worker.periodic_callbacks,
+        "memory_check_ms": dask_worker.periodic_callbacks["memory_monitor"].callback_time,
+    }
+
+
+def test_the_cluster_settings_reach_the_workers(cluster: Any) -> None:
+    """CLUSTER_CONFIG names settings Dask knows, and a cluster started with them has workers that do
+    not profile their tasks and check their memory once a second, not ten times."""
+    import dask
+
+    defaults = dask.config.merge(*dask.config.defaults)  # (a misspelt key is set without complaint)
+    for key in CLUSTER_CONFIG:
+        dask.config.get(key, config=defaults)  # KeyError for a setting Dask does not have
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        seen = client.run(_worker_settings)
+    assert len(seen) == 2
+    assert all(s == {"profiling": False, "memory_check_ms": 1000} for s in seen.values())
 
 
 @pytest.fixture(scope="module")
@@ -305,7 +328,7 @@ def test_a_file_that_kills_every_worker_is_recorded_as_a_crash(
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            **NO_DASHBOARD,
+            dashboard_address=":0",
             env={"PYTHONPATH": os.pathsep.join([SRC, str(Path(__file__).parent)])},
         ) as one,  # fmt: skip
     ):

@@ -23,6 +23,7 @@ does. At most ``DEPTH`` tasks per worker thread are in flight, as before batchin
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 import queue
@@ -35,6 +36,7 @@ from typing import Any
 
 from opspoor.clues.extract import ClueOptions
 from opspoor.errors import ExecutorError
+from opspoor.media.heap import keep_large_buffers
 from opspoor.signals.engine import HashOptions
 from opspoor.triage.interrupt import REQUESTED, shielded
 from opspoor.triage.pool import POLL, Result, crashed
@@ -46,12 +48,45 @@ DEPTH = 4
 #: files read by the workers themselves, per task (members travel alone, one task each)
 BATCH_FILES = 4
 
+#: Dask settings for the scheduler and the workers of a cluster that runs opspoor's work, given to
+#: ``dask scheduler`` and ``dask worker`` as environment variables in docs/scale.md. Dask's defaults
+#: sample each worker's running task every 10 ms (for the dashboard's profile page), check each
+#: event loop every 20 ms, and read memory and system counters 10 and 2 times a second: together
+#: about 6 % of this 2-core machine's CPU with a LocalCluster of 2 idle workers, less than 1 % with
+#: these (docs/benchmarks.md). Memory is still read every second: a worker past its limit is still
+#: restarted, a second later at most.
+CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
+
 
 def run_batch(
     tasks: list[Task], options: HashOptions, clues: ClueOptions | None, fn: Callable[..., Result] = run_task
 ) -> list[Result]:
     """``fn`` (``run_task``) on each of ``tasks``, in one Dask task."""
+    _heap_kept()
     return [fn(task, options, clues) for task in tasks]
+
+
+def run_one(fn: Callable[[Any], Any], item: Any) -> Any:
+    """``fn(item)``, in one Dask task (``dask_map``), with the worker's freed buffers kept."""
+    _heap_kept()
+    return fn(item)
+
+
+@functools.cache
+def _heap_kept() -> bool:
+    """Once per worker process: keep a decode's freed buffers for the next file (``keep_large_buffers``).
+
+    Dask's nanny starts each worker with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes glibc's
+    mmap threshold at 128 KiB: every image buffer was mapped fresh and handed back after each
+    file, 11,000 page faults a photo instead of about 1,000, and 20 % more CPU per file than the
+    same work without it (docs/benchmarks.md). Large files still give their memory back
+    (``run_task`` trims after them)."""
+    return keep_large_buffers()
 
 
 def connect(scheduler: str | None) -> Any:
@@ -250,7 +285,7 @@ def dask_map(
         def more(n: int) -> int:
             sent = 0
             for i, item in itertools.islice(pending, n):
-                fut = client.submit(fn, item, key=f"opspoor-map-{run_id}-{i}", pure=False)
+                fut = client.submit(run_one, fn, item, key=f"opspoor-map-{run_id}-{i}", pure=False)
                 fut.add_done_callback(lambda f, i=i: finished.put((i, f)))
                 sent += 1
             return sent
