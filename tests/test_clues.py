@@ -293,3 +293,29 @@ def test_language_model_is_read_from_an_unpacked_copy_in_the_cache(
         assert identify(DUTCH) is not None and identify(DUTCH)[0] == "nl"  # type: ignore[index]
     finally:
         language._identifier.cache_clear()
+
+
+def test_place_names_are_reverse_geocodes_own_from_the_cached_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The towns' copy in the cache folder (made by the first search, read by the next) names the
+    same nearest town as reverse_geocode.search, for points all over the world."""
+    reverse_geocode = pytest.importorskip("reverse_geocode")
+    from opspoor.clues import places
+
+    monkeypatch.setenv("OPSPOOR_CACHE", str(tmp_path))
+    rng = np.random.default_rng(7)
+    points = [(52.0116, 4.3571), (52.52, 13.405), (-33.86, 151.21), (0.0, 0.0)] + [
+        (float(lat), float(lon)) for lat, lon in rng.uniform((-60, -180), (70, 180), (300, 2))
+    ]
+    want = [
+        (t["city"], t.get("state", ""), t["country"], t["country_code"])
+        for t in reverse_geocode.search(points)
+    ]
+    for _ in range(2):  # first from the package's data (the copy written), then from the copy
+        places._towns.cache_clear()
+        got = [
+            (t["city"], t["state"], t["country"], t["country_code"]) for t in places._nearest_towns(points)
+        ]
+        assert got == want
+        assert list((tmp_path / "models").glob("geonames-*.npz"))

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import functools
 import lzma
-import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from opspoor.cachedir import cache_home
+from opspoor.cachedir import cache_home, write_cache_file
 from opspoor.clues.model import Clue
 
 #: words (letters only, 2+) needed before a language is called
@@ -172,18 +170,13 @@ def _unpacked_model(packed: Path) -> tuple[Any, ...]:
 
 
 def _unpack(packed: Path, copy: Path) -> None:
-    """Unpack the model owner-only, all at once (a file beside it, renamed into place)."""
-    for folder in reversed([copy.parent, *copy.parent.parents]):
-        if not folder.exists():
-            folder.mkdir(mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=copy.parent, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, lzma.open(packed) as src:
+    """Unpack the model owner-only, all at once (``cachedir.write_cache_file``)."""
+
+    def fill(out: IO[bytes]) -> None:
+        with lzma.open(packed) as src:
             shutil.copyfileobj(src, out, length=1 << 20)
-        os.replace(tmp, copy)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_cache_file(copy, fill)
 
 
 def words_of(text: str) -> list[str]:
