@@ -353,6 +353,42 @@ def test_a_file_that_kills_every_worker_is_recorded_as_a_crash(
     assert any("killed every dask worker" in m for m in logged), logged
 
 
+def test_a_cluster_left_without_workers_stops_the_scan_with_one_line(
+    world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every worker gone for good (stopped, none restarted) while files are in flight: the scan
+    stops with an ``ExecutorError`` naming the wait, instead of waiting for ever."""
+    import threading
+
+    import worker_faults
+    from opspoor.triage import dask_pool
+
+    monkeypatch.setattr(dask_pool, "QUIET_SECONDS", 1.0)
+    monkeypatch.setattr(dask_pool, "NO_WORKER_SECONDS", 3.0)
+    monkeypatch.setattr(dask_pool, "run_task", worker_faults.faulty("hang:p03.jpg"))
+    with distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        env={"PYTHONPATH": os.pathsep.join([SRC, str(Path(__file__).parent)])},
+    ) as one:
+
+        def stop_workers() -> None:  # once the hung file holds the only worker
+            with distributed.Client(one.scheduler_address, set_as_default=False) as c:
+                while not any(c.processing().values()):
+                    threading.Event().wait(0.2)
+            one.scale(0)
+
+        stopper = threading.Thread(target=stop_workers, daemon=True)
+        stopper.start()
+        with pytest.raises(ExecutorError, match="no worker for 3 s"):
+            scan_case(config(world, tmp_path / "case", executor="dask", scheduler=one.scheduler_address))
+        stopper.join(60)
+        assert not stopper.is_alive()
+
+
 def test_files_travel_in_batches_and_members_alone_without_a_copy_in_the_client(
     cluster: Any, tmp_path: Path
 ) -> None:

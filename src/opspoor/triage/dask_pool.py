@@ -28,6 +28,7 @@ import itertools
 import os
 import queue
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -47,6 +48,11 @@ from opspoor.triage.worker import Task, run_task, warm_up
 DEPTH = 4
 #: files read by the workers themselves, per task (members travel alone, one task each)
 BATCH_FILES = 4
+
+#: a scan whose cluster has had no worker for this long stops with one line (the case resumes)
+#: instead of waiting for ever; checked only after ``QUIET_SECONDS`` without a result
+NO_WORKER_SECONDS = 300.0
+QUIET_SECONDS = 30.0
 
 #: Dask settings for the scheduler and the workers of a cluster that runs opspoor's work, given to
 #: ``dask scheduler`` and ``dask worker`` as environment variables in docs/scale.md. Dask's defaults
@@ -163,6 +169,9 @@ class DaskPool:
         self.depth = threads * DEPTH * BATCH_FILES  # files the scan keeps in flight
         self.run_id = uuid.uuid4().hex[:12]
         self.finished = threading.Event()
+        self.last_result = time.monotonic()  # when a task last finished (or the pool started)
+        self.next_check = 0.0  # when to ask the scheduler for its workers again
+        self.workerless_since: float | None = None
 
     def __len__(self) -> int:
         return len(self.pending) + len(self.retry) + sum(len(tasks) for tasks, _ in self.inflight.values())
@@ -230,7 +239,26 @@ class DaskPool:
                 if ready or not block or not self.inflight or REQUESTED.is_set():
                     break
                 self.finished.wait(POLL)
+                self._check_workers()
+            self.last_result = time.monotonic()
             return [r for f in ready for r in self._results(f)]
+
+    def _check_workers(self) -> None:
+        """Raise ``ExecutorError`` once the cluster has had no worker for ``NO_WORKER_SECONDS``
+        (all died and none came back): the scan stops, and resumes once workers are started."""
+        now = time.monotonic()
+        if now - self.last_result < QUIET_SECONDS or now < self.next_check:
+            return
+        self.next_check = now + 5.0
+        if self.client.nthreads():
+            self.workerless_since = None
+            return
+        self.workerless_since = self.workerless_since or now
+        if now - self.workerless_since >= NO_WORKER_SECONDS:
+            raise ExecutorError(
+                f"the dask cluster has had no worker for {NO_WORKER_SECONDS:.0f} s with {len(self)} files"
+                " in flight; start workers, then run the scan again to resume it"
+            )
 
     def _results(self, fut: Any) -> list[Result]:
         from distributed import KilledWorker
