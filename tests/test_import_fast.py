@@ -371,3 +371,19 @@ def test_a_busy_table_keeps_its_index_during_the_load(pg_url: str, monkeypatch: 
         assert result[0].added == 500 and value_index_present(store)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("records", [3, 6000])  # a short run (decoded records), a long one (arrays)
+def test_a_nul_in_a_record_names_that_record_and_the_rest_is_read(records: int) -> None:
+    """The fast paths check no text: a run holding a NUL character (``\\u0000`` in the JSON) is read
+    record by record, so the careful path names the record and reads the others (Hypothesis found a
+    ``Notes`` of ``"\\x00"`` ending the whole read with a ``RecordError``)."""
+    bad = records // 2 + 1
+    rows = [
+        json.dumps({"MediaID": i, "Category": 1, "MD5": f"{i:032x}", "Notes": "\x00" if i == bad else "ok"})
+        for i in range(1, records + 1)
+    ]
+    errors: list[FormatError] = []
+    got = list(read_entries(io.BytesIO(_vics_file(rows)), on_error=errors.append))
+    assert [e.external_id for e in got] == [str(i) for i in range(1, records + 1) if i != bad]
+    assert [(e.record, "extra.vics.Notes: contains a NUL" in str(e)) for e in errors] == [(bad, True)]

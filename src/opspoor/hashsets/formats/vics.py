@@ -232,6 +232,12 @@ def _media_run(
     yield from _slow(jr, state, opts, jr.value, case)
 
 
+#: a NUL character as JSON writes it: a run holding one is read record by record, so that the
+#: careful path names the record (``check_text``) and reads the rest (the fast paths check no text)
+_NUL_TEXT = "\\u0000"
+_NUL = _NUL_TEXT.encode()
+
+
 def _fast_run(
     jr: JsonReader, state: _State, opts: ReadOptions, case: dict[str, Any] | None
 ) -> EntryBatch | ArrayBatch | None:
@@ -244,8 +250,9 @@ def _fast_run(
         return None
     with paused_gc():
         try:
-            records = orjson.loads("[" + jr.buf[jr.pos : end] + "]")
-            batch = media_batch(records, case, opts.source, uk=state.uk)
+            text = jr.buf[jr.pos : end]
+            records = orjson.loads("[" + text + "]")
+            batch = None if _NUL_TEXT in text else media_batch(records, case, opts.source, uk=state.uk)
         except (ValueError, TypeError):  # orjson's JSONDecodeError, RecordError, an unhashable value
             batch = None
     if batch is None:  # read these records one by one: the careful path says what is wrong
@@ -264,7 +271,7 @@ def _array_run(jr: JsonReader, state: _State, opts: ReadOptions) -> ArrayBatch |
         end = run_end(raw, 0, len(raw))
         run = raw[:end] if end is not None and end >= MIN_ARRAY_RUN else None
         if run is not None and run.isascii():
-            arrays = media_arrays(run, opts.source)
+            arrays = None if _NUL in run else media_arrays(run, opts.source)
             if arrays is None:  # not the usual shape: these records go the other ways
                 state.arrays_until = jr.tell() + len(run)
                 return None
@@ -274,7 +281,8 @@ def _array_run(jr: JsonReader, state: _State, opts: ReadOptions) -> ArrayBatch |
     end = jr.run_end(ARRAY_RUN)
     if end is None or end - jr.pos < MIN_ARRAY_RUN:
         return None
-    arrays = media_arrays(jr.buf[jr.pos : end].encode(), opts.source)
+    text = jr.buf[jr.pos : end].encode()
+    arrays = None if _NUL in text else media_arrays(text, opts.source)
     if arrays is None:
         state.arrays_until = jr.tell() + (end - jr.pos)
         return None
