@@ -42,7 +42,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "evaluate": BASE | {"media", "signals", "index", "hashsets", "matching", "demo"},
     "report": BASE | {"media", "signals", "clues", "hashsets", "store", "triage"},
     "casefile": BASE | {"media", "signals", "clues", "hashsets", "store", "triage", "report"},
-    "intake": BASE | {"media", "signals", "hashsets", "store", "matching"},
+    "intake": BASE | {"media", "signals", "clues", "hashsets", "store", "matching"},
     "service": BASE | {"media", "signals", "index", "hashsets", "store", "matching", "intake", "stream"},
     # team mode puts the review app behind the service's tokens and audit (review.team)
     # and the intake's new files into its queue (review.intake)

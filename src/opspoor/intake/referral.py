@@ -87,11 +87,10 @@ def place_ips(addresses: list[str]) -> list[str | None]:
 
 
 def place_gps(points: list[tuple[float, float]]) -> list[str | None]:
-    try:
-        import reverse_geocode
-    except ImportError:
-        return [None] * len(points)
-    return [str(p.get("country_code") or "") or None for p in reverse_geocode.search(points)]
+    """The country of each position's nearest town (the clues' offline geocoder), None without it."""
+    from opspoor.clues.places import name_places  # (the clues package is not loaded with the service)
+
+    return [p.country for p in name_places(points)[0]]
 
 
 def refer(
