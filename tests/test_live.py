@@ -244,6 +244,12 @@ def test_watch_names_a_missing_file_a_folder_and_a_playlist_on_disk(
         assert line.startswith(f"{source}: ") and says in line and "\n" not in line, line
 
 
+def known_from_zero(path: Path) -> Path:
+    """A 4 s MPEG-TS stream whose first seconds are the known clip (the first frame is known)."""
+    frames = stream_frames(11, 4, FPS, SIZE, [Splice(CLIP, 0, 4)])
+    return Path(write_stream(path, frames, fps=FPS, size=SIZE, container="mpegts"))
+
+
 def test_a_fresh_watch_hashes_and_matches_the_first_frame_of_a_stream(world: dict[str, Any]) -> None:
     """A watch in a fresh process (nothing hashed yet) on a stream whose first seconds are the
     known clip, played at its own pace: the hashing is warmed up before the source is opened, so
@@ -251,13 +257,7 @@ def test_a_fresh_watch_hashes_and_matches_the_first_frame_of_a_stream(world: dic
     import subprocess
     import sys
 
-    first = write_stream(
-        world["root"] / "first.ts",
-        stream_frames(11, 4, FPS, SIZE, [Splice(CLIP, 0, 4)]),
-        fps=FPS,
-        size=SIZE,
-        container="mpegts",
-    )
+    first = known_from_zero(world["root"] / "first.ts")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     done = subprocess.run(
         [sys.executable, "-m", "opspoor", "watch", str(first), "--hashset", "known-live",
@@ -460,13 +460,7 @@ def test_service_stream_opens_only_once_warm_and_matches_a_first_frame_at_zero(
         assert closed.value.code == 1013
     finally:
         svc.index = follower
-    first = write_stream(
-        world["root"] / "first-pushed.ts",
-        stream_frames(11, 4, FPS, SIZE, [Splice(CLIP, 0, 4)]),
-        fps=FPS,
-        size=SIZE,
-        container="mpegts",
-    )
+    first = known_from_zero(world["root"] / "first-pushed.ts")
     alerts = push_values(api, open_stream(api, name="cam-0"), sampled(first))
     assert [a["external_id"] for a in alerts] == ["clip-5"]
     assert alerts[0]["frames"][0]["stream_time"] == 0.0

@@ -302,6 +302,18 @@ def test_hashset_build_on_dask_equals_a_local_build(
     assert there == here
 
 
+def one_worker() -> Any:
+    """A cluster of one worker process that imports the test-only fault hooks (``tests/``)."""
+    return distributed.LocalCluster(
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+        env={"PYTHONPATH": os.pathsep.join([SRC, str(Path(__file__).parent)])},
+    )
+
+
 def test_a_file_that_kills_every_worker_is_recorded_as_a_crash(
     world: dict[str, Any],
     local_records: list[dict[str, Any]],
@@ -323,14 +335,7 @@ def test_a_file_that_kills_every_worker_is_recorded_as_a_crash(
 
     with (
         dask.config.set({"distributed.scheduler.allowed-failures": 1}),
-        distributed.LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",
-            env={"PYTHONPATH": os.pathsep.join([SRC, str(Path(__file__).parent)])},
-        ) as one,  # fmt: skip
+        one_worker() as one,
     ):
         logged: list[str] = []
         result = scan_case(
@@ -366,14 +371,7 @@ def test_a_cluster_left_without_workers_stops_the_scan_with_one_line(
     monkeypatch.setattr(dask_pool, "QUIET_SECONDS", 1.0)
     monkeypatch.setattr(dask_pool, "NO_WORKER_SECONDS", 3.0)
     monkeypatch.setattr(dask_pool, "run_task", worker_faults.faulty("hang:p03.jpg"))
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",
-        env={"PYTHONPATH": os.pathsep.join([SRC, str(Path(__file__).parent)])},
-    ) as one:
+    with one_worker() as one:
 
         def stop_workers() -> None:  # once the hung file holds the only worker
             with distributed.Client(one.scheduler_address, set_as_default=False) as c:
